@@ -1,0 +1,184 @@
+//! Composition root: open the store, load the schema, build the directory,
+//! bind listeners, run the command-line verbs.
+
+use std::io::{BufReader, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::directory::{Actor, AddMode, Directory, DirectorySettings, Dn, Schema};
+use crate::store::Store;
+
+/// Why the server or a command could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("schema: {0}")]
+    Schema(#[from] crate::directory::schema::SchemaError),
+    #[error("store {path}: {source}")]
+    Store {
+        path: String,
+        source: crate::store::StoreError,
+    },
+    #[error("{0}")]
+    Directory(#[from] crate::directory::DirectoryError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("suffix '{0}': {1}")]
+    Suffix(String, String),
+    #[error("import stopped at line {line}: {reason} (nothing was imported)")]
+    Import { line: usize, reason: String },
+}
+
+/// Open the configured store and schema as a directory.
+pub fn open_directory(cfg: &Config) -> Result<Directory, AppError> {
+    let schema = match &cfg.schema_dir {
+        Some(dir) => Schema::load_dir(dir)?,
+        None => Schema::builtin()?,
+    };
+    let path = cfg.store_path();
+    let store = Store::open(&path, cfg.cache_mb.saturating_mul(1024 * 1024)).map_err(|source| AppError::Store {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let suffix = Dn::parse(&cfg.suffix).map_err(|e| AppError::Suffix(cfg.suffix.clone(), e.to_string()))?;
+    let settings = DirectorySettings {
+        suffix,
+        indexed: cfg.index.clone(),
+        substring_indexed: cfg.substring_index.clone(),
+    };
+    Ok(Directory::new(store, Arc::new(schema), settings)?)
+}
+
+/// A running server: its bound addresses and a way to stop it.
+pub struct ServerHandle {
+    pub ldap_addr: SocketAddr,
+    pub directory: Arc<Directory>,
+    /// Printed once when demo data was seeded without a configured password.
+    pub generated_admin_password: Option<String>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Stop accepting, let connection tasks end, and wait for the listeners.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Start the server: listeners are bound before this returns (port 0 works).
+pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
+    let directory = Arc::new(open_directory(&cfg)?);
+    let mut generated_admin_password = None;
+    if cfg.demo && directory.is_empty()? {
+        let outcome = crate::seed::seed_demo(&directory, cfg.admin_password.as_deref())?;
+        if let Some(pw) = &outcome.generated_password {
+            println!(
+                "Demo directory created. Administrator: {} password: {pw}",
+                outcome.admin_dn
+            );
+            println!("(shown once; set admin_password or CONVERGENCES_ADMIN_PASSWORD to choose it)");
+        }
+        generated_admin_password = outcome.generated_password;
+    }
+    let (tx, rx) = watch::channel(false);
+    let listener = tokio::net::TcpListener::bind(cfg.ldap).await?;
+    let ldap_addr = listener.local_addr()?;
+    let ctx = Arc::new(crate::ldap::Context::new(directory.clone(), &cfg));
+    let task = tokio::spawn(crate::ldap::serve(listener, ctx, rx));
+    Ok(ServerHandle {
+        ldap_addr,
+        directory,
+        generated_admin_password,
+        shutdown: tx,
+        tasks: vec![task],
+    })
+}
+
+/// What an import did.
+pub struct ImportReport {
+    pub entries: usize,
+    pub seconds: f64,
+}
+
+/// `convergences import`: one transaction, all or nothing.
+pub fn import(cfg: &Config, file: &Path) -> Result<ImportReport, AppError> {
+    let directory = open_directory(cfg)?;
+    let started = Instant::now();
+    let size = std::fs::metadata(file)?.len();
+    let f = std::fs::File::open(file)?;
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(size);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let reader = crate::ldif::LdifReader::new(BufReader::with_capacity(1 << 20, bar.wrap_read(f)));
+    let mut lines: Vec<usize> = Vec::new();
+    let mut parse_error: Option<(usize, String)> = None;
+    let changes = reader.map_while(|r| match r {
+        Ok((line, change)) => {
+            lines.push(line);
+            Some(Ok(change))
+        }
+        Err(e) => {
+            parse_error = Some((e.line, e.reason));
+            None
+        }
+    });
+    let result = directory.apply_batch(&Actor::new(""), changes, AddMode::Import, |n| {
+        if n % 1000 == 0 {
+            bar.set_message(format!("{n} entries"));
+        }
+    });
+    bar.finish_and_clear();
+    match (result, parse_error) {
+        (Err((i, e)), _) => Err(AppError::Import {
+            line: lines.get(i).copied().unwrap_or(0),
+            reason: e.to_string(),
+        }),
+        (Ok(_), Some((line, reason))) => Err(AppError::Import { line, reason }),
+        (Ok(n), None) => Ok(ImportReport {
+            entries: n,
+            seconds: started.elapsed().as_secs_f64(),
+        }),
+    }
+}
+
+/// `convergences export`: parents before children, every stored attribute.
+pub fn export(cfg: &Config, output: Option<&Path>) -> Result<(), AppError> {
+    let directory = open_directory(cfg)?;
+    let mut out: Box<dyn Write> = match output {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    directory.for_each_entry(|e| {
+        let attrs: Vec<(String, Vec<Vec<u8>>)> = e.attrs.iter().map(|a| (a.name.clone(), a.values.clone())).collect();
+        crate::ldif::write_entry(&mut out, &e.dn.to_string(), &attrs)
+            .map_err(|err| crate::directory::DirectoryError::Internal(err.to_string()))
+    })?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Logs go to stderr; `RUST_LOG` filters, `log_format = "json"` is reserved for structured output.
+pub fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(cfg.log_format == "text")
+        .try_init();
+}

@@ -1,0 +1,263 @@
+//! Configuration: one typed struct. Sources, weakest first: built-in defaults
+//! (which run on a laptop), an optional TOML file, `CONVERGENCES_*` environment
+//! variables, command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Every setting of the server, with its default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Data directory; the store is `<data>/convergences.redb`.
+    pub data: PathBuf,
+    /// LDAP (plain / StartTLS) listen address.
+    pub ldap: SocketAddr,
+    /// LDAPS listen address; used only when `tls_cert` and `tls_key` are set.
+    pub ldaps: SocketAddr,
+    /// SCIM listen address (plain HTTP in development).
+    pub scim: SocketAddr,
+    /// The naming context.
+    pub suffix: String,
+    /// Directory of `*.schema` files; the schema compiled into the binary when unset.
+    pub schema_dir: Option<PathBuf>,
+    /// PEM certificate chain and key for LDAPS / StartTLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Initial password of `cn=admin,<suffix>` when demo data is seeded;
+    /// generated and printed once when unset.
+    pub admin_password: Option<String>,
+    /// Extra DNs treated as CIG administrators.
+    pub admins: Vec<String>,
+    /// Seed demo data into an empty store on `serve`.
+    pub demo: bool,
+    /// redb page cache, in MiB. The store's hot pages live there: size it to
+    /// the store file for full speed (100k agents ≈ 200 MiB).
+    pub cache_mb: usize,
+    /// Attributes with equality and presence indexes.
+    pub index: Vec<String>,
+    /// Attributes that also get a substring index.
+    pub substring_index: Vec<String>,
+    /// Log format: `text` or `json`.
+    pub log_format: String,
+    pub limits: Limits,
+}
+
+/// Protocol limits, each a named setting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest LDAP PDU accepted, in bytes (ldap3_proto's 32 KiB default is too
+    /// small for jpegPhoto or certificates).
+    pub max_pdu_bytes: usize,
+    /// Entries a search returns to a non-administrator at most (0: no limit).
+    pub search_size: usize,
+    /// Seconds a search may run at most (0: no limit).
+    pub search_time_secs: u64,
+    /// Seconds of silence before an idle LDAP connection is closed.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_pdu_bytes: 4 * 1024 * 1024,
+            search_size: 0,
+            search_time_secs: 60,
+            idle_timeout_secs: 900,
+        }
+    }
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data: PathBuf::from("./data"),
+            ldap: addr("127.0.0.1:3389"),
+            ldaps: addr("127.0.0.1:3636"),
+            scim: addr("127.0.0.1:8080"),
+            suffix: "dc=cig,dc=fr".into(),
+            schema_dir: None,
+            tls_cert: None,
+            tls_key: None,
+            admin_password: None,
+            admins: Vec::new(),
+            demo: true,
+            cache_mb: 256,
+            index: [
+                "objectClass",
+                "uid",
+                "cn",
+                "sn",
+                "givenName",
+                "mail",
+                "employeeNumber",
+                "member",
+                "uniqueMember",
+                "cigSiren",
+                "entryUUID",
+            ]
+            .map(String::from)
+            .to_vec(),
+            substring_index: ["uid", "cn", "sn", "givenName", "mail"].map(String::from).to_vec(),
+            log_format: "text".into(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A configuration problem, said with the setting's name.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Toml { path: String, source: toml::de::Error },
+    #[error("{var}: {why}")]
+    Env { var: String, why: String },
+}
+
+impl Config {
+    /// Defaults, then the file if any, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut cfg = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Toml {
+                    path: p.display().to_string(),
+                    source,
+                })?
+            }
+            None => Config::default(),
+        };
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        Ok(cfg)
+    }
+
+    /// Overlay `CONVERGENCES_*` variables.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(var: &str, v: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.parse().map_err(|e: T::Err| ConfigError::Env {
+                var: var.into(),
+                why: e.to_string(),
+            })
+        }
+        let list = |v: &str| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        if let Some(v) = get("CONVERGENCES_DATA") {
+            self.data = PathBuf::from(v);
+        }
+        if let Some(v) = get("CONVERGENCES_LDAP") {
+            self.ldap = parse("CONVERGENCES_LDAP", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_LDAPS") {
+            self.ldaps = parse("CONVERGENCES_LDAPS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_SCIM") {
+            self.scim = parse("CONVERGENCES_SCIM", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_SUFFIX") {
+            self.suffix = v;
+        }
+        if let Some(v) = get("CONVERGENCES_SCHEMA_DIR") {
+            self.schema_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("CONVERGENCES_TLS_CERT") {
+            self.tls_cert = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("CONVERGENCES_TLS_KEY") {
+            self.tls_key = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("CONVERGENCES_ADMIN_PASSWORD") {
+            self.admin_password = Some(v);
+        }
+        if let Some(v) = get("CONVERGENCES_ADMINS") {
+            self.admins = list(&v);
+        }
+        if let Some(v) = get("CONVERGENCES_DEMO") {
+            self.demo = parse("CONVERGENCES_DEMO", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_CACHE_MB") {
+            self.cache_mb = parse("CONVERGENCES_CACHE_MB", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_INDEX") {
+            self.index = list(&v);
+        }
+        if let Some(v) = get("CONVERGENCES_SUBSTRING_INDEX") {
+            self.substring_index = list(&v);
+        }
+        if let Some(v) = get("CONVERGENCES_LOG_FORMAT") {
+            self.log_format = v;
+        }
+        if let Some(v) = get("CONVERGENCES_MAX_PDU_BYTES") {
+            self.limits.max_pdu_bytes = parse("CONVERGENCES_MAX_PDU_BYTES", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_SEARCH_SIZE_LIMIT") {
+            self.limits.search_size = parse("CONVERGENCES_SEARCH_SIZE_LIMIT", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_SEARCH_TIME_LIMIT") {
+            self.limits.search_time_secs = parse("CONVERGENCES_SEARCH_TIME_LIMIT", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_IDLE_TIMEOUT") {
+            self.limits.idle_timeout_secs = parse("CONVERGENCES_IDLE_TIMEOUT", &v)?;
+        }
+        Ok(())
+    }
+
+    /// A configuration for tests: data in `dir`, every listener on port 0, no demo data.
+    pub fn for_test(dir: &Path) -> Config {
+        Config {
+            data: dir.to_path_buf(),
+            ldap: addr("127.0.0.1:0"),
+            ldaps: addr("127.0.0.1:0"),
+            scim: addr("127.0.0.1:0"),
+            demo: false,
+            cache_mb: 16,
+            ..Config::default()
+        }
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.data.join("convergences.redb")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut cfg: Config = toml::from_str("ldap = \"127.0.0.1:1389\"\nsuffix = \"dc=example,dc=org\"\n").unwrap();
+        cfg.apply_env(|k| (k == "CONVERGENCES_LDAP").then(|| "127.0.0.1:2389".to_string()))
+            .unwrap();
+        assert_eq!(cfg.ldap.port(), 2389);
+        assert_eq!(cfg.suffix, "dc=example,dc=org");
+        assert!(
+            cfg.apply_env(|k| (k == "CONVERGENCES_CACHE_MB").then(|| "lots".to_string()))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Config>("ldpa = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,264 @@
+//! The protocol-neutral directory core: the only place with directory rules.
+//! Front ends (`ldap`, later `scim`) call [`Directory`]; it validates against
+//! the schema, maintains operational attributes, indexes, memberOf and
+//! referential integrity, and talks to the store. It never sees an LDAP
+//! message or an HTTP request.
+
+pub mod dn;
+pub mod entry;
+pub mod error;
+pub mod filter;
+pub mod password;
+pub mod schema;
+mod search;
+pub mod write;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+pub use dn::{Dn, Rdn};
+pub use entry::{Attribute, Entry, ModOp, Modification};
+pub use error::{DirectoryError, Result};
+pub use filter::Filter;
+pub use schema::Schema;
+pub use search::{Scope, SearchRequest};
+pub use write::{AddMode, Change};
+
+use crate::store::{IndexKind, Reader, Record, Store, index_key};
+
+/// What the core needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct DirectorySettings {
+    /// The naming context, e.g. `dc=cig,dc=fr`.
+    pub suffix: Dn,
+    /// Attributes with equality and presence indexes.
+    pub indexed: Vec<String>,
+    /// Attributes with a substring (trigram) index as well.
+    pub substring_indexed: Vec<String>,
+}
+
+/// Attributes that are always indexed for equality, whatever the
+/// configuration: uniqueness (uid), memberOf and referential integrity
+/// (member, uniqueMember, manager) and object class filters depend on them.
+const ALWAYS_INDEXED: &[&str] = &["objectClass", "uid", "member", "uniqueMember", "manager", "entryUUID"];
+
+/// Attributes whose DN values follow the entries they name (referential integrity).
+pub const REFERENCE_ATTRS: &[&str] = &["member", "uniqueMember", "manager"];
+
+/// Who performs an operation, for creatorsName / modifiersName and the changelog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Actor {
+    /// The DN as bound, empty for anonymous or the server itself.
+    pub dn: String,
+}
+
+impl Actor {
+    pub fn new(dn: impl Into<String>) -> Actor {
+        Actor { dn: dn.into() }
+    }
+}
+
+/// The directory: schema, settings and store. Shared as `Arc<Directory>`.
+pub struct Directory {
+    store: Store,
+    schema: Arc<Schema>,
+    suffix: Dn,
+    suffix_ndn: String,
+    /// Lower-case primary names of equality-indexed attributes.
+    eq_indexed: HashSet<String>,
+    sub_indexed: HashSet<String>,
+}
+
+impl Directory {
+    pub fn new(store: Store, schema: Arc<Schema>, settings: DirectorySettings) -> Result<Directory> {
+        let suffix_ndn = schema.normalize_dn(&settings.suffix)?;
+        let mut eq_indexed = HashSet::new();
+        for a in settings
+            .indexed
+            .iter()
+            .map(String::as_str)
+            .chain(ALWAYS_INDEXED.iter().copied())
+        {
+            let (_, attr) = schema.attr_of(a)?;
+            eq_indexed.insert(attr.lname.clone());
+        }
+        let mut sub_indexed = HashSet::new();
+        for a in &settings.substring_indexed {
+            let (_, attr) = schema.attr_of(a)?;
+            sub_indexed.insert(attr.lname.clone());
+        }
+        Ok(Directory {
+            store,
+            schema,
+            suffix: settings.suffix,
+            suffix_ndn,
+            eq_indexed,
+            sub_indexed,
+        })
+    }
+
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    pub fn suffix(&self) -> &Dn {
+        &self.suffix
+    }
+
+    /// Normalise a DN with this directory's schema.
+    pub fn normalize_dn(&self, dn: &Dn) -> Result<String> {
+        self.schema.normalize_dn(dn)
+    }
+
+    /// Whether the store holds no entry at all (first start).
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.store.read()?.entry_count()? == 0)
+    }
+
+    pub fn entry_count(&self) -> Result<u64> {
+        Ok(self.store.read()?.entry_count()?)
+    }
+
+    /// Read one entry by DN, with all stored attributes (no virtual ones).
+    pub fn get(&self, dn: &Dn) -> Result<Option<Entry>> {
+        let ndn = self.normalize_dn(dn)?;
+        let r = self.store.read()?;
+        match r.id_of_dn(&ndn)? {
+            Some(id) => Ok(r.entry(id)?.map(|rec| self.to_entry(&rec)).transpose()?),
+            None => Ok(None),
+        }
+    }
+
+    /// Every entry, parents before children, for export (stored attributes only).
+    pub fn for_each_entry(&self, mut f: impl FnMut(&Entry) -> Result<()>) -> Result<()> {
+        let r = self.store.read()?;
+        let Some(root) = r.id_of_dn(&self.suffix_ndn)? else {
+            return Ok(());
+        };
+        let mut stack = vec![root];
+        while let Some(id) = stack.pop() {
+            if let Some(rec) = r.entry(id)? {
+                f(&self.to_entry(&rec)?)?;
+            }
+            let mut kids = r.children(id)?;
+            kids.reverse();
+            stack.extend(kids);
+        }
+        Ok(())
+    }
+
+    fn to_entry(&self, rec: &Record) -> Result<Entry> {
+        let dn = Dn::parse(&rec.dn)?;
+        Ok(Entry {
+            dn,
+            attrs: rec
+                .attrs
+                .iter()
+                .map(|(n, v)| Attribute {
+                    name: n.clone(),
+                    values: v.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Index keys of an entry's stored attributes.
+    fn index_keys(&self, entry: &Entry) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        for a in &entry.attrs {
+            let Some(id) = self.schema.attr_id(&a.name) else {
+                continue;
+            };
+            let attr = self.schema.attr(id);
+            let eq = self.eq_indexed.contains(&attr.lname);
+            let sub = self.sub_indexed.contains(&attr.lname);
+            if !eq && !sub {
+                continue;
+            }
+            keys.push(index_key(IndexKind::Presence, &attr.lname, b""));
+            for v in &a.values {
+                let Ok(n) = self.schema.normalize_eq(attr, v) else {
+                    continue;
+                };
+                if sub {
+                    for t in trigrams(&n) {
+                        keys.push(index_key(IndexKind::Substring, &attr.lname, t));
+                    }
+                }
+                keys.push(index_key(IndexKind::Equality, &attr.lname, &n));
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// The deepest existing ancestor of `dn`, for noSuchObject's matchedDN.
+    fn matched_dn(&self, r: &impl Reader, dn: &Dn) -> Result<String> {
+        let mut cur = dn.parent();
+        while !cur.is_root() {
+            if r.id_of_dn(&self.normalize_dn(&cur)?)?.is_some() {
+                return Ok(cur.to_string());
+            }
+            cur = cur.parent();
+        }
+        Ok(String::new())
+    }
+
+    fn no_such_object(&self, r: &impl Reader, dn: &Dn) -> DirectoryError {
+        match self.matched_dn(r, dn) {
+            Ok(matched) => DirectoryError::NoSuchObject {
+                dn: dn.to_string(),
+                matched,
+            },
+            Err(e) => e,
+        }
+    }
+
+    /// Verify a simple bind. An unknown DN, a wrong password, an entry with no
+    /// password and a disabled account (`cigActive: FALSE`) all give
+    /// invalidCredentials, after the same kind of work (RFC 4513 §6.2).
+    pub fn bind(&self, dn: &Dn, password: &[u8]) -> Result<Entry> {
+        let entry = self.get(dn).ok().flatten();
+        let Some(entry) = entry else {
+            password::verify(password::DECOY_SSHA.as_bytes(), password);
+            return Err(DirectoryError::InvalidCredentials);
+        };
+        let ok = entry
+            .get("userPassword")
+            .is_some_and(|a| a.values.iter().any(|v| password::verify(v, password)));
+        let disabled = entry
+            .first_str("cigActive")
+            .is_some_and(|v| v.eq_ignore_ascii_case("FALSE"));
+        if ok && !disabled {
+            Ok(entry)
+        } else {
+            Err(DirectoryError::InvalidCredentials)
+        }
+    }
+
+    /// The groups (DNs) an entry is a member of, through member / uniqueMember.
+    pub fn member_of(&self, ndn: &str) -> Result<Vec<String>> {
+        let r = self.store.read()?;
+        self.member_of_in(&r, ndn)
+    }
+
+    fn member_of_in(&self, r: &impl Reader, ndn: &str) -> Result<Vec<String>> {
+        let mut ids = r.postings(&index_key(IndexKind::Equality, "member", ndn.as_bytes()))?;
+        ids.extend(r.postings(&index_key(IndexKind::Equality, "uniquemember", ndn.as_bytes()))?);
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(rec) = r.entry(id)? {
+                out.push(rec.dn);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Byte trigrams of a normalised value, for the substring index.
+fn trigrams(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.windows(3)
+}

@@ -1,0 +1,473 @@
+//! Search (RFC 4511 §4.5) and compare (§4.10): plan with indexes, check scope,
+//! evaluate the filter, select attributes.
+
+use std::time::{Duration, Instant};
+
+use super::filter::{Substrings, Tri, normalize_component};
+use super::*;
+
+/// RFC 4511 §4.5.1.2 scopes, plus the subordinate scope of draft-sermersheim-ldap-subordinate-scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Base,
+    One,
+    Sub,
+    /// Everything below the base, the base excluded.
+    Children,
+}
+
+/// A search as the core sees it.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub base: Dn,
+    pub scope: Scope,
+    pub filter: Filter,
+    /// 0 means no limit.
+    pub size_limit: usize,
+    pub time_limit: Option<Duration>,
+    /// Requested attribute descriptions; empty means all user attributes.
+    /// `*`, `+` and `1.1` have their RFC 4511 §4.5.1.8 / RFC 3673 meanings.
+    pub attrs: Vec<String>,
+    pub types_only: bool,
+}
+
+impl SearchRequest {
+    pub fn new(base: Dn, scope: Scope, filter: Filter) -> SearchRequest {
+        SearchRequest {
+            base,
+            scope,
+            filter,
+            size_limit: 0,
+            time_limit: None,
+            attrs: Vec::new(),
+            types_only: false,
+        }
+    }
+}
+
+/// Which attributes go back to the client.
+struct Selection {
+    all_user: bool,
+    all_operational: bool,
+    /// Lower-case primary names explicitly asked for (subtypes included).
+    named: Vec<String>,
+}
+
+impl Selection {
+    fn new(schema: &Schema, attrs: &[String]) -> Selection {
+        let mut s = Selection {
+            all_user: attrs.is_empty(),
+            all_operational: false,
+            named: Vec::new(),
+        };
+        for a in attrs {
+            match a.as_str() {
+                "*" => s.all_user = true,
+                "+" => s.all_operational = true,
+                "1.1" => {}
+                other => {
+                    if let Some(id) = schema.attr_id(other) {
+                        for &sub in &schema.attr(id).with_subtypes {
+                            s.named.push(schema.attr(sub).lname.clone());
+                        }
+                    } else if other.eq_ignore_ascii_case("objectclasses") {
+                        s.named.push(other.to_ascii_lowercase());
+                    }
+                }
+            }
+        }
+        if attrs.len() == 1 && attrs[0] == "1.1" {
+            s.all_user = false;
+        }
+        s
+    }
+
+    fn wants(&self, lname: &str, operational: bool) -> bool {
+        (if operational {
+            self.all_operational
+        } else {
+            self.all_user
+        }) || self.named.iter().any(|n| n == lname)
+    }
+}
+
+/// Most candidate ids a prefix scan may collect before the planner gives up on it.
+const PREFIX_SCAN_CAP: usize = 200_000;
+
+impl Directory {
+    /// Run a search; each matching entry, with the selected attributes, goes to
+    /// `emit`. Returns the number of entries sent. On a size or time limit the
+    /// entries found so far have been sent and the error says which limit.
+    pub fn search(&self, req: &SearchRequest, mut emit: impl FnMut(Entry) -> Result<()>) -> Result<usize> {
+        let started = Instant::now();
+        let r = self.store.read()?;
+        let base_ndn = self.normalize_dn(&req.base)?;
+        let Some(base_id) = r.id_of_dn(&base_ndn)? else {
+            return Err(self.no_such_object(&r, &req.base));
+        };
+
+        let candidates: Vec<u64> = match req.scope {
+            Scope::Base => vec![base_id],
+            Scope::One => {
+                let kids = r.children(base_id)?;
+                match self.plan(&r, &req.filter)? {
+                    Some(ids) if ids.len() < kids.len() => ids,
+                    Some(ids) => intersect(&kids, &ids),
+                    None => kids,
+                }
+            }
+            Scope::Sub | Scope::Children => match self.plan(&r, &req.filter)? {
+                Some(ids) => ids,
+                None if base_ndn == self.suffix_ndn => r.all_ids()?,
+                None => {
+                    let mut out = vec![base_id];
+                    let mut stack = vec![base_id];
+                    while let Some(id) = stack.pop() {
+                        let kids = r.children(id)?;
+                        out.extend(&kids);
+                        stack.extend(kids);
+                    }
+                    out.sort_unstable();
+                    out
+                }
+            },
+        };
+
+        let mut wanted_virtual = Vec::new();
+        req.filter.attributes(&mut wanted_virtual);
+        let selection = Selection::new(&self.schema, &req.attrs);
+        let mut sent = 0usize;
+        for (i, id) in candidates.into_iter().enumerate() {
+            if i % 256 == 255 {
+                if let Some(limit) = req.time_limit {
+                    if started.elapsed() > limit {
+                        return Err(DirectoryError::TimeLimitExceeded);
+                    }
+                }
+            }
+            let Some(rec) = r.entry(id)? else { continue };
+            let in_scope = match req.scope {
+                Scope::Base => true,
+                Scope::One => rec.parent == base_id,
+                Scope::Sub => dn::is_under(&rec.ndn, &base_ndn),
+                Scope::Children => id != base_id && dn::is_under(&rec.ndn, &base_ndn),
+            };
+            if !in_scope {
+                continue;
+            }
+            let mut entry = self.to_entry(&rec)?;
+            self.add_virtual(&r, id, &rec, &mut entry, &wanted_virtual, &selection)?;
+            if req.filter.evaluate(&self.schema, &entry) != Tri::True {
+                continue;
+            }
+            if req.size_limit > 0 && sent >= req.size_limit {
+                return Err(DirectoryError::SizeLimitExceeded);
+            }
+            emit(self.select(entry, &selection, req.types_only))?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
+    /// Compare (RFC 4511 §4.10): true, false, or an error (noSuchObject,
+    /// undefinedAttributeType, noSuchAttribute when the entry lacks the type).
+    pub fn compare(&self, dn: &Dn, attr: &str, value: &[u8]) -> Result<bool> {
+        let (_, at) = self.schema.attr_of(attr)?;
+        let Some(rule) = at.equality else {
+            return Err(DirectoryError::InappropriateMatching(format!(
+                "{} has no equality rule",
+                at.name
+            )));
+        };
+        let r = self.store.read()?;
+        let ndn = self.normalize_dn(dn)?;
+        let Some(id) = r.id_of_dn(&ndn)? else {
+            return Err(self.no_such_object(&r, dn));
+        };
+        let Some(rec) = r.entry(id)? else {
+            return Err(self.no_such_object(&r, dn));
+        };
+        let mut entry = self.to_entry(&rec)?;
+        let all = Selection {
+            all_user: true,
+            all_operational: true,
+            named: Vec::new(),
+        };
+        self.add_virtual(&r, id, &rec, &mut entry, &[attr.to_string()], &all)?;
+        let asserted = self
+            .schema
+            .normalize(rule, value)
+            .map_err(|e| DirectoryError::InvalidAttributeSyntax(format!("{}: {e}", at.name)))?;
+        let mut present = false;
+        for &sub in &at.with_subtypes {
+            if let Some(a) = entry.get(&self.schema.attr(sub).name) {
+                present = true;
+                if a.values
+                    .iter()
+                    .any(|v| self.schema.normalize(rule, v).is_ok_and(|n| n == asserted))
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        if present {
+            Ok(false)
+        } else {
+            Err(DirectoryError::NoSuchAttribute(format!("{dn} has no {}", at.name)))
+        }
+    }
+
+    /// Computed operational attributes (RFC 4512 §3.4, RFC 3045-era names), added
+    /// only when the filter or the selection needs them.
+    fn add_virtual(
+        &self,
+        r: &impl Reader,
+        id: u64,
+        rec: &Record,
+        entry: &mut Entry,
+        filter_attrs: &[String],
+        sel: &Selection,
+    ) -> Result<()> {
+        let needed = |name: &str| {
+            let lname = name.to_ascii_lowercase();
+            sel.wants(&lname, true) || filter_attrs.iter().any(|a| a.eq_ignore_ascii_case(name))
+        };
+        if needed("entryDN") {
+            entry.set("entryDN", vec![rec.dn.clone().into_bytes()]);
+        }
+        if needed("hasSubordinates") {
+            let has = r.has_children(id)?;
+            entry.set(
+                "hasSubordinates",
+                vec![if has { b"TRUE".to_vec() } else { b"FALSE".to_vec() }],
+            );
+        }
+        if needed("numSubordinates") {
+            entry.set("numSubordinates", vec![r.child_count(id)?.to_string().into_bytes()]);
+        }
+        if needed("subschemaSubentry") {
+            entry.set("subschemaSubentry", vec![b"cn=Subschema".to_vec()]);
+        }
+        if needed("memberOf") {
+            let groups = self.member_of_in(r, &rec.ndn)?;
+            entry.set("memberOf", groups.into_iter().map(String::into_bytes).collect());
+        }
+        Ok(())
+    }
+
+    fn select(&self, entry: Entry, sel: &Selection, types_only: bool) -> Entry {
+        let mut out = Entry {
+            dn: entry.dn,
+            attrs: Vec::with_capacity(entry.attrs.len()),
+        };
+        for mut a in entry.attrs {
+            let (lname, operational) = match self.schema.attr_id(&a.name) {
+                Some(id) => (self.schema.attr(id).lname.as_str(), self.schema.attr(id).operational),
+                None => continue,
+            };
+            if sel.wants(lname, operational) {
+                if types_only {
+                    a.values.clear();
+                }
+                out.attrs.push(a);
+            }
+        }
+        out
+    }
+
+    /// Candidate ids for a filter from indexes, ascending; `None` when the
+    /// filter cannot be answered from indexes and a scan is needed. Candidates
+    /// are a superset: every one is re-checked against the filter.
+    fn plan(&self, r: &impl Reader, f: &Filter) -> Result<Option<Vec<u64>>> {
+        Ok(match f {
+            Filter::And(fs) => {
+                let mut best: Option<Vec<u64>> = None;
+                for sub in fs {
+                    if let Some(ids) = self.plan(r, sub)? {
+                        best = Some(match best {
+                            None => ids,
+                            Some(b) => intersect(&b, &ids),
+                        });
+                        // Small enough: evaluating the rest on entries is cheaper than more lookups.
+                        if best.as_ref().is_some_and(|b| b.len() <= 8) {
+                            break;
+                        }
+                    }
+                }
+                best
+            }
+            Filter::Or(fs) => {
+                let mut all = Vec::new();
+                for sub in fs {
+                    match self.plan(r, sub)? {
+                        Some(ids) => all.extend(ids),
+                        None => return Ok(None),
+                    }
+                }
+                all.sort_unstable();
+                all.dedup();
+                Some(all)
+            }
+            Filter::Equality(a, v) | Filter::Approx(a, v) => self.plan_equality(r, a, v)?,
+            Filter::Present(a) => {
+                let Some(id) = self.schema.attr_id(a) else {
+                    return Ok(Some(Vec::new()));
+                };
+                if self.schema.attr(id).lname == "objectclass" {
+                    return Ok(None);
+                }
+                self.union_over_subtypes(r, id, |lname| index_key(IndexKind::Presence, lname, b""))?
+            }
+            Filter::Substrings(a, s) => self.plan_substrings(r, a, s)?,
+            _ => None,
+        })
+    }
+
+    fn plan_equality(&self, r: &impl Reader, a: &str, v: &[u8]) -> Result<Option<Vec<u64>>> {
+        let Some(id) = self.schema.attr_id(a) else {
+            return Ok(Some(Vec::new()));
+        };
+        let attr = self.schema.attr(id);
+        match attr.lname.as_str() {
+            "memberof" => {
+                // memberOf=G: the members of G, resolved to ids.
+                let Ok(g) = self.schema.normalize_eq(attr, v) else {
+                    return Ok(Some(Vec::new()));
+                };
+                let Ok(gndn) = String::from_utf8(g) else {
+                    return Ok(Some(Vec::new()));
+                };
+                let Some(gid) = r.id_of_dn(&gndn)? else {
+                    return Ok(Some(Vec::new()));
+                };
+                let Some(grec) = r.entry(gid)? else {
+                    return Ok(Some(Vec::new()));
+                };
+                let mut ids = Vec::new();
+                for (name, values) in &grec.attrs {
+                    if !(name.eq_ignore_ascii_case("member") || name.eq_ignore_ascii_case("uniqueMember")) {
+                        continue;
+                    }
+                    let (_, mattr) = self.schema.attr_of(name)?;
+                    for mv in values {
+                        let Ok(n) = self.schema.normalize_eq(mattr, mv) else {
+                            continue;
+                        };
+                        if let Some(mid) = std::str::from_utf8(&n)
+                            .ok()
+                            .map(|s| r.id_of_dn(s))
+                            .transpose()?
+                            .flatten()
+                        {
+                            ids.push(mid);
+                        }
+                    }
+                }
+                ids.sort_unstable();
+                ids.dedup();
+                Ok(Some(ids))
+            }
+            "entrydn" => {
+                let Ok(n) = self.schema.normalize_eq(attr, v) else {
+                    return Ok(Some(Vec::new()));
+                };
+                let id = std::str::from_utf8(&n)
+                    .ok()
+                    .map(|s| r.id_of_dn(s))
+                    .transpose()?
+                    .flatten();
+                Ok(Some(id.into_iter().collect()))
+            }
+            _ => {
+                let mut all = Vec::new();
+                for &sub in &attr.with_subtypes {
+                    let sattr = self.schema.attr(sub);
+                    if !self.eq_indexed.contains(&sattr.lname) {
+                        return Ok(None);
+                    }
+                    // The asserted value is normalised by the asserted type's rule.
+                    let Ok(n) = self.schema.normalize_eq(attr, v) else {
+                        continue;
+                    };
+                    all.extend(r.postings(&index_key(IndexKind::Equality, &sattr.lname, &n))?);
+                }
+                all.sort_unstable();
+                all.dedup();
+                Ok(Some(all))
+            }
+        }
+    }
+
+    fn plan_substrings(&self, r: &impl Reader, a: &str, s: &Substrings) -> Result<Option<Vec<u64>>> {
+        let Some(id) = self.schema.attr_id(a) else {
+            return Ok(Some(Vec::new()));
+        };
+        let attr = self.schema.attr(id);
+        if attr.with_subtypes.len() != 1 {
+            return Ok(None);
+        }
+        let Some(rule) = attr.substr.or(attr.equality) else {
+            return Ok(None);
+        };
+        let mut best: Option<Vec<u64>> = None;
+        // The initial component: a range scan over the equality keys.
+        if let Some(init) = &s.initial {
+            if self.eq_indexed.contains(&attr.lname) {
+                if let Some(n) = normalize_component(&self.schema, rule, init) {
+                    let prefix = index_key(IndexKind::Equality, &attr.lname, &n);
+                    best = r.postings_with_prefix(&prefix, PREFIX_SCAN_CAP)?;
+                }
+            }
+        }
+        // Any other component of three bytes or more: intersect its trigrams.
+        if self.sub_indexed.contains(&attr.lname) {
+            let comps =
+                s.any
+                    .iter()
+                    .chain(s.final_.iter())
+                    .chain(if best.is_none() { s.initial.iter() } else { None.iter() });
+            for c in comps {
+                let Some(n) = normalize_component(&self.schema, rule, c) else {
+                    continue;
+                };
+                for t in trigrams(&n) {
+                    let ids = r.postings(&index_key(IndexKind::Substring, &attr.lname, t))?;
+                    best = Some(match best {
+                        None => ids,
+                        Some(b) => intersect(&b, &ids),
+                    });
+                }
+            }
+        }
+        Ok(best)
+    }
+
+    fn union_over_subtypes(
+        &self,
+        r: &impl Reader,
+        id: schema::AttrId,
+        key: impl Fn(&str) -> Vec<u8>,
+    ) -> Result<Option<Vec<u64>>> {
+        let mut all = Vec::new();
+        for &sub in &self.schema.attr(id).with_subtypes {
+            let lname = &self.schema.attr(sub).lname;
+            if !self.eq_indexed.contains(lname) && !self.sub_indexed.contains(lname) {
+                return Ok(None);
+            }
+            all.extend(r.postings(&key(lname))?);
+        }
+        all.sort_unstable();
+        all.dedup();
+        Ok(Some(all))
+    }
+}
+
+/// Intersection of two ascending id lists.
+fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    small
+        .iter()
+        .copied()
+        .filter(|x| large.binary_search(x).is_ok())
+        .collect()
+}

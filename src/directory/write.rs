@@ -1,0 +1,604 @@
+//! Write operations: add, modify, delete, rename. Each runs in one store write
+//! transaction that also maintains indexes, operational attributes,
+//! referential integrity and the changelog; the public methods commit before
+//! returning, so an acknowledged write is on disk.
+
+use super::schema::syntax::now_generalized;
+use super::*;
+use crate::store::{ChangeRecord, WriteTx};
+
+/// Operational attributes the core writes; a client may not (RFC 4512 §3.4),
+/// but an import of a slapcat file keeps them.
+const STORED_OPERATIONAL: &[&str] = &[
+    "entryUUID",
+    "createTimestamp",
+    "modifyTimestamp",
+    "creatorsName",
+    "modifiersName",
+    "structuralObjectClass",
+];
+
+/// Computed on read, never stored; dropped if an import carries them.
+const VIRTUAL: &[&str] = &[
+    "entryDN",
+    "hasSubordinates",
+    "numSubordinates",
+    "memberOf",
+    "subschemaSubentry",
+];
+
+/// Where an add comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddMode {
+    /// A client request: operational attributes are the server's.
+    Client,
+    /// An LDIF import: operational attributes present in the file are kept.
+    Import,
+}
+
+/// One change of an LDIF change record or of a batch.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Add(Entry),
+    Modify(Dn, Vec<Modification>),
+    Delete(Dn),
+    Rename {
+        dn: Dn,
+        new_rdn: Rdn,
+        delete_old_rdn: bool,
+        new_superior: Option<Dn>,
+    },
+}
+
+impl Directory {
+    /// Add an entry (RFC 4511 §4.7).
+    pub fn add(&self, actor: &Actor, entry: Entry) -> Result<()> {
+        let mut w = self.store.write()?;
+        self.add_in(&mut w, actor, entry, AddMode::Client)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Modify an entry (RFC 4511 §4.6): all changes or none.
+    pub fn modify(&self, actor: &Actor, dn: &Dn, mods: &[Modification]) -> Result<()> {
+        let mut w = self.store.write()?;
+        self.modify_in(&mut w, actor, dn, mods)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Delete a leaf entry (RFC 4511 §4.8).
+    pub fn delete(&self, actor: &Actor, dn: &Dn) -> Result<()> {
+        let mut w = self.store.write()?;
+        self.delete_in(&mut w, actor, dn)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Rename or move an entry with its subtree (RFC 4511 §4.9).
+    pub fn rename(
+        &self,
+        actor: &Actor,
+        dn: &Dn,
+        new_rdn: &Rdn,
+        delete_old_rdn: bool,
+        new_superior: Option<&Dn>,
+    ) -> Result<()> {
+        let mut w = self.store.write()?;
+        self.rename_in(&mut w, actor, dn, new_rdn, delete_old_rdn, new_superior)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Apply many changes in one transaction: all of them, or none when one
+    /// fails (its index and the error are returned). `progress` is called after
+    /// each change. Used by LDIF import.
+    pub fn apply_batch(
+        &self,
+        actor: &Actor,
+        changes: impl IntoIterator<Item = Result<Change, (usize, DirectoryError)>>,
+        mode: AddMode,
+        mut progress: impl FnMut(usize),
+    ) -> Result<usize, (usize, DirectoryError)> {
+        let mut w = self.store.write().map_err(|e| (0, e.into()))?;
+        let mut n = 0;
+        for (i, change) in changes.into_iter().enumerate() {
+            let change = change?;
+            let r = match change {
+                Change::Add(e) => self.add_in(&mut w, actor, e, mode),
+                Change::Modify(dn, mods) => self.modify_in(&mut w, actor, &dn, &mods),
+                Change::Delete(dn) => self.delete_in(&mut w, actor, &dn),
+                Change::Rename {
+                    dn,
+                    new_rdn,
+                    delete_old_rdn,
+                    new_superior,
+                } => self.rename_in(&mut w, actor, &dn, &new_rdn, delete_old_rdn, new_superior.as_ref()),
+            };
+            r.map_err(|e| (i, e))?;
+            n += 1;
+            progress(n);
+        }
+        w.commit().map_err(|e| (n, e.into()))?;
+        Ok(n)
+    }
+
+    pub(super) fn add_in(&self, w: &mut WriteTx, actor: &Actor, mut entry: Entry, mode: AddMode) -> Result<()> {
+        let ndn = self.normalize_dn(&entry.dn)?;
+        self.schema.canonicalize(&mut entry)?;
+        for v in VIRTUAL {
+            entry.remove(v);
+        }
+        if mode == AddMode::Client {
+            for a in &entry.attrs {
+                let (_, attr) = self.schema.attr_of(&a.name)?;
+                if attr.no_user_modification {
+                    return Err(DirectoryError::ConstraintNoUserModification(attr.name.clone()));
+                }
+            }
+        }
+        self.hash_plain_passwords(&mut entry)?;
+        let structural = self.schema.check_entry(&mut entry)?;
+
+        if w.id_of_dn(&ndn)?.is_some() {
+            return Err(DirectoryError::AlreadyExists(entry.dn.to_string()));
+        }
+        let parent = if ndn == self.suffix_ndn {
+            0
+        } else if !dn::is_under(&ndn, &self.suffix_ndn) {
+            return Err(DirectoryError::NoSuchObject {
+                dn: entry.dn.to_string(),
+                matched: String::new(),
+            });
+        } else {
+            let pdn = entry.dn.parent();
+            match w.id_of_dn(&self.normalize_dn(&pdn)?)? {
+                Some(p) => p,
+                None => return Err(self.no_such_object(w, &entry.dn)),
+            }
+        };
+        self.check_uid_unique(w, &entry, None)?;
+
+        // Operational attributes (RFC 4512 §3.4, RFC 4530).
+        let now = now_generalized();
+        let uuid = match entry.first_str("entryUUID").map(uuid::Uuid::try_parse) {
+            Some(Ok(u)) => u,
+            Some(Err(_)) => {
+                return Err(DirectoryError::InvalidAttributeSyntax("entryUUID: not a UUID".into()));
+            }
+            None => uuid::Uuid::new_v4(),
+        };
+        if w.id_of_uuid(uuid.as_bytes())?.is_some() {
+            return Err(DirectoryError::ConstraintViolation(format!(
+                "entryUUID {uuid} is already used"
+            )));
+        }
+        let defaults: [(&str, String); 6] = [
+            ("entryUUID", uuid.to_string()),
+            ("createTimestamp", now.clone()),
+            ("modifyTimestamp", now),
+            ("creatorsName", actor.dn.clone()),
+            ("modifiersName", actor.dn.clone()),
+            ("structuralObjectClass", structural),
+        ];
+        for (name, value) in defaults {
+            if entry.get(name).is_none() {
+                entry.set(name, vec![value.into_bytes()]);
+            }
+        }
+
+        let id = w.next_id()?;
+        w.put_entry(id, &self.record(&entry, &ndn, parent))?;
+        w.put_dn(&ndn, id)?;
+        w.put_uuid(uuid.as_bytes(), id)?;
+        if parent != 0 {
+            w.add_child(parent, id)?;
+        }
+        w.index(&self.index_keys(&entry), id, true)?;
+        if mode == AddMode::Client {
+            self.log(
+                w,
+                actor,
+                "add",
+                &entry.dn,
+                entry.attrs.iter().map(|a| a.name.clone()).collect(),
+            )?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn modify_in(&self, w: &mut WriteTx, actor: &Actor, dn: &Dn, mods: &[Modification]) -> Result<()> {
+        let ndn = self.normalize_dn(dn)?;
+        let Some(id) = w.id_of_dn(&ndn)? else {
+            return Err(self.no_such_object(w, dn));
+        };
+        let Some(rec) = w.entry(id)? else {
+            return Err(self.no_such_object(w, dn));
+        };
+        let old = self.to_entry(&rec)?;
+        let mut new = old.clone();
+        let mut touched = Vec::new();
+        for m in mods {
+            let (aid, attr) = self.schema.attr_of(&m.attr)?;
+            if attr.no_user_modification || VIRTUAL.iter().any(|v| v.eq_ignore_ascii_case(&attr.name)) {
+                return Err(DirectoryError::ConstraintNoUserModification(attr.name.clone()));
+            }
+            let name = attr.name.clone();
+            let norm = |v: &[u8]| {
+                self.schema
+                    .normalize_eq(attr, v)
+                    .map_err(|e| DirectoryError::InvalidAttributeSyntax(format!("{name}: {e}")))
+            };
+            let mut values = m.values.clone();
+            if attr.lname == "userpassword" {
+                values = values
+                    .into_iter()
+                    .map(|v| self.hash_if_plain(v))
+                    .collect::<Result<_>>()?;
+            }
+            match m.op {
+                ModOp::Add => {
+                    if values.is_empty() {
+                        return Err(DirectoryError::Protocol(format!("add of '{name}' without values")));
+                    }
+                    self.schema.check_values(aid, &values)?;
+                    let existing: Vec<Vec<u8>> = new
+                        .get(&name)
+                        .map(|a| a.values.iter().filter_map(|v| norm(v).ok()).collect())
+                        .unwrap_or_default();
+                    for v in &values {
+                        if existing.contains(&norm(v)?) {
+                            return Err(DirectoryError::AttributeOrValueExists(format!(
+                                "{name}: value '{}' already exists",
+                                String::from_utf8_lossy(v)
+                            )));
+                        }
+                    }
+                    new.add_values(&name, values);
+                }
+                ModOp::Delete => {
+                    let Some(current) = new.get(&name).cloned() else {
+                        return Err(DirectoryError::NoSuchAttribute(format!(
+                            "{name} is not present in {dn}"
+                        )));
+                    };
+                    if values.is_empty() {
+                        new.remove(&name);
+                    } else {
+                        let mut kept = current.values.clone();
+                        for v in &values {
+                            let nv = norm(v)?;
+                            let before = kept.len();
+                            kept.retain(|k| norm(k).map(|nk| nk != nv).unwrap_or(true));
+                            if kept.len() == before {
+                                return Err(DirectoryError::NoSuchAttribute(format!(
+                                    "{name}: value '{}' is not present",
+                                    String::from_utf8_lossy(v)
+                                )));
+                            }
+                        }
+                        new.set(&name, kept);
+                    }
+                }
+                ModOp::Replace => {
+                    if !values.is_empty() {
+                        self.schema.check_values(aid, &values)?;
+                    }
+                    new.set(&name, values);
+                }
+                ModOp::Increment => {
+                    // RFC 4525: one integer delta, applied to every value.
+                    let [delta] = values.as_slice() else {
+                        return Err(DirectoryError::Protocol("increment takes exactly one value".into()));
+                    };
+                    let delta: i64 = std::str::from_utf8(delta)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok())
+                        .ok_or_else(|| {
+                            DirectoryError::InvalidAttributeSyntax(format!("{name}: increment is not an integer"))
+                        })?;
+                    let Some(current) = new.get(&name).cloned() else {
+                        return Err(DirectoryError::NoSuchAttribute(format!(
+                            "{name} is not present in {dn}"
+                        )));
+                    };
+                    let mut out = Vec::new();
+                    for v in current.values {
+                        let n: i64 = std::str::from_utf8(&v)
+                            .ok()
+                            .and_then(|s| s.trim().parse().ok())
+                            .ok_or_else(|| DirectoryError::ConstraintViolation(format!("{name} is not an integer")))?;
+                        let sum = n
+                            .checked_add(delta)
+                            .ok_or_else(|| DirectoryError::ConstraintViolation(format!("{name}: overflow")))?;
+                        out.push(sum.to_string().into_bytes());
+                    }
+                    new.set(&name, out);
+                }
+            }
+            touched.push(name);
+        }
+        // RFC 4511 §4.6: the RDN's values may not be removed by a modify.
+        if let Some(rdn) = dn.rdn() {
+            for ava in &rdn.avas {
+                let (_, attr) = self.schema.attr_of(&ava.attr)?;
+                let want = self.schema.normalize_eq(attr, ava.value.as_bytes()).ok();
+                let present = new
+                    .get(&attr.name)
+                    .is_some_and(|a| a.values.iter().any(|v| self.schema.normalize_eq(attr, v).ok() == want));
+                if !present {
+                    return Err(DirectoryError::NotAllowedOnRdn(format!(
+                        "the naming value {}={} cannot be removed",
+                        attr.name, ava.value
+                    )));
+                }
+            }
+        }
+        self.schema.check_entry(&mut new)?;
+        self.check_uid_unique(w, &new, Some(id))?;
+        new.set("modifyTimestamp", vec![now_generalized().into_bytes()]);
+        new.set("modifiersName", vec![actor.dn.clone().into_bytes()]);
+        self.reindex(w, id, &old, &new)?;
+        w.put_entry(id, &self.record(&new, &ndn, rec.parent))?;
+        self.log(w, actor, "modify", dn, touched)?;
+        Ok(())
+    }
+
+    pub(super) fn delete_in(&self, w: &mut WriteTx, actor: &Actor, dn: &Dn) -> Result<()> {
+        let ndn = self.normalize_dn(dn)?;
+        let Some(id) = w.id_of_dn(&ndn)? else {
+            return Err(self.no_such_object(w, dn));
+        };
+        if w.has_children(id)? {
+            return Err(DirectoryError::NotAllowedOnNonLeaf(format!(
+                "{dn} has subordinate entries"
+            )));
+        }
+        let Some(rec) = w.entry(id)? else {
+            return Err(self.no_such_object(w, dn));
+        };
+        let entry = self.to_entry(&rec)?;
+        w.index(&self.index_keys(&entry), id, false)?;
+        w.delete_dn(&ndn)?;
+        if let Some(Ok(u)) = entry.first_str("entryUUID").map(uuid::Uuid::try_parse) {
+            w.delete_uuid(u.as_bytes())?;
+        }
+        if rec.parent != 0 {
+            w.remove_child(rec.parent, id)?;
+        }
+        w.delete_entry(id)?;
+        self.update_references(w, &ndn, None)?;
+        self.log(w, actor, "delete", dn, Vec::new())?;
+        Ok(())
+    }
+
+    pub(super) fn rename_in(
+        &self,
+        w: &mut WriteTx,
+        actor: &Actor,
+        dn: &Dn,
+        new_rdn: &Rdn,
+        delete_old_rdn: bool,
+        new_superior: Option<&Dn>,
+    ) -> Result<()> {
+        let ndn = self.normalize_dn(dn)?;
+        let Some(id) = w.id_of_dn(&ndn)? else {
+            return Err(self.no_such_object(w, dn));
+        };
+        let Some(rec) = w.entry(id)? else {
+            return Err(self.no_such_object(w, dn));
+        };
+        if ndn == self.suffix_ndn {
+            return Err(DirectoryError::Unwilling("the suffix entry cannot be renamed".into()));
+        }
+        let new_parent_dn = new_superior.cloned().unwrap_or_else(|| dn.parent());
+        let new_parent_ndn = self.normalize_dn(&new_parent_dn)?;
+        let Some(new_parent) = w.id_of_dn(&new_parent_ndn)? else {
+            return Err(self.no_such_object(w, &new_parent_dn.child(new_rdn.clone())));
+        };
+        if dn::is_under(&new_parent_ndn, &ndn) {
+            return Err(DirectoryError::Unwilling(format!("cannot move {dn} below itself")));
+        }
+        let new_dn = new_parent_dn.child(new_rdn.clone());
+        let new_ndn = self.normalize_dn(&new_dn)?;
+        if new_ndn != ndn && w.id_of_dn(&new_ndn)?.is_some() {
+            return Err(DirectoryError::AlreadyExists(new_dn.to_string()));
+        }
+
+        // The entry itself: new RDN values in, old ones out if asked.
+        let old = self.to_entry(&rec)?;
+        let mut new = old.clone();
+        new.dn = new_dn.clone();
+        for ava in &new_rdn.avas {
+            let (_, attr) = self.schema.attr_of(&ava.attr)?;
+            let want = self
+                .schema
+                .normalize_eq(attr, ava.value.as_bytes())
+                .map_err(|e| DirectoryError::InvalidDn(e))?;
+            let has = new.get(&attr.name).is_some_and(|a| {
+                a.values
+                    .iter()
+                    .any(|v| self.schema.normalize_eq(attr, v).ok().as_ref() == Some(&want))
+            });
+            if !has {
+                new.add_values(&attr.name.clone(), [ava.value.clone().into_bytes()]);
+            }
+        }
+        if delete_old_rdn {
+            if let Some(old_rdn) = dn.rdn() {
+                for ava in &old_rdn.avas {
+                    let (_, attr) = self.schema.attr_of(&ava.attr)?;
+                    let gone = self.schema.normalize_eq(attr, ava.value.as_bytes()).ok();
+                    let kept_by_new_rdn = new_rdn.avas.iter().any(|n| {
+                        self.schema.attr_id(&n.attr) == self.schema.attr_id(&ava.attr)
+                            && self.schema.normalize_eq(attr, n.value.as_bytes()).ok() == gone
+                    });
+                    if kept_by_new_rdn {
+                        continue;
+                    }
+                    if let Some(a) = new.get_mut(&attr.name) {
+                        a.values.retain(|v| self.schema.normalize_eq(attr, v).ok() != gone);
+                        if a.values.is_empty() {
+                            new.remove(&attr.name.clone());
+                        }
+                    }
+                }
+            }
+        }
+        self.schema.check_entry(&mut new)?;
+        self.check_uid_unique(w, &new, Some(id))?;
+        new.set("modifyTimestamp", vec![now_generalized().into_bytes()]);
+        new.set("modifiersName", vec![actor.dn.clone().into_bytes()]);
+        self.reindex(w, id, &old, &new)?;
+        w.delete_dn(&ndn)?;
+        w.put_dn(&new_ndn, id)?;
+        if rec.parent != new_parent {
+            w.remove_child(rec.parent, id)?;
+            w.add_child(new_parent, id)?;
+        }
+        w.put_entry(id, &self.record(&new, &new_ndn, new_parent))?;
+        self.update_references(w, &ndn, Some(&new_dn))?;
+
+        // Descendants keep their RDNs under the new base.
+        let depth = dn.rdns.len();
+        let mut stack = w.children(id)?;
+        while let Some(child) = stack.pop() {
+            stack.extend(w.children(child)?);
+            let Some(crec) = w.entry(child)? else { continue };
+            let cdn = Dn::parse(&crec.dn)?;
+            let moved = cdn.rebase(depth, &new_dn);
+            let moved_ndn = self.normalize_dn(&moved)?;
+            w.delete_dn(&crec.ndn)?;
+            w.put_dn(&moved_ndn, child)?;
+            let mut centry = self.to_entry(&crec)?;
+            centry.dn = moved.clone();
+            w.put_entry(child, &self.record(&centry, &moved_ndn, crec.parent))?;
+            self.update_references(w, &crec.ndn, Some(&moved))?;
+        }
+        self.log(w, actor, "modrdn", dn, vec![new_dn.to_string()])?;
+        Ok(())
+    }
+
+    /// Referential integrity: every member / uniqueMember / manager value naming
+    /// `old_ndn` follows the entry to `new_dn`, or is removed with it.
+    fn update_references(&self, w: &mut WriteTx, old_ndn: &str, new_dn: Option<&Dn>) -> Result<()> {
+        for attr_name in REFERENCE_ATTRS {
+            let (_, attr) = self.schema.attr_of(attr_name)?;
+            let key = index_key(IndexKind::Equality, &attr.lname, old_ndn.as_bytes());
+            for rid in w.postings(&key)? {
+                let Some(rrec) = w.entry(rid)? else { continue };
+                let old = self.to_entry(&rrec)?;
+                let mut new = old.clone();
+                if let Some(a) = new.get_mut(&attr.name) {
+                    let mut replaced = Vec::with_capacity(a.values.len());
+                    for v in a.values.drain(..) {
+                        let matches = self
+                            .schema
+                            .normalize_eq(attr, &v)
+                            .is_ok_and(|n| n == old_ndn.as_bytes());
+                        match (matches, new_dn) {
+                            (false, _) => replaced.push(v),
+                            (true, Some(d)) => replaced.push(d.to_string().into_bytes()),
+                            (true, None) => {}
+                        }
+                    }
+                    a.values = replaced;
+                }
+                // A group that loses its last member keeps existing without
+                // `member` (as OpenLDAP's refint does without a placeholder).
+                if new.get(&attr.name).is_some_and(|a| a.values.is_empty()) {
+                    new.remove(&attr.name.clone());
+                }
+                self.reindex(w, rid, &old, &new)?;
+                w.put_entry(rid, &self.record(&new, &rrec.ndn, rrec.parent))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn reindex(&self, w: &mut WriteTx, id: u64, old: &Entry, new: &Entry) -> Result<()> {
+        let before = self.index_keys(old);
+        let after = self.index_keys(new);
+        let gone: Vec<Vec<u8>> = before
+            .iter()
+            .filter(|k| after.binary_search(k).is_err())
+            .cloned()
+            .collect();
+        let added: Vec<Vec<u8>> = after
+            .iter()
+            .filter(|k| before.binary_search(k).is_err())
+            .cloned()
+            .collect();
+        w.index(&gone, id, false)?;
+        w.index(&added, id, true)?;
+        Ok(())
+    }
+
+    /// `uid` is unique in the whole directory (DESIGN.md): constraintViolation on a duplicate.
+    fn check_uid_unique(&self, w: &WriteTx, entry: &Entry, own: Option<u64>) -> Result<()> {
+        let Some(uids) = entry.get("uid") else { return Ok(()) };
+        let (_, attr) = self.schema.attr_of("uid")?;
+        for v in &uids.values {
+            let n = self
+                .schema
+                .normalize_eq(attr, v)
+                .map_err(|e| DirectoryError::InvalidAttributeSyntax(format!("uid: {e}")))?;
+            let holders = w.postings(&index_key(IndexKind::Equality, "uid", &n))?;
+            if holders.iter().any(|&h| Some(h) != own) {
+                return Err(DirectoryError::ConstraintViolation(format!(
+                    "uid '{}' is already used by another entry",
+                    String::from_utf8_lossy(v)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn hash_plain_passwords(&self, entry: &mut Entry) -> Result<()> {
+        if let Some(a) = entry.get_mut("userPassword") {
+            let values = std::mem::take(&mut a.values);
+            a.values = values
+                .into_iter()
+                .map(|v| self.hash_if_plain(v))
+                .collect::<Result<_>>()?;
+        }
+        Ok(())
+    }
+
+    /// A plain-text userPassword is hashed before it is stored; a value that is
+    /// already a `{SCHEME}` hash is kept as it is.
+    fn hash_if_plain(&self, v: Vec<u8>) -> Result<Vec<u8>> {
+        if password::is_hashed(&v) {
+            Ok(v)
+        } else {
+            password::hash(&v)
+                .map(String::into_bytes)
+                .map_err(DirectoryError::Internal)
+        }
+    }
+
+    pub(super) fn record(&self, entry: &Entry, ndn: &str, parent: u64) -> Record {
+        Record {
+            parent,
+            dn: entry.dn.to_string(),
+            ndn: ndn.to_string(),
+            attrs: entry.attrs.iter().map(|a| (a.name.clone(), a.values.clone())).collect(),
+        }
+    }
+
+    fn log(&self, w: &mut WriteTx, actor: &Actor, op: &str, dn: &Dn, attrs: Vec<String>) -> Result<()> {
+        w.log_change(&ChangeRecord {
+            time: now_generalized(),
+            actor: actor.dn.clone(),
+            op: op.to_string(),
+            dn: dn.to_string(),
+            attrs,
+        })?;
+        Ok(())
+    }
+}
+
+/// Operational attributes a client may not write but an import keeps.
+pub fn is_stored_operational(name: &str) -> bool {
+    STORED_OPERATIONAL.iter().any(|s| s.eq_ignore_ascii_case(name))
+}

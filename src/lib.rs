@@ -1,0 +1,27 @@
+//! # Convergences
+//!
+//! One directory served two ways, LDAP v3 and (later) SCIM 2.0, over one
+//! embedded store.
+//!
+//! ```text
+//! main.rs → app.rs ─┬─► ldap/  (ldap3_proto codec, tokio)  ─► directory/ ─► store/ (redb)
+//!                   └─► scim/  (to come)                   ─┘
+//! config.rs, ldif.rs, seed.rs: used by app and the command line
+//! ```
+//!
+//! Dependencies point one way: the front ends call `directory`, `directory`
+//! calls `store`; a front end never opens a redb table and the store knows
+//! nothing of LDAP or HTTP.
+
+#![deny(clippy::unwrap_used, clippy::panic, clippy::todo, clippy::await_holding_lock)]
+
+pub mod app;
+pub mod config;
+pub mod directory;
+pub mod ldap;
+pub mod ldif;
+pub mod seed;
+pub mod store;
+
+pub use app::{ServerHandle, start};
+pub use config::Config;

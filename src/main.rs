@@ -1,0 +1,149 @@
+//! The `convergences` command: serve, import, export. The only place that uses `anyhow`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use convergences::{Config, app};
+
+/// Convergences: the directory of a centre de gestion, served over LDAP v3
+/// (and SCIM 2.0) from one embedded store.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Settings every subcommand shares. Each flag also has an environment
+/// variable and a config-file key; flags win over the environment, which wins
+/// over the file.
+#[derive(Args)]
+struct Common {
+    /// TOML configuration file.
+    #[arg(long, env = "CONVERGENCES_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (holds convergences.redb). Default ./data.
+    #[arg(long, env = "CONVERGENCES_DATA")]
+    data: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server. On an empty store, seeds the demo directory unless --no-demo.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// LDAP listen address (default 127.0.0.1:3389).
+        #[arg(long, env = "CONVERGENCES_LDAP")]
+        ldap: Option<std::net::SocketAddr>,
+        /// LDAPS listen address (default 127.0.0.1:3636; needs tls_cert and tls_key).
+        #[arg(long, env = "CONVERGENCES_LDAPS")]
+        ldaps: Option<std::net::SocketAddr>,
+        /// SCIM listen address (default 127.0.0.1:8080).
+        #[arg(long, env = "CONVERGENCES_SCIM")]
+        scim: Option<std::net::SocketAddr>,
+        /// Do not seed demo data into an empty store.
+        #[arg(long)]
+        no_demo: bool,
+    },
+    /// Load an LDIF file (RFC 2849; slapcat output loads unchanged) in one
+    /// transaction: all of it, or nothing and the line of the first bad record.
+    Import {
+        #[command(flatten)]
+        common: Common,
+        /// The LDIF file.
+        file: PathBuf,
+    },
+    /// Write the whole directory as LDIF (parents first, operational attributes included).
+    Export {
+        #[command(flatten)]
+        common: Common,
+        /// Output file; standard output when absent.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Password utilities.
+    Passwd {
+        #[command(subcommand)]
+        command: PasswdCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PasswdCommand {
+    /// Print the argon2id `{ARGON2}` hash of a password read from standard input.
+    Hash,
+}
+
+fn load(common: &Common) -> anyhow::Result<Config> {
+    let mut cfg = Config::load(common.config.as_deref())?;
+    if let Some(d) = &common.data {
+        cfg.data = d.clone();
+    }
+    Ok(cfg)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            common,
+            ldap,
+            ldaps,
+            scim,
+            no_demo,
+        } => {
+            let mut cfg = load(&common)?;
+            if let Some(a) = ldap {
+                cfg.ldap = a;
+            }
+            if let Some(a) = ldaps {
+                cfg.ldaps = a;
+            }
+            if let Some(a) = scim {
+                cfg.scim = a;
+            }
+            if no_demo {
+                cfg.demo = false;
+            }
+            app::init_logging(&cfg);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let handle = app::start(cfg).await?;
+                println!("LDAP listening on ldap://{}", handle.ldap_addr);
+                tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+                handle.shutdown().await;
+                anyhow::Ok(())
+            })
+        }
+        Command::Import { common, file } => {
+            let cfg = load(&common)?;
+            let report = app::import(&cfg, &file)?;
+            eprintln!(
+                "imported {} entries in {:.2}s ({:.0} entries/s)",
+                report.entries,
+                report.seconds,
+                report.entries as f64 / report.seconds.max(1e-9)
+            );
+            Ok(())
+        }
+        Command::Export { common, output } => {
+            let cfg = load(&common)?;
+            app::export(&cfg, output.as_deref())?;
+            Ok(())
+        }
+        Command::Passwd {
+            command: PasswdCommand::Hash,
+        } => {
+            let mut pw = String::new();
+            std::io::stdin().read_line(&mut pw)?;
+            let pw = pw.trim_end_matches(['\n', '\r']);
+            println!(
+                "{}",
+                convergences::directory::password::hash(pw.as_bytes()).map_err(anyhow::Error::msg)?
+            );
+            Ok(())
+        }
+    }
+}

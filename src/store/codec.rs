@@ -1,0 +1,198 @@
+//! On-disk record encoding, versioned by a leading byte. It is deliberately
+//! separate from `directory::Entry`: changing the in-memory model never changes
+//! what is on disk without a new version here.
+//!
+//! Layout (version 1): `01`, varint parent id, string DN, string normalised DN,
+//! varint attribute count, then per attribute a string name, a varint value
+//! count and the length-prefixed values. Values are kept as runs of
+//! length-prefixed bytes so that answering a search copies them out directly.
+
+use super::{Result, StoreError};
+
+const RECORD_V1: u8 = 1;
+const CHANGE_V1: u8 = 1;
+
+/// An entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Record {
+    /// Parent entry id; 0 for a suffix entry.
+    pub parent: u64,
+    /// The DN as the client wrote it.
+    pub dn: String,
+    /// The normalised DN (the `dn2id` key), kept to test scope without parsing.
+    pub ndn: String,
+    pub attrs: Vec<(String, Vec<Vec<u8>>)>,
+}
+
+/// One changelog record: who changed what, when. Never carries values.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChangeRecord {
+    pub time: String,
+    pub actor: String,
+    pub op: String,
+    pub dn: String,
+    pub attrs: Vec<String>,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn corrupt(what: &str) -> StoreError {
+        StoreError::Corrupt(what.to_string())
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        let (&x, rest) = self.b.split_first().ok_or_else(|| Self::corrupt("truncated"))?;
+        self.b = rest;
+        Ok(x)
+    }
+
+    fn varint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let x = self.byte()?;
+            v |= u64::from(x & 0x7f) << shift;
+            if x & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(Self::corrupt("varint too long"))
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8]> {
+        let n = usize::try_from(self.varint()?).map_err(|_| Self::corrupt("length"))?;
+        if n > self.b.len() {
+            return Err(Self::corrupt("length beyond record"));
+        }
+        let (x, rest) = self.b.split_at(n);
+        self.b = rest;
+        Ok(x)
+    }
+
+    fn string(&mut self) -> Result<String> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| Self::corrupt("string is not UTF-8"))
+    }
+}
+
+impl Record {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            16 + self.dn.len()
+                + self.ndn.len()
+                + self
+                    .attrs
+                    .iter()
+                    .map(|(n, v)| n.len() + 4 + v.iter().map(|x| x.len() + 2).sum::<usize>())
+                    .sum::<usize>(),
+        );
+        out.push(RECORD_V1);
+        put_varint(&mut out, self.parent);
+        put_bytes(&mut out, self.dn.as_bytes());
+        put_bytes(&mut out, self.ndn.as_bytes());
+        put_varint(&mut out, self.attrs.len() as u64);
+        for (name, values) in &self.attrs {
+            put_bytes(&mut out, name.as_bytes());
+            put_varint(&mut out, values.len() as u64);
+            for v in values {
+                put_bytes(&mut out, v);
+            }
+        }
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Record> {
+        let mut c = Cursor { b };
+        match c.byte()? {
+            RECORD_V1 => {}
+            v => return Err(StoreError::Corrupt(format!("unknown record version {v}"))),
+        }
+        let parent = c.varint()?;
+        let dn = c.string()?;
+        let ndn = c.string()?;
+        let n = c.varint()?;
+        let mut attrs = Vec::with_capacity(n.min(256) as usize);
+        for _ in 0..n {
+            let name = c.string()?;
+            let nv = c.varint()?;
+            let mut values = Vec::with_capacity(nv.min(1024) as usize);
+            for _ in 0..nv {
+                values.push(c.bytes()?.to_vec());
+            }
+            attrs.push((name, values));
+        }
+        Ok(Record { parent, dn, ndn, attrs })
+    }
+}
+
+impl ChangeRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![CHANGE_V1];
+        for s in [&self.time, &self.actor, &self.op, &self.dn] {
+            put_bytes(&mut out, s.as_bytes());
+        }
+        put_varint(&mut out, self.attrs.len() as u64);
+        for a in &self.attrs {
+            put_bytes(&mut out, a.as_bytes());
+        }
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Result<ChangeRecord> {
+        let mut c = Cursor { b };
+        if c.byte()? != CHANGE_V1 {
+            return Err(StoreError::Corrupt("unknown change record version".into()));
+        }
+        let time = c.string()?;
+        let actor = c.string()?;
+        let op = c.string()?;
+        let dn = c.string()?;
+        let n = c.varint()?;
+        let mut attrs = Vec::new();
+        for _ in 0..n {
+            attrs.push(c.string()?);
+        }
+        Ok(ChangeRecord {
+            time,
+            actor,
+            op,
+            dn,
+            attrs,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn record_round_trips(parent in any::<u64>(), dn in ".{0,20}", attrs in proptest::collection::vec(
+            ("[a-z]{1,8}", proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..4)), 0..6)) {
+            let r = Record { parent, ndn: dn.to_lowercase(), dn, attrs };
+            prop_assert_eq!(Record::decode(&r.encode()).unwrap(), r);
+        }
+
+        #[test]
+        fn decoding_garbage_never_panics(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = Record::decode(&b);
+        }
+    }
+}

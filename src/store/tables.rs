@@ -1,0 +1,18 @@
+//! Every redb table of the store, in one place.
+
+use redb::{MultimapTableDefinition, TableDefinition};
+
+/// entry id → encoded [`super::Record`]
+pub const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+/// normalised DN → entry id
+pub const DN2ID: TableDefinition<&str, u64> = TableDefinition::new("dn2id");
+/// entryUUID (big-endian u128) → entry id
+pub const UUID2ID: TableDefinition<u128, u64> = TableDefinition::new("uuid2id");
+/// parent id → child ids
+pub const CHILDREN: MultimapTableDefinition<u64, u64> = MultimapTableDefinition::new("children");
+/// index key (see [`super::index_key`]) → entry ids
+pub const INDEX: MultimapTableDefinition<&[u8], u64> = MultimapTableDefinition::new("index");
+/// sequence → encoded [`super::ChangeRecord`]
+pub const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog");
+/// counters and the format version
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
