@@ -128,14 +128,16 @@ pub fn import(cfg: &Config, file: &Path) -> Result<ImportReport, AppError> {
     let reader = crate::ldif::LdifReader::new(BufReader::with_capacity(1 << 20, bar.wrap_read(f)));
     let mut lines: Vec<usize> = Vec::new();
     let mut parse_error: Option<(usize, String)> = None;
-    let changes = reader.map_while(|r| match r {
+    // A parse error is yielded as an error too, so that the batch is abandoned, not committed.
+    let changes = reader.map(|r| match r {
         Ok((line, change)) => {
             lines.push(line);
-            Some(Ok(change))
+            Ok(change)
         }
         Err(e) => {
-            parse_error = Some((e.line, e.reason));
-            None
+            let i = lines.len();
+            parse_error = Some((e.line, e.reason.clone()));
+            Err((i, crate::directory::DirectoryError::Protocol(e.reason)))
         }
     });
     let result = directory.apply_batch(&Actor::new(""), changes, AddMode::Import, |n| {
@@ -145,15 +147,9 @@ pub fn import(cfg: &Config, file: &Path) -> Result<ImportReport, AppError> {
     });
     bar.finish_and_clear();
     match (result, parse_error) {
-        (Err((i, e)), _) => Err(AppError::Import {
-            line: lines.get(i).copied().unwrap_or(0),
-            reason: e.to_string(),
-        }),
-        (Ok(_), Some((line, reason))) => Err(AppError::Import { line, reason }),
-        (Ok(n), None) => Ok(ImportReport {
-            entries: n,
-            seconds: started.elapsed().as_secs_f64(),
-        }),
+        (Err(_), Some((line, reason))) => Err(AppError::Import { line, reason }),
+        (Err((i, e)), None) => Err(AppError::Import { line: lines.get(i).copied().unwrap_or(0), reason: e.to_string() }),
+        (Ok(n), _) => Ok(ImportReport { entries: n, seconds: started.elapsed().as_secs_f64() }),
     }
 }
 

@@ -357,7 +357,8 @@ fn write_line(out: &mut impl Write, line: &str) -> std::io::Result<()> {
 }
 
 fn attr_line(name: &str, v: &[u8]) -> String {
-    if is_safe(v) {
+    // slapcat always base64-encodes userPassword (OpenLDAP ldif.c "must b64 encode").
+    if is_safe(v) && !name.eq_ignore_ascii_case("userPassword") {
         // is_safe guarantees ASCII
         format!("{name}: {}", String::from_utf8_lossy(v))
     } else {

@@ -59,9 +59,10 @@ fn hash(pw: &str) -> Result<String> {
 /// Seed the demo tree. The administrator's password is `admin_password` or a
 /// generated one, returned so that the caller prints it once.
 pub fn seed_demo(dir: &Directory, admin_password: Option<&str>) -> Result<SeedOutcome> {
-    let actor = Actor::new("");
     let suffix = dir.suffix().clone();
     let s = suffix.to_string();
+    // Seeded entries are created in the name of the first administrator.
+    let actor = Actor::new(format!("cn=admin,{s}"));
     let dn = |rel: &str| -> Result<Dn> { Dn::parse(&format!("{rel},{s}")) };
     let first_value = suffix
         .rdn()

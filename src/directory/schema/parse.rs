@@ -63,6 +63,7 @@ pub fn parse_schema_file(text: &str) -> Result<SchemaFile, SchemaParseError> {
     Ok(out)
 }
 
+#[cfg(test)]
 /// Parse a single definition as found in a subschema attribute value
 /// (`( 2.5.4.3 NAME 'cn' … )`), for attribute types.
 pub fn parse_attribute_type_value(s: &str) -> Result<AttributeType, String> {

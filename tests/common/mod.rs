@@ -1,0 +1,140 @@
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::process::Command;
+use std::sync::Arc;
+
+use convergences::app;
+use convergences::config::Config;
+use convergences::directory::{Actor, Directory, Dn, Entry};
+
+pub const SUFFIX: &str = "dc=cig,dc=fr";
+pub const ORG: &str = "o=219400280,ou=organisations,dc=cig,dc=fr";
+pub const AGENTS: &str = "ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
+pub const GROUPS: &str = "ou=groupes,o=219400280,ou=organisations,dc=cig,dc=fr";
+pub const ADMIN_PASSWORD: &str = "test-admin-secret";
+
+pub fn dn(s: &str) -> Dn {
+    Dn::parse(s).unwrap()
+}
+
+pub fn actor() -> Actor {
+    Actor::new("cn=admin,dc=cig,dc=fr")
+}
+
+/// A directory on a fresh temporary store.
+pub fn directory() -> (tempfile::TempDir, Directory) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = app::open_directory(&Config::for_test(tmp.path())).unwrap();
+    (tmp, dir)
+}
+
+pub fn agent(uid: &str, given: &str, sn: &str) -> Entry {
+    Entry::new(dn(&format!("uid={uid},{AGENTS}")))
+        .with("objectClass", ["inetOrgPerson", "cigAgent"])
+        .with("uid", [uid])
+        .with("cn", [format!("{given} {sn}")])
+        .with("givenName", [given])
+        .with("sn", [sn])
+        .with("mail", [format!("{uid}@creteil.example.fr")])
+}
+
+/// The tree of DESIGN.md with one organisation and French names:
+/// Hélène Dupré, François Lœuvre, Œuvre Martin, Jean Dupont (employeeNumber 1..4).
+pub fn populate(dir: &Directory) {
+    let a = actor();
+    let add = |e: Entry| dir.add(&a, e).unwrap();
+    add(Entry::new(dn(SUFFIX)).with("objectClass", ["dcObject", "organization"]).with("dc", ["cig"]).with("o", ["CIG"]));
+    for ou in ["organisations", "applications", "services", "particuliers"] {
+        add(Entry::new(dn(&format!("ou={ou},{SUFFIX}"))).with("objectClass", ["organizationalUnit"]).with("ou", [ou]));
+    }
+    add(Entry::new(dn(ORG))
+        .with("objectClass", ["organization", "cigOrganisation"])
+        .with("o", ["219400280"])
+        .with("cigSiren", ["219400280"])
+        .with("cigApplication", ["bip"]));
+    add(Entry::new(dn(AGENTS)).with("objectClass", ["organizationalUnit"]).with("ou", ["agents"]));
+    add(Entry::new(dn(GROUPS)).with("objectClass", ["organizationalUnit"]).with("ou", ["groupes"]));
+    for (i, (uid, given, sn)) in [
+        ("hdupre", "Hélène", "Dupré"),
+        ("floeuvre", "François", "Lœuvre"),
+        ("omartin", "Œuvre", "Martin"),
+        ("jdupont", "Jean", "Dupont"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        add(agent(uid, given, sn).with("employeeNumber", [(i + 1).to_string()]));
+    }
+    add(Entry::new(dn(&format!("cn=bip,ou=applications,{SUFFIX}")))
+        .with("objectClass", ["groupOfNames"])
+        .with("cn", ["bip"])
+        .with("member", [format!("uid=hdupre,{AGENTS}"), format!("uid=jdupont,{AGENTS}")]));
+    add(Entry::new(dn(&format!("cn=rh,{GROUPS}")))
+        .with("objectClass", ["groupOfNames"])
+        .with("cn", ["rh"])
+        .with("member", [format!("uid=hdupre,{AGENTS}"), format!("uid=floeuvre,{AGENTS}")]));
+}
+
+/// A running server on port 0 with the demo tree and a known admin password.
+pub struct TestServer {
+    pub tmp: tempfile::TempDir,
+    pub handle: Option<app::ServerHandle>,
+    pub url: String,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cfg = Config::for_test(tmp.path());
+        cfg.demo = true;
+        cfg.admin_password = Some(ADMIN_PASSWORD.into());
+        let handle = app::start(cfg).await.unwrap();
+        let url = format!("ldap://{}", handle.ldap_addr);
+        TestServer { tmp, handle: Some(handle), url }
+    }
+
+    pub fn directory(&self) -> Arc<Directory> {
+        self.handle.as_ref().unwrap().directory.clone()
+    }
+}
+
+/// Whether an external tool is installed; under CI a missing tool is a failure, not a skip.
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{tool} is required under CI (.ci/run installs it)");
+    }
+    if !found {
+        eprintln!("skipping: {tool} is not installed");
+    }
+    found
+}
+
+/// Run a command off the async runtime's threads; returns (exit code, stdout, stderr).
+pub async fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let cmd = cmd.to_string();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let stdin = stdin.map(str::to_string);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = Command::new(&cmd)
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}

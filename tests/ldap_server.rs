@@ -1,0 +1,195 @@
+//! The server over the network with OpenLDAP's command-line clients.
+
+use crate::common::*;
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+const ADMIN: &str = "cn=admin,dc=cig,dc=fr";
+const HDUPRE: &str = "uid=hdupre,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
+
+async fn ldapsearch(srv: &TestServer, bind: Option<(&str, &str)>, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["-x", "-LLL", "-o", "ldif-wrap=no", "-H", srv.url.as_str()];
+    if let Some((dn, pw)) = bind {
+        all.extend(["-D", dn, "-w", pw]);
+    }
+    all.extend(args);
+    run("ldapsearch", &all, None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_clients_read_the_root_dse_and_the_subschema_only() {
+    if !have("ldapsearch") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let (code, out, _) = ldapsearch(&srv, None, &["-b", "", "-s", "base", "+"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("namingContexts: dc=cig,dc=fr"), "{out}");
+    assert!(out.contains("supportedLDAPVersion: 3"));
+    assert!(out.contains("subschemaSubentry: cn=Subschema"));
+    let (code, out, _) = ldapsearch(&srv, None, &["-b", "cn=subschema", "-s", "base", "+"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("attributeTypes: ( 2.5.4.3 NAME ( 'cn' 'commonName' )"), "{}", &out[..out.len().min(500)]);
+    assert!(out.contains("NAME 'cigOrganisation'"));
+    // Anything else looks like nothing is there.
+    let (code, out, _) = ldapsearch(&srv, None, &["-b", "dc=cig,dc=fr", "(uid=hdupre)"]).await;
+    assert_eq!(code, 32, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_bind_checks_the_password_and_hides_which_part_was_wrong() {
+    if !have("ldapwhoami") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let url = srv.url.clone();
+    let (code, out, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", ADMIN, "-w", ADMIN_PASSWORD], None).await;
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), format!("dn:{ADMIN}"));
+    let (code, _, err) = run("ldapwhoami", &["-x", "-H", &url, "-D", ADMIN, "-w", "wrong"], None).await;
+    assert_eq!(code, 49, "{err}");
+    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", "uid=nobody,dc=cig,dc=fr", "-w", "x"], None).await;
+    assert_eq!(code, 49);
+    let (code, out, _) = run("ldapwhoami", &["-x", "-H", &url], None).await;
+    assert_eq!((code, out.trim()), (0, "anonymous"));
+    // A demo agent binds with the demo password.
+    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", HDUPRE, "-w", convergences::seed::DEMO_PASSWORD], None).await;
+    assert_eq!(code, 0);
+    // A disabled agent (cigActive: FALSE) cannot bind any more.
+    let dir = srv.directory();
+    let m = convergences::directory::Modification::new(convergences::directory::ModOp::Replace, "cigActive", ["FALSE"]);
+    dir.modify(&actor(), &dn(HDUPRE), &[m]).unwrap();
+    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", HDUPRE, "-w", convergences::seed::DEMO_PASSWORD], None).await;
+    assert_eq!(code, 49);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_finds_an_agent_by_uid_and_application_membership() {
+    if !have("ldapsearch") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let svc = ("cn=bip,ou=services,dc=cig,dc=fr", convergences::seed::DEMO_PASSWORD);
+    let (code, out, err) = ldapsearch(
+        &srv,
+        Some(svc),
+        &["-b", "dc=cig,dc=fr", "(&(uid=hdupre)(memberOf=cn=bip,ou=applications,dc=cig,dc=fr))", "cn", "mail", "userPassword"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("dn: {HDUPRE}")), "{out}");
+    assert!(out.contains("cn:: SMOpbMOobmUgRHVwcsOp"), "{out}");
+    assert!(!out.contains("userPassword"), "only administrators read password hashes");
+    let (_, out, _) = ldapsearch(&srv, Some(svc), &["-b", "dc=cig,dc=fr", "(&(uid=floeuvre)(memberOf=cn=snapi-cap,ou=applications,dc=cig,dc=fr))"]).await;
+    assert!(!out.contains("dn:"), "floeuvre's organisation does not subscribe to SNAPI-CAP");
+    // Size limit: partial results, then sizeLimitExceeded (4).
+    let (code, out, _) = ldapsearch(&srv, Some(svc), &["-z", "2", "-b", "dc=cig,dc=fr", "(uid=*)", "1.1"]).await;
+    assert_eq!(code, 4);
+    assert_eq!(out.matches("dn:").count(), 2);
+    // noSuchObject with the matched DN.
+    let (code, _, err) = ldapsearch(&srv, Some(svc), &["-b", "ou=nowhere,ou=organisations,dc=cig,dc=fr"]).await;
+    assert_eq!(code, 32);
+    assert!(err.contains("Matched DN: ou=organisations,dc=cig,dc=fr"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_adds_modifies_renames_compares_and_deletes() {
+    if !have("ldapmodify") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let url = srv.url.clone();
+    let admin = ["-x", "-H", url.as_str(), "-D", ADMIN, "-w", ADMIN_PASSWORD];
+    let with = |extra: &[&'static str]| -> Vec<String> { admin.iter().chain(extra).map(|s| s.to_string()).collect() };
+
+    let add = "dn: uid=mlefevre,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr\nobjectClass: inetOrgPerson\nobjectClass: cigAgent\nuid: mlefevre\ncn: Marie Lefèvre\nsn: Lefèvre\nuserPassword: premier-mot-de-passe\n";
+    let v = with(&[]);
+    let (code, _, err) = run("ldapadd", &args(&v), Some(add)).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = run("ldapadd", &args(&v), Some(add)).await;
+    assert_eq!(code, 68, "entryAlreadyExists");
+    let (code, _, err) = run("ldapadd", &args(&v), Some("dn: uid=x,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr\nobjectClass: inetOrgPerson\nuid: x\ncn: x\n")).await;
+    assert_eq!(code, 65, "objectClassViolation: {err}");
+    assert!(err.contains("sn"), "the diagnostic names the missing attribute: {err}");
+
+    // The plain-text password was hashed, and binds.
+    let dn = "uid=mlefevre,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
+    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", dn, "-w", "premier-mot-de-passe"], None).await;
+    assert_eq!(code, 0);
+    let (_, out, _) = ldapsearch(&srv, Some((ADMIN, ADMIN_PASSWORD)), &["-b", dn, "-s", "base", "userPassword"]).await;
+    assert!(out.contains("userPassword:: "), "{out}");
+    assert!(!out.contains("premier"), "{out}");
+
+    let modify = format!("dn: {dn}\nchangetype: modify\nreplace: title\ntitle: Gestionnaire RH\n-\nadd: mail\nmail: mlefevre@creteil.example.fr\n-\n");
+    let (code, _, err) = run("ldapmodify", &args(&v), Some(&modify)).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = run("ldapmodify", &args(&v), Some(&format!("dn: {dn}\nchangetype: modify\nadd: cigActive\ncigActive: TRUE\ncigActive: FALSE\n-\n"))).await;
+    assert_eq!(code, 19, "constraintViolation on a second value of a single-valued attribute");
+    let (code, _, _) = run("ldapmodify", &args(&v), Some(&format!("dn: {dn}\nchangetype: modify\nadd: shoeSize\nshoeSize: 42\n-\n"))).await;
+    assert_eq!(code, 17, "undefinedAttributeType");
+
+    let cmp = with(&[]);
+    let mut c = args(&cmp);
+    c.extend([dn, "title:gestionnaire rh"]);
+    let (code, _, _) = run("ldapcompare", &c, None).await;
+    assert_eq!(code, 6, "compareTrue");
+    let mut c = args(&cmp);
+    c.extend([dn, "title:autre"]);
+    let (code, _, _) = run("ldapcompare", &c, None).await;
+    assert_eq!(code, 5, "compareFalse");
+
+    // Grant BIP, then rename: the application group follows.
+    let grant = format!("dn: cn=bip,ou=applications,dc=cig,dc=fr\nchangetype: modify\nadd: member\nmember: {dn}\n-\n");
+    assert_eq!(run("ldapmodify", &args(&v), Some(&grant)).await.0, 0);
+    let mut r = args(&v);
+    r.extend(["-r", dn, "uid=mlefevre2"]);
+    let (code, _, err) = run("ldapmodrdn", &r, None).await;
+    assert_eq!(code, 0, "{err}");
+    let new_dn = "uid=mlefevre2,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
+    let (_, out, _) = ldapsearch(&srv, Some((ADMIN, ADMIN_PASSWORD)), &["-b", "cn=bip,ou=applications,dc=cig,dc=fr", "-s", "base", "member"]).await;
+    assert!(out.contains(&format!("member: {new_dn}")), "{out}");
+
+    let mut d = args(&v);
+    d.push("ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr");
+    assert_eq!(run("ldapdelete", &d, None).await.0, 66, "notAllowedOnNonLeaf");
+    let mut d = args(&v);
+    d.push(new_dn);
+    assert_eq!(run("ldapdelete", &d, None).await.0, 0);
+    let (_, out, _) = ldapsearch(&srv, Some((ADMIN, ADMIN_PASSWORD)), &["-b", "cn=bip,ou=applications,dc=cig,dc=fr", "-s", "base", "member"]).await;
+    assert!(!out.contains("mlefevre"), "the deleted agent left the group: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_reads_but_cannot_write_under_the_baseline_policy() {
+    if !have("ldapmodify") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let url = srv.url.clone();
+    let pw = convergences::seed::DEMO_PASSWORD;
+    let change = format!("dn: {HDUPRE}\nchangetype: modify\nreplace: title\ntitle: x\n-\n");
+    let (code, _, err) = run("ldapmodify", &["-x", "-H", &url, "-D", HDUPRE, "-w", pw], Some(&change)).await;
+    assert_eq!(code, 50, "insufficientAccessRights: {err}");
+    let (code, _, _) = run("ldapmodify", &["-x", "-H", &url], Some(&change)).await;
+    assert_eq!(code, 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_pdu_ends_only_that_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::start().await;
+    let addr = srv.handle.as_ref().unwrap().ldap_addr;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&[0x30, 0x05, 0x02, 0x01, 0x01, 0x77, 0x00]).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut buf)).await.unwrap();
+    // A Notice of Disconnection (OID 1.3.6.1.4.1.1466.20036) came back before the close.
+    assert!(buf.windows(22).any(|w| w == b"1.3.6.1.4.1.1466.20036"), "{buf:?}");
+    // The server still answers others.
+    if have("ldapsearch") {
+        let (code, _, _) = ldapsearch(&srv, None, &["-b", "", "-s", "base"]).await;
+        assert_eq!(code, 0);
+    }
+}
