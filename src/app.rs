@@ -148,8 +148,14 @@ pub fn import(cfg: &Config, file: &Path) -> Result<ImportReport, AppError> {
     bar.finish_and_clear();
     match (result, parse_error) {
         (Err(_), Some((line, reason))) => Err(AppError::Import { line, reason }),
-        (Err((i, e)), None) => Err(AppError::Import { line: lines.get(i).copied().unwrap_or(0), reason: e.to_string() }),
-        (Ok(n), _) => Ok(ImportReport { entries: n, seconds: started.elapsed().as_secs_f64() }),
+        (Err((i, e)), None) => Err(AppError::Import {
+            line: lines.get(i).copied().unwrap_or(0),
+            reason: e.to_string(),
+        }),
+        (Ok(n), _) => Ok(ImportReport {
+            entries: n,
+            seconds: started.elapsed().as_secs_f64(),
+        }),
     }
 }
 

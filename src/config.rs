@@ -105,7 +105,7 @@ impl Default for Config {
             ]
             .map(String::from)
             .to_vec(),
-            substring_index: ["uid", "cn", "sn", "givenName", "mail"].map(String::from).to_vec(),
+            substring_index: ["cn", "sn", "givenName"].map(String::from).to_vec(),
             log_format: "text".into(),
             limits: Limits::default(),
         }

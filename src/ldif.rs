@@ -180,13 +180,12 @@ fn parse_record(lines: Vec<(usize, String)>) -> Result<(usize, Change), LdifErro
         });
     }
     let dn = parse_dn(start, value)?;
-    while it
+    if let Some((n, _)) = it
         .peek()
-        .is_some_and(|(_, l)| l.to_ascii_lowercase().starts_with("control:"))
+        .filter(|(_, l)| l.to_ascii_lowercase().starts_with("control:"))
     {
-        let (n, _) = it.next().unwrap_or_default();
         return Err(LdifError {
-            line: n,
+            line: *n,
             reason: "LDIF controls are not supported".into(),
         });
     }
@@ -378,7 +377,7 @@ pub fn write_entry(out: &mut impl Write, dn: &str, attrs: &[(String, Vec<Vec<u8>
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 

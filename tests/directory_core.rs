@@ -11,7 +11,11 @@ fn uids(dir: &convergences::directory::Directory, base: &str, scope: Scope, filt
     let req = SearchRequest::new(dn(base), scope, Filter::parse(filter).unwrap());
     let mut out = Vec::new();
     dir.search(&req, |e| {
-        out.push(e.first_str("uid").map(str::to_string).unwrap_or_else(|| e.dn.to_string()));
+        out.push(
+            e.first_str("uid")
+                .map(str::to_string)
+                .unwrap_or_else(|| e.dn.to_string()),
+        );
         Ok(())
     })
     .unwrap();
@@ -26,17 +30,36 @@ fn schema_violations_get_their_ldap_codes() {
     let a = actor();
     let err = |e: Entry| dir.add(&a, e).unwrap_err();
 
-    assert!(matches!(err(agent("x1", "A", "B").with("favouriteColour", ["blue"])), DirectoryError::UndefinedAttributeType(_)));
+    assert!(matches!(
+        err(agent("x1", "A", "B").with("favouriteColour", ["blue"])),
+        DirectoryError::UndefinedAttributeType(_)
+    ));
     let mut no_sn = agent("x2", "A", "B");
     no_sn.remove("sn");
     assert!(matches!(err(no_sn), DirectoryError::ObjectClassViolation(m) if m.contains("sn")));
-    assert!(matches!(err(agent("x3", "A", "B").with("cigSiren", ["219400280"])), DirectoryError::ObjectClassViolation(m) if m.contains("not allowed")));
-    let aux_only = Entry::new(dn(&format!("uid=x4,{AGENTS}"))).with("objectClass", ["cigAgent"]).with("uid", ["x4"]);
+    assert!(
+        matches!(err(agent("x3", "A", "B").with("cigSiren", ["219400280"])), DirectoryError::ObjectClassViolation(m) if m.contains("not allowed"))
+    );
+    let aux_only = Entry::new(dn(&format!("uid=x4,{AGENTS}")))
+        .with("objectClass", ["cigAgent"])
+        .with("uid", ["x4"]);
     assert!(matches!(err(aux_only), DirectoryError::ObjectClassViolation(m) if m.contains("structural")));
-    assert!(matches!(err(agent("x5", "A", "B").with("cigActive", ["TRUE", "FALSE"])), DirectoryError::ConstraintViolation(_)));
-    assert!(matches!(err(agent("x6", "A", "B").with("displayName", ["a", "b"])), DirectoryError::ConstraintViolation(_)));
-    assert!(matches!(err(agent("x7", "A", "B").with("cigActive", ["maybe"])), DirectoryError::InvalidAttributeSyntax(_)));
-    let bad_member = Entry::new(dn(&format!("cn=g,{GROUPS}"))).with("objectClass", ["groupOfNames"]).with("cn", ["g"]).with("member", ["not a dn"]);
+    assert!(matches!(
+        err(agent("x5", "A", "B").with("cigActive", ["TRUE", "FALSE"])),
+        DirectoryError::ConstraintViolation(_)
+    ));
+    assert!(matches!(
+        err(agent("x6", "A", "B").with("displayName", ["a", "b"])),
+        DirectoryError::ConstraintViolation(_)
+    ));
+    assert!(matches!(
+        err(agent("x7", "A", "B").with("cigActive", ["maybe"])),
+        DirectoryError::InvalidAttributeSyntax(_)
+    ));
+    let bad_member = Entry::new(dn(&format!("cn=g,{GROUPS}")))
+        .with("objectClass", ["groupOfNames"])
+        .with("cn", ["g"])
+        .with("member", ["not a dn"]);
     assert!(matches!(err(bad_member), DirectoryError::InvalidAttributeSyntax(_)));
     let posix = agent("x8", "A", "B")
         .with("objectClass", ["posixAccount"])
@@ -44,13 +67,19 @@ fn schema_violations_get_their_ldap_codes() {
         .with("gidNumber", ["1"])
         .with("homeDirectory", ["/home/x8"]);
     assert!(matches!(err(posix), DirectoryError::InvalidAttributeSyntax(m) if m.contains("uidNumber")));
-    assert!(matches!(err(agent("x9", "A", "B").with("objectClass", ["noSuchClass"])), DirectoryError::ObjectClassViolation(_)));
+    assert!(matches!(
+        err(agent("x9", "A", "B").with("objectClass", ["noSuchClass"])),
+        DirectoryError::ObjectClassViolation(_)
+    ));
     // An import keeps operational attributes, and checks their syntax too.
     let bad_time = agent("x10", "A", "B").with("createTimestamp", ["yesterday"]);
     let r = dir.apply_batch(&a, [Ok(Change::Add(bad_time))], AddMode::Import, |_| {});
     assert!(matches!(r, Err((0, DirectoryError::InvalidAttributeSyntax(m))) if m.contains("createTimestamp")));
     // A client may not write operational attributes.
-    assert!(matches!(err(agent("x11", "A", "B").with("entryUUID", ["8d49d902-d13f-40c5-8be2-9d39fb8c0bdb"])), DirectoryError::ConstraintNoUserModification(_)));
+    assert!(matches!(
+        err(agent("x11", "A", "B").with("entryUUID", ["8d49d902-d13f-40c5-8be2-9d39fb8c0bdb"])),
+        DirectoryError::ConstraintNoUserModification(_)
+    ));
 }
 
 #[test]
@@ -62,9 +91,15 @@ fn uid_is_unique_across_the_directory() {
         .with("uid", ["HDUPRE"])
         .with("cn", ["x"])
         .with("sn", ["x"]);
-    assert!(matches!(dir.add(&actor(), twin), Err(DirectoryError::ConstraintViolation(_))));
+    assert!(matches!(
+        dir.add(&actor(), twin),
+        Err(DirectoryError::ConstraintViolation(_))
+    ));
     let m = Modification::new(ModOp::Add, "uid", ["jdupont"]);
-    assert!(matches!(dir.modify(&actor(), &dn(&format!("uid=hdupre,{AGENTS}")), &[m]), Err(DirectoryError::ConstraintViolation(_))));
+    assert!(matches!(
+        dir.modify(&actor(), &dn(&format!("uid=hdupre,{AGENTS}")), &[m]),
+        Err(DirectoryError::ConstraintViolation(_))
+    ));
 }
 
 #[test]
@@ -73,19 +108,36 @@ fn write_errors_follow_rfc_4511() {
     populate(&dir);
     let a = actor();
     let hd = dn(&format!("uid=hdupre,{AGENTS}"));
-    assert!(matches!(dir.add(&a, agent("hdupre", "H", "D")), Err(DirectoryError::AlreadyExists(_))));
-    let orphan = Entry::new(dn(&format!("uid=z,ou=nowhere,{ORG}"))).with("objectClass", ["account"]).with("uid", ["z"]);
+    assert!(matches!(
+        dir.add(&a, agent("hdupre", "H", "D")),
+        Err(DirectoryError::AlreadyExists(_))
+    ));
+    let orphan = Entry::new(dn(&format!("uid=z,ou=nowhere,{ORG}")))
+        .with("objectClass", ["account"])
+        .with("uid", ["z"]);
     match dir.add(&a, orphan) {
         Err(DirectoryError::NoSuchObject { matched, .. }) => assert_eq!(matched, ORG),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(dir.delete(&a, &dn(AGENTS)), Err(DirectoryError::NotAllowedOnNonLeaf(_))));
+    assert!(matches!(
+        dir.delete(&a, &dn(AGENTS)),
+        Err(DirectoryError::NotAllowedOnNonLeaf(_))
+    ));
     let exists = Modification::new(ModOp::Add, "mail", ["hdupre@creteil.example.fr"]);
-    assert!(matches!(dir.modify(&a, &hd, &[exists]), Err(DirectoryError::AttributeOrValueExists(_))));
+    assert!(matches!(
+        dir.modify(&a, &hd, &[exists]),
+        Err(DirectoryError::AttributeOrValueExists(_))
+    ));
     let missing = Modification::new(ModOp::Delete, "title", Vec::<&str>::new());
-    assert!(matches!(dir.modify(&a, &hd, &[missing]), Err(DirectoryError::NoSuchAttribute(_))));
+    assert!(matches!(
+        dir.modify(&a, &hd, &[missing]),
+        Err(DirectoryError::NoSuchAttribute(_))
+    ));
     let rdn = Modification::new(ModOp::Delete, "uid", ["hdupre"]);
-    assert!(matches!(dir.modify(&a, &hd, &[rdn]), Err(DirectoryError::NotAllowedOnRdn(_))));
+    assert!(matches!(
+        dir.modify(&a, &hd, &[rdn]),
+        Err(DirectoryError::NotAllowedOnRdn(_))
+    ));
     // All or nothing: the valid first change is not applied when the second fails.
     let ok = Modification::new(ModOp::Replace, "title", ["Directrice"]);
     let bad = Modification::new(ModOp::Add, "bogusAttr", ["x"]);
@@ -93,8 +145,13 @@ fn write_errors_follow_rfc_4511() {
     assert!(dir.get(&hd).unwrap().unwrap().get("title").is_none());
     // Increment (RFC 4525).
     let jd = dn(&format!("uid=jdupont,{AGENTS}"));
-    dir.modify(&a, &jd, &[Modification::new(ModOp::Replace, "employeeNumber", ["41"])]).unwrap();
-    let ok = dir.modify(&a, &dn(ORG), &[Modification::new(ModOp::Add, "cigApplication", ["snapi-cap"])]);
+    dir.modify(&a, &jd, &[Modification::new(ModOp::Replace, "employeeNumber", ["41"])])
+        .unwrap();
+    let ok = dir.modify(
+        &a,
+        &dn(ORG),
+        &[Modification::new(ModOp::Add, "cigApplication", ["snapi-cap"])],
+    );
     ok.unwrap();
     let before = dir.get(&hd).unwrap().unwrap();
     assert!(before.first_str("modifyTimestamp").is_some());
@@ -113,8 +170,14 @@ fn every_filter_kind_matches_french_names() {
     assert_eq!(sub("(cn=*œuvre*)"), ["floeuvre", "omartin"]);
     assert_eq!(sub("(cn=*ŒUVRE)"), ["floeuvre"]);
     assert_eq!(sub("(givenName=H*l*ne)"), ["hdupre"]);
-    assert_eq!(sub("(&(objectClass=inetOrgPerson)(employeeNumber>=3))"), ["jdupont", "omartin"]);
-    assert_eq!(sub("(&(objectClass=person)(employeeNumber<=2))"), ["floeuvre", "hdupre"]);
+    assert_eq!(
+        sub("(&(objectClass=inetOrgPerson)(employeeNumber>=3))"),
+        ["jdupont", "omartin"]
+    );
+    assert_eq!(
+        sub("(&(objectClass=person)(employeeNumber<=2))"),
+        ["floeuvre", "hdupre"]
+    );
     assert_eq!(sub("(&(uid=*)(!(sn=Dupr*)))"), ["floeuvre", "jdupont", "omartin"]);
     assert_eq!(sub("(|(uid=hdupre)(sn=Martin))"), ["hdupre", "omartin"]);
     assert_eq!(sub("(sn~=dupont)"), ["jdupont"]);
@@ -122,12 +185,26 @@ fn every_filter_kind_matches_french_names() {
     assert!(sub("(cn:caseExactMatch:=hélène dupré)").is_empty());
     assert_eq!(sub("(&(uid=*)(ou:dn:=agents))").len(), 4);
     assert_eq!(sub("(name=Lœuvre)"), ["floeuvre"]);
-    assert_eq!(sub("(memberOf=cn=bip,ou=applications,dc=cig,dc=fr)"), ["hdupre", "jdupont"]);
-    assert_eq!(sub("(&(uid=jdupont)(memberOf=CN=BIP,ou=applications,dc=cig,dc=fr))"), ["jdupont"]);
+    assert_eq!(
+        sub("(memberOf=cn=bip,ou=applications,dc=cig,dc=fr)"),
+        ["hdupre", "jdupont"]
+    );
+    assert_eq!(
+        sub("(&(uid=jdupont)(memberOf=CN=BIP,ou=applications,dc=cig,dc=fr))"),
+        ["jdupont"]
+    );
     assert!(sub("(description=*)").is_empty());
     assert!(sub("(unknownAttr=x)").is_empty());
-    assert_eq!(sub("(!(unknownAttr=x))").len(), 0, "NOT of Undefined is Undefined (RFC 4511 §4.5.1.7)");
-    assert_eq!(sub("(&)").len(), sub("(objectClass=*)").len(), "absolute true (RFC 4526)");
+    assert_eq!(
+        sub("(!(unknownAttr=x))").len(),
+        0,
+        "NOT of Undefined is Undefined (RFC 4511 §4.5.1.7)"
+    );
+    assert_eq!(
+        sub("(&)").len(),
+        sub("(objectClass=*)").len(),
+        "absolute true (RFC 4526)"
+    );
     assert!(sub("(|)").is_empty());
     assert_eq!(uids(&dir, AGENTS, Scope::One, "(objectClass=*)").len(), 4);
     assert_eq!(uids(&dir, ORG, Scope::One, "(objectClass=*)").len(), 2);
@@ -142,21 +219,42 @@ fn search_honours_size_limit_and_attribute_selection() {
     let mut req = SearchRequest::new(dn(SUFFIX), Scope::Sub, Filter::parse("(uid=*)").unwrap());
     req.size_limit = 2;
     let mut n = 0;
-    assert!(matches!(dir.search(&req, |_| { n += 1; Ok(()) }), Err(DirectoryError::SizeLimitExceeded)));
+    assert!(matches!(
+        dir.search(&req, |_| {
+            n += 1;
+            Ok(())
+        }),
+        Err(DirectoryError::SizeLimitExceeded)
+    ));
     assert_eq!(n, 2);
 
     let one = |attrs: &[&str]| {
         let mut req = SearchRequest::new(dn(&format!("uid=hdupre,{AGENTS}")), Scope::Base, Filter::everything());
         req.attrs = attrs.iter().map(|s| s.to_string()).collect();
         let mut got = None;
-        dir.search(&req, |e| { got = Some(e); Ok(()) }).unwrap();
+        dir.search(&req, |e| {
+            got = Some(e);
+            Ok(())
+        })
+        .unwrap();
         got.unwrap()
     };
     let all = one(&[]);
     assert!(all.get("cn").is_some() && all.get("entryUUID").is_none());
     let ops = one(&["+"]);
     assert!(ops.get("cn").is_none());
-    for op in ["entryUUID", "createTimestamp", "modifyTimestamp", "creatorsName", "modifiersName", "entryDN", "structuralObjectClass", "hasSubordinates", "numSubordinates", "memberOf"] {
+    for op in [
+        "entryUUID",
+        "createTimestamp",
+        "modifyTimestamp",
+        "creatorsName",
+        "modifiersName",
+        "entryDN",
+        "structuralObjectClass",
+        "hasSubordinates",
+        "numSubordinates",
+        "memberOf",
+    ] {
         assert!(ops.get(op).is_some(), "{op} missing");
     }
     assert_eq!(ops.first_str("structuralObjectClass"), Some("inetOrgPerson"));
@@ -170,12 +268,19 @@ fn search_honours_size_limit_and_attribute_selection() {
         let mut req = SearchRequest::new(dn(AGENTS), Scope::Base, Filter::everything());
         req.attrs = vec!["hasSubordinates".into(), "numSubordinates".into()];
         let mut got = None;
-        dir.search(&req, |e| { got = Some(e); Ok(()) }).unwrap();
+        dir.search(&req, |e| {
+            got = Some(e);
+            Ok(())
+        })
+        .unwrap();
         got.unwrap()
     };
     assert_eq!(org.first_str("hasSubordinates"), Some("TRUE"));
     assert_eq!(org.first_str("numSubordinates"), Some("4"));
-    match dir.search(&SearchRequest::new(dn(&format!("uid=nobody,{AGENTS}")), Scope::Base, Filter::everything()), |_| Ok(())) {
+    match dir.search(
+        &SearchRequest::new(dn(&format!("uid=nobody,{AGENTS}")), Scope::Base, Filter::everything()),
+        |_| Ok(()),
+    ) {
         Err(DirectoryError::NoSuchObject { matched, .. }) => assert_eq!(matched, AGENTS),
         other => panic!("{other:?}"),
     }
@@ -188,9 +293,18 @@ fn compare_answers_true_false_or_no_such_attribute() {
     let hd = dn(&format!("uid=hdupre,{AGENTS}"));
     assert!(dir.compare(&hd, "sn", "DUPRÉ".as_bytes()).unwrap());
     assert!(!dir.compare(&hd, "sn", b"Martin").unwrap());
-    assert!(dir.compare(&hd, "memberOf", b"cn=bip,ou=applications,dc=cig,dc=fr").unwrap());
-    assert!(matches!(dir.compare(&hd, "title", b"x"), Err(DirectoryError::NoSuchAttribute(_))));
-    assert!(matches!(dir.compare(&hd, "bogus", b"x"), Err(DirectoryError::UndefinedAttributeType(_))));
+    assert!(
+        dir.compare(&hd, "memberOf", b"cn=bip,ou=applications,dc=cig,dc=fr")
+            .unwrap()
+    );
+    assert!(matches!(
+        dir.compare(&hd, "title", b"x"),
+        Err(DirectoryError::NoSuchAttribute(_))
+    ));
+    assert!(matches!(
+        dir.compare(&hd, "bogus", b"x"),
+        Err(DirectoryError::UndefinedAttributeType(_))
+    ));
 }
 
 #[test]
@@ -214,35 +328,87 @@ fn member_of_and_referential_integrity_follow_deletes_renames_and_moves() {
 
     // Add: a new agent granted BIP shows memberOf at once.
     dir.add(&a, agent("nouveau", "Noé", "Nouveau")).unwrap();
-    dir.modify(&a, &bip, &[Modification::new(ModOp::Add, "member", [format!("uid=nouveau,{AGENTS}")])]).unwrap();
-    assert_eq!(uids(&dir, SUFFIX, Scope::Sub, "(memberOf=cn=bip,ou=applications,dc=cig,dc=fr)"), ["hdupre", "jdupont", "nouveau"]);
+    dir.modify(
+        &a,
+        &bip,
+        &[Modification::new(
+            ModOp::Add,
+            "member",
+            [format!("uid=nouveau,{AGENTS}")],
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        uids(
+            &dir,
+            SUFFIX,
+            Scope::Sub,
+            "(memberOf=cn=bip,ou=applications,dc=cig,dc=fr)"
+        ),
+        ["hdupre", "jdupont", "nouveau"]
+    );
 
     // Delete: the member value goes with the entry.
     dir.delete(&a, &dn(&format!("uid=jdupont,{AGENTS}"))).unwrap();
-    assert_eq!(members(&bip), [format!("uid=hdupre,{AGENTS}"), format!("uid=nouveau,{AGENTS}")]);
+    assert_eq!(
+        members(&bip),
+        [format!("uid=hdupre,{AGENTS}"), format!("uid=nouveau,{AGENTS}")]
+    );
 
     // Rename: the member value follows, memberOf too.
-    dir.rename(&a, &dn(&format!("uid=hdupre,{AGENTS}")), &Rdn::single("uid", "hdupre2"), true, None).unwrap();
-    assert_eq!(members(&bip), [format!("uid=hdupre2,{AGENTS}"), format!("uid=nouveau,{AGENTS}")]);
+    dir.rename(
+        &a,
+        &dn(&format!("uid=hdupre,{AGENTS}")),
+        &Rdn::single("uid", "hdupre2"),
+        true,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        members(&bip),
+        [format!("uid=hdupre2,{AGENTS}"), format!("uid=nouveau,{AGENTS}")]
+    );
     assert!(members(&rh).contains(&format!("uid=hdupre2,{AGENTS}")));
     let renamed = dir.get(&dn(&format!("uid=hdupre2,{AGENTS}"))).unwrap().unwrap();
-    assert_eq!(renamed.get("uid").unwrap().values, [b"hdupre2".to_vec()], "deleteoldrdn removed the old value");
+    assert_eq!(
+        renamed.get("uid").unwrap().values,
+        [b"hdupre2".to_vec()],
+        "deleteoldrdn removed the old value"
+    );
     assert_eq!(uids(&dir, SUFFIX, Scope::Sub, "(uid=hdupre)"), Vec::<String>::new());
 
     // Subtree move: ou=agents goes under ou=particuliers with its children;
     // every DN below changes and every group follows.
     let new_parent = dn(&format!("ou=particuliers,{SUFFIX}"));
-    dir.rename(&a, &dn(AGENTS), &Rdn::single("ou", "agents"), false, Some(&new_parent)).unwrap();
+    dir.rename(&a, &dn(AGENTS), &Rdn::single("ou", "agents"), false, Some(&new_parent))
+        .unwrap();
     let moved = format!("ou=agents,ou=particuliers,{SUFFIX}");
-    assert_eq!(members(&bip), [format!("uid=hdupre2,{moved}"), format!("uid=nouveau,{moved}")]);
-    assert_eq!(uids(&dir, &moved, Scope::One, "(objectClass=inetOrgPerson)"), ["floeuvre", "hdupre2", "nouveau", "omartin"]);
+    assert_eq!(
+        members(&bip),
+        [format!("uid=hdupre2,{moved}"), format!("uid=nouveau,{moved}")]
+    );
+    assert_eq!(
+        uids(&dir, &moved, Scope::One, "(objectClass=inetOrgPerson)"),
+        ["floeuvre", "hdupre2", "nouveau", "omartin"]
+    );
     assert!(uids(&dir, ORG, Scope::Sub, "(objectClass=inetOrgPerson)").is_empty());
-    assert_eq!(uids(&dir, SUFFIX, Scope::Sub, "(memberOf=cn=rh,ou=groupes,o=219400280,ou=organisations,dc=cig,dc=fr)"), ["floeuvre", "hdupre2"]);
+    assert_eq!(
+        uids(
+            &dir,
+            SUFFIX,
+            Scope::Sub,
+            "(memberOf=cn=rh,ou=groupes,o=219400280,ou=organisations,dc=cig,dc=fr)"
+        ),
+        ["floeuvre", "hdupre2"]
+    );
     let e = dir.get(&dn(&format!("uid=floeuvre,{moved}"))).unwrap().unwrap();
     assert_eq!(e.dn.to_string(), format!("uid=floeuvre,{moved}"));
     // Moving an entry below itself is refused.
     let inside = dn(&format!("uid=floeuvre,{moved}"));
-    assert!(matches!(dir.rename(&a, &dn(&moved), &Rdn::single("ou", "x"), false, Some(&inside)), Err(DirectoryError::Unwilling(_))));
+    assert!(matches!(
+        dir.rename(&a, &dn(&moved), &Rdn::single("ou", "x"), false, Some(&inside)),
+        Err(DirectoryError::Unwilling(_))
+    ));
     // A group whose last member is deleted keeps existing.
     dir.delete(&a, &dn(&format!("uid=floeuvre,{moved}"))).unwrap();
     dir.delete(&a, &dn(&format!("uid=hdupre2,{moved}"))).unwrap();
@@ -256,7 +422,12 @@ fn a_write_survives_closing_and_reopening_the_store() {
     {
         let dir = convergences::app::open_directory(&cfg).unwrap();
         populate(&dir);
-        dir.modify(&actor(), &dn(&format!("uid=hdupre,{AGENTS}")), &[Modification::new(ModOp::Replace, "title", ["Directrice"])]).unwrap();
+        dir.modify(
+            &actor(),
+            &dn(&format!("uid=hdupre,{AGENTS}")),
+            &[Modification::new(ModOp::Replace, "title", ["Directrice"])],
+        )
+        .unwrap();
     }
     let dir = convergences::app::open_directory(&cfg).unwrap();
     let e = dir.get(&dn(&format!("uid=hdupre,{AGENTS}"))).unwrap().unwrap();
@@ -266,16 +437,64 @@ fn a_write_survives_closing_and_reopening_the_store() {
 
 /// Filters over the fixture's stored attributes, to compare the planner with a scan.
 fn filter_strategy() -> impl Strategy<Value = Filter> {
-    let attrs = prop::sample::select(vec!["uid", "cn", "sn", "givenName", "mail", "employeeNumber", "objectClass", "title", "name", "ou"]);
-    let values = prop::sample::select(vec!["hdupre", "Dupré", "dupont", "Hélène", "œuvre", "Œuvre Martin", "1", "3", "person", "inetOrgPerson", "agents", "jean", "lœ", "e", "re"]);
+    let attrs = prop::sample::select(vec![
+        "uid",
+        "cn",
+        "sn",
+        "givenName",
+        "mail",
+        "employeeNumber",
+        "objectClass",
+        "title",
+        "name",
+        "ou",
+    ]);
+    let values = prop::sample::select(vec![
+        "hdupre",
+        "Dupré",
+        "dupont",
+        "Hélène",
+        "œuvre",
+        "Œuvre Martin",
+        "1",
+        "3",
+        "person",
+        "inetOrgPerson",
+        "agents",
+        "jean",
+        "lœ",
+        "e",
+        "re",
+    ]);
     let leaf = (attrs, values, 0..6u8).prop_map(|(a, v, kind)| {
         let (a, v) = (a.to_string(), v.as_bytes().to_vec());
         match kind {
             0 => Filter::Equality(a, v),
             1 => Filter::Present(a),
-            2 => Filter::Substrings(a, convergences::directory::filter::Substrings { initial: Some(v), any: vec![], final_: None }),
-            3 => Filter::Substrings(a, convergences::directory::filter::Substrings { initial: None, any: vec![v], final_: None }),
-            4 => Filter::Substrings(a, convergences::directory::filter::Substrings { initial: None, any: vec![], final_: Some(v) }),
+            2 => Filter::Substrings(
+                a,
+                convergences::directory::filter::Substrings {
+                    initial: Some(v),
+                    any: vec![],
+                    final_: None,
+                },
+            ),
+            3 => Filter::Substrings(
+                a,
+                convergences::directory::filter::Substrings {
+                    initial: None,
+                    any: vec![v],
+                    final_: None,
+                },
+            ),
+            4 => Filter::Substrings(
+                a,
+                convergences::directory::filter::Substrings {
+                    initial: None,
+                    any: vec![],
+                    final_: Some(v),
+                },
+            ),
             _ => Filter::GreaterOrEqual(a, v),
         }
     });
@@ -299,7 +518,10 @@ fn index_answers_agree_with_a_full_scan() {
     })
     .unwrap();
     let schema = dir.schema().clone();
-    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config { cases: 256, ..Default::default() });
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 256,
+        ..Default::default()
+    });
     runner
         .run(&filter_strategy(), |f| {
             let mut scanned: Vec<String> = all

@@ -31,7 +31,11 @@ async fn anonymous_clients_read_the_root_dse_and_the_subschema_only() {
     assert!(out.contains("subschemaSubentry: cn=Subschema"));
     let (code, out, _) = ldapsearch(&srv, None, &["-b", "cn=subschema", "-s", "base", "+"]).await;
     assert_eq!(code, 0);
-    assert!(out.contains("attributeTypes: ( 2.5.4.3 NAME ( 'cn' 'commonName' )"), "{}", &out[..out.len().min(500)]);
+    assert!(
+        out.contains("attributeTypes: ( 2.5.4.3 NAME ( 'cn' 'commonName' )"),
+        "{}",
+        &out[..out.len().min(500)]
+    );
     assert!(out.contains("NAME 'cigOrganisation'"));
     // Anything else looks like nothing is there.
     let (code, out, _) = ldapsearch(&srv, None, &["-b", "dc=cig,dc=fr", "(uid=hdupre)"]).await;
@@ -45,23 +49,43 @@ async fn simple_bind_checks_the_password_and_hides_which_part_was_wrong() {
     }
     let srv = TestServer::start().await;
     let url = srv.url.clone();
-    let (code, out, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", ADMIN, "-w", ADMIN_PASSWORD], None).await;
+    let (code, out, _) = run(
+        "ldapwhoami",
+        &["-x", "-H", &url, "-D", ADMIN, "-w", ADMIN_PASSWORD],
+        None,
+    )
+    .await;
     assert_eq!(code, 0);
     assert_eq!(out.trim(), format!("dn:{ADMIN}"));
     let (code, _, err) = run("ldapwhoami", &["-x", "-H", &url, "-D", ADMIN, "-w", "wrong"], None).await;
     assert_eq!(code, 49, "{err}");
-    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", "uid=nobody,dc=cig,dc=fr", "-w", "x"], None).await;
+    let (code, _, _) = run(
+        "ldapwhoami",
+        &["-x", "-H", &url, "-D", "uid=nobody,dc=cig,dc=fr", "-w", "x"],
+        None,
+    )
+    .await;
     assert_eq!(code, 49);
     let (code, out, _) = run("ldapwhoami", &["-x", "-H", &url], None).await;
     assert_eq!((code, out.trim()), (0, "anonymous"));
     // A demo agent binds with the demo password.
-    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", HDUPRE, "-w", convergences::seed::DEMO_PASSWORD], None).await;
+    let (code, _, _) = run(
+        "ldapwhoami",
+        &["-x", "-H", &url, "-D", HDUPRE, "-w", convergences::seed::DEMO_PASSWORD],
+        None,
+    )
+    .await;
     assert_eq!(code, 0);
     // A disabled agent (cigActive: FALSE) cannot bind any more.
     let dir = srv.directory();
     let m = convergences::directory::Modification::new(convergences::directory::ModOp::Replace, "cigActive", ["FALSE"]);
     dir.modify(&actor(), &dn(HDUPRE), &[m]).unwrap();
-    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", HDUPRE, "-w", convergences::seed::DEMO_PASSWORD], None).await;
+    let (code, _, _) = run(
+        "ldapwhoami",
+        &["-x", "-H", &url, "-D", HDUPRE, "-w", convergences::seed::DEMO_PASSWORD],
+        None,
+    )
+    .await;
     assert_eq!(code, 49);
 }
 
@@ -75,15 +99,37 @@ async fn an_application_finds_an_agent_by_uid_and_application_membership() {
     let (code, out, err) = ldapsearch(
         &srv,
         Some(svc),
-        &["-b", "dc=cig,dc=fr", "(&(uid=hdupre)(memberOf=cn=bip,ou=applications,dc=cig,dc=fr))", "cn", "mail", "userPassword"],
+        &[
+            "-b",
+            "dc=cig,dc=fr",
+            "(&(uid=hdupre)(memberOf=cn=bip,ou=applications,dc=cig,dc=fr))",
+            "cn",
+            "mail",
+            "userPassword",
+        ],
     )
     .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("dn: {HDUPRE}")), "{out}");
     assert!(out.contains("cn:: SMOpbMOobmUgRHVwcsOp"), "{out}");
-    assert!(!out.contains("userPassword"), "only administrators read password hashes");
-    let (_, out, _) = ldapsearch(&srv, Some(svc), &["-b", "dc=cig,dc=fr", "(&(uid=floeuvre)(memberOf=cn=snapi-cap,ou=applications,dc=cig,dc=fr))"]).await;
-    assert!(!out.contains("dn:"), "floeuvre's organisation does not subscribe to SNAPI-CAP");
+    assert!(
+        !out.contains("userPassword"),
+        "only administrators read password hashes"
+    );
+    let (_, out, _) = ldapsearch(
+        &srv,
+        Some(svc),
+        &[
+            "-b",
+            "dc=cig,dc=fr",
+            "(&(uid=floeuvre)(memberOf=cn=snapi-cap,ou=applications,dc=cig,dc=fr))",
+        ],
+    )
+    .await;
+    assert!(
+        !out.contains("dn:"),
+        "floeuvre's organisation does not subscribe to SNAPI-CAP"
+    );
     // Size limit: partial results, then sizeLimitExceeded (4).
     let (code, out, _) = ldapsearch(&srv, Some(svc), &["-z", "2", "-b", "dc=cig,dc=fr", "(uid=*)", "1.1"]).await;
     assert_eq!(code, 4);
@@ -116,18 +162,47 @@ async fn an_administrator_adds_modifies_renames_compares_and_deletes() {
 
     // The plain-text password was hashed, and binds.
     let dn = "uid=mlefevre,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
-    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", dn, "-w", "premier-mot-de-passe"], None).await;
+    let (code, _, _) = run(
+        "ldapwhoami",
+        &["-x", "-H", &url, "-D", dn, "-w", "premier-mot-de-passe"],
+        None,
+    )
+    .await;
     assert_eq!(code, 0);
-    let (_, out, _) = ldapsearch(&srv, Some((ADMIN, ADMIN_PASSWORD)), &["-b", dn, "-s", "base", "userPassword"]).await;
+    let (_, out, _) = ldapsearch(
+        &srv,
+        Some((ADMIN, ADMIN_PASSWORD)),
+        &["-b", dn, "-s", "base", "userPassword"],
+    )
+    .await;
     assert!(out.contains("userPassword:: "), "{out}");
     assert!(!out.contains("premier"), "{out}");
 
-    let modify = format!("dn: {dn}\nchangetype: modify\nreplace: title\ntitle: Gestionnaire RH\n-\nadd: mail\nmail: mlefevre@creteil.example.fr\n-\n");
+    let modify = format!(
+        "dn: {dn}\nchangetype: modify\nreplace: title\ntitle: Gestionnaire RH\n-\nadd: mail\nmail: mlefevre@creteil.example.fr\n-\n"
+    );
     let (code, _, err) = run("ldapmodify", &args(&v), Some(&modify)).await;
     assert_eq!(code, 0, "{err}");
-    let (code, _, _) = run("ldapmodify", &args(&v), Some(&format!("dn: {dn}\nchangetype: modify\nadd: cigActive\ncigActive: TRUE\ncigActive: FALSE\n-\n"))).await;
-    assert_eq!(code, 19, "constraintViolation on a second value of a single-valued attribute");
-    let (code, _, _) = run("ldapmodify", &args(&v), Some(&format!("dn: {dn}\nchangetype: modify\nadd: shoeSize\nshoeSize: 42\n-\n"))).await;
+    let (code, _, _) = run(
+        "ldapmodify",
+        &args(&v),
+        Some(&format!(
+            "dn: {dn}\nchangetype: modify\nadd: cigActive\ncigActive: TRUE\ncigActive: FALSE\n-\n"
+        )),
+    )
+    .await;
+    assert_eq!(
+        code, 19,
+        "constraintViolation on a second value of a single-valued attribute"
+    );
+    let (code, _, _) = run(
+        "ldapmodify",
+        &args(&v),
+        Some(&format!(
+            "dn: {dn}\nchangetype: modify\nadd: shoeSize\nshoeSize: 42\n-\n"
+        )),
+    )
+    .await;
     assert_eq!(code, 17, "undefinedAttributeType");
 
     let cmp = with(&[]);
@@ -148,7 +223,12 @@ async fn an_administrator_adds_modifies_renames_compares_and_deletes() {
     let (code, _, err) = run("ldapmodrdn", &r, None).await;
     assert_eq!(code, 0, "{err}");
     let new_dn = "uid=mlefevre2,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
-    let (_, out, _) = ldapsearch(&srv, Some((ADMIN, ADMIN_PASSWORD)), &["-b", "cn=bip,ou=applications,dc=cig,dc=fr", "-s", "base", "member"]).await;
+    let (_, out, _) = ldapsearch(
+        &srv,
+        Some((ADMIN, ADMIN_PASSWORD)),
+        &["-b", "cn=bip,ou=applications,dc=cig,dc=fr", "-s", "base", "member"],
+    )
+    .await;
     assert!(out.contains(&format!("member: {new_dn}")), "{out}");
 
     let mut d = args(&v);
@@ -157,7 +237,12 @@ async fn an_administrator_adds_modifies_renames_compares_and_deletes() {
     let mut d = args(&v);
     d.push(new_dn);
     assert_eq!(run("ldapdelete", &d, None).await.0, 0);
-    let (_, out, _) = ldapsearch(&srv, Some((ADMIN, ADMIN_PASSWORD)), &["-b", "cn=bip,ou=applications,dc=cig,dc=fr", "-s", "base", "member"]).await;
+    let (_, out, _) = ldapsearch(
+        &srv,
+        Some((ADMIN, ADMIN_PASSWORD)),
+        &["-b", "cn=bip,ou=applications,dc=cig,dc=fr", "-s", "base", "member"],
+    )
+    .await;
     assert!(!out.contains("mlefevre"), "the deleted agent left the group: {out}");
 }
 
@@ -184,7 +269,9 @@ async fn a_malformed_pdu_ends_only_that_connection() {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(&[0x30, 0x05, 0x02, 0x01, 0x01, 0x77, 0x00]).await.unwrap();
     let mut buf = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut buf)).await.unwrap();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .unwrap();
     // A Notice of Disconnection (OID 1.3.6.1.4.1.1466.20036) came back before the close.
     assert!(buf.windows(22).any(|w| w == b"1.3.6.1.4.1.1466.20036"), "{buf:?}");
     // The server still answers others.

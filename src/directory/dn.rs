@@ -292,17 +292,17 @@ impl<'a> Parser<'a> {
             self.pos += 1;
         }
         let hex = &self.src[start..self.pos];
-        if hex.is_empty() || hex.len() % 2 != 0 {
+        if hex.is_empty() || !hex.len().is_multiple_of(2) {
             return Err(self.err("bad hexstring"));
         }
         self.skip_spaces();
         let bytes = decode_hex(hex).ok_or_else(|| self.err("bad hexstring"))?;
         // RFC 4514 §2.4: the BER encoding of the value. Take the content of a
         // string-typed TLV; anything else stays as the `#hex` literal.
-        if let Some(content) = ber_string_content(&bytes) {
-            if let Ok(s) = String::from_utf8(content.to_vec()) {
-                return Ok(s);
-            }
+        if let Some(content) = ber_string_content(&bytes)
+            && let Ok(s) = String::from_utf8(content.to_vec())
+        {
+            return Ok(s);
         }
         Ok(format!("#{hex}"))
     }
@@ -376,7 +376,7 @@ fn hex_val(b: u8) -> u8 {
 
 pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 2 != 0 || !b.iter().all(|c| c.is_ascii_hexdigit()) {
+    if !b.len().is_multiple_of(2) || !b.iter().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
     Some(b.chunks(2).map(|p| hex_val(p[0]) << 4 | hex_val(p[1])).collect())

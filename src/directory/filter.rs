@@ -198,10 +198,10 @@ fn compare_values(
         let sattr = schema.attr(sub);
         if let Some(values) = entry.get(&sattr.name) {
             for v in &values.values {
-                if let Ok(n) = schema.normalize(rule, v) {
-                    if test(&n, &asserted) {
-                        return Tri::True;
-                    }
+                if let Ok(n) = schema.normalize(rule, v)
+                    && test(&n, &asserted)
+                {
+                    return Tri::True;
                 }
             }
         }
@@ -331,10 +331,10 @@ fn extensible(
             };
             for &s in &schema.attr(id).with_subtypes {
                 let sattr = schema.attr(s);
-                if let Some(vals) = entry.get(&sattr.name) {
-                    if test_attr(sattr, &mut vals.values.iter().map(|v| v.as_slice())) {
-                        return Tri::True;
-                    }
+                if let Some(vals) = entry.get(&sattr.name)
+                    && test_attr(sattr, &mut vals.values.iter().map(|v| v.as_slice()))
+                {
+                    return Tri::True;
                 }
             }
         }

@@ -9,15 +9,15 @@ use sha1::Digest;
 /// Whether a stored `userPassword` value is already a hash (kept as-is on import / write).
 pub fn is_hashed(v: &[u8]) -> bool {
     let Ok(s) = std::str::from_utf8(v) else { return false };
-    if let Some(rest) = s.strip_prefix('{') {
-        if let Some(end) = rest.find('}') {
-            let scheme = &rest[..end];
-            return !scheme.is_empty()
-                && !scheme.eq_ignore_ascii_case("CLEARTEXT")
-                && scheme
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-        }
+    if let Some(rest) = s.strip_prefix('{')
+        && let Some(end) = rest.find('}')
+    {
+        let scheme = &rest[..end];
+        return !scheme.is_empty()
+            && !scheme.eq_ignore_ascii_case("CLEARTEXT")
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     }
     false
 }

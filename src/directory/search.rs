@@ -138,12 +138,11 @@ impl Directory {
         let selection = Selection::new(&self.schema, &req.attrs);
         let mut sent = 0usize;
         for (i, id) in candidates.into_iter().enumerate() {
-            if i % 256 == 255 {
-                if let Some(limit) = req.time_limit {
-                    if started.elapsed() > limit {
-                        return Err(DirectoryError::TimeLimitExceeded);
-                    }
-                }
+            if i % 256 == 255
+                && let Some(limit) = req.time_limit
+                && started.elapsed() > limit
+            {
+                return Err(DirectoryError::TimeLimitExceeded);
             }
             let Some(rec) = r.entry(id)? else { continue };
             let in_scope = match req.scope {
@@ -411,13 +410,12 @@ impl Directory {
         };
         let mut best: Option<Vec<u64>> = None;
         // The initial component: a range scan over the equality keys.
-        if let Some(init) = &s.initial {
-            if self.eq_indexed.contains(&attr.lname) {
-                if let Some(n) = normalize_component(&self.schema, rule, init) {
-                    let prefix = index_key(IndexKind::Equality, &attr.lname, &n);
-                    best = r.postings_with_prefix(&prefix, PREFIX_SCAN_CAP)?;
-                }
-            }
+        if let Some(init) = &s.initial
+            && self.eq_indexed.contains(&attr.lname)
+            && let Some(n) = normalize_component(&self.schema, rule, init)
+        {
+            let prefix = index_key(IndexKind::Equality, &attr.lname, &n);
+            best = r.postings_with_prefix(&prefix, PREFIX_SCAN_CAP)?;
         }
         // Any other component of three bytes or more: intersect its trigrams.
         if self.sub_indexed.contains(&attr.lname) {

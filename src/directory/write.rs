@@ -414,7 +414,7 @@ impl Directory {
             let want = self
                 .schema
                 .normalize_eq(attr, ava.value.as_bytes())
-                .map_err(|e| DirectoryError::InvalidDn(e))?;
+                .map_err(DirectoryError::InvalidDn)?;
             let has = new.get(&attr.name).is_some_and(|a| {
                 a.values
                     .iter()
@@ -424,23 +424,21 @@ impl Directory {
                 new.add_values(&attr.name.clone(), [ava.value.clone().into_bytes()]);
             }
         }
-        if delete_old_rdn {
-            if let Some(old_rdn) = dn.rdn() {
-                for ava in &old_rdn.avas {
-                    let (_, attr) = self.schema.attr_of(&ava.attr)?;
-                    let gone = self.schema.normalize_eq(attr, ava.value.as_bytes()).ok();
-                    let kept_by_new_rdn = new_rdn.avas.iter().any(|n| {
-                        self.schema.attr_id(&n.attr) == self.schema.attr_id(&ava.attr)
-                            && self.schema.normalize_eq(attr, n.value.as_bytes()).ok() == gone
-                    });
-                    if kept_by_new_rdn {
-                        continue;
-                    }
-                    if let Some(a) = new.get_mut(&attr.name) {
-                        a.values.retain(|v| self.schema.normalize_eq(attr, v).ok() != gone);
-                        if a.values.is_empty() {
-                            new.remove(&attr.name.clone());
-                        }
+        if delete_old_rdn && let Some(old_rdn) = dn.rdn() {
+            for ava in &old_rdn.avas {
+                let (_, attr) = self.schema.attr_of(&ava.attr)?;
+                let gone = self.schema.normalize_eq(attr, ava.value.as_bytes()).ok();
+                let kept_by_new_rdn = new_rdn.avas.iter().any(|n| {
+                    self.schema.attr_id(&n.attr) == self.schema.attr_id(&ava.attr)
+                        && self.schema.normalize_eq(attr, n.value.as_bytes()).ok() == gone
+                });
+                if kept_by_new_rdn {
+                    continue;
+                }
+                if let Some(a) = new.get_mut(&attr.name) {
+                    a.values.retain(|v| self.schema.normalize_eq(attr, v).ok() != gone);
+                    if a.values.is_empty() {
+                        new.remove(&attr.name.clone());
                     }
                 }
             }

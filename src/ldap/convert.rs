@@ -37,6 +37,13 @@ pub fn filter(f: &LdapFilter) -> Filter {
 pub fn entry(e: Entry) -> LdapSearchResultEntry {
     LdapSearchResultEntry {
         dn: e.dn.to_string(),
-        attributes: e.attrs.into_iter().map(|a| LdapPartialAttribute { atype: a.name, vals: a.values }).collect(),
+        attributes: e
+            .attrs
+            .into_iter()
+            .map(|a| LdapPartialAttribute {
+                atype: a.name,
+                vals: a.values,
+            })
+            .collect(),
     }
 }

@@ -100,7 +100,9 @@ async fn connection(stream: TcpStream, ctx: Arc<Context>, mut shutdown: watch::R
             Ok(Some(Err(e))) => {
                 // RFC 4511 §4.1.1: a PDU we cannot parse ends the connection with a Notice of Disconnection.
                 tracing::info!("protocol error, closing connection: {e}");
-                let _ = framed.send(notice(LdapResultCode::ProtocolError, "malformed or oversized PDU")).await;
+                let _ = framed
+                    .send(notice(LdapResultCode::ProtocolError, "malformed or oversized PDU"))
+                    .await;
                 return;
             }
             Ok(Some(Ok(msg))) => msg,
@@ -112,7 +114,11 @@ async fn connection(stream: TcpStream, ctx: Arc<Context>, mut shutdown: watch::R
         let n = replies.len();
         for (i, reply) in replies.into_iter().enumerate() {
             // One flush per operation: feed every message, send (and flush) the last.
-            let r = if i + 1 == n { framed.send(reply).await } else { framed.feed(reply).await };
+            let r = if i + 1 == n {
+                framed.send(reply).await
+            } else {
+                framed.feed(reply).await
+            };
             if r.is_err() {
                 return;
             }

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use ldap3_proto::control::LdapControl;
+use ldap3_proto::proto::{LdapAddRequest, LdapBindRequest, LdapMsg, LdapOp, LdapResult, LdapResultCode};
 use ldap3_proto::proto::{
     LdapBindCred, LdapBindResponse, LdapCompareRequest, LdapExtendedRequest, LdapExtendedResponse, LdapModifyDNRequest,
     LdapModifyRequest, LdapModifyType, LdapSearchRequest, LdapSearchScope,
 };
-use ldap3_proto::proto::{LdapAddRequest, LdapBindRequest, LdapMsg, LdapOp, LdapResult, LdapResultCode};
 
 use super::result::{from_error, result, success};
 use super::rootdse::{self, OID_WHOAMI, SUBSCHEMA_DN};
@@ -42,10 +42,15 @@ pub async fn handle(ctx: &Arc<Context>, session: &mut Session, msg: LdapMsg) -> 
     let id = msg.msgid;
     // RFC 4511 §4.1.11: an unknown critical control must be refused.
     if let Some(oid) = msg.ctrl.iter().find_map(|c| match c {
-        LdapControl::Unknown { oid, criticality: true, .. } => Some(oid.clone()),
+        LdapControl::Unknown {
+            oid, criticality: true, ..
+        } => Some(oid.clone()),
         _ => None,
     }) {
-        let res = result(LdapResultCode::UnavailableCriticalExtension, format!("critical control {oid} is not supported"));
+        let res = result(
+            LdapResultCode::UnavailableCriticalExtension,
+            format!("critical control {oid} is not supported"),
+        );
         return match reply_for(&msg.op, res) {
             Some(op) => vec![LdapMsg::new(id, op)],
             None => Vec::new(),
@@ -83,9 +88,11 @@ fn reply_for(op: &LdapOp, res: LdapResult) -> Option<LdapOp> {
         LdapOp::DelRequest(_) => LdapOp::DelResponse(res),
         LdapOp::ModifyDNRequest(_) => LdapOp::ModifyDNResponse(res),
         LdapOp::CompareRequest(_) => LdapOp::CompareResult(res),
-        LdapOp::ExtendedRequest(_) => {
-            LdapOp::ExtendedResponse(LdapExtendedResponse { res, name: None, value: None })
-        }
+        LdapOp::ExtendedRequest(_) => LdapOp::ExtendedResponse(LdapExtendedResponse {
+            res,
+            name: None,
+            value: None,
+        }),
         _ => return None,
     })
 }
@@ -95,16 +102,25 @@ fn parse_dn(s: &str) -> Result<Dn, LdapResult> {
 }
 
 async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -> LdapBindResponse {
-    let res = |r| LdapBindResponse { res: r, saslcreds: None };
+    let res = |r| LdapBindResponse {
+        res: r,
+        saslcreds: None,
+    };
     // A new bind starts from anonymous whatever its outcome (RFC 4511 §4.2.1).
     *session = Session::default();
     if req.version != 3 {
-        return res(result(LdapResultCode::ProtocolError, "only LDAP version 3 is supported"));
+        return res(result(
+            LdapResultCode::ProtocolError,
+            "only LDAP version 3 is supported",
+        ));
     }
     let password = match req.cred {
         LdapBindCred::Simple(pw) => pw,
         LdapBindCred::SASL(_) | LdapBindCred::Unsupported => {
-            return res(result(LdapResultCode::AuthMethodNotSupported, "SASL mechanisms are not supported yet"));
+            return res(result(
+                LdapResultCode::AuthMethodNotSupported,
+                "SASL mechanisms are not supported yet",
+            ));
         }
     };
     if req.dn.is_empty() && password.is_empty() {
@@ -112,7 +128,10 @@ async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -
     }
     if password.is_empty() {
         // RFC 4513 §5.1.2: an unauthenticated bind (DN, no password) is refused.
-        return res(result(LdapResultCode::UnwillingToPerform, "unauthenticated bind (DN with an empty password) is not allowed"));
+        return res(result(
+            LdapResultCode::UnwillingToPerform,
+            "unauthenticated bind (DN with an empty password) is not allowed",
+        ));
     }
     let dn = match parse_dn(&req.dn) {
         Ok(d) => d,
@@ -130,12 +149,17 @@ async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -
     match outcome {
         Ok(Ok((ndn, groups))) => {
             let suffix = ctx.directory.suffix().to_string();
-            let admin_ndn = ctx.directory.normalize_dn(&ctx.directory.suffix().child(Rdn::single("cn", "admin"))).unwrap_or_default();
+            let admin_ndn = ctx
+                .directory
+                .normalize_dn(&ctx.directory.suffix().child(Rdn::single("cn", "admin")))
+                .unwrap_or_default();
             let admins_group = format!("cn=administrateurs,ou=admins,{suffix}");
-            let admins_group_ndn = Dn::parse(&admins_group).ok().and_then(|d| ctx.directory.normalize_dn(&d).ok());
-            let in_group = groups.iter().any(|g| {
-                Dn::parse(g).ok().and_then(|d| ctx.directory.normalize_dn(&d).ok()) == admins_group_ndn
-            });
+            let admins_group_ndn = Dn::parse(&admins_group)
+                .ok()
+                .and_then(|d| ctx.directory.normalize_dn(&d).ok());
+            let in_group = groups
+                .iter()
+                .any(|g| Dn::parse(g).ok().and_then(|d| ctx.directory.normalize_dn(&d).ok()) == admins_group_ndn);
             session.is_admin = ndn == admin_ndn || in_group || ctx.admins.contains(&ndn);
             session.bound_dn = req.dn;
             session.bound_ndn = ndn;
@@ -161,7 +185,11 @@ fn search(ctx: &Arc<Context>, session: &Session, id: i32, req: LdapSearchRequest
     };
     // Root DSE and subschema: readable by anyone (RFC 4512 §5.1, §4.4).
     if scope == Scope::Base && (base.is_root() || base.to_string().eq_ignore_ascii_case(SUBSCHEMA_DN)) {
-        let entry = if base.is_root() { rootdse::root_dse(&ctx.directory) } else { rootdse::subschema(&ctx.directory) };
+        let entry = if base.is_root() {
+            rootdse::root_dse(&ctx.directory)
+        } else {
+            rootdse::subschema(&ctx.directory)
+        };
         let mut out = Vec::new();
         if filter.evaluate(ctx.directory.schema(), &entry) == crate::directory::filter::Tri::True {
             out.push(LdapMsg::new(id, LdapOp::SearchResultEntry(convert::entry(entry))));
@@ -220,8 +248,15 @@ async fn write(
     f: impl FnOnce(&Directory, &Actor) -> Result<(), DirectoryError> + Send + 'static,
 ) -> LdapResult {
     if !session.is_admin {
-        let why = if session.anonymous() { "anonymous" } else { "this identity" };
-        return result(LdapResultCode::InsufficentAccessRights, format!("{why} may not write to the directory"));
+        let why = if session.anonymous() {
+            "anonymous"
+        } else {
+            "this identity"
+        };
+        return result(
+            LdapResultCode::InsufficentAccessRights,
+            format!("{why} may not write to the directory"),
+        );
     }
     let dir = ctx.directory.clone();
     let actor = session.actor();
@@ -236,7 +271,14 @@ fn add(dir: &Directory, actor: &Actor, req: LdapAddRequest) -> Result<(), Direct
     let dn = Dn::parse(&req.dn)?;
     let entry = Entry {
         dn,
-        attrs: req.attributes.into_iter().map(|a| Attribute { name: a.atype, values: a.vals }).collect(),
+        attrs: req
+            .attributes
+            .into_iter()
+            .map(|a| Attribute {
+                name: a.atype,
+                values: a.vals,
+            })
+            .collect(),
     };
     dir.add(actor, entry)
 }
@@ -277,7 +319,10 @@ fn compare(ctx: &Arc<Context>, session: &Session, req: LdapCompareRequest) -> Ld
         return result(LdapResultCode::NoSuchObject, "");
     }
     if !session.is_admin && req.atype.eq_ignore_ascii_case("userPassword") {
-        return result(LdapResultCode::InsufficentAccessRights, "userPassword cannot be compared");
+        return result(
+            LdapResultCode::InsufficentAccessRights,
+            "userPassword cannot be compared",
+        );
     }
     let dn = match parse_dn(&req.dn) {
         Ok(d) => d,
@@ -294,12 +339,23 @@ fn extended(session: &Session, req: LdapExtendedRequest) -> LdapExtendedResponse
     match req.name.as_str() {
         // RFC 4532: the authzId goes in responseValue, empty for anonymous.
         OID_WHOAMI => {
-            let authz = if session.anonymous() { String::new() } else { format!("dn:{}", session.bound_dn) };
-            LdapExtendedResponse { res: success(), name: None, value: Some(authz.into_bytes()) }
+            let authz = if session.anonymous() {
+                String::new()
+            } else {
+                format!("dn:{}", session.bound_dn)
+            };
+            LdapExtendedResponse {
+                res: success(),
+                name: None,
+                value: Some(authz.into_bytes()),
+            }
         }
         // RFC 4511 §4.12: an unrecognised extended operation gets protocolError.
         other => LdapExtendedResponse {
-            res: result(LdapResultCode::ProtocolError, format!("extended operation {other} is not supported")),
+            res: result(
+                LdapResultCode::ProtocolError,
+                format!("extended operation {other} is not supported"),
+            ),
             name: None,
             value: None,
         },

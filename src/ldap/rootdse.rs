@@ -12,7 +12,14 @@ pub fn root_dse(dir: &Directory) -> Entry {
         .with("namingContexts", [dir.suffix().to_string()])
         .with("supportedLDAPVersion", ["3"])
         .with("supportedExtension", [OID_WHOAMI])
-        .with("supportedFeatures", ["1.3.6.1.4.1.4203.1.5.1", "1.3.6.1.4.1.4203.1.5.2", "1.3.6.1.4.1.4203.1.5.3"])
+        .with(
+            "supportedFeatures",
+            [
+                "1.3.6.1.4.1.4203.1.5.1",
+                "1.3.6.1.4.1.4203.1.5.2",
+                "1.3.6.1.4.1.4203.1.5.3",
+            ],
+        )
         .with("subschemaSubentry", [SUBSCHEMA_DN])
         .with("vendorName", ["Convergences"])
         .with("vendorVersion", [concat!("Convergences ", env!("CARGO_PKG_VERSION"))])
@@ -25,9 +32,22 @@ pub fn subschema(dir: &Directory) -> Entry {
         .with("cn", ["Subschema"]);
     // `subentry` may be missing from the shipped schema; keep only known classes.
     if schema.class_id("subentry").is_none() {
-        e.set("objectClass", vec![b"top".to_vec(), b"subschema".to_vec(), b"extensibleObject".to_vec()]);
+        e.set(
+            "objectClass",
+            vec![b"top".to_vec(), b"subschema".to_vec(), b"extensibleObject".to_vec()],
+        );
     }
-    e.set("attributeTypes", schema.attrs().iter().map(|a| a.def.to_string().into_bytes()).collect());
-    e.set("objectClasses", schema.classes().iter().map(|c| c.def.to_string().into_bytes()).collect());
+    e.set(
+        "attributeTypes",
+        schema.attrs().iter().map(|a| a.def.to_string().into_bytes()).collect(),
+    );
+    e.set(
+        "objectClasses",
+        schema
+            .classes()
+            .iter()
+            .map(|c| c.def.to_string().into_bytes())
+            .collect(),
+    );
     e
 }
