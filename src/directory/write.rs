@@ -101,6 +101,9 @@ impl Directory {
         mut progress: impl FnMut(usize),
     ) -> Result<usize, (usize, DirectoryError)> {
         let mut w = self.store.write().map_err(|e| (0, e.into()))?;
+        if mode == AddMode::Import {
+            w.bulk();
+        }
         let mut n = 0;
         for (i, change) in changes.into_iter().enumerate() {
             let change = change?;
@@ -242,7 +245,7 @@ impl Directory {
                         return Err(DirectoryError::Protocol(format!("add of '{name}' without values")));
                     }
                     self.schema.check_values(aid, &values)?;
-                    let existing: Vec<Vec<u8>> = new
+                    let existing: std::collections::HashSet<Vec<u8>> = new
                         .get(&name)
                         .map(|a| a.values.iter().filter_map(|v| norm(v).ok()).collect())
                         .unwrap_or_default();

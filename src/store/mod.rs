@@ -5,8 +5,10 @@
 //! the same transaction as the entry, so they can never disagree.
 
 mod codec;
+mod postings;
 mod tables;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 pub use codec::{ChangeRecord, Record};
@@ -104,7 +106,7 @@ impl Store {
             w.open_table(UUID2ID)?;
             w.open_table(CHANGELOG)?;
             w.open_multimap_table(CHILDREN)?;
-            w.open_multimap_table(INDEX)?;
+            w.open_table(POSTINGS)?;
         }
         w.commit()?;
         Ok(store)
@@ -123,6 +125,7 @@ impl Store {
     pub fn write(&self) -> Result<WriteTx> {
         Ok(WriteTx {
             txn: self.db.begin_write()?,
+            bulk: None,
         })
     }
 }
@@ -155,6 +158,19 @@ pub struct ReadTx {
 /// A write transaction.
 pub struct WriteTx {
     txn: redb::WriteTransaction,
+    /// Bulk-load mode: postings added here are kept in memory, merged into
+    /// lookups, and written chunk by chunk at commit (see [`WriteTx::bulk`]).
+    bulk: Option<HashMap<Vec<u8>, Vec<u64>>>,
+}
+
+impl ReadTx {
+    fn overlay(&self, _key: &[u8]) -> &[u64] {
+        &[]
+    }
+
+    fn overlay_prefix(&self, _prefix: &[u8]) -> Vec<u64> {
+        Vec::new()
+    }
 }
 
 macro_rules! impl_reader {
@@ -198,28 +214,25 @@ macro_rules! impl_reader {
             }
 
             fn postings(&self, key: &[u8]) -> Result<Vec<u64>> {
-                let t = self.txn.open_multimap_table(INDEX)?;
-                let mut out = Vec::new();
-                for v in t.get(key)? {
-                    out.push(v?.value());
+                let t = self.txn.open_table(POSTINGS)?;
+                let mut out = postings::read(&t, key)?;
+                let extra = self.overlay(key);
+                if !extra.is_empty() {
+                    out.extend_from_slice(extra);
+                    out.sort_unstable();
+                    out.dedup();
                 }
                 Ok(out)
             }
 
             fn postings_with_prefix(&self, prefix: &[u8], cap: usize) -> Result<Option<Vec<u64>>> {
-                let t = self.txn.open_multimap_table(INDEX)?;
-                let mut out = Vec::new();
-                for item in t.range::<&[u8]>(prefix..)? {
-                    let (k, vals) = item?;
-                    if !k.value().starts_with(prefix) {
-                        break;
-                    }
-                    for v in vals {
-                        out.push(v?.value());
-                        if out.len() > cap {
-                            return Ok(None);
-                        }
-                    }
+                let t = self.txn.open_table(POSTINGS)?;
+                let Some(mut out) = postings::read_prefix(&t, prefix, cap)? else {
+                    return Ok(None);
+                };
+                out.extend(self.overlay_prefix(prefix));
+                if out.len() > cap {
+                    return Ok(None);
                 }
                 out.sort_unstable();
                 out.dedup();
@@ -307,17 +320,74 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Post (or unpost) an id under each key; keys may repeat.
+    /// Post (or unpost) an id under each key.
     pub fn index(&mut self, keys: &[Vec<u8>], id: u64, add: bool) -> Result<()> {
-        let mut t = self.txn.open_multimap_table(INDEX)?;
+        if add {
+            if let Some(bulk) = self.bulk.as_mut() {
+                for k in keys {
+                    match bulk.get_mut(k.as_slice()) {
+                        Some(ids) => ids.push(id),
+                        None => {
+                            bulk.insert(k.clone(), vec![id]);
+                        }
+                    }
+                }
+                return Ok(());
+            }
+        } else if self.bulk.is_some() {
+            // Removals are rare in a bulk load (change records): write what is pending first.
+            self.flush_bulk()?;
+        }
+        let mut t = self.txn.open_table(POSTINGS)?;
         for k in keys {
             if add {
-                t.insert(k.as_slice(), id)?;
+                postings::add(&mut t, k, id)?;
             } else {
-                t.remove(k.as_slice(), id)?;
+                postings::remove(&mut t, k, id)?;
             }
         }
         Ok(())
+    }
+
+    /// Enter bulk-load mode: index postings are gathered in memory and written
+    /// once per chunk at commit, instead of one B-tree update per id. For
+    /// imports; lookups in this transaction still see the pending postings.
+    pub fn bulk(&mut self) {
+        if self.bulk.is_none() {
+            self.bulk = Some(HashMap::new());
+        }
+    }
+
+    fn flush_bulk(&mut self) -> Result<()> {
+        let Some(pending) = self.bulk.take() else { return Ok(()) };
+        // Write in key order: neighbouring B-tree pages, fewer page splits.
+        let mut pending: Vec<(Vec<u8>, Vec<u64>)> = pending.into_iter().collect();
+        pending.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut t = self.txn.open_table(POSTINGS)?;
+        for (key, mut ids) in pending {
+            ids.sort_unstable();
+            ids.dedup();
+            postings::add_many(&mut t, &key, &ids)?;
+        }
+        drop(t);
+        self.bulk = Some(HashMap::new());
+        Ok(())
+    }
+
+    fn overlay(&self, key: &[u8]) -> &[u64] {
+        self.bulk
+            .as_ref()
+            .and_then(|b| b.get(key))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    fn overlay_prefix(&self, prefix: &[u8]) -> Vec<u64> {
+        let Some(b) = self.bulk.as_ref() else { return Vec::new() };
+        b.iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect()
     }
 
     /// Append to the changelog; returns the sequence number.
@@ -330,7 +400,8 @@ impl WriteTx {
     }
 
     /// Make the transaction durable (redb `Durability::Immediate`: fsync before return).
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(mut self) -> Result<()> {
+        self.flush_bulk()?;
         self.txn.commit()?;
         Ok(())
     }

@@ -10,8 +10,8 @@ pub const DN2ID: TableDefinition<&str, u64> = TableDefinition::new("dn2id");
 pub const UUID2ID: TableDefinition<u128, u64> = TableDefinition::new("uuid2id");
 /// parent id → child ids
 pub const CHILDREN: MultimapTableDefinition<u64, u64> = MultimapTableDefinition::new("children");
-/// index key (see [`super::index_key`]) → entry ids
-pub const INDEX: MultimapTableDefinition<&[u8], u64> = MultimapTableDefinition::new("index");
+/// escaped index key (see [`super::index_key`]) + chunk start → a chunk of entry ids ([`super::postings`])
+pub const POSTINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("postings");
 /// sequence → encoded [`super::ChangeRecord`]
 pub const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog");
 /// counters and the format version

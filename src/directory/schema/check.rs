@@ -160,7 +160,7 @@ impl Schema {
                 attr.name
             )));
         }
-        let mut seen: Vec<Vec<u8>> = Vec::with_capacity(values.len());
+        let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::with_capacity(values.len());
         for (i, v) in values.iter().enumerate() {
             attr.syntax.validate(v).map_err(|why| {
                 DirectoryError::InvalidAttributeSyntax(format!("{}: value #{i} invalid per syntax: {why}", attr.name))
@@ -168,13 +168,12 @@ impl Schema {
             let n = self.normalize_eq(attr, v).map_err(|why| {
                 DirectoryError::InvalidAttributeSyntax(format!("{}: value #{i} invalid per syntax: {why}", attr.name))
             })?;
-            if seen.contains(&n) {
+            if !seen.insert(n) {
                 return Err(DirectoryError::AttributeOrValueExists(format!(
                     "{}: value #{i} provided more than once",
                     attr.name
                 )));
             }
-            seen.push(n);
         }
         Ok(())
     }

@@ -180,6 +180,10 @@ impl Schema {
                     return Err(def_err(format!("attribute type '{key}' is defined twice")));
                 }
             }
+            // The names as the schema spells them too: the common lookup needs no lower-casing.
+            for n in &d.names {
+                attr_index.insert(n.clone(), i);
+            }
         }
         // Resolve SUP chains (bounded: a cycle is an error, not a hang).
         let mut attrs = Vec::with_capacity(defs.len());
@@ -238,6 +242,9 @@ impl Schema {
                 if class_index.insert(key.clone(), i).is_some() {
                     return Err(def_err(format!("object class '{key}' is defined twice")));
                 }
+            }
+            for n in &c.names {
+                class_index.insert(n.clone(), i);
             }
         }
         let mut classes = Vec::with_capacity(class_defs.len());
