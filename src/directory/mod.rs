@@ -250,11 +250,30 @@ impl Directory {
         ids.dedup();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(rec) = r.entry(id)? {
-                out.push(rec.dn);
+            // Only the DN: an application group's record holds thousands of members.
+            if let Some(dn) = r.entry_dn(id)? {
+                out.push(dn);
             }
         }
         Ok(out)
+    }
+
+    /// Whether `member_ndn` is a direct member (member / uniqueMember) of the
+    /// group `group`, answered from the index without reading the group.
+    pub fn is_member(&self, group: &Dn, member_ndn: &str) -> Result<bool> {
+        let r = self.store.read()?;
+        let Some(gid) = r.id_of_dn(&self.normalize_dn(group)?)? else {
+            return Ok(false);
+        };
+        for attr in ["member", "uniquemember"] {
+            if r.postings(&index_key(IndexKind::Equality, attr, member_ndn.as_bytes()))?
+                .binary_search(&gid)
+                .is_ok()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 

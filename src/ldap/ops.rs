@@ -142,25 +142,18 @@ async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -
     let outcome = tokio::task::spawn_blocking(move || {
         let entry = dir.bind(&dn, password.as_bytes())?;
         let ndn = dir.normalize_dn(&entry.dn)?;
-        let groups = dir.member_of(&ndn)?;
-        Ok::<_, DirectoryError>((ndn, groups))
+        let admins_group = dir
+            .suffix()
+            .child(Rdn::single("ou", "admins"))
+            .child(Rdn::single("cn", "administrateurs"));
+        let admin = dir.suffix().child(Rdn::single("cn", "admin"));
+        let is_admin = ndn == dir.normalize_dn(&admin)? || dir.is_member(&admins_group, &ndn)?;
+        Ok::<_, DirectoryError>((ndn, is_admin))
     })
     .await;
     match outcome {
-        Ok(Ok((ndn, groups))) => {
-            let suffix = ctx.directory.suffix().to_string();
-            let admin_ndn = ctx
-                .directory
-                .normalize_dn(&ctx.directory.suffix().child(Rdn::single("cn", "admin")))
-                .unwrap_or_default();
-            let admins_group = format!("cn=administrateurs,ou=admins,{suffix}");
-            let admins_group_ndn = Dn::parse(&admins_group)
-                .ok()
-                .and_then(|d| ctx.directory.normalize_dn(&d).ok());
-            let in_group = groups
-                .iter()
-                .any(|g| Dn::parse(g).ok().and_then(|d| ctx.directory.normalize_dn(&d).ok()) == admins_group_ndn);
-            session.is_admin = ndn == admin_ndn || in_group || ctx.admins.contains(&ndn);
+        Ok(Ok((ndn, is_admin))) => {
+            session.is_admin = is_admin || ctx.admins.contains(&ndn);
             session.bound_dn = req.dn;
             session.bound_ndn = ndn;
             res(success())

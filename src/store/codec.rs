@@ -115,6 +115,17 @@ impl Record {
         out
     }
 
+    /// Decode only the DN (the record's header).
+    pub fn decode_dn(b: &[u8]) -> Result<String> {
+        let mut c = Cursor { b };
+        match c.byte()? {
+            RECORD_V1 => {}
+            v => return Err(StoreError::Corrupt(format!("unknown record version {v}"))),
+        }
+        c.varint()?;
+        c.string()
+    }
+
     pub fn decode(b: &[u8]) -> Result<Record> {
         let mut c = Cursor { b };
         match c.byte()? {

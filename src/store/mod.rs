@@ -133,6 +133,8 @@ impl Store {
 /// Lookups shared by read and write transactions.
 pub trait Reader {
     fn entry(&self, id: u64) -> Result<Option<Record>>;
+    /// Just the DN of an entry, without decoding its attributes.
+    fn entry_dn(&self, id: u64) -> Result<Option<String>>;
     fn id_of_dn(&self, ndn: &str) -> Result<Option<u64>>;
     fn id_of_uuid(&self, uuid: &[u8; 16]) -> Result<Option<u64>>;
     /// Children ids in ascending order.
@@ -180,6 +182,14 @@ macro_rules! impl_reader {
                 let t = self.txn.open_table(ENTRIES)?;
                 match t.get(id)? {
                     Some(g) => Ok(Some(Record::decode(g.value())?)),
+                    None => Ok(None),
+                }
+            }
+
+            fn entry_dn(&self, id: u64) -> Result<Option<String>> {
+                let t = self.txn.open_table(ENTRIES)?;
+                match t.get(id)? {
+                    Some(g) => Ok(Some(Record::decode_dn(g.value())?)),
                     None => Ok(None),
                 }
             }
