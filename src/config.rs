@@ -58,6 +58,9 @@ pub struct Limits {
     pub search_time_secs: u64,
     /// Seconds of silence before an idle LDAP connection is closed.
     pub idle_timeout_secs: u64,
+    /// Simple Paged Results cursors one connection may keep open (RFC 2696);
+    /// the oldest is dropped beyond this.
+    pub max_paged_cursors: usize,
 }
 
 impl Default for Limits {
@@ -67,6 +70,7 @@ impl Default for Limits {
             search_size: 0,
             search_time_secs: 60,
             idle_timeout_secs: 900,
+            max_paged_cursors: 16,
         }
     }
 }
@@ -213,6 +217,9 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_SEARCH_TIME_LIMIT") {
             self.limits.search_time_secs = parse("CONVERGENCES_SEARCH_TIME_LIMIT", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_MAX_PAGED_CURSORS") {
+            self.limits.max_paged_cursors = parse("CONVERGENCES_MAX_PAGED_CURSORS", &v)?;
         }
         if let Some(v) = get("CONVERGENCES_IDLE_TIMEOUT") {
             self.limits.idle_timeout_secs = parse("CONVERGENCES_IDLE_TIMEOUT", &v)?;

@@ -49,6 +49,9 @@ pub enum DirectoryError {
     AdminLimitExceeded(String),
     #[error("no user modification allowed: {0}")]
     ConstraintNoUserModification(String),
+    /// The client abandoned the operation (RFC 4511 §4.11): nothing is sent.
+    #[error("operation abandoned")]
+    Abandoned,
     #[error("store error: {0}")]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]

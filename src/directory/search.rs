@@ -1,6 +1,8 @@
 //! Search (RFC 4511 §4.5) and compare (§4.10): plan with indexes, check scope,
 //! evaluate the filter, select attributes.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::filter::{Substrings, Tri, normalize_component};
@@ -29,6 +31,8 @@ pub struct SearchRequest {
     /// `*`, `+` and `1.1` have their RFC 4511 §4.5.1.8 / RFC 3673 meanings.
     pub attrs: Vec<String>,
     pub types_only: bool,
+    /// Set by the front end when the client abandons the search.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl SearchRequest {
@@ -41,6 +45,7 @@ impl SearchRequest {
             time_limit: None,
             attrs: Vec::new(),
             types_only: false,
+            cancel: None,
         }
     }
 }
@@ -98,7 +103,19 @@ impl Directory {
     /// Run a search; each matching entry, with the selected attributes, goes to
     /// `emit`. Returns the number of entries sent. On a size or time limit the
     /// entries found so far have been sent and the error says which limit.
-    pub fn search(&self, req: &SearchRequest, mut emit: impl FnMut(Entry) -> Result<()>) -> Result<usize> {
+    pub fn search(&self, req: &SearchRequest, emit: impl FnMut(Entry) -> Result<()>) -> Result<usize> {
+        self.search_bounded(req, None, emit).map(|n| n.unwrap_or(0))
+    }
+
+    /// Like [`Directory::search`], but gives up before sending anything (and
+    /// returns `None`) when the index leaves more than `max_candidates`
+    /// entries to examine: the front end then runs it off its reactor thread.
+    pub fn search_bounded(
+        &self,
+        req: &SearchRequest,
+        max_candidates: Option<usize>,
+        mut emit: impl FnMut(Entry) -> Result<()>,
+    ) -> Result<Option<usize>> {
         let started = Instant::now();
         let r = self.store.read()?;
         let base_ndn = self.normalize_dn(&req.base)?;
@@ -133,16 +150,21 @@ impl Directory {
             },
         };
 
+        if max_candidates.is_some_and(|m| candidates.len() > m) {
+            return Ok(None);
+        }
         let mut wanted_virtual = Vec::new();
         req.filter.attributes(&mut wanted_virtual);
         let selection = Selection::new(&self.schema, &req.attrs);
         let mut sent = 0usize;
         for (i, id) in candidates.into_iter().enumerate() {
-            if i % 256 == 255
-                && let Some(limit) = req.time_limit
-                && started.elapsed() > limit
-            {
-                return Err(DirectoryError::TimeLimitExceeded);
+            if i % 256 == 255 {
+                if req.time_limit.is_some_and(|limit| started.elapsed() > limit) {
+                    return Err(DirectoryError::TimeLimitExceeded);
+                }
+                if req.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    return Err(DirectoryError::Abandoned);
+                }
             }
             let Some(rec) = r.entry(id)? else { continue };
             let in_scope = match req.scope {
@@ -165,7 +187,7 @@ impl Directory {
             emit(self.select(entry, &selection, req.types_only))?;
             sent += 1;
         }
-        Ok(sent)
+        Ok(Some(sent))
     }
 
     /// Compare (RFC 4511 §4.10): true, false, or an error (noSuchObject,

@@ -1,9 +1,9 @@
 //! ldap3_proto types ⇄ directory types.
 
-use ldap3_proto::proto::{LdapFilter, LdapPartialAttribute, LdapSearchResultEntry};
+use ldap3_proto::proto::LdapFilter;
 
+use crate::directory::Filter;
 use crate::directory::filter::Substrings;
-use crate::directory::{Entry, Filter};
 
 /// Lower an LDAP filter into the directory's filter language.
 pub fn filter(f: &LdapFilter) -> Filter {
@@ -31,19 +31,5 @@ pub fn filter(f: &LdapFilter) -> Filter {
             value: m.match_value.as_bytes().to_vec(),
             dn_attributes: m.dn_attributes,
         },
-    }
-}
-
-pub fn entry(e: Entry) -> LdapSearchResultEntry {
-    LdapSearchResultEntry {
-        dn: e.dn.to_string(),
-        attributes: e
-            .attrs
-            .into_iter()
-            .map(|a| LdapPartialAttribute {
-                atype: a.name,
-                vals: a.values,
-            })
-            .collect(),
     }
 }

@@ -1,20 +1,33 @@
 //! LDAP front end: bytes ⇄ `LdapMsg` (ldap3_proto's codec) ⇄ directory calls.
 //! Never touches redb; every rule lives in the directory core.
+//!
+//! Each connection has a reader loop (this file) and a writer task. Requests
+//! are decoded in order; short ones are answered inline, slow ones (large
+//! searches, writes, password checks) run on the blocking pool so that the
+//! connection's other operations are still answered. Each operation's
+//! response is encoded whole and handed to the writer as one buffer: one
+//! socket write per operation, and responses of concurrent operations never
+//! interleave mid-message (RFC 4511 §4.1.1.1 allows any order between them).
 
+mod ber;
 mod convert;
 mod ops;
+mod paging;
 mod result;
 mod rootdse;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use ldap3_proto::LdapCodec;
-use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResultCode};
+use ldap3_proto::proto::{LdapOp, LdapResultCode};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio_util::codec::Framed;
+use tokio::sync::{mpsc, watch};
+use tokio_util::codec::FramedRead;
 
 use crate::config::Config;
 use crate::directory::Directory;
@@ -30,6 +43,8 @@ pub struct Context {
     pub search_size_limit: usize,
     pub search_time_limit: Duration,
     pub idle_timeout: Duration,
+    /// Paged-results cursors one connection may keep open.
+    pub max_paged_cursors: usize,
 }
 
 impl Context {
@@ -47,6 +62,25 @@ impl Context {
             search_size_limit: cfg.limits.search_size,
             search_time_limit: Duration::from_secs(cfg.limits.search_time_secs),
             idle_timeout: Duration::from_secs(cfg.limits.idle_timeout_secs.max(1)),
+            max_paged_cursors: cfg.limits.max_paged_cursors,
+        }
+    }
+}
+
+/// One connection's shared state: what its operations need once spawned.
+pub(crate) struct Conn {
+    pub ctx: Arc<Context>,
+    /// Responses to write, one buffer per operation (or per 64 KiB of a large search).
+    pub out: mpsc::UnboundedSender<Vec<u8>>,
+    /// Cancellation flags of the operations in flight, by message ID.
+    pub outstanding: Mutex<HashMap<i32, Arc<AtomicBool>>>,
+    pub cursors: Mutex<paging::Cursors>,
+}
+
+impl Conn {
+    pub fn send(&self, buf: Vec<u8>) {
+        if !buf.is_empty() {
+            let _ = self.out.send(buf);
         }
     }
 }
@@ -81,52 +115,64 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch
 }
 
 async fn connection(stream: TcpStream, ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
-    let mut framed = Framed::new(stream, LdapCodec::new(Some(ctx.max_pdu_bytes), None));
+    let (rd, mut wr) = stream.into_split();
+    let mut reader = FramedRead::new(rd, LdapCodec::new(Some(ctx.max_pdu_bytes), None));
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(async move {
+        while let Some(buf) = rx.recv().await {
+            if wr.write_all(&buf).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let conn = Arc::new(Conn {
+        cursors: Mutex::new(paging::Cursors::new(ctx.max_paged_cursors)),
+        ctx,
+        out: tx,
+        outstanding: Mutex::new(HashMap::new()),
+    });
     let mut session = Session::default();
     loop {
         let next = tokio::select! {
             _ = shutdown.changed() => {
-                let _ = framed.send(notice(LdapResultCode::Unavailable, "server shutting down")).await;
-                return;
+                conn.send(notice(LdapResultCode::Unavailable, "server shutting down"));
+                break;
             }
-            n = tokio::time::timeout(ctx.idle_timeout, framed.next()) => n,
+            n = tokio::time::timeout(conn.ctx.idle_timeout, reader.next()) => n,
         };
         let msg = match next {
             Err(_) => {
-                let _ = framed.send(notice(LdapResultCode::Other, "idle timeout")).await;
-                return;
+                if conn.outstanding.lock().map(|o| o.is_empty()).unwrap_or(true) {
+                    conn.send(notice(LdapResultCode::Other, "idle timeout"));
+                    break;
+                }
+                continue;
             }
-            Ok(None) => return,
+            Ok(None) => break,
             Ok(Some(Err(e))) => {
-                // RFC 4511 §4.1.1: a PDU we cannot parse ends the connection with a Notice of Disconnection.
+                // RFC 4511 §4.1.1: a PDU we cannot parse (or one over the size
+                // limit, refused before it is buffered whole) ends the
+                // connection with a Notice of Disconnection.
                 tracing::info!("protocol error, closing connection: {e}");
-                let _ = framed
-                    .send(notice(LdapResultCode::ProtocolError, "malformed or oversized PDU"))
-                    .await;
-                return;
+                conn.send(notice(LdapResultCode::ProtocolError, "malformed or oversized PDU"));
+                break;
             }
             Ok(Some(Ok(msg))) => msg,
         };
         if matches!(msg.op, LdapOp::UnbindRequest) {
-            return;
+            break;
         }
-        let replies = ops::handle(&ctx, &mut session, msg).await;
-        let n = replies.len();
-        for (i, reply) in replies.into_iter().enumerate() {
-            // One flush per operation: feed every message, send (and flush) the last.
-            let r = if i + 1 == n {
-                framed.send(reply).await
-            } else {
-                framed.feed(reply).await
-            };
-            if r.is_err() {
-                return;
-            }
-        }
+        ops::dispatch(&conn, &mut session, msg).await;
     }
+    // Let spawned operations finish (they hold senders), then close.
+    drop(conn);
+    let _ = writer.await;
 }
 
-/// RFC 4511 §4.4.1 Notice of Disconnection.
-fn notice(code: LdapResultCode, msg: &str) -> LdapMsg {
-    ldap3_proto::DisconnectionNotice::gen_response(code, msg)
+/// RFC 4511 §4.4.1 Notice of Disconnection, encoded.
+fn notice(code: LdapResultCode, msg: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    ber::encode_msg(&mut out, ldap3_proto::DisconnectionNotice::gen_response(code, msg));
+    out
 }

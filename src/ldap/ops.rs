@@ -1,25 +1,41 @@
-//! One handler per LDAP operation. Handlers own no socket: they take a
-//! request and return the response messages; `mod.rs` writes them. The
-//! response type always matches the request (RFC 4511 §4.2–4.12).
+//! One handler per LDAP operation. Handlers own no socket: they encode their
+//! whole response and hand it to the connection's writer. The response type
+//! always matches the request (RFC 4511 §4.2–4.12); Abandon and Unbind get
+//! none.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ldap3_proto::control::LdapControl;
-use ldap3_proto::proto::{LdapAddRequest, LdapBindRequest, LdapMsg, LdapOp, LdapResult, LdapResultCode};
 use ldap3_proto::proto::{
-    LdapBindCred, LdapBindResponse, LdapCompareRequest, LdapExtendedRequest, LdapExtendedResponse, LdapModifyDNRequest,
-    LdapModifyRequest, LdapModifyType, LdapSearchRequest, LdapSearchScope,
+    LdapAddRequest, LdapBindCred, LdapBindRequest, LdapCompareRequest, LdapExtendedRequest, LdapExtendedResponse,
+    LdapModifyDNRequest, LdapModifyRequest, LdapModifyType, LdapMsg, LdapOp, LdapPasswordModifyRequest,
+    LdapPasswordModifyResponse, LdapResult, LdapResultCode, LdapSearchRequest, LdapSearchScope,
 };
 
+use super::ber::{self, ResponseControl};
+use super::paging::{Cursor, SortKey};
 use super::result::{from_error, result, success};
-use super::rootdse::{self, OID_WHOAMI, SUBSCHEMA_DN};
-use super::{Context, convert};
+use super::rootdse::{self, OID_PASSWORD_MODIFY, OID_WHOAMI, SUBSCHEMA_DN};
+use super::{Conn, Context, convert};
+use crate::directory::filter::Tri;
+use crate::directory::schema::MatchingRule;
 use crate::directory::{
     Actor, Attribute, Directory, DirectoryError, Dn, Entry, ModOp, Modification, Rdn, Scope, SearchRequest,
 };
 
-/// Per-connection state.
-#[derive(Debug, Default)]
+/// A search whose index candidates are at most this many is answered inline
+/// on the connection task; a larger one goes to the blocking pool.
+const INLINE_CANDIDATES: usize = 64;
+/// A large search is written in buffers of about this size.
+const FLUSH_BYTES: usize = 64 * 1024;
+pub const OID_PAGED_RESULTS: &str = "1.2.840.113556.1.4.319";
+pub const OID_SORT_REQUEST: &str = "1.2.840.113556.1.4.473";
+pub const OID_SORT_RESPONSE: &str = "1.2.840.113556.1.4.474";
+pub const OID_MANAGE_DSA_IT: &str = "2.16.840.1.113730.3.4.2";
+
+/// Per-connection identity.
+#[derive(Debug, Default, Clone)]
 pub struct Session {
     /// The bound DN as the client gave it; empty when anonymous.
     pub bound_dn: String,
@@ -37,8 +53,14 @@ impl Session {
     }
 }
 
-/// Handle one request; the result is every response message, in order.
-pub async fn handle(ctx: &Arc<Context>, session: &mut Session, msg: LdapMsg) -> Vec<LdapMsg> {
+fn encode_result(id: i32, tag: u8, res: &LdapResult) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + res.message.len());
+    ber::result(&mut out, id, tag, res, &[]);
+    out
+}
+
+/// Handle one request (Unbind is the caller's).
+pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
     let id = msg.msgid;
     // RFC 4511 §4.1.11: an unknown critical control must be refused.
     if let Some(oid) = msg.ctrl.iter().find_map(|c| match c {
@@ -51,103 +73,132 @@ pub async fn handle(ctx: &Arc<Context>, session: &mut Session, msg: LdapMsg) -> 
             LdapResultCode::UnavailableCriticalExtension,
             format!("critical control {oid} is not supported"),
         );
-        return match reply_for(&msg.op, res) {
-            Some(op) => vec![LdapMsg::new(id, op)],
-            None => Vec::new(),
-        };
+        if let Some(tag) = response_tag(&msg.op) {
+            conn.send(encode_result(id, tag, &res));
+        } else if let LdapOp::ExtendedRequest(_) = msg.op {
+            let mut out = Vec::new();
+            ber::encode_msg(&mut out, LdapMsg::new(id, LdapOp::ExtendedResponse(ext(res))));
+            conn.send(out);
+        }
+        return;
     }
-    let op = match msg.op {
-        LdapOp::BindRequest(req) => LdapOp::BindResponse(bind(ctx, session, req).await),
-        LdapOp::SearchRequest(req) => return search(ctx, session, id, req),
-        LdapOp::AddRequest(req) => LdapOp::AddResponse(write(ctx, session, |d, a| add(d, a, req)).await),
-        LdapOp::ModifyRequest(req) => LdapOp::ModifyResponse(write(ctx, session, |d, a| modify(d, a, req)).await),
-        LdapOp::DelRequest(dn) => LdapOp::DelResponse(write(ctx, session, |d, a| delete(d, a, dn)).await),
-        LdapOp::ModifyDNRequest(req) => LdapOp::ModifyDNResponse(write(ctx, session, |d, a| moddn(d, a, req)).await),
-        LdapOp::CompareRequest(req) => LdapOp::CompareResult(compare(ctx, session, req)),
-        LdapOp::ExtendedRequest(req) => LdapOp::ExtendedResponse(extended(session, req)),
-        // RFC 4511 §4.11 / §4.3: no response to Abandon or Unbind.
-        LdapOp::AbandonRequest(_) | LdapOp::UnbindRequest => return Vec::new(),
+    match msg.op {
+        LdapOp::BindRequest(req) => {
+            let res = bind(&conn.ctx, session, req).await;
+            conn.send(encode_result(id, ber::BIND_RESPONSE, &res));
+        }
+        LdapOp::SearchRequest(req) => search(conn, session.clone(), id, req, msg.ctrl),
+        LdapOp::AddRequest(req) => spawn_write(conn, session, id, ber::ADD_RESPONSE, move |d, a| add(d, a, req)),
+        LdapOp::ModifyRequest(req) => {
+            spawn_write(conn, session, id, ber::MODIFY_RESPONSE, move |d, a| modify(d, a, req))
+        }
+        LdapOp::DelRequest(dn) => spawn_write(conn, session, id, ber::DEL_RESPONSE, move |d, a| delete(d, a, dn)),
+        LdapOp::ModifyDNRequest(req) => {
+            spawn_write(conn, session, id, ber::MODDN_RESPONSE, move |d, a| moddn(d, a, req))
+        }
+        LdapOp::CompareRequest(req) => {
+            let res = compare(&conn.ctx, session, req);
+            conn.send(encode_result(id, ber::COMPARE_RESPONSE, &res));
+        }
+        LdapOp::ExtendedRequest(req) => extended(conn, session, id, req),
+        // RFC 4511 §4.11: no response to Abandon; the operation stops if it still runs.
+        LdapOp::AbandonRequest(target) => {
+            if let Ok(mut o) = conn.outstanding.lock()
+                && let Some(flag) = o.remove(&target)
+            {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+        LdapOp::UnbindRequest => {}
         // A response PDU sent to a server is a protocol error (RFC 4511 §4.1.1).
         _ => {
-            return vec![ldap3_proto::DisconnectionNotice::gen_response(
-                LdapResultCode::ProtocolError,
-                "unexpected PDU from a client",
-            )];
+            let mut out = Vec::new();
+            ber::encode_msg(
+                &mut out,
+                ldap3_proto::DisconnectionNotice::gen_response(
+                    LdapResultCode::ProtocolError,
+                    "unexpected PDU from a client",
+                ),
+            );
+            conn.send(out);
         }
-    };
-    vec![LdapMsg::new(id, op)]
+    }
 }
 
-/// The response op that answers a request op with a plain result.
-fn reply_for(op: &LdapOp, res: LdapResult) -> Option<LdapOp> {
+/// The response tag answering a request op with a plain LDAPResult.
+fn response_tag(op: &LdapOp) -> Option<u8> {
     Some(match op {
-        LdapOp::BindRequest(_) => LdapOp::BindResponse(LdapBindResponse { res, saslcreds: None }),
-        LdapOp::SearchRequest(_) => LdapOp::SearchResultDone(res),
-        LdapOp::ModifyRequest(_) => LdapOp::ModifyResponse(res),
-        LdapOp::AddRequest(_) => LdapOp::AddResponse(res),
-        LdapOp::DelRequest(_) => LdapOp::DelResponse(res),
-        LdapOp::ModifyDNRequest(_) => LdapOp::ModifyDNResponse(res),
-        LdapOp::CompareRequest(_) => LdapOp::CompareResult(res),
-        LdapOp::ExtendedRequest(_) => LdapOp::ExtendedResponse(LdapExtendedResponse {
-            res,
-            name: None,
-            value: None,
-        }),
+        LdapOp::BindRequest(_) => ber::BIND_RESPONSE,
+        LdapOp::SearchRequest(_) => ber::SEARCH_RESULT_DONE,
+        LdapOp::ModifyRequest(_) => ber::MODIFY_RESPONSE,
+        LdapOp::AddRequest(_) => ber::ADD_RESPONSE,
+        LdapOp::DelRequest(_) => ber::DEL_RESPONSE,
+        LdapOp::ModifyDNRequest(_) => ber::MODDN_RESPONSE,
+        LdapOp::CompareRequest(_) => ber::COMPARE_RESPONSE,
         _ => return None,
     })
+}
+
+fn ext(res: LdapResult) -> LdapExtendedResponse {
+    LdapExtendedResponse {
+        res,
+        name: None,
+        value: None,
+    }
 }
 
 fn parse_dn(s: &str) -> Result<Dn, LdapResult> {
     Dn::parse(s).map_err(|e| from_error(&e))
 }
 
-async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -> LdapBindResponse {
-    let res = |r| LdapBindResponse {
-        res: r,
-        saslcreds: None,
-    };
+fn register(conn: &Conn, id: i32) -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    if let Ok(mut o) = conn.outstanding.lock() {
+        o.insert(id, flag.clone());
+    }
+    flag
+}
+
+fn unregister(conn: &Conn, id: i32) {
+    if let Ok(mut o) = conn.outstanding.lock() {
+        o.remove(&id);
+    }
+}
+
+async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -> LdapResult {
     // A new bind starts from anonymous whatever its outcome (RFC 4511 §4.2.1).
     *session = Session::default();
     if req.version != 3 {
-        return res(result(
-            LdapResultCode::ProtocolError,
-            "only LDAP version 3 is supported",
-        ));
+        return result(LdapResultCode::ProtocolError, "only LDAP version 3 is supported");
     }
     let password = match req.cred {
         LdapBindCred::Simple(pw) => pw,
         LdapBindCred::SASL(_) | LdapBindCred::Unsupported => {
-            return res(result(
+            return result(
                 LdapResultCode::AuthMethodNotSupported,
                 "SASL mechanisms are not supported yet",
-            ));
+            );
         }
     };
     if req.dn.is_empty() && password.is_empty() {
-        return res(success());
+        return success();
     }
     if password.is_empty() {
         // RFC 4513 §5.1.2: an unauthenticated bind (DN, no password) is refused.
-        return res(result(
+        return result(
             LdapResultCode::UnwillingToPerform,
             "unauthenticated bind (DN with an empty password) is not allowed",
-        ));
+        );
     }
-    let dn = match parse_dn(&req.dn) {
-        Ok(d) => d,
-        Err(_) => return res(result(LdapResultCode::InvalidCredentials, "")),
+    let Ok(dn) = Dn::parse(&req.dn) else {
+        return result(LdapResultCode::InvalidCredentials, "");
     };
     let dir = ctx.directory.clone();
     // Password hashes (argon2) cost milliseconds: keep them off the reactor threads.
     let outcome = tokio::task::spawn_blocking(move || {
         let entry = dir.bind(&dn, password.as_bytes())?;
         let ndn = dir.normalize_dn(&entry.dn)?;
-        let admins_group = dir
-            .suffix()
-            .child(Rdn::single("ou", "admins"))
-            .child(Rdn::single("cn", "administrateurs"));
-        let admin = dir.suffix().child(Rdn::single("cn", "admin"));
-        let is_admin = ndn == dir.normalize_dn(&admin)? || dir.is_member(&admins_group, &ndn)?;
+        let is_admin = is_admin(&dir, &ndn)?;
         Ok::<_, DirectoryError>((ndn, is_admin))
     })
     .await;
@@ -156,18 +207,60 @@ async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -
             session.is_admin = is_admin || ctx.admins.contains(&ndn);
             session.bound_dn = req.dn;
             session.bound_ndn = ndn;
-            res(success())
+            success()
         }
-        Ok(Err(e)) => res(from_error(&e)),
-        Err(_) => res(result(LdapResultCode::Other, "bind failed")),
+        Ok(Err(e)) => from_error(&e),
+        Err(_) => result(LdapResultCode::Other, "bind failed"),
     }
 }
 
-fn search(ctx: &Arc<Context>, session: &Session, id: i32, req: LdapSearchRequest) -> Vec<LdapMsg> {
-    let done = |r: LdapResult| LdapMsg::new(id, LdapOp::SearchResultDone(r));
+/// CIG administrators (DESIGN.md): `cn=admin,<suffix>` and the members of
+/// `cn=administrateurs,ou=admins,<suffix>`; the config's `admins` are added by the caller.
+fn is_admin(dir: &Directory, ndn: &str) -> Result<bool, DirectoryError> {
+    let admins_group = dir
+        .suffix()
+        .child(Rdn::single("ou", "admins"))
+        .child(Rdn::single("cn", "administrateurs"));
+    let admin = dir.suffix().child(Rdn::single("cn", "admin"));
+    Ok(ndn == dir.normalize_dn(&admin)? || dir.is_member(&admins_group, ndn)?)
+}
+
+/// The search request's controls we act on.
+#[derive(Default)]
+struct SearchControls {
+    paged: Option<(i64, Vec<u8>)>,
+    sort: Option<Vec<SortKey>>,
+}
+
+fn search_controls(ctrls: &[LdapControl]) -> SearchControls {
+    let mut out = SearchControls::default();
+    for c in ctrls {
+        match c {
+            LdapControl::SimplePagedResults { size, cookie } => out.paged = Some((*size, cookie.clone())),
+            LdapControl::ServerSort { sort_requests } => {
+                out.sort = Some(
+                    sort_requests
+                        .iter()
+                        .map(|r| SortKey {
+                            attr: r.attribute_name.clone(),
+                            rule: r.ordering_rule.as_deref().and_then(MatchingRule::from_name),
+                            reverse: r.reverse_order,
+                        })
+                        .collect(),
+                )
+            }
+            // ManageDsaIT: there are no referral objects, so it changes nothing (RFC 3296).
+            _ => {}
+        }
+    }
+    out
+}
+
+fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, ctrls: Vec<LdapControl>) {
+    let done = move |r: &LdapResult| encode_result(id, ber::SEARCH_RESULT_DONE, r);
     let base = match parse_dn(&req.base) {
         Ok(d) => d,
-        Err(r) => return vec![done(r)],
+        Err(r) => return conn.send(done(&r)),
     };
     let filter = convert::filter(&req.filter);
     let scope = match req.scope {
@@ -176,37 +269,43 @@ fn search(ctx: &Arc<Context>, session: &Session, id: i32, req: LdapSearchRequest
         LdapSearchScope::Subtree => Scope::Sub,
         LdapSearchScope::Children => Scope::Children,
     };
+    let dir = &conn.ctx.directory;
     // Root DSE and subschema: readable by anyone (RFC 4512 §5.1, §4.4).
     if scope == Scope::Base && (base.is_root() || base.to_string().eq_ignore_ascii_case(SUBSCHEMA_DN)) {
         let entry = if base.is_root() {
-            rootdse::root_dse(&ctx.directory)
+            rootdse::root_dse(dir)
         } else {
-            rootdse::subschema(&ctx.directory)
+            rootdse::subschema(dir)
         };
         let mut out = Vec::new();
-        if filter.evaluate(ctx.directory.schema(), &entry) == crate::directory::filter::Tri::True {
-            out.push(LdapMsg::new(id, LdapOp::SearchResultEntry(convert::entry(entry))));
+        if filter.evaluate(dir.schema(), &entry) == Tri::True {
+            ber::search_entry(&mut out, id, &rootdse::select(entry, &req.attrs, req.typesonly));
         }
-        out.push(done(success()));
-        return out;
+        out.extend(done(&success()));
+        return conn.send(out);
     }
     // Baseline policy until the access-control engine: anonymous reads nothing
     // but the root DSE and the subschema, and a refused read looks like absence.
     if session.anonymous() {
-        return vec![done(result(LdapResultCode::NoSuchObject, ""))];
+        return conn.send(done(&result(LdapResultCode::NoSuchObject, "")));
     }
     // ldap3_proto does not sign-extend: a negative limit reads as huge; clamp (RFC 4511 §4.5.1.4: 0 = none).
     let requested = usize::try_from(req.sizelimit).unwrap_or(0);
-    let server = if session.is_admin { 0 } else { ctx.search_size_limit };
+    let server = if session.is_admin {
+        0
+    } else {
+        conn.ctx.search_size_limit
+    };
     let size_limit = match (requested, server) {
         (0, s) => s,
         (r, 0) => r,
         (r, s) => r.min(s),
     };
-    let time_limit = match usize::try_from(req.timelimit).unwrap_or(0) {
-        0 => ctx.search_time_limit,
-        t => ctx.search_time_limit.min(std::time::Duration::from_secs(t as u64)),
+    let time_limit = match u64::try_from(req.timelimit).unwrap_or(0) {
+        0 => conn.ctx.search_time_limit,
+        t => conn.ctx.search_time_limit.min(std::time::Duration::from_secs(t)),
     };
+    let cancel = register(conn, id);
     let sreq = SearchRequest {
         base,
         scope,
@@ -215,49 +314,252 @@ fn search(ctx: &Arc<Context>, session: &Session, id: i32, req: LdapSearchRequest
         time_limit: Some(time_limit),
         attrs: req.attrs,
         types_only: req.typesonly,
+        cancel: Some(cancel.clone()),
     };
+    let controls = search_controls(&ctrls);
+    if controls.paged.is_some() || controls.sort.is_some() {
+        let conn = conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = result_set_search(&conn, &session, id, sreq, controls);
+            unregister(&conn, id);
+            if !cancel.load(Ordering::Relaxed) {
+                conn.send(out);
+            }
+        });
+        return;
+    }
+    // Inline when the index leaves few candidates; otherwise on the blocking pool.
     let mut out = Vec::new();
     let hide_password = !session.is_admin;
-    let r = ctx.directory.search(&sreq, |mut e| {
-        if hide_password {
-            e.remove("userPassword");
-        }
-        out.push(LdapMsg::new(id, LdapOp::SearchResultEntry(convert::entry(e))));
-        Ok(())
+    let r = dir.search_bounded(&sreq, Some(INLINE_CANDIDATES), |e| {
+        emit(&mut out, id, e, hide_password, None, &cancel)
     });
-    out.push(done(match r {
-        Ok(_) => success(),
-        Err(e) => from_error(&e),
-    }));
+    match r {
+        Ok(Some(_)) => {
+            unregister(conn, id);
+            out.extend(done(&success()));
+            conn.send(out);
+        }
+        Err(DirectoryError::Abandoned) => unregister(conn, id),
+        Err(e) => {
+            unregister(conn, id);
+            out.extend(done(&from_error(&e)));
+            conn.send(out);
+        }
+        Ok(None) => {
+            let conn = conn.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                let dir = conn.ctx.directory.clone();
+                let r = dir.search(&sreq, |e| emit(&mut out, id, e, hide_password, Some(&conn), &cancel));
+                unregister(&conn, id);
+                let res = match r {
+                    Ok(_) => success(),
+                    Err(DirectoryError::Abandoned) => return,
+                    Err(e) => from_error(&e),
+                };
+                out.extend(done(&res));
+                conn.send(out);
+            });
+        }
+    }
+}
+
+/// Encode one entry; hand full buffers to the writer when streaming.
+fn emit(
+    out: &mut Vec<u8>,
+    id: i32,
+    mut e: Entry,
+    hide_password: bool,
+    stream: Option<&Conn>,
+    cancel: &AtomicBool,
+) -> Result<(), DirectoryError> {
+    if cancel.load(Ordering::Relaxed) {
+        return Err(DirectoryError::Abandoned);
+    }
+    if hide_password {
+        e.remove("userPassword");
+    }
+    ber::search_entry(out, id, &e);
+    if let Some(conn) = stream
+        && out.len() >= FLUSH_BYTES
+    {
+        conn.send(std::mem::take(out));
+    }
+    Ok(())
+}
+
+/// Paged and/or sorted search: gather the matching DNs once, then serve a page.
+fn result_set_search(conn: &Conn, session: &Session, id: i32, mut sreq: SearchRequest, c: SearchControls) -> Vec<u8> {
+    let dir = &conn.ctx.directory;
+    let fingerprint = format!("{}|{:?}|{}|{:?}", sreq.base, sreq.scope, sreq.filter, sreq.attrs);
+    let mut response_controls = Vec::new();
+    let finish = |res: &LdapResult, ctrls: &[ResponseControl]| {
+        let mut out = Vec::new();
+        ber::result(&mut out, id, ber::SEARCH_RESULT_DONE, res, ctrls);
+        out
+    };
+    let (page_size, cookie) = c.paged.clone().unwrap_or((0, Vec::new()));
+    let page_size = usize::try_from(page_size).unwrap_or(0);
+
+    // A continuation: the cookie names a cursor of this connection.
+    let cursor = if cookie.is_empty() {
+        None
+    } else {
+        let taken = conn.cursors.lock().ok().and_then(|mut cs| cs.take(&cookie));
+        match taken {
+            Some(cur) if cur.fingerprint == fingerprint => Some(cur),
+            _ => {
+                return finish(
+                    &result(
+                        LdapResultCode::UnwillingToPerform,
+                        "paged results cookie is invalid or expired",
+                    ),
+                    &[],
+                );
+            }
+        }
+    };
+    // RFC 2696 §3: a page size of 0 with a cookie abandons the paged search.
+    if cursor.is_some() && page_size == 0 {
+        let paged = ResponseControl {
+            oid: OID_PAGED_RESULTS,
+            value: Some(ber::paged_value(0, b"")),
+        };
+        return finish(&success(), &[paged]);
+    }
+    let mut cursor = match cursor {
+        Some(c) => c,
+        None => {
+            // Gather the DNs (with the sort keys' values when sorting).
+            let wanted_attrs = std::mem::take(&mut sreq.attrs);
+            let mut gather = sreq.clone();
+            gather.attrs = vec!["1.1".into()];
+            if let Some(keys) = &c.sort {
+                gather.attrs.extend(keys.iter().map(|k| k.attr.clone()));
+            }
+            sreq.attrs = wanted_attrs;
+            let mut found: Vec<Entry> = Vec::new();
+            let r = dir.search(&gather, |e| {
+                found.push(e);
+                Ok(())
+            });
+            let mut partial_error = None;
+            match r {
+                Ok(_) => {}
+                Err(DirectoryError::SizeLimitExceeded) => partial_error = Some(DirectoryError::SizeLimitExceeded),
+                Err(e) => return finish(&from_error(&e), &[]),
+            }
+            if let Some(keys) = &c.sort {
+                let unknown = keys.iter().find(|k| dir.schema().attr_id(&k.attr).is_none());
+                let code = match unknown {
+                    // RFC 2891 §2.2: unsorted results with noSuchAttribute when the control is not critical.
+                    Some(_) => 16,
+                    None => {
+                        super::paging::sort(dir.schema(), &mut found, keys);
+                        0
+                    }
+                };
+                response_controls.push(ResponseControl {
+                    oid: OID_SORT_RESPONSE,
+                    value: Some(ber::sort_value(code)),
+                });
+            }
+            if let Some(e) = partial_error {
+                // The size limit applies to the whole set: send what fits, then say so.
+                let mut out = Vec::new();
+                for e in found {
+                    if let Some(entry) = reread(dir, session, &sreq, &e.dn) {
+                        ber::search_entry(&mut out, id, &entry);
+                    }
+                }
+                out.extend(finish(&from_error(&e), &response_controls));
+                return out;
+            }
+            Cursor {
+                fingerprint,
+                dns: found.into_iter().map(|e| e.dn).collect(),
+                next: 0,
+            }
+        }
+    };
+    let end = if page_size == 0 {
+        cursor.dns.len()
+    } else {
+        (cursor.next + page_size).min(cursor.dns.len())
+    };
+    let mut out = Vec::new();
+    for dn in &cursor.dns[cursor.next..end] {
+        if let Some(entry) = reread(dir, session, &sreq, dn) {
+            ber::search_entry(&mut out, id, &entry);
+        }
+    }
+    cursor.next = end;
+    if c.paged.is_some() {
+        let total = cursor.dns.len() as i64;
+        let next_cookie = if cursor.next < cursor.dns.len() {
+            conn.cursors.lock().map(|mut cs| cs.insert(cursor)).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        response_controls.push(ResponseControl {
+            oid: OID_PAGED_RESULTS,
+            value: Some(ber::paged_value(total, &next_cookie)),
+        });
+    }
+    out.extend(finish(&success(), &response_controls));
     out
 }
 
+/// Read one entry of a result set again, as the original search would return it.
+fn reread(dir: &Directory, session: &Session, sreq: &SearchRequest, dn: &Dn) -> Option<Entry> {
+    let mut one = SearchRequest::new(dn.clone(), Scope::Base, sreq.filter.clone());
+    one.attrs = sreq.attrs.clone();
+    one.types_only = sreq.types_only;
+    let mut found = None;
+    dir.search(&one, |e| {
+        found = Some(e);
+        Ok(())
+    })
+    .ok()?;
+    let mut e = found?;
+    if !session.is_admin {
+        e.remove("userPassword");
+    }
+    Some(e)
+}
+
 /// Writes are for administrators until the access-control engine lands
-/// (DESIGN.md "baseline"). The write itself runs off the reactor: it commits
-/// with an fsync and may hash a password.
-async fn write(
-    ctx: &Arc<Context>,
+/// (DESIGN.md "baseline"). They run on the blocking pool: they commit with an
+/// fsync and may hash a password.
+fn spawn_write(
+    conn: &Arc<Conn>,
     session: &Session,
+    id: i32,
+    tag: u8,
     f: impl FnOnce(&Directory, &Actor) -> Result<(), DirectoryError> + Send + 'static,
-) -> LdapResult {
+) {
     if !session.is_admin {
         let why = if session.anonymous() {
             "anonymous"
         } else {
             "this identity"
         };
-        return result(
+        let res = result(
             LdapResultCode::InsufficentAccessRights,
             format!("{why} may not write to the directory"),
         );
+        return conn.send(encode_result(id, tag, &res));
     }
-    let dir = ctx.directory.clone();
+    let conn = conn.clone();
     let actor = session.actor();
-    match tokio::task::spawn_blocking(move || f(&dir, &actor)).await {
-        Ok(Ok(())) => success(),
-        Ok(Err(e)) => from_error(&e),
-        Err(_) => result(LdapResultCode::Other, "write failed"),
-    }
+    tokio::task::spawn_blocking(move || {
+        let res = match f(&conn.ctx.directory, &actor) {
+            Ok(()) => success(),
+            Err(e) => from_error(&e),
+        };
+        conn.send(encode_result(id, tag, &res));
+    });
 }
 
 fn add(dir: &Directory, actor: &Actor, req: LdapAddRequest) -> Result<(), DirectoryError> {
@@ -328,7 +630,12 @@ fn compare(ctx: &Arc<Context>, session: &Session, req: LdapCompareRequest) -> Ld
     }
 }
 
-fn extended(session: &Session, req: LdapExtendedRequest) -> LdapExtendedResponse {
+fn extended(conn: &Arc<Conn>, session: &Session, id: i32, req: LdapExtendedRequest) {
+    let send = move |conn: &Conn, resp: LdapExtendedResponse| {
+        let mut out = Vec::new();
+        ber::encode_msg(&mut out, LdapMsg::new(id, LdapOp::ExtendedResponse(resp)));
+        conn.send(out);
+    };
     match req.name.as_str() {
         // RFC 4532: the authzId goes in responseValue, empty for anonymous.
         OID_WHOAMI => {
@@ -337,20 +644,124 @@ fn extended(session: &Session, req: LdapExtendedRequest) -> LdapExtendedResponse
             } else {
                 format!("dn:{}", session.bound_dn)
             };
-            LdapExtendedResponse {
-                res: success(),
-                name: None,
-                value: Some(authz.into_bytes()),
-            }
+            send(
+                conn,
+                LdapExtendedResponse {
+                    res: success(),
+                    name: None,
+                    value: Some(authz.into_bytes()),
+                },
+            );
+        }
+        OID_PASSWORD_MODIFY => {
+            // ldap3_proto refuses an absent request value, which RFC 3062 allows
+            // ("change my password to a generated one"): treat it as empty.
+            let parsed = match &req.value {
+                None => Ok(LdapPasswordModifyRequest {
+                    user_identity: None,
+                    old_password: None,
+                    new_password: None,
+                }),
+                Some(_) => LdapPasswordModifyRequest::try_from(&req),
+            };
+            let Ok(pm) = parsed else {
+                return send(
+                    conn,
+                    ext(result(
+                        LdapResultCode::ProtocolError,
+                        "malformed password modify request",
+                    )),
+                );
+            };
+            let conn2 = conn.clone();
+            let session = session.clone();
+            tokio::task::spawn_blocking(move || {
+                let (res, generated) = match password_modify(&conn2.ctx, &session, pm) {
+                    Ok(g) => (success(), g),
+                    Err(r) => (r, None),
+                };
+                let resp = LdapExtendedResponse::from(LdapPasswordModifyResponse {
+                    res,
+                    gen_password: generated,
+                });
+                send(&conn2, resp);
+            });
         }
         // RFC 4511 §4.12: an unrecognised extended operation gets protocolError.
-        other => LdapExtendedResponse {
-            res: result(
+        other => send(
+            conn,
+            ext(result(
                 LdapResultCode::ProtocolError,
                 format!("extended operation {other} is not supported"),
-            ),
-            name: None,
-            value: None,
-        },
+            )),
+        ),
     }
+}
+
+/// RFC 3062 Password Modify under the baseline policy: anyone bound changes
+/// their own password by giving the old one; administrators set anyone's.
+/// Returns the generated password when none was given.
+fn password_modify(
+    ctx: &Context,
+    session: &Session,
+    req: LdapPasswordModifyRequest,
+) -> Result<Option<String>, LdapResult> {
+    if session.anonymous() {
+        return Err(result(
+            LdapResultCode::UnwillingToPerform,
+            "only authenticated users may change passwords",
+        ));
+    }
+    let dir = &ctx.directory;
+    let target = match req.user_identity.as_deref() {
+        None | Some("") => parse_dn(&session.bound_dn)?,
+        // RFC 4513 §5.2.1.8 authzId forms: "dn:<DN>" (and a bare DN, as slapd accepts).
+        Some(id) => parse_dn(id.strip_prefix("dn:").unwrap_or(id))?,
+    };
+    let target_ndn = dir.normalize_dn(&target).map_err(|e| from_error(&e))?;
+    let own = target_ndn == session.bound_ndn;
+    if !own && !session.is_admin {
+        return Err(result(
+            LdapResultCode::InsufficentAccessRights,
+            "you may change only your own password",
+        ));
+    }
+    if own && !session.is_admin {
+        let Some(old) = req.old_password.as_deref() else {
+            return Err(result(
+                LdapResultCode::UnwillingToPerform,
+                "the current password is required to change it",
+            ));
+        };
+        if dir.bind(&target, old.as_bytes()).is_err() {
+            return Err(result(
+                LdapResultCode::InvalidCredentials,
+                "the current password is wrong",
+            ));
+        }
+    }
+    let (new, generated) = match req.new_password {
+        Some(p) if !p.is_empty() => (p, None),
+        _ => {
+            let g = generate_password().map_err(|e| result(LdapResultCode::Other, e))?;
+            (g.clone(), Some(g))
+        }
+    };
+    let m = Modification {
+        op: ModOp::Replace,
+        attr: "userPassword".into(),
+        values: vec![new.into_bytes()],
+    };
+    dir.modify(&session.actor(), &target, &[m])
+        .map_err(|e| from_error(&e))?;
+    Ok(generated)
+}
+
+fn generate_password() -> Result<String, String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| e.to_string())?;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789-_";
+    Ok(b.iter()
+        .map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char)
+        .collect())
 }

@@ -51,6 +51,7 @@ pub fn from_error(e: &DirectoryError) -> LdapResult {
         DirectoryError::SizeLimitExceeded => C::SizeLimitExceeded,
         DirectoryError::TimeLimitExceeded => C::TimeLimitExceeded,
         DirectoryError::AdminLimitExceeded(_) => C::AdminLimitExceeded,
+        DirectoryError::Abandoned => C::Canceled,
         DirectoryError::Store(_) | DirectoryError::Internal(_) => {
             tracing::error!("internal error: {e}");
             C::Other

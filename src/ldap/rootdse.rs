@@ -1,17 +1,24 @@
 //! The root DSE (RFC 4512 §5.1) and the subschema subentry (RFC 4512 §4.2),
 //! readable anonymously so that generic tools can discover the server.
 
-use crate::directory::{Directory, Dn, Entry};
+use super::ops::{OID_MANAGE_DSA_IT, OID_PAGED_RESULTS, OID_SORT_REQUEST};
+use crate::directory::{Directory, Dn, Entry, Rdn};
 
 pub const SUBSCHEMA_DN: &str = "cn=Subschema";
 pub const OID_WHOAMI: &str = "1.3.6.1.4.1.4203.1.11.3";
+pub const OID_PASSWORD_MODIFY: &str = "1.3.6.1.4.1.4203.1.11.1";
 
 pub fn root_dse(dir: &Directory) -> Entry {
     Entry::new(Dn::root())
         .with("objectClass", ["top"])
         .with("namingContexts", [dir.suffix().to_string()])
         .with("supportedLDAPVersion", ["3"])
-        .with("supportedExtension", [OID_WHOAMI])
+        .with(
+            "supportedControl",
+            [OID_PAGED_RESULTS, OID_SORT_REQUEST, OID_MANAGE_DSA_IT],
+        )
+        .with("supportedExtension", [OID_WHOAMI, OID_PASSWORD_MODIFY])
+        // RFC 4512 §5.1: all operational attributes (+), objectClass attributes (@), absolute true/false filters (RFC 4526).
         .with(
             "supportedFeatures",
             [
@@ -25,18 +32,96 @@ pub fn root_dse(dir: &Directory) -> Entry {
         .with("vendorVersion", [concat!("Convergences ", env!("CARGO_PKG_VERSION"))])
 }
 
+/// The syntaxes the server knows, RFC 4517 §3.3 (OID, description).
+const SYNTAXES: &[(&str, &str)] = &[
+    ("1.3.6.1.4.1.1466.115.121.1.3", "Attribute Type Description"),
+    ("1.3.6.1.4.1.1466.115.121.1.5", "Binary"),
+    ("1.3.6.1.4.1.1466.115.121.1.6", "Bit String"),
+    ("1.3.6.1.4.1.1466.115.121.1.7", "Boolean"),
+    ("1.3.6.1.4.1.1466.115.121.1.8", "Certificate"),
+    ("1.3.6.1.4.1.1466.115.121.1.11", "Country String"),
+    ("1.3.6.1.4.1.1466.115.121.1.12", "DN"),
+    ("1.3.6.1.4.1.1466.115.121.1.15", "Directory String"),
+    ("1.3.6.1.4.1.1466.115.121.1.22", "Facsimile Telephone Number"),
+    ("1.3.6.1.4.1.1466.115.121.1.24", "Generalized Time"),
+    ("1.3.6.1.4.1.1466.115.121.1.26", "IA5 String"),
+    ("1.3.6.1.4.1.1466.115.121.1.27", "INTEGER"),
+    ("1.3.6.1.4.1.1466.115.121.1.28", "JPEG"),
+    ("1.3.6.1.4.1.1466.115.121.1.34", "Name And Optional UID"),
+    ("1.3.6.1.4.1.1466.115.121.1.36", "Numeric String"),
+    ("1.3.6.1.4.1.1466.115.121.1.37", "Object Class Description"),
+    ("1.3.6.1.4.1.1466.115.121.1.38", "OID"),
+    ("1.3.6.1.4.1.1466.115.121.1.40", "Octet String"),
+    ("1.3.6.1.4.1.1466.115.121.1.41", "Postal Address"),
+    ("1.3.6.1.4.1.1466.115.121.1.44", "Printable String"),
+    ("1.3.6.1.4.1.1466.115.121.1.50", "Telephone Number"),
+    ("1.3.6.1.4.1.1466.115.121.1.54", "LDAP Syntax Description"),
+    ("1.3.6.1.1.16.1", "UUID"),
+];
+
+/// The matching rules the server implements (RFC 4517 §4.2, RFC 4530): OID, name, syntax.
+const MATCHING_RULES: &[(&str, &str, &str)] = &[
+    ("2.5.13.0", "objectIdentifierMatch", "1.3.6.1.4.1.1466.115.121.1.38"),
+    ("2.5.13.1", "distinguishedNameMatch", "1.3.6.1.4.1.1466.115.121.1.12"),
+    ("2.5.13.2", "caseIgnoreMatch", "1.3.6.1.4.1.1466.115.121.1.15"),
+    ("2.5.13.3", "caseIgnoreOrderingMatch", "1.3.6.1.4.1.1466.115.121.1.15"),
+    ("2.5.13.4", "caseIgnoreSubstringsMatch", "1.3.6.1.4.1.1466.115.121.1.58"),
+    ("2.5.13.5", "caseExactMatch", "1.3.6.1.4.1.1466.115.121.1.15"),
+    ("2.5.13.6", "caseExactOrderingMatch", "1.3.6.1.4.1.1466.115.121.1.15"),
+    ("2.5.13.7", "caseExactSubstringsMatch", "1.3.6.1.4.1.1466.115.121.1.58"),
+    ("2.5.13.8", "numericStringMatch", "1.3.6.1.4.1.1466.115.121.1.36"),
+    (
+        "2.5.13.9",
+        "numericStringOrderingMatch",
+        "1.3.6.1.4.1.1466.115.121.1.36",
+    ),
+    (
+        "2.5.13.10",
+        "numericStringSubstringsMatch",
+        "1.3.6.1.4.1.1466.115.121.1.58",
+    ),
+    ("2.5.13.13", "booleanMatch", "1.3.6.1.4.1.1466.115.121.1.7"),
+    ("2.5.13.14", "integerMatch", "1.3.6.1.4.1.1466.115.121.1.27"),
+    ("2.5.13.15", "integerOrderingMatch", "1.3.6.1.4.1.1466.115.121.1.27"),
+    ("2.5.13.17", "octetStringMatch", "1.3.6.1.4.1.1466.115.121.1.40"),
+    ("2.5.13.18", "octetStringOrderingMatch", "1.3.6.1.4.1.1466.115.121.1.40"),
+    ("2.5.13.20", "telephoneNumberMatch", "1.3.6.1.4.1.1466.115.121.1.50"),
+    (
+        "2.5.13.21",
+        "telephoneNumberSubstringsMatch",
+        "1.3.6.1.4.1.1466.115.121.1.58",
+    ),
+    ("2.5.13.23", "uniqueMemberMatch", "1.3.6.1.4.1.1466.115.121.1.34"),
+    ("2.5.13.27", "generalizedTimeMatch", "1.3.6.1.4.1.1466.115.121.1.24"),
+    (
+        "2.5.13.28",
+        "generalizedTimeOrderingMatch",
+        "1.3.6.1.4.1.1466.115.121.1.24",
+    ),
+    (
+        "1.3.6.1.4.1.1466.109.114.1",
+        "caseExactIA5Match",
+        "1.3.6.1.4.1.1466.115.121.1.26",
+    ),
+    (
+        "1.3.6.1.4.1.1466.109.114.2",
+        "caseIgnoreIA5Match",
+        "1.3.6.1.4.1.1466.115.121.1.26",
+    ),
+    (
+        "1.3.6.1.4.1.1466.109.114.3",
+        "caseIgnoreIA5SubstringsMatch",
+        "1.3.6.1.4.1.1466.115.121.1.58",
+    ),
+    ("1.3.6.1.1.16.2", "uuidMatch", "1.3.6.1.1.16.1"),
+    ("1.3.6.1.1.16.3", "uuidOrderingMatch", "1.3.6.1.1.16.1"),
+];
+
 pub fn subschema(dir: &Directory) -> Entry {
     let schema = dir.schema();
-    let mut e = Entry::new(Dn::root().child(crate::directory::Rdn::single("cn", "Subschema")))
-        .with("objectClass", ["top", "subentry", "subschema", "extensibleObject"])
+    let mut e = Entry::new(Dn::root().child(Rdn::single("cn", "Subschema")))
+        .with("objectClass", ["top", "subschema", "extensibleObject"])
         .with("cn", ["Subschema"]);
-    // `subentry` may be missing from the shipped schema; keep only known classes.
-    if schema.class_id("subentry").is_none() {
-        e.set(
-            "objectClass",
-            vec![b"top".to_vec(), b"subschema".to_vec(), b"extensibleObject".to_vec()],
-        );
-    }
     e.set(
         "attributeTypes",
         schema.attrs().iter().map(|a| a.def.to_string().into_bytes()).collect(),
@@ -49,5 +134,35 @@ pub fn subschema(dir: &Directory) -> Entry {
             .map(|c| c.def.to_string().into_bytes())
             .collect(),
     );
+    e.set(
+        "ldapSyntaxes",
+        SYNTAXES
+            .iter()
+            .map(|(oid, d)| format!("( {oid} DESC '{d}' )").into_bytes())
+            .collect(),
+    );
+    e.set(
+        "matchingRules",
+        MATCHING_RULES
+            .iter()
+            .map(|(oid, n, syn)| format!("( {oid} NAME '{n}' SYNTAX {syn} )").into_bytes())
+            .collect(),
+    );
+    e
+}
+
+/// Attribute selection for these two special entries, whose attributes are
+/// operational: `+`, `*` or no list give everything, `1.1` nothing, names those.
+pub fn select(mut e: Entry, attrs: &[String], types_only: bool) -> Entry {
+    let everything = attrs.is_empty() || attrs.iter().any(|a| a == "*" || a == "+");
+    if !everything {
+        e.attrs
+            .retain(|a| attrs.iter().any(|want| want.eq_ignore_ascii_case(&a.name)));
+    }
+    if types_only {
+        for a in &mut e.attrs {
+            a.values.clear();
+        }
+    }
     e
 }
