@@ -3,5 +3,6 @@
 
 mod common;
 mod directory_core;
+mod ldap_clients;
 mod ldap_server;
 mod ldif_cli;

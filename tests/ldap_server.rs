@@ -280,3 +280,134 @@ async fn a_malformed_pdu_ends_only_that_connection() {
         assert_eq!(code, 0);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldapsearch_pages_and_sorts() {
+    if !have("ldapsearch") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let admin = Some((ADMIN, ADMIN_PASSWORD));
+    // Pages of 2 over the five demo agents, without prompting between pages.
+    let (code, out, err) = ldapsearch(
+        &srv,
+        admin,
+        &[
+            "-E",
+            "pr=2/noprompt",
+            "-b",
+            "dc=cig,dc=fr",
+            "(objectClass=inetOrgPerson)",
+            "uid",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.matches("dn: uid=").count(), 5, "{out}");
+    // Sorted by sn, then reversed.
+    let sns = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| l.strip_prefix("sn: ").or_else(|| l.strip_prefix("sn:: ")))
+            .map(str::to_string)
+            .collect()
+    };
+    let (code, out, err) = ldapsearch(
+        &srv,
+        admin,
+        &[
+            "-E",
+            "sss=sn",
+            "-b",
+            "dc=cig,dc=fr",
+            "(objectClass=inetOrgPerson)",
+            "sn",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let asc = sns(&out);
+    assert_eq!(asc.len(), 5);
+    assert_eq!(asc[0], "Ben Ali");
+    let (_, out, _) = ldapsearch(
+        &srv,
+        admin,
+        &[
+            "-E",
+            "sss=-sn",
+            "-b",
+            "dc=cig,dc=fr",
+            "(objectClass=inetOrgPerson)",
+            "sn",
+        ],
+    )
+    .await;
+    let mut desc = sns(&out);
+    desc.reverse();
+    assert_eq!(desc, asc);
+    // Both at once.
+    let (code, out, _) = ldapsearch(
+        &srv,
+        admin,
+        &[
+            "-E",
+            "sss=uid",
+            "-E",
+            "pr=3/noprompt",
+            "-b",
+            "dc=cig,dc=fr",
+            "(objectClass=inetOrgPerson)",
+            "uid",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0);
+    let uids: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("uid: ")).collect();
+    assert_eq!(uids, ["cmartin", "floeuvre", "hdupre", "jdupont", "nbenali"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldappasswd_changes_a_password() {
+    if !have("ldappasswd") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let url = srv.url.clone();
+    let demo = convergences::seed::DEMO_PASSWORD;
+    let (code, _, err) = run(
+        "ldappasswd",
+        &[
+            "-x",
+            "-H",
+            &url,
+            "-D",
+            HDUPRE,
+            "-w",
+            demo,
+            "-a",
+            demo,
+            "-s",
+            "encore-nouveau",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = run(
+        "ldapwhoami",
+        &["-x", "-H", &url, "-D", HDUPRE, "-w", "encore-nouveau"],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0);
+    // An administrator lets the server generate one, printed by ldappasswd.
+    let (code, out, err) = run(
+        "ldappasswd",
+        &["-x", "-H", &url, "-D", ADMIN, "-w", ADMIN_PASSWORD, HDUPRE],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let generated = out.trim().strip_prefix("New password: ").unwrap().to_string();
+    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", HDUPRE, "-w", &generated], None).await;
+    assert_eq!(code, 0);
+}

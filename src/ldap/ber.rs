@@ -164,7 +164,7 @@ pub fn encode_msg(out: &mut Vec<u8>, msg: LdapMsg) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::directory::{Dn, Entry};
@@ -212,7 +212,9 @@ mod tests {
         };
         result(&mut out, 7, SEARCH_RESULT_DONE, &res, &[ctrl]);
         let msg = decode(&out);
-        let LdapOp::SearchResultDone(r) = msg.op else { panic!() };
+        let LdapOp::SearchResultDone(r) = msg.op else {
+            unreachable!("not a result")
+        };
         assert_eq!(r.code, LdapResultCode::SizeLimitExceeded);
         assert_eq!(r.message, "partial");
         assert!(
