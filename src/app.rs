@@ -28,6 +28,8 @@ pub enum AppError {
     Directory(#[from] crate::directory::DirectoryError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("suffix '{0}': {1}")]
     Suffix(String, String),
     #[error("import stopped at line {line}: {reason} (nothing was imported)")]
@@ -57,6 +59,9 @@ pub fn open_directory(cfg: &Config) -> Result<Directory, AppError> {
 /// A running server: its bound addresses and a way to stop it.
 pub struct ServerHandle {
     pub ldap_addr: SocketAddr,
+    pub ldaps_addr: SocketAddr,
+    /// The TLS files in use (with the generated development CA, if any).
+    pub tls: crate::tls::TlsFiles,
     pub directory: Arc<Directory>,
     /// Printed once when demo data was seeded without a configured password.
     pub generated_admin_password: Option<String>,
@@ -89,17 +94,33 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         }
         generated_admin_password = outcome.generated_password;
     }
+    let (tls_config, tls) = crate::tls::server_config(&cfg)?;
+    if tls.generated {
+        println!(
+            "Generated a development certificate: {} (CA for clients: {})",
+            tls.cert.display(),
+            tls.ca.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+        );
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
     let (tx, rx) = watch::channel(false);
     let listener = tokio::net::TcpListener::bind(cfg.ldap).await?;
     let ldap_addr = listener.local_addr()?;
-    let ctx = Arc::new(crate::ldap::Context::new(directory.clone(), &cfg));
-    let task = tokio::spawn(crate::ldap::serve(listener, ctx, rx));
+    let tls_listener = tokio::net::TcpListener::bind(cfg.ldaps).await?;
+    let ldaps_addr = tls_listener.local_addr()?;
+    let ctx = Arc::new(crate::ldap::Context::new(directory.clone(), &cfg, Some(acceptor)));
+    let tasks = vec![
+        tokio::spawn(crate::ldap::serve(listener, ctx.clone(), rx.clone(), false)),
+        tokio::spawn(crate::ldap::serve(tls_listener, ctx, rx, true)),
+    ];
     Ok(ServerHandle {
         ldap_addr,
+        ldaps_addr,
+        tls,
         directory,
         generated_admin_password,
         shutdown: tx,
-        tasks: vec![task],
+        tasks,
     })
 }
 

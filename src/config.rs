@@ -26,6 +26,8 @@ pub struct Config {
     /// PEM certificate chain and key for LDAPS / StartTLS.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Refuse simple binds outside TLS with confidentialityRequired (13).
+    pub require_tls_for_bind: bool,
     /// Initial password of `cn=admin,<suffix>` when demo data is seeded;
     /// generated and printed once when unset.
     pub admin_password: Option<String>,
@@ -90,6 +92,7 @@ impl Default for Config {
             schema_dir: None,
             tls_cert: None,
             tls_key: None,
+            require_tls_for_bind: false,
             admin_password: None,
             admins: Vec::new(),
             demo: true,
@@ -187,6 +190,9 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_TLS_KEY") {
             self.tls_key = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("CONVERGENCES_REQUIRE_TLS_FOR_BIND") {
+            self.require_tls_for_bind = parse("CONVERGENCES_REQUIRE_TLS_FOR_BIND", &v)?;
         }
         if let Some(v) = get("CONVERGENCES_ADMIN_PASSWORD") {
             self.admin_password = Some(v);

@@ -22,6 +22,7 @@ pub mod ldap;
 pub mod ldif;
 pub mod seed;
 pub mod store;
+pub mod tls;
 
 pub use app::{ServerHandle, start};
 pub use config::Config;

@@ -112,6 +112,7 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(async move {
                 let handle = app::start(cfg).await?;
                 println!("LDAP listening on ldap://{}", handle.ldap_addr);
+                println!("LDAPS listening on ldaps://{}", handle.ldaps_addr);
                 tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
                 handle.shutdown().await;
                 anyhow::Ok(())

@@ -411,3 +411,112 @@ async fn ldappasswd_changes_a_password() {
     let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", HDUPRE, "-w", &generated], None).await;
     assert_eq!(code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_and_ldaps_work_with_the_generated_ca() {
+    if !have("ldapwhoami") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let h = srv.handle.as_ref().unwrap();
+    let ca = h.tls.ca.as_ref().unwrap().display().to_string();
+    assert!(h.tls.generated);
+    let env = [("LDAPTLS_CACERT", ca.as_str()), ("LDAPTLS_REQCERT", "demand")];
+    let plain = format!("ldap://127.0.0.1:{}", h.ldap_addr.port());
+    let tls = format!("ldaps://127.0.0.1:{}", h.ldaps_addr.port());
+    // -ZZ: StartTLS must succeed, then bind.
+    let (code, out, err) = run_env(
+        "ldapwhoami",
+        &["-x", "-ZZ", "-H", &plain, "-D", ADMIN, "-w", ADMIN_PASSWORD],
+        None,
+        &env,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("dn:{ADMIN}"));
+    let (code, out, err) = run_env(
+        "ldapsearch",
+        &[
+            "-x",
+            "-ZZ",
+            "-LLL",
+            "-H",
+            &plain,
+            "-D",
+            ADMIN,
+            "-w",
+            ADMIN_PASSWORD,
+            "-b",
+            HDUPRE,
+            "-s",
+            "base",
+            "uid",
+        ],
+        None,
+        &env,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("uid: hdupre"));
+    // LDAPS on its own port.
+    let (code, out, err) = run_env(
+        "ldapwhoami",
+        &["-x", "-H", &tls, "-D", ADMIN, "-w", ADMIN_PASSWORD],
+        None,
+        &env,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("dn:{ADMIN}"));
+    // StartTLS over LDAPS is refused (TLS already there): -ZZ fails.
+    let (code, _, _) = run_env(
+        "ldapwhoami",
+        &["-x", "-ZZ", "-H", &tls, "-D", ADMIN, "-w", ADMIN_PASSWORD],
+        None,
+        &env,
+    )
+    .await;
+    assert_ne!(code, 0);
+    // A client that does not trust the CA refuses the server.
+    let (code, _, _) = run_env(
+        "ldapwhoami",
+        &["-x", "-H", &tls],
+        None,
+        &[("LDAPTLS_CACERT", "/dev/null"), ("LDAPTLS_REQCERT", "demand")],
+    )
+    .await;
+    assert_ne!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_binds_can_be_required_to_use_tls() {
+    if !have("ldapwhoami") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = convergences::config::Config::for_test(tmp.path());
+    cfg.demo = true;
+    cfg.admin_password = Some(ADMIN_PASSWORD.into());
+    cfg.require_tls_for_bind = true;
+    let h = convergences::app::start(cfg).await.unwrap();
+    let ca = h.tls.ca.as_ref().unwrap().display().to_string();
+    let env = [("LDAPTLS_CACERT", ca.as_str())];
+    let plain = format!("ldap://127.0.0.1:{}", h.ldap_addr.port());
+    let (code, _, err) = run_env(
+        "ldapwhoami",
+        &["-x", "-H", &plain, "-D", ADMIN, "-w", ADMIN_PASSWORD],
+        None,
+        &env,
+    )
+    .await;
+    assert_eq!(code, 13, "confidentialityRequired: {err}");
+    let (code, _, err) = run_env(
+        "ldapwhoami",
+        &["-x", "-ZZ", "-H", &plain, "-D", ADMIN, "-w", ADMIN_PASSWORD],
+        None,
+        &env,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    h.shutdown().await;
+}

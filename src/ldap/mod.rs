@@ -23,10 +23,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use ldap3_proto::LdapCodec;
-use ldap3_proto::proto::{LdapOp, LdapResultCode};
-use tokio::io::AsyncWriteExt;
+use ldap3_proto::proto::{LdapExtendedResponse, LdapMsg, LdapOp, LdapResultCode};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::FramedRead;
 
 use crate::config::Config;
@@ -45,10 +46,14 @@ pub struct Context {
     pub idle_timeout: Duration,
     /// Paged-results cursors one connection may keep open.
     pub max_paged_cursors: usize,
+    /// For LDAPS and StartTLS; `None` when TLS is not set up.
+    pub tls: Option<TlsAcceptor>,
+    /// Refuse simple binds outside TLS (confidentialityRequired, RFC 4513 §5.1.3 advice).
+    pub require_tls_for_bind: bool,
 }
 
 impl Context {
-    pub fn new(directory: Arc<Directory>, cfg: &Config) -> Context {
+    pub fn new(directory: Arc<Directory>, cfg: &Config, tls: Option<TlsAcceptor>) -> Context {
         let admins = cfg
             .admins
             .iter()
@@ -63,6 +68,8 @@ impl Context {
             search_time_limit: Duration::from_secs(cfg.limits.search_time_secs),
             idle_timeout: Duration::from_secs(cfg.limits.idle_timeout_secs.max(1)),
             max_paged_cursors: cfg.limits.max_paged_cursors,
+            tls,
+            require_tls_for_bind: cfg.require_tls_for_bind,
         }
     }
 }
@@ -86,7 +93,8 @@ impl Conn {
 }
 
 /// Accept connections until `shutdown` turns true; one task per connection.
-pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+/// With `implicit_tls` (LDAPS) the TLS handshake comes first.
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>, implicit_tls: bool) {
     let mut backoff = Duration::from_millis(5);
     loop {
         tokio::select! {
@@ -99,7 +107,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch
                     let shutdown = shutdown.clone();
                     tokio::spawn(async move {
                         tracing::debug!(%peer, "connection opened");
-                        connection(stream, ctx, shutdown).await;
+                        connection(stream, ctx, shutdown, implicit_tls).await;
                         tracing::debug!(%peer, "connection closed");
                     });
                 }
@@ -114,17 +122,79 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch
     }
 }
 
-async fn connection(stream: TcpStream, ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
-    let (rd, mut wr) = stream.into_split();
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// RFC 4511 §4.14.1 StartTLS.
+pub const OID_STARTTLS: &str = "1.3.6.1.4.1.1466.20037";
+
+/// How a session over one stream ended.
+enum Outcome<S> {
+    Closed,
+    /// The client asked for StartTLS and was told yes: the same stream, to upgrade.
+    StartTls(S, Session),
+}
+
+async fn connection(tcp: TcpStream, ctx: Arc<Context>, shutdown: watch::Receiver<bool>, implicit_tls: bool) {
+    let session = Session::default();
+    let tcp = if implicit_tls {
+        tcp
+    } else {
+        match run(tcp, ctx.clone(), shutdown.clone(), session).await {
+            Outcome::Closed => return,
+            Outcome::StartTls(tcp, session) => {
+                // STYLE B6 / Stalwart's into_tls: the same session state continues over TLS.
+                let Some(acceptor) = ctx.tls.clone() else { return };
+                if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    let _ = run(
+                        tls,
+                        ctx,
+                        shutdown,
+                        Session {
+                            is_tls: true,
+                            ..session
+                        },
+                    )
+                    .await;
+                }
+                return;
+            }
+        }
+    };
+    let Some(acceptor) = ctx.tls.clone() else { return };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => {
+            let _ = run(
+                tls,
+                ctx,
+                shutdown,
+                Session {
+                    is_tls: true,
+                    ..Session::default()
+                },
+            )
+            .await;
+        }
+        Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!("TLS handshake timed out"),
+    }
+}
+
+/// Serve one stream until it closes, or until a StartTLS hands it back.
+async fn run<S>(stream: S, ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>, mut session: Session) -> Outcome<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(stream);
     let mut reader = FramedRead::new(rd, LdapCodec::new(Some(ctx.max_pdu_bytes), None));
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(async move {
+        let mut wr = wr;
         while let Some(buf) = rx.recv().await {
             if wr.write_all(&buf).await.is_err() {
-                break;
+                return (wr, false);
             }
         }
-        let _ = wr.shutdown().await;
+        (wr, true)
     });
     let conn = Arc::new(Conn {
         cursors: Mutex::new(paging::Cursors::new(ctx.max_paged_cursors)),
@@ -132,7 +202,7 @@ async fn connection(stream: TcpStream, ctx: Arc<Context>, mut shutdown: watch::R
         out: tx,
         outstanding: Mutex::new(HashMap::new()),
     });
-    let mut session = Session::default();
+    let mut upgrade = false;
     loop {
         let next = tokio::select! {
             _ = shutdown.changed() => {
@@ -160,14 +230,54 @@ async fn connection(stream: TcpStream, ctx: Arc<Context>, mut shutdown: watch::R
             }
             Ok(Some(Ok(msg))) => msg,
         };
-        if matches!(msg.op, LdapOp::UnbindRequest) {
-            break;
+        match &msg.op {
+            LdapOp::UnbindRequest => break,
+            LdapOp::ExtendedRequest(req) if req.name == OID_STARTTLS => {
+                // RFC 4511 §4.14.1, RFC 4513 §3.1.1.
+                let busy = !conn.outstanding.lock().map(|o| o.is_empty()).unwrap_or(false);
+                let (code, text) = if session.is_tls {
+                    (LdapResultCode::OperationsError, "TLS is already established")
+                } else if conn.ctx.tls.is_none() {
+                    (LdapResultCode::Unavailable, "TLS is not configured on this server")
+                } else if busy {
+                    (
+                        LdapResultCode::OperationsError,
+                        "operations are outstanding on this connection",
+                    )
+                } else {
+                    upgrade = true;
+                    (LdapResultCode::Success, "")
+                };
+                let resp = LdapExtendedResponse {
+                    res: result::result(code, text),
+                    name: Some(OID_STARTTLS.to_string()),
+                    value: None,
+                };
+                let mut out = Vec::new();
+                ber::encode_msg(&mut out, LdapMsg::new(msg.msgid, LdapOp::ExtendedResponse(resp)));
+                conn.send(out);
+                if upgrade {
+                    break;
+                }
+            }
+            _ => ops::dispatch(&conn, &mut session, msg).await,
         }
-        ops::dispatch(&conn, &mut session, msg).await;
     }
-    // Let spawned operations finish (they hold senders), then close.
+    // Let spawned operations finish (they hold senders), then take the write half back.
     drop(conn);
-    let _ = writer.await;
+    let Ok((mut wr, healthy)) = writer.await else {
+        return Outcome::Closed;
+    };
+    if upgrade && healthy {
+        // Plain text pipelined after the StartTLS request would be read as if
+        // protected (RFC 4513 §3.1.1): refuse the connection instead.
+        if !reader.read_buffer().is_empty() {
+            return Outcome::Closed;
+        }
+        return Outcome::StartTls(reader.into_inner().unsplit(wr), session);
+    }
+    let _ = wr.shutdown().await;
+    Outcome::Closed
 }
 
 /// RFC 4511 §4.4.1 Notice of Disconnection, encoded.

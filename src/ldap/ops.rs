@@ -41,6 +41,8 @@ pub struct Session {
     pub bound_dn: String,
     pub bound_ndn: String,
     pub is_admin: bool,
+    /// Whether the connection is protected by TLS (LDAPS or after StartTLS).
+    pub is_tls: bool,
 }
 
 impl Session {
@@ -167,7 +169,10 @@ fn unregister(conn: &Conn, id: i32) {
 
 async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -> LdapResult {
     // A new bind starts from anonymous whatever its outcome (RFC 4511 §4.2.1).
-    *session = Session::default();
+    *session = Session {
+        is_tls: session.is_tls,
+        ..Session::default()
+    };
     if req.version != 3 {
         return result(LdapResultCode::ProtocolError, "only LDAP version 3 is supported");
     }
@@ -182,6 +187,12 @@ async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -
     };
     if req.dn.is_empty() && password.is_empty() {
         return success();
+    }
+    if ctx.require_tls_for_bind && !session.is_tls {
+        return result(
+            LdapResultCode::ConfidentialityRequired,
+            "simple binds need TLS here: use LDAPS or StartTLS",
+        );
     }
     if password.is_empty() {
         // RFC 4513 §5.1.2: an unauthenticated bind (DN, no password) is refused.
@@ -553,11 +564,14 @@ fn spawn_write(
     }
     let conn = conn.clone();
     let actor = session.actor();
+    // Registered so that StartTLS sees it in flight; a write cannot be abandoned half-way.
+    register(&conn, id);
     tokio::task::spawn_blocking(move || {
         let res = match f(&conn.ctx.directory, &actor) {
             Ok(()) => success(),
             Err(e) => from_error(&e),
         };
+        unregister(&conn, id);
         conn.send(encode_result(id, tag, &res));
     });
 }
@@ -675,7 +689,9 @@ fn extended(conn: &Arc<Conn>, session: &Session, id: i32, req: LdapExtendedReque
             };
             let conn2 = conn.clone();
             let session = session.clone();
+            register(conn, id);
             tokio::task::spawn_blocking(move || {
+                unregister(&conn2, id);
                 let (res, generated) = match password_modify(&conn2.ctx, &session, pm) {
                     Ok(g) => (success(), g),
                     Err(r) => (r, None),

@@ -17,7 +17,10 @@ pub fn root_dse(dir: &Directory) -> Entry {
             "supportedControl",
             [OID_PAGED_RESULTS, OID_SORT_REQUEST, OID_MANAGE_DSA_IT],
         )
-        .with("supportedExtension", [OID_WHOAMI, OID_PASSWORD_MODIFY])
+        .with(
+            "supportedExtension",
+            [OID_WHOAMI, OID_PASSWORD_MODIFY, super::OID_STARTTLS],
+        )
         // RFC 4512 §5.1: all operational attributes (+), objectClass attributes (@), absolute true/false filters (RFC 4526).
         .with(
             "supportedFeatures",

@@ -135,6 +135,12 @@ pub fn have(tool: &str) -> bool {
 
 /// Run a command off the async runtime's threads; returns (exit code, stdout, stderr).
 pub async fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    run_env(cmd, args, stdin, &[]).await
+}
+
+/// [`run`] with extra environment variables.
+pub async fn run_env(cmd: &str, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> (i32, String, String) {
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let cmd = cmd.to_string();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let stdin = stdin.map(str::to_string);
@@ -142,6 +148,7 @@ pub async fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> (i32, String,
         use std::io::Write;
         let mut child = Command::new(&cmd)
             .args(&args)
+            .envs(env)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
