@@ -198,7 +198,9 @@ pub fn export(cfg: &Config, output: Option<&Path>) -> Result<(), AppError> {
 
 /// Logs go to stderr; `RUST_LOG` filters, `log_format = "json"` is reserved for structured output.
 pub fn init_logging(cfg: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // ldap3_proto warns on every control it leaves to us (assertion, pre/post-read): keep that quiet.
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,ldap3_proto=error".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

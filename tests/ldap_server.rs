@@ -520,3 +520,62 @@ async fn simple_binds_can_be_required_to_use_tls() {
     assert_eq!(code, 0, "{err}");
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assertion_and_read_entry_controls_work_with_ldapmodify() {
+    if !have("ldapmodify") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let url = srv.url.clone();
+    let admin = ["-x", "-H", url.as_str(), "-D", ADMIN, "-w", ADMIN_PASSWORD];
+    let change = |title: &str| format!("dn: {HDUPRE}\nchangetype: modify\nreplace: title\ntitle: {title}\n-\n");
+    let mut a: Vec<&str> = admin.to_vec();
+    a.extend([
+        "-e",
+        "assert=(sn=Dupré)",
+        "-e",
+        "preread=sn,title",
+        "-e",
+        "postread=title",
+    ]);
+    let (code, out, err) = run("ldapmodify", &a, Some(&change("Cheffe"))).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("# ==> preread") && out.contains("# ==> postread"), "{out}");
+    assert!(out.contains("title: Cheffe"), "{out}");
+    // RFC 4528: a false assertion leaves the entry alone.
+    let mut a: Vec<&str> = admin.to_vec();
+    a.extend(["-e", "assert=(sn=Martin)"]);
+    let (code, _, _) = run("ldapmodify", &a, Some(&change("Autre"))).await;
+    assert_eq!(code, 122, "assertionFailed");
+    let (_, out, _) = ldapsearch(
+        &srv,
+        Some((ADMIN, ADMIN_PASSWORD)),
+        &["-b", HDUPRE, "-s", "base", "title"],
+    )
+    .await;
+    assert!(out.contains("title: Cheffe"), "{out}");
+    // On a search, the assertion applies to the base entry.
+    let (code, _, _) = ldapsearch(
+        &srv,
+        Some((ADMIN, ADMIN_PASSWORD)),
+        &["-e", "assert=(sn=Martin)", "-b", HDUPRE, "-s", "base"],
+    )
+    .await;
+    assert_eq!(code, 122);
+    // An unknown critical control is refused, a non-critical one ignored.
+    let (code, _, _) = ldapsearch(
+        &srv,
+        Some((ADMIN, ADMIN_PASSWORD)),
+        &["-e", "!1.2.3.4", "-b", HDUPRE, "-s", "base"],
+    )
+    .await;
+    assert_eq!(code, 12);
+    let (code, _, _) = ldapsearch(
+        &srv,
+        Some((ADMIN, ADMIN_PASSWORD)),
+        &["-e", "1.2.3.4", "-b", HDUPRE, "-s", "base"],
+    )
+    .await;
+    assert_eq!(code, 0);
+}

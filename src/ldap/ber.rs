@@ -73,19 +73,35 @@ fn put_octets(out: &mut Vec<u8>, tag: u8, v: &[u8]) {
     out.extend_from_slice(v);
 }
 
-/// Append one SearchResultEntry message.
-pub fn search_entry(out: &mut Vec<u8>, msgid: i32, entry: &Entry) {
-    let dn = entry.dn.to_string();
+fn entry_lens(dn: &str, entry: &Entry) -> (usize, usize) {
     let attrs_len: usize = entry
         .attrs
         .iter()
         .map(|a| tlv(tlv(a.name.len()) + tlv(a.values.iter().map(|v| tlv(v.len())).sum())))
         .sum();
-    let op_len = tlv(dn.len()) + tlv(attrs_len);
+    (tlv(dn.len()) + tlv(attrs_len), attrs_len)
+}
+
+/// Append one SearchResultEntry message.
+pub fn search_entry(out: &mut Vec<u8>, msgid: i32, entry: &Entry) {
+    let dn = entry.dn.to_string();
+    let (op_len, _) = entry_lens(&dn, entry);
     let msg_len = tlv(int_len(msgid.into())) + tlv(op_len);
     out.reserve(tlv(msg_len));
     put_header(out, 0x30, msg_len);
     put_int(out, 0x02, msgid.into());
+    put_entry_op(out, &dn, entry);
+}
+
+/// The SearchResultEntry PDU alone: the value of a Pre-/Post-read response control (RFC 4527 §3.2).
+pub fn entry_op(entry: &Entry) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_entry_op(&mut out, &entry.dn.to_string(), entry);
+    out
+}
+
+fn put_entry_op(out: &mut Vec<u8>, dn: &str, entry: &Entry) {
+    let (op_len, attrs_len) = entry_lens(dn, entry);
     put_header(out, SEARCH_RESULT_ENTRY, op_len);
     put_octets(out, 0x04, dn.as_bytes());
     put_header(out, 0x30, attrs_len);

@@ -10,6 +10,7 @@
 //! interleave mid-message (RFC 4511 §4.1.1.1 allows any order between them).
 
 mod ber;
+mod controls;
 mod convert;
 mod ops;
 mod paging;

@@ -14,6 +14,7 @@ use ldap3_proto::proto::{
 };
 
 use super::ber::{self, ResponseControl};
+use super::controls::{self, WriteControls};
 use super::paging::{Cursor, SortKey};
 use super::result::{from_error, result, success};
 use super::rootdse::{self, OID_PASSWORD_MODIFY, OID_WHOAMI, SUBSCHEMA_DN};
@@ -90,17 +91,51 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
             conn.send(encode_result(id, ber::BIND_RESPONSE, &res));
         }
         LdapOp::SearchRequest(req) => search(conn, session.clone(), id, req, msg.ctrl),
-        LdapOp::AddRequest(req) => spawn_write(conn, session, id, ber::ADD_RESPONSE, move |d, a| add(d, a, req)),
-        LdapOp::ModifyRequest(req) => {
-            spawn_write(conn, session, id, ber::MODIFY_RESPONSE, move |d, a| modify(d, a, req))
-        }
-        LdapOp::DelRequest(dn) => spawn_write(conn, session, id, ber::DEL_RESPONSE, move |d, a| delete(d, a, dn)),
-        LdapOp::ModifyDNRequest(req) => {
-            spawn_write(conn, session, id, ber::MODDN_RESPONSE, move |d, a| moddn(d, a, req))
-        }
-        LdapOp::CompareRequest(req) => {
-            let res = compare(&conn.ctx, session, req);
-            conn.send(encode_result(id, ber::COMPARE_RESPONSE, &res));
+        LdapOp::AddRequest(_)
+        | LdapOp::ModifyRequest(_)
+        | LdapOp::DelRequest(_)
+        | LdapOp::ModifyDNRequest(_)
+        | LdapOp::CompareRequest(_) => {
+            let tag = response_tag(&msg.op).unwrap_or(ber::MODIFY_RESPONSE);
+            let wc = match controls::write_controls(&msg.ctrl) {
+                Ok(wc) => wc,
+                Err(why) => return conn.send(encode_result(id, tag, &result(LdapResultCode::ProtocolError, why))),
+            };
+            match msg.op {
+                LdapOp::AddRequest(req) => {
+                    let target = Target {
+                        dn: req.dn.clone(),
+                        after: Some(req.dn.clone()),
+                    };
+                    spawn_write(conn, session, id, tag, wc, target, move |d, a| add(d, a, req))
+                }
+                LdapOp::ModifyRequest(req) => {
+                    let target = Target {
+                        dn: req.dn.clone(),
+                        after: Some(req.dn.clone()),
+                    };
+                    spawn_write(conn, session, id, tag, wc, target, move |d, a| modify(d, a, req))
+                }
+                LdapOp::DelRequest(dn) => {
+                    let target = Target {
+                        dn: dn.clone(),
+                        after: None,
+                    };
+                    spawn_write(conn, session, id, tag, wc, target, move |d, a| delete(d, a, dn))
+                }
+                LdapOp::ModifyDNRequest(req) => {
+                    let target = Target {
+                        dn: req.dn.clone(),
+                        after: renamed_dn(&req),
+                    };
+                    spawn_write(conn, session, id, tag, wc, target, move |d, a| moddn(d, a, req))
+                }
+                LdapOp::CompareRequest(req) => {
+                    let res = compare(&conn.ctx, session, req, &wc);
+                    conn.send(encode_result(id, tag, &res));
+                }
+                _ => {}
+            }
         }
         LdapOp::ExtendedRequest(req) => extended(conn, session, id, req),
         // RFC 4511 §4.11: no response to Abandon; the operation stops if it still runs.
@@ -327,6 +362,31 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
         types_only: req.typesonly,
         cancel: Some(cancel.clone()),
     };
+    match controls::write_controls(&ctrls) {
+        Err(why) => {
+            unregister(conn, id);
+            return conn.send(done(&result(LdapResultCode::ProtocolError, why)));
+        }
+        Ok(WriteControls {
+            assertion: Some(filter),
+            ..
+        }) => match assertion_holds(dir, &sreq.base, &filter) {
+            Ok(true) => {}
+            Ok(false) => {
+                unregister(conn, id);
+                let r = result(
+                    LdapResultCode::AssertionFailed,
+                    "the assertion control's filter does not match the base",
+                );
+                return conn.send(done(&r));
+            }
+            Err(e) => {
+                unregister(conn, id);
+                return conn.send(done(&from_error(&e)));
+            }
+        },
+        Ok(_) => {}
+    }
     let controls = search_controls(&ctrls);
     if controls.paged.is_some() || controls.sort.is_some() {
         let conn = conn.clone();
@@ -540,6 +600,48 @@ fn reread(dir: &Directory, session: &Session, sreq: &SearchRequest, dn: &Dn) -> 
     Some(e)
 }
 
+/// The entry a write aims at, and where it is afterwards (for Post-read).
+struct Target {
+    dn: String,
+    after: Option<String>,
+}
+
+/// The DN a ModifyDN request gives its entry.
+fn renamed_dn(req: &LdapModifyDNRequest) -> Option<String> {
+    let dn = Dn::parse(&req.dn).ok()?;
+    let rdn = Rdn::parse(&req.newrdn).ok()?;
+    let parent = match &req.new_superior {
+        Some(s) => Dn::parse(s).ok()?,
+        None => dn.parent(),
+    };
+    Some(parent.child(rdn).to_string())
+}
+
+/// Whether the entry `dn` matches an assertion filter (RFC 4528).
+fn assertion_holds(dir: &Directory, dn: &Dn, filter: &crate::directory::Filter) -> Result<bool, DirectoryError> {
+    let mut req = SearchRequest::new(dn.clone(), Scope::Base, filter.clone());
+    req.attrs = vec!["1.1".into()];
+    Ok(dir.search(&req, |_| Ok(()))? == 1)
+}
+
+/// Read an entry for a Pre-/Post-read control (RFC 4527), as a search would return it.
+fn read_control(
+    dir: &Directory,
+    session: &Session,
+    dn: &str,
+    attrs: &[String],
+    oid: &'static str,
+) -> Option<ResponseControl> {
+    let dn = Dn::parse(dn).ok()?;
+    let mut req = SearchRequest::new(dn.clone(), Scope::Base, crate::directory::Filter::everything());
+    req.attrs = attrs.to_vec();
+    let e = reread(dir, session, &req, &dn)?;
+    Some(ResponseControl {
+        oid,
+        value: Some(ber::entry_op(&e)),
+    })
+}
+
 /// Writes are for administrators until the access-control engine lands
 /// (DESIGN.md "baseline"). They run on the blocking pool: they commit with an
 /// fsync and may hash a password.
@@ -548,6 +650,8 @@ fn spawn_write(
     session: &Session,
     id: i32,
     tag: u8,
+    wc: WriteControls,
+    target: Target,
     f: impl FnOnce(&Directory, &Actor) -> Result<(), DirectoryError> + Send + 'static,
 ) {
     if !session.is_admin {
@@ -563,16 +667,41 @@ fn spawn_write(
         return conn.send(encode_result(id, tag, &res));
     }
     let conn = conn.clone();
-    let actor = session.actor();
+    let session = session.clone();
     // Registered so that StartTLS sees it in flight; a write cannot be abandoned half-way.
     register(&conn, id);
     tokio::task::spawn_blocking(move || {
-        let res = match f(&conn.ctx.directory, &actor) {
-            Ok(()) => success(),
-            Err(e) => from_error(&e),
-        };
+        let dir = &conn.ctx.directory;
+        let mut ctrls = Vec::new();
+        let outcome = (|| {
+            // The assertion and the pre-read see the entry just before the change;
+            // another write may slip in between (the core has no conditional write yet).
+            if let (Some(filter), Some(dn)) = (&wc.assertion, Dn::parse(&target.dn).ok())
+                && tag != ber::ADD_RESPONSE
+                && !assertion_holds(dir, &dn, filter)?
+            {
+                return Ok(result(
+                    LdapResultCode::AssertionFailed,
+                    "the assertion control's filter does not match",
+                ));
+            }
+            if let Some(attrs) = &wc.pre_read {
+                ctrls.extend(read_control(dir, &session, &target.dn, attrs, controls::OID_PRE_READ));
+            }
+            f(dir, &session.actor())?;
+            if let (Some(attrs), Some(after)) = (&wc.post_read, &target.after) {
+                ctrls.extend(read_control(dir, &session, after, attrs, controls::OID_POST_READ));
+            }
+            Ok::<_, DirectoryError>(success())
+        })();
+        let res = outcome.unwrap_or_else(|e| from_error(&e));
+        if res.code != LdapResultCode::Success {
+            ctrls.clear();
+        }
         unregister(&conn, id);
-        conn.send(encode_result(id, tag, &res));
+        let mut out = Vec::new();
+        ber::result(&mut out, id, tag, &res, &ctrls);
+        conn.send(out);
     });
 }
 
@@ -623,9 +752,23 @@ fn moddn(dir: &Directory, actor: &Actor, req: LdapModifyDNRequest) -> Result<(),
     dir.rename(actor, &dn, &rdn, req.deleteoldrdn, sup.as_ref())
 }
 
-fn compare(ctx: &Arc<Context>, session: &Session, req: LdapCompareRequest) -> LdapResult {
+fn compare(ctx: &Arc<Context>, session: &Session, req: LdapCompareRequest, wc: &WriteControls) -> LdapResult {
     if session.anonymous() {
         return result(LdapResultCode::NoSuchObject, "");
+    }
+    if let Some(filter) = &wc.assertion {
+        let holds = parse_dn(&req.dn).map(|dn| assertion_holds(&ctx.directory, &dn, filter));
+        match holds {
+            Err(r) => return r,
+            Ok(Err(e)) => return from_error(&e),
+            Ok(Ok(false)) => {
+                return result(
+                    LdapResultCode::AssertionFailed,
+                    "the assertion control's filter does not match",
+                );
+            }
+            Ok(Ok(true)) => {}
+        }
     }
     if !session.is_admin && req.atype.eq_ignore_ascii_case("userPassword") {
         return result(
