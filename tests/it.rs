@@ -6,3 +6,4 @@ mod directory_core;
 mod ldap_clients;
 mod ldap_server;
 mod ldif_cli;
+mod other_clients;

@@ -231,6 +231,14 @@ where
             }
             Ok(Some(Ok(msg))) => msg,
         };
+        // RFC 4511 §4.1.1.1: message ID 0 is reserved for unsolicited notifications.
+        if msg.msgid <= 0 {
+            conn.send(notice(
+                LdapResultCode::ProtocolError,
+                "message ID must be between 1 and 2147483647",
+            ));
+            break;
+        }
         match &msg.op {
             LdapOp::UnbindRequest => break,
             LdapOp::ExtendedRequest(req) if req.name == OID_STARTTLS => {
