@@ -136,41 +136,29 @@ enum Outcome<S> {
 }
 
 async fn connection(tcp: TcpStream, ctx: Arc<Context>, shutdown: watch::Receiver<bool>, implicit_tls: bool) {
-    let session = Session::default();
-    let tcp = if implicit_tls {
-        tcp
-    } else {
-        match run(tcp, ctx.clone(), shutdown.clone(), session).await {
-            Outcome::Closed => return,
-            Outcome::StartTls(tcp, session) => {
-                // STYLE B6 / Stalwart's into_tls: the same session state continues over TLS.
-                let Some(acceptor) = ctx.tls.clone() else { return };
-                if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    let _ = run(
-                        tls,
-                        ctx,
-                        shutdown,
-                        Session {
-                            is_tls: true,
-                            ..session
-                        },
-                    )
-                    .await;
-                }
-                return;
-            }
-        }
-    };
+    if implicit_tls {
+        over_tls(tcp, ctx, shutdown, Session::default()).await;
+        return;
+    }
+    if let Outcome::StartTls(tcp, session) = run(tcp, ctx.clone(), shutdown.clone(), Session::default()).await {
+        // STYLE B6 / Stalwart's into_tls: the same session state continues over TLS.
+        over_tls(tcp, ctx, shutdown, session).await;
+    }
+}
+
+/// Handshake (bounded in time), then serve the session over TLS.
+async fn over_tls(tcp: TcpStream, ctx: Arc<Context>, shutdown: watch::Receiver<bool>, session: Session) {
     let Some(acceptor) = ctx.tls.clone() else { return };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => {
+            // A second StartTLS on this stream is refused by `run`.
             let _ = run(
                 tls,
                 ctx,
                 shutdown,
                 Session {
                     is_tls: true,
-                    ..Session::default()
+                    ..session
                 },
             )
             .await;

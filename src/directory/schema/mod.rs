@@ -173,18 +173,7 @@ impl Schema {
             defs.extend(f.attribute_types);
             class_defs.extend(f.object_classes);
         }
-        let mut attr_index = HashMap::new();
-        for (i, d) in defs.iter().enumerate() {
-            for key in d.names.iter().map(|n| n.to_ascii_lowercase()).chain([d.oid.clone()]) {
-                if attr_index.insert(key.clone(), i).is_some() {
-                    return Err(def_err(format!("attribute type '{key}' is defined twice")));
-                }
-            }
-            // The names as the schema spells them too: the common lookup needs no lower-casing.
-            for n in &d.names {
-                attr_index.insert(n.clone(), i);
-            }
-        }
+        let attr_index = name_index(defs.iter().map(|d| (&d.names, &d.oid)), "attribute type")?;
         // Resolve SUP chains (bounded: a cycle is an error, not a hang).
         let mut attrs = Vec::with_capacity(defs.len());
         for (i, d) in defs.iter().enumerate() {
@@ -236,17 +225,7 @@ impl Schema {
             }
         }
 
-        let mut class_index = HashMap::new();
-        for (i, c) in class_defs.iter().enumerate() {
-            for key in c.names.iter().map(|n| n.to_ascii_lowercase()).chain([c.oid.clone()]) {
-                if class_index.insert(key.clone(), i).is_some() {
-                    return Err(def_err(format!("object class '{key}' is defined twice")));
-                }
-            }
-            for n in &c.names {
-                class_index.insert(n.clone(), i);
-            }
-        }
+        let class_index = name_index(class_defs.iter().map(|c| (&c.names, &c.oid)), "object class")?;
         let mut classes = Vec::with_capacity(class_defs.len());
         for (i, c) in class_defs.iter().enumerate() {
             let mut ancestors: Vec<ClassId> = Vec::new();
@@ -441,6 +420,27 @@ impl Schema {
     pub fn render_attribute_type(&self, a: &Attr) -> String {
         a.def.to_string()
     }
+}
+
+/// Map every name (lower-cased, and as spelled) and OID of the definitions to
+/// their index; a name or OID defined twice is an error.
+fn name_index<'a>(
+    defs: impl Iterator<Item = (&'a Vec<String>, &'a String)>,
+    what: &str,
+) -> Result<HashMap<String, usize>, SchemaError> {
+    let mut index = HashMap::new();
+    for (i, (names, oid)) in defs.enumerate() {
+        for key in names.iter().map(|n| n.to_ascii_lowercase()).chain([oid.clone()]) {
+            if index.insert(key.clone(), i).is_some() {
+                return Err(SchemaError::Definition(format!("{what} '{key}' is defined twice")));
+            }
+        }
+        // The names as the schema spells them too: the common lookup needs no lower-casing.
+        for n in names {
+            index.insert(n.clone(), i);
+        }
+    }
+    Ok(index)
 }
 
 fn qdescrs(names: &[String]) -> String {
