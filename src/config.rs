@@ -26,6 +26,9 @@ pub struct Config {
     /// PEM certificate chain and key for LDAPS / StartTLS.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates whose client certificates are accepted for SASL
+    /// EXTERNAL (the certificate's subject is the bind DN); none: no client certificates.
+    pub tls_client_ca: Option<PathBuf>,
     /// Refuse simple binds outside TLS with confidentialityRequired (13).
     pub require_tls_for_bind: bool,
     /// Initial password of `cn=admin,<suffix>` when demo data is seeded;
@@ -92,6 +95,7 @@ impl Default for Config {
             schema_dir: None,
             tls_cert: None,
             tls_key: None,
+            tls_client_ca: None,
             require_tls_for_bind: false,
             admin_password: None,
             admins: Vec::new(),
@@ -190,6 +194,9 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_TLS_KEY") {
             self.tls_key = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("CONVERGENCES_TLS_CLIENT_CA") {
+            self.tls_client_ca = Some(PathBuf::from(v));
         }
         if let Some(v) = get("CONVERGENCES_REQUIRE_TLS_FOR_BIND") {
             self.require_tls_for_bind = parse("CONVERGENCES_REQUIRE_TLS_FOR_BIND", &v)?;

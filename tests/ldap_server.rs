@@ -579,3 +579,74 @@ async fn assertion_and_read_entry_controls_work_with_ldapmodify() {
     .await;
     assert_eq!(code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_external_binds_as_the_client_certificate_subject() {
+    if !have("ldapwhoami") {
+        return;
+    }
+    // A client CA of the organisation's PKI, and a certificate for Hélène.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Clients CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    // What a PKI issues: not the LDAP DN, but a subject carrying the uid.
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CountryName, "FR");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Commune de Créteil");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Hélène Dupré");
+    params.distinguished_name.push(
+        rcgen::DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 1]),
+        "hdupre",
+    );
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let (ca_file, cert_file, key_file) = (
+        tmp.path().join("ca.pem"),
+        tmp.path().join("c.pem"),
+        tmp.path().join("k.pem"),
+    );
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = convergences::config::Config::for_test(data.path());
+    cfg.demo = true;
+    cfg.admin_password = Some(ADMIN_PASSWORD.into());
+    cfg.tls_client_ca = Some(ca_file.clone());
+    let h = convergences::app::start(cfg).await.unwrap();
+    let server_ca = h.tls.ca.as_ref().unwrap().display().to_string();
+    let url = format!("ldaps://127.0.0.1:{}", h.ldaps_addr.port());
+    let (cert_s, key_s) = (cert_file.display().to_string(), key_file.display().to_string());
+    let env = [
+        ("LDAPTLS_CACERT", server_ca.as_str()),
+        ("LDAPTLS_CERT", cert_s.as_str()),
+        ("LDAPTLS_KEY", key_s.as_str()),
+    ];
+    let (code, out, err) = run_env("ldapwhoami", &["-Q", "-Y", "EXTERNAL", "-H", &url], None, &env).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("dn:{HDUPRE}"));
+    // Without a certificate, EXTERNAL has nothing to go on; passwords still work.
+    let env = [("LDAPTLS_CACERT", server_ca.as_str())];
+    let (code, _, _) = run_env("ldapwhoami", &["-Q", "-Y", "EXTERNAL", "-H", &url], None, &env).await;
+    assert_ne!(code, 0);
+    let (code, _, err) = run_env(
+        "ldapwhoami",
+        &["-x", "-H", &url, "-D", ADMIN, "-w", ADMIN_PASSWORD],
+        None,
+        &env,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    h.shutdown().await;
+}

@@ -12,6 +12,7 @@
 mod ber;
 mod controls;
 mod convert;
+mod external;
 mod ops;
 mod paging;
 mod result;
@@ -51,6 +52,8 @@ pub struct Context {
     pub tls: Option<TlsAcceptor>,
     /// Refuse simple binds outside TLS (confidentialityRequired, RFC 4513 §5.1.3 advice).
     pub require_tls_for_bind: bool,
+    /// SASL mechanisms offered (EXTERNAL when client certificates are configured).
+    pub sasl_mechanisms: Vec<&'static str>,
 }
 
 impl Context {
@@ -71,6 +74,11 @@ impl Context {
             max_paged_cursors: cfg.limits.max_paged_cursors,
             tls,
             require_tls_for_bind: cfg.require_tls_for_bind,
+            sasl_mechanisms: if cfg.tls_client_ca.is_some() {
+                vec!["EXTERNAL"]
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -151,17 +159,21 @@ async fn over_tls(tcp: TcpStream, ctx: Arc<Context>, shutdown: watch::Receiver<b
     let Some(acceptor) = ctx.tls.clone() else { return };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => {
+            // A client certificate, when one was presented and verified, names
+            // the identity SASL EXTERNAL binds as.
+            let client_dn = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(|c| external::subject_dn(c.as_ref()));
+            let session = Session {
+                is_tls: true,
+                tls_client_dn: client_dn,
+                ..session
+            };
             // A second StartTLS on this stream is refused by `run`.
-            let _ = run(
-                tls,
-                ctx,
-                shutdown,
-                Session {
-                    is_tls: true,
-                    ..session
-                },
-            )
-            .await;
+            let _ = run(tls, ctx, shutdown, session).await;
         }
         Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
         Err(_) => tracing::debug!("TLS handshake timed out"),

@@ -44,6 +44,8 @@ pub struct Session {
     pub is_admin: bool,
     /// Whether the connection is protected by TLS (LDAPS or after StartTLS).
     pub is_tls: bool,
+    /// The subject of the verified TLS client certificate, for SASL EXTERNAL.
+    pub tls_client_dn: Option<Dn>,
 }
 
 impl Session {
@@ -204,8 +206,10 @@ fn unregister(conn: &Conn, id: i32) {
 
 async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -> LdapResult {
     // A new bind starts from anonymous whatever its outcome (RFC 4511 §4.2.1).
+    let tls_client_dn = session.tls_client_dn.take();
     *session = Session {
         is_tls: session.is_tls,
+        tls_client_dn: tls_client_dn.clone(),
         ..Session::default()
     };
     if req.version != 3 {
@@ -213,10 +217,17 @@ async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -
     }
     let password = match req.cred {
         LdapBindCred::Simple(pw) => pw,
-        LdapBindCred::SASL(_) | LdapBindCred::Unsupported => {
+        LdapBindCred::SASL(sasl) if sasl.mechanism.eq_ignore_ascii_case("EXTERNAL") => {
+            return external_bind(ctx, session, tls_client_dn, &sasl.credentials).await;
+        }
+        LdapBindCred::SASL(sasl) => {
+            let why = format!("SASL mechanism {} is not supported", sasl.mechanism);
+            return result(LdapResultCode::AuthMethodNotSupported, why);
+        }
+        LdapBindCred::Unsupported => {
             return result(
                 LdapResultCode::AuthMethodNotSupported,
-                "SASL mechanisms are not supported yet",
+                "this authentication method is not supported",
             );
         }
     };
@@ -258,6 +269,86 @@ async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -
         Ok(Err(e)) => from_error(&e),
         Err(_) => result(LdapResultCode::Other, "bind failed"),
     }
+}
+
+/// SASL EXTERNAL: bind as the entry the TLS client certificate names. Its
+/// subject is read as a DN: the entry with that DN if there is one, else the
+/// entry whose `uid` (unique in the directory) is the subject's `uid`, else
+/// the one entry whose `mail` is the subject's `emailAddress` — what CIG
+/// certificates carry. An authorization identity, when given, must name the
+/// same entry (RFC 4422 Appendix A); a disabled account is refused.
+async fn external_bind(ctx: &Arc<Context>, session: &mut Session, client_dn: Option<Dn>, authz: &[u8]) -> LdapResult {
+    let Some(subject) = client_dn else {
+        return result(
+            LdapResultCode::InappropriateAuthentication,
+            "EXTERNAL needs a TLS client certificate",
+        );
+    };
+    let dir = ctx.directory.clone();
+    let authz = String::from_utf8_lossy(authz).into_owned();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let entry = certificate_entry(&dir, &subject)?.ok_or(DirectoryError::InvalidCredentials)?;
+        let ndn = dir.normalize_dn(&entry.dn)?;
+        if !authz.is_empty() {
+            let asked = Dn::parse(authz.strip_prefix("dn:").unwrap_or(&authz))?;
+            if dir.normalize_dn(&asked)? != ndn {
+                return Err(DirectoryError::InvalidCredentials);
+            }
+        }
+        if entry
+            .first_str("cigActive")
+            .is_some_and(|v| v.eq_ignore_ascii_case("FALSE"))
+        {
+            return Err(DirectoryError::InvalidCredentials);
+        }
+        let is_admin = is_admin(&dir, &ndn)?;
+        Ok((entry.dn.to_string(), ndn, is_admin))
+    })
+    .await;
+    match outcome {
+        Ok(Ok((dn, ndn, admin))) => {
+            session.is_admin = admin || ctx.admins.contains(&ndn);
+            session.bound_dn = dn;
+            session.bound_ndn = ndn;
+            success()
+        }
+        Ok(Err(e)) => from_error(&e),
+        Err(_) => result(LdapResultCode::Other, "bind failed"),
+    }
+}
+
+/// The entry a certificate subject designates (see [`external_bind`]).
+fn certificate_entry(dir: &Directory, subject: &Dn) -> Result<Option<Entry>, DirectoryError> {
+    if dir.normalize_dn(subject).is_ok()
+        && let Some(e) = dir.get(subject)?
+    {
+        return Ok(Some(e));
+    }
+    let value_of = |attr: &str| {
+        subject
+            .rdns
+            .iter()
+            .flat_map(|r| &r.avas)
+            .find(|a| a.attr.eq_ignore_ascii_case(attr))
+            .map(|a| a.value.clone())
+    };
+    let candidates = [("uid", value_of("uid")), ("mail", value_of("emailAddress"))];
+    for (attr, value) in candidates {
+        let Some(value) = value else { continue };
+        let filter = crate::directory::Filter::Equality(attr.into(), value.into_bytes());
+        let mut req = SearchRequest::new(dir.suffix().clone(), Scope::Sub, filter);
+        req.size_limit = 2;
+        let mut found = Vec::new();
+        match dir.search(&req, |e| {
+            found.push(e);
+            Ok(())
+        }) {
+            Ok(_) if found.len() == 1 => return Ok(found.pop()),
+            Ok(_) | Err(DirectoryError::SizeLimitExceeded) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
 }
 
 /// CIG administrators (DESIGN.md): `cn=admin,<suffix>` and the members of
@@ -319,7 +410,7 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
     // Root DSE and subschema: readable by anyone (RFC 4512 §5.1, §4.4).
     if scope == Scope::Base && (base.is_root() || base.to_string().eq_ignore_ascii_case(SUBSCHEMA_DN)) {
         let entry = if base.is_root() {
-            rootdse::root_dse(dir)
+            rootdse::root_dse(dir, &conn.ctx.sasl_mechanisms)
         } else {
             rootdse::subschema(dir)
         };

@@ -8,8 +8,8 @@ pub const SUBSCHEMA_DN: &str = "cn=Subschema";
 pub const OID_WHOAMI: &str = "1.3.6.1.4.1.4203.1.11.3";
 pub const OID_PASSWORD_MODIFY: &str = "1.3.6.1.4.1.4203.1.11.1";
 
-pub fn root_dse(dir: &Directory) -> Entry {
-    Entry::new(Dn::root())
+pub fn root_dse(dir: &Directory, sasl_mechanisms: &[&str]) -> Entry {
+    let mut e = Entry::new(Dn::root())
         .with("objectClass", ["top"])
         .with("namingContexts", [dir.suffix().to_string()])
         .with("supportedLDAPVersion", ["3"])
@@ -32,7 +32,11 @@ pub fn root_dse(dir: &Directory) -> Entry {
         )
         .with("subschemaSubentry", [SUBSCHEMA_DN])
         .with("vendorName", ["Convergences"])
-        .with("vendorVersion", [concat!("Convergences ", env!("CARGO_PKG_VERSION"))])
+        .with("vendorVersion", [concat!("Convergences ", env!("CARGO_PKG_VERSION"))]);
+    if !sasl_mechanisms.is_empty() {
+        e = e.with("supportedSASLMechanisms", sasl_mechanisms.iter().copied());
+    }
+    e
 }
 
 /// The syntaxes the server knows, RFC 4517 §3.3 (OID, description).
