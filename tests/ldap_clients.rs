@@ -223,3 +223,60 @@ async fn result_codes_reach_the_client_on_every_operation() {
         .unwrap();
     assert_eq!(res.1.rc, 34, "invalidDNSyntax");
 }
+
+/// A rustls client configuration trusting the server's generated CA.
+fn trusting(ca: &std::path::Path) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    std::sync::Arc::new(config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_then_bind_and_ldaps_bind_with_the_ldap3_crate() {
+    use ldap3::LdapConnSettings;
+    let srv = TestServer::start().await;
+    let h = srv.handle.as_ref().unwrap();
+    let config = trusting(h.tls.ca.as_ref().unwrap());
+
+    let settings = LdapConnSettings::new().set_config(config.clone()).set_starttls(true);
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &format!("ldap://127.0.0.1:{}", h.ldap_addr.port()))
+        .await
+        .unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind(ADMIN, ADMIN_PASSWORD)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let who = ldap.extended(ldap3::exop::WhoAmI).await.unwrap().success().unwrap().0;
+    assert_eq!(who.parse::<ldap3::exop::WhoAmIResp>().authzid, format!("dn:{ADMIN}"));
+
+    let settings = LdapConnSettings::new().set_config(config);
+    let (conn, mut ldap) =
+        LdapConnAsync::with_settings(settings, &format!("ldaps://127.0.0.1:{}", h.ldaps_addr.port()))
+            .await
+            .unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind(HDUPRE, convergences::seed::DEMO_PASSWORD)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let (entries, _) = ldap
+        .search(HDUPRE, Scope::Base, "(objectClass=*)", vec!["uid"])
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+}

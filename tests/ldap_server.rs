@@ -650,3 +650,24 @@ async fn sasl_external_binds_as_the_client_certificate_subject() {
     assert_eq!(code, 0, "{err}");
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_pdu_is_refused_before_it_is_buffered_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = convergences::config::Config::for_test(tmp.path());
+    cfg.limits.max_pdu_bytes = 4096;
+    let h = convergences::app::start(cfg).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(h.ldap_addr).await.unwrap();
+    // A message announcing 16 MiB; only 20 KiB follow and the server must not wait for the rest.
+    s.write_all(&[0x30, 0x84, 0x01, 0x00, 0x00, 0x00, 0x02, 0x01, 0x01])
+        .await
+        .unwrap();
+    let _ = s.write_all(&vec![0u8; 20 * 1024]).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .unwrap();
+    assert!(buf.windows(22).any(|w| w == b"1.3.6.1.4.1.1466.20036"), "{buf:?}");
+    h.shutdown().await;
+}
