@@ -20,10 +20,7 @@ pub enum AppError {
     #[error("schema: {0}")]
     Schema(#[from] crate::directory::schema::SchemaError),
     #[error("store {path}: {source}")]
-    Store {
-        path: String,
-        source: crate::store::StoreError,
-    },
+    Store { path: String, source: crate::store::StoreError },
     #[error("{0}")]
     Directory(#[from] crate::directory::DirectoryError),
     #[error("{0}")]
@@ -43,16 +40,11 @@ pub fn open_directory(cfg: &Config) -> Result<Directory, AppError> {
         None => Schema::builtin()?,
     };
     let path = cfg.store_path();
-    let store = Store::open(&path, cfg.cache_mb.saturating_mul(1024 * 1024)).map_err(|source| AppError::Store {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let store = Store::open(&path, cfg.cache_mb.saturating_mul(1024 * 1024))
+        .map_err(|source| AppError::Store { path: path.display().to_string(), source })?;
     let suffix = Dn::parse(&cfg.suffix).map_err(|e| AppError::Suffix(cfg.suffix.clone(), e.to_string()))?;
-    let settings = DirectorySettings {
-        suffix,
-        indexed: cfg.index.clone(),
-        substring_indexed: cfg.substring_index.clone(),
-    };
+    let settings =
+        DirectorySettings { suffix, indexed: cfg.index.clone(), substring_indexed: cfg.substring_index.clone() };
     Ok(Directory::new(store, Arc::new(schema), settings)?)
 }
 
@@ -86,10 +78,7 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
     if cfg.demo && directory.is_empty()? {
         let outcome = crate::seed::seed_demo(&directory, cfg.admin_password.as_deref())?;
         if let Some(pw) = &outcome.generated_password {
-            println!(
-                "Demo directory created. Administrator: {} password: {pw}",
-                outcome.admin_dn
-            );
+            println!("Demo directory created. Administrator: {} password: {pw}", outcome.admin_dn);
             println!("(shown once; set admin_password or CONVERGENCES_ADMIN_PASSWORD to choose it)");
         }
         generated_admin_password = outcome.generated_password;
@@ -113,15 +102,7 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         tokio::spawn(crate::ldap::serve(listener, ctx.clone(), rx.clone(), false)),
         tokio::spawn(crate::ldap::serve(tls_listener, ctx, rx, true)),
     ];
-    Ok(ServerHandle {
-        ldap_addr,
-        ldaps_addr,
-        tls,
-        directory,
-        generated_admin_password,
-        shutdown: tx,
-        tasks,
-    })
+    Ok(ServerHandle { ldap_addr, ldaps_addr, tls, directory, generated_admin_password, shutdown: tx, tasks })
 }
 
 /// What an import did.
@@ -169,14 +150,10 @@ pub fn import(cfg: &Config, file: &Path) -> Result<ImportReport, AppError> {
     bar.finish_and_clear();
     match (result, parse_error) {
         (Err(_), Some((line, reason))) => Err(AppError::Import { line, reason }),
-        (Err((i, e)), None) => Err(AppError::Import {
-            line: lines.get(i).copied().unwrap_or(0),
-            reason: e.to_string(),
-        }),
-        (Ok(n), _) => Ok(ImportReport {
-            entries: n,
-            seconds: started.elapsed().as_secs_f64(),
-        }),
+        (Err((i, e)), None) => {
+            Err(AppError::Import { line: lines.get(i).copied().unwrap_or(0), reason: e.to_string() })
+        }
+        (Ok(n), _) => Ok(ImportReport { entries: n, seconds: started.elapsed().as_secs_f64() }),
     }
 }
 

@@ -139,14 +139,9 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut cfg = match file {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.display().to_string(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|source| ConfigError::Toml {
-                    path: p.display().to_string(),
-                    source,
-                })?
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Toml { path: p.display().to_string(), source })?
             }
             None => Config::default(),
         };
@@ -160,17 +155,9 @@ impl Config {
         where
             T::Err: std::fmt::Display,
         {
-            v.parse().map_err(|e: T::Err| ConfigError::Env {
-                var: var.into(),
-                why: e.to_string(),
-            })
+            v.parse().map_err(|e: T::Err| ConfigError::Env { var: var.into(), why: e.to_string() })
         }
-        let list = |v: &str| {
-            v.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        };
+        let list = |v: &str| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
         if let Some(v) = get("CONVERGENCES_DATA") {
             self.data = PathBuf::from(v);
         }
@@ -266,14 +253,10 @@ mod tests {
     #[test]
     fn environment_overrides_the_file() {
         let mut cfg: Config = toml::from_str("ldap = \"127.0.0.1:1389\"\nsuffix = \"dc=example,dc=org\"\n").unwrap();
-        cfg.apply_env(|k| (k == "CONVERGENCES_LDAP").then(|| "127.0.0.1:2389".to_string()))
-            .unwrap();
+        cfg.apply_env(|k| (k == "CONVERGENCES_LDAP").then(|| "127.0.0.1:2389".to_string())).unwrap();
         assert_eq!(cfg.ldap.port(), 2389);
         assert_eq!(cfg.suffix, "dc=example,dc=org");
-        assert!(
-            cfg.apply_env(|k| (k == "CONVERGENCES_CACHE_MB").then(|| "lots".to_string()))
-                .is_err()
-        );
+        assert!(cfg.apply_env(|k| (k == "CONVERGENCES_CACHE_MB").then(|| "lots".to_string())).is_err());
     }
 
     #[test]

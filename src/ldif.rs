@@ -30,12 +30,7 @@ pub struct LdifReader<R> {
 
 impl<R: BufRead> LdifReader<R> {
     pub fn new(input: R) -> Self {
-        LdifReader {
-            input,
-            line_no: 0,
-            pending: None,
-            first: true,
-        }
+        LdifReader { input, line_no: 0, pending: None, first: true }
     }
 
     fn raw_line(&mut self) -> Result<Option<(usize, String)>, LdifError> {
@@ -43,10 +38,10 @@ impl<R: BufRead> LdifReader<R> {
             return Ok(Some(p));
         }
         let mut buf = Vec::new();
-        let n = self.input.read_until(b'\n', &mut buf).map_err(|e| LdifError {
-            line: self.line_no + 1,
-            reason: e.to_string(),
-        })?;
+        let n = self
+            .input
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| LdifError { line: self.line_no + 1, reason: e.to_string() })?;
         if n == 0 {
             return Ok(None);
         }
@@ -54,10 +49,8 @@ impl<R: BufRead> LdifReader<R> {
         while matches!(buf.last(), Some(b'\n' | b'\r')) {
             buf.pop();
         }
-        let s = String::from_utf8(buf).map_err(|_| LdifError {
-            line: self.line_no,
-            reason: "line is not UTF-8".into(),
-        })?;
+        let s =
+            String::from_utf8(buf).map_err(|_| LdifError { line: self.line_no, reason: "line is not UTF-8".into() })?;
         Ok(Some((self.line_no, s)))
     }
 
@@ -114,10 +107,7 @@ impl<R: BufRead> LdifReader<R> {
 
 /// Split `name: value`, `name:: base64` or `name:< file://path`.
 fn attr_value(line: usize, l: &str) -> Result<(String, Vec<u8>), LdifError> {
-    let err = |reason: &str| LdifError {
-        line,
-        reason: reason.to_string(),
-    };
+    let err = |reason: &str| LdifError { line, reason: reason.to_string() };
     let colon = l.find(':').ok_or_else(|| err("expected 'attribute: value'"))?;
     let name = l[..colon].trim().to_string();
     if name.is_empty() {
@@ -128,9 +118,7 @@ fn attr_value(line: usize, l: &str) -> Result<(String, Vec<u8>), LdifError> {
         B64.decode(b.trim()).map_err(|_| err("bad base64 value"))?
     } else if let Some(url) = rest.strip_prefix('<') {
         let url = url.trim();
-        let path = url
-            .strip_prefix("file://")
-            .ok_or_else(|| err("only file:// URLs are supported"))?;
+        let path = url.strip_prefix("file://").ok_or_else(|| err("only file:// URLs are supported"))?;
         std::fs::read(path).map_err(|e| err(&format!("cannot read {path}: {e}")))?
     } else {
         rest.trim_start_matches(' ').as_bytes().to_vec()
@@ -139,17 +127,11 @@ fn attr_value(line: usize, l: &str) -> Result<(String, Vec<u8>), LdifError> {
 }
 
 fn text(line: usize, v: Vec<u8>) -> Result<String, LdifError> {
-    String::from_utf8(v).map_err(|_| LdifError {
-        line,
-        reason: "value is not UTF-8".into(),
-    })
+    String::from_utf8(v).map_err(|_| LdifError { line, reason: "value is not UTF-8".into() })
 }
 
 fn parse_dn(line: usize, v: Vec<u8>) -> Result<Dn, LdifError> {
-    Dn::parse(&text(line, v)?).map_err(|e| LdifError {
-        line,
-        reason: e.to_string(),
-    })
+    Dn::parse(&text(line, v)?).map_err(|e| LdifError { line, reason: e.to_string() })
 }
 
 impl<R: BufRead> Iterator for LdifReader<R> {
@@ -167,27 +149,15 @@ impl<R: BufRead> Iterator for LdifReader<R> {
 fn parse_record(lines: Vec<(usize, String)>) -> Result<(usize, Change), LdifError> {
     let mut it = lines.into_iter().peekable();
     let Some((start, first)) = it.next() else {
-        return Err(LdifError {
-            line: 0,
-            reason: "empty record".into(),
-        });
+        return Err(LdifError { line: 0, reason: "empty record".into() });
     };
     let (name, value) = attr_value(start, &first)?;
     if !name.eq_ignore_ascii_case("dn") {
-        return Err(LdifError {
-            line: start,
-            reason: "a record must start with 'dn:'".into(),
-        });
+        return Err(LdifError { line: start, reason: "a record must start with 'dn:'".into() });
     }
     let dn = parse_dn(start, value)?;
-    if let Some((n, _)) = it
-        .peek()
-        .filter(|(_, l)| l.to_ascii_lowercase().starts_with("control:"))
-    {
-        return Err(LdifError {
-            line: *n,
-            reason: "LDIF controls are not supported".into(),
-        });
+    if let Some((n, _)) = it.peek().filter(|(_, l)| l.to_ascii_lowercase().starts_with("control:")) {
+        return Err(LdifError { line: *n, reason: "LDIF controls are not supported".into() });
     }
     let changetype = match it.peek() {
         Some((n, l)) if l.to_ascii_lowercase().starts_with("changetype:") => {
@@ -218,10 +188,7 @@ fn parse_record(lines: Vec<(usize, String)>) -> Result<(usize, Change), LdifErro
             }
             "delete" => {
                 if let Some((n, _)) = it.next() {
-                    return Err(LdifError {
-                        line: n,
-                        reason: "a delete record has no other lines".into(),
-                    });
+                    return Err(LdifError { line: n, reason: "a delete record has no other lines".into() });
                 }
                 Change::Delete(dn)
             }
@@ -233,44 +200,30 @@ fn parse_record(lines: Vec<(usize, String)>) -> Result<(usize, Change), LdifErro
                     let (name, value) = attr_value(n, &l)?;
                     match name.to_ascii_lowercase().as_str() {
                         "newrdn" => {
-                            new_rdn = Some(Rdn::parse(&text(n, value)?).map_err(|e| LdifError {
-                                line: n,
-                                reason: e.to_string(),
-                            })?)
+                            new_rdn = Some(
+                                Rdn::parse(&text(n, value)?)
+                                    .map_err(|e| LdifError { line: n, reason: e.to_string() })?,
+                            )
                         }
                         "deleteoldrdn" => {
                             delete_old_rdn = Some(match value.as_slice() {
                                 b"0" => false,
                                 b"1" => true,
                                 _ => {
-                                    return Err(LdifError {
-                                        line: n,
-                                        reason: "deleteoldrdn is 0 or 1".into(),
-                                    });
+                                    return Err(LdifError { line: n, reason: "deleteoldrdn is 0 or 1".into() });
                                 }
                             })
                         }
                         "newsuperior" => new_superior = Some(parse_dn(n, value)?),
                         other => {
-                            return Err(LdifError {
-                                line: n,
-                                reason: format!("unexpected '{other}' in modrdn"),
-                            });
+                            return Err(LdifError { line: n, reason: format!("unexpected '{other}' in modrdn") });
                         }
                     }
                 }
                 let (Some(new_rdn), Some(delete_old_rdn)) = (new_rdn, delete_old_rdn) else {
-                    return Err(LdifError {
-                        line: n,
-                        reason: "modrdn needs newrdn and deleteoldrdn".into(),
-                    });
+                    return Err(LdifError { line: n, reason: "modrdn needs newrdn and deleteoldrdn".into() });
                 };
-                Change::Rename {
-                    dn,
-                    new_rdn,
-                    delete_old_rdn,
-                    new_superior,
-                }
+                Change::Rename { dn, new_rdn, delete_old_rdn, new_superior }
             }
             "modify" => {
                 let mut mods = Vec::new();
@@ -282,10 +235,7 @@ fn parse_record(lines: Vec<(usize, String)>) -> Result<(usize, Change), LdifErro
                         "replace" => ModOp::Replace,
                         "increment" => ModOp::Increment,
                         other => {
-                            return Err(LdifError {
-                                line: n,
-                                reason: format!("unknown modify operation '{other}'"),
-                            });
+                            return Err(LdifError { line: n, reason: format!("unknown modify operation '{other}'") });
                         }
                     };
                     let attr = text(n, attr)?.trim().to_string();
@@ -311,10 +261,7 @@ fn parse_record(lines: Vec<(usize, String)>) -> Result<(usize, Change), LdifErro
                 Change::Modify(dn, mods)
             }
             other => {
-                return Err(LdifError {
-                    line: n,
-                    reason: format!("unknown changetype '{other}'"),
-                });
+                return Err(LdifError { line: n, reason: format!("unknown changetype '{other}'") });
             }
         },
     };
@@ -391,15 +338,11 @@ mod tests {
             "version: 1\n\n# a comment\ndn: uid=hdupre,ou=agents,dc=cig,dc=fr\nobjectClass: inetOrgPerson\ncn:: SMOpbMOobmUgRHVwcsOp\ndescrip\n tion: long\n  folded\n\n\ndn: dc=cig,dc=fr\nchangetype: modify\nreplace: description\ndescription: x\n-\nadd: mail\nmail: a@b\nmail: c@d\n-\n",
         );
         assert_eq!(recs.len(), 2);
-        let (line, Change::Add(e)) = recs[0].as_ref().unwrap() else {
-            panic!()
-        };
+        let (line, Change::Add(e)) = recs[0].as_ref().unwrap() else { panic!() };
         assert_eq!(*line, 4);
         assert_eq!(e.first_str("cn"), Some("Hélène Dupré"));
         assert_eq!(e.first_str("description"), Some("long folded"));
-        let (_, Change::Modify(_, mods)) = recs[1].as_ref().unwrap() else {
-            panic!()
-        };
+        let (_, Change::Modify(_, mods)) = recs[1].as_ref().unwrap() else { panic!() };
         assert_eq!(mods.len(), 2);
         assert_eq!(mods[1].values.len(), 2);
     }
@@ -425,9 +368,7 @@ mod tests {
         assert!(text.lines().all(|l| l.len() <= FOLD));
         assert!(text.starts_with("dn:: "));
         let recs = read(&text);
-        let (_, Change::Add(e)) = recs[0].as_ref().unwrap() else {
-            panic!()
-        };
+        let (_, Change::Add(e)) = recs[0].as_ref().unwrap() else { panic!() };
         assert_eq!(e.get("cn").unwrap().values[1], b" lead");
         assert_eq!(e.first_str("description"), Some(long.as_str()));
     }

@@ -87,13 +87,7 @@ fn load(common: &Common) -> anyhow::Result<Config> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve {
-            common,
-            ldap,
-            ldaps,
-            scim,
-            no_demo,
-        } => {
+        Command::Serve { common, ldap, ldaps, scim, no_demo } => {
             let mut cfg = load(&common)?;
             if let Some(a) = ldap {
                 cfg.ldap = a;
@@ -134,16 +128,11 @@ fn main() -> anyhow::Result<()> {
             app::export(&cfg, output.as_deref())?;
             Ok(())
         }
-        Command::Passwd {
-            command: PasswdCommand::Hash,
-        } => {
+        Command::Passwd { command: PasswdCommand::Hash } => {
             let mut pw = String::new();
             std::io::stdin().read_line(&mut pw)?;
             let pw = pw.trim_end_matches(['\n', '\r']);
-            println!(
-                "{}",
-                convergences::directory::password::hash(pw.as_bytes()).map_err(anyhow::Error::msg)?
-            );
+            println!("{}", convergences::directory::password::hash(pw.as_bytes()).map_err(anyhow::Error::msg)?);
             Ok(())
         }
     }

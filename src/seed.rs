@@ -27,11 +27,7 @@ const ORGS: &[DemoOrg] = &[
         siren: "219400280",
         name: "Commune de Créteil",
         apps: &["bip", "snapi-cap", "commission-reforme"],
-        agents: &[
-            ("hdupre", "Hélène", "Dupré"),
-            ("jdupont", "Jean", "Dupont"),
-            ("cmartin", "Céline", "Martin"),
-        ],
+        agents: &[("hdupre", "Hélène", "Dupré"), ("jdupont", "Jean", "Dupont"), ("cmartin", "Céline", "Martin")],
     },
     DemoOrg {
         siren: "217500016",
@@ -47,9 +43,7 @@ fn random_password() -> Result<String> {
     let mut b = [0u8; 12];
     getrandom::fill(&mut b).map_err(|e| crate::directory::DirectoryError::Internal(e.to_string()))?;
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    Ok(b.iter()
-        .map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char)
-        .collect())
+    Ok(b.iter().map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char).collect())
 }
 
 fn hash(pw: &str) -> Result<String> {
@@ -64,11 +58,7 @@ pub fn seed_demo(dir: &Directory, admin_password: Option<&str>) -> Result<SeedOu
     // Seeded entries are created in the name of the first administrator.
     let actor = Actor::new(format!("cn=admin,{s}"));
     let dn = |rel: &str| -> Result<Dn> { Dn::parse(&format!("{rel},{s}")) };
-    let first_value = suffix
-        .rdn()
-        .and_then(|r| r.avas.first())
-        .map(|a| a.value.clone())
-        .unwrap_or_default();
+    let first_value = suffix.rdn().and_then(|r| r.avas.first()).map(|a| a.value.clone()).unwrap_or_default();
 
     let mut root = Entry::new(suffix.clone()).with("objectClass", ["top", "dcObject", "organization"]);
     root = root.with("dc", [first_value.as_str()]).with("o", ["Centre de gestion"]);
@@ -76,9 +66,7 @@ pub fn seed_demo(dir: &Directory, admin_password: Option<&str>) -> Result<SeedOu
     for ou in ["organisations", "particuliers", "applications", "services", "admins"] {
         dir.add(
             &actor,
-            Entry::new(dn(&format!("ou={ou}"))?)
-                .with("objectClass", ["organizationalUnit"])
-                .with("ou", [ou]),
+            Entry::new(dn(&format!("ou={ou}"))?).with("objectClass", ["organizationalUnit"]).with("ou", [ou]),
         )?;
     }
 
@@ -167,11 +155,7 @@ pub fn seed_demo(dir: &Directory, admin_password: Option<&str>) -> Result<SeedOu
     }
     for (app, members) in app_members {
         // groupOfNames needs a member: an application nobody uses yet lists the administrator.
-        let members = if members.is_empty() {
-            vec![admin_dn.to_string()]
-        } else {
-            members
-        };
+        let members = if members.is_empty() { vec![admin_dn.to_string()] } else { members };
         dir.add(
             &actor,
             Entry::new(dn(&format!("cn={app},ou=applications"))?)
@@ -188,8 +172,5 @@ pub fn seed_demo(dir: &Directory, admin_password: Option<&str>) -> Result<SeedOu
             .with("description", ["Compte de service de l'application BIP"])
             .with("userPassword", [demo_hash.as_str()]),
     )?;
-    Ok(SeedOutcome {
-        admin_dn: admin_dn.to_string(),
-        generated_password: generated,
-    })
+    Ok(SeedOutcome { admin_dn: admin_dn.to_string(), generated_password: generated })
 }

@@ -37,18 +37,10 @@ pub struct TlsFiles {
 /// The rustls server configuration and where its files are.
 pub fn server_config(cfg: &Config) -> Result<(Arc<ServerConfig>, TlsFiles), TlsError> {
     let files = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(cert), Some(key)) => TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-            ca: None,
-            generated: false,
-        },
+        (Some(cert), Some(key)) => TlsFiles { cert: cert.clone(), key: key.clone(), ca: None, generated: false },
         _ => development_files(&cfg.data.join("tls"))?,
     };
-    let file_err = |path: &Path, why: String| TlsError::File {
-        path: path.display().to_string(),
-        why,
-    };
+    let file_err = |path: &Path, why: String| TlsError::File { path: path.display().to_string(), why };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
         .map_err(|e| file_err(&files.cert, e.to_string()))?
         .collect::<Result<_, _>>()
@@ -71,9 +63,7 @@ pub fn server_config(cfg: &Config) -> Result<(Arc<ServerConfig>, TlsFiles), TlsE
                 .allow_unauthenticated()
                 .build()
                 .map_err(|e| file_err(ca, e.to_string()))?;
-            builder
-                .with_client_cert_verifier(verifier)
-                .with_single_cert(certs, key)?
+            builder.with_client_cert_verifier(verifier).with_single_cert(certs, key)?
         }
         None => builder.with_no_client_auth().with_single_cert(certs, key)?,
     };
@@ -83,36 +73,23 @@ pub fn server_config(cfg: &Config) -> Result<(Arc<ServerConfig>, TlsFiles), TlsE
 /// Reuse or create `ca.pem`, `cert.pem` (server certificate then CA) and `key.pem`.
 fn development_files(dir: &Path) -> Result<TlsFiles, TlsError> {
     let (ca, cert, key) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
-    let mut files = TlsFiles {
-        cert: cert.clone(),
-        key: key.clone(),
-        ca: Some(ca.clone()),
-        generated: false,
-    };
+    let mut files = TlsFiles { cert: cert.clone(), key: key.clone(), ca: Some(ca.clone()), generated: false };
     if cert.exists() && key.exists() {
         return Ok(files);
     }
     let gen_err = |e: rcgen::Error| TlsError::Generate(e.to_string());
-    let io_err = |p: &Path, e: std::io::Error| TlsError::File {
-        path: p.display().to_string(),
-        why: e.to_string(),
-    };
+    let io_err = |p: &Path, e: std::io::Error| TlsError::File { path: p.display().to_string(), why: e.to_string() };
 
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Convergences development CA");
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Convergences development CA");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
     let ca_key = rcgen::KeyPair::generate().map_err(gen_err)?;
     let ca_cert = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).map_err(gen_err)?;
 
-    let mut params = rcgen::CertificateParams::new(vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ])
-    .map_err(gen_err)?;
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])
+            .map_err(gen_err)?;
     params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
     let key_pair = rcgen::KeyPair::generate().map_err(gen_err)?;
     let server = params.signed_by(&key_pair, &ca_cert).map_err(gen_err)?;
@@ -131,12 +108,7 @@ fn write_private(path: &Path, pem: &str) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?;
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
         f.write_all(pem.as_bytes())
     }
     #[cfg(not(unix))]

@@ -11,11 +11,7 @@ fn uids(dir: &convergences::directory::Directory, base: &str, scope: Scope, filt
     let req = SearchRequest::new(dn(base), scope, Filter::parse(filter).unwrap());
     let mut out = Vec::new();
     dir.search(&req, |e| {
-        out.push(
-            e.first_str("uid")
-                .map(str::to_string)
-                .unwrap_or_else(|| e.dn.to_string()),
-        );
+        out.push(e.first_str("uid").map(str::to_string).unwrap_or_else(|| e.dn.to_string()));
         Ok(())
     })
     .unwrap();
@@ -40,9 +36,7 @@ fn schema_violations_get_their_ldap_codes() {
     assert!(
         matches!(err(agent("x3", "A", "B").with("cigSiren", ["219400280"])), DirectoryError::ObjectClassViolation(m) if m.contains("not allowed"))
     );
-    let aux_only = Entry::new(dn(&format!("uid=x4,{AGENTS}")))
-        .with("objectClass", ["cigAgent"])
-        .with("uid", ["x4"]);
+    let aux_only = Entry::new(dn(&format!("uid=x4,{AGENTS}"))).with("objectClass", ["cigAgent"]).with("uid", ["x4"]);
     assert!(matches!(err(aux_only), DirectoryError::ObjectClassViolation(m) if m.contains("structural")));
     assert!(matches!(
         err(agent("x5", "A", "B").with("cigActive", ["TRUE", "FALSE"])),
@@ -91,10 +85,7 @@ fn uid_is_unique_across_the_directory() {
         .with("uid", ["HDUPRE"])
         .with("cn", ["x"])
         .with("sn", ["x"]);
-    assert!(matches!(
-        dir.add(&actor(), twin),
-        Err(DirectoryError::ConstraintViolation(_))
-    ));
+    assert!(matches!(dir.add(&actor(), twin), Err(DirectoryError::ConstraintViolation(_))));
     let m = Modification::new(ModOp::Add, "uid", ["jdupont"]);
     assert!(matches!(
         dir.modify(&actor(), &dn(&format!("uid=hdupre,{AGENTS}")), &[m]),
@@ -108,36 +99,19 @@ fn write_errors_follow_rfc_4511() {
     populate(&dir);
     let a = actor();
     let hd = dn(&format!("uid=hdupre,{AGENTS}"));
-    assert!(matches!(
-        dir.add(&a, agent("hdupre", "H", "D")),
-        Err(DirectoryError::AlreadyExists(_))
-    ));
-    let orphan = Entry::new(dn(&format!("uid=z,ou=nowhere,{ORG}")))
-        .with("objectClass", ["account"])
-        .with("uid", ["z"]);
+    assert!(matches!(dir.add(&a, agent("hdupre", "H", "D")), Err(DirectoryError::AlreadyExists(_))));
+    let orphan = Entry::new(dn(&format!("uid=z,ou=nowhere,{ORG}"))).with("objectClass", ["account"]).with("uid", ["z"]);
     match dir.add(&a, orphan) {
         Err(DirectoryError::NoSuchObject { matched, .. }) => assert_eq!(matched, ORG),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        dir.delete(&a, &dn(AGENTS)),
-        Err(DirectoryError::NotAllowedOnNonLeaf(_))
-    ));
+    assert!(matches!(dir.delete(&a, &dn(AGENTS)), Err(DirectoryError::NotAllowedOnNonLeaf(_))));
     let exists = Modification::new(ModOp::Add, "mail", ["hdupre@creteil.example.fr"]);
-    assert!(matches!(
-        dir.modify(&a, &hd, &[exists]),
-        Err(DirectoryError::AttributeOrValueExists(_))
-    ));
+    assert!(matches!(dir.modify(&a, &hd, &[exists]), Err(DirectoryError::AttributeOrValueExists(_))));
     let missing = Modification::new(ModOp::Delete, "title", Vec::<&str>::new());
-    assert!(matches!(
-        dir.modify(&a, &hd, &[missing]),
-        Err(DirectoryError::NoSuchAttribute(_))
-    ));
+    assert!(matches!(dir.modify(&a, &hd, &[missing]), Err(DirectoryError::NoSuchAttribute(_))));
     let rdn = Modification::new(ModOp::Delete, "uid", ["hdupre"]);
-    assert!(matches!(
-        dir.modify(&a, &hd, &[rdn]),
-        Err(DirectoryError::NotAllowedOnRdn(_))
-    ));
+    assert!(matches!(dir.modify(&a, &hd, &[rdn]), Err(DirectoryError::NotAllowedOnRdn(_))));
     // All or nothing: the valid first change is not applied when the second fails.
     let ok = Modification::new(ModOp::Replace, "title", ["Directrice"]);
     let bad = Modification::new(ModOp::Add, "bogusAttr", ["x"]);
@@ -145,13 +119,8 @@ fn write_errors_follow_rfc_4511() {
     assert!(dir.get(&hd).unwrap().unwrap().get("title").is_none());
     // Increment (RFC 4525).
     let jd = dn(&format!("uid=jdupont,{AGENTS}"));
-    dir.modify(&a, &jd, &[Modification::new(ModOp::Replace, "employeeNumber", ["41"])])
-        .unwrap();
-    let ok = dir.modify(
-        &a,
-        &dn(ORG),
-        &[Modification::new(ModOp::Add, "cigApplication", ["snapi-cap"])],
-    );
+    dir.modify(&a, &jd, &[Modification::new(ModOp::Replace, "employeeNumber", ["41"])]).unwrap();
+    let ok = dir.modify(&a, &dn(ORG), &[Modification::new(ModOp::Add, "cigApplication", ["snapi-cap"])]);
     ok.unwrap();
     let before = dir.get(&hd).unwrap().unwrap();
     assert!(before.first_str("modifyTimestamp").is_some());
@@ -170,14 +139,8 @@ fn every_filter_kind_matches_french_names() {
     assert_eq!(sub("(cn=*œuvre*)"), ["floeuvre", "omartin"]);
     assert_eq!(sub("(cn=*ŒUVRE)"), ["floeuvre"]);
     assert_eq!(sub("(givenName=H*l*ne)"), ["hdupre"]);
-    assert_eq!(
-        sub("(&(objectClass=inetOrgPerson)(employeeNumber>=3))"),
-        ["jdupont", "omartin"]
-    );
-    assert_eq!(
-        sub("(&(objectClass=person)(employeeNumber<=2))"),
-        ["floeuvre", "hdupre"]
-    );
+    assert_eq!(sub("(&(objectClass=inetOrgPerson)(employeeNumber>=3))"), ["jdupont", "omartin"]);
+    assert_eq!(sub("(&(objectClass=person)(employeeNumber<=2))"), ["floeuvre", "hdupre"]);
     assert_eq!(sub("(&(uid=*)(!(sn=Dupr*)))"), ["floeuvre", "jdupont", "omartin"]);
     assert_eq!(sub("(|(uid=hdupre)(sn=Martin))"), ["hdupre", "omartin"]);
     assert_eq!(sub("(sn~=dupont)"), ["jdupont"]);
@@ -185,26 +148,12 @@ fn every_filter_kind_matches_french_names() {
     assert!(sub("(cn:caseExactMatch:=hélène dupré)").is_empty());
     assert_eq!(sub("(&(uid=*)(ou:dn:=agents))").len(), 4);
     assert_eq!(sub("(name=Lœuvre)"), ["floeuvre"]);
-    assert_eq!(
-        sub("(memberOf=cn=bip,ou=applications,dc=cig,dc=fr)"),
-        ["hdupre", "jdupont"]
-    );
-    assert_eq!(
-        sub("(&(uid=jdupont)(memberOf=CN=BIP,ou=applications,dc=cig,dc=fr))"),
-        ["jdupont"]
-    );
+    assert_eq!(sub("(memberOf=cn=bip,ou=applications,dc=cig,dc=fr)"), ["hdupre", "jdupont"]);
+    assert_eq!(sub("(&(uid=jdupont)(memberOf=CN=BIP,ou=applications,dc=cig,dc=fr))"), ["jdupont"]);
     assert!(sub("(description=*)").is_empty());
     assert!(sub("(unknownAttr=x)").is_empty());
-    assert_eq!(
-        sub("(!(unknownAttr=x))").len(),
-        0,
-        "NOT of Undefined is Undefined (RFC 4511 §4.5.1.7)"
-    );
-    assert_eq!(
-        sub("(&)").len(),
-        sub("(objectClass=*)").len(),
-        "absolute true (RFC 4526)"
-    );
+    assert_eq!(sub("(!(unknownAttr=x))").len(), 0, "NOT of Undefined is Undefined (RFC 4511 §4.5.1.7)");
+    assert_eq!(sub("(&)").len(), sub("(objectClass=*)").len(), "absolute true (RFC 4526)");
     assert!(sub("(|)").is_empty());
     assert_eq!(uids(&dir, AGENTS, Scope::One, "(objectClass=*)").len(), 4);
     assert_eq!(uids(&dir, ORG, Scope::One, "(objectClass=*)").len(), 2);
@@ -277,10 +226,9 @@ fn search_honours_size_limit_and_attribute_selection() {
     };
     assert_eq!(org.first_str("hasSubordinates"), Some("TRUE"));
     assert_eq!(org.first_str("numSubordinates"), Some("4"));
-    match dir.search(
-        &SearchRequest::new(dn(&format!("uid=nobody,{AGENTS}")), Scope::Base, Filter::everything()),
-        |_| Ok(()),
-    ) {
+    match dir
+        .search(&SearchRequest::new(dn(&format!("uid=nobody,{AGENTS}")), Scope::Base, Filter::everything()), |_| Ok(()))
+    {
         Err(DirectoryError::NoSuchObject { matched, .. }) => assert_eq!(matched, AGENTS),
         other => panic!("{other:?}"),
     }
@@ -293,18 +241,9 @@ fn compare_answers_true_false_or_no_such_attribute() {
     let hd = dn(&format!("uid=hdupre,{AGENTS}"));
     assert!(dir.compare(&hd, "sn", "DUPRÉ".as_bytes()).unwrap());
     assert!(!dir.compare(&hd, "sn", b"Martin").unwrap());
-    assert!(
-        dir.compare(&hd, "memberOf", b"cn=bip,ou=applications,dc=cig,dc=fr")
-            .unwrap()
-    );
-    assert!(matches!(
-        dir.compare(&hd, "title", b"x"),
-        Err(DirectoryError::NoSuchAttribute(_))
-    ));
-    assert!(matches!(
-        dir.compare(&hd, "bogus", b"x"),
-        Err(DirectoryError::UndefinedAttributeType(_))
-    ));
+    assert!(dir.compare(&hd, "memberOf", b"cn=bip,ou=applications,dc=cig,dc=fr").unwrap());
+    assert!(matches!(dir.compare(&hd, "title", b"x"), Err(DirectoryError::NoSuchAttribute(_))));
+    assert!(matches!(dir.compare(&hd, "bogus", b"x"), Err(DirectoryError::UndefinedAttributeType(_))));
 }
 
 #[test]
@@ -328,77 +267,37 @@ fn member_of_and_referential_integrity_follow_deletes_renames_and_moves() {
 
     // Add: a new agent granted BIP shows memberOf at once.
     dir.add(&a, agent("nouveau", "Noé", "Nouveau")).unwrap();
-    dir.modify(
-        &a,
-        &bip,
-        &[Modification::new(
-            ModOp::Add,
-            "member",
-            [format!("uid=nouveau,{AGENTS}")],
-        )],
-    )
-    .unwrap();
+    dir.modify(&a, &bip, &[Modification::new(ModOp::Add, "member", [format!("uid=nouveau,{AGENTS}")])]).unwrap();
     assert_eq!(
-        uids(
-            &dir,
-            SUFFIX,
-            Scope::Sub,
-            "(memberOf=cn=bip,ou=applications,dc=cig,dc=fr)"
-        ),
+        uids(&dir, SUFFIX, Scope::Sub, "(memberOf=cn=bip,ou=applications,dc=cig,dc=fr)"),
         ["hdupre", "jdupont", "nouveau"]
     );
 
     // Delete: the member value goes with the entry.
     dir.delete(&a, &dn(&format!("uid=jdupont,{AGENTS}"))).unwrap();
-    assert_eq!(
-        members(&bip),
-        [format!("uid=hdupre,{AGENTS}"), format!("uid=nouveau,{AGENTS}")]
-    );
+    assert_eq!(members(&bip), [format!("uid=hdupre,{AGENTS}"), format!("uid=nouveau,{AGENTS}")]);
 
     // Rename: the member value follows, memberOf too.
-    dir.rename(
-        &a,
-        &dn(&format!("uid=hdupre,{AGENTS}")),
-        &Rdn::single("uid", "hdupre2"),
-        true,
-        None,
-    )
-    .unwrap();
-    assert_eq!(
-        members(&bip),
-        [format!("uid=hdupre2,{AGENTS}"), format!("uid=nouveau,{AGENTS}")]
-    );
+    dir.rename(&a, &dn(&format!("uid=hdupre,{AGENTS}")), &Rdn::single("uid", "hdupre2"), true, None).unwrap();
+    assert_eq!(members(&bip), [format!("uid=hdupre2,{AGENTS}"), format!("uid=nouveau,{AGENTS}")]);
     assert!(members(&rh).contains(&format!("uid=hdupre2,{AGENTS}")));
     let renamed = dir.get(&dn(&format!("uid=hdupre2,{AGENTS}"))).unwrap().unwrap();
-    assert_eq!(
-        renamed.get("uid").unwrap().values,
-        [b"hdupre2".to_vec()],
-        "deleteoldrdn removed the old value"
-    );
+    assert_eq!(renamed.get("uid").unwrap().values, [b"hdupre2".to_vec()], "deleteoldrdn removed the old value");
     assert_eq!(uids(&dir, SUFFIX, Scope::Sub, "(uid=hdupre)"), Vec::<String>::new());
 
     // Subtree move: ou=agents goes under ou=particuliers with its children;
     // every DN below changes and every group follows.
     let new_parent = dn(&format!("ou=particuliers,{SUFFIX}"));
-    dir.rename(&a, &dn(AGENTS), &Rdn::single("ou", "agents"), false, Some(&new_parent))
-        .unwrap();
+    dir.rename(&a, &dn(AGENTS), &Rdn::single("ou", "agents"), false, Some(&new_parent)).unwrap();
     let moved = format!("ou=agents,ou=particuliers,{SUFFIX}");
-    assert_eq!(
-        members(&bip),
-        [format!("uid=hdupre2,{moved}"), format!("uid=nouveau,{moved}")]
-    );
+    assert_eq!(members(&bip), [format!("uid=hdupre2,{moved}"), format!("uid=nouveau,{moved}")]);
     assert_eq!(
         uids(&dir, &moved, Scope::One, "(objectClass=inetOrgPerson)"),
         ["floeuvre", "hdupre2", "nouveau", "omartin"]
     );
     assert!(uids(&dir, ORG, Scope::Sub, "(objectClass=inetOrgPerson)").is_empty());
     assert_eq!(
-        uids(
-            &dir,
-            SUFFIX,
-            Scope::Sub,
-            "(memberOf=cn=rh,ou=groupes,o=219400280,ou=organisations,dc=cig,dc=fr)"
-        ),
+        uids(&dir, SUFFIX, Scope::Sub, "(memberOf=cn=rh,ou=groupes,o=219400280,ou=organisations,dc=cig,dc=fr)"),
         ["floeuvre", "hdupre2"]
     );
     let e = dir.get(&dn(&format!("uid=floeuvre,{moved}"))).unwrap().unwrap();
@@ -473,27 +372,15 @@ fn filter_strategy() -> impl Strategy<Value = Filter> {
             1 => Filter::Present(a),
             2 => Filter::Substrings(
                 a,
-                convergences::directory::filter::Substrings {
-                    initial: Some(v),
-                    any: vec![],
-                    final_: None,
-                },
+                convergences::directory::filter::Substrings { initial: Some(v), any: vec![], final_: None },
             ),
             3 => Filter::Substrings(
                 a,
-                convergences::directory::filter::Substrings {
-                    initial: None,
-                    any: vec![v],
-                    final_: None,
-                },
+                convergences::directory::filter::Substrings { initial: None, any: vec![v], final_: None },
             ),
             4 => Filter::Substrings(
                 a,
-                convergences::directory::filter::Substrings {
-                    initial: None,
-                    any: vec![],
-                    final_: Some(v),
-                },
+                convergences::directory::filter::Substrings { initial: None, any: vec![], final_: Some(v) },
             ),
             _ => Filter::GreaterOrEqual(a, v),
         }
@@ -518,10 +405,8 @@ fn index_answers_agree_with_a_full_scan() {
     })
     .unwrap();
     let schema = dir.schema().clone();
-    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
-        cases: 256,
-        ..Default::default()
-    });
+    let mut runner =
+        proptest::test_runner::TestRunner::new(proptest::test_runner::Config { cases: 256, ..Default::default() });
     runner
         .run(&filter_strategy(), |f| {
             let mut scanned: Vec<String> = all

@@ -28,8 +28,7 @@ fn add_subscribers(srv: &TestServer, n: usize) {
         Ok(convergences::directory::Change::Add(e))
     });
     // One transaction: a thousand fsyncs would make the test slow, not better.
-    dir.apply_batch(&actor(), entries, convergences::directory::AddMode::Client, |_| {})
-        .unwrap();
+    dir.apply_batch(&actor(), entries, convergences::directory::AddMode::Client, |_| {}).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,20 +36,10 @@ async fn paged_results_walk_a_thousand_entries_in_pages_of_a_hundred() {
     let srv = TestServer::start().await;
     add_subscribers(&srv, 1000);
     let mut ldap = connect(&srv).await;
-    ldap.simple_bind(ADMIN, ADMIN_PASSWORD)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+    ldap.simple_bind(ADMIN, ADMIN_PASSWORD).await.unwrap().success().unwrap();
     let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(100))];
     let mut stream = ldap
-        .streaming_search_with(
-            adapters,
-            "ou=particuliers,dc=cig,dc=fr",
-            Scope::OneLevel,
-            "(uid=abonne*)",
-            vec!["uid"],
-        )
+        .streaming_search_with(adapters, "ou=particuliers,dc=cig,dc=fr", Scope::OneLevel, "(uid=abonne*)", vec!["uid"])
         .await
         .unwrap();
     let mut uids = std::collections::BTreeSet::new();
@@ -71,47 +60,21 @@ async fn password_modify_changes_own_and_others_passwords() {
     // An agent changes its own password, giving the old one.
     let mut ldap = connect(&srv).await;
     ldap.simple_bind(HDUPRE, demo).await.unwrap().success().unwrap();
-    let wrong_old = PasswordModify {
-        user_id: None,
-        old_pass: Some("not-it"),
-        new_pass: Some("nouveau-secret"),
-    };
+    let wrong_old = PasswordModify { user_id: None, old_pass: Some("not-it"), new_pass: Some("nouveau-secret") };
     assert_eq!(ldap.extended(wrong_old).await.unwrap().1.rc, 49);
-    let pm = PasswordModify {
-        user_id: None,
-        old_pass: Some(demo),
-        new_pass: Some("nouveau-secret"),
-    };
+    let pm = PasswordModify { user_id: None, old_pass: Some(demo), new_pass: Some("nouveau-secret") };
     ldap.extended(pm).await.unwrap().success().unwrap();
     // … but not a colleague's.
-    let other = PasswordModify {
-        user_id: Some(JDUPONT),
-        old_pass: None,
-        new_pass: Some("x"),
-    };
+    let other = PasswordModify { user_id: Some(JDUPONT), old_pass: None, new_pass: Some("x") };
     assert_eq!(ldap.extended(other).await.unwrap().1.rc, 50);
     let mut again = connect(&srv).await;
     assert_eq!(again.simple_bind(HDUPRE, demo).await.unwrap().rc, 49);
-    again
-        .simple_bind(HDUPRE, "nouveau-secret")
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+    again.simple_bind(HDUPRE, "nouveau-secret").await.unwrap().success().unwrap();
 
     // An administrator resets another's password, and lets the server generate one.
     let mut admin = connect(&srv).await;
-    admin
-        .simple_bind(ADMIN, ADMIN_PASSWORD)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-    let gen_pm = PasswordModify {
-        user_id: Some(&format!("dn:{JDUPONT}")),
-        old_pass: None,
-        new_pass: None,
-    };
+    admin.simple_bind(ADMIN, ADMIN_PASSWORD).await.unwrap().success().unwrap();
+    let gen_pm = PasswordModify { user_id: Some(&format!("dn:{JDUPONT}")), old_pass: None, new_pass: None };
     let (exop, res) = admin.extended(gen_pm).await.unwrap().success().unwrap();
     assert_eq!(res.rc, 0);
     let generated = exop.parse::<PasswordModifyResp>().gen_pass;
@@ -125,27 +88,16 @@ async fn an_abandoned_search_stops_and_the_connection_goes_on() {
     let srv = TestServer::start().await;
     add_subscribers(&srv, 1000);
     let mut ldap = connect(&srv).await;
-    ldap.simple_bind(ADMIN, ADMIN_PASSWORD)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-    let mut stream = ldap
-        .streaming_search(SUFFIX, Scope::Subtree, "(objectClass=*)", vec!["*"])
-        .await
-        .unwrap();
+    ldap.simple_bind(ADMIN, ADMIN_PASSWORD).await.unwrap().success().unwrap();
+    let mut stream = ldap.streaming_search(SUFFIX, Scope::Subtree, "(objectClass=*)", vec!["*"]).await.unwrap();
     let first = stream.next().await.unwrap();
     assert!(first.is_some());
     let msgid = stream.ldap_handle().last_id();
     ldap.abandon(msgid).await.unwrap();
     drop(stream);
     // The same connection still answers.
-    let (entries, res) = ldap
-        .search(SUFFIX, Scope::Subtree, "(uid=hdupre)", vec!["uid"])
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+    let (entries, res) =
+        ldap.search(SUFFIX, Scope::Subtree, "(uid=hdupre)", vec!["uid"]).await.unwrap().success().unwrap();
     assert_eq!(res.rc, 0);
     assert_eq!(entries.len(), 1);
 }
@@ -186,11 +138,7 @@ async fn two_hundred_connections_bind_and_search_at_once() {
 async fn result_codes_reach_the_client_on_every_operation() {
     let srv = TestServer::start().await;
     let mut ldap = connect(&srv).await;
-    ldap.simple_bind(ADMIN, ADMIN_PASSWORD)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+    ldap.simple_bind(ADMIN, ADMIN_PASSWORD).await.unwrap().success().unwrap();
     let base = "ou=particuliers,dc=cig,dc=fr";
     let dn = format!("uid=nouvel,{base}");
     let attrs = vec![
@@ -207,20 +155,11 @@ async fn result_codes_reach_the_client_on_every_operation() {
     assert_eq!(ldap.modify(&dn, mods).await.unwrap().rc, 0);
     let bad = vec![ldap3::Mod::Add("uid", ["hdupre"].into())];
     assert_eq!(ldap.modify(&dn, bad).await.unwrap().rc, 19, "uid is unique");
-    assert_eq!(
-        ldap.modifydn(&dn, "uid=renomme", true, Some("ou=services,dc=cig,dc=fr"))
-            .await
-            .unwrap()
-            .rc,
-        0
-    );
+    assert_eq!(ldap.modifydn(&dn, "uid=renomme", true, Some("ou=services,dc=cig,dc=fr")).await.unwrap().rc, 0);
     assert_eq!(ldap.delete(&dn).await.unwrap().rc, 32);
     assert_eq!(ldap.delete("uid=renomme,ou=services,dc=cig,dc=fr").await.unwrap().rc, 0);
     assert_eq!(ldap.delete("ou=organisations,dc=cig,dc=fr").await.unwrap().rc, 66);
-    let res = ldap
-        .search("bogus=dn", Scope::Base, "(objectClass=*)", vec!["1.1"])
-        .await
-        .unwrap();
+    let res = ldap.search("bogus=dn", Scope::Base, "(objectClass=*)", vec!["1.1"]).await.unwrap();
     assert_eq!(res.1.rc, 34, "invalidDNSyntax");
 }
 
@@ -249,34 +188,19 @@ async fn starttls_then_bind_and_ldaps_bind_with_the_ldap3_crate() {
     let config = trusting(h.tls.ca.as_ref().unwrap());
 
     let settings = LdapConnSettings::new().set_config(config.clone()).set_starttls(true);
-    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &format!("ldap://127.0.0.1:{}", h.ldap_addr.port()))
-        .await
-        .unwrap();
+    let (conn, mut ldap) =
+        LdapConnAsync::with_settings(settings, &format!("ldap://127.0.0.1:{}", h.ldap_addr.port())).await.unwrap();
     ldap3::drive!(conn);
-    ldap.simple_bind(ADMIN, ADMIN_PASSWORD)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+    ldap.simple_bind(ADMIN, ADMIN_PASSWORD).await.unwrap().success().unwrap();
     let who = ldap.extended(ldap3::exop::WhoAmI).await.unwrap().success().unwrap().0;
     assert_eq!(who.parse::<ldap3::exop::WhoAmIResp>().authzid, format!("dn:{ADMIN}"));
 
     let settings = LdapConnSettings::new().set_config(config);
     let (conn, mut ldap) =
-        LdapConnAsync::with_settings(settings, &format!("ldaps://127.0.0.1:{}", h.ldaps_addr.port()))
-            .await
-            .unwrap();
+        LdapConnAsync::with_settings(settings, &format!("ldaps://127.0.0.1:{}", h.ldaps_addr.port())).await.unwrap();
     ldap3::drive!(conn);
-    ldap.simple_bind(HDUPRE, convergences::seed::DEMO_PASSWORD)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-    let (entries, _) = ldap
-        .search(HDUPRE, Scope::Base, "(objectClass=*)", vec!["uid"])
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+    ldap.simple_bind(HDUPRE, convergences::seed::DEMO_PASSWORD).await.unwrap().success().unwrap();
+    let (entries, _) =
+        ldap.search(HDUPRE, Scope::Base, "(objectClass=*)", vec!["uid"]).await.unwrap().success().unwrap();
     assert_eq!(entries.len(), 1);
 }

@@ -31,11 +31,7 @@ async fn anonymous_clients_read_the_root_dse_and_the_subschema_only() {
     assert!(out.contains("subschemaSubentry: cn=Subschema"));
     let (code, out, _) = ldapsearch(&srv, None, &["-b", "cn=subschema", "-s", "base", "+"]).await;
     assert_eq!(code, 0);
-    assert!(
-        out.contains("attributeTypes: ( 2.5.4.3 NAME ( 'cn' 'commonName' )"),
-        "{}",
-        &out[..out.len().min(500)]
-    );
+    assert!(out.contains("attributeTypes: ( 2.5.4.3 NAME ( 'cn' 'commonName' )"), "{}", &out[..out.len().min(500)]);
     assert!(out.contains("NAME 'cigOrganisation'"));
     // Anything else looks like nothing is there.
     let (code, out, _) = ldapsearch(&srv, None, &["-b", "dc=cig,dc=fr", "(uid=hdupre)"]).await;
@@ -49,43 +45,25 @@ async fn simple_bind_checks_the_password_and_hides_which_part_was_wrong() {
     }
     let srv = TestServer::start().await;
     let url = srv.url.clone();
-    let (code, out, _) = run(
-        "ldapwhoami",
-        &["-x", "-H", &url, "-D", ADMIN, "-w", ADMIN_PASSWORD],
-        None,
-    )
-    .await;
+    let (code, out, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", ADMIN, "-w", ADMIN_PASSWORD], None).await;
     assert_eq!(code, 0);
     assert_eq!(out.trim(), format!("dn:{ADMIN}"));
     let (code, _, err) = run("ldapwhoami", &["-x", "-H", &url, "-D", ADMIN, "-w", "wrong"], None).await;
     assert_eq!(code, 49, "{err}");
-    let (code, _, _) = run(
-        "ldapwhoami",
-        &["-x", "-H", &url, "-D", "uid=nobody,dc=cig,dc=fr", "-w", "x"],
-        None,
-    )
-    .await;
+    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", "uid=nobody,dc=cig,dc=fr", "-w", "x"], None).await;
     assert_eq!(code, 49);
     let (code, out, _) = run("ldapwhoami", &["-x", "-H", &url], None).await;
     assert_eq!((code, out.trim()), (0, "anonymous"));
     // A demo agent binds with the demo password.
-    let (code, _, _) = run(
-        "ldapwhoami",
-        &["-x", "-H", &url, "-D", HDUPRE, "-w", convergences::seed::DEMO_PASSWORD],
-        None,
-    )
-    .await;
+    let (code, _, _) =
+        run("ldapwhoami", &["-x", "-H", &url, "-D", HDUPRE, "-w", convergences::seed::DEMO_PASSWORD], None).await;
     assert_eq!(code, 0);
     // A disabled agent (cigActive: FALSE) cannot bind any more.
     let dir = srv.directory();
     let m = convergences::directory::Modification::new(convergences::directory::ModOp::Replace, "cigActive", ["FALSE"]);
     dir.modify(&actor(), &dn(HDUPRE), &[m]).unwrap();
-    let (code, _, _) = run(
-        "ldapwhoami",
-        &["-x", "-H", &url, "-D", HDUPRE, "-w", convergences::seed::DEMO_PASSWORD],
-        None,
-    )
-    .await;
+    let (code, _, _) =
+        run("ldapwhoami", &["-x", "-H", &url, "-D", HDUPRE, "-w", convergences::seed::DEMO_PASSWORD], None).await;
     assert_eq!(code, 49);
 }
 
@@ -112,24 +90,14 @@ async fn an_application_finds_an_agent_by_uid_and_application_membership() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("dn: {HDUPRE}")), "{out}");
     assert!(out.contains("cn:: SMOpbMOobmUgRHVwcsOp"), "{out}");
-    assert!(
-        !out.contains("userPassword"),
-        "only administrators read password hashes"
-    );
+    assert!(!out.contains("userPassword"), "only administrators read password hashes");
     let (_, out, _) = ldapsearch(
         &srv,
         Some(svc),
-        &[
-            "-b",
-            "dc=cig,dc=fr",
-            "(&(uid=floeuvre)(memberOf=cn=snapi-cap,ou=applications,dc=cig,dc=fr))",
-        ],
+        &["-b", "dc=cig,dc=fr", "(&(uid=floeuvre)(memberOf=cn=snapi-cap,ou=applications,dc=cig,dc=fr))"],
     )
     .await;
-    assert!(
-        !out.contains("dn:"),
-        "floeuvre's organisation does not subscribe to SNAPI-CAP"
-    );
+    assert!(!out.contains("dn:"), "floeuvre's organisation does not subscribe to SNAPI-CAP");
     // Size limit: partial results, then sizeLimitExceeded (4).
     let (code, out, _) = ldapsearch(&srv, Some(svc), &["-z", "2", "-b", "dc=cig,dc=fr", "(uid=*)", "1.1"]).await;
     assert_eq!(code, 4);
@@ -162,19 +130,9 @@ async fn an_administrator_adds_modifies_renames_compares_and_deletes() {
 
     // The plain-text password was hashed, and binds.
     let dn = "uid=mlefevre,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
-    let (code, _, _) = run(
-        "ldapwhoami",
-        &["-x", "-H", &url, "-D", dn, "-w", "premier-mot-de-passe"],
-        None,
-    )
-    .await;
+    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", dn, "-w", "premier-mot-de-passe"], None).await;
     assert_eq!(code, 0);
-    let (_, out, _) = ldapsearch(
-        &srv,
-        Some((ADMIN, ADMIN_PASSWORD)),
-        &["-b", dn, "-s", "base", "userPassword"],
-    )
-    .await;
+    let (_, out, _) = ldapsearch(&srv, Some((ADMIN, ADMIN_PASSWORD)), &["-b", dn, "-s", "base", "userPassword"]).await;
     assert!(out.contains("userPassword:: "), "{out}");
     assert!(!out.contains("premier"), "{out}");
 
@@ -186,23 +144,13 @@ async fn an_administrator_adds_modifies_renames_compares_and_deletes() {
     let (code, _, _) = run(
         "ldapmodify",
         &args(&v),
-        Some(&format!(
-            "dn: {dn}\nchangetype: modify\nadd: cigActive\ncigActive: TRUE\ncigActive: FALSE\n-\n"
-        )),
+        Some(&format!("dn: {dn}\nchangetype: modify\nadd: cigActive\ncigActive: TRUE\ncigActive: FALSE\n-\n")),
     )
     .await;
-    assert_eq!(
-        code, 19,
-        "constraintViolation on a second value of a single-valued attribute"
-    );
-    let (code, _, _) = run(
-        "ldapmodify",
-        &args(&v),
-        Some(&format!(
-            "dn: {dn}\nchangetype: modify\nadd: shoeSize\nshoeSize: 42\n-\n"
-        )),
-    )
-    .await;
+    assert_eq!(code, 19, "constraintViolation on a second value of a single-valued attribute");
+    let (code, _, _) =
+        run("ldapmodify", &args(&v), Some(&format!("dn: {dn}\nchangetype: modify\nadd: shoeSize\nshoeSize: 42\n-\n")))
+            .await;
     assert_eq!(code, 17, "undefinedAttributeType");
 
     let cmp = with(&[]);
@@ -269,9 +217,7 @@ async fn a_malformed_pdu_ends_only_that_connection() {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(&[0x30, 0x05, 0x02, 0x01, 0x01, 0x77, 0x00]).await.unwrap();
     let mut buf = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut buf))
-        .await
-        .unwrap();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut buf)).await.unwrap();
     // A Notice of Disconnection (OID 1.3.6.1.4.1.1466.20036) came back before the close.
     assert!(buf.windows(22).any(|w| w == b"1.3.6.1.4.1.1466.20036"), "{buf:?}");
     // The server still answers others.
@@ -289,19 +235,9 @@ async fn ldapsearch_pages_and_sorts() {
     let srv = TestServer::start().await;
     let admin = Some((ADMIN, ADMIN_PASSWORD));
     // Pages of 2 over the five demo agents, without prompting between pages.
-    let (code, out, err) = ldapsearch(
-        &srv,
-        admin,
-        &[
-            "-E",
-            "pr=2/noprompt",
-            "-b",
-            "dc=cig,dc=fr",
-            "(objectClass=inetOrgPerson)",
-            "uid",
-        ],
-    )
-    .await;
+    let (code, out, err) =
+        ldapsearch(&srv, admin, &["-E", "pr=2/noprompt", "-b", "dc=cig,dc=fr", "(objectClass=inetOrgPerson)", "uid"])
+            .await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.matches("dn: uid=").count(), 5, "{out}");
     // Sorted by sn, then reversed.
@@ -311,36 +247,14 @@ async fn ldapsearch_pages_and_sorts() {
             .map(str::to_string)
             .collect()
     };
-    let (code, out, err) = ldapsearch(
-        &srv,
-        admin,
-        &[
-            "-E",
-            "sss=sn",
-            "-b",
-            "dc=cig,dc=fr",
-            "(objectClass=inetOrgPerson)",
-            "sn",
-        ],
-    )
-    .await;
+    let (code, out, err) =
+        ldapsearch(&srv, admin, &["-E", "sss=sn", "-b", "dc=cig,dc=fr", "(objectClass=inetOrgPerson)", "sn"]).await;
     assert_eq!(code, 0, "{err}");
     let asc = sns(&out);
     assert_eq!(asc.len(), 5);
     assert_eq!(asc[0], "Ben Ali");
-    let (_, out, _) = ldapsearch(
-        &srv,
-        admin,
-        &[
-            "-E",
-            "sss=-sn",
-            "-b",
-            "dc=cig,dc=fr",
-            "(objectClass=inetOrgPerson)",
-            "sn",
-        ],
-    )
-    .await;
+    let (_, out, _) =
+        ldapsearch(&srv, admin, &["-E", "sss=-sn", "-b", "dc=cig,dc=fr", "(objectClass=inetOrgPerson)", "sn"]).await;
     let mut desc = sns(&out);
     desc.reverse();
     assert_eq!(desc, asc);
@@ -348,16 +262,7 @@ async fn ldapsearch_pages_and_sorts() {
     let (code, out, _) = ldapsearch(
         &srv,
         admin,
-        &[
-            "-E",
-            "sss=uid",
-            "-E",
-            "pr=3/noprompt",
-            "-b",
-            "dc=cig,dc=fr",
-            "(objectClass=inetOrgPerson)",
-            "uid",
-        ],
+        &["-E", "sss=uid", "-E", "pr=3/noprompt", "-b", "dc=cig,dc=fr", "(objectClass=inetOrgPerson)", "uid"],
     )
     .await;
     assert_eq!(code, 0);
@@ -373,39 +278,15 @@ async fn ldappasswd_changes_a_password() {
     let srv = TestServer::start().await;
     let url = srv.url.clone();
     let demo = convergences::seed::DEMO_PASSWORD;
-    let (code, _, err) = run(
-        "ldappasswd",
-        &[
-            "-x",
-            "-H",
-            &url,
-            "-D",
-            HDUPRE,
-            "-w",
-            demo,
-            "-a",
-            demo,
-            "-s",
-            "encore-nouveau",
-        ],
-        None,
-    )
-    .await;
+    let (code, _, err) =
+        run("ldappasswd", &["-x", "-H", &url, "-D", HDUPRE, "-w", demo, "-a", demo, "-s", "encore-nouveau"], None)
+            .await;
     assert_eq!(code, 0, "{err}");
-    let (code, _, _) = run(
-        "ldapwhoami",
-        &["-x", "-H", &url, "-D", HDUPRE, "-w", "encore-nouveau"],
-        None,
-    )
-    .await;
+    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", HDUPRE, "-w", "encore-nouveau"], None).await;
     assert_eq!(code, 0);
     // An administrator lets the server generate one, printed by ldappasswd.
-    let (code, out, err) = run(
-        "ldappasswd",
-        &["-x", "-H", &url, "-D", ADMIN, "-w", ADMIN_PASSWORD, HDUPRE],
-        None,
-    )
-    .await;
+    let (code, out, err) =
+        run("ldappasswd", &["-x", "-H", &url, "-D", ADMIN, "-w", ADMIN_PASSWORD, HDUPRE], None).await;
     assert_eq!(code, 0, "{err}");
     let generated = out.trim().strip_prefix("New password: ").unwrap().to_string();
     let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", HDUPRE, "-w", &generated], None).await;
@@ -425,33 +306,13 @@ async fn starttls_and_ldaps_work_with_the_generated_ca() {
     let plain = format!("ldap://127.0.0.1:{}", h.ldap_addr.port());
     let tls = format!("ldaps://127.0.0.1:{}", h.ldaps_addr.port());
     // -ZZ: StartTLS must succeed, then bind.
-    let (code, out, err) = run_env(
-        "ldapwhoami",
-        &["-x", "-ZZ", "-H", &plain, "-D", ADMIN, "-w", ADMIN_PASSWORD],
-        None,
-        &env,
-    )
-    .await;
+    let (code, out, err) =
+        run_env("ldapwhoami", &["-x", "-ZZ", "-H", &plain, "-D", ADMIN, "-w", ADMIN_PASSWORD], None, &env).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), format!("dn:{ADMIN}"));
     let (code, out, err) = run_env(
         "ldapsearch",
-        &[
-            "-x",
-            "-ZZ",
-            "-LLL",
-            "-H",
-            &plain,
-            "-D",
-            ADMIN,
-            "-w",
-            ADMIN_PASSWORD,
-            "-b",
-            HDUPRE,
-            "-s",
-            "base",
-            "uid",
-        ],
+        &["-x", "-ZZ", "-LLL", "-H", &plain, "-D", ADMIN, "-w", ADMIN_PASSWORD, "-b", HDUPRE, "-s", "base", "uid"],
         None,
         &env,
     )
@@ -459,23 +320,13 @@ async fn starttls_and_ldaps_work_with_the_generated_ca() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("uid: hdupre"));
     // LDAPS on its own port.
-    let (code, out, err) = run_env(
-        "ldapwhoami",
-        &["-x", "-H", &tls, "-D", ADMIN, "-w", ADMIN_PASSWORD],
-        None,
-        &env,
-    )
-    .await;
+    let (code, out, err) =
+        run_env("ldapwhoami", &["-x", "-H", &tls, "-D", ADMIN, "-w", ADMIN_PASSWORD], None, &env).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), format!("dn:{ADMIN}"));
     // StartTLS over LDAPS is refused (TLS already there): -ZZ fails.
-    let (code, _, _) = run_env(
-        "ldapwhoami",
-        &["-x", "-ZZ", "-H", &tls, "-D", ADMIN, "-w", ADMIN_PASSWORD],
-        None,
-        &env,
-    )
-    .await;
+    let (code, _, _) =
+        run_env("ldapwhoami", &["-x", "-ZZ", "-H", &tls, "-D", ADMIN, "-w", ADMIN_PASSWORD], None, &env).await;
     assert_ne!(code, 0);
     // A client that does not trust the CA refuses the server.
     let (code, _, _) = run_env(
@@ -502,21 +353,11 @@ async fn simple_binds_can_be_required_to_use_tls() {
     let ca = h.tls.ca.as_ref().unwrap().display().to_string();
     let env = [("LDAPTLS_CACERT", ca.as_str())];
     let plain = format!("ldap://127.0.0.1:{}", h.ldap_addr.port());
-    let (code, _, err) = run_env(
-        "ldapwhoami",
-        &["-x", "-H", &plain, "-D", ADMIN, "-w", ADMIN_PASSWORD],
-        None,
-        &env,
-    )
-    .await;
+    let (code, _, err) =
+        run_env("ldapwhoami", &["-x", "-H", &plain, "-D", ADMIN, "-w", ADMIN_PASSWORD], None, &env).await;
     assert_eq!(code, 13, "confidentialityRequired: {err}");
-    let (code, _, err) = run_env(
-        "ldapwhoami",
-        &["-x", "-ZZ", "-H", &plain, "-D", ADMIN, "-w", ADMIN_PASSWORD],
-        None,
-        &env,
-    )
-    .await;
+    let (code, _, err) =
+        run_env("ldapwhoami", &["-x", "-ZZ", "-H", &plain, "-D", ADMIN, "-w", ADMIN_PASSWORD], None, &env).await;
     assert_eq!(code, 0, "{err}");
     h.shutdown().await;
 }
@@ -531,14 +372,7 @@ async fn assertion_and_read_entry_controls_work_with_ldapmodify() {
     let admin = ["-x", "-H", url.as_str(), "-D", ADMIN, "-w", ADMIN_PASSWORD];
     let change = |title: &str| format!("dn: {HDUPRE}\nchangetype: modify\nreplace: title\ntitle: {title}\n-\n");
     let mut a: Vec<&str> = admin.to_vec();
-    a.extend([
-        "-e",
-        "assert=(sn=Dupré)",
-        "-e",
-        "preread=sn,title",
-        "-e",
-        "postread=title",
-    ]);
+    a.extend(["-e", "assert=(sn=Dupré)", "-e", "preread=sn,title", "-e", "postread=title"]);
     let (code, out, err) = run("ldapmodify", &a, Some(&change("Cheffe"))).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("# ==> preread") && out.contains("# ==> postread"), "{out}");
@@ -548,35 +382,19 @@ async fn assertion_and_read_entry_controls_work_with_ldapmodify() {
     a.extend(["-e", "assert=(sn=Martin)"]);
     let (code, _, _) = run("ldapmodify", &a, Some(&change("Autre"))).await;
     assert_eq!(code, 122, "assertionFailed");
-    let (_, out, _) = ldapsearch(
-        &srv,
-        Some((ADMIN, ADMIN_PASSWORD)),
-        &["-b", HDUPRE, "-s", "base", "title"],
-    )
-    .await;
+    let (_, out, _) = ldapsearch(&srv, Some((ADMIN, ADMIN_PASSWORD)), &["-b", HDUPRE, "-s", "base", "title"]).await;
     assert!(out.contains("title: Cheffe"), "{out}");
     // On a search, the assertion applies to the base entry.
-    let (code, _, _) = ldapsearch(
-        &srv,
-        Some((ADMIN, ADMIN_PASSWORD)),
-        &["-e", "assert=(sn=Martin)", "-b", HDUPRE, "-s", "base"],
-    )
-    .await;
+    let (code, _, _) =
+        ldapsearch(&srv, Some((ADMIN, ADMIN_PASSWORD)), &["-e", "assert=(sn=Martin)", "-b", HDUPRE, "-s", "base"])
+            .await;
     assert_eq!(code, 122);
     // An unknown critical control is refused, a non-critical one ignored.
-    let (code, _, _) = ldapsearch(
-        &srv,
-        Some((ADMIN, ADMIN_PASSWORD)),
-        &["-e", "!1.2.3.4", "-b", HDUPRE, "-s", "base"],
-    )
-    .await;
+    let (code, _, _) =
+        ldapsearch(&srv, Some((ADMIN, ADMIN_PASSWORD)), &["-e", "!1.2.3.4", "-b", HDUPRE, "-s", "base"]).await;
     assert_eq!(code, 12);
-    let (code, _, _) = ldapsearch(
-        &srv,
-        Some((ADMIN, ADMIN_PASSWORD)),
-        &["-e", "1.2.3.4", "-b", HDUPRE, "-s", "base"],
-    )
-    .await;
+    let (code, _, _) =
+        ldapsearch(&srv, Some((ADMIN, ADMIN_PASSWORD)), &["-e", "1.2.3.4", "-b", HDUPRE, "-s", "base"]).await;
     assert_eq!(code, 0);
 }
 
@@ -589,32 +407,20 @@ async fn sasl_external_binds_as_the_client_certificate_subject() {
     let tmp = tempfile::tempdir().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Clients CA");
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Clients CA");
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     // What a PKI issues: not the LDAP DN, but a subject carrying the uid.
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(rcgen::DnType::CountryName, "FR");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "Commune de Créteil");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Hélène Dupré");
-    params.distinguished_name.push(
-        rcgen::DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 1]),
-        "hdupre",
-    );
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "Commune de Créteil");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "Hélène Dupré");
+    params.distinguished_name.push(rcgen::DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 1]), "hdupre");
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &ca).unwrap();
-    let (ca_file, cert_file, key_file) = (
-        tmp.path().join("ca.pem"),
-        tmp.path().join("c.pem"),
-        tmp.path().join("k.pem"),
-    );
+    let (ca_file, cert_file, key_file) =
+        (tmp.path().join("ca.pem"), tmp.path().join("c.pem"), tmp.path().join("k.pem"));
     std::fs::write(&ca_file, ca.pem()).unwrap();
     std::fs::write(&cert_file, cert.pem()).unwrap();
     std::fs::write(&key_file, key.serialize_pem()).unwrap();
@@ -628,11 +434,8 @@ async fn sasl_external_binds_as_the_client_certificate_subject() {
     let server_ca = h.tls.ca.as_ref().unwrap().display().to_string();
     let url = format!("ldaps://127.0.0.1:{}", h.ldaps_addr.port());
     let (cert_s, key_s) = (cert_file.display().to_string(), key_file.display().to_string());
-    let env = [
-        ("LDAPTLS_CACERT", server_ca.as_str()),
-        ("LDAPTLS_CERT", cert_s.as_str()),
-        ("LDAPTLS_KEY", key_s.as_str()),
-    ];
+    let env =
+        [("LDAPTLS_CACERT", server_ca.as_str()), ("LDAPTLS_CERT", cert_s.as_str()), ("LDAPTLS_KEY", key_s.as_str())];
     let (code, out, err) = run_env("ldapwhoami", &["-Q", "-Y", "EXTERNAL", "-H", &url], None, &env).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), format!("dn:{HDUPRE}"));
@@ -640,13 +443,8 @@ async fn sasl_external_binds_as_the_client_certificate_subject() {
     let env = [("LDAPTLS_CACERT", server_ca.as_str())];
     let (code, _, _) = run_env("ldapwhoami", &["-Q", "-Y", "EXTERNAL", "-H", &url], None, &env).await;
     assert_ne!(code, 0);
-    let (code, _, err) = run_env(
-        "ldapwhoami",
-        &["-x", "-H", &url, "-D", ADMIN, "-w", ADMIN_PASSWORD],
-        None,
-        &env,
-    )
-    .await;
+    let (code, _, err) =
+        run_env("ldapwhoami", &["-x", "-H", &url, "-D", ADMIN, "-w", ADMIN_PASSWORD], None, &env).await;
     assert_eq!(code, 0, "{err}");
     h.shutdown().await;
 }
@@ -660,14 +458,54 @@ async fn an_oversized_pdu_is_refused_before_it_is_buffered_whole() {
     let h = convergences::app::start(cfg).await.unwrap();
     let mut s = tokio::net::TcpStream::connect(h.ldap_addr).await.unwrap();
     // A message announcing 16 MiB; only 20 KiB follow and the server must not wait for the rest.
-    s.write_all(&[0x30, 0x84, 0x01, 0x00, 0x00, 0x00, 0x02, 0x01, 0x01])
-        .await
-        .unwrap();
+    s.write_all(&[0x30, 0x84, 0x01, 0x00, 0x00, 0x00, 0x02, 0x01, 0x01]).await.unwrap();
     let _ = s.write_all(&vec![0u8; 20 * 1024]).await;
     let mut buf = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut buf))
-        .await
-        .unwrap();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut buf)).await.unwrap();
     assert!(buf.windows(22).any(|w| w == b"1.3.6.1.4.1.1466.20036"), "{buf:?}");
     h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_hash_cannot_be_probed_by_others() {
+    if !have("ldapsearch") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let svc = Some(("cn=bip,ou=services,dc=cig,dc=fr", convergences::seed::DEMO_PASSWORD));
+    for f in ["(userPassword=*)", "(userPassword={ARGON2}*)", "(!(userPassword=x))", "(&(uid=hdupre)(userPassword=*))"]
+    {
+        let (code, out, _) = ldapsearch(&srv, svc, &["-b", "dc=cig,dc=fr", f, "1.1"]).await;
+        assert_eq!(code, 0);
+        assert!(!out.contains("dn:"), "{f} matched: {out}");
+    }
+    let (_, out, _) =
+        ldapsearch(&srv, Some((ADMIN, ADMIN_PASSWORD)), &["-b", "dc=cig,dc=fr", "(userPassword=*)", "1.1"]).await;
+    assert!(out.contains("dn:"), "an administrator still can");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_changes_its_own_password_with_ldapmodify() {
+    if !have("ldapmodify") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let url = srv.url.clone();
+    let demo = convergences::seed::DEMO_PASSWORD;
+    let own = format!("dn: {HDUPRE}\nchangetype: modify\nreplace: userPassword\nuserPassword: mon-nouveau-secret\n-\n");
+    let (code, _, err) = run("ldapmodify", &["-x", "-H", &url, "-D", HDUPRE, "-w", demo], Some(&own)).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", HDUPRE, "-w", "mon-nouveau-secret"], None).await;
+    assert_eq!(code, 0);
+    // Not someone else's, and not another attribute of its own.
+    let other = "dn: uid=jdupont,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr\nchangetype: modify\nreplace: userPassword\nuserPassword: x\n-\n";
+    let (code, _, _) =
+        run("ldapmodify", &["-x", "-H", &url, "-D", HDUPRE, "-w", "mon-nouveau-secret"], Some(other)).await;
+    assert_eq!(code, 50);
+    let mixed = format!(
+        "dn: {HDUPRE}\nchangetype: modify\nreplace: userPassword\nuserPassword: y\n-\nreplace: title\ntitle: x\n-\n"
+    );
+    let (code, _, _) =
+        run("ldapmodify", &["-x", "-H", &url, "-D", HDUPRE, "-w", "mon-nouveau-secret"], Some(&mixed)).await;
+    assert_eq!(code, 50);
 }

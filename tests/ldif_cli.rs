@@ -44,22 +44,11 @@ description: une description tr
 ";
 
 fn import(data: &std::path::Path, file: &std::path::Path) -> std::process::Output {
-    Command::new(BIN)
-        .arg("import")
-        .arg("--data")
-        .arg(data)
-        .arg(file)
-        .output()
-        .unwrap()
+    Command::new(BIN).arg("import").arg("--data").arg(data).arg(file).output().unwrap()
 }
 
 fn export(data: &std::path::Path) -> Vec<u8> {
-    let out = Command::new(BIN)
-        .arg("export")
-        .arg("--data")
-        .arg(data)
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).arg("export").arg("--data").arg(data).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
@@ -75,15 +64,9 @@ fn a_slapcat_export_imports_and_round_trips_byte_identically() {
 
     let first = export(&tmp.path().join("a"));
     let text = String::from_utf8(first.clone()).unwrap();
-    assert!(
-        text.contains("entryUUID: 0b9e4bb2-6f25-103f-8a1c-d3b5a6b6e0a1"),
-        "operational attributes are kept"
-    );
+    assert!(text.contains("entryUUID: 0b9e4bb2-6f25-103f-8a1c-d3b5a6b6e0a1"), "operational attributes are kept");
     assert!(text.contains("createTimestamp: 20250101120000Z"));
-    assert!(
-        text.contains("entryCSN: 20250101120000.000000Z#000000#000#000000"),
-        "slapd's replication state is kept"
-    );
+    assert!(text.contains("entryCSN: 20250101120000.000000Z#000000#000#000000"), "slapd's replication state is kept");
     assert!(text.contains("cn:: SMOpbMOobmUgRHVwcsOp"));
     assert!(
         text.contains("userPassword:: e1NTSEF9WmZoVmNqSXJMVlN5b2Z3Q2V1dEJMa0ZUNEdwV2FsVlI="),
@@ -95,22 +78,15 @@ fn a_slapcat_export_imports_and_round_trips_byte_identically() {
     std::fs::write(&again, &first).unwrap();
     let out = import(&tmp.path().join("b"), &again);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(
-        export(&tmp.path().join("b")),
-        first,
-        "export → import → export is byte-identical"
-    );
+    assert_eq!(export(&tmp.path().join("b")), first, "export → import → export is byte-identical");
 }
 
 #[test]
 fn a_bad_import_names_the_line_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let good = tmp.path().join("good.ldif");
-    std::fs::write(
-        &good,
-        "dn: dc=cig,dc=fr\nobjectClass: dcObject\nobjectClass: organization\ndc: cig\no: CIG\n",
-    )
-    .unwrap();
+    std::fs::write(&good, "dn: dc=cig,dc=fr\nobjectClass: dcObject\nobjectClass: organization\ndc: cig\no: CIG\n")
+        .unwrap();
     assert!(import(&tmp.path().join("d"), &good).status.success());
     let before = export(&tmp.path().join("d"));
 
@@ -124,11 +100,7 @@ fn a_bad_import_names_the_line_and_changes_nothing() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 5") && err.contains("shoeSize"), "{err}");
-    assert_eq!(
-        export(&tmp.path().join("d")),
-        before,
-        "the first, valid record was not kept either"
-    );
+    assert_eq!(export(&tmp.path().join("d")), before, "the first, valid record was not kept either");
 
     let syntax = tmp.path().join("syntax.ldif");
     std::fs::write(
@@ -138,11 +110,7 @@ fn a_bad_import_names_the_line_and_changes_nothing() {
     .unwrap();
     let out = import(&tmp.path().join("d"), &syntax);
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("line 6"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 6"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(export(&tmp.path().join("d")), before);
 }
 
@@ -167,12 +135,7 @@ fn change_records_apply_in_order() {
 
 #[test]
 fn every_command_explains_itself() {
-    for args in [
-        vec!["--help"],
-        vec!["serve", "--help"],
-        vec!["import", "--help"],
-        vec!["export", "--help"],
-    ] {
+    for args in [vec!["--help"], vec!["serve", "--help"], vec!["import", "--help"], vec!["export", "--help"]] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success());
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));

@@ -22,10 +22,7 @@ fn check_login_flow(out: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_ldap3_logs_an_agent_in() {
     let python_ok = have("python3")
-        && std::process::Command::new("python3")
-            .args(["-c", "import ldap3"])
-            .status()
-            .is_ok_and(|s| s.success());
+        && std::process::Command::new("python3").args(["-c", "import ldap3"]).status().is_ok_and(|s| s.success());
     if !python_ok {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -36,12 +33,8 @@ async fn python_ldap3_logs_an_agent_in() {
     }
     let srv = TestServer::start().await;
     let demo = convergences::seed::DEMO_PASSWORD;
-    let (code, out, err) = run(
-        "python3",
-        &[&client("login_flow.py"), &srv.url, SVC, demo, SUFFIX, "hdupre", demo],
-        None,
-    )
-    .await;
+    let (code, out, err) =
+        run("python3", &[&client("login_flow.py"), &srv.url, SVC, demo, SUFFIX, "hdupre", demo], None).await;
     assert_eq!(code, 0, "{out}\n{err}");
     check_login_flow(&out);
     assert!(out.contains("paged entries: 5"), "{out}");
@@ -58,12 +51,8 @@ async fn java_jndi_logs_an_agent_in_and_pages() {
     assert_eq!(code, 0, "{err}");
     let srv = TestServer::start().await;
     let demo = convergences::seed::DEMO_PASSWORD;
-    let (code, out, err) = run(
-        "java",
-        &["-cp", &dir, "LoginFlow", &srv.url, SVC, demo, SUFFIX, "hdupre", demo],
-        None,
-    )
-    .await;
+    let (code, out, err) =
+        run("java", &["-cp", &dir, "LoginFlow", &srv.url, SVC, demo, SUFFIX, "hdupre", demo], None).await;
     assert_eq!(code, 0, "{out}\n{err}");
     check_login_flow(&out);
     assert!(out.contains("paged entries: 5 in 3 pages"), "{out}");

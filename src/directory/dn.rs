@@ -47,9 +47,7 @@ impl Dn {
 
     /// The parent DN; the root's parent is the root.
     pub fn parent(&self) -> Dn {
-        Dn {
-            rdns: self.rdns.iter().skip(1).cloned().collect(),
-        }
+        Dn { rdns: self.rdns.iter().skip(1).cloned().collect() }
     }
 
     pub fn rdn(&self) -> Option<&Rdn> {
@@ -76,12 +74,7 @@ impl Dn {
 
 impl Rdn {
     pub fn single(attr: &str, value: &str) -> Rdn {
-        Rdn {
-            avas: vec![Ava {
-                attr: attr.to_string(),
-                value: value.to_string(),
-            }],
-        }
+        Rdn { avas: vec![Ava { attr: attr.to_string(), value: value.to_string() }] }
     }
 
     /// Parse a lone RDN (the `newrdn` of a ModifyDN request).
@@ -193,11 +186,7 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(src: &'a str) -> Self {
-        Parser {
-            s: src.as_bytes(),
-            src,
-            pos: 0,
-        }
+        Parser { s: src.as_bytes(), src, pos: 0 }
     }
 
     fn err(&self, why: &str) -> DirectoryError {
@@ -260,8 +249,7 @@ impl<'a> Parser<'a> {
         let first = attr.as_bytes()[0];
         let valid_type = if first.is_ascii_digit() {
             // numericoid: digits separated by single dots
-            attr.split('.')
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            attr.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         } else {
             first.is_ascii_alphabetic() && attr.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         };
@@ -274,15 +262,8 @@ impl<'a> Parser<'a> {
         }
         self.pos += 1;
         self.skip_spaces();
-        let value = if self.peek() == Some(b'#') {
-            self.hexstring()?
-        } else {
-            self.string()?
-        };
-        Ok(Ava {
-            attr: attr.to_string(),
-            value,
-        })
+        let value = if self.peek() == Some(b'#') { self.hexstring()? } else { self.string()? };
+        Ok(Ava { attr: attr.to_string(), value })
     }
 
     fn hexstring(&mut self) -> Result<String> {
@@ -433,16 +414,7 @@ mod tests {
 
     #[test]
     fn refuses_malformed_dns() {
-        for bad in [
-            "cn",
-            "=x",
-            "cn=a,,dc=fr",
-            r"cn=a\",
-            r"cn=a\zz",
-            "cn=a<b",
-            "1..2=x",
-            "c n=x",
-        ] {
+        for bad in ["cn", "=x", "cn=a,,dc=fr", r"cn=a\", r"cn=a\zz", "cn=a<b", "1..2=x", "c n=x"] {
             assert!(Dn::parse(bad).is_err(), "{bad} should not parse");
         }
     }

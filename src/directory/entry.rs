@@ -33,19 +33,14 @@ impl Entry {
 
     /// The first value as text, when it is UTF-8.
     pub fn first_str(&self, name: &str) -> Option<&str> {
-        self.get(name)
-            .and_then(|a| a.values.first())
-            .and_then(|v| std::str::from_utf8(v).ok())
+        self.get(name).and_then(|a| a.values.first()).and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// Append values, creating the attribute if needed.
     pub fn add_values(&mut self, name: &str, values: impl IntoIterator<Item = Vec<u8>>) {
         match self.get_mut(name) {
             Some(a) => a.values.extend(values),
-            None => self.attrs.push(Attribute {
-                name: name.to_string(),
-                values: values.into_iter().collect(),
-            }),
+            None => self.attrs.push(Attribute { name: name.to_string(), values: values.into_iter().collect() }),
         }
     }
 
@@ -53,10 +48,7 @@ impl Entry {
     pub fn set(&mut self, name: &str, values: Vec<Vec<u8>>) {
         self.remove(name);
         if !values.is_empty() {
-            self.attrs.push(Attribute {
-                name: name.to_string(),
-                values,
-            });
+            self.attrs.push(Attribute { name: name.to_string(), values });
         }
     }
 

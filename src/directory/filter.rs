@@ -73,11 +73,7 @@ impl Filter {
             owned = format!("({s})");
             &owned
         };
-        let mut p = FilterParser {
-            b: s.as_bytes(),
-            pos: 0,
-            depth: 0,
-        };
+        let mut p = FilterParser { b: s.as_bytes(), pos: 0, depth: 0 };
         let f = p.filter()?;
         if p.pos != p.b.len() {
             return Err(p.err("trailing characters"));
@@ -114,11 +110,7 @@ impl Filter {
             Filter::Not(f) => f.evaluate(schema, entry).not(),
             Filter::Present(a) => {
                 let Some(id) = schema.attr_id(a) else { return Tri::False };
-                let found = schema
-                    .attr(id)
-                    .with_subtypes
-                    .iter()
-                    .any(|&s| entry.get(&schema.attr(s).name).is_some());
+                let found = schema.attr(id).with_subtypes.iter().any(|&s| entry.get(&schema.attr(s).name).is_some());
                 if found { Tri::True } else { Tri::False }
             }
             Filter::Equality(a, v) | Filter::Approx(a, v) => {
@@ -141,12 +133,9 @@ impl Filter {
                 |n, asserted| rule_of(schema, a).compare(n, asserted).is_le(),
             ),
             Filter::Substrings(a, sub) => substrings(schema, entry, a, sub),
-            Filter::Extensible {
-                rule,
-                attr,
-                value,
-                dn_attributes,
-            } => extensible(schema, entry, rule.as_deref(), attr.as_deref(), value, *dn_attributes),
+            Filter::Extensible { rule, attr, value, dn_attributes } => {
+                extensible(schema, entry, rule.as_deref(), attr.as_deref(), value, *dn_attributes)
+            }
         }
     }
 
@@ -434,12 +423,7 @@ impl fmt::Display for Filter {
                 }
                 f.write_str(")")
             }
-            Filter::Extensible {
-                rule,
-                attr,
-                value,
-                dn_attributes,
-            } => {
+            Filter::Extensible { rule, attr, value, dn_attributes } => {
                 f.write_str("(")?;
                 if let Some(a) = attr {
                     f.write_str(a)?;
@@ -524,9 +508,7 @@ impl FilterParser<'_> {
                 break;
             }
         }
-        let lhs = std::str::from_utf8(&self.b[start..self.pos])
-            .map_err(|_| self.err("bad attribute"))?
-            .to_string();
+        let lhs = std::str::from_utf8(&self.b[start..self.pos]).map_err(|_| self.err("bad attribute"))?.to_string();
         let op = match (self.b.get(self.pos), self.b.get(self.pos + 1)) {
             (Some(b'='), _) => 1,
             (Some(b'~' | b'>' | b'<'), Some(b'=')) => 2,
@@ -550,12 +532,7 @@ impl FilterParser<'_> {
             if attr.is_none() && rule.is_none() {
                 return Err(self.err("extensible match needs a type or a rule"));
             }
-            return Ok(Filter::Extensible {
-                rule,
-                attr,
-                value: value.concat(),
-                dn_attributes,
-            });
+            return Ok(Filter::Extensible { rule, attr, value: value.concat(), dn_attributes });
         }
         if lhs.is_empty() {
             return Err(self.err("missing attribute"));
@@ -576,14 +553,7 @@ impl FilterParser<'_> {
                 if middle.iter().any(|m| m.is_empty()) && n > 2 {
                     return Err(self.err("empty substring component"));
                 }
-                Filter::Substrings(
-                    lhs,
-                    Substrings {
-                        initial,
-                        any: middle,
-                        final_,
-                    },
-                )
+                Filter::Substrings(lhs, Substrings { initial, any: middle, final_ })
             }
         })
     }
@@ -601,10 +571,7 @@ impl FilterParser<'_> {
                     self.pos += 1;
                 }
                 Some(b'\\') => {
-                    let hex = self
-                        .b
-                        .get(self.pos + 1..self.pos + 3)
-                        .ok_or_else(|| self.err("bad escape"))?;
+                    let hex = self.b.get(self.pos + 1..self.pos + 3).ok_or_else(|| self.err("bad escape"))?;
                     let hex = std::str::from_utf8(hex).map_err(|_| self.err("bad escape"))?;
                     let byte = u8::from_str_radix(hex, 16).map_err(|_| self.err("bad escape"))?;
                     if let Some(p) = parts.last_mut() {
@@ -650,10 +617,7 @@ mod tests {
             let again = Filter::parse(&f.to_string()).unwrap();
             assert_eq!(f, again, "{s}");
         }
-        assert_eq!(
-            Filter::parse("(cn=a\\2ab)").unwrap(),
-            Filter::Equality("cn".into(), b"a*b".to_vec())
-        );
+        assert_eq!(Filter::parse("(cn=a\\2ab)").unwrap(), Filter::Equality("cn".into(), b"a*b".to_vec()));
     }
 
     #[test]

@@ -73,12 +73,7 @@ impl Directory {
     pub fn new(store: Store, schema: Arc<Schema>, settings: DirectorySettings) -> Result<Directory> {
         let suffix_ndn = schema.normalize_dn(&settings.suffix)?;
         let mut eq_indexed = HashSet::new();
-        for a in settings
-            .indexed
-            .iter()
-            .map(String::as_str)
-            .chain(ALWAYS_INDEXED.iter().copied())
-        {
+        for a in settings.indexed.iter().map(String::as_str).chain(ALWAYS_INDEXED.iter().copied()) {
             let (_, attr) = schema.attr_of(a)?;
             eq_indexed.insert(attr.lname.clone());
         }
@@ -87,14 +82,7 @@ impl Directory {
             let (_, attr) = schema.attr_of(a)?;
             sub_indexed.insert(attr.lname.clone());
         }
-        Ok(Directory {
-            store,
-            schema,
-            suffix: settings.suffix,
-            suffix_ndn,
-            eq_indexed,
-            sub_indexed,
-        })
+        Ok(Directory { store, schema, suffix: settings.suffix, suffix_ndn, eq_indexed, sub_indexed })
     }
 
     pub fn schema(&self) -> &Arc<Schema> {
@@ -151,14 +139,7 @@ impl Directory {
         let dn = Dn::parse(&rec.dn)?;
         Ok(Entry {
             dn,
-            attrs: rec
-                .attrs
-                .iter()
-                .map(|(n, v)| Attribute {
-                    name: n.clone(),
-                    values: v.clone(),
-                })
-                .collect(),
+            attrs: rec.attrs.iter().map(|(n, v)| Attribute { name: n.clone(), values: v.clone() }).collect(),
         })
     }
 
@@ -207,10 +188,7 @@ impl Directory {
 
     fn no_such_object(&self, r: &impl Reader, dn: &Dn) -> DirectoryError {
         match self.matched_dn(r, dn) {
-            Ok(matched) => DirectoryError::NoSuchObject {
-                dn: dn.to_string(),
-                matched,
-            },
+            Ok(matched) => DirectoryError::NoSuchObject { dn: dn.to_string(), matched },
             Err(e) => e,
         }
     }
@@ -221,20 +199,12 @@ impl Directory {
     pub fn bind(&self, dn: &Dn, password: &[u8]) -> Result<Entry> {
         let entry = self.get(dn).ok().flatten();
         let Some(entry) = entry else {
-            password::verify(password::DECOY_SSHA.as_bytes(), password);
+            password::verify(password::decoy(), password);
             return Err(DirectoryError::InvalidCredentials);
         };
-        let ok = entry
-            .get("userPassword")
-            .is_some_and(|a| a.values.iter().any(|v| password::verify(v, password)));
-        let disabled = entry
-            .first_str("cigActive")
-            .is_some_and(|v| v.eq_ignore_ascii_case("FALSE"));
-        if ok && !disabled {
-            Ok(entry)
-        } else {
-            Err(DirectoryError::InvalidCredentials)
-        }
+        let ok = entry.get("userPassword").is_some_and(|a| a.values.iter().any(|v| password::verify(v, password)));
+        let disabled = entry.first_str("cigActive").is_some_and(|v| v.eq_ignore_ascii_case("FALSE"));
+        if ok && !disabled { Ok(entry) } else { Err(DirectoryError::InvalidCredentials) }
     }
 
     /// The groups (DNs) an entry is a member of, through member / uniqueMember.
@@ -266,10 +236,7 @@ impl Directory {
             return Ok(false);
         };
         for attr in ["member", "uniquemember"] {
-            if r.postings(&index_key(IndexKind::Equality, attr, member_ndn.as_bytes()))?
-                .binary_search(&gid)
-                .is_ok()
-            {
+            if r.postings(&index_key(IndexKind::Equality, attr, member_ndn.as_bytes()))?.binary_search(&gid).is_ok() {
                 return Ok(true);
             }
         }

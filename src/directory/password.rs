@@ -15,9 +15,7 @@ pub fn is_hashed(v: &[u8]) -> bool {
         let scheme = &rest[..end];
         return !scheme.is_empty()
             && !scheme.eq_ignore_ascii_case("CLEARTEXT")
-            && scheme
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     }
     false
 }
@@ -28,9 +26,7 @@ pub fn hash(password: &[u8]) -> Result<String, String> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| e.to_string())?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    let phc = argon2::Argon2::default()
-        .hash_password(password, &salt)
-        .map_err(|e| e.to_string())?;
+    let phc = argon2::Argon2::default().hash_password(password, &salt).map_err(|e| e.to_string())?;
     Ok(format!("{{ARGON2}}{phc}"))
 }
 
@@ -85,9 +81,13 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A stand-in hash verified when the bind DN does not exist, so that a wrong
-/// DN and a wrong password take the same time (RFC 4513 §6.2 advice).
-pub const DECOY_SSHA: &str = "{SSHA}5en6G6MezRroT3XKqkdPOmY/BfQ9TU1NIS0zNDU2";
+/// A stand-in hash, of the scheme new passwords get, verified when the bind
+/// DN does not exist: an unknown DN and a wrong password then cost the same
+/// (RFC 4513 §6.2 advice against revealing which one was wrong).
+pub fn decoy() -> &'static [u8] {
+    static DECOY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash(b"decoy").map(String::into_bytes).unwrap_or_default())
+}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -60,11 +60,7 @@ struct Selection {
 
 impl Selection {
     fn new(schema: &Schema, attrs: &[String]) -> Selection {
-        let mut s = Selection {
-            all_user: attrs.is_empty(),
-            all_operational: false,
-            named: Vec::new(),
-        };
+        let mut s = Selection { all_user: attrs.is_empty(), all_operational: false, named: Vec::new() };
         for a in attrs {
             match a.as_str() {
                 "*" => s.all_user = true,
@@ -88,11 +84,7 @@ impl Selection {
     }
 
     fn wants(&self, lname: &str, operational: bool) -> bool {
-        (if operational {
-            self.all_operational
-        } else {
-            self.all_user
-        }) || self.named.iter().any(|n| n == lname)
+        (if operational { self.all_operational } else { self.all_user }) || self.named.iter().any(|n| n == lname)
     }
 }
 
@@ -195,10 +187,7 @@ impl Directory {
     pub fn compare(&self, dn: &Dn, attr: &str, value: &[u8]) -> Result<bool> {
         let (_, at) = self.schema.attr_of(attr)?;
         let Some(rule) = at.equality else {
-            return Err(DirectoryError::InappropriateMatching(format!(
-                "{} has no equality rule",
-                at.name
-            )));
+            return Err(DirectoryError::InappropriateMatching(format!("{} has no equality rule", at.name)));
         };
         let r = self.store.read()?;
         let ndn = self.normalize_dn(dn)?;
@@ -209,11 +198,7 @@ impl Directory {
             return Err(self.no_such_object(&r, dn));
         };
         let mut entry = self.to_entry(&rec)?;
-        let all = Selection {
-            all_user: true,
-            all_operational: true,
-            named: Vec::new(),
-        };
+        let all = Selection { all_user: true, all_operational: true, named: Vec::new() };
         self.add_virtual(&r, id, &rec, &mut entry, &[attr.to_string()], &all)?;
         let asserted = self
             .schema
@@ -223,19 +208,12 @@ impl Directory {
         for &sub in &at.with_subtypes {
             if let Some(a) = entry.get(&self.schema.attr(sub).name) {
                 present = true;
-                if a.values
-                    .iter()
-                    .any(|v| self.schema.normalize(rule, v).is_ok_and(|n| n == asserted))
-                {
+                if a.values.iter().any(|v| self.schema.normalize(rule, v).is_ok_and(|n| n == asserted)) {
                     return Ok(true);
                 }
             }
         }
-        if present {
-            Ok(false)
-        } else {
-            Err(DirectoryError::NoSuchAttribute(format!("{dn} has no {}", at.name)))
-        }
+        if present { Ok(false) } else { Err(DirectoryError::NoSuchAttribute(format!("{dn} has no {}", at.name))) }
     }
 
     /// Computed operational attributes (RFC 4512 §3.4, RFC 3045-era names), added
@@ -258,10 +236,7 @@ impl Directory {
         }
         if needed("hasSubordinates") {
             let has = r.has_children(id)?;
-            entry.set(
-                "hasSubordinates",
-                vec![if has { b"TRUE".to_vec() } else { b"FALSE".to_vec() }],
-            );
+            entry.set("hasSubordinates", vec![if has { b"TRUE".to_vec() } else { b"FALSE".to_vec() }]);
         }
         if needed("numSubordinates") {
             entry.set("numSubordinates", vec![r.child_count(id)?.to_string().into_bytes()]);
@@ -277,10 +252,7 @@ impl Directory {
     }
 
     fn select(&self, entry: Entry, sel: &Selection, types_only: bool) -> Entry {
-        let mut out = Entry {
-            dn: entry.dn,
-            attrs: Vec::with_capacity(entry.attrs.len()),
-        };
+        let mut out = Entry { dn: entry.dn, attrs: Vec::with_capacity(entry.attrs.len()) };
         for mut a in entry.attrs {
             let (lname, operational) = match self.schema.attr_id(&a.name) {
                 Some(id) => (self.schema.attr(id).lname.as_str(), self.schema.attr(id).operational),
@@ -374,12 +346,7 @@ impl Directory {
                         let Ok(n) = self.schema.normalize_eq(mattr, mv) else {
                             continue;
                         };
-                        if let Some(mid) = std::str::from_utf8(&n)
-                            .ok()
-                            .map(|s| r.id_of_dn(s))
-                            .transpose()?
-                            .flatten()
-                        {
+                        if let Some(mid) = std::str::from_utf8(&n).ok().map(|s| r.id_of_dn(s)).transpose()?.flatten() {
                             ids.push(mid);
                         }
                     }
@@ -392,11 +359,7 @@ impl Directory {
                 let Ok(n) = self.schema.normalize_eq(attr, v) else {
                     return Ok(Some(Vec::new()));
                 };
-                let id = std::str::from_utf8(&n)
-                    .ok()
-                    .map(|s| r.id_of_dn(s))
-                    .transpose()?
-                    .flatten();
+                let id = std::str::from_utf8(&n).ok().map(|s| r.id_of_dn(s)).transpose()?.flatten();
                 Ok(Some(id.into_iter().collect()))
             }
             _ => {
@@ -442,10 +405,7 @@ impl Directory {
         // Any other component of three bytes or more: intersect its trigrams.
         if self.sub_indexed.contains(&attr.lname) {
             let comps =
-                s.any
-                    .iter()
-                    .chain(s.final_.iter())
-                    .chain(if best.is_none() { s.initial.iter() } else { None.iter() });
+                s.any.iter().chain(s.final_.iter()).chain(if best.is_none() { s.initial.iter() } else { None.iter() });
             for c in comps {
                 let Some(n) = normalize_component(&self.schema, rule, c) else {
                     continue;
@@ -485,9 +445,5 @@ impl Directory {
 /// Intersection of two ascending id lists.
 fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
     let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    small
-        .iter()
-        .copied()
-        .filter(|x| large.binary_search(x).is_ok())
-        .collect()
+    small.iter().copied().filter(|x| large.binary_search(x).is_ok()).collect()
 }

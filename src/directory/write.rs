@@ -9,23 +9,11 @@ use crate::store::{ChangeRecord, WriteTx};
 
 /// Operational attributes the core writes; a client may not (RFC 4512 §3.4),
 /// but an import of a slapcat file keeps them.
-const STORED_OPERATIONAL: &[&str] = &[
-    "entryUUID",
-    "createTimestamp",
-    "modifyTimestamp",
-    "creatorsName",
-    "modifiersName",
-    "structuralObjectClass",
-];
+const STORED_OPERATIONAL: &[&str] =
+    &["entryUUID", "createTimestamp", "modifyTimestamp", "creatorsName", "modifiersName", "structuralObjectClass"];
 
 /// Computed on read, never stored; dropped if an import carries them.
-const VIRTUAL: &[&str] = &[
-    "entryDN",
-    "hasSubordinates",
-    "numSubordinates",
-    "memberOf",
-    "subschemaSubentry",
-];
+const VIRTUAL: &[&str] = &["entryDN", "hasSubordinates", "numSubordinates", "memberOf", "subschemaSubentry"];
 
 /// Where an add comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +30,7 @@ pub enum Change {
     Add(Entry),
     Modify(Dn, Vec<Modification>),
     Delete(Dn),
-    Rename {
-        dn: Dn,
-        new_rdn: Rdn,
-        delete_old_rdn: bool,
-        new_superior: Option<Dn>,
-    },
+    Rename { dn: Dn, new_rdn: Rdn, delete_old_rdn: bool, new_superior: Option<Dn> },
 }
 
 impl Directory {
@@ -111,12 +94,9 @@ impl Directory {
                 Change::Add(e) => self.add_in(&mut w, actor, e, mode),
                 Change::Modify(dn, mods) => self.modify_in(&mut w, actor, &dn, &mods),
                 Change::Delete(dn) => self.delete_in(&mut w, actor, &dn),
-                Change::Rename {
-                    dn,
-                    new_rdn,
-                    delete_old_rdn,
-                    new_superior,
-                } => self.rename_in(&mut w, actor, &dn, &new_rdn, delete_old_rdn, new_superior.as_ref()),
+                Change::Rename { dn, new_rdn, delete_old_rdn, new_superior } => {
+                    self.rename_in(&mut w, actor, &dn, &new_rdn, delete_old_rdn, new_superior.as_ref())
+                }
             };
             r.map_err(|e| (i, e))?;
             n += 1;
@@ -149,10 +129,7 @@ impl Directory {
         let parent = if ndn == self.suffix_ndn {
             0
         } else if !dn::is_under(&ndn, &self.suffix_ndn) {
-            return Err(DirectoryError::NoSuchObject {
-                dn: entry.dn.to_string(),
-                matched: String::new(),
-            });
+            return Err(DirectoryError::NoSuchObject { dn: entry.dn.to_string(), matched: String::new() });
         } else {
             let pdn = entry.dn.parent();
             match w.id_of_dn(&self.normalize_dn(&pdn)?)? {
@@ -172,9 +149,7 @@ impl Directory {
             None => uuid::Uuid::new_v4(),
         };
         if w.id_of_uuid(uuid.as_bytes())?.is_some() {
-            return Err(DirectoryError::ConstraintViolation(format!(
-                "entryUUID {uuid} is already used"
-            )));
+            return Err(DirectoryError::ConstraintViolation(format!("entryUUID {uuid} is already used")));
         }
         let defaults: [(&str, String); 6] = [
             ("entryUUID", uuid.to_string()),
@@ -199,13 +174,7 @@ impl Directory {
         }
         w.index(&self.index_keys(&entry), id, true)?;
         if mode == AddMode::Client {
-            self.log(
-                w,
-                actor,
-                "add",
-                &entry.dn,
-                entry.attrs.iter().map(|a| a.name.clone()).collect(),
-            )?;
+            self.log(w, actor, "add", &entry.dn, entry.attrs.iter().map(|a| a.name.clone()).collect())?;
         }
         Ok(())
     }
@@ -234,10 +203,7 @@ impl Directory {
             };
             let mut values = m.values.clone();
             if attr.lname == "userpassword" {
-                values = values
-                    .into_iter()
-                    .map(|v| self.hash_if_plain(v))
-                    .collect::<Result<_>>()?;
+                values = values.into_iter().map(|v| self.hash_if_plain(v)).collect::<Result<_>>()?;
             }
             match m.op {
                 ModOp::Add => {
@@ -261,9 +227,7 @@ impl Directory {
                 }
                 ModOp::Delete => {
                     let Some(current) = new.get(&name).cloned() else {
-                        return Err(DirectoryError::NoSuchAttribute(format!(
-                            "{name} is not present in {dn}"
-                        )));
+                        return Err(DirectoryError::NoSuchAttribute(format!("{name} is not present in {dn}")));
                     };
                     if values.is_empty() {
                         new.remove(&name);
@@ -294,16 +258,12 @@ impl Directory {
                     let [delta] = values.as_slice() else {
                         return Err(DirectoryError::Protocol("increment takes exactly one value".into()));
                     };
-                    let delta: i64 = std::str::from_utf8(delta)
-                        .ok()
-                        .and_then(|s| s.trim().parse().ok())
-                        .ok_or_else(|| {
+                    let delta: i64 =
+                        std::str::from_utf8(delta).ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| {
                             DirectoryError::InvalidAttributeSyntax(format!("{name}: increment is not an integer"))
                         })?;
                     let Some(current) = new.get(&name).cloned() else {
-                        return Err(DirectoryError::NoSuchAttribute(format!(
-                            "{name} is not present in {dn}"
-                        )));
+                        return Err(DirectoryError::NoSuchAttribute(format!("{name} is not present in {dn}")));
                     };
                     let mut out = Vec::new();
                     for v in current.values {
@@ -353,9 +313,7 @@ impl Directory {
             return Err(self.no_such_object(w, dn));
         };
         if w.has_children(id)? {
-            return Err(DirectoryError::NotAllowedOnNonLeaf(format!(
-                "{dn} has subordinate entries"
-            )));
+            return Err(DirectoryError::NotAllowedOnNonLeaf(format!("{dn} has subordinate entries")));
         }
         let Some(rec) = w.entry(id)? else {
             return Err(self.no_such_object(w, dn));
@@ -414,14 +372,9 @@ impl Directory {
         new.dn = new_dn.clone();
         for ava in &new_rdn.avas {
             let (_, attr) = self.schema.attr_of(&ava.attr)?;
-            let want = self
-                .schema
-                .normalize_eq(attr, ava.value.as_bytes())
-                .map_err(DirectoryError::InvalidDn)?;
+            let want = self.schema.normalize_eq(attr, ava.value.as_bytes()).map_err(DirectoryError::InvalidDn)?;
             let has = new.get(&attr.name).is_some_and(|a| {
-                a.values
-                    .iter()
-                    .any(|v| self.schema.normalize_eq(attr, v).ok().as_ref() == Some(&want))
+                a.values.iter().any(|v| self.schema.normalize_eq(attr, v).ok().as_ref() == Some(&want))
             });
             if !has {
                 new.add_values(&attr.name.clone(), [ava.value.clone().into_bytes()]);
@@ -493,10 +446,7 @@ impl Directory {
                 if let Some(a) = new.get_mut(&attr.name) {
                     let mut replaced = Vec::with_capacity(a.values.len());
                     for v in a.values.drain(..) {
-                        let matches = self
-                            .schema
-                            .normalize_eq(attr, &v)
-                            .is_ok_and(|n| n == old_ndn.as_bytes());
+                        let matches = self.schema.normalize_eq(attr, &v).is_ok_and(|n| n == old_ndn.as_bytes());
                         match (matches, new_dn) {
                             (false, _) => replaced.push(v),
                             (true, Some(d)) => replaced.push(d.to_string().into_bytes()),
@@ -520,16 +470,8 @@ impl Directory {
     fn reindex(&self, w: &mut WriteTx, id: u64, old: &Entry, new: &Entry) -> Result<()> {
         let before = self.index_keys(old);
         let after = self.index_keys(new);
-        let gone: Vec<Vec<u8>> = before
-            .iter()
-            .filter(|k| after.binary_search(k).is_err())
-            .cloned()
-            .collect();
-        let added: Vec<Vec<u8>> = after
-            .iter()
-            .filter(|k| before.binary_search(k).is_err())
-            .cloned()
-            .collect();
+        let gone: Vec<Vec<u8>> = before.iter().filter(|k| after.binary_search(k).is_err()).cloned().collect();
+        let added: Vec<Vec<u8>> = after.iter().filter(|k| before.binary_search(k).is_err()).cloned().collect();
         w.index(&gone, id, false)?;
         w.index(&added, id, true)?;
         Ok(())
@@ -558,10 +500,7 @@ impl Directory {
     fn hash_plain_passwords(&self, entry: &mut Entry) -> Result<()> {
         if let Some(a) = entry.get_mut("userPassword") {
             let values = std::mem::take(&mut a.values);
-            a.values = values
-                .into_iter()
-                .map(|v| self.hash_if_plain(v))
-                .collect::<Result<_>>()?;
+            a.values = values.into_iter().map(|v| self.hash_if_plain(v)).collect::<Result<_>>()?;
         }
         Ok(())
     }
@@ -572,9 +511,7 @@ impl Directory {
         if password::is_hashed(&v) {
             Ok(v)
         } else {
-            password::hash(&v)
-                .map(String::into_bytes)
-                .map_err(DirectoryError::Internal)
+            password::hash(&v).map(String::into_bytes).map_err(DirectoryError::Internal)
         }
     }
 

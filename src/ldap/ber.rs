@@ -74,11 +74,8 @@ fn put_octets(out: &mut Vec<u8>, tag: u8, v: &[u8]) {
 }
 
 fn entry_lens(dn: &str, entry: &Entry) -> (usize, usize) {
-    let attrs_len: usize = entry
-        .attrs
-        .iter()
-        .map(|a| tlv(tlv(a.name.len()) + tlv(a.values.iter().map(|v| tlv(v.len())).sum())))
-        .sum();
+    let attrs_len: usize =
+        entry.attrs.iter().map(|a| tlv(tlv(a.name.len()) + tlv(a.values.iter().map(|v| tlv(v.len())).sum()))).sum();
     (tlv(dn.len()) + tlv(attrs_len), attrs_len)
 }
 
@@ -127,10 +124,8 @@ pub struct ResponseControl {
 pub fn result(out: &mut Vec<u8>, msgid: i32, tag: u8, res: &LdapResult, controls: &[ResponseControl]) {
     let code = res.code.clone() as i64;
     let op_len = tlv(int_len(code)) + tlv(res.matcheddn.len()) + tlv(res.message.len());
-    let ctrl_items: Vec<usize> = controls
-        .iter()
-        .map(|c| tlv(c.oid.len()) + c.value.as_ref().map(|v| tlv(v.len())).unwrap_or(0))
-        .collect();
+    let ctrl_items: Vec<usize> =
+        controls.iter().map(|c| tlv(c.oid.len()) + c.value.as_ref().map(|v| tlv(v.len())).unwrap_or(0)).collect();
     let ctrls_len: usize = ctrl_items.iter().map(|&n| tlv(n)).sum();
     let mut msg_len = tlv(int_len(msgid.into())) + tlv(op_len);
     if !controls.is_empty() {
@@ -205,9 +200,7 @@ mod tests {
             search_entry(&mut out, id, &e);
             let msg = decode(&out);
             assert_eq!(msg.msgid, id);
-            let LdapOp::SearchResultEntry(se) = msg.op else {
-                panic!()
-            };
+            let LdapOp::SearchResultEntry(se) = msg.op else { panic!() };
             assert_eq!(se.dn, "uid=hdupre,dc=cig,dc=fr");
             assert_eq!(se.attributes[1].vals[0].len(), 70_000);
         }
@@ -222,15 +215,10 @@ mod tests {
             referral: vec![],
         };
         let mut out = Vec::new();
-        let ctrl = ResponseControl {
-            oid: "1.2.840.113556.1.4.319",
-            value: Some(paged_value(0, b"abc")),
-        };
+        let ctrl = ResponseControl { oid: "1.2.840.113556.1.4.319", value: Some(paged_value(0, b"abc")) };
         result(&mut out, 7, SEARCH_RESULT_DONE, &res, &[ctrl]);
         let msg = decode(&out);
-        let LdapOp::SearchResultDone(r) = msg.op else {
-            unreachable!("not a result")
-        };
+        let LdapOp::SearchResultDone(r) = msg.op else { unreachable!("not a result") };
         assert_eq!(r.code, LdapResultCode::SizeLimitExceeded);
         assert_eq!(r.message, "partial");
         assert!(

@@ -46,9 +46,7 @@ pub fn write_controls(ctrls: &[LdapControl]) -> Result<WriteControls, String> {
                     Some(v) => {
                         let (_, tag) = ldap3_lber::parse::parse_tag(v, MAX_DEPTH)
                             .map_err(|_| "read entry control value is not BER")?;
-                        let items = tag
-                            .expect_constructed()
-                            .ok_or("read entry control value is not a sequence")?;
+                        let items = tag.expect_constructed().ok_or("read entry control value is not a sequence")?;
                         items
                             .into_iter()
                             .map(|t| t.expect_primitive().and_then(|b| String::from_utf8(b).ok()))

@@ -32,10 +32,7 @@ fn attribute_name(oid: &str) -> String {
 
 fn decode_oid(b: &[u8]) -> Option<String> {
     let (&first, rest) = b.split_first()?;
-    let mut parts = vec![
-        u64::from(first / 40).min(2),
-        u64::from(first) - 40 * u64::from(first / 40).min(2),
-    ];
+    let mut parts = vec![u64::from(first / 40).min(2), u64::from(first) - 40 * u64::from(first / 40).min(2)];
     let mut cur: u64 = 0;
     for &x in rest {
         cur = cur.checked_mul(128)? | u64::from(x & 0x7f);
@@ -77,10 +74,7 @@ pub fn subject_dn(der: &[u8]) -> Option<Dn> {
             let mut parts = seq(atv)?.into_iter();
             let oid = decode_oid(&parts.next()?.expect_primitive()?)?;
             let value = String::from_utf8(parts.next()?.expect_primitive()?).ok()?;
-            avas.push(Ava {
-                attr: attribute_name(&oid),
-                value,
-            });
+            avas.push(Ava { attr: attribute_name(&oid), value });
         }
         rdns.push(Rdn { avas });
     }
@@ -100,12 +94,8 @@ mod tests {
         let dc = rcgen::DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]);
         params.distinguished_name = rcgen::DistinguishedName::new();
         params.distinguished_name.push(dc, "fr");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::OrganizationName, "219400280");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::OrganizationalUnitName, "agents");
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "219400280");
+        params.distinguished_name.push(rcgen::DnType::OrganizationalUnitName, "agents");
         params.distinguished_name.push(uid, "hdupré");
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();

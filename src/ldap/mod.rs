@@ -74,11 +74,7 @@ impl Context {
             max_paged_cursors: cfg.limits.max_paged_cursors,
             tls,
             require_tls_for_bind: cfg.require_tls_for_bind,
-            sasl_mechanisms: if cfg.tls_client_ca.is_some() {
-                vec!["EXTERNAL"]
-            } else {
-                Vec::new()
-            },
+            sasl_mechanisms: if cfg.tls_client_ca.is_some() { vec!["EXTERNAL"] } else { Vec::new() },
         }
     }
 }
@@ -167,11 +163,7 @@ async fn over_tls(tcp: TcpStream, ctx: Arc<Context>, shutdown: watch::Receiver<b
                 .peer_certificates()
                 .and_then(|certs| certs.first())
                 .and_then(|c| external::subject_dn(c.as_ref()));
-            let session = Session {
-                is_tls: true,
-                tls_client_dn: client_dn,
-                ..session
-            };
+            let session = Session { is_tls: true, tls_client_dn: client_dn, ..session };
             // A second StartTLS on this stream is refused by `run`.
             let _ = run(tls, ctx, shutdown, session).await;
         }
@@ -233,10 +225,7 @@ where
         };
         // RFC 4511 §4.1.1.1: message ID 0 is reserved for unsolicited notifications.
         if msg.msgid <= 0 {
-            conn.send(notice(
-                LdapResultCode::ProtocolError,
-                "message ID must be between 1 and 2147483647",
-            ));
+            conn.send(notice(LdapResultCode::ProtocolError, "message ID must be between 1 and 2147483647"));
             break;
         }
         match &msg.op {
@@ -249,10 +238,7 @@ where
                 } else if conn.ctx.tls.is_none() {
                     (LdapResultCode::Unavailable, "TLS is not configured on this server")
                 } else if busy {
-                    (
-                        LdapResultCode::OperationsError,
-                        "operations are outstanding on this connection",
-                    )
+                    (LdapResultCode::OperationsError, "operations are outstanding on this connection")
                 } else {
                     upgrade = true;
                     (LdapResultCode::Success, "")

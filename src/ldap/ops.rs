@@ -69,15 +69,11 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
     let id = msg.msgid;
     // RFC 4511 §4.1.11: an unknown critical control must be refused.
     if let Some(oid) = msg.ctrl.iter().find_map(|c| match c {
-        LdapControl::Unknown {
-            oid, criticality: true, ..
-        } => Some(oid.clone()),
+        LdapControl::Unknown { oid, criticality: true, .. } => Some(oid.clone()),
         _ => None,
     }) {
-        let res = result(
-            LdapResultCode::UnavailableCriticalExtension,
-            format!("critical control {oid} is not supported"),
-        );
+        let res =
+            result(LdapResultCode::UnavailableCriticalExtension, format!("critical control {oid} is not supported"));
         if let Some(tag) = response_tag(&msg.op) {
             conn.send(encode_result(id, tag, &res));
         } else if let LdapOp::ExtendedRequest(_) = msg.op {
@@ -105,32 +101,48 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
             };
             match msg.op {
                 LdapOp::AddRequest(req) => {
-                    let target = Target {
-                        dn: req.dn.clone(),
-                        after: Some(req.dn.clone()),
-                    };
-                    spawn_write(conn, session, id, tag, wc, target, move |d, a| add(d, a, req))
+                    let target = Target { dn: req.dn.clone(), after: Some(req.dn.clone()) };
+                    spawn_write(
+                        conn,
+                        session,
+                        WriteOp { id, tag, controls: wc, target, may_write: session.is_admin },
+                        move |d, a| add(d, a, req),
+                    )
                 }
                 LdapOp::ModifyRequest(req) => {
-                    let target = Target {
-                        dn: req.dn.clone(),
-                        after: Some(req.dn.clone()),
-                    };
-                    spawn_write(conn, session, id, tag, wc, target, move |d, a| modify(d, a, req))
+                    // Baseline: anyone may change their own password, also by a plain modify.
+                    let own_password = !session.anonymous()
+                        && !req.changes.is_empty()
+                        && req.changes.iter().all(|c| c.modification.atype.eq_ignore_ascii_case("userPassword"))
+                        && Dn::parse(&req.dn)
+                            .ok()
+                            .and_then(|d| conn.ctx.directory.normalize_dn(&d).ok())
+                            .is_some_and(|n| n == session.bound_ndn);
+                    let target = Target { dn: req.dn.clone(), after: Some(req.dn.clone()) };
+                    spawn_write(
+                        conn,
+                        session,
+                        WriteOp { id, tag, controls: wc, target, may_write: session.is_admin || own_password },
+                        move |d, a| modify(d, a, req),
+                    )
                 }
                 LdapOp::DelRequest(dn) => {
-                    let target = Target {
-                        dn: dn.clone(),
-                        after: None,
-                    };
-                    spawn_write(conn, session, id, tag, wc, target, move |d, a| delete(d, a, dn))
+                    let target = Target { dn: dn.clone(), after: None };
+                    spawn_write(
+                        conn,
+                        session,
+                        WriteOp { id, tag, controls: wc, target, may_write: session.is_admin },
+                        move |d, a| delete(d, a, dn),
+                    )
                 }
                 LdapOp::ModifyDNRequest(req) => {
-                    let target = Target {
-                        dn: req.dn.clone(),
-                        after: renamed_dn(&req),
-                    };
-                    spawn_write(conn, session, id, tag, wc, target, move |d, a| moddn(d, a, req))
+                    let target = Target { dn: req.dn.clone(), after: renamed_dn(&req) };
+                    spawn_write(
+                        conn,
+                        session,
+                        WriteOp { id, tag, controls: wc, target, may_write: session.is_admin },
+                        move |d, a| moddn(d, a, req),
+                    )
                 }
                 LdapOp::CompareRequest(req) => {
                     let res = compare(&conn.ctx, session, req, &wc);
@@ -179,11 +191,7 @@ fn response_tag(op: &LdapOp) -> Option<u8> {
 }
 
 fn ext(res: LdapResult) -> LdapExtendedResponse {
-    LdapExtendedResponse {
-        res,
-        name: None,
-        value: None,
-    }
+    LdapExtendedResponse { res, name: None, value: None }
 }
 
 fn parse_dn(s: &str) -> Result<Dn, LdapResult> {
@@ -207,11 +215,7 @@ fn unregister(conn: &Conn, id: i32) {
 async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -> LdapResult {
     // A new bind starts from anonymous whatever its outcome (RFC 4511 §4.2.1).
     let tls_client_dn = session.tls_client_dn.take();
-    *session = Session {
-        is_tls: session.is_tls,
-        tls_client_dn: tls_client_dn.clone(),
-        ..Session::default()
-    };
+    *session = Session { is_tls: session.is_tls, tls_client_dn: tls_client_dn.clone(), ..Session::default() };
     if req.version != 3 {
         return result(LdapResultCode::ProtocolError, "only LDAP version 3 is supported");
     }
@@ -225,20 +229,14 @@ async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -
             return result(LdapResultCode::AuthMethodNotSupported, why);
         }
         LdapBindCred::Unsupported => {
-            return result(
-                LdapResultCode::AuthMethodNotSupported,
-                "this authentication method is not supported",
-            );
+            return result(LdapResultCode::AuthMethodNotSupported, "this authentication method is not supported");
         }
     };
     if req.dn.is_empty() && password.is_empty() {
         return success();
     }
     if ctx.require_tls_for_bind && !session.is_tls {
-        return result(
-            LdapResultCode::ConfidentialityRequired,
-            "simple binds need TLS here: use LDAPS or StartTLS",
-        );
+        return result(LdapResultCode::ConfidentialityRequired, "simple binds need TLS here: use LDAPS or StartTLS");
     }
     if password.is_empty() {
         // RFC 4513 §5.1.2: an unauthenticated bind (DN, no password) is refused.
@@ -279,10 +277,7 @@ async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -
 /// same entry (RFC 4422 Appendix A); a disabled account is refused.
 async fn external_bind(ctx: &Arc<Context>, session: &mut Session, client_dn: Option<Dn>, authz: &[u8]) -> LdapResult {
     let Some(subject) = client_dn else {
-        return result(
-            LdapResultCode::InappropriateAuthentication,
-            "EXTERNAL needs a TLS client certificate",
-        );
+        return result(LdapResultCode::InappropriateAuthentication, "EXTERNAL needs a TLS client certificate");
     };
     let dir = ctx.directory.clone();
     let authz = String::from_utf8_lossy(authz).into_owned();
@@ -295,10 +290,7 @@ async fn external_bind(ctx: &Arc<Context>, session: &mut Session, client_dn: Opt
                 return Err(DirectoryError::InvalidCredentials);
             }
         }
-        if entry
-            .first_str("cigActive")
-            .is_some_and(|v| v.eq_ignore_ascii_case("FALSE"))
-        {
+        if entry.first_str("cigActive").is_some_and(|v| v.eq_ignore_ascii_case("FALSE")) {
             return Err(DirectoryError::InvalidCredentials);
         }
         let is_admin = is_admin(&dir, &ndn)?;
@@ -325,12 +317,7 @@ fn certificate_entry(dir: &Directory, subject: &Dn) -> Result<Option<Entry>, Dir
         return Ok(Some(e));
     }
     let value_of = |attr: &str| {
-        subject
-            .rdns
-            .iter()
-            .flat_map(|r| &r.avas)
-            .find(|a| a.attr.eq_ignore_ascii_case(attr))
-            .map(|a| a.value.clone())
+        subject.rdns.iter().flat_map(|r| &r.avas).find(|a| a.attr.eq_ignore_ascii_case(attr)).map(|a| a.value.clone())
     };
     let candidates = [("uid", value_of("uid")), ("mail", value_of("emailAddress"))];
     for (attr, value) in candidates {
@@ -354,10 +341,7 @@ fn certificate_entry(dir: &Directory, subject: &Dn) -> Result<Option<Entry>, Dir
 /// CIG administrators (DESIGN.md): `cn=admin,<suffix>` and the members of
 /// `cn=administrateurs,ou=admins,<suffix>`; the config's `admins` are added by the caller.
 fn is_admin(dir: &Directory, ndn: &str) -> Result<bool, DirectoryError> {
-    let admins_group = dir
-        .suffix()
-        .child(Rdn::single("ou", "admins"))
-        .child(Rdn::single("cn", "administrateurs"));
+    let admins_group = dir.suffix().child(Rdn::single("ou", "admins")).child(Rdn::single("cn", "administrateurs"));
     let admin = dir.suffix().child(Rdn::single("cn", "admin"));
     Ok(ndn == dir.normalize_dn(&admin)? || dir.is_member(&admins_group, ndn)?)
 }
@@ -399,7 +383,11 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
         Ok(d) => d,
         Err(r) => return conn.send(done(&r)),
     };
-    let filter = convert::filter(&req.filter);
+    let mut filter = convert::filter(&req.filter);
+    if !session.is_admin {
+        // Nobody but an administrator may test a password hash, even in a filter (DESIGN.md).
+        filter = hide_password_assertions(filter, conn.ctx.directory.schema());
+    }
     let scope = match req.scope {
         LdapSearchScope::Base => Scope::Base,
         LdapSearchScope::OneLevel => Scope::One,
@@ -409,11 +397,8 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
     let dir = &conn.ctx.directory;
     // Root DSE and subschema: readable by anyone (RFC 4512 §5.1, §4.4).
     if scope == Scope::Base && (base.is_root() || base.to_string().eq_ignore_ascii_case(SUBSCHEMA_DN)) {
-        let entry = if base.is_root() {
-            rootdse::root_dse(dir, &conn.ctx.sasl_mechanisms)
-        } else {
-            rootdse::subschema(dir)
-        };
+        let entry =
+            if base.is_root() { rootdse::root_dse(dir, &conn.ctx.sasl_mechanisms) } else { rootdse::subschema(dir) };
         let mut out = Vec::new();
         if filter.evaluate(dir.schema(), &entry) == Tri::True {
             ber::search_entry(&mut out, id, &rootdse::select(entry, &req.attrs, req.typesonly));
@@ -428,11 +413,7 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
     }
     // ldap3_proto does not sign-extend: a negative limit reads as huge; clamp (RFC 4511 §4.5.1.4: 0 = none).
     let requested = usize::try_from(req.sizelimit).unwrap_or(0);
-    let server = if session.is_admin {
-        0
-    } else {
-        conn.ctx.search_size_limit
-    };
+    let server = if session.is_admin { 0 } else { conn.ctx.search_size_limit };
     let size_limit = match (requested, server) {
         (0, s) => s,
         (r, 0) => r,
@@ -458,17 +439,12 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
             unregister(conn, id);
             return conn.send(done(&result(LdapResultCode::ProtocolError, why)));
         }
-        Ok(WriteControls {
-            assertion: Some(filter),
-            ..
-        }) => match assertion_holds(dir, &sreq.base, &filter) {
+        Ok(WriteControls { assertion: Some(filter), .. }) => match assertion_holds(dir, &sreq.base, &filter) {
             Ok(true) => {}
             Ok(false) => {
                 unregister(conn, id);
-                let r = result(
-                    LdapResultCode::AssertionFailed,
-                    "the assertion control's filter does not match the base",
-                );
+                let r =
+                    result(LdapResultCode::AssertionFailed, "the assertion control's filter does not match the base");
                 return conn.send(done(&r));
             }
             Err(e) => {
@@ -493,9 +469,7 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
     // Inline when the index leaves few candidates; otherwise on the blocking pool.
     let mut out = Vec::new();
     let hide_password = !session.is_admin;
-    let r = dir.search_bounded(&sreq, Some(INLINE_CANDIDATES), |e| {
-        emit(&mut out, id, e, hide_password, None, &cancel)
-    });
+    let r = dir.search_bounded(&sreq, Some(INLINE_CANDIDATES), |e| emit(&mut out, id, e, hide_password, None, &cancel));
     match r {
         Ok(Some(_)) => {
             unregister(conn, id);
@@ -524,6 +498,34 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
                 conn.send(out);
             });
         }
+    }
+}
+
+/// Replace every assertion on userPassword by one that is Undefined (an
+/// unknown type, RFC 4511 §4.5.1.7), so it never matches, even under NOT.
+fn hide_password_assertions(
+    f: crate::directory::Filter,
+    schema: &crate::directory::Schema,
+) -> crate::directory::Filter {
+    use crate::directory::Filter as F;
+    let is_pw = |a: &str| schema.attr_id(a).map(|id| schema.attr(id).lname == "userpassword").unwrap_or(false);
+    let undefined = || F::Equality("x-hidden-attribute".into(), Vec::new());
+    match f {
+        F::And(v) => F::And(v.into_iter().map(|x| hide_password_assertions(x, schema)).collect()),
+        F::Or(v) => F::Or(v.into_iter().map(|x| hide_password_assertions(x, schema)).collect()),
+        F::Not(x) => F::Not(Box::new(hide_password_assertions(*x, schema))),
+        F::Equality(ref a, _)
+        | F::Substrings(ref a, _)
+        | F::GreaterOrEqual(ref a, _)
+        | F::LessOrEqual(ref a, _)
+        | F::Present(ref a)
+        | F::Approx(ref a, _)
+            if is_pw(a) =>
+        {
+            undefined()
+        }
+        F::Extensible { attr: Some(ref a), .. } if is_pw(a) => undefined(),
+        other => other,
     }
 }
 
@@ -573,10 +575,7 @@ fn result_set_search(conn: &Conn, session: &Session, id: i32, mut sreq: SearchRe
             Some(cur) if cur.fingerprint == fingerprint => Some(cur),
             _ => {
                 return finish(
-                    &result(
-                        LdapResultCode::UnwillingToPerform,
-                        "paged results cookie is invalid or expired",
-                    ),
+                    &result(LdapResultCode::UnwillingToPerform, "paged results cookie is invalid or expired"),
                     &[],
                 );
             }
@@ -584,10 +583,7 @@ fn result_set_search(conn: &Conn, session: &Session, id: i32, mut sreq: SearchRe
     };
     // RFC 2696 §3: a page size of 0 with a cookie abandons the paged search.
     if cursor.is_some() && page_size == 0 {
-        let paged = ResponseControl {
-            oid: OID_PAGED_RESULTS,
-            value: Some(ber::paged_value(0, b"")),
-        };
+        let paged = ResponseControl { oid: OID_PAGED_RESULTS, value: Some(ber::paged_value(0, b"")) };
         return finish(&success(), &[paged]);
     }
     let mut cursor = match cursor {
@@ -622,10 +618,7 @@ fn result_set_search(conn: &Conn, session: &Session, id: i32, mut sreq: SearchRe
                         0
                     }
                 };
-                response_controls.push(ResponseControl {
-                    oid: OID_SORT_RESPONSE,
-                    value: Some(ber::sort_value(code)),
-                });
+                response_controls.push(ResponseControl { oid: OID_SORT_RESPONSE, value: Some(ber::sort_value(code)) });
             }
             if let Some(e) = partial_error {
                 // The size limit applies to the whole set: send what fits, then say so.
@@ -638,18 +631,10 @@ fn result_set_search(conn: &Conn, session: &Session, id: i32, mut sreq: SearchRe
                 out.extend(finish(&from_error(&e), &response_controls));
                 return out;
             }
-            Cursor {
-                fingerprint,
-                dns: found.into_iter().map(|e| e.dn).collect(),
-                next: 0,
-            }
+            Cursor { fingerprint, dns: found.into_iter().map(|e| e.dn).collect(), next: 0 }
         }
     };
-    let end = if page_size == 0 {
-        cursor.dns.len()
-    } else {
-        (cursor.next + page_size).min(cursor.dns.len())
-    };
+    let end = if page_size == 0 { cursor.dns.len() } else { (cursor.next + page_size).min(cursor.dns.len()) };
     let mut out = Vec::new();
     for dn in &cursor.dns[cursor.next..end] {
         if let Some(entry) = reread(dir, session, &sreq, dn) {
@@ -664,10 +649,8 @@ fn result_set_search(conn: &Conn, session: &Session, id: i32, mut sreq: SearchRe
         } else {
             Vec::new()
         };
-        response_controls.push(ResponseControl {
-            oid: OID_PAGED_RESULTS,
-            value: Some(ber::paged_value(total, &next_cookie)),
-        });
+        response_controls
+            .push(ResponseControl { oid: OID_PAGED_RESULTS, value: Some(ber::paged_value(total, &next_cookie)) });
     }
     out.extend(finish(&success(), &response_controls));
     out
@@ -689,6 +672,17 @@ fn reread(dir: &Directory, session: &Session, sreq: &SearchRequest, dn: &Dn) -> 
         e.remove("userPassword");
     }
     Some(e)
+}
+
+/// One update request as `spawn_write` needs it.
+struct WriteOp {
+    id: i32,
+    /// The response's application tag.
+    tag: u8,
+    controls: WriteControls,
+    target: Target,
+    /// Whether this identity may make this change (baseline policy).
+    may_write: bool,
 }
 
 /// The entry a write aims at, and where it is afterwards (for Post-read).
@@ -727,34 +721,23 @@ fn read_control(
     let mut req = SearchRequest::new(dn.clone(), Scope::Base, crate::directory::Filter::everything());
     req.attrs = attrs.to_vec();
     let e = reread(dir, session, &req, &dn)?;
-    Some(ResponseControl {
-        oid,
-        value: Some(ber::entry_op(&e)),
-    })
+    Some(ResponseControl { oid, value: Some(ber::entry_op(&e)) })
 }
 
 /// Writes are for administrators until the access-control engine lands
-/// (DESIGN.md "baseline"). They run on the blocking pool: they commit with an
-/// fsync and may hash a password.
+/// (DESIGN.md "baseline"); `may_write` is the caller's decision (an
+/// administrator, or someone changing their own password). They run on the
+/// blocking pool: they commit with an fsync and may hash a password.
 fn spawn_write(
     conn: &Arc<Conn>,
     session: &Session,
-    id: i32,
-    tag: u8,
-    wc: WriteControls,
-    target: Target,
+    op: WriteOp,
     f: impl FnOnce(&Directory, &Actor) -> Result<(), DirectoryError> + Send + 'static,
 ) {
-    if !session.is_admin {
-        let why = if session.anonymous() {
-            "anonymous"
-        } else {
-            "this identity"
-        };
-        let res = result(
-            LdapResultCode::InsufficentAccessRights,
-            format!("{why} may not write to the directory"),
-        );
+    let WriteOp { id, tag, controls: wc, target, may_write } = op;
+    if !may_write {
+        let why = if session.anonymous() { "anonymous" } else { "this identity" };
+        let res = result(LdapResultCode::InsufficentAccessRights, format!("{why} may not write to the directory"));
         return conn.send(encode_result(id, tag, &res));
     }
     let conn = conn.clone();
@@ -771,10 +754,7 @@ fn spawn_write(
                 && tag != ber::ADD_RESPONSE
                 && !assertion_holds(dir, &dn, filter)?
             {
-                return Ok(result(
-                    LdapResultCode::AssertionFailed,
-                    "the assertion control's filter does not match",
-                ));
+                return Ok(result(LdapResultCode::AssertionFailed, "the assertion control's filter does not match"));
             }
             if let Some(attrs) = &wc.pre_read {
                 ctrls.extend(read_control(dir, &session, &target.dn, attrs, controls::OID_PRE_READ));
@@ -798,17 +778,8 @@ fn spawn_write(
 
 fn add(dir: &Directory, actor: &Actor, req: LdapAddRequest) -> Result<(), DirectoryError> {
     let dn = Dn::parse(&req.dn)?;
-    let entry = Entry {
-        dn,
-        attrs: req
-            .attributes
-            .into_iter()
-            .map(|a| Attribute {
-                name: a.atype,
-                values: a.vals,
-            })
-            .collect(),
-    };
+    let entry =
+        Entry { dn, attrs: req.attributes.into_iter().map(|a| Attribute { name: a.atype, values: a.vals }).collect() };
     dir.add(actor, entry)
 }
 
@@ -853,19 +824,13 @@ fn compare(ctx: &Arc<Context>, session: &Session, req: LdapCompareRequest, wc: &
             Err(r) => return r,
             Ok(Err(e)) => return from_error(&e),
             Ok(Ok(false)) => {
-                return result(
-                    LdapResultCode::AssertionFailed,
-                    "the assertion control's filter does not match",
-                );
+                return result(LdapResultCode::AssertionFailed, "the assertion control's filter does not match");
             }
             Ok(Ok(true)) => {}
         }
     }
     if !session.is_admin && req.atype.eq_ignore_ascii_case("userPassword") {
-        return result(
-            LdapResultCode::InsufficentAccessRights,
-            "userPassword cannot be compared",
-        );
+        return result(LdapResultCode::InsufficentAccessRights, "userPassword cannot be compared");
     }
     let dn = match parse_dn(&req.dn) {
         Ok(d) => d,
@@ -887,39 +852,18 @@ fn extended(conn: &Arc<Conn>, session: &Session, id: i32, req: LdapExtendedReque
     match req.name.as_str() {
         // RFC 4532: the authzId goes in responseValue, empty for anonymous.
         OID_WHOAMI => {
-            let authz = if session.anonymous() {
-                String::new()
-            } else {
-                format!("dn:{}", session.bound_dn)
-            };
-            send(
-                conn,
-                LdapExtendedResponse {
-                    res: success(),
-                    name: None,
-                    value: Some(authz.into_bytes()),
-                },
-            );
+            let authz = if session.anonymous() { String::new() } else { format!("dn:{}", session.bound_dn) };
+            send(conn, LdapExtendedResponse { res: success(), name: None, value: Some(authz.into_bytes()) });
         }
         OID_PASSWORD_MODIFY => {
             // ldap3_proto refuses an absent request value, which RFC 3062 allows
             // ("change my password to a generated one"): treat it as empty.
             let parsed = match &req.value {
-                None => Ok(LdapPasswordModifyRequest {
-                    user_identity: None,
-                    old_password: None,
-                    new_password: None,
-                }),
+                None => Ok(LdapPasswordModifyRequest { user_identity: None, old_password: None, new_password: None }),
                 Some(_) => LdapPasswordModifyRequest::try_from(&req),
             };
             let Ok(pm) = parsed else {
-                return send(
-                    conn,
-                    ext(result(
-                        LdapResultCode::ProtocolError,
-                        "malformed password modify request",
-                    )),
-                );
+                return send(conn, ext(result(LdapResultCode::ProtocolError, "malformed password modify request")));
             };
             let conn2 = conn.clone();
             let session = session.clone();
@@ -930,20 +874,14 @@ fn extended(conn: &Arc<Conn>, session: &Session, id: i32, req: LdapExtendedReque
                     Ok(g) => (success(), g),
                     Err(r) => (r, None),
                 };
-                let resp = LdapExtendedResponse::from(LdapPasswordModifyResponse {
-                    res,
-                    gen_password: generated,
-                });
+                let resp = LdapExtendedResponse::from(LdapPasswordModifyResponse { res, gen_password: generated });
                 send(&conn2, resp);
             });
         }
         // RFC 4511 §4.12: an unrecognised extended operation gets protocolError.
         other => send(
             conn,
-            ext(result(
-                LdapResultCode::ProtocolError,
-                format!("extended operation {other} is not supported"),
-            )),
+            ext(result(LdapResultCode::ProtocolError, format!("extended operation {other} is not supported"))),
         ),
     }
 }
@@ -957,10 +895,7 @@ fn password_modify(
     req: LdapPasswordModifyRequest,
 ) -> Result<Option<String>, LdapResult> {
     if session.anonymous() {
-        return Err(result(
-            LdapResultCode::UnwillingToPerform,
-            "only authenticated users may change passwords",
-        ));
+        return Err(result(LdapResultCode::UnwillingToPerform, "only authenticated users may change passwords"));
     }
     let dir = &ctx.directory;
     let target = match req.user_identity.as_deref() {
@@ -971,23 +906,14 @@ fn password_modify(
     let target_ndn = dir.normalize_dn(&target).map_err(|e| from_error(&e))?;
     let own = target_ndn == session.bound_ndn;
     if !own && !session.is_admin {
-        return Err(result(
-            LdapResultCode::InsufficentAccessRights,
-            "you may change only your own password",
-        ));
+        return Err(result(LdapResultCode::InsufficentAccessRights, "you may change only your own password"));
     }
     if own && !session.is_admin {
         let Some(old) = req.old_password.as_deref() else {
-            return Err(result(
-                LdapResultCode::UnwillingToPerform,
-                "the current password is required to change it",
-            ));
+            return Err(result(LdapResultCode::UnwillingToPerform, "the current password is required to change it"));
         };
         if dir.bind(&target, old.as_bytes()).is_err() {
-            return Err(result(
-                LdapResultCode::InvalidCredentials,
-                "the current password is wrong",
-            ));
+            return Err(result(LdapResultCode::InvalidCredentials, "the current password is wrong"));
         }
     }
     let (new, generated) = match req.new_password {
@@ -997,13 +923,8 @@ fn password_modify(
             (g.clone(), Some(g))
         }
     };
-    let m = Modification {
-        op: ModOp::Replace,
-        attr: "userPassword".into(),
-        values: vec![new.into_bytes()],
-    };
-    dir.modify(&session.actor(), &target, &[m])
-        .map_err(|e| from_error(&e))?;
+    let m = Modification { op: ModOp::Replace, attr: "userPassword".into(), values: vec![new.into_bytes()] };
+    dir.modify(&session.actor(), &target, &[m]).map_err(|e| from_error(&e))?;
     Ok(generated)
 }
 
@@ -1011,7 +932,5 @@ fn generate_password() -> Result<String, String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| e.to_string())?;
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789-_";
-    Ok(b.iter()
-        .map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char)
-        .collect())
+    Ok(b.iter().map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char).collect())
 }

@@ -24,11 +24,7 @@ pub struct Cursors {
 
 impl Cursors {
     pub fn new(max: usize) -> Cursors {
-        Cursors {
-            max: max.max(1),
-            open: VecDeque::new(),
-            counter: 0,
-        }
+        Cursors { max: max.max(1), open: VecDeque::new(), counter: 0 }
     }
 
     /// Keep a cursor; returns its cookie. The oldest goes when the bound is reached.
@@ -65,16 +61,8 @@ pub fn sort(schema: &Schema, entries: &mut [Entry], keys: &[SortKey]) {
             keys.iter()
                 .map(|k| {
                     let attr = schema.attr(schema.attr_id(&k.attr)?);
-                    let rule = k
-                        .rule
-                        .or(attr.ordering)
-                        .or(attr.equality)
-                        .unwrap_or(MatchingRule::OctetString);
-                    let values = e
-                        .get(&attr.name)?
-                        .values
-                        .iter()
-                        .filter_map(|v| schema.normalize(rule, v).ok());
+                    let rule = k.rule.or(attr.ordering).or(attr.equality).unwrap_or(MatchingRule::OctetString);
+                    let values = e.get(&attr.name)?.values.iter().filter_map(|v| schema.normalize(rule, v).ok());
                     if k.reverse {
                         values.max_by(|a, b| rule.compare(a, b))
                     } else {

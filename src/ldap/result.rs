@@ -6,12 +6,7 @@ use crate::directory::DirectoryError;
 
 /// An LDAP result with a code and a message.
 pub fn result(code: LdapResultCode, message: impl Into<String>) -> LdapResult {
-    LdapResult {
-        code,
-        matcheddn: String::new(),
-        message: message.into(),
-        referral: Vec::new(),
-    }
+    LdapResult { code, matcheddn: String::new(), message: message.into(), referral: Vec::new() }
 }
 
 pub fn success() -> LdapResult {

@@ -13,23 +13,10 @@ pub fn root_dse(dir: &Directory, sasl_mechanisms: &[&str]) -> Entry {
         .with("objectClass", ["top"])
         .with("namingContexts", [dir.suffix().to_string()])
         .with("supportedLDAPVersion", ["3"])
-        .with(
-            "supportedControl",
-            [OID_PAGED_RESULTS, OID_SORT_REQUEST, OID_MANAGE_DSA_IT],
-        )
-        .with(
-            "supportedExtension",
-            [OID_WHOAMI, OID_PASSWORD_MODIFY, super::OID_STARTTLS],
-        )
+        .with("supportedControl", [OID_PAGED_RESULTS, OID_SORT_REQUEST, OID_MANAGE_DSA_IT])
+        .with("supportedExtension", [OID_WHOAMI, OID_PASSWORD_MODIFY, super::OID_STARTTLS])
         // RFC 4512 §5.1: all operational attributes (+), objectClass attributes (@), absolute true/false filters (RFC 4526).
-        .with(
-            "supportedFeatures",
-            [
-                "1.3.6.1.4.1.4203.1.5.1",
-                "1.3.6.1.4.1.4203.1.5.2",
-                "1.3.6.1.4.1.4203.1.5.3",
-            ],
-        )
+        .with("supportedFeatures", ["1.3.6.1.4.1.4203.1.5.1", "1.3.6.1.4.1.4203.1.5.2", "1.3.6.1.4.1.4203.1.5.3"])
         .with("subschemaSubentry", [SUBSCHEMA_DN])
         .with("vendorName", ["Convergences"])
         .with("vendorVersion", [concat!("Convergences ", env!("CARGO_PKG_VERSION"))]);
@@ -77,49 +64,21 @@ const MATCHING_RULES: &[(&str, &str, &str)] = &[
     ("2.5.13.6", "caseExactOrderingMatch", "1.3.6.1.4.1.1466.115.121.1.15"),
     ("2.5.13.7", "caseExactSubstringsMatch", "1.3.6.1.4.1.1466.115.121.1.58"),
     ("2.5.13.8", "numericStringMatch", "1.3.6.1.4.1.1466.115.121.1.36"),
-    (
-        "2.5.13.9",
-        "numericStringOrderingMatch",
-        "1.3.6.1.4.1.1466.115.121.1.36",
-    ),
-    (
-        "2.5.13.10",
-        "numericStringSubstringsMatch",
-        "1.3.6.1.4.1.1466.115.121.1.58",
-    ),
+    ("2.5.13.9", "numericStringOrderingMatch", "1.3.6.1.4.1.1466.115.121.1.36"),
+    ("2.5.13.10", "numericStringSubstringsMatch", "1.3.6.1.4.1.1466.115.121.1.58"),
     ("2.5.13.13", "booleanMatch", "1.3.6.1.4.1.1466.115.121.1.7"),
     ("2.5.13.14", "integerMatch", "1.3.6.1.4.1.1466.115.121.1.27"),
     ("2.5.13.15", "integerOrderingMatch", "1.3.6.1.4.1.1466.115.121.1.27"),
     ("2.5.13.17", "octetStringMatch", "1.3.6.1.4.1.1466.115.121.1.40"),
     ("2.5.13.18", "octetStringOrderingMatch", "1.3.6.1.4.1.1466.115.121.1.40"),
     ("2.5.13.20", "telephoneNumberMatch", "1.3.6.1.4.1.1466.115.121.1.50"),
-    (
-        "2.5.13.21",
-        "telephoneNumberSubstringsMatch",
-        "1.3.6.1.4.1.1466.115.121.1.58",
-    ),
+    ("2.5.13.21", "telephoneNumberSubstringsMatch", "1.3.6.1.4.1.1466.115.121.1.58"),
     ("2.5.13.23", "uniqueMemberMatch", "1.3.6.1.4.1.1466.115.121.1.34"),
     ("2.5.13.27", "generalizedTimeMatch", "1.3.6.1.4.1.1466.115.121.1.24"),
-    (
-        "2.5.13.28",
-        "generalizedTimeOrderingMatch",
-        "1.3.6.1.4.1.1466.115.121.1.24",
-    ),
-    (
-        "1.3.6.1.4.1.1466.109.114.1",
-        "caseExactIA5Match",
-        "1.3.6.1.4.1.1466.115.121.1.26",
-    ),
-    (
-        "1.3.6.1.4.1.1466.109.114.2",
-        "caseIgnoreIA5Match",
-        "1.3.6.1.4.1.1466.115.121.1.26",
-    ),
-    (
-        "1.3.6.1.4.1.1466.109.114.3",
-        "caseIgnoreIA5SubstringsMatch",
-        "1.3.6.1.4.1.1466.115.121.1.58",
-    ),
+    ("2.5.13.28", "generalizedTimeOrderingMatch", "1.3.6.1.4.1.1466.115.121.1.24"),
+    ("1.3.6.1.4.1.1466.109.114.1", "caseExactIA5Match", "1.3.6.1.4.1.1466.115.121.1.26"),
+    ("1.3.6.1.4.1.1466.109.114.2", "caseIgnoreIA5Match", "1.3.6.1.4.1.1466.115.121.1.26"),
+    ("1.3.6.1.4.1.1466.109.114.3", "caseIgnoreIA5SubstringsMatch", "1.3.6.1.4.1.1466.115.121.1.58"),
     ("1.3.6.1.1.16.2", "uuidMatch", "1.3.6.1.1.16.1"),
     ("1.3.6.1.1.16.3", "uuidOrderingMatch", "1.3.6.1.1.16.1"),
 ];
@@ -129,31 +88,12 @@ pub fn subschema(dir: &Directory) -> Entry {
     let mut e = Entry::new(Dn::root().child(Rdn::single("cn", "Subschema")))
         .with("objectClass", ["top", "subschema", "extensibleObject"])
         .with("cn", ["Subschema"]);
-    e.set(
-        "attributeTypes",
-        schema.attrs().iter().map(|a| a.def.to_string().into_bytes()).collect(),
-    );
-    e.set(
-        "objectClasses",
-        schema
-            .classes()
-            .iter()
-            .map(|c| c.def.to_string().into_bytes())
-            .collect(),
-    );
-    e.set(
-        "ldapSyntaxes",
-        SYNTAXES
-            .iter()
-            .map(|(oid, d)| format!("( {oid} DESC '{d}' )").into_bytes())
-            .collect(),
-    );
+    e.set("attributeTypes", schema.attrs().iter().map(|a| a.def.to_string().into_bytes()).collect());
+    e.set("objectClasses", schema.classes().iter().map(|c| c.def.to_string().into_bytes()).collect());
+    e.set("ldapSyntaxes", SYNTAXES.iter().map(|(oid, d)| format!("( {oid} DESC '{d}' )").into_bytes()).collect());
     e.set(
         "matchingRules",
-        MATCHING_RULES
-            .iter()
-            .map(|(oid, n, syn)| format!("( {oid} NAME '{n}' SYNTAX {syn} )").into_bytes())
-            .collect(),
+        MATCHING_RULES.iter().map(|(oid, n, syn)| format!("( {oid} NAME '{n}' SYNTAX {syn} )").into_bytes()).collect(),
     );
     e
 }
@@ -163,8 +103,7 @@ pub fn subschema(dir: &Directory) -> Entry {
 pub fn select(mut e: Entry, attrs: &[String], types_only: bool) -> Entry {
     let everything = attrs.is_empty() || attrs.iter().any(|a| a == "*" || a == "+");
     if !everything {
-        e.attrs
-            .retain(|a| attrs.iter().any(|want| want.eq_ignore_ascii_case(&a.name)));
+        e.attrs.retain(|a| attrs.iter().any(|want| want.eq_ignore_ascii_case(&a.name)));
     }
     if types_only {
         for a in &mut e.attrs {

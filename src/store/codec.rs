@@ -177,13 +177,7 @@ impl ChangeRecord {
         for _ in 0..n {
             attrs.push(c.string()?);
         }
-        Ok(ChangeRecord {
-            time,
-            actor,
-            op,
-            dn,
-            attrs,
-        })
+        Ok(ChangeRecord { time, actor, op, dn, attrs })
     }
 }
 

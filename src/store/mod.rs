@@ -95,10 +95,7 @@ impl Store {
                 }
                 Some(FORMAT_VERSION) => {}
                 Some(other) => {
-                    return Err(StoreError::Format {
-                        found: other,
-                        supported: FORMAT_VERSION,
-                    });
+                    return Err(StoreError::Format { found: other, supported: FORMAT_VERSION });
                 }
             }
             w.open_table(ENTRIES)?;
@@ -115,18 +112,13 @@ impl Store {
     /// A consistent snapshot for one operation. Keep it short and never hold it
     /// across an `.await`.
     pub fn read(&self) -> Result<ReadTx> {
-        Ok(ReadTx {
-            txn: self.db.begin_read()?,
-        })
+        Ok(ReadTx { txn: self.db.begin_read()? })
     }
 
     /// A write transaction; nothing is visible until [`WriteTx::commit`], which
     /// returns only once the data is durable.
     pub fn write(&self) -> Result<WriteTx> {
-        Ok(WriteTx {
-            txn: self.db.begin_write()?,
-            bulk: None,
-        })
+        Ok(WriteTx { txn: self.db.begin_write()?, bulk: None })
     }
 }
 
@@ -385,27 +377,18 @@ impl WriteTx {
     }
 
     fn overlay(&self, key: &[u8]) -> &[u64] {
-        self.bulk
-            .as_ref()
-            .and_then(|b| b.get(key))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.bulk.as_ref().and_then(|b| b.get(key)).map(Vec::as_slice).unwrap_or(&[])
     }
 
     fn overlay_prefix(&self, prefix: &[u8]) -> Vec<u64> {
         let Some(b) = self.bulk.as_ref() else { return Vec::new() };
-        b.iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .flat_map(|(_, v)| v.iter().copied())
-            .collect()
+        b.iter().filter(|(k, _)| k.starts_with(prefix)).flat_map(|(_, v)| v.iter().copied()).collect()
     }
 
     /// Append to the changelog; returns the sequence number.
     pub fn log_change(&mut self, change: &ChangeRecord) -> Result<u64> {
         let seq = self.next_counter("next_change")?;
-        self.txn
-            .open_table(CHANGELOG)?
-            .insert(seq, change.encode().as_slice())?;
+        self.txn.open_table(CHANGELOG)?.insert(seq, change.encode().as_slice())?;
         Ok(seq)
     }
 

@@ -201,10 +201,7 @@ mod tests {
                 remove(&mut t, b"ecn\0ab", id).unwrap();
             }
             remove(&mut t, b"ecn\0ab", 99_999).unwrap();
-            assert_eq!(
-                read(&t, b"ecn\0ab").unwrap(),
-                (1..=2000).filter(|i| i % 2 == 1).collect::<Vec<_>>()
-            );
+            assert_eq!(read(&t, b"ecn\0ab").unwrap(), (1..=2000).filter(|i| i % 2 == 1).collect::<Vec<_>>());
             let mut under_a = read_prefix(&t, b"ecn\0a", usize::MAX).unwrap().unwrap();
             under_a.sort_unstable();
             under_a.dedup();

@@ -48,21 +48,15 @@ pub fn populate(dir: &Directory) {
         .with("dc", ["cig"])
         .with("o", ["CIG"]));
     for ou in ["organisations", "applications", "services", "particuliers"] {
-        add(Entry::new(dn(&format!("ou={ou},{SUFFIX}")))
-            .with("objectClass", ["organizationalUnit"])
-            .with("ou", [ou]));
+        add(Entry::new(dn(&format!("ou={ou},{SUFFIX}"))).with("objectClass", ["organizationalUnit"]).with("ou", [ou]));
     }
     add(Entry::new(dn(ORG))
         .with("objectClass", ["organization", "cigOrganisation"])
         .with("o", ["219400280"])
         .with("cigSiren", ["219400280"])
         .with("cigApplication", ["bip"]));
-    add(Entry::new(dn(AGENTS))
-        .with("objectClass", ["organizationalUnit"])
-        .with("ou", ["agents"]));
-    add(Entry::new(dn(GROUPS))
-        .with("objectClass", ["organizationalUnit"])
-        .with("ou", ["groupes"]));
+    add(Entry::new(dn(AGENTS)).with("objectClass", ["organizationalUnit"]).with("ou", ["agents"]));
+    add(Entry::new(dn(GROUPS)).with("objectClass", ["organizationalUnit"]).with("ou", ["groupes"]));
     for (i, (uid, given, sn)) in [
         ("hdupre", "Hélène", "Dupré"),
         ("floeuvre", "François", "Lœuvre"),
@@ -77,17 +71,11 @@ pub fn populate(dir: &Directory) {
     add(Entry::new(dn(&format!("cn=bip,ou=applications,{SUFFIX}")))
         .with("objectClass", ["groupOfNames"])
         .with("cn", ["bip"])
-        .with(
-            "member",
-            [format!("uid=hdupre,{AGENTS}"), format!("uid=jdupont,{AGENTS}")],
-        ));
+        .with("member", [format!("uid=hdupre,{AGENTS}"), format!("uid=jdupont,{AGENTS}")]));
     add(Entry::new(dn(&format!("cn=rh,{GROUPS}")))
         .with("objectClass", ["groupOfNames"])
         .with("cn", ["rh"])
-        .with(
-            "member",
-            [format!("uid=hdupre,{AGENTS}"), format!("uid=floeuvre,{AGENTS}")],
-        ));
+        .with("member", [format!("uid=hdupre,{AGENTS}"), format!("uid=floeuvre,{AGENTS}")]));
 }
 
 /// A running server on port 0 with the demo tree and a known admin password.
@@ -105,11 +93,7 @@ impl TestServer {
         cfg.admin_password = Some(ADMIN_PASSWORD.into());
         let handle = app::start(cfg).await.unwrap();
         let url = format!("ldap://{}", handle.ldap_addr);
-        TestServer {
-            tmp,
-            handle: Some(handle),
-            url,
-        }
+        TestServer { tmp, handle: Some(handle), url }
     }
 
     pub fn directory(&self) -> Arc<Directory> {
@@ -119,11 +103,8 @@ impl TestServer {
 
 /// Whether an external tool is installed; under CI a missing tool is a failure, not a skip.
 pub fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let found =
+        Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
     if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{tool} is required under CI (.ci/run installs it)");
     }

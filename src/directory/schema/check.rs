@@ -30,10 +30,7 @@ impl Schema {
         let oc_values = match entry.get("objectClass") {
             Some(a) if !a.values.is_empty() => a.values.clone(),
             _ => {
-                return Err(DirectoryError::ObjectClassViolation(format!(
-                    "entry '{}' has no objectClass",
-                    entry.dn
-                )));
+                return Err(DirectoryError::ObjectClassViolation(format!("entry '{}' has no objectClass", entry.dn)));
             }
         };
         let mut classes = Vec::new();
@@ -56,19 +53,11 @@ impl Schema {
         }
         // The structural chain: every structural class must be an ancestor of (or
         // equal to) one most-specific structural class (RFC 4512 §2.4.2).
-        let structural: Vec<_> = all
-            .iter()
-            .copied()
-            .filter(|&c| self.class(c).kind == ClassKind::Structural)
-            .collect();
+        let structural: Vec<_> = all.iter().copied().filter(|&c| self.class(c).kind == ClassKind::Structural).collect();
         let most_specific: Vec<_> = structural
             .iter()
             .copied()
-            .filter(|&c| {
-                !structural
-                    .iter()
-                    .any(|&o| o != c && self.class(o).ancestors.contains(&c))
-            })
+            .filter(|&c| !structural.iter().any(|&o| o != c && self.class(o).ancestors.contains(&c)))
             .collect();
         let structural_name = match most_specific.as_slice() {
             [] => {
@@ -129,11 +118,9 @@ impl Schema {
                 let want = self
                     .normalize_eq(attr, ava.value.as_bytes())
                     .map_err(|e| DirectoryError::InvalidDn(format!("{}: {e}", ava.attr)))?;
-                let present = entry.get(&attr.name).is_some_and(|a| {
-                    a.values
-                        .iter()
-                        .any(|v| self.normalize_eq(attr, v).is_ok_and(|n| n == want))
-                });
+                let present = entry
+                    .get(&attr.name)
+                    .is_some_and(|a| a.values.iter().any(|v| self.normalize_eq(attr, v).is_ok_and(|n| n == want)));
                 if !present {
                     return Err(DirectoryError::NamingViolation(format!(
                         "the naming value {}={} is not present in the entry",
@@ -149,16 +136,10 @@ impl Schema {
     pub fn check_values(&self, id: AttrId, values: &[Vec<u8>]) -> Result<()> {
         let attr = self.attr(id);
         if values.is_empty() {
-            return Err(DirectoryError::Protocol(format!(
-                "attribute '{}' has no values",
-                attr.name
-            )));
+            return Err(DirectoryError::Protocol(format!("attribute '{}' has no values", attr.name)));
         }
         if attr.single_value && values.len() > 1 {
-            return Err(DirectoryError::ConstraintViolation(format!(
-                "attribute '{}' is single-valued",
-                attr.name
-            )));
+            return Err(DirectoryError::ConstraintViolation(format!("attribute '{}' is single-valued", attr.name)));
         }
         let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::with_capacity(values.len());
         for (i, v) in values.iter().enumerate() {

@@ -129,10 +129,7 @@ pub enum SchemaError {
 impl Schema {
     /// Load every `*.schema` file of a directory (sorted by name).
     pub fn load_dir(dir: &Path) -> Result<Schema, SchemaError> {
-        let io = |source| SchemaError::Io {
-            file: dir.display().to_string(),
-            source,
-        };
+        let io = |source| SchemaError::Io { file: dir.display().to_string(), source };
         let mut paths: Vec<_> = std::fs::read_dir(dir)
             .map_err(io)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -142,10 +139,7 @@ impl Schema {
         let mut files = Vec::new();
         for p in paths {
             let file = p.display().to_string();
-            let text = std::fs::read_to_string(&p).map_err(|source| SchemaError::Io {
-                file: file.clone(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(&p).map_err(|source| SchemaError::Io { file: file.clone(), source })?;
             files.push(parse_schema_file(&text).map_err(|source| SchemaError::Parse { file, source })?);
         }
         Schema::build(files)
@@ -156,10 +150,8 @@ impl Schema {
     pub fn builtin() -> Result<Schema, SchemaError> {
         let mut files = Vec::new();
         for (name, text) in BUILTIN_FILES {
-            files.push(parse_schema_file(text).map_err(|source| SchemaError::Parse {
-                file: name.to_string(),
-                source,
-            })?);
+            files
+                .push(parse_schema_file(text).map_err(|source| SchemaError::Parse { file: name.to_string(), source })?);
         }
         Schema::build(files)
     }
@@ -282,12 +274,7 @@ impl Schema {
                 def: c.clone(),
             });
         }
-        let schema = Schema {
-            attrs,
-            attr_index,
-            classes,
-            class_index,
-        };
+        let schema = Schema { attrs, attr_index, classes, class_index };
         for required in ["objectclass", "top", "entryuuid", "createtimestamp", "member", "uid"] {
             if schema.attr_id(required).is_none() && schema.class_id(required).is_none() {
                 return Err(def_err(format!("the schema must define '{required}'")));
@@ -322,10 +309,7 @@ impl Schema {
     }
 
     pub fn class_id(&self, name: &str) -> Option<ClassId> {
-        self.class_index
-            .get(name)
-            .or_else(|| self.class_index.get(&name.to_ascii_lowercase()))
-            .copied()
+        self.class_index.get(name).or_else(|| self.class_index.get(&name.to_ascii_lowercase())).copied()
     }
 
     pub fn class(&self, id: ClassId) -> &Class {
@@ -342,9 +326,7 @@ impl Schema {
             MatchingRule::DistinguishedName => {
                 let s = std::str::from_utf8(value).map_err(|_| "DN is not UTF-8".to_string())?;
                 let dn = Dn::parse(s).map_err(|e| e.to_string())?;
-                self.normalize_dn(&dn)
-                    .map(String::into_bytes)
-                    .map_err(|e| e.to_string())
+                self.normalize_dn(&dn).map(String::into_bytes).map_err(|e| e.to_string())
             }
             MatchingRule::UniqueMember => {
                 let s = std::str::from_utf8(value).map_err(|_| "value is not UTF-8".to_string())?;
@@ -361,9 +343,7 @@ impl Schema {
                 Ok(n.into_bytes())
             }
             MatchingRule::ObjectIdentifier => {
-                let s = std::str::from_utf8(value)
-                    .map_err(|_| "OID is not UTF-8".to_string())?
-                    .trim();
+                let s = std::str::from_utf8(value).map_err(|_| "OID is not UTF-8".to_string())?.trim();
                 if let Some(c) = self.class_id(s) {
                     return Ok(self.classes[c].lname.clone().into_bytes());
                 }
@@ -446,10 +426,7 @@ fn name_index<'a>(
 fn qdescrs(names: &[String]) -> String {
     match names {
         [one] => format!("'{one}'"),
-        many => format!(
-            "( {} )",
-            many.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(" ")
-        ),
+        many => format!("( {} )", many.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(" ")),
     }
 }
 
@@ -544,10 +521,7 @@ impl fmt::Display for ObjectClass {
 const BUILTIN_FILES: &[(&str, &str)] = &[
     ("core.schema", include_str!("../../../schema/core.schema")),
     ("cosine.schema", include_str!("../../../schema/cosine.schema")),
-    (
-        "inetorgperson.schema",
-        include_str!("../../../schema/inetorgperson.schema"),
-    ),
+    ("inetorgperson.schema", include_str!("../../../schema/inetorgperson.schema")),
     ("nis.schema", include_str!("../../../schema/nis.schema")),
     ("operational.schema", include_str!("../../../schema/operational.schema")),
     ("cig.schema", include_str!("../../../schema/cig.schema")),
@@ -561,25 +535,10 @@ mod tests {
     #[test]
     fn every_shipped_schema_file_loads() {
         let s = Schema::builtin().unwrap();
-        for name in [
-            "cn",
-            "uid",
-            "mail",
-            "memberOf",
-            "entryUUID",
-            "cigSiren",
-            "cigActive",
-            "uidNumber",
-        ] {
+        for name in ["cn", "uid", "mail", "memberOf", "entryUUID", "cigSiren", "cigActive", "uidNumber"] {
             assert!(s.attr_id(name).is_some(), "{name}");
         }
-        for name in [
-            "inetOrgPerson",
-            "groupOfNames",
-            "cigOrganisation",
-            "cigAgent",
-            "posixAccount",
-        ] {
+        for name in ["inetOrgPerson", "groupOfNames", "cigOrganisation", "cigAgent", "posixAccount"] {
             assert!(s.class_id(name).is_some(), "{name}");
         }
         let cn = s.attr(s.attr_id("commonName").unwrap());
@@ -598,19 +557,11 @@ mod tests {
     #[test]
     fn dn_normalisation_folds_case_and_spaces() {
         let s = Schema::builtin().unwrap();
-        let a = s
-            .normalize_dn(&Dn::parse("UID=JDupont , OU=Agents,DC=CIG,dc=fr").unwrap())
-            .unwrap();
-        let b = s
-            .normalize_dn(&Dn::parse("uid=jdupont,ou=agents,dc=cig,dc=fr").unwrap())
-            .unwrap();
+        let a = s.normalize_dn(&Dn::parse("UID=JDupont , OU=Agents,DC=CIG,dc=fr").unwrap()).unwrap();
+        let b = s.normalize_dn(&Dn::parse("uid=jdupont,ou=agents,dc=cig,dc=fr").unwrap()).unwrap();
         assert_eq!(a, b);
-        let a = s
-            .normalize_dn(&Dn::parse("cn=Hélène  Dupré+uid=x,dc=fr").unwrap())
-            .unwrap();
-        let b = s
-            .normalize_dn(&Dn::parse("uid=X+commonName=hélène dupré,dc=fr").unwrap())
-            .unwrap();
+        let a = s.normalize_dn(&Dn::parse("cn=Hélène  Dupré+uid=x,dc=fr").unwrap()).unwrap();
+        let b = s.normalize_dn(&Dn::parse("uid=X+commonName=hélène dupré,dc=fr").unwrap()).unwrap();
         assert_eq!(a, b);
         assert!(s.normalize_dn(&Dn::parse("bogus=x").unwrap()).is_err());
     }

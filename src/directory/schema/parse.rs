@@ -38,10 +38,7 @@ pub fn parse_schema_file(text: &str) -> Result<SchemaFile, SchemaParseError> {
                     s.push_str(line.trim());
                 }
                 None => {
-                    return Err(SchemaParseError {
-                        line: i + 1,
-                        reason: "continuation line with no statement".into(),
-                    });
+                    return Err(SchemaParseError { line: i + 1, reason: "continuation line with no statement".into() });
                 }
             }
         } else {
@@ -49,9 +46,7 @@ pub fn parse_schema_file(text: &str) -> Result<SchemaFile, SchemaParseError> {
         }
     }
     for (line, stmt) in statements {
-        let (keyword, rest) = stmt
-            .split_once(|c: char| c.is_whitespace())
-            .unwrap_or((stmt.as_str(), ""));
+        let (keyword, rest) = stmt.split_once(|c: char| c.is_whitespace()).unwrap_or((stmt.as_str(), ""));
         let err = |reason: String| SchemaParseError { line, reason };
         let tokens = tokenize(rest).map_err(err)?;
         match keyword.to_ascii_lowercase().as_str() {
@@ -223,17 +218,12 @@ impl<'a> Def<'a> {
 }
 
 fn is_oid(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('.')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn parse_attribute_type(toks: &[Tok]) -> Result<AttributeType, String> {
     let (mut d, oid) = Def::new(toks)?;
-    let mut at = AttributeType {
-        oid,
-        ..AttributeType::default()
-    };
+    let mut at = AttributeType { oid, ..AttributeType::default() };
     while let Some(t) = d.next() {
         let Tok::Word(kw) = t else {
             return Err(format!("unexpected {t:?}"));
@@ -280,10 +270,7 @@ fn parse_attribute_type(toks: &[Tok]) -> Result<AttributeType, String> {
 
 fn parse_object_class(toks: &[Tok]) -> Result<ObjectClass, String> {
     let (mut d, oid) = Def::new(toks)?;
-    let mut oc = ObjectClass {
-        oid,
-        ..ObjectClass::default()
-    };
+    let mut oc = ObjectClass { oid, ..ObjectClass::default() };
     while let Some(t) = d.next() {
         let Tok::Word(kw) = t else {
             return Err(format!("unexpected {t:?}"));

@@ -147,9 +147,7 @@ impl Syntax {
                 }
             }
             Syntax::PrintableString | Syntax::CountryString => {
-                let ok = !v.is_empty()
-                    && v.iter()
-                        .all(|&b| b.is_ascii_alphanumeric() || b" '()+,-./:?=".contains(&b));
+                let ok = !v.is_empty() && v.iter().all(|&b| b.is_ascii_alphanumeric() || b" '()+,-./:?=".contains(&b));
                 if !ok {
                     return Err("value is not a Printable String".into());
                 }
@@ -171,18 +169,14 @@ impl Syntax {
                 _ => Err("a Boolean is TRUE or FALSE".into()),
             },
             Syntax::GeneralizedTime => parse_generalized_time(text()?).map(|_| ()),
-            Syntax::Dn => crate::directory::dn::Dn::parse(text()?)
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Syntax::Dn => crate::directory::dn::Dn::parse(text()?).map(|_| ()).map_err(|e| e.to_string()),
             Syntax::NameAndOptionalUid => {
                 let s = text()?;
                 let dn = match s.rfind("#'") {
                     Some(i) if s.ends_with("'B") => &s[..i],
                     _ => s,
                 };
-                crate::directory::dn::Dn::parse(dn)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                crate::directory::dn::Dn::parse(dn).map(|_| ()).map_err(|e| e.to_string())
             }
             Syntax::TelephoneNumber => {
                 if !v.is_empty() && v.is_ascii() {
@@ -193,16 +187,10 @@ impl Syntax {
             }
             Syntax::Oid => {
                 let s = text()?;
-                let numeric = s
-                    .split('.')
-                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+                let numeric = s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
                 let descr = s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
                     && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-                if numeric || descr {
-                    Ok(())
-                } else {
-                    Err("value is not an OID or descriptor".into())
-                }
+                if numeric || descr { Ok(()) } else { Err("value is not an OID or descriptor".into()) }
             }
             Syntax::Uuid => {
                 let s = text()?;
@@ -218,11 +206,7 @@ impl Syntax {
                     && s.starts_with('\'')
                     && s.ends_with("'B")
                     && s[1..s.len() - 2].bytes().all(|b| b == b'0' || b == b'1');
-                if ok {
-                    Ok(())
-                } else {
-                    Err("value is not a Bit String ('0101'B)".into())
-                }
+                if ok { Ok(()) } else { Err("value is not a Bit String ('0101'B)".into()) }
             }
             Syntax::OctetString | Syntax::Other => Ok(()),
         }
@@ -313,11 +297,7 @@ pub fn parse_generalized_time(s: &str) -> Result<String, String> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let part = b.get(r)?;
-        if part.iter().all(|c| c.is_ascii_digit()) {
-            std::str::from_utf8(part).ok()?.parse().ok()
-        } else {
-            None
-        }
+        if part.iter().all(|c| c.is_ascii_digit()) { std::str::from_utf8(part).ok()?.parse().ok() } else { None }
     };
     let year = num(0..4).ok_or_else(bad)?;
     let month = num(4..6).ok_or_else(bad)?;
@@ -349,11 +329,7 @@ pub fn parse_generalized_time(s: &str) -> Result<String, String> {
         Some(b'Z') if pos + 1 == b.len() => 0,
         Some(sign @ (b'+' | b'-')) => {
             let hh = num(pos + 1..pos + 3).ok_or_else(bad)?;
-            let mm = if b.len() == pos + 5 {
-                num(pos + 3..pos + 5).ok_or_else(bad)?
-            } else {
-                0
-            };
+            let mm = if b.len() == pos + 5 { num(pos + 3..pos + 5).ok_or_else(bad)? } else { 0 };
             if b.len() != pos + 3 && b.len() != pos + 5 || hh > 23 || mm > 59 {
                 return Err(bad());
             }
@@ -417,20 +393,13 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 pub fn format_epoch(secs: i64) -> String {
     let (y, m, d) = civil_from_days(secs.div_euclid(86400));
     let rem = secs.rem_euclid(86400);
-    format!(
-        "{y:04}{m:02}{d:02}{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// The current time as a GeneralizedTime.
 pub fn now_generalized() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     format_epoch(secs)
 }
 
@@ -444,17 +413,8 @@ mod tests {
         assert_eq!(parse_generalized_time("20261123213000Z").unwrap(), "20261123213000Z");
         assert_eq!(parse_generalized_time("202611232130+0100").unwrap(), "20261123203000Z");
         assert_eq!(parse_generalized_time("2026112321Z").unwrap(), "20261123210000Z");
-        assert_eq!(
-            parse_generalized_time("20261123213000.500Z").unwrap(),
-            "20261123213000.5Z"
-        );
-        for bad in [
-            "2026",
-            "20261323000000Z",
-            "20260230000000Z",
-            "20261123213000",
-            "x0261123213000Z",
-        ] {
+        assert_eq!(parse_generalized_time("20261123213000.500Z").unwrap(), "20261123213000.5Z");
+        for bad in ["2026", "20261323000000Z", "20260230000000Z", "20261123213000", "x0261123213000Z"] {
             assert!(parse_generalized_time(bad).is_err(), "{bad}");
         }
         assert_eq!(format_epoch(0), "19700101000000Z");
