@@ -198,6 +198,12 @@ impl Directory {
     /// invalidCredentials, after the same kind of work (RFC 4513 §6.2).
     pub fn bind(&self, dn: &Dn, password: &[u8]) -> Result<Entry> {
         let entry = self.get(dn).ok().flatten();
+        Self::check_password(entry, password)
+    }
+
+    /// The second half of [`Directory::bind`], for a front end that looked the
+    /// entry up itself (to decide where to run an expensive hash check).
+    pub fn check_password(entry: Option<Entry>, password: &[u8]) -> Result<Entry> {
         let Some(entry) = entry else {
             password::verify(password::decoy(), password);
             return Err(DirectoryError::InvalidCredentials);

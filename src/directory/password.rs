@@ -30,6 +30,15 @@ pub fn hash(password: &[u8]) -> Result<String, String> {
     Ok(format!("{{ARGON2}}{phc}"))
 }
 
+/// Whether checking against this stored value takes microseconds (salted
+/// digests) rather than milliseconds (argon2, crypt): cheap checks run inline.
+pub fn is_cheap(stored: &[u8]) -> bool {
+    let upper: Vec<u8> = stored.iter().take(10).map(u8::to_ascii_uppercase).collect();
+    ["{SSHA}", "{SSHA256}", "{SSHA512}", "{SMD5}", "{SHA}", "{SHA256}", "{SHA512}", "{MD5}"]
+        .iter()
+        .any(|p| upper.starts_with(p.as_bytes()))
+}
+
 /// Check a password against one stored value. Unknown schemes never match.
 pub fn verify(stored: &[u8], password: &[u8]) -> bool {
     let Ok(s) = std::str::from_utf8(stored) else {

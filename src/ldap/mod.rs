@@ -177,18 +177,11 @@ async fn run<S>(stream: S, ctx: Arc<Context>, mut shutdown: watch::Receiver<bool
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (rd, wr) = tokio::io::split(stream);
+    let (rd, mut wr) = tokio::io::split(stream);
     let mut reader = FramedRead::new(rd, LdapCodec::new(Some(ctx.max_pdu_bytes), None));
+    // Responses of operations running elsewhere come back through this
+    // channel; this task writes everything, so an inline answer costs no hop.
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let writer = tokio::spawn(async move {
-        let mut wr = wr;
-        while let Some(buf) = rx.recv().await {
-            if wr.write_all(&buf).await.is_err() {
-                return (wr, false);
-            }
-        }
-        (wr, true)
-    });
     let conn = Arc::new(Conn {
         cursors: Mutex::new(paging::Cursors::new(ctx.max_paged_cursors)),
         ctx,
@@ -196,8 +189,17 @@ where
         outstanding: Mutex::new(HashMap::new()),
     });
     let mut upgrade = false;
+    let mut healthy = true;
     loop {
         let next = tokio::select! {
+            biased;
+            Some(buf) = rx.recv() => {
+                if wr.write_all(&buf).await.is_err() {
+                    healthy = false;
+                    break;
+                }
+                continue;
+            }
             _ = shutdown.changed() => {
                 conn.send(notice(LdapResultCode::Unavailable, "server shutting down"));
                 break;
@@ -257,12 +259,24 @@ where
             }
             _ => ops::dispatch(&conn, &mut session, msg).await,
         }
+        // Write what the operation answered inline, in one write.
+        while let Ok(buf) = rx.try_recv() {
+            if wr.write_all(&buf).await.is_err() {
+                healthy = false;
+                break;
+            }
+        }
+        if !healthy {
+            break;
+        }
     }
-    // Let spawned operations finish (they hold senders), then take the write half back.
+    // Let operations still running finish and write their answers, then close or upgrade.
     drop(conn);
-    let Ok((mut wr, healthy)) = writer.await else {
-        return Outcome::Closed;
-    };
+    while let Some(buf) = rx.recv().await {
+        if healthy && wr.write_all(&buf).await.is_err() {
+            healthy = false;
+        }
+    }
     if upgrade && healthy {
         // Plain text pipelined after the StartTLS request would be read as if
         // protected (RFC 4513 §3.1.1): refuse the connection instead.
