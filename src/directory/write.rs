@@ -35,7 +35,10 @@ pub enum Change {
 
 impl Directory {
     /// Add an entry (RFC 4511 §4.7).
-    pub fn add(&self, actor: &Actor, entry: Entry) -> Result<()> {
+    pub fn add(&self, actor: &Actor, mut entry: Entry) -> Result<()> {
+        // Hash before taking the write lock: argon2 takes milliseconds and
+        // every other writer would wait for it.
+        self.hash_plain_passwords(&mut entry)?;
         let mut w = self.store.write()?;
         self.add_in(&mut w, actor, entry, AddMode::Client)?;
         w.commit()?;
@@ -44,8 +47,17 @@ impl Directory {
 
     /// Modify an entry (RFC 4511 §4.6): all changes or none.
     pub fn modify(&self, actor: &Actor, dn: &Dn, mods: &[Modification]) -> Result<()> {
+        // As in `add`: hash new passwords before taking the write lock.
+        let mut mods = mods.to_vec();
+        for m in mods
+            .iter_mut()
+            .filter(|m| self.schema.attr_id(&m.attr).is_some_and(|id| self.schema.attr(id).lname == "userpassword"))
+        {
+            let values = std::mem::take(&mut m.values);
+            m.values = values.into_iter().map(|v| self.hash_if_plain(v)).collect::<Result<_>>()?;
+        }
         let mut w = self.store.write()?;
-        self.modify_in(&mut w, actor, dn, mods)?;
+        self.modify_in(&mut w, actor, dn, &mods)?;
         w.commit()?;
         Ok(())
     }
