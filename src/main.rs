@@ -63,10 +63,44 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// SCIM bearer tokens: each bound to one organisation or to the CIG.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Password utilities.
     Passwd {
         #[command(subcommand)]
         command: PasswdCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token; it is printed once, alone on the last line, and stored only as a hash.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// The organisation (its DN, or its SIREN) the token acts for.
+        #[arg(long, conflicts_with = "cig", required_unless_present = "cig")]
+        org: Option<String>,
+        /// A token for the CIG as a whole (every organisation).
+        #[arg(long)]
+        cig: bool,
+        /// A label to recognise it by (e.g. the HR software's name).
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List tokens (id, scope, label, creation time); never the secrets.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Revoke a token by its id.
+    Revoke {
+        #[command(flatten)]
+        common: Common,
+        id: String,
     },
 }
 
@@ -126,6 +160,43 @@ fn main() -> anyhow::Result<()> {
         Command::Export { common, output } => {
             let cfg = load(&common)?;
             app::export(&cfg, output.as_deref())?;
+            Ok(())
+        }
+        Command::Token { command } => {
+            use convergences::directory::TokenScope;
+            match command {
+                TokenCommand::Create { common, org, cig, name } => {
+                    let dir = app::open_directory(&load(&common)?)?;
+                    let scope = match (cig, org) {
+                        (true, _) => TokenScope::Cig,
+                        (false, Some(org)) => TokenScope::Organisation(dir.find_organisation(&org)?),
+                        (false, None) => anyhow::bail!("give --org or --cig"),
+                    };
+                    let (id, secret) = dir.create_token(&scope, &name)?;
+                    match &scope {
+                        TokenScope::Cig => println!("token {id} for the CIG as a whole"),
+                        TokenScope::Organisation(dn) => println!("token {id} for {dn}"),
+                    }
+                    println!("{secret}");
+                }
+                TokenCommand::List { common } => {
+                    let dir = app::open_directory(&load(&common)?)?;
+                    for t in dir.list_tokens()? {
+                        let scope = match t.scope {
+                            TokenScope::Cig => "CIG".to_string(),
+                            TokenScope::Organisation(dn) => dn.to_string(),
+                        };
+                        println!("{}\t{}\t{}\t{}", t.id, t.created, scope, t.name);
+                    }
+                }
+                TokenCommand::Revoke { common, id } => {
+                    let dir = app::open_directory(&load(&common)?)?;
+                    if !dir.revoke_token(&id)? {
+                        anyhow::bail!("no token has the id {id}");
+                    }
+                    println!("token {id} revoked");
+                }
+            }
             Ok(())
         }
         Command::Passwd { command: PasswdCommand::Hash } => {

@@ -11,6 +11,7 @@ pub mod filter;
 pub mod password;
 pub mod schema;
 mod search;
+pub mod tokens;
 pub mod write;
 
 use std::collections::HashSet;
@@ -22,6 +23,7 @@ pub use error::{DirectoryError, Result};
 pub use filter::Filter;
 pub use schema::Schema;
 pub use search::{Scope, SearchRequest};
+pub use tokens::{TokenInfo, TokenScope};
 pub use write::{AddMode, Change};
 
 use crate::store::{IndexKind, Reader, Record, Store, index_key};

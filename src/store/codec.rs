@@ -34,6 +34,37 @@ pub struct ChangeRecord {
     pub attrs: Vec<String>,
 }
 
+/// A SCIM bearer token as stored: never the secret, only what it grants.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenRecord {
+    /// Short public identifier, for `token list` / `token revoke`.
+    pub id: String,
+    pub name: String,
+    /// The DN of the organisation it is bound to; empty for the CIG as a whole.
+    pub scope: String,
+    pub created: String,
+}
+
+const TOKEN_V1: u8 = 1;
+
+impl TokenRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![TOKEN_V1];
+        for s in [&self.id, &self.name, &self.scope, &self.created] {
+            put_bytes(&mut out, s.as_bytes());
+        }
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Result<TokenRecord> {
+        let mut c = Cursor { b };
+        if c.byte()? != TOKEN_V1 {
+            return Err(StoreError::Corrupt("unknown token record version".into()));
+        }
+        Ok(TokenRecord { id: c.string()?, name: c.string()?, scope: c.string()?, created: c.string()? })
+    }
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);

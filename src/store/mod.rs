@@ -11,7 +11,7 @@ mod tables;
 use std::collections::HashMap;
 use std::path::Path;
 
-pub use codec::{ChangeRecord, Record};
+pub use codec::{ChangeRecord, Record, TokenRecord};
 use redb::{ReadableDatabase, ReadableMultimapTable, ReadableTable, ReadableTableMetadata};
 use tables::*;
 
@@ -102,6 +102,7 @@ impl Store {
             w.open_table(DN2ID)?;
             w.open_table(UUID2ID)?;
             w.open_table(CHANGELOG)?;
+            w.open_table(TOKENS)?;
             w.open_multimap_table(CHILDREN)?;
             w.open_table(POSTINGS)?;
         }
@@ -142,6 +143,10 @@ pub trait Reader {
     fn all_ids(&self) -> Result<Vec<u64>>;
     fn entry_count(&self) -> Result<u64>;
     fn changes_since(&self, seq: u64, max: usize) -> Result<Vec<(u64, ChangeRecord)>>;
+    /// The token stored under this secret's hash.
+    fn token(&self, hash: &[u8]) -> Result<Option<TokenRecord>>;
+    /// Every token (hash, record).
+    fn tokens(&self) -> Result<Vec<(Vec<u8>, TokenRecord)>>;
 }
 
 /// A read snapshot.
@@ -252,6 +257,24 @@ macro_rules! impl_reader {
 
             fn entry_count(&self) -> Result<u64> {
                 Ok(self.txn.open_table(ENTRIES)?.len()?)
+            }
+
+            fn token(&self, hash: &[u8]) -> Result<Option<TokenRecord>> {
+                let t = self.txn.open_table(TOKENS)?;
+                match t.get(hash)? {
+                    Some(g) => Ok(Some(TokenRecord::decode(g.value())?)),
+                    None => Ok(None),
+                }
+            }
+
+            fn tokens(&self) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
+                let t = self.txn.open_table(TOKENS)?;
+                let mut out = Vec::new();
+                for item in t.iter()? {
+                    let (k, v) = item?;
+                    out.push((k.value().to_vec(), TokenRecord::decode(v.value())?));
+                }
+                Ok(out)
             }
 
             fn changes_since(&self, seq: u64, max: usize) -> Result<Vec<(u64, ChangeRecord)>> {
@@ -383,6 +406,16 @@ impl WriteTx {
     fn overlay_prefix(&self, prefix: &[u8]) -> Vec<u64> {
         let Some(b) = self.bulk.as_ref() else { return Vec::new() };
         b.iter().filter(|(k, _)| k.starts_with(prefix)).flat_map(|(_, v)| v.iter().copied()).collect()
+    }
+
+    pub fn put_token(&mut self, hash: &[u8], rec: &TokenRecord) -> Result<()> {
+        self.txn.open_table(TOKENS)?.insert(hash, rec.encode().as_slice())?;
+        Ok(())
+    }
+
+    pub fn delete_token(&mut self, hash: &[u8]) -> Result<()> {
+        self.txn.open_table(TOKENS)?.remove(hash)?;
+        Ok(())
     }
 
     /// Append to the changelog; returns the sequence number.

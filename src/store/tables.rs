@@ -16,3 +16,5 @@ pub const POSTINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("postin
 pub const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog");
 /// counters and the format version
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// SHA-256 of a SCIM bearer token → encoded [`super::TokenRecord`]
+pub const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens");

@@ -1,0 +1,123 @@
+//! SCIM bearer tokens: made by the command line, shown once, stored only as
+//! a SHA-256 hash (a 256-bit random secret needs no slow hash), each bound to
+//! one organisation or to the CIG as a whole.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::Digest;
+
+use super::schema::syntax::now_generalized;
+use super::*;
+use crate::store::TokenRecord;
+
+/// What a token may reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenScope {
+    /// The CIG as a whole.
+    Cig,
+    /// One organisation: the entry with `ou=agents` / `ou=groupes` children.
+    Organisation(Dn),
+}
+
+/// A token as `token list` shows it.
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub scope: TokenScope,
+    pub created: String,
+}
+
+/// Prefix of every token, so that a leaked one is recognisable by secret scanners.
+const TOKEN_PREFIX: &str = "cvg_";
+
+fn digest(secret: &str) -> Vec<u8> {
+    sha2::Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+impl Directory {
+    /// The organisation named by a DN or a SIREN: an entry that has an
+    /// `ou=agents` child (the tree's shape, not its place, makes an organisation).
+    pub fn find_organisation(&self, dn_or_siren: &str) -> Result<Dn> {
+        let candidates: Vec<Dn> = if dn_or_siren.contains('=') {
+            vec![Dn::parse(dn_or_siren)?]
+        } else {
+            let f = Filter::Or(vec![
+                Filter::Equality("cigSiren".into(), dn_or_siren.as_bytes().to_vec()),
+                Filter::Equality("o".into(), dn_or_siren.as_bytes().to_vec()),
+            ]);
+            let mut found = Vec::new();
+            self.search(&SearchRequest::new(self.suffix.clone(), Scope::Sub, f), |e| {
+                found.push(e.dn);
+                Ok(())
+            })?;
+            found
+        };
+        let mut orgs = Vec::new();
+        for dn in candidates {
+            if self.get(&dn.child(Rdn::single("ou", "agents")))?.is_some() {
+                orgs.push(dn);
+            }
+        }
+        match <[Dn; 1]>::try_from(orgs) {
+            Ok([dn]) => Ok(dn),
+            Err(v) if v.is_empty() => {
+                Err(DirectoryError::NoSuchObject { dn: dn_or_siren.to_string(), matched: String::new() })
+            }
+            Err(_) => Err(DirectoryError::ConstraintViolation(format!("'{dn_or_siren}' names several organisations"))),
+        }
+    }
+
+    /// Make a token; returns its id and the secret, which is not kept.
+    pub fn create_token(&self, scope: &TokenScope, name: &str) -> Result<(String, String)> {
+        let scope_dn = match scope {
+            TokenScope::Cig => String::new(),
+            TokenScope::Organisation(dn) => dn.to_string(),
+        };
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).map_err(|e| DirectoryError::Internal(e.to_string()))?;
+        let secret = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw));
+        let hash = digest(&secret);
+        let id: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        let rec = TokenRecord { id: id.clone(), name: name.to_string(), scope: scope_dn, created: now_generalized() };
+        let mut w = self.store.write()?;
+        w.put_token(&hash, &rec)?;
+        w.commit()?;
+        Ok((id, secret))
+    }
+
+    /// What a presented token grants, if it is one of ours.
+    pub fn check_token(&self, secret: &str) -> Result<Option<TokenScope>> {
+        if !secret.starts_with(TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        let r = self.store.read()?;
+        match r.token(&digest(secret))? {
+            Some(rec) => Ok(Some(scope_of(&rec)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        let r = self.store.read()?;
+        r.tokens()?
+            .into_iter()
+            .map(|(_, rec)| Ok(TokenInfo { scope: scope_of(&rec)?, id: rec.id, name: rec.name, created: rec.created }))
+            .collect()
+    }
+
+    /// Revoke by id; false when no token has it.
+    pub fn revoke_token(&self, id: &str) -> Result<bool> {
+        let mut w = self.store.write()?;
+        let hashes: Vec<Vec<u8>> = w.tokens()?.into_iter().filter(|(_, r)| r.id == id).map(|(h, _)| h).collect();
+        for h in &hashes {
+            w.delete_token(h)?;
+        }
+        w.commit()?;
+        Ok(!hashes.is_empty())
+    }
+}
+
+fn scope_of(rec: &TokenRecord) -> Result<TokenScope> {
+    Ok(if rec.scope.is_empty() { TokenScope::Cig } else { TokenScope::Organisation(Dn::parse(&rec.scope)?) })
+}
