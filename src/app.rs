@@ -27,6 +27,8 @@ pub enum AppError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("SCIM schemas: {0}")]
+    Scim(String),
     #[error("suffix '{0}': {1}")]
     Suffix(String, String),
     #[error("import stopped at line {line}: {reason} (nothing was imported)")]
@@ -52,6 +54,8 @@ pub fn open_directory(cfg: &Config) -> Result<Directory, AppError> {
 pub struct ServerHandle {
     pub ldap_addr: SocketAddr,
     pub ldaps_addr: SocketAddr,
+    /// The plain-HTTP SCIM address, when configured.
+    pub scim_http_addr: Option<SocketAddr>,
     /// The TLS files in use (with the generated development CA, if any).
     pub tls: crate::tls::TlsFiles,
     pub directory: Arc<Directory>,
@@ -98,11 +102,37 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
     let tls_listener = tokio::net::TcpListener::bind(cfg.ldaps).await?;
     let ldaps_addr = tls_listener.local_addr()?;
     let ctx = Arc::new(crate::ldap::Context::new(directory.clone(), &cfg, Some(acceptor)));
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(crate::ldap::serve(listener, ctx.clone(), rx.clone(), false)),
-        tokio::spawn(crate::ldap::serve(tls_listener, ctx, rx, true)),
+        tokio::spawn(crate::ldap::serve(tls_listener, ctx, rx.clone(), true)),
     ];
-    Ok(ServerHandle { ldap_addr, ldaps_addr, tls, directory, generated_admin_password, shutdown: tx, tasks })
+    let mut scim_http_addr = None;
+    if let Some(addr) = cfg.scim_http {
+        let scim = crate::scim::ScimContext::new(directory.clone(), cfg.scim_max_results)
+            .map_err(|e| AppError::Scim(e.to_string()))?;
+        let http = tokio::net::TcpListener::bind(addr).await?;
+        scim_http_addr = Some(http.local_addr()?);
+        let router = crate::scim::router(Arc::new(scim));
+        let mut stop = rx;
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.changed().await;
+            };
+            if let Err(e) = axum::serve(http, router).with_graceful_shutdown(shutdown).await {
+                tracing::error!("SCIM server stopped: {e}");
+            }
+        }));
+    }
+    Ok(ServerHandle {
+        ldap_addr,
+        ldaps_addr,
+        scim_http_addr,
+        tls,
+        directory,
+        generated_admin_password,
+        shutdown: tx,
+        tasks,
+    })
 }
 
 /// What an import did.

@@ -17,8 +17,12 @@ pub struct Config {
     pub ldap: SocketAddr,
     /// LDAPS listen address; used only when `tls_cert` and `tls_key` are set.
     pub ldaps: SocketAddr,
-    /// SCIM listen address (plain HTTP in development).
+    /// SCIM over HTTPS (with the LDAPS certificate). Not served yet: see issue 4.
     pub scim: SocketAddr,
+    /// SCIM over plain HTTP, for local use or behind a TLS-terminating proxy; none: off.
+    pub scim_http: Option<SocketAddr>,
+    /// Most resources in one SCIM list response.
+    pub scim_max_results: usize,
     /// The naming context.
     pub suffix: String,
     /// Directory of `*.schema` files; the schema compiled into the binary when unset.
@@ -90,7 +94,9 @@ impl Default for Config {
             data: PathBuf::from("./data"),
             ldap: addr("127.0.0.1:3389"),
             ldaps: addr("127.0.0.1:3636"),
-            scim: addr("127.0.0.1:8080"),
+            scim: addr("127.0.0.1:8443"),
+            scim_http: Some(addr("127.0.0.1:8080")),
+            scim_max_results: 200,
             suffix: "dc=cig,dc=fr".into(),
             schema_dir: None,
             tls_cert: None,
@@ -170,6 +176,12 @@ impl Config {
         if let Some(v) = get("CONVERGENCES_SCIM") {
             self.scim = parse("CONVERGENCES_SCIM", &v)?;
         }
+        if let Some(v) = get("CONVERGENCES_SCIM_HTTP") {
+            self.scim_http = if v.is_empty() { None } else { Some(parse("CONVERGENCES_SCIM_HTTP", &v)?) };
+        }
+        if let Some(v) = get("CONVERGENCES_SCIM_MAX_RESULTS") {
+            self.scim_max_results = parse("CONVERGENCES_SCIM_MAX_RESULTS", &v)?;
+        }
         if let Some(v) = get("CONVERGENCES_SUFFIX") {
             self.suffix = v;
         }
@@ -234,6 +246,7 @@ impl Config {
             ldap: addr("127.0.0.1:0"),
             ldaps: addr("127.0.0.1:0"),
             scim: addr("127.0.0.1:0"),
+            scim_http: Some(addr("127.0.0.1:0")),
             demo: false,
             cache_mb: 16,
             ..Config::default()

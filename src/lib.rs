@@ -20,6 +20,7 @@ pub mod config;
 pub mod directory;
 pub mod ldap;
 pub mod ldif;
+pub mod scim;
 pub mod seed;
 pub mod store;
 pub mod tls;

@@ -40,9 +40,12 @@ enum Command {
         /// LDAPS listen address (default 127.0.0.1:3636; needs tls_cert and tls_key).
         #[arg(long, env = "CONVERGENCES_LDAPS")]
         ldaps: Option<std::net::SocketAddr>,
-        /// SCIM listen address (default 127.0.0.1:8080).
+        /// SCIM over HTTPS (default 127.0.0.1:8443; not served yet).
         #[arg(long, env = "CONVERGENCES_SCIM")]
         scim: Option<std::net::SocketAddr>,
+        /// SCIM over plain HTTP (default 127.0.0.1:8080), for local use or behind a TLS proxy.
+        #[arg(long, env = "CONVERGENCES_SCIM_HTTP")]
+        scim_http: Option<std::net::SocketAddr>,
         /// Do not seed demo data into an empty store.
         #[arg(long)]
         no_demo: bool,
@@ -121,7 +124,7 @@ fn load(common: &Common) -> anyhow::Result<Config> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { common, ldap, ldaps, scim, no_demo } => {
+        Command::Serve { common, ldap, ldaps, scim, scim_http, no_demo } => {
             let mut cfg = load(&common)?;
             if let Some(a) = ldap {
                 cfg.ldap = a;
@@ -132,6 +135,9 @@ fn main() -> anyhow::Result<()> {
             if let Some(a) = scim {
                 cfg.scim = a;
             }
+            if let Some(a) = scim_http {
+                cfg.scim_http = Some(a);
+            }
             if no_demo {
                 cfg.demo = false;
             }
@@ -141,6 +147,9 @@ fn main() -> anyhow::Result<()> {
                 let handle = app::start(cfg).await?;
                 println!("LDAP listening on ldap://{}", handle.ldap_addr);
                 println!("LDAPS listening on ldaps://{}", handle.ldaps_addr);
+                if let Some(a) = handle.scim_http_addr {
+                    println!("SCIM listening on http://{a}/scim/v2");
+                }
                 tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
                 handle.shutdown().await;
                 anyhow::Ok(())

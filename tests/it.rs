@@ -7,3 +7,4 @@ mod ldap_clients;
 mod ldap_server;
 mod ldif_cli;
 mod other_clients;
+mod scim_users;

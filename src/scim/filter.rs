@@ -1,0 +1,134 @@
+//! SCIM filters (RFC 7644 §3.4.2.2, parsed by `scim_v2`) lowered into the
+//! directory's filter language, so that they use the same indexes as LDAP.
+
+use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter as Scim, ValFilter};
+
+use super::ScimError;
+use super::mapping::{AGENT, ENTERPRISE, USER};
+use crate::directory::Filter;
+use crate::directory::filter::Substrings;
+
+/// The LDAP attribute(s) a User attribute path names.
+fn user_attr(path: &AttrPath) -> Option<Vec<&'static str>> {
+    let uri = path.uri.as_deref().map(str::to_ascii_lowercase);
+    let name = path.name.to_ascii_lowercase();
+    let sub = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
+    let attrs: &[&str] = match (uri.as_deref(), name.as_str(), sub.as_deref()) {
+        (Some(u), n, _) if u == ENTERPRISE.to_ascii_lowercase() => match n {
+            "employeenumber" => &["employeeNumber"],
+            "department" => &["departmentNumber"],
+            _ => return None,
+        },
+        (Some(u), _, _) if u == AGENT.to_ascii_lowercase() => return None,
+        (Some(u), _, _) if u != USER.to_ascii_lowercase() => return None,
+        (_, "id", None) => &["entryUUID"],
+        (_, "username", None) => &["uid"],
+        (_, "externalid", None) => &["cigExternalId"],
+        (_, "displayname", None) => &["displayName"],
+        (_, "title", None) => &["title"],
+        (_, "active", None) => &["cigActive"],
+        (_, "name", Some("givenname")) => &["givenName"],
+        (_, "name", Some("familyname")) => &["sn"],
+        (_, "name", Some("formatted")) => &["cn"],
+        (_, "emails", None | Some("value")) => &["mail"],
+        (_, "phonenumbers", None | Some("value")) => &["telephoneNumber", "mobile"],
+        (_, "meta", Some("created")) => &["createTimestamp"],
+        (_, "meta", Some("lastmodified")) => &["modifyTimestamp"],
+        _ => return None,
+    };
+    Some(attrs.to_vec())
+}
+
+/// `2026-11-23T21:30:00Z` → `20261123213000Z`, for comparisons on meta times.
+fn generalized(iso: &str) -> String {
+    iso.chars().filter(|c| c.is_ascii_digit()).take(14).collect::<String>() + "Z"
+}
+
+fn value(attr: &str, v: &CompValue) -> Result<Vec<u8>, ScimError> {
+    Ok(match v {
+        CompValue::Str(s) if attr.ends_with("Timestamp") => generalized(s).into_bytes(),
+        CompValue::Str(s) => s.clone().into_bytes(),
+        CompValue::True => b"TRUE".to_vec(),
+        CompValue::False => b"FALSE".to_vec(),
+        CompValue::Number(n) => n.to_string().into_bytes(),
+        CompValue::Null => return Err(ScimError::invalid_filter("comparison with null is not supported")),
+    })
+}
+
+fn comparison(attr: &str, op: &CompareOp, v: &CompValue) -> Result<Filter, ScimError> {
+    let a = attr.to_string();
+    let val = value(attr, v)?;
+    let sub = |s: Substrings| Filter::Substrings(a.clone(), s);
+    Ok(match op {
+        CompareOp::Eq => Filter::Equality(a, val),
+        CompareOp::Ne => Filter::Not(Box::new(Filter::Equality(a, val))),
+        CompareOp::Co => sub(Substrings { initial: None, any: vec![val], final_: None }),
+        CompareOp::Sw => sub(Substrings { initial: Some(val), any: vec![], final_: None }),
+        CompareOp::Ew => sub(Substrings { initial: None, any: vec![], final_: Some(val) }),
+        CompareOp::Ge => Filter::GreaterOrEqual(a, val),
+        CompareOp::Le => Filter::LessOrEqual(a, val),
+        CompareOp::Gt => Filter::And(vec![
+            Filter::GreaterOrEqual(a.clone(), val.clone()),
+            Filter::Not(Box::new(Filter::Equality(a, val))),
+        ]),
+        CompareOp::Lt => Filter::And(vec![
+            Filter::LessOrEqual(a.clone(), val.clone()),
+            Filter::Not(Box::new(Filter::Equality(a, val))),
+        ]),
+    })
+}
+
+fn attr_exp(e: &AttrExp, parent: Option<&AttrPath>) -> Result<Filter, ScimError> {
+    let (path, op) = match e {
+        AttrExp::Present(p) => (p, None),
+        AttrExp::Comparison(p, op, v) => (p, Some((op, v))),
+    };
+    // Inside a value path (`emails[type eq "work"]`), names are sub-attributes of the parent.
+    let full = match parent {
+        Some(par) => {
+            let sub = path.name.to_ascii_lowercase();
+            if sub == "type" || sub == "primary" || sub == "display" {
+                // Every value is of the kinds we store; these select nothing away.
+                return Ok(Filter::And(Vec::new()));
+            }
+            AttrPath { uri: par.uri.clone(), name: par.name.clone(), sub_attr: Some(path.name.clone()) }
+        }
+        None => path.clone(),
+    };
+    let attrs =
+        user_attr(&full).ok_or_else(|| ScimError::invalid_filter(format!("cannot filter on '{}'", path.name)))?;
+    let mut each = Vec::new();
+    for a in attrs {
+        each.push(match op {
+            None => Filter::Present(a.to_string()),
+            Some((op, v)) => comparison(a, op, v)?,
+        });
+    }
+    Ok(if each.len() == 1 { each.remove(0) } else { Filter::Or(each) })
+}
+
+fn val_filter(f: &ValFilter, parent: &AttrPath) -> Result<Filter, ScimError> {
+    Ok(match f {
+        ValFilter::Attr(e) => attr_exp(e, Some(parent))?,
+        ValFilter::Not(x) => Filter::Not(Box::new(val_filter(x, parent)?)),
+        ValFilter::And(xs) => Filter::And(xs.iter().map(|x| val_filter(x, parent)).collect::<Result<_, _>>()?),
+        ValFilter::Or(xs) => Filter::Or(xs.iter().map(|x| val_filter(x, parent)).collect::<Result<_, _>>()?),
+    })
+}
+
+/// Lower a SCIM User filter.
+pub fn lower(f: &Scim) -> Result<Filter, ScimError> {
+    Ok(match f {
+        Scim::Attr(e) => attr_exp(e, None)?,
+        Scim::ValuePath(vp) => val_filter(&vp.filter, &vp.attr)?,
+        Scim::Not(x) => Filter::Not(Box::new(lower(x)?)),
+        Scim::And(xs) => Filter::And(xs.iter().map(lower).collect::<Result<_, _>>()?),
+        Scim::Or(xs) => Filter::Or(xs.iter().map(lower).collect::<Result<_, _>>()?),
+    })
+}
+
+/// Parse and lower the `filter` query parameter.
+pub fn parse(s: &str) -> Result<Filter, ScimError> {
+    let f: Scim = s.parse().map_err(|e| ScimError::invalid_filter(format!("bad filter '{s}': {e}")))?;
+    lower(&f)
+}

@@ -1,0 +1,144 @@
+//! SCIM 2.0 front end (RFC 7643 / 7644): HTTP ⇄ JSON ⇄ directory calls.
+//! Never touches redb; the directory core holds every rule.
+//!
+//! This first part serves discovery and Users (create, read, list with
+//! filters and pagination, replace, delete) with per-organisation bearer
+//! tokens. PATCH, Groups, Bulk, ETags and HTTPS come next (issue 4 note).
+
+mod error;
+mod filter;
+mod mapping;
+mod users;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::Value;
+
+pub use error::ScimError;
+
+use crate::directory::{Directory, TokenScope};
+
+/// SCIM media type (RFC 7644 §3.1).
+pub const MEDIA_TYPE: &str = "application/scim+json";
+
+/// What every request shares.
+pub struct ScimContext {
+    pub directory: Arc<Directory>,
+    /// `/Schemas` resources, from `scim/schemas/*.json`.
+    pub schemas: Vec<Value>,
+    pub resource_types: Value,
+    pub service_provider_config: Value,
+    /// Most resources one list response carries (RFC 7644 §3.4.2.4 `count`).
+    pub max_results: usize,
+}
+
+const SCHEMA_FILES: &[&str] = &[
+    include_str!("../../scim/schemas/User.json"),
+    include_str!("../../scim/schemas/EnterpriseUser.json"),
+    include_str!("../../scim/schemas/Agent.json"),
+    include_str!("../../scim/schemas/Group.json"),
+];
+
+impl ScimContext {
+    pub fn new(directory: Arc<Directory>, max_results: usize) -> Result<ScimContext, serde_json::Error> {
+        let schemas = SCHEMA_FILES.iter().map(|s| serde_json::from_str(s)).collect::<Result<_, _>>()?;
+        let mut spc: Value = serde_json::from_str(include_str!("../../scim/ServiceProviderConfig.json"))?;
+        spc["filter"]["maxResults"] = max_results.into();
+        Ok(ScimContext {
+            directory,
+            schemas,
+            resource_types: serde_json::from_str(include_str!("../../scim/ResourceTypes.json"))?,
+            service_provider_config: spc,
+            max_results,
+        })
+    }
+}
+
+/// The routes under `/scim/v2`.
+pub fn router(ctx: Arc<ScimContext>) -> Router {
+    let api = Router::new()
+        .route("/ServiceProviderConfig", get(service_provider_config))
+        .route("/ResourceTypes", get(resource_types))
+        .route("/Schemas", get(schemas))
+        .route("/Schemas/{id}", get(schema))
+        .route("/Users", get(users::list).post(users::create))
+        .route("/Users/{id}", get(users::read).put(users::replace).delete(users::remove))
+        .fallback(|| async { ScimError::not_found("endpoint") });
+    Router::new().nest("/scim/v2", api).with_state(ctx)
+}
+
+/// A SCIM JSON response with the SCIM media type.
+pub fn scim_json(status: StatusCode, body: Value) -> Response {
+    let mut r = (status, axum::Json(body)).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
+    r
+}
+
+/// The authenticated caller: what its bearer token reaches.
+pub struct Caller(pub TokenScope);
+
+impl FromRequestParts<Arc<ScimContext>> for Caller {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Arc<ScimContext>) -> Result<Caller, ScimError> {
+        let unauthorized = || ScimError::new(StatusCode::UNAUTHORIZED, None, "a valid bearer token is required");
+        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
+        let (scheme, token) = header.split_once(' ').ok_or_else(unauthorized)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(unauthorized());
+        }
+        match ctx.directory.check_token(token.trim())? {
+            Some(scope) => Ok(Caller(scope)),
+            None => Err(unauthorized()),
+        }
+    }
+}
+
+async fn service_provider_config(
+    _: Caller,
+    axum::extract::State(ctx): axum::extract::State<Arc<ScimContext>>,
+) -> Response {
+    scim_json(StatusCode::OK, ctx.service_provider_config.clone())
+}
+
+async fn resource_types(_: Caller, axum::extract::State(ctx): axum::extract::State<Arc<ScimContext>>) -> Response {
+    list_response(ctx.resource_types.as_array().cloned().unwrap_or_default(), 1)
+}
+
+async fn schemas(_: Caller, axum::extract::State(ctx): axum::extract::State<Arc<ScimContext>>) -> Response {
+    list_response(ctx.schemas.clone(), 1)
+}
+
+async fn schema(
+    _: Caller,
+    axum::extract::State(ctx): axum::extract::State<Arc<ScimContext>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match ctx.schemas.iter().find(|s| s["id"] == id.as_str()) {
+        Some(s) => scim_json(StatusCode::OK, s.clone()),
+        None => ScimError::not_found("schema").into_response(),
+    }
+}
+
+/// RFC 7644 §3.4.2 ListResponse.
+pub fn list_response_with_total(resources: Vec<Value>, start_index: usize, total: usize) -> Response {
+    let body = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    });
+    scim_json(StatusCode::OK, body)
+}
+
+fn list_response(resources: Vec<Value>, start_index: usize) -> Response {
+    let total = resources.len();
+    list_response_with_total(resources, start_index, total)
+}

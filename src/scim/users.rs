@@ -1,0 +1,296 @@
+//! `/Users` (RFC 7644 §3.3–3.6): agents under their organisation's `ou=agents`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde_json::Value;
+
+use super::mapping::{self, AGENT};
+use super::{Caller, ScimContext, ScimError, scim_json};
+use crate::directory::{
+    Actor, AddMode, Change, Directory, Dn, Entry, Filter, ModOp, Modification, Rdn, Scope, SearchRequest, TokenScope,
+    password,
+};
+
+/// Where a caller's users live: its organisation, or the whole tree for the CIG.
+fn base(dir: &Directory, caller: &Caller) -> Dn {
+    match &caller.0 {
+        TokenScope::Cig => dir.suffix().clone(),
+        TokenScope::Organisation(dn) => dn.clone(),
+    }
+}
+
+/// The actor recorded in creatorsName / modifiersName and the changelog.
+fn actor(caller: &Caller) -> Actor {
+    match &caller.0 {
+        TokenScope::Cig => Actor::new("cn=scim,cn=cig"),
+        TokenScope::Organisation(dn) => Actor::new(format!("cn=scim,{dn}")),
+    }
+}
+
+fn users_filter(extra: Filter) -> Filter {
+    Filter::And(vec![Filter::Equality("objectClass".into(), b"inetOrgPerson".to_vec()), extra])
+}
+
+fn search(dir: &Directory, base: Dn, filter: Filter) -> Result<Vec<Entry>, ScimError> {
+    let mut req = SearchRequest::new(base, Scope::Sub, users_filter(filter));
+    req.attrs = vec!["*".into(), "+".into()];
+    let mut out = Vec::new();
+    dir.search(&req, |e| {
+        out.push(e);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The caller's user with this id; another organisation's is a 404, as if absent.
+fn find(dir: &Directory, caller: &Caller, id: &str) -> Result<Entry, ScimError> {
+    let f = Filter::Equality("entryUUID".into(), id.as_bytes().to_vec());
+    search(dir, base(dir, caller), f)?.pop().ok_or_else(|| ScimError::not_found("User"))
+}
+
+/// The organisation above an agent: the parent of its `ou=agents`.
+fn organisation_of(dir: &Directory, dn: &Dn) -> Option<Entry> {
+    let mut cur = dn.parent();
+    while !cur.is_root() {
+        if dir.get(&cur.child(Rdn::single("ou", "agents"))).ok().flatten().is_some() {
+            return dir.get(&cur).ok().flatten();
+        }
+        cur = cur.parent();
+    }
+    None
+}
+
+fn render(dir: &Directory, entry: &Entry) -> Value {
+    let org = organisation_of(dir, &entry.dn);
+    let siren = org.as_ref().and_then(|o| o.first_str("cigSiren").or_else(|| o.first_str("o")).map(str::to_string));
+    mapping::user_json(entry, &mapping::applications(dir, entry), siren.as_deref())
+}
+
+fn with_etag(mut r: Response, entry: &Entry) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&mapping::version(entry)) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, ScimError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ScimError::new(StatusCode::BAD_REQUEST, Some("invalidSyntax"), format!("the body is not valid JSON: {e}"))
+    })
+}
+
+/// The application groups to add the user to / remove it from, checked
+/// against the organisation's subscriptions (`cigApplication`): a request
+/// naming an application its organisation does not subscribe to is refused whole.
+fn grant_changes(
+    dir: &Directory,
+    org: &Entry,
+    member: &str,
+    wanted: &[String],
+    current: &[String],
+) -> Result<Vec<Change>, ScimError> {
+    let subscribed: Vec<String> = org
+        .get("cigApplication")
+        .map(|a| a.values.iter().filter_map(|v| std::str::from_utf8(v).ok()).map(str::to_lowercase).collect())
+        .unwrap_or_default();
+    let mut changes = Vec::new();
+    for app in wanted {
+        if !subscribed.contains(app) {
+            return Err(ScimError::invalid_value(format!(
+                "the organisation does not subscribe to the application '{app}'"
+            )));
+        }
+        if !current.iter().any(|c| c.eq_ignore_ascii_case(app)) {
+            changes.push(app_change(dir, app, member, ModOp::Add));
+        }
+    }
+    for app in current {
+        if !wanted.iter().any(|w| w.eq_ignore_ascii_case(app)) {
+            changes.push(app_change(dir, app, member, ModOp::Delete));
+        }
+    }
+    Ok(changes)
+}
+
+fn app_change(dir: &Directory, app: &str, member: &str, op: ModOp) -> Change {
+    let group = dir.suffix().child(Rdn::single("ou", "applications")).child(Rdn::single("cn", app));
+    Change::Modify(group, vec![Modification { op, attr: "member".into(), values: vec![member.as_bytes().to_vec()] }])
+}
+
+/// Hash a plain password before the write transaction (argon2 takes milliseconds).
+fn hash_passwords(attrs: &mut [(&'static str, Vec<Vec<u8>>)]) -> Result<(), ScimError> {
+    for (name, values) in attrs.iter_mut().filter(|(n, _)| *n == "userPassword") {
+        let _ = name;
+        for v in values.iter_mut() {
+            *v =
+                password::hash(v).map_err(|e| ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e))?.into_bytes();
+        }
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ScimError> + Send + 'static,
+) -> Result<T, ScimError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, "the operation failed"))?
+}
+
+fn apply(dir: &Directory, caller: &Caller, changes: Vec<Change>) -> Result<(), ScimError> {
+    dir.apply_batch(&actor(caller), changes.into_iter().map(Ok), AddMode::Client, |_| {})
+        .map_err(|(_, e)| e.into())
+        .map(|_| ())
+}
+
+pub async fn create(caller: Caller, State(ctx): State<Arc<ScimContext>>, body: Bytes) -> Result<Response, ScimError> {
+    let u = parse_body(&body)?;
+    blocking(move || {
+        let dir = &ctx.directory;
+        let org_dn = match &caller.0 {
+            TokenScope::Organisation(dn) => dn.clone(),
+            TokenScope::Cig => {
+                let siren = u.get(AGENT).and_then(|a| a.get("siren")).and_then(Value::as_str).ok_or_else(|| {
+                    ScimError::invalid_value(format!("a CIG token must say where the user goes: {AGENT}:siren"))
+                })?;
+                dir.find_organisation(siren)?
+            }
+        };
+        let org = dir.get(&org_dn)?.ok_or_else(|| ScimError::not_found("organisation"))?;
+        let mut attrs = mapping::user_attributes(&u)?;
+        hash_passwords(&mut attrs)?;
+        let uid = attrs.iter().find(|(n, _)| *n == "uid").and_then(|(_, v)| v.first()).cloned().unwrap_or_default();
+        let uid = String::from_utf8(uid).map_err(|_| ScimError::invalid_value("userName is not UTF-8"))?;
+        let dn = org_dn.child(Rdn::single("ou", "agents")).child(Rdn::single("uid", &uid));
+        let mut entry = Entry::new(dn.clone()).with("objectClass", ["inetOrgPerson", "cigAgent"]);
+        for (name, values) in attrs.into_iter().filter(|(_, v)| !v.is_empty()) {
+            entry.add_values(name, values);
+        }
+        let mut changes = vec![Change::Add(entry)];
+        changes.extend(grant_changes(dir, &org, &dn.to_string(), &mapping::entitlements(&u)?, &[])?);
+        apply(dir, &caller, changes)?;
+        let created = dir.get(&dn)?.ok_or_else(|| ScimError::not_found("User"))?;
+        let mut created_full = created.clone();
+        // Operational attributes (entryUUID, timestamps) for the response.
+        if let Ok(Some(full)) = search(dir, dn.clone(), Filter::everything()).map(|mut v| v.pop()) {
+            created_full = full;
+        }
+        let body = render(dir, &created_full);
+        let mut r = with_etag(scim_json(StatusCode::CREATED, body.clone()), &created_full);
+        if let Some(loc) = body["meta"]["location"].as_str().and_then(|l| HeaderValue::from_str(l).ok()) {
+            r.headers_mut().insert(header::LOCATION, loc);
+        }
+        Ok(r)
+    })
+    .await
+}
+
+pub async fn read(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    Path(id): Path<String>,
+) -> Result<Response, ScimError> {
+    let dir = &ctx.directory;
+    let entry = find(dir, &caller, &id)?;
+    Ok(with_etag(scim_json(StatusCode::OK, render(dir, &entry)), &entry))
+}
+
+pub async fn list(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let param = |k: &str| q.iter().find(|(name, _)| name.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str());
+    let filter = match param("filter") {
+        Some(f) if !f.trim().is_empty() => super::filter::parse(f)?,
+        _ => Filter::And(Vec::new()),
+    };
+    let number = |k: &str, default: usize| -> Result<usize, ScimError> {
+        match param(k) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .map(|n| n.max(0) as usize)
+                .map_err(|_| ScimError::invalid_value(format!("{k} must be an integer"))),
+        }
+    };
+    // RFC 7644 §3.4.2.4: startIndex below 1 means 1; count is capped by maxResults.
+    let start = number("startIndex", 1)?.max(1);
+    let count = number("count", ctx.max_results)?.min(ctx.max_results);
+    let dir = ctx.directory.clone();
+    let base = base(&dir, &caller);
+    blocking(move || {
+        let all = search(&dir, base, filter)?;
+        let total = all.len();
+        let page: Vec<Value> = all.iter().skip(start - 1).take(count).map(|e| render(&dir, e)).collect();
+        Ok(super::list_response_with_total(page, start, total))
+    })
+    .await
+}
+
+pub async fn replace(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let u = parse_body(&body)?;
+    blocking(move || {
+        let dir = &ctx.directory;
+        let entry = find(dir, &caller, &id)?;
+        let org = organisation_of(dir, &entry.dn).ok_or_else(|| ScimError::not_found("organisation"))?;
+        let mut attrs = mapping::user_attributes(&u)?;
+        hash_passwords(&mut attrs)?;
+        let mut changes = Vec::new();
+        let mut dn = entry.dn.clone();
+        let new_uid = attrs.iter().find(|(n, _)| *n == "uid").and_then(|(_, v)| v.first()).cloned().unwrap_or_default();
+        let new_uid = String::from_utf8(new_uid).map_err(|_| ScimError::invalid_value("userName is not UTF-8"))?;
+        if entry.first_str("uid").is_none_or(|old| old != new_uid) {
+            let rdn = Rdn::single("uid", &new_uid);
+            changes.push(Change::Rename {
+                dn: dn.clone(),
+                new_rdn: rdn.clone(),
+                delete_old_rdn: true,
+                new_superior: None,
+            });
+            dn = dn.parent().child(rdn);
+        }
+        let mut mods = Vec::new();
+        let has_class =
+            entry.get("objectClass").is_some_and(|a| a.values.iter().any(|v| v.eq_ignore_ascii_case(b"cigAgent")));
+        if !has_class {
+            mods.push(Modification::new(ModOp::Add, "objectClass", ["cigAgent"]));
+        }
+        for (name, values) in attrs.into_iter().filter(|(n, _)| *n != "uid") {
+            mods.push(Modification { op: ModOp::Replace, attr: name.into(), values });
+        }
+        changes.push(Change::Modify(dn.clone(), mods));
+        let current = mapping::applications(dir, &entry);
+        changes.extend(grant_changes(dir, &org, &dn.to_string(), &mapping::entitlements(&u)?, &current)?);
+        apply(dir, &caller, changes)?;
+        let updated = find(dir, &caller, &id)?;
+        Ok(with_etag(scim_json(StatusCode::OK, render(dir, &updated)), &updated))
+    })
+    .await
+}
+
+pub async fn remove(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    Path(id): Path<String>,
+) -> Result<Response, ScimError> {
+    blocking(move || {
+        let dir = &ctx.directory;
+        let entry = find(dir, &caller, &id)?;
+        // Referential integrity removes the user from every group in the same transaction.
+        apply(dir, &caller, vec![Change::Delete(entry.dn)])?;
+        Ok(axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT))
+    })
+    .await
+}

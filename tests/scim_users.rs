@@ -1,0 +1,213 @@
+//! SCIM /Users over HTTP with curl, and the same people over LDAP.
+
+use convergences::directory::TokenScope;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const CRETEIL: &str = "o=219400280,ou=organisations,dc=cig,dc=fr";
+const VITRY: &str = "o=217500016,ou=organisations,dc=cig,dc=fr";
+
+struct Scim {
+    base: String,
+}
+
+impl Scim {
+    fn new(srv: &TestServer) -> Scim {
+        Scim { base: format!("http://{}/scim/v2", srv.handle.as_ref().unwrap().scim_http_addr.unwrap()) }
+    }
+
+    /// (status, headers, body as JSON or Null)
+    async fn call(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, String, Value) {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Authorization: Bearer {token}");
+        let mut args = vec!["-s", "-i", "-X", method, "-H", auth.as_str(), "-H", "Content-Type: application/scim+json"];
+        let payload = body.map(|b| b.to_string());
+        if let Some(p) = &payload {
+            args.extend(["--data-binary", p.as_str()]);
+        }
+        args.push(url.as_str());
+        let (code, out, err) = run("curl", &args, None).await;
+        assert_eq!(code, 0, "{err}");
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, head.to_string(), serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+}
+
+fn token(srv: &TestServer, scope: TokenScope) -> String {
+    srv.directory().create_token(&scope, "test").unwrap().1
+}
+
+fn user(name: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": name,
+        "name": {"givenName": "Marie", "familyName": "Durand"},
+        "emails": [{"value": format!("{name}@creteil.example.fr"), "type": "work", "primary": true}],
+        "active": true
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_and_errors_follow_rfc_7644() {
+    if !have("curl") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let scim = Scim::new(&srv);
+    let t = token(&srv, TokenScope::Organisation(dn(CRETEIL)));
+    let (status, head, spc) = scim.call(&t, "GET", "/ServiceProviderConfig", None).await;
+    assert_eq!(status, 200);
+    assert!(head.to_lowercase().contains("content-type: application/scim+json"), "{head}");
+    assert_eq!(spc["filter"]["supported"], true);
+    let (_, _, schemas) = scim.call(&t, "GET", "/Schemas", None).await;
+    assert!(
+        schemas["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == "urn:ietf:params:scim:schemas:core:2.0:User")
+    );
+    let (_, _, types) = scim.call(&t, "GET", "/ResourceTypes", None).await;
+    assert_eq!(types["totalResults"], 2);
+
+    let (status, _, err) = scim.call("cvg_nope", "GET", "/Users", None).await;
+    assert_eq!((status, err["status"].as_str()), (401, Some("401")));
+    assert_eq!(err["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+    let (status, _, err) = scim.call(&t, "GET", "/Users?filter=userName%20eq", None).await;
+    assert_eq!((status, err["scimType"].as_str()), (400, Some("invalidFilter")));
+    let (status, _, err) = scim.call(&t, "POST", "/Users", Some(&json!("not an object"))).await;
+    assert_eq!((status, err["scimType"].as_str()), (400, Some("invalidSyntax")));
+    let (status, _, err) = scim.call(&t, "POST", "/Users", Some(&user("hdupre"))).await;
+    assert_eq!((status, err["scimType"].as_str()), (409, Some("uniqueness")), "{err}");
+    let mut u = user("nouveau");
+    u["entitlements"] = json!([{"value": "comite-medical"}]);
+    let (status, _, err) = scim.call(&t, "POST", "/Users", Some(&u)).await;
+    assert_eq!((status, err["scimType"].as_str()), (400, Some("invalidValue")), "Créteil does not subscribe to it");
+    let (status, _, _) = scim.call(&t, "GET", "/Users?filter=userName%20eq%20%22nouveau%22", None).await;
+    assert_eq!(status, 200);
+    let (_, _, list) = scim.call(&t, "GET", "/Users?filter=userName%20eq%20%22nouveau%22", None).await;
+    assert_eq!(list["totalResults"], 0, "the refused request left nothing behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organisation_sees_only_its_own_users() {
+    if !have("curl") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let scim = Scim::new(&srv);
+    let creteil = token(&srv, TokenScope::Organisation(dn(CRETEIL)));
+    let vitry = token(&srv, TokenScope::Organisation(dn(VITRY)));
+    let cig = token(&srv, TokenScope::Cig);
+
+    let (_, _, mine) = scim.call(&creteil, "GET", "/Users", None).await;
+    assert_eq!(mine["totalResults"], 3);
+    let (_, _, all) = scim.call(&cig, "GET", "/Users", None).await;
+    assert_eq!(all["totalResults"], 5);
+    // Okta's connection test.
+    let (_, _, page) = scim.call(&cig, "GET", "/Users?startIndex=1&count=2", None).await;
+    assert_eq!(
+        (page["startIndex"].as_u64(), page["itemsPerPage"].as_u64(), page["totalResults"].as_u64()),
+        (Some(1), Some(2), Some(5))
+    );
+
+    let (status, _, created) = scim.call(&creteil, "POST", "/Users", Some(&user("mdurand"))).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    for verb in ["GET", "PUT", "DELETE"] {
+        let body = (verb == "PUT").then(|| user("mdurand"));
+        let (status, _, _) = scim.call(&vitry, verb, &format!("/Users/{id}"), body.as_ref()).await;
+        assert_eq!(status, 404, "{verb} of another organisation's user looks like absence");
+    }
+    let (status, _, _) = scim.call(&cig, "GET", &format!("/Users/{id}"), None).await;
+    assert_eq!(status, 200);
+    // A CIG token says where a new user goes.
+    let mut u = user("cigcreated");
+    u["urn:convergences:params:scim:schemas:extension:cig:2.0:Agent"] = json!({"siren": "217500016"});
+    let (status, _, created) = scim.call(&cig, "POST", "/Users", Some(&u)).await;
+    assert_eq!(status, 201, "{created}");
+    let (_, _, theirs) = scim.call(&vitry, "GET", "/Users?filter=userName%20eq%20%22cigcreated%22", None).await;
+    assert_eq!(theirs["totalResults"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_provisioned_by_scim_logs_in_over_ldap() {
+    if !have("curl") || !have("ldapwhoami") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let scim = Scim::new(&srv);
+    let t = token(&srv, TokenScope::Organisation(dn(CRETEIL)));
+    let mut u = user("mdurand");
+    u["password"] = json!("Premier-Secret-1");
+    u["entitlements"] = json!([{"value": "bip"}]);
+    let (status, head, created) = scim.call(&t, "POST", "/Users", Some(&u)).await;
+    assert_eq!(status, 201, "{created}");
+    assert!(head.to_lowercase().contains("location: /scim/v2/users/"), "{head}");
+    assert!(created.get("password").is_none(), "password is never returned");
+    let id = created["id"].as_str().unwrap().to_string();
+    let agent = format!("uid=mdurand,ou=agents,{CRETEIL}");
+
+    // The BIP service account finds it with memberOf, and it binds.
+    let svc = ("cn=bip,ou=services,dc=cig,dc=fr", convergences::seed::DEMO_PASSWORD);
+    let url = srv.url.clone();
+    let (code, out, _) = run(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-H",
+            &url,
+            "-D",
+            svc.0,
+            "-w",
+            svc.1,
+            "-b",
+            SUFFIX,
+            "(&(uid=mdurand)(memberOf=cn=bip,ou=applications,dc=cig,dc=fr))",
+            "1.1",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert!(out.contains(&format!("dn: {agent}")), "{out}");
+    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", &agent, "-w", "Premier-Secret-1"], None).await;
+    assert_eq!(code, 0);
+
+    // Deactivated (Entra sends booleans as strings): the entry stays, binds fail.
+    let mut off = u.clone();
+    off["active"] = json!("False");
+    let (status, _, body) = scim.call(&t, "PUT", &format!("/Users/{id}"), Some(&off)).await;
+    assert_eq!((status, body["active"].as_bool()), (200, Some(false)), "{body}");
+    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", &agent, "-w", "Premier-Secret-1"], None).await;
+    assert_eq!(code, 49);
+
+    // A change made with ldapmodify shows in the next SCIM GET, with a new version.
+    let (_, _, before) = scim.call(&t, "GET", &format!("/Users/{id}"), None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let change = format!("dn: {agent}\nchangetype: modify\nreplace: mail\nmail: marie.durand@creteil.example.fr\n-\n");
+    let (code, _, err) =
+        run("ldapmodify", &["-x", "-H", &url, "-D", "cn=admin,dc=cig,dc=fr", "-w", ADMIN_PASSWORD], Some(&change))
+            .await;
+    assert_eq!(code, 0, "{err}");
+    let (_, head, after) = scim.call(&t, "GET", &format!("/Users/{id}"), None).await;
+    assert_eq!(after["emails"][0]["value"], "marie.durand@creteil.example.fr");
+    assert_ne!(after["meta"]["version"], before["meta"]["version"]);
+    assert!(head.to_lowercase().contains("etag: w/"), "{head}");
+
+    // Filters reach the same indexes as LDAP.
+    let (_, _, found) =
+        scim.call(&t, "GET", "/Users?filter=emails%20co%20%22marie.durand%22%20and%20active%20eq%20false", None).await;
+    assert_eq!(found["totalResults"], 1, "{found}");
+
+    // DELETE removes the entry and its application membership.
+    let (status, _, _) = scim.call(&t, "DELETE", &format!("/Users/{id}"), None).await;
+    assert_eq!(status, 204);
+    let (status, _, _) = scim.call(&t, "GET", &format!("/Users/{id}"), None).await;
+    assert_eq!(status, 404);
+    let bip = srv.directory().get(&dn("cn=bip,ou=applications,dc=cig,dc=fr")).unwrap().unwrap();
+    assert!(!bip.get("member").unwrap().values.iter().any(|m| String::from_utf8_lossy(m).contains("mdurand")));
+}
