@@ -177,11 +177,12 @@ async fn a_user_provisioned_by_scim_logs_in_over_ldap() {
     let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", &agent, "-w", "Premier-Secret-1"], None).await;
     assert_eq!(code, 0);
 
-    // Deactivated (Entra sends booleans as strings): the entry stays, binds fail.
-    let mut off = u.clone();
-    off["active"] = json!("False");
-    let (status, _, body) = scim.call(&t, "PUT", &format!("/Users/{id}"), Some(&off)).await;
+    // Deactivated as Entra ID does it (capitalised op, boolean as a string): the entry stays, binds fail.
+    let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                     "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+    let (status, _, body) = scim.call(&t, "PATCH", &format!("/Users/{id}"), Some(&off)).await;
     assert_eq!((status, body["active"].as_bool()), (200, Some(false)), "{body}");
+    assert_eq!(body["entitlements"][0]["value"], "bip", "the rest of the user is untouched");
     let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", &agent, "-w", "Premier-Secret-1"], None).await;
     assert_eq!(code, 49);
 
@@ -210,4 +211,92 @@ async fn a_user_provisioned_by_scim_logs_in_over_ldap() {
     assert_eq!(status, 404);
     let bip = srv.directory().get(&dn("cn=bip,ou=applications,dc=cig,dc=fr")).unwrap().unwrap();
     assert!(!bip.get("member").unwrap().values.iter().any(|m| String::from_utf8_lossy(m).contains("mdurand")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_guard_concurrent_changes() {
+    if !have("curl") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let scim = Scim::new(&srv);
+    let t = token(&srv, TokenScope::Organisation(dn(CRETEIL)));
+    let (_, _, created) = scim.call(&t, "POST", "/Users", Some(&user("mdurand"))).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let version = created["meta"]["version"].as_str().unwrap().to_string();
+    let url = format!("{}/Users/{id}", scim.base);
+    let auth = format!("Authorization: Bearer {t}");
+    // If-None-Match with the current version: 304.
+    let inm = format!("If-None-Match: {version}");
+    let (_, out, _) =
+        run("curl", &["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", &auth, "-H", &inm, &url], None).await;
+    assert_eq!(out, "304");
+    // If-Match with a stale version: 412, and nothing changes.
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                       "Operations": [{"op": "replace", "value": {"title": "Cheffe"}}]})
+    .to_string();
+    let stale = "If-Match: W/\"19700101000000Z-00000000\"";
+    let (_, out, _) = run(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "PATCH",
+            "-H",
+            &auth,
+            "-H",
+            stale,
+            "-H",
+            "Content-Type: application/scim+json",
+            "--data-binary",
+            &patch,
+            &url,
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out, "412");
+    let im = format!("If-Match: {version}");
+    let (_, out, _) = run(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "PATCH",
+            "-H",
+            &auth,
+            "-H",
+            &im,
+            "-H",
+            "Content-Type: application/scim+json",
+            "--data-binary",
+            &patch,
+            &url,
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out, "200");
+    let (_, _, now) = scim.call(&t, "GET", &format!("/Users/{id}"), None).await;
+    assert_eq!(now["title"], "Cheffe");
+    // Okta's path-less deactivation.
+    let okta = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                      "Operations": [{"op": "replace", "value": {"active": false}}]});
+    let (status, _, body) = scim.call(&t, "PATCH", &format!("/Users/{id}"), Some(&okta)).await;
+    assert_eq!((status, body["active"].as_bool()), (200, Some(false)));
+    // An operation on a read-only attribute is refused, and nothing of the request applies.
+    let bad = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                     "Operations": [{"op": "replace", "path": "title", "value": "X"}, {"op": "replace", "path": "id", "value": "x"}]});
+    let (status, _, err) = scim.call(&t, "PATCH", &format!("/Users/{id}"), Some(&bad)).await;
+    assert_eq!((status, err["scimType"].as_str()), (400, Some("mutability")));
+    let (_, _, now) = scim.call(&t, "GET", &format!("/Users/{id}"), None).await;
+    assert_eq!(now["title"], "Cheffe");
 }

@@ -2,12 +2,14 @@
 //! Never touches redb; the directory core holds every rule.
 //!
 //! This first part serves discovery and Users (create, read, list with
-//! filters and pagination, replace, delete) with per-organisation bearer
-//! tokens. PATCH, Groups, Bulk, ETags and HTTPS come next (issue 4 note).
+//! filters and pagination, replace, patch, delete, ETags) with
+//! per-organisation bearer tokens. Groups, Bulk, sorting, attribute
+//! selection and HTTPS come next (issue 4 note).
 
 mod error;
 mod filter;
 mod mapping;
+mod patch;
 mod users;
 
 use std::sync::Arc;
@@ -68,7 +70,7 @@ pub fn router(ctx: Arc<ScimContext>) -> Router {
         .route("/Schemas", get(schemas))
         .route("/Schemas/{id}", get(schema))
         .route("/Users", get(users::list).post(users::create))
-        .route("/Users/{id}", get(users::read).put(users::replace).delete(users::remove))
+        .route("/Users/{id}", get(users::read).put(users::replace).patch(users::patch).delete(users::remove))
         .fallback(|| async { ScimError::not_found("endpoint") });
     Router::new().nest("/scim/v2", api).with_state(ctx)
 }

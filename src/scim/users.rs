@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::Value;
 
@@ -194,9 +194,21 @@ pub async fn read(
     caller: Caller,
     State(ctx): State<Arc<ScimContext>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ScimError> {
     let dir = &ctx.directory;
     let entry = find(dir, &caller, &id)?;
+    // RFC 7644 §3.14: an unchanged resource is 304 Not Modified.
+    let current = mapping::version(&entry);
+    if let Some(seen) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
+        && seen.split(',').map(str::trim).any(|s| s == current || s == "*")
+    {
+        let mut r = axum::response::IntoResponse::into_response(StatusCode::NOT_MODIFIED);
+        if let Ok(v) = HeaderValue::from_str(&current) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
+        return Ok(r);
+    }
     Ok(with_etag(scim_json(StatusCode::OK, render(dir, &entry)), &entry))
 }
 
@@ -234,46 +246,83 @@ pub async fn list(
     .await
 }
 
+/// RFC 7644 §3.14: `If-Match` must name the current version (or be `*`).
+fn check_if_match(headers: &HeaderMap, entry: &Entry) -> Result<(), ScimError> {
+    let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else { return Ok(()) };
+    let current = mapping::version(entry);
+    if wanted.split(',').map(str::trim).any(|w| w == "*" || w == current) {
+        Ok(())
+    } else {
+        Err(ScimError::new(StatusCode::PRECONDITION_FAILED, None, format!("the resource is at version {current}")))
+    }
+}
+
+/// Make the entry say what the User JSON `u` says: every mapped attribute
+/// replaced, uid renamed, applications granted or revoked, in one transaction.
+fn write_user(dir: &Directory, caller: &Caller, entry: &Entry, u: &Value) -> Result<(), ScimError> {
+    let org = organisation_of(dir, &entry.dn).ok_or_else(|| ScimError::not_found("organisation"))?;
+    let mut attrs = mapping::user_attributes(u)?;
+    hash_passwords(&mut attrs)?;
+    let mut changes = Vec::new();
+    let mut dn = entry.dn.clone();
+    let new_uid = attrs.iter().find(|(n, _)| *n == "uid").and_then(|(_, v)| v.first()).cloned().unwrap_or_default();
+    let new_uid = String::from_utf8(new_uid).map_err(|_| ScimError::invalid_value("userName is not UTF-8"))?;
+    if entry.first_str("uid").is_none_or(|old| old != new_uid) {
+        let rdn = Rdn::single("uid", &new_uid);
+        changes.push(Change::Rename { dn: dn.clone(), new_rdn: rdn.clone(), delete_old_rdn: true, new_superior: None });
+        dn = dn.parent().child(rdn);
+    }
+    let mut mods = Vec::new();
+    let has_class =
+        entry.get("objectClass").is_some_and(|a| a.values.iter().any(|v| v.eq_ignore_ascii_case(b"cigAgent")));
+    if !has_class {
+        mods.push(Modification::new(ModOp::Add, "objectClass", ["cigAgent"]));
+    }
+    for (name, values) in attrs.into_iter().filter(|(n, _)| *n != "uid") {
+        mods.push(Modification { op: ModOp::Replace, attr: name.into(), values });
+    }
+    changes.push(Change::Modify(dn.clone(), mods));
+    let current = mapping::applications(dir, entry);
+    changes.extend(grant_changes(dir, &org, &dn.to_string(), &mapping::entitlements(u)?, &current)?);
+    apply(dir, caller, changes)
+}
+
 pub async fn replace(
     caller: Caller,
     State(ctx): State<Arc<ScimContext>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ScimError> {
     let u = parse_body(&body)?;
     blocking(move || {
         let dir = &ctx.directory;
         let entry = find(dir, &caller, &id)?;
-        let org = organisation_of(dir, &entry.dn).ok_or_else(|| ScimError::not_found("organisation"))?;
-        let mut attrs = mapping::user_attributes(&u)?;
-        hash_passwords(&mut attrs)?;
-        let mut changes = Vec::new();
-        let mut dn = entry.dn.clone();
-        let new_uid = attrs.iter().find(|(n, _)| *n == "uid").and_then(|(_, v)| v.first()).cloned().unwrap_or_default();
-        let new_uid = String::from_utf8(new_uid).map_err(|_| ScimError::invalid_value("userName is not UTF-8"))?;
-        if entry.first_str("uid").is_none_or(|old| old != new_uid) {
-            let rdn = Rdn::single("uid", &new_uid);
-            changes.push(Change::Rename {
-                dn: dn.clone(),
-                new_rdn: rdn.clone(),
-                delete_old_rdn: true,
-                new_superior: None,
-            });
-            dn = dn.parent().child(rdn);
-        }
-        let mut mods = Vec::new();
-        let has_class =
-            entry.get("objectClass").is_some_and(|a| a.values.iter().any(|v| v.eq_ignore_ascii_case(b"cigAgent")));
-        if !has_class {
-            mods.push(Modification::new(ModOp::Add, "objectClass", ["cigAgent"]));
-        }
-        for (name, values) in attrs.into_iter().filter(|(n, _)| *n != "uid") {
-            mods.push(Modification { op: ModOp::Replace, attr: name.into(), values });
-        }
-        changes.push(Change::Modify(dn.clone(), mods));
-        let current = mapping::applications(dir, &entry);
-        changes.extend(grant_changes(dir, &org, &dn.to_string(), &mapping::entitlements(&u)?, &current)?);
-        apply(dir, &caller, changes)?;
+        check_if_match(&headers, &entry)?;
+        write_user(dir, &caller, &entry, &u)?;
+        let updated = find(dir, &caller, &id)?;
+        Ok(with_etag(scim_json(StatusCode::OK, render(dir, &updated)), &updated))
+    })
+    .await
+}
+
+/// PATCH (RFC 7644 §3.5.2): the operations apply to the current JSON
+/// document, which is then written like a PUT — all of it, or nothing.
+pub async fn patch(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let ops = parse_body(&body)?;
+    blocking(move || {
+        let dir = &ctx.directory;
+        let entry = find(dir, &caller, &id)?;
+        check_if_match(&headers, &entry)?;
+        let mut doc = render(dir, &entry);
+        super::patch::apply(&mut doc, &ops)?;
+        write_user(dir, &caller, &entry, &doc)?;
         let updated = find(dir, &caller, &id)?;
         Ok(with_etag(scim_json(StatusCode::OK, render(dir, &updated)), &updated))
     })
@@ -284,10 +333,12 @@ pub async fn remove(
     caller: Caller,
     State(ctx): State<Arc<ScimContext>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ScimError> {
     blocking(move || {
         let dir = &ctx.directory;
         let entry = find(dir, &caller, &id)?;
+        check_if_match(&headers, &entry)?;
         // Referential integrity removes the user from every group in the same transaction.
         apply(dir, &caller, vec![Change::Delete(entry.dn)])?;
         Ok(axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT))
