@@ -300,3 +300,63 @@ async fn versions_guard_concurrent_changes() {
     let (_, _, now) = scim.call(&t, "GET", &format!("/Users/{id}"), None).await;
     assert_eq!(now["title"], "Cheffe");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_hold_only_the_organisation_s_own_users() {
+    if !have("curl") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let scim = Scim::new(&srv);
+    let creteil = token(&srv, TokenScope::Organisation(dn(CRETEIL)));
+    let vitry = token(&srv, TokenScope::Organisation(dn(VITRY)));
+    let id_of = |list: &Value, name: &str| -> String {
+        list["Resources"].as_array().unwrap().iter().find(|u| u["userName"] == name).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (_, _, mine) = scim.call(&creteil, "GET", "/Users", None).await;
+    let (_, _, theirs) = scim.call(&vitry, "GET", "/Users", None).await;
+    let (hdupre, jdupont, nbenali) = (id_of(&mine, "hdupre"), id_of(&mine, "jdupont"), id_of(&theirs, "nbenali"));
+
+    // An empty group, as Entra ID creates them.
+    let (status, _, g) = scim
+        .call(
+            &creteil,
+            "POST",
+            "/Groups",
+            Some(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Paie"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{g}");
+    assert_eq!(g["members"], json!([]));
+    let gid = g["id"].as_str().unwrap().to_string();
+    // Entra ID adds members with PATCH.
+    let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                     "Operations": [{"op": "Add", "path": "members", "value": [{"value": hdupre}, {"value": jdupont}]}]});
+    let (status, _, g) = scim.call(&creteil, "PATCH", &format!("/Groups/{gid}"), Some(&add)).await;
+    assert_eq!((status, g["members"].as_array().map(Vec::len)), (200, Some(2)), "{g}");
+    // The same group over LDAP: memberOf.
+    let agents = srv.directory();
+    let ndn = agents.normalize_dn(&dn(&format!("uid=hdupre,ou=agents,{CRETEIL}"))).unwrap();
+    assert!(agents.member_of(&ndn).unwrap().iter().any(|g| g.starts_with("cn=Paie,ou=groupes,")));
+    // Another organisation's user cannot be put in.
+    let foreign = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                         "Operations": [{"op": "add", "path": "members", "value": [{"value": nbenali}]}]});
+    let (status, _, _) = scim.call(&creteil, "PATCH", &format!("/Groups/{gid}"), Some(&foreign)).await;
+    assert_eq!(status, 400);
+    // Remove one with a filtered path.
+    let remove = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "Remove", "path": format!("members[value eq \"{jdupont}\"]")}]});
+    let (_, _, g) = scim.call(&creteil, "PATCH", &format!("/Groups/{gid}"), Some(&remove)).await;
+    assert_eq!(g["members"].as_array().map(Vec::len), Some(1));
+    // Vitry cannot see it; a filter finds it for Créteil.
+    let (status, _, _) = scim.call(&vitry, "GET", &format!("/Groups/{gid}"), None).await;
+    assert_eq!(status, 404);
+    let (_, _, found) = scim.call(&creteil, "GET", "/Groups?filter=displayName%20eq%20%22paie%22", None).await;
+    assert_eq!(found["totalResults"], 1);
+    let (status, _, _) = scim.call(&creteil, "DELETE", &format!("/Groups/{gid}"), None).await;
+    assert_eq!(status, 204);
+    assert!(!agents.member_of(&ndn).unwrap().iter().any(|g| g.starts_with("cn=Paie,")));
+}

@@ -24,7 +24,7 @@ pub use filter::Filter;
 pub use schema::Schema;
 pub use search::{Scope, SearchRequest};
 pub use tokens::{TokenInfo, TokenScope};
-pub use write::{AddMode, Change};
+pub use write::{AddMode, Change, EMPTY_GROUP_MEMBER};
 
 use crate::store::{IndexKind, Reader, Record, Store, index_key};
 

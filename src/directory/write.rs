@@ -15,6 +15,9 @@ const STORED_OPERATIONAL: &[&str] =
 /// Computed on read, never stored; dropped if an import carries them.
 const VIRTUAL: &[&str] = &["entryDN", "hasSubordinates", "numSubordinates", "memberOf", "subschemaSubentry"];
 
+/// The member value a group keeps when it has no one: the empty DN.
+pub const EMPTY_GROUP_MEMBER: &str = "";
+
 /// Where an add comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddMode {
@@ -467,10 +470,15 @@ impl Directory {
                     }
                     a.values = replaced;
                 }
-                // A group that loses its last member keeps existing without
-                // `member` (as OpenLDAP's refint does without a placeholder).
+                // groupOfNames / groupOfUniqueNames must keep a member: a group
+                // that loses its last one keeps the empty DN, the placeholder
+                // OpenLDAP's refint uses too (`refint_nothing`). A manager just goes.
                 if new.get(&attr.name).is_some_and(|a| a.values.is_empty()) {
-                    new.remove(&attr.name.clone());
+                    if attr.lname == "manager" {
+                        new.remove(&attr.name.clone());
+                    } else {
+                        new.set(&attr.name.clone(), vec![EMPTY_GROUP_MEMBER.as_bytes().to_vec()]);
+                    }
                 }
                 self.reindex(w, rid, &old, &new)?;
                 w.put_entry(rid, &self.record(&new, &rrec.ndn, rrec.parent))?;

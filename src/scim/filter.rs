@@ -132,3 +132,44 @@ pub fn parse(s: &str) -> Result<Filter, ScimError> {
     let f: Scim = s.parse().map_err(|e| ScimError::invalid_filter(format!("bad filter '{s}': {e}")))?;
     lower(&f)
 }
+
+/// The LDAP attribute a Group attribute path names.
+fn group_attr(path: &AttrPath) -> Option<Vec<&'static str>> {
+    let name = path.name.to_ascii_lowercase();
+    match (name.as_str(), path.sub_attr.as_deref()) {
+        ("id", None) => Some(vec!["entryUUID"]),
+        ("displayname", None) => Some(vec!["cn"]),
+        _ => None,
+    }
+}
+
+fn lower_group(f: &Scim) -> Result<Filter, ScimError> {
+    Ok(match f {
+        Scim::Attr(e) => {
+            let (path, op) = match e {
+                AttrExp::Present(p) => (p, None),
+                AttrExp::Comparison(p, op, v) => (p, Some((op, v))),
+            };
+            let attrs = group_attr(path)
+                .ok_or_else(|| ScimError::invalid_filter(format!("cannot filter groups on '{}'", path.name)))?;
+            let mut each = Vec::new();
+            for a in attrs {
+                each.push(match op {
+                    None => Filter::Present(a.to_string()),
+                    Some((op, v)) => comparison(a, op, v)?,
+                });
+            }
+            if each.len() == 1 { each.remove(0) } else { Filter::Or(each) }
+        }
+        Scim::ValuePath(_) => return Err(ScimError::invalid_filter("value paths are not supported on groups yet")),
+        Scim::Not(x) => Filter::Not(Box::new(lower_group(x)?)),
+        Scim::And(xs) => Filter::And(xs.iter().map(lower_group).collect::<Result<_, _>>()?),
+        Scim::Or(xs) => Filter::Or(xs.iter().map(lower_group).collect::<Result<_, _>>()?),
+    })
+}
+
+/// Parse and lower a Group `filter` (displayName and id for now).
+pub fn parse_group(s: &str) -> Result<Filter, ScimError> {
+    let f: Scim = s.parse().map_err(|e| ScimError::invalid_filter(format!("bad filter '{s}': {e}")))?;
+    lower_group(&f)
+}

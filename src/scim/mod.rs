@@ -3,11 +3,13 @@
 //!
 //! This first part serves discovery and Users (create, read, list with
 //! filters and pagination, replace, patch, delete, ETags) with
-//! per-organisation bearer tokens. Groups, Bulk, sorting, attribute
-//! selection and HTTPS come next (issue 4 note).
+//! per-organisation bearer tokens, and Groups under each organisation's
+//! `ou=groupes`. Bulk, sorting, attribute selection and HTTPS come next
+//! (issue 4 note).
 
 mod error;
 mod filter;
+mod groups;
 mod mapping;
 mod patch;
 mod users;
@@ -71,6 +73,8 @@ pub fn router(ctx: Arc<ScimContext>) -> Router {
         .route("/Schemas/{id}", get(schema))
         .route("/Users", get(users::list).post(users::create))
         .route("/Users/{id}", get(users::read).put(users::replace).patch(users::patch).delete(users::remove))
+        .route("/Groups", get(groups::list).post(groups::create))
+        .route("/Groups/{id}", get(groups::read).put(groups::replace).patch(groups::patch).delete(groups::remove))
         .fallback(|| async { ScimError::not_found("endpoint") });
     Router::new().nest("/scim/v2", api).with_state(ctx)
 }

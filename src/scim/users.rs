@@ -17,7 +17,7 @@ use crate::directory::{
 };
 
 /// Where a caller's users live: its organisation, or the whole tree for the CIG.
-fn base(dir: &Directory, caller: &Caller) -> Dn {
+pub(super) fn base_of(dir: &Directory, caller: &Caller) -> Dn {
     match &caller.0 {
         TokenScope::Cig => dir.suffix().clone(),
         TokenScope::Organisation(dn) => dn.clone(),
@@ -25,7 +25,7 @@ fn base(dir: &Directory, caller: &Caller) -> Dn {
 }
 
 /// The actor recorded in creatorsName / modifiersName and the changelog.
-fn actor(caller: &Caller) -> Actor {
+pub(super) fn actor_of(caller: &Caller) -> Actor {
     match &caller.0 {
         TokenScope::Cig => Actor::new("cn=scim,cn=cig"),
         TokenScope::Organisation(dn) => Actor::new(format!("cn=scim,{dn}")),
@@ -48,13 +48,13 @@ fn search(dir: &Directory, base: Dn, filter: Filter) -> Result<Vec<Entry>, ScimE
 }
 
 /// The caller's user with this id; another organisation's is a 404, as if absent.
-fn find(dir: &Directory, caller: &Caller, id: &str) -> Result<Entry, ScimError> {
+pub(super) fn find_user(dir: &Directory, caller: &Caller, id: &str) -> Result<Entry, ScimError> {
     let f = Filter::Equality("entryUUID".into(), id.as_bytes().to_vec());
-    search(dir, base(dir, caller), f)?.pop().ok_or_else(|| ScimError::not_found("User"))
+    search(dir, base_of(dir, caller), f)?.pop().ok_or_else(|| ScimError::not_found("User"))
 }
 
 /// The organisation above an agent: the parent of its `ou=agents`.
-fn organisation_of(dir: &Directory, dn: &Dn) -> Option<Entry> {
+pub(super) fn organisation_of(dir: &Directory, dn: &Dn) -> Option<Entry> {
     let mut cur = dn.parent();
     while !cur.is_root() {
         if dir.get(&cur.child(Rdn::single("ou", "agents"))).ok().flatten().is_some() {
@@ -78,7 +78,7 @@ fn with_etag(mut r: Response, entry: &Entry) -> Response {
     r
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, ScimError> {
+pub(super) fn parse_body(body: &Bytes) -> Result<Value, ScimError> {
     serde_json::from_slice(body).map_err(|e| {
         ScimError::new(StatusCode::BAD_REQUEST, Some("invalidSyntax"), format!("the body is not valid JSON: {e}"))
     })
@@ -134,7 +134,7 @@ fn hash_passwords(attrs: &mut [(&'static str, Vec<Vec<u8>>)]) -> Result<(), Scim
     Ok(())
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ScimError> + Send + 'static,
 ) -> Result<T, ScimError> {
     tokio::task::spawn_blocking(f)
@@ -143,7 +143,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn apply(dir: &Directory, caller: &Caller, changes: Vec<Change>) -> Result<(), ScimError> {
-    dir.apply_batch(&actor(caller), changes.into_iter().map(Ok), AddMode::Client, |_| {})
+    dir.apply_batch(&actor_of(caller), changes.into_iter().map(Ok), AddMode::Client, |_| {})
         .map_err(|(_, e)| e.into())
         .map(|_| ())
 }
@@ -197,7 +197,7 @@ pub async fn read(
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
     let dir = &ctx.directory;
-    let entry = find(dir, &caller, &id)?;
+    let entry = find_user(dir, &caller, &id)?;
     // RFC 7644 §3.14: an unchanged resource is 304 Not Modified.
     let current = mapping::version(&entry);
     if let Some(seen) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
@@ -236,7 +236,7 @@ pub async fn list(
     let start = number("startIndex", 1)?.max(1);
     let count = number("count", ctx.max_results)?.min(ctx.max_results);
     let dir = ctx.directory.clone();
-    let base = base(&dir, &caller);
+    let base = base_of(&dir, &caller);
     blocking(move || {
         let all = search(&dir, base, filter)?;
         let total = all.len();
@@ -247,7 +247,7 @@ pub async fn list(
 }
 
 /// RFC 7644 §3.14: `If-Match` must name the current version (or be `*`).
-fn check_if_match(headers: &HeaderMap, entry: &Entry) -> Result<(), ScimError> {
+pub(super) fn check_if_match(headers: &HeaderMap, entry: &Entry) -> Result<(), ScimError> {
     let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else { return Ok(()) };
     let current = mapping::version(entry);
     if wanted.split(',').map(str::trim).any(|w| w == "*" || w == current) {
@@ -297,10 +297,10 @@ pub async fn replace(
     let u = parse_body(&body)?;
     blocking(move || {
         let dir = &ctx.directory;
-        let entry = find(dir, &caller, &id)?;
+        let entry = find_user(dir, &caller, &id)?;
         check_if_match(&headers, &entry)?;
         write_user(dir, &caller, &entry, &u)?;
-        let updated = find(dir, &caller, &id)?;
+        let updated = find_user(dir, &caller, &id)?;
         Ok(with_etag(scim_json(StatusCode::OK, render(dir, &updated)), &updated))
     })
     .await
@@ -318,12 +318,12 @@ pub async fn patch(
     let ops = parse_body(&body)?;
     blocking(move || {
         let dir = &ctx.directory;
-        let entry = find(dir, &caller, &id)?;
+        let entry = find_user(dir, &caller, &id)?;
         check_if_match(&headers, &entry)?;
         let mut doc = render(dir, &entry);
         super::patch::apply(&mut doc, &ops)?;
         write_user(dir, &caller, &entry, &doc)?;
-        let updated = find(dir, &caller, &id)?;
+        let updated = find_user(dir, &caller, &id)?;
         Ok(with_etag(scim_json(StatusCode::OK, render(dir, &updated)), &updated))
     })
     .await
@@ -337,7 +337,7 @@ pub async fn remove(
 ) -> Result<Response, ScimError> {
     blocking(move || {
         let dir = &ctx.directory;
-        let entry = find(dir, &caller, &id)?;
+        let entry = find_user(dir, &caller, &id)?;
         check_if_match(&headers, &entry)?;
         // Referential integrity removes the user from every group in the same transaction.
         apply(dir, &caller, vec![Change::Delete(entry.dn)])?;
