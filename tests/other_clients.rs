@@ -57,3 +57,30 @@ async fn java_jndi_logs_an_agent_in_and_pages() {
     check_login_flow(&out);
     assert!(out.contains("paged entries: 5 in 3 pages"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_scim2_client_discovers_creates_queries_patches_and_deletes() {
+    let ok = have("python3")
+        && std::process::Command::new("python3")
+            .args(["-c", "import scim2_client.engines.httpx2"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "scim2-client is required under CI (.ci/run installs it)"
+        );
+        eprintln!("skipping: python scim2-client is not installed");
+        return;
+    }
+    let srv = TestServer::start().await;
+    let org = dn("o=219400280,ou=organisations,dc=cig,dc=fr");
+    let (_, token) =
+        srv.directory().create_token(&convergences::directory::TokenScope::Organisation(org), "scim2-client").unwrap();
+    let url = format!("http://{}/scim/v2", srv.handle.as_ref().unwrap().scim_http_addr.unwrap());
+    let (code, out, err) = run("python3", &[&client("scim_flow.py"), &url, &token], None).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    for step in ["discovered User", "created bjensen", "found 1", "displayName Barbara J.", "deleted"] {
+        assert!(out.contains(step), "{step} missing: {out}");
+    }
+}
