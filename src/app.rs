@@ -54,6 +54,8 @@ pub fn open_directory(cfg: &Config) -> Result<Directory, AppError> {
 pub struct ServerHandle {
     pub ldap_addr: SocketAddr,
     pub ldaps_addr: SocketAddr,
+    /// The SCIM HTTPS address.
+    pub scim_addr: SocketAddr,
     /// The plain-HTTP SCIM address, when configured.
     pub scim_http_addr: Option<SocketAddr>,
     /// The TLS files in use (with the generated development CA, if any).
@@ -96,36 +98,35 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         );
     }
     let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
+    let ldap_acceptor = acceptor.clone();
     let (tx, rx) = watch::channel(false);
     let listener = tokio::net::TcpListener::bind(cfg.ldap).await?;
     let ldap_addr = listener.local_addr()?;
     let tls_listener = tokio::net::TcpListener::bind(cfg.ldaps).await?;
     let ldaps_addr = tls_listener.local_addr()?;
-    let ctx = Arc::new(crate::ldap::Context::new(directory.clone(), &cfg, Some(acceptor)));
+    let ctx = Arc::new(crate::ldap::Context::new(directory.clone(), &cfg, Some(ldap_acceptor)));
     let mut tasks = vec![
         tokio::spawn(crate::ldap::serve(listener, ctx.clone(), rx.clone(), false)),
         tokio::spawn(crate::ldap::serve(tls_listener, ctx, rx.clone(), true)),
     ];
+    let scim = Arc::new(
+        crate::scim::ScimContext::new(directory.clone(), cfg.scim_max_results)
+            .map_err(|e| AppError::Scim(e.to_string()))?,
+    );
+    let https = tokio::net::TcpListener::bind(cfg.scim).await?;
+    let scim_addr = https.local_addr()?;
+    let https = crate::scim::https::TlsListener::new(https, acceptor)?;
+    tasks.push(tokio::spawn(serve_http(https, crate::scim::router(scim.clone()), rx.clone())));
     let mut scim_http_addr = None;
     if let Some(addr) = cfg.scim_http {
-        let scim = crate::scim::ScimContext::new(directory.clone(), cfg.scim_max_results)
-            .map_err(|e| AppError::Scim(e.to_string()))?;
         let http = tokio::net::TcpListener::bind(addr).await?;
         scim_http_addr = Some(http.local_addr()?);
-        let router = crate::scim::router(Arc::new(scim));
-        let mut stop = rx;
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stop.changed().await;
-            };
-            if let Err(e) = axum::serve(http, router).with_graceful_shutdown(shutdown).await {
-                tracing::error!("SCIM server stopped: {e}");
-            }
-        }));
+        tasks.push(tokio::spawn(serve_http(http, crate::scim::router(scim), rx)));
     }
     Ok(ServerHandle {
         ldap_addr,
         ldaps_addr,
+        scim_addr,
         scim_http_addr,
         tls,
         directory,
@@ -133,6 +134,20 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         shutdown: tx,
         tasks,
     })
+}
+
+/// Serve the SCIM router on a listener until shutdown.
+async fn serve_http<L>(listener: L, router: axum::Router, mut stop: watch::Receiver<bool>)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let shutdown = async move {
+        let _ = stop.changed().await;
+    };
+    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+        tracing::error!("SCIM server stopped: {e}");
+    }
 }
 
 /// What an import did.

@@ -17,7 +17,7 @@ pub struct Config {
     pub ldap: SocketAddr,
     /// LDAPS listen address; used only when `tls_cert` and `tls_key` are set.
     pub ldaps: SocketAddr,
-    /// SCIM over HTTPS (with the LDAPS certificate). Not served yet: see issue 4.
+    /// SCIM over HTTPS, with the LDAPS certificate.
     pub scim: SocketAddr,
     /// SCIM over plain HTTP, for local use or behind a TLS-terminating proxy; none: off.
     pub scim_http: Option<SocketAddr>,

@@ -40,7 +40,7 @@ enum Command {
         /// LDAPS listen address (default 127.0.0.1:3636; needs tls_cert and tls_key).
         #[arg(long, env = "CONVERGENCES_LDAPS")]
         ldaps: Option<std::net::SocketAddr>,
-        /// SCIM over HTTPS (default 127.0.0.1:8443; not served yet).
+        /// SCIM over HTTPS, with the LDAPS certificate (default 127.0.0.1:8443).
         #[arg(long, env = "CONVERGENCES_SCIM")]
         scim: Option<std::net::SocketAddr>,
         /// SCIM over plain HTTP (default 127.0.0.1:8080), for local use or behind a TLS proxy.
@@ -147,6 +147,7 @@ fn main() -> anyhow::Result<()> {
                 let handle = app::start(cfg).await?;
                 println!("LDAP listening on ldap://{}", handle.ldap_addr);
                 println!("LDAPS listening on ldaps://{}", handle.ldaps_addr);
+                println!("SCIM listening on https://{}/scim/v2", handle.scim_addr);
                 if let Some(a) = handle.scim_http_addr {
                     println!("SCIM listening on http://{a}/scim/v2");
                 }

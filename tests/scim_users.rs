@@ -360,3 +360,23 @@ async fn groups_hold_only_the_organisation_s_own_users() {
     assert_eq!(status, 204);
     assert!(!agents.member_of(&ndn).unwrap().iter().any(|g| g.starts_with("cn=Paie,")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_is_served_over_https_with_the_ldaps_certificate() {
+    if !have("curl") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let h = srv.handle.as_ref().unwrap();
+    let ca = h.tls.ca.as_ref().unwrap().display().to_string();
+    let t = token(&srv, TokenScope::Organisation(dn(CRETEIL)));
+    let url = format!("https://127.0.0.1:{}/scim/v2/Users?filter=userName%20eq%20%22hdupre%22", h.scim_addr.port());
+    let auth = format!("Authorization: Bearer {t}");
+    let (code, out, err) = run("curl", &["-s", "--fail", "--cacert", &ca, "-H", &auth, &url], None).await;
+    assert_eq!(code, 0, "{err}");
+    let body: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(body["totalResults"], 1);
+    // A client that does not trust the CA refuses it.
+    let (code, _, _) = run("curl", &["-s", "--fail", "-H", &auth, &url], None).await;
+    assert_ne!(code, 0);
+}

@@ -4,12 +4,13 @@
 //! This first part serves discovery and Users (create, read, list with
 //! filters and pagination, replace, patch, delete, ETags) with
 //! per-organisation bearer tokens, and Groups under each organisation's
-//! `ou=groupes`. Bulk, sorting, attribute selection and HTTPS come next
+//! `ou=groupes`. Bulk, sorting and attribute selection come next
 //! (issue 4 note).
 
 mod error;
 mod filter;
 mod groups;
+pub mod https;
 mod mapping;
 mod patch;
 mod users;
