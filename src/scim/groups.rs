@@ -157,28 +157,15 @@ pub async fn list(
     State(ctx): State<Arc<ScimContext>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
-    let param = |k: &str| q.iter().find(|(name, _)| name.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
-    let filter = match param("filter") {
-        Some(f) if !f.trim().is_empty() => super::filter::parse_group(&f)?,
-        _ => Filter::And(Vec::new()),
+    let params = super::query::ListParams::from_query(&q, ctx.max_results)?;
+    let filter = match &params.filter {
+        Some(f) => super::filter::parse_group(f)?,
+        None => Filter::And(Vec::new()),
     };
-    let number = |k: &str, default: usize| -> Result<usize, ScimError> {
-        match param(k) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<i64>()
-                .map(|n| n.max(0) as usize)
-                .map_err(|_| ScimError::invalid_value(format!("{k} must be an integer"))),
-        }
-    };
-    let start = number("startIndex", 1)?.max(1);
-    let count = number("count", ctx.max_results)?.min(ctx.max_results);
     blocking(move || {
         let dir = &ctx.directory;
-        let all = groups(dir, base_of(dir, &caller), filter)?;
-        let page: Vec<Value> = all.iter().skip(start - 1).take(count).map(|g| render(dir, g)).collect();
-        Ok(super::list_response_with_total(page, start, all.len()))
+        let all: Vec<Value> = groups(dir, base_of(dir, &caller), filter)?.iter().map(|g| render(dir, g)).collect();
+        Ok(params.respond(all))
     })
     .await
 }

@@ -4,7 +4,7 @@
 //! This first part serves discovery and Users (create, read, list with
 //! filters and pagination, replace, patch, delete, ETags) with
 //! per-organisation bearer tokens, and Groups under each organisation's
-//! `ou=groupes`. Bulk, sorting and attribute selection come next
+//! `ou=groupes`. Bulk comes next
 //! (issue 4 note).
 
 mod error;
@@ -13,6 +13,7 @@ mod groups;
 pub mod https;
 mod mapping;
 mod patch;
+mod query;
 mod users;
 
 use std::sync::Arc;

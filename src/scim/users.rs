@@ -195,6 +195,7 @@ pub async fn read(
     State(ctx): State<Arc<ScimContext>>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
     let dir = &ctx.directory;
     let entry = find_user(dir, &caller, &id)?;
@@ -209,7 +210,8 @@ pub async fn read(
         }
         return Ok(r);
     }
-    Ok(with_etag(scim_json(StatusCode::OK, render(dir, &entry)), &entry))
+    let projection = super::query::Projection::from_query(&q);
+    Ok(with_etag(scim_json(StatusCode::OK, projection.apply(render(dir, &entry))), &entry))
 }
 
 pub async fn list(
@@ -217,31 +219,16 @@ pub async fn list(
     State(ctx): State<Arc<ScimContext>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
-    let param = |k: &str| q.iter().find(|(name, _)| name.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str());
-    let filter = match param("filter") {
-        Some(f) if !f.trim().is_empty() => super::filter::parse(f)?,
-        _ => Filter::And(Vec::new()),
+    let params = super::query::ListParams::from_query(&q, ctx.max_results)?;
+    let filter = match &params.filter {
+        Some(f) => super::filter::parse(f)?,
+        None => Filter::And(Vec::new()),
     };
-    let number = |k: &str, default: usize| -> Result<usize, ScimError> {
-        match param(k) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<i64>()
-                .map(|n| n.max(0) as usize)
-                .map_err(|_| ScimError::invalid_value(format!("{k} must be an integer"))),
-        }
-    };
-    // RFC 7644 §3.4.2.4: startIndex below 1 means 1; count is capped by maxResults.
-    let start = number("startIndex", 1)?.max(1);
-    let count = number("count", ctx.max_results)?.min(ctx.max_results);
     let dir = ctx.directory.clone();
     let base = base_of(&dir, &caller);
     blocking(move || {
-        let all = search(&dir, base, filter)?;
-        let total = all.len();
-        let page: Vec<Value> = all.iter().skip(start - 1).take(count).map(|e| render(&dir, e)).collect();
-        Ok(super::list_response_with_total(page, start, total))
+        let all: Vec<Value> = search(&dir, base, filter)?.iter().map(|e| render(&dir, e)).collect();
+        Ok(params.respond(all))
     })
     .await
 }
