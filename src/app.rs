@@ -110,7 +110,7 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         tokio::spawn(crate::ldap::serve(tls_listener, ctx, rx.clone(), true)),
     ];
     let scim = Arc::new(
-        crate::scim::ScimContext::new(directory.clone(), cfg.scim_max_results)
+        crate::scim::ScimContext::new(directory.clone(), &cfg.scim_limits)
             .map_err(|e| AppError::Scim(e.to_string()))?,
     );
     let https = tokio::net::TcpListener::bind(cfg.scim).await?;

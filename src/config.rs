@@ -21,8 +21,8 @@ pub struct Config {
     pub scim: SocketAddr,
     /// SCIM over plain HTTP, for local use or behind a TLS-terminating proxy; none: off.
     pub scim_http: Option<SocketAddr>,
-    /// Most resources in one SCIM list response.
-    pub scim_max_results: usize,
+    /// SCIM limits.
+    pub scim_limits: ScimLimits,
     /// The naming context.
     pub suffix: String,
     /// Directory of `*.schema` files; the schema compiled into the binary when unset.
@@ -52,6 +52,24 @@ pub struct Config {
     /// Log format: `text` or `json`.
     pub log_format: String,
     pub limits: Limits,
+}
+
+/// SCIM limits, advertised in ServiceProviderConfig.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScimLimits {
+    /// Most resources in one list response.
+    pub max_results: usize,
+    /// Most operations in one Bulk request.
+    pub bulk_max_operations: usize,
+    /// Largest Bulk request body, in bytes.
+    pub bulk_max_payload: usize,
+}
+
+impl Default for ScimLimits {
+    fn default() -> Self {
+        ScimLimits { max_results: 200, bulk_max_operations: 1000, bulk_max_payload: 1024 * 1024 }
+    }
 }
 
 /// Protocol limits, each a named setting.
@@ -96,7 +114,7 @@ impl Default for Config {
             ldaps: addr("127.0.0.1:3636"),
             scim: addr("127.0.0.1:8443"),
             scim_http: Some(addr("127.0.0.1:8080")),
-            scim_max_results: 200,
+            scim_limits: ScimLimits::default(),
             suffix: "dc=cig,dc=fr".into(),
             schema_dir: None,
             tls_cert: None,
@@ -180,7 +198,13 @@ impl Config {
             self.scim_http = if v.is_empty() { None } else { Some(parse("CONVERGENCES_SCIM_HTTP", &v)?) };
         }
         if let Some(v) = get("CONVERGENCES_SCIM_MAX_RESULTS") {
-            self.scim_max_results = parse("CONVERGENCES_SCIM_MAX_RESULTS", &v)?;
+            self.scim_limits.max_results = parse("CONVERGENCES_SCIM_MAX_RESULTS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_SCIM_BULK_MAX_OPERATIONS") {
+            self.scim_limits.bulk_max_operations = parse("CONVERGENCES_SCIM_BULK_MAX_OPERATIONS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_SCIM_BULK_MAX_PAYLOAD") {
+            self.scim_limits.bulk_max_payload = parse("CONVERGENCES_SCIM_BULK_MAX_PAYLOAD", &v)?;
         }
         if let Some(v) = get("CONVERGENCES_SUFFIX") {
             self.suffix = v;

@@ -380,3 +380,48 @@ async fn scim_is_served_over_https_with_the_ldaps_certificate() {
     let (code, _, _) = run("curl", &["-s", "--fail", "-H", &auth, &url], None).await;
     assert_ne!(code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_requests_resolve_bulk_ids_and_stop_on_errors() {
+    if !have("curl") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let scim = Scim::new(&srv);
+    let t = token(&srv, TokenScope::Organisation(dn(CRETEIL)));
+    let req = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "u1", "data": user("bulk1")},
+            {"method": "POST", "path": "/Groups", "bulkId": "g1",
+             "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Bulk", "members": [{"value": "bulkId:u1"}]}},
+            {"method": "PATCH", "path": "/Users/bulkId:u1",
+             "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "value": {"title": "Agent"}}]}},
+            {"method": "DELETE", "path": "/Users/00000000-0000-0000-0000-000000000000"},
+            {"method": "POST", "path": "/Users", "data": user("hdupre")}
+        ]
+    });
+    let (status, _, resp) = scim.call(&t, "POST", "/Bulk", Some(&req)).await;
+    assert_eq!(status, 200, "{resp}");
+    let statuses: Vec<&str> =
+        resp["Operations"].as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["201", "201", "200", "404", "409"]);
+    let (_, _, g) = scim
+        .call(&t, "GET", resp["Operations"][1]["location"].as_str().unwrap().trim_start_matches("/scim/v2"), None)
+        .await;
+    assert_eq!(g["members"].as_array().map(Vec::len), Some(1), "{g}");
+    // failOnErrors: 1 stops after the first error.
+    let mut req2 = req.clone();
+    req2["failOnErrors"] = json!(1);
+    req2["Operations"] = json!([
+        {"method": "DELETE", "path": "/Users/00000000-0000-0000-0000-000000000000"},
+        {"method": "POST", "path": "/Users", "data": user("bulk2")}
+    ]);
+    let (_, _, resp) = scim.call(&t, "POST", "/Bulk", Some(&req2)).await;
+    assert_eq!(resp["Operations"].as_array().map(Vec::len), Some(1));
+    // Over the advertised maximum: 413.
+    let mut big = req.clone();
+    big["Operations"] = json!(vec![json!({"method": "DELETE", "path": "/Users/x"}); 1001]);
+    let (status, _, _) = scim.call(&t, "POST", "/Bulk", Some(&big)).await;
+    assert_eq!(status, 413);
+}

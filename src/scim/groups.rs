@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::users::{actor_of, base_of, blocking, check_if_match, find_user, organisation_of, parse_body};
+use super::users::{actor_of, base_of, blocking, check_version, find_user, organisation_of, parse_body};
 use super::{Caller, ScimContext, ScimError, mapping, scim_json};
 use crate::directory::{
     AddMode, Change, Directory, Dn, EMPTY_GROUP_MEMBER, Entry, Filter, ModOp, Modification, Rdn, Scope, SearchRequest,
@@ -39,7 +39,7 @@ fn find(dir: &Directory, caller: &Caller, id: &str) -> Result<Entry, ScimError> 
     groups(dir, base_of(dir, caller), f)?.pop().ok_or_else(|| ScimError::not_found("Group"))
 }
 
-fn render(dir: &Directory, g: &Entry) -> Value {
+pub(super) fn render(dir: &Directory, g: &Entry) -> Value {
     let id = g.first_str("entryUUID").unwrap_or_default().to_string();
     let members: Vec<Value> = g
         .get("member")
@@ -117,21 +117,26 @@ fn respond(dir: &Directory, status: StatusCode, g: &Entry) -> Response {
     r
 }
 
+/// Create a group from its JSON (with an organisation's token).
+pub(super) fn create_entry(dir: &Directory, caller: &Caller, g: &Value) -> Result<Entry, ScimError> {
+    let org = match &caller.0 {
+        TokenScope::Organisation(dn) => dn.clone(),
+        TokenScope::Cig => return Err(ScimError::invalid_value("groups are created with an organisation's token")),
+    };
+    let name = display_name(g)?;
+    let members = or_placeholder(member_dns(dir, caller, &org, g)?);
+    let dn = org.child(Rdn::single("ou", "groupes")).child(Rdn::single("cn", &name));
+    let mut entry = Entry::new(dn.clone()).with("objectClass", ["groupOfNames"]).with("cn", [name.as_str()]);
+    entry.add_values("member", members);
+    apply(dir, caller, vec![Change::Add(entry)])?;
+    groups(dir, dn, Filter::everything())?.pop().ok_or_else(|| ScimError::not_found("Group"))
+}
+
 pub async fn create(caller: Caller, State(ctx): State<Arc<ScimContext>>, body: Bytes) -> Result<Response, ScimError> {
     let g = parse_body(&body)?;
     blocking(move || {
         let dir = &ctx.directory;
-        let org = match &caller.0 {
-            TokenScope::Organisation(dn) => dn.clone(),
-            TokenScope::Cig => return Err(ScimError::invalid_value("groups are created with an organisation's token")),
-        };
-        let name = display_name(&g)?;
-        let members = or_placeholder(member_dns(dir, &caller, &org, &g)?);
-        let dn = org.child(Rdn::single("ou", "groupes")).child(Rdn::single("cn", &name));
-        let mut entry = Entry::new(dn.clone()).with("objectClass", ["groupOfNames"]).with("cn", [name.as_str()]);
-        entry.add_values("member", members);
-        apply(dir, &caller, vec![Change::Add(entry)])?;
-        let created = groups(dir, dn, Filter::everything())?.pop().ok_or_else(|| ScimError::not_found("Group"))?;
+        let created = create_entry(dir, &caller, &g)?;
         let mut r = respond(dir, StatusCode::CREATED, &created);
         let id = created.first_str("entryUUID").unwrap_or_default();
         if let Ok(loc) = HeaderValue::from_str(&format!("/scim/v2/Groups/{id}")) {
@@ -186,6 +191,37 @@ fn write_group(dir: &Directory, caller: &Caller, entry: &Entry, g: &Value) -> Re
     apply(dir, caller, changes)
 }
 
+/// PUT (`patch` false) or PATCH of a group.
+pub(super) fn update_entry(
+    dir: &Directory,
+    caller: &Caller,
+    id: &str,
+    body: &Value,
+    patch: bool,
+    version: Option<&str>,
+) -> Result<Entry, ScimError> {
+    let entry = find(dir, caller, id)?;
+    check_version(version, &entry)?;
+    if patch {
+        let mut doc = render(dir, &entry);
+        super::patch::apply(&mut doc, body)?;
+        write_group(dir, caller, &entry, &doc)?;
+    } else {
+        write_group(dir, caller, &entry, body)?;
+    }
+    find(dir, caller, id)
+}
+
+pub(super) fn delete_entry(dir: &Directory, caller: &Caller, id: &str, version: Option<&str>) -> Result<(), ScimError> {
+    let entry = find(dir, caller, id)?;
+    check_version(version, &entry)?;
+    apply(dir, caller, vec![Change::Delete(entry.dn)])
+}
+
+fn if_match(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
+}
+
 pub async fn replace(
     caller: Caller,
     State(ctx): State<Arc<ScimContext>>,
@@ -196,10 +232,8 @@ pub async fn replace(
     let g = parse_body(&body)?;
     blocking(move || {
         let dir = &ctx.directory;
-        let entry = find(dir, &caller, &id)?;
-        check_if_match(&headers, &entry)?;
-        write_group(dir, &caller, &entry, &g)?;
-        Ok(respond(dir, StatusCode::OK, &find(dir, &caller, &id)?))
+        let updated = update_entry(dir, &caller, &id, &g, false, if_match(&headers))?;
+        Ok(respond(dir, StatusCode::OK, &updated))
     })
     .await
 }
@@ -214,12 +248,8 @@ pub async fn patch(
     let ops = parse_body(&body)?;
     blocking(move || {
         let dir = &ctx.directory;
-        let entry = find(dir, &caller, &id)?;
-        check_if_match(&headers, &entry)?;
-        let mut doc = render(dir, &entry);
-        super::patch::apply(&mut doc, &ops)?;
-        write_group(dir, &caller, &entry, &doc)?;
-        Ok(respond(dir, StatusCode::OK, &find(dir, &caller, &id)?))
+        let updated = update_entry(dir, &caller, &id, &ops, true, if_match(&headers))?;
+        Ok(respond(dir, StatusCode::OK, &updated))
     })
     .await
 }
@@ -231,10 +261,7 @@ pub async fn remove(
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
     blocking(move || {
-        let dir = &ctx.directory;
-        let entry = find(dir, &caller, &id)?;
-        check_if_match(&headers, &entry)?;
-        apply(dir, &caller, vec![Change::Delete(entry.dn)])?;
+        delete_entry(&ctx.directory, &caller, &id, if_match(&headers))?;
         Ok(axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT))
     })
     .await

@@ -4,9 +4,9 @@
 //! This first part serves discovery and Users (create, read, list with
 //! filters and pagination, replace, patch, delete, ETags) with
 //! per-organisation bearer tokens, and Groups under each organisation's
-//! `ou=groupes`. Bulk comes next
-//! (issue 4 note).
+//! `ou=groupes`, and Bulk.
 
+mod bulk;
 mod error;
 mod filter;
 mod groups;
@@ -42,6 +42,9 @@ pub struct ScimContext {
     pub service_provider_config: Value,
     /// Most resources one list response carries (RFC 7644 §3.4.2.4 `count`).
     pub max_results: usize,
+    /// Bulk limits (RFC 7644 §3.7.4), advertised in ServiceProviderConfig.
+    pub bulk_max_operations: usize,
+    pub bulk_max_payload: usize,
 }
 
 const SCHEMA_FILES: &[&str] = &[
@@ -52,16 +55,23 @@ const SCHEMA_FILES: &[&str] = &[
 ];
 
 impl ScimContext {
-    pub fn new(directory: Arc<Directory>, max_results: usize) -> Result<ScimContext, serde_json::Error> {
+    pub fn new(
+        directory: Arc<Directory>,
+        limits: &crate::config::ScimLimits,
+    ) -> Result<ScimContext, serde_json::Error> {
         let schemas = SCHEMA_FILES.iter().map(|s| serde_json::from_str(s)).collect::<Result<_, _>>()?;
         let mut spc: Value = serde_json::from_str(include_str!("../../scim/ServiceProviderConfig.json"))?;
-        spc["filter"]["maxResults"] = max_results.into();
+        spc["filter"]["maxResults"] = limits.max_results.into();
+        spc["bulk"]["maxOperations"] = limits.bulk_max_operations.into();
+        spc["bulk"]["maxPayloadSize"] = limits.bulk_max_payload.into();
         Ok(ScimContext {
             directory,
             schemas,
             resource_types: serde_json::from_str(include_str!("../../scim/ResourceTypes.json"))?,
             service_provider_config: spc,
-            max_results,
+            max_results: limits.max_results,
+            bulk_max_operations: limits.bulk_max_operations,
+            bulk_max_payload: limits.bulk_max_payload,
         })
     }
 }
@@ -76,6 +86,7 @@ pub fn router(ctx: Arc<ScimContext>) -> Router {
         .route("/Users", get(users::list).post(users::create))
         .route("/Users/{id}", get(users::read).put(users::replace).patch(users::patch).delete(users::remove))
         .route("/Groups", get(groups::list).post(groups::create))
+        .route("/Bulk", axum::routing::post(bulk::bulk))
         .route("/Groups/{id}", get(groups::read).put(groups::replace).patch(groups::patch).delete(groups::remove))
         .fallback(|| async { ScimError::not_found("endpoint") });
     Router::new().nest("/scim/v2", api).with_state(ctx)

@@ -65,7 +65,7 @@ pub(super) fn organisation_of(dir: &Directory, dn: &Dn) -> Option<Entry> {
     None
 }
 
-fn render(dir: &Directory, entry: &Entry) -> Value {
+pub(super) fn render(dir: &Directory, entry: &Entry) -> Value {
     let org = organisation_of(dir, &entry.dn);
     let siren = org.as_ref().and_then(|o| o.first_str("cigSiren").or_else(|| o.first_str("o")).map(str::to_string));
     mapping::user_json(entry, &mapping::applications(dir, entry), siren.as_deref())
@@ -148,40 +148,41 @@ fn apply(dir: &Directory, caller: &Caller, changes: Vec<Change>) -> Result<(), S
         .map(|_| ())
 }
 
+/// Create a user from its JSON; returns the new entry with its operational attributes.
+pub(super) fn create_entry(dir: &Directory, caller: &Caller, u: &Value) -> Result<Entry, ScimError> {
+    let org_dn = match &caller.0 {
+        TokenScope::Organisation(dn) => dn.clone(),
+        TokenScope::Cig => {
+            let siren = u.get(AGENT).and_then(|a| a.get("siren")).and_then(Value::as_str).ok_or_else(|| {
+                ScimError::invalid_value(format!("a CIG token must say where the user goes: {AGENT}:siren"))
+            })?;
+            dir.find_organisation(siren)?
+        }
+    };
+    let org = dir.get(&org_dn)?.ok_or_else(|| ScimError::not_found("organisation"))?;
+    let mut attrs = mapping::user_attributes(u)?;
+    hash_passwords(&mut attrs)?;
+    let uid = attrs.iter().find(|(n, _)| *n == "uid").and_then(|(_, v)| v.first()).cloned().unwrap_or_default();
+    let uid = String::from_utf8(uid).map_err(|_| ScimError::invalid_value("userName is not UTF-8"))?;
+    let dn = org_dn.child(Rdn::single("ou", "agents")).child(Rdn::single("uid", &uid));
+    let mut entry = Entry::new(dn.clone()).with("objectClass", ["inetOrgPerson", "cigAgent"]);
+    for (name, values) in attrs.into_iter().filter(|(_, v)| !v.is_empty()) {
+        entry.add_values(name, values);
+    }
+    let mut changes = vec![Change::Add(entry)];
+    changes.extend(grant_changes(dir, &org, &dn.to_string(), &mapping::entitlements(u)?, &[])?);
+    apply(dir, caller, changes)?;
+    // Read back with the operational attributes (entryUUID, timestamps) for the response.
+    search(dir, dn, Filter::everything())?.pop().ok_or_else(|| ScimError::not_found("User"))
+}
+
 pub async fn create(caller: Caller, State(ctx): State<Arc<ScimContext>>, body: Bytes) -> Result<Response, ScimError> {
     let u = parse_body(&body)?;
     blocking(move || {
         let dir = &ctx.directory;
-        let org_dn = match &caller.0 {
-            TokenScope::Organisation(dn) => dn.clone(),
-            TokenScope::Cig => {
-                let siren = u.get(AGENT).and_then(|a| a.get("siren")).and_then(Value::as_str).ok_or_else(|| {
-                    ScimError::invalid_value(format!("a CIG token must say where the user goes: {AGENT}:siren"))
-                })?;
-                dir.find_organisation(siren)?
-            }
-        };
-        let org = dir.get(&org_dn)?.ok_or_else(|| ScimError::not_found("organisation"))?;
-        let mut attrs = mapping::user_attributes(&u)?;
-        hash_passwords(&mut attrs)?;
-        let uid = attrs.iter().find(|(n, _)| *n == "uid").and_then(|(_, v)| v.first()).cloned().unwrap_or_default();
-        let uid = String::from_utf8(uid).map_err(|_| ScimError::invalid_value("userName is not UTF-8"))?;
-        let dn = org_dn.child(Rdn::single("ou", "agents")).child(Rdn::single("uid", &uid));
-        let mut entry = Entry::new(dn.clone()).with("objectClass", ["inetOrgPerson", "cigAgent"]);
-        for (name, values) in attrs.into_iter().filter(|(_, v)| !v.is_empty()) {
-            entry.add_values(name, values);
-        }
-        let mut changes = vec![Change::Add(entry)];
-        changes.extend(grant_changes(dir, &org, &dn.to_string(), &mapping::entitlements(&u)?, &[])?);
-        apply(dir, &caller, changes)?;
-        let created = dir.get(&dn)?.ok_or_else(|| ScimError::not_found("User"))?;
-        let mut created_full = created.clone();
-        // Operational attributes (entryUUID, timestamps) for the response.
-        if let Ok(Some(full)) = search(dir, dn.clone(), Filter::everything()).map(|mut v| v.pop()) {
-            created_full = full;
-        }
-        let body = render(dir, &created_full);
-        let mut r = with_etag(scim_json(StatusCode::CREATED, body.clone()), &created_full);
+        let created = create_entry(dir, &caller, &u)?;
+        let body = render(dir, &created);
+        let mut r = with_etag(scim_json(StatusCode::CREATED, body.clone()), &created);
         if let Some(loc) = body["meta"]["location"].as_str().and_then(|l| HeaderValue::from_str(l).ok()) {
             r.headers_mut().insert(header::LOCATION, loc);
         }
@@ -233,9 +234,10 @@ pub async fn list(
     .await
 }
 
-/// RFC 7644 §3.14: `If-Match` must name the current version (or be `*`).
-pub(super) fn check_if_match(headers: &HeaderMap, entry: &Entry) -> Result<(), ScimError> {
-    let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else { return Ok(()) };
+/// RFC 7644 §3.14: the version a client expects (`If-Match`, or a Bulk
+/// operation's `version`) must be the entry's current one, or `*`.
+pub(super) fn check_version(wanted: Option<&str>, entry: &Entry) -> Result<(), ScimError> {
+    let Some(wanted) = wanted else { return Ok(()) };
     let current = mapping::version(entry);
     if wanted.split(',').map(str::trim).any(|w| w == "*" || w == current) {
         Ok(())
@@ -274,6 +276,35 @@ fn write_user(dir: &Directory, caller: &Caller, entry: &Entry, u: &Value) -> Res
     apply(dir, caller, changes)
 }
 
+/// PUT (`patch` false) or PATCH (RFC 7644 §3.5.2: the operations apply to the
+/// current JSON document, which is then written like a PUT — all or nothing).
+pub(super) fn update_entry(
+    dir: &Directory,
+    caller: &Caller,
+    id: &str,
+    body: &Value,
+    patch: bool,
+    version: Option<&str>,
+) -> Result<Entry, ScimError> {
+    let entry = find_user(dir, caller, id)?;
+    check_version(version, &entry)?;
+    if patch {
+        let mut doc = render(dir, &entry);
+        super::patch::apply(&mut doc, body)?;
+        write_user(dir, caller, &entry, &doc)?;
+    } else {
+        write_user(dir, caller, &entry, body)?;
+    }
+    find_user(dir, caller, id)
+}
+
+/// DELETE: referential integrity removes the user from every group in the same transaction.
+pub(super) fn delete_entry(dir: &Directory, caller: &Caller, id: &str, version: Option<&str>) -> Result<(), ScimError> {
+    let entry = find_user(dir, caller, id)?;
+    check_version(version, &entry)?;
+    apply(dir, caller, vec![Change::Delete(entry.dn)])
+}
+
 pub async fn replace(
     caller: Caller,
     State(ctx): State<Arc<ScimContext>>,
@@ -284,17 +315,13 @@ pub async fn replace(
     let u = parse_body(&body)?;
     blocking(move || {
         let dir = &ctx.directory;
-        let entry = find_user(dir, &caller, &id)?;
-        check_if_match(&headers, &entry)?;
-        write_user(dir, &caller, &entry, &u)?;
-        let updated = find_user(dir, &caller, &id)?;
+        let version = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+        let updated = update_entry(dir, &caller, &id, &u, false, version)?;
         Ok(with_etag(scim_json(StatusCode::OK, render(dir, &updated)), &updated))
     })
     .await
 }
 
-/// PATCH (RFC 7644 §3.5.2): the operations apply to the current JSON
-/// document, which is then written like a PUT — all of it, or nothing.
 pub async fn patch(
     caller: Caller,
     State(ctx): State<Arc<ScimContext>>,
@@ -305,12 +332,8 @@ pub async fn patch(
     let ops = parse_body(&body)?;
     blocking(move || {
         let dir = &ctx.directory;
-        let entry = find_user(dir, &caller, &id)?;
-        check_if_match(&headers, &entry)?;
-        let mut doc = render(dir, &entry);
-        super::patch::apply(&mut doc, &ops)?;
-        write_user(dir, &caller, &entry, &doc)?;
-        let updated = find_user(dir, &caller, &id)?;
+        let version = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+        let updated = update_entry(dir, &caller, &id, &ops, true, version)?;
         Ok(with_etag(scim_json(StatusCode::OK, render(dir, &updated)), &updated))
     })
     .await
@@ -323,11 +346,8 @@ pub async fn remove(
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
     blocking(move || {
-        let dir = &ctx.directory;
-        let entry = find_user(dir, &caller, &id)?;
-        check_if_match(&headers, &entry)?;
-        // Referential integrity removes the user from every group in the same transaction.
-        apply(dir, &caller, vec![Change::Delete(entry.dn)])?;
+        let version = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+        delete_entry(&ctx.directory, &caller, &id, version)?;
         Ok(axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT))
     })
     .await
