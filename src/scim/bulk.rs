@@ -37,18 +37,6 @@ enum Kind {
     Groups,
 }
 
-fn error_json(e: &ScimError) -> Value {
-    let mut body = json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-        "status": e.status.as_u16().to_string(),
-        "detail": e.detail,
-    });
-    if let Some(t) = e.scim_type {
-        body["scimType"] = json!(t);
-    }
-    body
-}
-
 /// One operation: (status, location, version, response body).
 fn run_one(
     ctx: &ScimContext,
@@ -164,7 +152,7 @@ pub async fn bulk(caller: Caller, State(ctx): State<Arc<ScimContext>>, body: Byt
                 Err(e) => {
                     errors += 1;
                     out["status"] = json!(e.status.as_u16().to_string());
-                    out["response"] = error_json(&e);
+                    out["response"] = e.body();
                 }
             }
             results.push(out);

@@ -66,8 +66,9 @@ impl From<DirectoryError> for ScimError {
     }
 }
 
-impl IntoResponse for ScimError {
-    fn into_response(self) -> Response {
+impl ScimError {
+    /// The RFC 7644 §3.12 error body.
+    pub fn body(&self) -> serde_json::Value {
         let mut body = json!({
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
             "status": self.status.as_u16().to_string(),
@@ -76,6 +77,12 @@ impl IntoResponse for ScimError {
         if let Some(t) = self.scim_type {
             body["scimType"] = json!(t);
         }
-        super::scim_json(self.status, body)
+        body
+    }
+}
+
+impl IntoResponse for ScimError {
+    fn into_response(self) -> Response {
+        super::scim_json(self.status, self.body())
     }
 }
