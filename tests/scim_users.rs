@@ -425,3 +425,51 @@ async fn bulk_requests_resolve_bulk_ids_and_stop_on_errors() {
     let (status, _, _) = scim.call(&t, "POST", "/Bulk", Some(&big)).await;
     assert_eq!(status, 413);
 }
+
+/// Every endpoint and verb, with the tokens of two organisations and of the
+/// CIG, on an organisation's own and another's resources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenancy_matrix() {
+    if !have("curl") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let scim = Scim::new(&srv);
+    let creteil = token(&srv, TokenScope::Organisation(dn(CRETEIL)));
+    let vitry = token(&srv, TokenScope::Organisation(dn(VITRY)));
+    let cig = token(&srv, TokenScope::Cig);
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                       "Operations": [{"op": "replace", "value": {"title": "X"}}]});
+    let group = |name: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name});
+
+    for (who, tok, own_ok) in [("creteil", &creteil, true), ("vitry", &vitry, false), ("cig", &cig, true)] {
+        // Fresh resources of Créteil for each round (the previous round may have deleted them).
+        let (_, _, u) = scim.call(&creteil, "POST", "/Users", Some(&user(&format!("m{who}")))).await;
+        let (_, _, g) = scim.call(&creteil, "POST", "/Groups", Some(&group(&format!("g{who}")))).await;
+        let (uid, gid) = (u["id"].as_str().unwrap().to_string(), g["id"].as_str().unwrap().to_string());
+        let mut body = user(&format!("m{who}"));
+        body["title"] = json!("Y");
+        let cases: Vec<(&str, String, Option<Value>, u16)> = vec![
+            ("GET", format!("/Users/{uid}"), None, 200),
+            ("PUT", format!("/Users/{uid}"), Some(body), 200),
+            ("PATCH", format!("/Users/{uid}"), Some(patch.clone()), 200),
+            ("GET", format!("/Groups/{gid}"), None, 200),
+            ("PUT", format!("/Groups/{gid}"), Some(group(&format!("g{who}"))), 200),
+            ("PATCH", format!("/Groups/{gid}"), Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "displayName", "value": format!("g{who}2")}]})), 200),
+            ("DELETE", format!("/Groups/{gid}"), None, 204),
+            ("DELETE", format!("/Users/{uid}"), None, 204),
+        ];
+        for (verb, path, body, ok) in cases {
+            let (status, _, resp) = scim.call(tok, verb, &path, body.as_ref()).await;
+            let expected = if own_ok { ok } else { 404 };
+            assert_eq!(status, expected, "{who} {verb} {path}: {resp}");
+        }
+        // Lists and searches never show another organisation's resources.
+        let search = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "userName eq \"hdupre\""});
+        let (status, _, found) = scim.call(tok, "POST", "/Users/.search", Some(&search)).await;
+        assert_eq!(status, 200);
+        assert_eq!(found["totalResults"], if own_ok { 1 } else { 0 }, "{who}");
+        let (_, _, groups) = scim.call(tok, "GET", "/Groups?filter=displayName%20eq%20%22ressources-humaines%22", None).await;
+        assert_eq!(groups["totalResults"], if who == "cig" { 2 } else { 1 }, "{who}");
+    }
+}

@@ -157,6 +157,12 @@ pub async fn read(
     Ok(respond(dir, StatusCode::OK, &g))
 }
 
+/// POST /Groups/.search (RFC 7644 §3.4.3).
+pub async fn search_post(caller: Caller, State(ctx): State<Arc<ScimContext>>, body: Bytes) -> Result<Response, ScimError> {
+    let q = super::query::from_search_request(&parse_body(&body)?)?;
+    list(caller, State(ctx), Query(q)).await
+}
+
 pub async fn list(
     caller: Caller,
     State(ctx): State<Arc<ScimContext>>,

@@ -84,6 +84,8 @@ pub fn router(ctx: Arc<ScimContext>) -> Router {
         .route("/Schemas", get(schemas))
         .route("/Schemas/{id}", get(schema))
         .route("/Users", get(users::list).post(users::create))
+        .route("/Users/.search", axum::routing::post(users::search_post))
+        .route("/Groups/.search", axum::routing::post(groups::search_post))
         .route("/Users/{id}", get(users::read).put(users::replace).patch(users::patch).delete(users::remove))
         .route("/Groups", get(groups::list).post(groups::create))
         .route("/Bulk", axum::routing::post(bulk::bulk))

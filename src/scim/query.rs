@@ -9,6 +9,24 @@ use serde_json::{Map, Value};
 
 use super::ScimError;
 
+/// A SearchRequest body (RFC 7644 §3.4.3) as the equivalent query parameters.
+pub fn from_search_request(body: &Value) -> Result<HashMap<String, String>, ScimError> {
+    let obj = body.as_object().ok_or_else(|| ScimError::invalid_value("a SearchRequest is a JSON object"))?;
+    let mut q = HashMap::new();
+    for (k, v) in obj {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+            _ => continue,
+        };
+        if !k.eq_ignore_ascii_case("schemas") {
+            q.insert(k.clone(), text);
+        }
+    }
+    Ok(q)
+}
+
 /// The parsed query string of a list request.
 pub struct ListParams {
     pub filter: Option<String>,

@@ -215,6 +215,12 @@ pub async fn read(
     Ok(with_etag(scim_json(StatusCode::OK, projection.apply(render(dir, &entry))), &entry))
 }
 
+/// POST /Users/.search (RFC 7644 §3.4.3): the list query in a JSON body.
+pub async fn search_post(caller: Caller, State(ctx): State<Arc<ScimContext>>, body: Bytes) -> Result<Response, ScimError> {
+    let q = super::query::from_search_request(&parse_body(&body)?)?;
+    list(caller, State(ctx), Query(q)).await
+}
+
 pub async fn list(
     caller: Caller,
     State(ctx): State<Arc<ScimContext>>,
