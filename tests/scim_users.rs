@@ -356,6 +356,19 @@ async fn groups_hold_only_the_organisation_s_own_users() {
     assert_eq!(status, 404);
     let (_, _, found) = scim.call(&creteil, "GET", "/Groups?filter=displayName%20eq%20%22paie%22", None).await;
     assert_eq!(found["totalResults"], 1);
+    // Which groups is a user in? (Entra ID asks this way.)
+    let (_, _, with) =
+        scim.call(&creteil, "GET", &format!("/Groups?filter=members%5Bvalue%20eq%20%22{hdupre}%22%5D"), None).await;
+    assert_eq!(with["totalResults"], 2, "ressources-humaines and Paie: {with}");
+    let (_, _, without) = scim
+        .call(
+            &creteil,
+            "GET",
+            &format!("/Groups?filter=members%20eq%20%22{jdupont}%22%20and%20displayName%20eq%20%22Paie%22"),
+            None,
+        )
+        .await;
+    assert_eq!(without["totalResults"], 0);
     let (status, _, _) = scim.call(&creteil, "DELETE", &format!("/Groups/{gid}"), None).await;
     assert_eq!(status, 204);
     assert!(!agents.member_of(&ndn).unwrap().iter().any(|g| g.starts_with("cn=Paie,")));
@@ -455,7 +468,14 @@ async fn tenancy_matrix() {
             ("PATCH", format!("/Users/{uid}"), Some(patch.clone()), 200),
             ("GET", format!("/Groups/{gid}"), None, 200),
             ("PUT", format!("/Groups/{gid}"), Some(group(&format!("g{who}"))), 200),
-            ("PATCH", format!("/Groups/{gid}"), Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "displayName", "value": format!("g{who}2")}]})), 200),
+            (
+                "PATCH",
+                format!("/Groups/{gid}"),
+                Some(
+                    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "displayName", "value": format!("g{who}2")}]}),
+                ),
+                200,
+            ),
             ("DELETE", format!("/Groups/{gid}"), None, 204),
             ("DELETE", format!("/Users/{uid}"), None, 204),
         ];
@@ -469,7 +489,8 @@ async fn tenancy_matrix() {
         let (status, _, found) = scim.call(tok, "POST", "/Users/.search", Some(&search)).await;
         assert_eq!(status, 200);
         assert_eq!(found["totalResults"], if own_ok { 1 } else { 0 }, "{who}");
-        let (_, _, groups) = scim.call(tok, "GET", "/Groups?filter=displayName%20eq%20%22ressources-humaines%22", None).await;
+        let (_, _, groups) =
+            scim.call(tok, "GET", "/Groups?filter=displayName%20eq%20%22ressources-humaines%22", None).await;
         assert_eq!(groups["totalResults"], if who == "cig" { 2 } else { 1 }, "{who}");
     }
 }

@@ -5,8 +5,8 @@ use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter as Scim, V
 
 use super::ScimError;
 use super::mapping::{AGENT, ENTERPRISE, USER};
-use crate::directory::Filter;
 use crate::directory::filter::Substrings;
+use crate::directory::{Directory, Filter, Scope, SearchRequest};
 
 /// The LDAP attribute(s) a User attribute path names.
 fn user_attr(path: &AttrPath) -> Option<Vec<&'static str>> {
@@ -139,17 +139,51 @@ fn group_attr(path: &AttrPath) -> Option<Vec<&'static str>> {
     match (name.as_str(), path.sub_attr.as_deref()) {
         ("id", None) => Some(vec!["entryUUID"]),
         ("displayname", None) => Some(vec!["cn"]),
+        ("members", None) | ("members", Some("value")) => Some(vec!["member"]),
         _ => None,
     }
 }
 
-fn lower_group(f: &Scim) -> Result<Filter, ScimError> {
+/// `members[.value] eq "<user id>"`: the member's DN, looked up by its id.
+fn member_equality(dir: &Directory, v: &CompValue) -> Result<Filter, ScimError> {
+    let CompValue::Str(id) = v else { return Err(ScimError::invalid_filter("members are compared with a user id")) };
+    let mut req = SearchRequest::new(
+        dir.suffix().clone(),
+        Scope::Sub,
+        Filter::Equality("entryUUID".into(), id.clone().into_bytes()),
+    );
+    req.attrs = vec!["1.1".into()];
+    let mut dns = Vec::new();
+    dir.search(&req, |e| {
+        dns.push(e.dn.to_string());
+        Ok(())
+    })?;
+    Ok(match dns.pop() {
+        Some(dn) => Filter::Equality("member".into(), dn.into_bytes()),
+        // No such user: nothing matches (an unknown attribute is Undefined).
+        None => Filter::Or(Vec::new()),
+    })
+}
+
+fn lower_group(f: &Scim, dir: &Directory) -> Result<Filter, ScimError> {
     Ok(match f {
+        Scim::Attr(AttrExp::Comparison(p, CompareOp::Eq, v)) if p.name.eq_ignore_ascii_case("members") => {
+            member_equality(dir, v)?
+        }
+        Scim::ValuePath(vp) if vp.attr.name.eq_ignore_ascii_case("members") => match vp.filter.as_ref() {
+            ValFilter::Attr(AttrExp::Comparison(p, CompareOp::Eq, v)) if p.name.eq_ignore_ascii_case("value") => {
+                member_equality(dir, v)?
+            }
+            _ => return Err(ScimError::invalid_filter("members[...] supports value eq \"<id>\"")),
+        },
         Scim::Attr(e) => {
             let (path, op) = match e {
                 AttrExp::Present(p) => (p, None),
                 AttrExp::Comparison(p, op, v) => (p, Some((op, v))),
             };
+            if path.name.eq_ignore_ascii_case("members") && op.is_some() {
+                return Err(ScimError::invalid_filter("members are compared with eq and a user id"));
+            }
             let attrs = group_attr(path)
                 .ok_or_else(|| ScimError::invalid_filter(format!("cannot filter groups on '{}'", path.name)))?;
             let mut each = Vec::new();
@@ -161,15 +195,15 @@ fn lower_group(f: &Scim) -> Result<Filter, ScimError> {
             }
             if each.len() == 1 { each.remove(0) } else { Filter::Or(each) }
         }
-        Scim::ValuePath(_) => return Err(ScimError::invalid_filter("value paths are not supported on groups yet")),
-        Scim::Not(x) => Filter::Not(Box::new(lower_group(x)?)),
-        Scim::And(xs) => Filter::And(xs.iter().map(lower_group).collect::<Result<_, _>>()?),
-        Scim::Or(xs) => Filter::Or(xs.iter().map(lower_group).collect::<Result<_, _>>()?),
+        Scim::ValuePath(_) => return Err(ScimError::invalid_filter("this value path is not supported on groups")),
+        Scim::Not(x) => Filter::Not(Box::new(lower_group(x, dir)?)),
+        Scim::And(xs) => Filter::And(xs.iter().map(|x| lower_group(x, dir)).collect::<Result<_, _>>()?),
+        Scim::Or(xs) => Filter::Or(xs.iter().map(|x| lower_group(x, dir)).collect::<Result<_, _>>()?),
     })
 }
 
-/// Parse and lower a Group `filter` (displayName and id for now).
-pub fn parse_group(s: &str) -> Result<Filter, ScimError> {
+/// Parse and lower a Group `filter` (id, displayName, members / members.value).
+pub fn parse_group(s: &str, dir: &Directory) -> Result<Filter, ScimError> {
     let f: Scim = s.parse().map_err(|e| ScimError::invalid_filter(format!("bad filter '{s}': {e}")))?;
-    lower_group(&f)
+    lower_group(&f, dir)
 }

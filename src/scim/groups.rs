@@ -158,7 +158,11 @@ pub async fn read(
 }
 
 /// POST /Groups/.search (RFC 7644 §3.4.3).
-pub async fn search_post(caller: Caller, State(ctx): State<Arc<ScimContext>>, body: Bytes) -> Result<Response, ScimError> {
+pub async fn search_post(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    body: Bytes,
+) -> Result<Response, ScimError> {
     let q = super::query::from_search_request(&parse_body(&body)?)?;
     list(caller, State(ctx), Query(q)).await
 }
@@ -170,7 +174,7 @@ pub async fn list(
 ) -> Result<Response, ScimError> {
     let params = super::query::ListParams::from_query(&q, ctx.max_results)?;
     let filter = match &params.filter {
-        Some(f) => super::filter::parse_group(f)?,
+        Some(f) => super::filter::parse_group(f, &ctx.directory)?,
         None => Filter::And(Vec::new()),
     };
     blocking(move || {

@@ -216,7 +216,11 @@ pub async fn read(
 }
 
 /// POST /Users/.search (RFC 7644 §3.4.3): the list query in a JSON body.
-pub async fn search_post(caller: Caller, State(ctx): State<Arc<ScimContext>>, body: Bytes) -> Result<Response, ScimError> {
+pub async fn search_post(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    body: Bytes,
+) -> Result<Response, ScimError> {
     let q = super::query::from_search_request(&parse_body(&body)?)?;
     list(caller, State(ctx), Query(q)).await
 }
