@@ -1,4 +1,5 @@
-//! SCIM /Users over HTTP with curl, and the same people over LDAP.
+//! SCIM over HTTP with reqwest (and curl for HTTPS and conditional
+//! requests), and the same people over LDAP.
 
 use convergences::directory::TokenScope;
 use serde_json::{Value, json};
@@ -17,21 +18,23 @@ impl Scim {
         Scim { base: format!("http://{}/scim/v2", srv.handle.as_ref().unwrap().scim_http_addr.unwrap()) }
     }
 
-    /// (status, headers, body as JSON or Null)
+    /// (status, headers as `name: value` lines, body as JSON or Null), with reqwest.
     async fn call(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, String, Value) {
-        let url = format!("{}{path}", self.base);
-        let auth = format!("Authorization: Bearer {token}");
-        let mut args = vec!["-s", "-i", "-X", method, "-H", auth.as_str(), "-H", "Content-Type: application/scim+json"];
-        let payload = body.map(|b| b.to_string());
-        if let Some(p) = &payload {
-            args.extend(["--data-binary", p.as_str()]);
+        let client = reqwest::Client::new();
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("Content-Type", "application/scim+json");
+        if let Some(b) = body {
+            req = req.body(b.to_string());
         }
-        args.push(url.as_str());
-        let (code, out, err) = run("curl", &args, None).await;
-        assert_eq!(code, 0, "{err}");
-        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        (status, head.to_string(), serde_json::from_str(body).unwrap_or(Value::Null))
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let head: String =
+            resp.headers().iter().map(|(k, v)| format!("{}: {}\r\n", k.as_str(), v.to_str().unwrap_or(""))).collect();
+        let text = resp.text().await.unwrap_or_default();
+        (status, head, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 }
 
