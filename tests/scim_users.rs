@@ -80,6 +80,11 @@ async fn discovery_and_errors_follow_rfc_7644() {
     assert_eq!(err["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
     let (status, _, err) = scim.call(&t, "GET", "/Users?filter=userName%20eq", None).await;
     assert_eq!((status, err["scimType"].as_str()), (400, Some("invalidFilter")));
+    for bad in [json!({"userName": "   "}), json!({"userName": "z", "active": "maybe"}), json!({"userName": "a\u{0}b"})]
+    {
+        let (status, _, err) = scim.call(&t, "POST", "/Users", Some(&bad)).await;
+        assert_eq!((status, err["scimType"].as_str()), (400, Some("invalidValue")), "{bad}: {err}");
+    }
     let (status, _, err) = scim.call(&t, "POST", "/Users", Some(&json!("not an object"))).await;
     assert_eq!((status, err["scimType"].as_str()), (400, Some("invalidSyntax")));
     let (status, _, err) = scim.call(&t, "POST", "/Users", Some(&user("hdupre"))).await;

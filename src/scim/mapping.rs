@@ -167,6 +167,7 @@ pub fn user_attributes(u: &Value) -> Result<LdapValues, ScimError> {
         ));
     }
     let user_name = text(u.get("userName").unwrap_or(&Value::Null), "userName")?
+        .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| ScimError::invalid_value("userName is required"))?;
     let name = u.get("name").cloned().unwrap_or(Value::Null);
     let field = |v: &Value, k: &str| text(v.get(k).unwrap_or(&Value::Null), k);
@@ -183,7 +184,10 @@ pub fn user_attributes(u: &Value) -> Result<LdapValues, ScimError> {
     let ent = u.get(ENTERPRISE).cloned().unwrap_or(Value::Null);
     let active = match u.get("active") {
         None | Some(Value::Null) => true,
-        Some(v @ (Value::Bool(_) | Value::String(_))) => is_true(Some(v)),
+        Some(Value::Bool(b)) => *b,
+        // Entra ID sends "True" / "False".
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
         Some(_) => return Err(ScimError::invalid_value("active must be a boolean")),
     };
     let one = |s: Option<String>| s.map(|v| vec![v.into_bytes()]).unwrap_or_default();

@@ -137,6 +137,10 @@ impl Syntax {
                 if s.is_empty() {
                     return Err("empty value is not a Directory String".into());
                 }
+                // RFC 4518 §2.3: NUL is prohibited in the strings LDAP compares.
+                if s.contains('\0') {
+                    return Err("a NUL character is not allowed".into());
+                }
                 Ok(())
             }
             Syntax::Ia5String => {
