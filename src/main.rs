@@ -151,7 +151,15 @@ fn main() -> anyhow::Result<()> {
                 if let Some(a) = handle.scim_http_addr {
                     println!("SCIM listening on http://{a}/scim/v2");
                 }
-                tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+                // Stop on Ctrl-C or SIGTERM (what systemd and docker send): listeners
+                // close, connections get a Notice of Disconnection, the store closes.
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .context("installing the SIGTERM handler")?;
+                tokio::select! {
+                    r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+                    _ = term.recv() => {}
+                }
+                eprintln!("shutting down");
                 handle.shutdown().await;
                 anyhow::Ok(())
             })
