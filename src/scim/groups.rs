@@ -1,19 +1,12 @@
 //! `/Groups` (RFC 7644 §3.3–3.6): `groupOfNames` under the organisation's
 //! `ou=groupes`, whose members are that organisation's users.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::users::{actor_of, base_of, blocking, check_version, find_user, organisation_of, parse_body};
-use super::{Caller, ScimContext, ScimError, mapping, scim_json};
+use super::users::{apply, base_of, check_version, find_user, organisation_of};
+use super::{Caller, ScimError, mapping};
 use crate::directory::{
-    AddMode, Change, Directory, Dn, EMPTY_GROUP_MEMBER, Entry, Filter, ModOp, Modification, Rdn, Scope, SearchRequest,
+    Change, Directory, Dn, EMPTY_GROUP_MEMBER, Entry, Filter, ModOp, Modification, Rdn, Scope, SearchRequest,
     TokenScope,
 };
 
@@ -34,7 +27,7 @@ fn groups(dir: &Directory, base: Dn, extra: Filter) -> Result<Vec<Entry>, ScimEr
     Ok(out)
 }
 
-fn find(dir: &Directory, caller: &Caller, id: &str) -> Result<Entry, ScimError> {
+pub(super) fn find(dir: &Directory, caller: &Caller, id: &str) -> Result<Entry, ScimError> {
     let f = Filter::Equality("entryUUID".into(), id.as_bytes().to_vec());
     groups(dir, base_of(dir, caller), f)?.pop().ok_or_else(|| ScimError::not_found("Group"))
 }
@@ -103,20 +96,6 @@ fn or_placeholder(members: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     if members.is_empty() { vec![EMPTY_GROUP_MEMBER.as_bytes().to_vec()] } else { members }
 }
 
-fn apply(dir: &Directory, caller: &Caller, changes: Vec<Change>) -> Result<(), ScimError> {
-    dir.apply_batch(&actor_of(caller), changes.into_iter().map(Ok), AddMode::Client, |_| {})
-        .map_err(|(_, e)| e.into())
-        .map(|_| ())
-}
-
-fn respond(dir: &Directory, status: StatusCode, g: &Entry) -> Response {
-    let mut r = scim_json(status, render(dir, g));
-    if let Ok(v) = HeaderValue::from_str(&mapping::version(g)) {
-        r.headers_mut().insert(header::ETAG, v);
-    }
-    r
-}
-
 /// Create a group from its JSON (with an organisation's token).
 pub(super) fn create_entry(dir: &Directory, caller: &Caller, g: &Value) -> Result<Entry, ScimError> {
     let org = match &caller.0 {
@@ -130,59 +109,6 @@ pub(super) fn create_entry(dir: &Directory, caller: &Caller, g: &Value) -> Resul
     entry.add_values("member", members);
     apply(dir, caller, vec![Change::Add(entry)])?;
     groups(dir, dn, Filter::everything())?.pop().ok_or_else(|| ScimError::not_found("Group"))
-}
-
-pub async fn create(caller: Caller, State(ctx): State<Arc<ScimContext>>, body: Bytes) -> Result<Response, ScimError> {
-    let g = parse_body(&body)?;
-    blocking(move || {
-        let dir = &ctx.directory;
-        let created = create_entry(dir, &caller, &g)?;
-        let mut r = respond(dir, StatusCode::CREATED, &created);
-        let id = created.first_str("entryUUID").unwrap_or_default();
-        if let Ok(loc) = HeaderValue::from_str(&format!("/scim/v2/Groups/{id}")) {
-            r.headers_mut().insert(header::LOCATION, loc);
-        }
-        Ok(r)
-    })
-    .await
-}
-
-pub async fn read(
-    caller: Caller,
-    State(ctx): State<Arc<ScimContext>>,
-    Path(id): Path<String>,
-) -> Result<Response, ScimError> {
-    let dir = &ctx.directory;
-    let g = find(dir, &caller, &id)?;
-    Ok(respond(dir, StatusCode::OK, &g))
-}
-
-/// POST /Groups/.search (RFC 7644 §3.4.3).
-pub async fn search_post(
-    caller: Caller,
-    State(ctx): State<Arc<ScimContext>>,
-    body: Bytes,
-) -> Result<Response, ScimError> {
-    let q = super::query::from_search_request(&parse_body(&body)?)?;
-    list(caller, State(ctx), Query(q)).await
-}
-
-pub async fn list(
-    caller: Caller,
-    State(ctx): State<Arc<ScimContext>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ScimError> {
-    let params = super::query::ListParams::from_query(&q, ctx.max_results)?;
-    let filter = match &params.filter {
-        Some(f) => super::filter::parse_group(f, &ctx.directory)?,
-        None => Filter::And(Vec::new()),
-    };
-    blocking(move || {
-        let dir = &ctx.directory;
-        let all: Vec<Value> = groups(dir, base_of(dir, &caller), filter)?.iter().map(|g| render(dir, g)).collect();
-        Ok(params.respond(all))
-    })
-    .await
 }
 
 /// Make the group say what the Group JSON says (name and members), in one transaction.
@@ -228,51 +154,11 @@ pub(super) fn delete_entry(dir: &Directory, caller: &Caller, id: &str, version: 
     apply(dir, caller, vec![Change::Delete(entry.dn)])
 }
 
-fn if_match(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
-}
-
-pub async fn replace(
-    caller: Caller,
-    State(ctx): State<Arc<ScimContext>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ScimError> {
-    let g = parse_body(&body)?;
-    blocking(move || {
-        let dir = &ctx.directory;
-        let updated = update_entry(dir, &caller, &id, &g, false, if_match(&headers))?;
-        Ok(respond(dir, StatusCode::OK, &updated))
-    })
-    .await
-}
-
-pub async fn patch(
-    caller: Caller,
-    State(ctx): State<Arc<ScimContext>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ScimError> {
-    let ops = parse_body(&body)?;
-    blocking(move || {
-        let dir = &ctx.directory;
-        let updated = update_entry(dir, &caller, &id, &ops, true, if_match(&headers))?;
-        Ok(respond(dir, StatusCode::OK, &updated))
-    })
-    .await
-}
-
-pub async fn remove(
-    caller: Caller,
-    State(ctx): State<Arc<ScimContext>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ScimError> {
-    blocking(move || {
-        delete_entry(&ctx.directory, &caller, &id, if_match(&headers))?;
-        Ok(axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT))
-    })
-    .await
+/// The caller's groups matching a SCIM filter.
+pub(super) fn list_entries(dir: &Directory, caller: &Caller, filter: Option<&str>) -> Result<Vec<Entry>, ScimError> {
+    let filter = match filter {
+        Some(f) => super::filter::parse_group(f, dir)?,
+        None => Filter::And(Vec::new()),
+    };
+    groups(dir, base_of(dir, caller), filter)
 }

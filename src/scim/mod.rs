@@ -10,6 +10,7 @@ mod bulk;
 mod error;
 mod filter;
 mod groups;
+mod handlers;
 pub mod https;
 mod mapping;
 mod patch;
@@ -23,7 +24,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use handlers::{Groups, Users};
 use serde_json::Value;
 
 pub use error::ScimError;
@@ -83,13 +85,25 @@ pub fn router(ctx: Arc<ScimContext>) -> Router {
         .route("/ResourceTypes", get(resource_types))
         .route("/Schemas", get(schemas))
         .route("/Schemas/{id}", get(schema))
-        .route("/Users", get(users::list).post(users::create))
-        .route("/Users/.search", axum::routing::post(users::search_post))
-        .route("/Groups/.search", axum::routing::post(groups::search_post))
-        .route("/Users/{id}", get(users::read).put(users::replace).patch(users::patch).delete(users::remove))
-        .route("/Groups", get(groups::list).post(groups::create))
-        .route("/Bulk", axum::routing::post(bulk::bulk))
-        .route("/Groups/{id}", get(groups::read).put(groups::replace).patch(groups::patch).delete(groups::remove))
+        .route("/Users", get(handlers::list::<Users>).post(handlers::create::<Users>))
+        .route("/Users/.search", post(handlers::search::<Users>))
+        .route(
+            "/Users/{id}",
+            get(handlers::read::<Users>)
+                .put(handlers::replace::<Users>)
+                .patch(handlers::patch::<Users>)
+                .delete(handlers::remove::<Users>),
+        )
+        .route("/Groups", get(handlers::list::<Groups>).post(handlers::create::<Groups>))
+        .route("/Groups/.search", post(handlers::search::<Groups>))
+        .route(
+            "/Groups/{id}",
+            get(handlers::read::<Groups>)
+                .put(handlers::replace::<Groups>)
+                .patch(handlers::patch::<Groups>)
+                .delete(handlers::remove::<Groups>),
+        )
+        .route("/Bulk", post(bulk::bulk))
         .fallback(|| async { ScimError::not_found("endpoint") });
     Router::new().nest("/scim/v2", api).with_state(ctx)
 }

@@ -1,16 +1,11 @@
 //! `/Users` (RFC 7644 §3.3–3.6): agents under their organisation's `ou=agents`.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::mapping::{self, AGENT};
-use super::{Caller, ScimContext, ScimError, scim_json};
+use super::{Caller, ScimError};
 use crate::directory::{
     Actor, AddMode, Change, Directory, Dn, Entry, Filter, ModOp, Modification, Rdn, Scope, SearchRequest, TokenScope,
     password,
@@ -69,13 +64,6 @@ pub(super) fn render(dir: &Directory, entry: &Entry) -> Value {
     let org = organisation_of(dir, &entry.dn);
     let siren = org.as_ref().and_then(|o| o.first_str("cigSiren").or_else(|| o.first_str("o")).map(str::to_string));
     mapping::user_json(entry, &mapping::applications(dir, entry), siren.as_deref())
-}
-
-fn with_etag(mut r: Response, entry: &Entry) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&mapping::version(entry)) {
-        r.headers_mut().insert(header::ETAG, v);
-    }
-    r
 }
 
 pub(super) fn parse_body(body: &Bytes) -> Result<Value, ScimError> {
@@ -142,7 +130,7 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(|_| ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, "the operation failed"))?
 }
 
-fn apply(dir: &Directory, caller: &Caller, changes: Vec<Change>) -> Result<(), ScimError> {
+pub(super) fn apply(dir: &Directory, caller: &Caller, changes: Vec<Change>) -> Result<(), ScimError> {
     dir.apply_batch(&actor_of(caller), changes.into_iter().map(Ok), AddMode::Client, |_| {})
         .map_err(|(_, e)| e.into())
         .map(|_| ())
@@ -174,74 +162,6 @@ pub(super) fn create_entry(dir: &Directory, caller: &Caller, u: &Value) -> Resul
     apply(dir, caller, changes)?;
     // Read back with the operational attributes (entryUUID, timestamps) for the response.
     search(dir, dn, Filter::everything())?.pop().ok_or_else(|| ScimError::not_found("User"))
-}
-
-pub async fn create(caller: Caller, State(ctx): State<Arc<ScimContext>>, body: Bytes) -> Result<Response, ScimError> {
-    let u = parse_body(&body)?;
-    blocking(move || {
-        let dir = &ctx.directory;
-        let created = create_entry(dir, &caller, &u)?;
-        let body = render(dir, &created);
-        let mut r = with_etag(scim_json(StatusCode::CREATED, body.clone()), &created);
-        if let Some(loc) = body["meta"]["location"].as_str().and_then(|l| HeaderValue::from_str(l).ok()) {
-            r.headers_mut().insert(header::LOCATION, loc);
-        }
-        Ok(r)
-    })
-    .await
-}
-
-pub async fn read(
-    caller: Caller,
-    State(ctx): State<Arc<ScimContext>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ScimError> {
-    let dir = &ctx.directory;
-    let entry = find_user(dir, &caller, &id)?;
-    // RFC 7644 §3.14: an unchanged resource is 304 Not Modified.
-    let current = mapping::version(&entry);
-    if let Some(seen) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
-        && seen.split(',').map(str::trim).any(|s| s == current || s == "*")
-    {
-        let mut r = axum::response::IntoResponse::into_response(StatusCode::NOT_MODIFIED);
-        if let Ok(v) = HeaderValue::from_str(&current) {
-            r.headers_mut().insert(header::ETAG, v);
-        }
-        return Ok(r);
-    }
-    let projection = super::query::Projection::from_query(&q);
-    Ok(with_etag(scim_json(StatusCode::OK, projection.apply(render(dir, &entry))), &entry))
-}
-
-/// POST /Users/.search (RFC 7644 §3.4.3): the list query in a JSON body.
-pub async fn search_post(
-    caller: Caller,
-    State(ctx): State<Arc<ScimContext>>,
-    body: Bytes,
-) -> Result<Response, ScimError> {
-    let q = super::query::from_search_request(&parse_body(&body)?)?;
-    list(caller, State(ctx), Query(q)).await
-}
-
-pub async fn list(
-    caller: Caller,
-    State(ctx): State<Arc<ScimContext>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ScimError> {
-    let params = super::query::ListParams::from_query(&q, ctx.max_results)?;
-    let filter = match &params.filter {
-        Some(f) => super::filter::parse(f)?,
-        None => Filter::And(Vec::new()),
-    };
-    let dir = ctx.directory.clone();
-    let base = base_of(&dir, &caller);
-    blocking(move || {
-        let all: Vec<Value> = search(&dir, base, filter)?.iter().map(|e| render(&dir, e)).collect();
-        Ok(params.respond(all))
-    })
-    .await
 }
 
 /// RFC 7644 §3.14: the version a client expects (`If-Match`, or a Bulk
@@ -315,50 +235,11 @@ pub(super) fn delete_entry(dir: &Directory, caller: &Caller, id: &str, version: 
     apply(dir, caller, vec![Change::Delete(entry.dn)])
 }
 
-pub async fn replace(
-    caller: Caller,
-    State(ctx): State<Arc<ScimContext>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ScimError> {
-    let u = parse_body(&body)?;
-    blocking(move || {
-        let dir = &ctx.directory;
-        let version = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
-        let updated = update_entry(dir, &caller, &id, &u, false, version)?;
-        Ok(with_etag(scim_json(StatusCode::OK, render(dir, &updated)), &updated))
-    })
-    .await
-}
-
-pub async fn patch(
-    caller: Caller,
-    State(ctx): State<Arc<ScimContext>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ScimError> {
-    let ops = parse_body(&body)?;
-    blocking(move || {
-        let dir = &ctx.directory;
-        let version = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
-        let updated = update_entry(dir, &caller, &id, &ops, true, version)?;
-        Ok(with_etag(scim_json(StatusCode::OK, render(dir, &updated)), &updated))
-    })
-    .await
-}
-
-pub async fn remove(
-    caller: Caller,
-    State(ctx): State<Arc<ScimContext>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ScimError> {
-    blocking(move || {
-        let version = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
-        delete_entry(&ctx.directory, &caller, &id, version)?;
-        Ok(axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT))
-    })
-    .await
+/// The caller's users matching a SCIM filter.
+pub(super) fn list_entries(dir: &Directory, caller: &Caller, filter: Option<&str>) -> Result<Vec<Entry>, ScimError> {
+    let filter = match filter {
+        Some(f) => super::filter::parse(f)?,
+        None => Filter::And(Vec::new()),
+    };
+    search(dir, base_of(dir, caller), filter)
 }

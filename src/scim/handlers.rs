@@ -1,0 +1,229 @@
+//! The HTTP side of every resource type, written once: each verb parses the
+//! request, runs the resource's operation on the blocking pool (writes
+//! commit with an fsync), and answers with the SCIM media type, ETag and
+//! Location (RFC 7644 §3.3–3.6, §3.14).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::query::{ListParams, Projection, from_search_request};
+use super::users::{blocking, parse_body};
+use super::{Caller, ScimContext, ScimError, groups, mapping, scim_json, users};
+use crate::directory::{Directory, Entry};
+
+/// What a SCIM resource type provides to the generic handlers.
+pub trait Resource: Send + Sync + 'static {
+    fn find(dir: &Directory, caller: &Caller, id: &str) -> Result<Entry, ScimError>;
+    fn list(dir: &Directory, caller: &Caller, filter: Option<&str>) -> Result<Vec<Entry>, ScimError>;
+    fn render(dir: &Directory, entry: &Entry) -> Value;
+    fn create(dir: &Directory, caller: &Caller, body: &Value) -> Result<Entry, ScimError>;
+    fn update(
+        dir: &Directory,
+        caller: &Caller,
+        id: &str,
+        body: &Value,
+        patch: bool,
+        version: Option<&str>,
+    ) -> Result<Entry, ScimError>;
+    fn delete(dir: &Directory, caller: &Caller, id: &str, version: Option<&str>) -> Result<(), ScimError>;
+}
+
+pub struct Users;
+pub struct Groups;
+
+impl Resource for Users {
+    fn find(dir: &Directory, caller: &Caller, id: &str) -> Result<Entry, ScimError> {
+        users::find_user(dir, caller, id)
+    }
+    fn list(dir: &Directory, caller: &Caller, filter: Option<&str>) -> Result<Vec<Entry>, ScimError> {
+        users::list_entries(dir, caller, filter)
+    }
+    fn render(dir: &Directory, entry: &Entry) -> Value {
+        users::render(dir, entry)
+    }
+    fn create(dir: &Directory, caller: &Caller, body: &Value) -> Result<Entry, ScimError> {
+        users::create_entry(dir, caller, body)
+    }
+    fn update(
+        dir: &Directory,
+        caller: &Caller,
+        id: &str,
+        body: &Value,
+        patch: bool,
+        version: Option<&str>,
+    ) -> Result<Entry, ScimError> {
+        users::update_entry(dir, caller, id, body, patch, version)
+    }
+    fn delete(dir: &Directory, caller: &Caller, id: &str, version: Option<&str>) -> Result<(), ScimError> {
+        users::delete_entry(dir, caller, id, version)
+    }
+}
+
+impl Resource for Groups {
+    fn find(dir: &Directory, caller: &Caller, id: &str) -> Result<Entry, ScimError> {
+        groups::find(dir, caller, id)
+    }
+    fn list(dir: &Directory, caller: &Caller, filter: Option<&str>) -> Result<Vec<Entry>, ScimError> {
+        groups::list_entries(dir, caller, filter)
+    }
+    fn render(dir: &Directory, entry: &Entry) -> Value {
+        groups::render(dir, entry)
+    }
+    fn create(dir: &Directory, caller: &Caller, body: &Value) -> Result<Entry, ScimError> {
+        groups::create_entry(dir, caller, body)
+    }
+    fn update(
+        dir: &Directory,
+        caller: &Caller,
+        id: &str,
+        body: &Value,
+        patch: bool,
+        version: Option<&str>,
+    ) -> Result<Entry, ScimError> {
+        groups::update_entry(dir, caller, id, body, patch, version)
+    }
+    fn delete(dir: &Directory, caller: &Caller, id: &str, version: Option<&str>) -> Result<(), ScimError> {
+        groups::delete_entry(dir, caller, id, version)
+    }
+}
+
+/// A resource response with its ETag (and Location when created).
+fn respond<R: Resource>(dir: &Directory, status: StatusCode, entry: &Entry, projection: &Projection) -> Response {
+    let body = R::render(dir, entry);
+    let location = body["meta"]["location"].as_str().and_then(|l| HeaderValue::from_str(l).ok());
+    let mut r = scim_json(status, projection.apply(body));
+    if let Ok(v) = HeaderValue::from_str(&mapping::version(entry)) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    if status == StatusCode::CREATED
+        && let Some(loc) = location
+    {
+        r.headers_mut().insert(header::LOCATION, loc);
+    }
+    r
+}
+
+fn if_match(headers: &HeaderMap) -> Option<String> {
+    headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+pub async fn create<R: Resource>(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let body = parse_body(&body)?;
+    blocking(move || {
+        let dir = &ctx.directory;
+        let created = R::create(dir, &caller, &body)?;
+        Ok(respond::<R>(dir, StatusCode::CREATED, &created, &Projection::default()))
+    })
+    .await
+}
+
+pub async fn read<R: Resource>(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let dir = &ctx.directory;
+    let entry = R::find(dir, &caller, &id)?;
+    // RFC 7644 §3.14: an unchanged resource is 304 Not Modified.
+    let current = mapping::version(&entry);
+    if let Some(seen) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
+        && seen.split(',').map(str::trim).any(|s| s == current || s == "*")
+    {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&current) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
+        return Ok(r);
+    }
+    Ok(respond::<R>(dir, StatusCode::OK, &entry, &Projection::from_query(&q)))
+}
+
+pub async fn list<R: Resource>(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let params = ListParams::from_query(&q, ctx.max_results)?;
+    blocking(move || {
+        let dir = &ctx.directory;
+        let all: Vec<Value> =
+            R::list(dir, &caller, params.filter.as_deref())?.iter().map(|e| R::render(dir, e)).collect();
+        Ok(params.respond(all))
+    })
+    .await
+}
+
+/// POST `/.search` (RFC 7644 §3.4.3): the list query in a JSON body.
+pub async fn search<R: Resource>(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let q = from_search_request(&parse_body(&body)?)?;
+    list::<R>(caller, State(ctx), Query(q)).await
+}
+
+async fn update<R: Resource>(
+    caller: Caller,
+    ctx: Arc<ScimContext>,
+    id: String,
+    headers: HeaderMap,
+    body: Bytes,
+    patch: bool,
+) -> Result<Response, ScimError> {
+    let body = parse_body(&body)?;
+    let version = if_match(&headers);
+    blocking(move || {
+        let dir = &ctx.directory;
+        let updated = R::update(dir, &caller, &id, &body, patch, version.as_deref())?;
+        Ok(respond::<R>(dir, StatusCode::OK, &updated, &Projection::default()))
+    })
+    .await
+}
+
+pub async fn replace<R: Resource>(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    update::<R>(caller, ctx, id, headers, body, false).await
+}
+
+/// PATCH (RFC 7644 §3.5.2).
+pub async fn patch<R: Resource>(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    update::<R>(caller, ctx, id, headers, body, true).await
+}
+
+pub async fn remove<R: Resource>(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let version = if_match(&headers);
+    blocking(move || {
+        R::delete(&ctx.directory, &caller, &id, version.as_deref())?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })
+    .await
+}
