@@ -12,7 +12,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Caller, ScimContext, ScimError, groups, mapping, scim_json, users};
+use super::handlers::{Groups, Resource, Users};
+use super::{Caller, ScimContext, ScimError, mapping, scim_json, users};
 
 const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
@@ -76,8 +77,8 @@ fn run_one(
     match (method.as_str(), id) {
         ("POST", None) => {
             let created = match kind {
-                Kind::Users => users::create_entry(dir, caller, &data)?,
-                Kind::Groups => groups::create_entry(dir, caller, &data)?,
+                Kind::Users => Users::create(dir, caller, &data)?,
+                Kind::Groups => Groups::create(dir, caller, &data)?,
             };
             let new_id = created.first_str("entryUUID").unwrap_or_default().to_string();
             if let Some(b) = op.get("bulkId").and_then(Value::as_str) {
@@ -88,15 +89,15 @@ fn run_one(
         (m @ ("PUT" | "PATCH"), Some(id)) => {
             let patch = m == "PATCH";
             let updated = match kind {
-                Kind::Users => users::update_entry(dir, caller, &id, &data, patch, version)?,
-                Kind::Groups => groups::update_entry(dir, caller, &id, &data, patch, version)?,
+                Kind::Users => Users::update(dir, caller, &id, &data, patch, version)?,
+                Kind::Groups => Groups::update(dir, caller, &id, &data, patch, version)?,
             };
             Ok((200, Some(location(&kind, &id)), Some(mapping::version(&updated))))
         }
         ("DELETE", Some(id)) => {
             match kind {
-                Kind::Users => users::delete_entry(dir, caller, &id, version)?,
-                Kind::Groups => groups::delete_entry(dir, caller, &id, version)?,
+                Kind::Users => Users::delete(dir, caller, &id, version)?,
+                Kind::Groups => Groups::delete(dir, caller, &id, version)?,
             }
             Ok((204, Some(location(&kind, &id)), None))
         }

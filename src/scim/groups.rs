@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::users::{apply, base_of, check_version, find_user, organisation_of};
+use super::users::{apply, base_of, find_user, organisation_of};
 use super::{Caller, ScimError, mapping};
 use crate::directory::{
     Change, Directory, Dn, EMPTY_GROUP_MEMBER, Entry, Filter, ModOp, Modification, Rdn, Scope, SearchRequest,
@@ -112,7 +112,7 @@ pub(super) fn create_entry(dir: &Directory, caller: &Caller, g: &Value) -> Resul
 }
 
 /// Make the group say what the Group JSON says (name and members), in one transaction.
-fn write_group(dir: &Directory, caller: &Caller, entry: &Entry, g: &Value) -> Result<(), ScimError> {
+pub(super) fn write_group(dir: &Directory, caller: &Caller, entry: &Entry, g: &Value) -> Result<(), ScimError> {
     let org = organisation_of(dir, &entry.dn).map(|o| o.dn).ok_or_else(|| ScimError::not_found("organisation"))?;
     let name = display_name(g)?;
     let members = or_placeholder(member_dns(dir, caller, &org, g)?);
@@ -125,33 +125,6 @@ fn write_group(dir: &Directory, caller: &Caller, entry: &Entry, g: &Value) -> Re
     }
     changes.push(Change::Modify(dn, vec![Modification { op: ModOp::Replace, attr: "member".into(), values: members }]));
     apply(dir, caller, changes)
-}
-
-/// PUT (`patch` false) or PATCH of a group.
-pub(super) fn update_entry(
-    dir: &Directory,
-    caller: &Caller,
-    id: &str,
-    body: &Value,
-    patch: bool,
-    version: Option<&str>,
-) -> Result<Entry, ScimError> {
-    let entry = find(dir, caller, id)?;
-    check_version(version, &entry)?;
-    if patch {
-        let mut doc = render(dir, &entry);
-        super::patch::apply(&mut doc, body)?;
-        write_group(dir, caller, &entry, &doc)?;
-    } else {
-        write_group(dir, caller, &entry, body)?;
-    }
-    find(dir, caller, id)
-}
-
-pub(super) fn delete_entry(dir: &Directory, caller: &Caller, id: &str, version: Option<&str>) -> Result<(), ScimError> {
-    let entry = find(dir, caller, id)?;
-    check_version(version, &entry)?;
-    apply(dir, caller, vec![Change::Delete(entry.dn)])
 }
 
 /// The caller's groups matching a SCIM filter.

@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::query::{ListParams, Projection, from_search_request};
-use super::users::{blocking, parse_body};
+use super::users::{apply, blocking, check_version, parse_body};
 use super::{Caller, ScimContext, ScimError, groups, mapping, scim_json, users};
-use crate::directory::{Directory, Entry};
+use crate::directory::{Change, Directory, Entry};
 
 /// What a SCIM resource type provides to the generic handlers.
 pub trait Resource: Send + Sync + 'static {
@@ -23,6 +23,11 @@ pub trait Resource: Send + Sync + 'static {
     fn list(dir: &Directory, caller: &Caller, filter: Option<&str>) -> Result<Vec<Entry>, ScimError>;
     fn render(dir: &Directory, entry: &Entry) -> Value;
     fn create(dir: &Directory, caller: &Caller, body: &Value) -> Result<Entry, ScimError>;
+    /// Make the entry say what the resource JSON says, in one transaction.
+    fn write(dir: &Directory, caller: &Caller, entry: &Entry, body: &Value) -> Result<(), ScimError>;
+
+    /// PUT (`patch` false) or PATCH (RFC 7644 §3.5.2: the operations apply to
+    /// the current JSON document, which is then written like a PUT — all or nothing).
     fn update(
         dir: &Directory,
         caller: &Caller,
@@ -30,8 +35,25 @@ pub trait Resource: Send + Sync + 'static {
         body: &Value,
         patch: bool,
         version: Option<&str>,
-    ) -> Result<Entry, ScimError>;
-    fn delete(dir: &Directory, caller: &Caller, id: &str, version: Option<&str>) -> Result<(), ScimError>;
+    ) -> Result<Entry, ScimError> {
+        let entry = Self::find(dir, caller, id)?;
+        check_version(version, &entry)?;
+        if patch {
+            let mut doc = Self::render(dir, &entry);
+            super::patch::apply(&mut doc, body)?;
+            Self::write(dir, caller, &entry, &doc)?;
+        } else {
+            Self::write(dir, caller, &entry, body)?;
+        }
+        Self::find(dir, caller, id)
+    }
+
+    /// DELETE: referential integrity removes the entry from every group in the same transaction.
+    fn delete(dir: &Directory, caller: &Caller, id: &str, version: Option<&str>) -> Result<(), ScimError> {
+        let entry = Self::find(dir, caller, id)?;
+        check_version(version, &entry)?;
+        apply(dir, caller, vec![Change::Delete(entry.dn)])
+    }
 }
 
 pub struct Users;
@@ -50,18 +72,8 @@ impl Resource for Users {
     fn create(dir: &Directory, caller: &Caller, body: &Value) -> Result<Entry, ScimError> {
         users::create_entry(dir, caller, body)
     }
-    fn update(
-        dir: &Directory,
-        caller: &Caller,
-        id: &str,
-        body: &Value,
-        patch: bool,
-        version: Option<&str>,
-    ) -> Result<Entry, ScimError> {
-        users::update_entry(dir, caller, id, body, patch, version)
-    }
-    fn delete(dir: &Directory, caller: &Caller, id: &str, version: Option<&str>) -> Result<(), ScimError> {
-        users::delete_entry(dir, caller, id, version)
+    fn write(dir: &Directory, caller: &Caller, entry: &Entry, body: &Value) -> Result<(), ScimError> {
+        users::write_user(dir, caller, entry, body)
     }
 }
 
@@ -78,18 +90,8 @@ impl Resource for Groups {
     fn create(dir: &Directory, caller: &Caller, body: &Value) -> Result<Entry, ScimError> {
         groups::create_entry(dir, caller, body)
     }
-    fn update(
-        dir: &Directory,
-        caller: &Caller,
-        id: &str,
-        body: &Value,
-        patch: bool,
-        version: Option<&str>,
-    ) -> Result<Entry, ScimError> {
-        groups::update_entry(dir, caller, id, body, patch, version)
-    }
-    fn delete(dir: &Directory, caller: &Caller, id: &str, version: Option<&str>) -> Result<(), ScimError> {
-        groups::delete_entry(dir, caller, id, version)
+    fn write(dir: &Directory, caller: &Caller, entry: &Entry, body: &Value) -> Result<(), ScimError> {
+        groups::write_group(dir, caller, entry, body)
     }
 }
 

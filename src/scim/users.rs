@@ -178,7 +178,7 @@ pub(super) fn check_version(wanted: Option<&str>, entry: &Entry) -> Result<(), S
 
 /// Make the entry say what the User JSON `u` says: every mapped attribute
 /// replaced, uid renamed, applications granted or revoked, in one transaction.
-fn write_user(dir: &Directory, caller: &Caller, entry: &Entry, u: &Value) -> Result<(), ScimError> {
+pub(super) fn write_user(dir: &Directory, caller: &Caller, entry: &Entry, u: &Value) -> Result<(), ScimError> {
     let org = organisation_of(dir, &entry.dn).ok_or_else(|| ScimError::not_found("organisation"))?;
     let mut attrs = mapping::user_attributes(u)?;
     hash_passwords(&mut attrs)?;
@@ -204,35 +204,6 @@ fn write_user(dir: &Directory, caller: &Caller, entry: &Entry, u: &Value) -> Res
     let current = mapping::applications(dir, entry);
     changes.extend(grant_changes(dir, &org, &dn.to_string(), &mapping::entitlements(u)?, &current)?);
     apply(dir, caller, changes)
-}
-
-/// PUT (`patch` false) or PATCH (RFC 7644 §3.5.2: the operations apply to the
-/// current JSON document, which is then written like a PUT — all or nothing).
-pub(super) fn update_entry(
-    dir: &Directory,
-    caller: &Caller,
-    id: &str,
-    body: &Value,
-    patch: bool,
-    version: Option<&str>,
-) -> Result<Entry, ScimError> {
-    let entry = find_user(dir, caller, id)?;
-    check_version(version, &entry)?;
-    if patch {
-        let mut doc = render(dir, &entry);
-        super::patch::apply(&mut doc, body)?;
-        write_user(dir, caller, &entry, &doc)?;
-    } else {
-        write_user(dir, caller, &entry, body)?;
-    }
-    find_user(dir, caller, id)
-}
-
-/// DELETE: referential integrity removes the user from every group in the same transaction.
-pub(super) fn delete_entry(dir: &Directory, caller: &Caller, id: &str, version: Option<&str>) -> Result<(), ScimError> {
-    let entry = find_user(dir, caller, id)?;
-    check_version(version, &entry)?;
-    apply(dir, caller, vec![Change::Delete(entry.dn)])
 }
 
 /// The caller's users matching a SCIM filter.
