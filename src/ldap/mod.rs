@@ -39,9 +39,11 @@ pub use ops::Session;
 /// What every connection shares.
 pub struct Context {
     pub directory: Arc<Directory>,
-    /// Normalised DNs treated as administrators besides `cn=admin,<suffix>`
-    /// and the members of `cn=administrateurs,ou=admins,<suffix>`.
+    /// Normalised DNs of the CIG administrators named directly: `cn=admin,<suffix>`
+    /// and the config's `admins` (computed once, not at every bind).
     pub admins: Vec<String>,
+    /// `cn=administrateurs,ou=admins,<suffix>`: its members are administrators too.
+    pub admins_group: crate::directory::Dn,
     pub max_pdu_bytes: usize,
     pub search_size_limit: usize,
     pub search_time_limit: Duration,
@@ -58,15 +60,21 @@ pub struct Context {
 
 impl Context {
     pub fn new(directory: Arc<Directory>, cfg: &Config, tls: Option<TlsAcceptor>) -> Context {
+        use crate::directory::Rdn;
+        let suffix = directory.suffix().clone();
+        let first_admin = suffix.child(Rdn::single("cn", "admin"));
         let admins = cfg
             .admins
             .iter()
             .filter_map(|a| crate::directory::Dn::parse(a).ok())
+            .chain([first_admin])
             .filter_map(|dn| directory.normalize_dn(&dn).ok())
             .collect();
+        let admins_group = suffix.child(Rdn::single("ou", "admins")).child(Rdn::single("cn", "administrateurs"));
         Context {
             directory,
             admins,
+            admins_group,
             max_pdu_bytes: cfg.limits.max_pdu_bytes,
             search_size_limit: cfg.limits.search_size,
             search_time_limit: Duration::from_secs(cfg.limits.search_time_secs),
@@ -76,6 +84,13 @@ impl Context {
             require_tls_for_bind: cfg.require_tls_for_bind,
             sasl_mechanisms: if cfg.tls_client_ca.is_some() { vec!["EXTERNAL"] } else { Vec::new() },
         }
+    }
+}
+
+impl Context {
+    /// Whether a bound identity is a CIG administrator (DESIGN.md).
+    pub fn is_admin(&self, ndn: &str) -> Result<bool, crate::directory::DirectoryError> {
+        Ok(self.admins.iter().any(|a| a == ndn) || self.directory.is_member(&self.admins_group, ndn)?)
     }
 }
 

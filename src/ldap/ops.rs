@@ -249,6 +249,7 @@ async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -
         return result(LdapResultCode::InvalidCredentials, "");
     };
     let dir = ctx.directory.clone();
+    let admin_check = ctx.clone();
     let entry = dir.get(&dn).ok().flatten();
     let cheap = entry
         .as_ref()
@@ -257,7 +258,7 @@ async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -
     let check = move || {
         let entry = Directory::check_password(entry, password.as_bytes())?;
         let ndn = dir.normalize_dn(&entry.dn)?;
-        let is_admin = is_admin(&dir, &ndn)?;
+        let is_admin = admin_check.is_admin(&ndn)?;
         Ok::<_, DirectoryError>((ndn, is_admin))
     };
     // Salted digests ({SSHA} …) take a microsecond: check inline. argon2 (and the
@@ -265,7 +266,7 @@ async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -
     let outcome = if cheap { Ok(check()) } else { tokio::task::spawn_blocking(check).await };
     match outcome {
         Ok(Ok((ndn, is_admin))) => {
-            session.is_admin = is_admin || ctx.admins.contains(&ndn);
+            session.is_admin = is_admin;
             session.bound_dn = req.dn;
             session.bound_ndn = ndn;
             success()
@@ -286,6 +287,7 @@ async fn external_bind(ctx: &Arc<Context>, session: &mut Session, client_dn: Opt
         return result(LdapResultCode::InappropriateAuthentication, "EXTERNAL needs a TLS client certificate");
     };
     let dir = ctx.directory.clone();
+    let admin_check = ctx.clone();
     let authz = String::from_utf8_lossy(authz).into_owned();
     let outcome = tokio::task::spawn_blocking(move || {
         let entry = certificate_entry(&dir, &subject)?.ok_or(DirectoryError::InvalidCredentials)?;
@@ -299,13 +301,13 @@ async fn external_bind(ctx: &Arc<Context>, session: &mut Session, client_dn: Opt
         if entry.first_str("cigActive").is_some_and(|v| v.eq_ignore_ascii_case("FALSE")) {
             return Err(DirectoryError::InvalidCredentials);
         }
-        let is_admin = is_admin(&dir, &ndn)?;
+        let is_admin = admin_check.is_admin(&ndn)?;
         Ok((entry.dn.to_string(), ndn, is_admin))
     })
     .await;
     match outcome {
         Ok(Ok((dn, ndn, admin))) => {
-            session.is_admin = admin || ctx.admins.contains(&ndn);
+            session.is_admin = admin;
             session.bound_dn = dn;
             session.bound_ndn = ndn;
             success()
@@ -342,14 +344,6 @@ fn certificate_entry(dir: &Directory, subject: &Dn) -> Result<Option<Entry>, Dir
         }
     }
     Ok(None)
-}
-
-/// CIG administrators (DESIGN.md): `cn=admin,<suffix>` and the members of
-/// `cn=administrateurs,ou=admins,<suffix>`; the config's `admins` are added by the caller.
-fn is_admin(dir: &Directory, ndn: &str) -> Result<bool, DirectoryError> {
-    let admins_group = dir.suffix().child(Rdn::single("ou", "admins")).child(Rdn::single("cn", "administrateurs"));
-    let admin = dir.suffix().child(Rdn::single("cn", "admin"));
-    Ok(ndn == dir.normalize_dn(&admin)? || dir.is_member(&admins_group, ndn)?)
 }
 
 /// The search request's controls we act on.
