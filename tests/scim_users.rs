@@ -243,56 +243,34 @@ async fn versions_guard_concurrent_changes() {
     let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
                        "Operations": [{"op": "replace", "value": {"title": "Cheffe"}}]})
     .to_string();
-    let stale = "If-Match: W/\"19700101000000Z-00000000\"";
-    let (_, out, _) = run(
-        "curl",
-        &[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "PATCH",
-            "-H",
-            &auth,
-            "-H",
-            stale,
-            "-H",
-            "Content-Type: application/scim+json",
-            "--data-binary",
-            &patch,
-            &url,
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(out, "412");
-    let im = format!("If-Match: {version}");
-    let (_, out, _) = run(
-        "curl",
-        &[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "PATCH",
-            "-H",
-            &auth,
-            "-H",
-            &im,
-            "-H",
-            "Content-Type: application/scim+json",
-            "--data-binary",
-            &patch,
-            &url,
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(out, "200");
+    // A PATCH with an If-Match header, as curl sends it: the HTTP status.
+    let conditional_patch = |if_match: String| {
+        let (auth, url, patch) = (auth.clone(), url.clone(), patch.clone());
+        async move {
+            let header = format!("If-Match: {if_match}");
+            let args = [
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "PATCH",
+                "-H",
+                &auth,
+                "-H",
+                &header,
+                "-H",
+                "Content-Type: application/scim+json",
+                "--data-binary",
+                &patch,
+                &url,
+            ];
+            run("curl", &args, None).await.1
+        }
+    };
+    assert_eq!(conditional_patch("W/\"19700101000000Z-00000000\"".into()).await, "412");
+    assert_eq!(conditional_patch(version.clone()).await, "200");
     let (_, _, now) = scim.call(&t, "GET", &format!("/Users/{id}"), None).await;
     assert_eq!(now["title"], "Cheffe");
     // Okta's path-less deactivation.
