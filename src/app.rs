@@ -45,8 +45,19 @@ pub fn open_directory(cfg: &Config) -> Result<Directory, AppError> {
     let store = Store::open(&path, cfg.cache_mb.saturating_mul(1024 * 1024))
         .map_err(|source| AppError::Store { path: path.display().to_string(), source })?;
     let suffix = Dn::parse(&cfg.suffix).map_err(|e| AppError::Suffix(cfg.suffix.clone(), e.to_string()))?;
-    let settings =
-        DirectorySettings { suffix, indexed: cfg.index.clone(), substring_indexed: cfg.substring_index.clone() };
+    let admins = cfg
+        .admins
+        .iter()
+        .map(|a| Dn::parse(a).map_err(|e| AppError::Suffix(a.clone(), format!("admins: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let settings = DirectorySettings {
+        suffix,
+        indexed: cfg.index.clone(),
+        substring_indexed: cfg.substring_index.clone(),
+        admins,
+        policy: cfg.access_policy.clone(),
+        password: cfg.password.policy(),
+    };
     Ok(Directory::new(store, Arc::new(schema), settings)?)
 }
 
@@ -139,13 +150,15 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
 /// Serve the SCIM router on a listener until shutdown.
 async fn serve_http<L>(listener: L, router: axum::Router, mut stop: watch::Receiver<bool>)
 where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    crate::scim::PeerAddr: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
     let shutdown = async move {
         let _ = stop.changed().await;
     };
-    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+    // The peer address reaches handlers (ConnectInfo) for the audit trail.
+    let service = router.into_make_service_with_connect_info::<crate::scim::PeerAddr>();
+    if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(shutdown).await {
         tracing::error!("SCIM server stopped: {e}");
     }
 }

@@ -40,6 +40,11 @@ pub struct Config {
     pub admin_password: Option<String>,
     /// Extra DNs treated as CIG administrators.
     pub admins: Vec<String>,
+    /// The access policy: `cig` (DESIGN.md roles, the default), `baseline`
+    /// (a typical OpenLDAP deployment), or the path of a policy TOML file.
+    pub access_policy: String,
+    /// Password policy and hashing.
+    pub password: PasswordSettings,
     /// Seed demo data into an empty store on `serve`.
     pub demo: bool,
     /// redb page cache, in MiB. The store's hot pages live there: size it to
@@ -52,6 +57,59 @@ pub struct Config {
     /// Log format: `text` or `json`.
     pub log_format: String,
     pub limits: Limits,
+}
+
+/// The password policy (issue 5): quality of new passwords, lockout, hashing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordSettings {
+    /// Shortest new password, in characters.
+    pub min_length: usize,
+    /// Kinds of characters (lower case, upper case, digits, others) a new password mixes at least.
+    pub min_classes: usize,
+    /// Failed binds in a row that lock an account (0: no lockout).
+    pub max_failures: u32,
+    /// Seconds a lock lasts (0: until an administrator deletes pwdAccountLockedTime).
+    pub lockout_secs: u64,
+    /// Re-hash older schemes ({SSHA}, {CRYPT} …) to argon2id after a successful bind.
+    pub rehash: bool,
+    /// argon2id memory cost in KiB, iterations and parallelism for new hashes.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        let p = crate::directory::PasswordPolicy::default();
+        PasswordSettings {
+            min_length: p.min_length,
+            min_classes: p.min_classes,
+            max_failures: p.max_failures,
+            lockout_secs: p.lockout_secs,
+            rehash: p.rehash,
+            argon2_memory_kib: p.argon2.memory_kib,
+            argon2_iterations: p.argon2.iterations,
+            argon2_parallelism: p.argon2.parallelism,
+        }
+    }
+}
+
+impl PasswordSettings {
+    pub fn policy(&self) -> crate::directory::PasswordPolicy {
+        crate::directory::PasswordPolicy {
+            min_length: self.min_length,
+            min_classes: self.min_classes,
+            max_failures: self.max_failures,
+            lockout_secs: self.lockout_secs,
+            rehash: self.rehash,
+            argon2: crate::directory::password::Argon2Params {
+                memory_kib: self.argon2_memory_kib,
+                iterations: self.argon2_iterations,
+                parallelism: self.argon2_parallelism,
+            },
+        }
+    }
 }
 
 /// SCIM limits, advertised in ServiceProviderConfig.
@@ -123,6 +181,8 @@ impl Default for Config {
             require_tls_for_bind: false,
             admin_password: None,
             admins: Vec::new(),
+            access_policy: "cig".into(),
+            password: PasswordSettings::default(),
             demo: true,
             cache_mb: 256,
             index: [
@@ -226,6 +286,34 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_ADMIN_PASSWORD") {
             self.admin_password = Some(v);
+        }
+        let p = &mut self.password;
+        if let Some(v) = get("CONVERGENCES_PASSWORD_MIN_LENGTH") {
+            p.min_length = parse("CONVERGENCES_PASSWORD_MIN_LENGTH", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_PASSWORD_MIN_CLASSES") {
+            p.min_classes = parse("CONVERGENCES_PASSWORD_MIN_CLASSES", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_PASSWORD_MAX_FAILURES") {
+            p.max_failures = parse("CONVERGENCES_PASSWORD_MAX_FAILURES", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_PASSWORD_LOCKOUT_SECS") {
+            p.lockout_secs = parse("CONVERGENCES_PASSWORD_LOCKOUT_SECS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_PASSWORD_REHASH") {
+            p.rehash = parse("CONVERGENCES_PASSWORD_REHASH", &v)?;
+        }
+        for (var, field) in [
+            ("CONVERGENCES_PASSWORD_ARGON2_MEMORY_KIB", &mut p.argon2_memory_kib),
+            ("CONVERGENCES_PASSWORD_ARGON2_ITERATIONS", &mut p.argon2_iterations),
+            ("CONVERGENCES_PASSWORD_ARGON2_PARALLELISM", &mut p.argon2_parallelism),
+        ] {
+            if let Some(v) = get(var) {
+                *field = parse(var, &v)?;
+            }
+        }
+        if let Some(v) = get("CONVERGENCES_ACCESS_POLICY") {
+            self.access_policy = v;
         }
         if let Some(v) = get("CONVERGENCES_ADMINS") {
             self.admins = list(&v);

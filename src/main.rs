@@ -71,6 +71,20 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// List the audit trail: every write, accepted or refused, with who, when,
+    /// from where, what and the result (never a password value). The server
+    /// must be stopped; while it runs, CIG administrators read the same
+    /// records over LDAP under cn=changelog.
+    Audit {
+        #[command(flatten)]
+        common: Common,
+        /// Only changes to entries of this organisation (its DN, or its SIREN).
+        #[arg(long)]
+        org: Option<String>,
+        /// Only changes at or after this time (2026-11-23, 2026-11-23T10:00:00Z or 20261123100000Z).
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Password utilities.
     Passwd {
         #[command(subcommand)]
@@ -109,8 +123,12 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum PasswdCommand {
-    /// Print the argon2id `{ARGON2}` hash of a password read from standard input.
-    Hash,
+    /// Print the argon2id `{ARGON2}` hash of a password read from standard
+    /// input, with the configured argon2 parameters.
+    Hash {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 fn load(common: &Common) -> anyhow::Result<Config> {
@@ -217,11 +235,43 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Passwd { command: PasswdCommand::Hash } => {
+        Command::Audit { common, org, since } => {
+            let dir = app::open_directory(&load(&common)?)?;
+            let mut q = convergences::directory::AuditQuery::default();
+            if let Some(org) = org {
+                q.org_ndn = Some(dir.normalize_dn(&dir.find_organisation(&org)?)?);
+            }
+            if let Some(since) = since {
+                q.since = Some(convergences::directory::audit::parse_since(&since)?);
+            }
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            dir.audit(&q, |seq, c| {
+                use std::io::Write;
+                let line = format!(
+                    "{seq}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                    c.time,
+                    if c.actor.is_empty() { "-" } else { &c.actor },
+                    if c.peer.is_empty() { "-" } else { &c.peer },
+                    c.op,
+                    c.dn,
+                    c.attrs.join(","),
+                    c.result
+                );
+                out.write_all(line.as_bytes())
+                    .map_err(|e| convergences::directory::DirectoryError::Internal(e.to_string()))
+            })?;
+            Ok(())
+        }
+        Command::Passwd { command: PasswdCommand::Hash { common } } => {
+            let cfg = load(&common)?;
             let mut pw = String::new();
             std::io::stdin().read_line(&mut pw)?;
             let pw = pw.trim_end_matches(['\n', '\r']);
-            println!("{}", convergences::directory::password::hash(pw.as_bytes()).map_err(anyhow::Error::msg)?);
+            let params = cfg.password.policy().argon2;
+            println!(
+                "{}",
+                convergences::directory::password::hash_with(pw.as_bytes(), &params).map_err(anyhow::Error::msg)?
+            );
             Ok(())
         }
     }

@@ -153,6 +153,23 @@ pub fn seed_demo(dir: &Directory, admin_password: Option<&str>) -> Result<SeedOu
             }
         }
     }
+    // An individual subscriber to BIP: no organisation, no référent (DESIGN.md ou=particuliers).
+    let particulier = dn("uid=lgarnier,ou=particuliers")?;
+    dir.add(
+        &actor,
+        Entry::new(particulier.clone())
+            .with("objectClass", ["inetOrgPerson", "cigAgent"])
+            .with("uid", ["lgarnier"])
+            .with("cn", ["Léa Garnier"])
+            .with("givenName", ["Léa"])
+            .with("sn", ["Garnier"])
+            .with("mail", ["lea.garnier@example.fr"])
+            .with("cigActive", ["TRUE"])
+            .with("userPassword", [demo_hash.as_str()]),
+    )?;
+    if let Some((_, members)) = app_members.iter_mut().find(|(a, _)| *a == "bip") {
+        members.push(particulier.to_string());
+    }
     for (app, members) in app_members {
         // groupOfNames needs a member: an application nobody uses yet lists the administrator.
         let members = if members.is_empty() { vec![admin_dn.to_string()] } else { members };

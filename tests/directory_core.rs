@@ -1,7 +1,7 @@
 //! The directory core through its public API, on a real redb store.
 
 use convergences::directory::{
-    AddMode, Change, DirectoryError, Entry, Filter, ModOp, Modification, Rdn, Scope, SearchRequest,
+    AddMode, Change, DirectoryError, Entry, Filter, ModOp, Modification, Principal, Rdn, Scope, SearchRequest,
 };
 use proptest::prelude::*;
 
@@ -10,7 +10,7 @@ use crate::common::*;
 fn uids(dir: &convergences::directory::Directory, base: &str, scope: Scope, filter: &str) -> Vec<String> {
     let req = SearchRequest::new(dn(base), scope, Filter::parse(filter).unwrap());
     let mut out = Vec::new();
-    dir.search(&req, |e| {
+    dir.search(&Principal::Server, &req, |e| {
         out.push(e.first_str("uid").map(str::to_string).unwrap_or_else(|| e.dn.to_string()));
         Ok(())
     })
@@ -169,7 +169,7 @@ fn search_honours_size_limit_and_attribute_selection() {
     req.size_limit = 2;
     let mut n = 0;
     assert!(matches!(
-        dir.search(&req, |_| {
+        dir.search(&Principal::Server, &req, |_| {
             n += 1;
             Ok(())
         }),
@@ -181,7 +181,7 @@ fn search_honours_size_limit_and_attribute_selection() {
         let mut req = SearchRequest::new(dn(&format!("uid=hdupre,{AGENTS}")), Scope::Base, Filter::everything());
         req.attrs = attrs.iter().map(|s| s.to_string()).collect();
         let mut got = None;
-        dir.search(&req, |e| {
+        dir.search(&Principal::Server, &req, |e| {
             got = Some(e);
             Ok(())
         })
@@ -217,7 +217,7 @@ fn search_honours_size_limit_and_attribute_selection() {
         let mut req = SearchRequest::new(dn(AGENTS), Scope::Base, Filter::everything());
         req.attrs = vec!["hasSubordinates".into(), "numSubordinates".into()];
         let mut got = None;
-        dir.search(&req, |e| {
+        dir.search(&Principal::Server, &req, |e| {
             got = Some(e);
             Ok(())
         })
@@ -226,9 +226,11 @@ fn search_honours_size_limit_and_attribute_selection() {
     };
     assert_eq!(org.first_str("hasSubordinates"), Some("TRUE"));
     assert_eq!(org.first_str("numSubordinates"), Some("4"));
-    match dir
-        .search(&SearchRequest::new(dn(&format!("uid=nobody,{AGENTS}")), Scope::Base, Filter::everything()), |_| Ok(()))
-    {
+    match dir.search(
+        &Principal::Server,
+        &SearchRequest::new(dn(&format!("uid=nobody,{AGENTS}")), Scope::Base, Filter::everything()),
+        |_| Ok(()),
+    ) {
         Err(DirectoryError::NoSuchObject { matched, .. }) => assert_eq!(matched, AGENTS),
         other => panic!("{other:?}"),
     }
@@ -239,11 +241,14 @@ fn compare_answers_true_false_or_no_such_attribute() {
     let (_t, dir) = directory();
     populate(&dir);
     let hd = dn(&format!("uid=hdupre,{AGENTS}"));
-    assert!(dir.compare(&hd, "sn", "DUPRÉ".as_bytes()).unwrap());
-    assert!(!dir.compare(&hd, "sn", b"Martin").unwrap());
-    assert!(dir.compare(&hd, "memberOf", b"cn=bip,ou=applications,dc=cig,dc=fr").unwrap());
-    assert!(matches!(dir.compare(&hd, "title", b"x"), Err(DirectoryError::NoSuchAttribute(_))));
-    assert!(matches!(dir.compare(&hd, "bogus", b"x"), Err(DirectoryError::UndefinedAttributeType(_))));
+    assert!(dir.compare(&Principal::Server, &hd, "sn", "DUPRÉ".as_bytes()).unwrap());
+    assert!(!dir.compare(&Principal::Server, &hd, "sn", b"Martin").unwrap());
+    assert!(dir.compare(&Principal::Server, &hd, "memberOf", b"cn=bip,ou=applications,dc=cig,dc=fr").unwrap());
+    assert!(matches!(dir.compare(&Principal::Server, &hd, "title", b"x"), Err(DirectoryError::NoSuchAttribute(_))));
+    assert!(matches!(
+        dir.compare(&Principal::Server, &hd, "bogus", b"x"),
+        Err(DirectoryError::UndefinedAttributeType(_))
+    ));
 }
 
 #[test]
@@ -416,7 +421,7 @@ fn index_answers_agree_with_a_full_scan() {
                 .collect();
             scanned.sort();
             let mut planned = Vec::new();
-            dir.search(&SearchRequest::new(dn(SUFFIX), Scope::Sub, f.clone()), |e| {
+            dir.search(&Principal::Server, &SearchRequest::new(dn(SUFFIX), Scope::Sub, f.clone()), |e| {
                 planned.push(e.dn.to_string());
                 Ok(())
             })

@@ -57,19 +57,22 @@ async fn password_modify_changes_own_and_others_passwords() {
     let srv = TestServer::start().await;
     let demo = convergences::seed::DEMO_PASSWORD;
 
-    // An agent changes its own password, giving the old one.
+    // An agent (not a référent) changes its own password, giving the old one.
     let mut ldap = connect(&srv).await;
-    ldap.simple_bind(HDUPRE, demo).await.unwrap().success().unwrap();
+    ldap.simple_bind(JDUPONT, demo).await.unwrap().success().unwrap();
     let wrong_old = PasswordModify { user_id: None, old_pass: Some("not-it"), new_pass: Some("nouveau-secret") };
     assert_eq!(ldap.extended(wrong_old).await.unwrap().1.rc, 49);
     let pm = PasswordModify { user_id: None, old_pass: Some(demo), new_pass: Some("nouveau-secret") };
     ldap.extended(pm).await.unwrap().success().unwrap();
-    // … but not a colleague's.
-    let other = PasswordModify { user_id: Some(JDUPONT), old_pass: None, new_pass: Some("x") };
-    assert_eq!(ldap.extended(other).await.unwrap().1.rc, 50);
+    // … but not a colleague's, whose entry it cannot even see (noSuchObject).
+    let other = PasswordModify { user_id: Some(HDUPRE), old_pass: None, new_pass: Some("un-autre-secret") };
+    assert_eq!(ldap.extended(other).await.unwrap().1.rc, 32);
     let mut again = connect(&srv).await;
-    assert_eq!(again.simple_bind(HDUPRE, demo).await.unwrap().rc, 49);
-    again.simple_bind(HDUPRE, "nouveau-secret").await.unwrap().success().unwrap();
+    assert_eq!(again.simple_bind(JDUPONT, demo).await.unwrap().rc, 49);
+    again.simple_bind(JDUPONT, "nouveau-secret").await.unwrap().success().unwrap();
+    // A new password the policy finds too short is refused (constraintViolation).
+    let weak = PasswordModify { user_id: None, old_pass: Some("nouveau-secret"), new_pass: Some("court") };
+    assert_eq!(again.extended(weak).await.unwrap().1.rc, 19);
 
     // An administrator resets another's password, and lets the server generate one.
     let mut admin = connect(&srv).await;

@@ -8,6 +8,7 @@ fn args(v: &[String]) -> Vec<&str> {
 
 const ADMIN: &str = "cn=admin,dc=cig,dc=fr";
 const HDUPRE: &str = "uid=hdupre,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
+const JDUPONT: &str = "uid=jdupont,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
 
 async fn ldapsearch(srv: &TestServer, bind: Option<(&str, &str)>, args: &[&str]) -> (i32, String, String) {
     let mut all = vec!["-x", "-LLL", "-o", "ldif-wrap=no", "-H", srv.url.as_str()];
@@ -195,18 +196,19 @@ async fn an_administrator_adds_modifies_renames_compares_and_deletes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_reads_but_cannot_write_under_the_baseline_policy() {
+async fn an_agent_cannot_change_its_own_entry_and_anonymous_cannot_write() {
     if !have("ldapmodify") {
         return;
     }
     let srv = TestServer::start().await;
     let url = srv.url.clone();
     let pw = convergences::seed::DEMO_PASSWORD;
-    let change = format!("dn: {HDUPRE}\nchangetype: modify\nreplace: title\ntitle: x\n-\n");
-    let (code, _, err) = run("ldapmodify", &["-x", "-H", &url, "-D", HDUPRE, "-w", pw], Some(&change)).await;
+    let change = format!("dn: {JDUPONT}\nchangetype: modify\nreplace: title\ntitle: x\n-\n");
+    let (code, _, err) = run("ldapmodify", &["-x", "-H", &url, "-D", JDUPONT, "-w", pw], Some(&change)).await;
     assert_eq!(code, 50, "insufficientAccessRights: {err}");
+    // Anonymous sees nothing, so the entry is not there for it.
     let (code, _, _) = run("ldapmodify", &["-x", "-H", &url], Some(&change)).await;
-    assert_eq!(code, 50);
+    assert_eq!(code, 32);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,9 +237,12 @@ async fn ldapsearch_pages_and_sorts() {
     let srv = TestServer::start().await;
     let admin = Some((ADMIN, ADMIN_PASSWORD));
     // Pages of 2 over the five demo agents, without prompting between pages.
-    let (code, out, err) =
-        ldapsearch(&srv, admin, &["-E", "pr=2/noprompt", "-b", "dc=cig,dc=fr", "(objectClass=inetOrgPerson)", "uid"])
-            .await;
+    let (code, out, err) = ldapsearch(
+        &srv,
+        admin,
+        &["-E", "pr=2/noprompt", "-b", "ou=organisations,dc=cig,dc=fr", "(objectClass=inetOrgPerson)", "uid"],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.matches("dn: uid=").count(), 5, "{out}");
     // Sorted by sn, then reversed.
@@ -247,14 +252,22 @@ async fn ldapsearch_pages_and_sorts() {
             .map(str::to_string)
             .collect()
     };
-    let (code, out, err) =
-        ldapsearch(&srv, admin, &["-E", "sss=sn", "-b", "dc=cig,dc=fr", "(objectClass=inetOrgPerson)", "sn"]).await;
+    let (code, out, err) = ldapsearch(
+        &srv,
+        admin,
+        &["-E", "sss=sn", "-b", "ou=organisations,dc=cig,dc=fr", "(objectClass=inetOrgPerson)", "sn"],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     let asc = sns(&out);
     assert_eq!(asc.len(), 5);
     assert_eq!(asc[0], "Ben Ali");
-    let (_, out, _) =
-        ldapsearch(&srv, admin, &["-E", "sss=-sn", "-b", "dc=cig,dc=fr", "(objectClass=inetOrgPerson)", "sn"]).await;
+    let (_, out, _) = ldapsearch(
+        &srv,
+        admin,
+        &["-E", "sss=-sn", "-b", "ou=organisations,dc=cig,dc=fr", "(objectClass=inetOrgPerson)", "sn"],
+    )
+    .await;
     let mut desc = sns(&out);
     desc.reverse();
     assert_eq!(desc, asc);
@@ -262,7 +275,16 @@ async fn ldapsearch_pages_and_sorts() {
     let (code, out, _) = ldapsearch(
         &srv,
         admin,
-        &["-E", "sss=uid", "-E", "pr=3/noprompt", "-b", "dc=cig,dc=fr", "(objectClass=inetOrgPerson)", "uid"],
+        &[
+            "-E",
+            "sss=uid",
+            "-E",
+            "pr=3/noprompt",
+            "-b",
+            "ou=organisations,dc=cig,dc=fr",
+            "(objectClass=inetOrgPerson)",
+            "uid",
+        ],
     )
     .await;
     assert_eq!(code, 0);
@@ -492,20 +514,21 @@ async fn an_agent_changes_its_own_password_with_ldapmodify() {
     let srv = TestServer::start().await;
     let url = srv.url.clone();
     let demo = convergences::seed::DEMO_PASSWORD;
-    let own = format!("dn: {HDUPRE}\nchangetype: modify\nreplace: userPassword\nuserPassword: mon-nouveau-secret\n-\n");
-    let (code, _, err) = run("ldapmodify", &["-x", "-H", &url, "-D", HDUPRE, "-w", demo], Some(&own)).await;
+    let own =
+        format!("dn: {JDUPONT}\nchangetype: modify\nreplace: userPassword\nuserPassword: mon-nouveau-secret\n-\n");
+    let (code, _, err) = run("ldapmodify", &["-x", "-H", &url, "-D", JDUPONT, "-w", demo], Some(&own)).await;
     assert_eq!(code, 0, "{err}");
-    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", HDUPRE, "-w", "mon-nouveau-secret"], None).await;
+    let (code, _, _) = run("ldapwhoami", &["-x", "-H", &url, "-D", JDUPONT, "-w", "mon-nouveau-secret"], None).await;
     assert_eq!(code, 0);
-    // Not someone else's, and not another attribute of its own.
-    let other = "dn: uid=jdupont,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr\nchangetype: modify\nreplace: userPassword\nuserPassword: x\n-\n";
+    // Not someone else's (an entry it cannot see), and not another attribute of its own.
+    let other = format!("dn: {HDUPRE}\nchangetype: modify\nreplace: userPassword\nuserPassword: un-autre-secret\n-\n");
     let (code, _, _) =
-        run("ldapmodify", &["-x", "-H", &url, "-D", HDUPRE, "-w", "mon-nouveau-secret"], Some(other)).await;
-    assert_eq!(code, 50);
+        run("ldapmodify", &["-x", "-H", &url, "-D", JDUPONT, "-w", "mon-nouveau-secret"], Some(&other)).await;
+    assert_eq!(code, 32);
     let mixed = format!(
-        "dn: {HDUPRE}\nchangetype: modify\nreplace: userPassword\nuserPassword: y\n-\nreplace: title\ntitle: x\n-\n"
+        "dn: {JDUPONT}\nchangetype: modify\nreplace: userPassword\nuserPassword: y\n-\nreplace: title\ntitle: x\n-\n"
     );
     let (code, _, _) =
-        run("ldapmodify", &["-x", "-H", &url, "-D", HDUPRE, "-w", "mon-nouveau-secret"], Some(&mixed)).await;
+        run("ldapmodify", &["-x", "-H", &url, "-D", JDUPONT, "-w", "mon-nouveau-secret"], Some(&mixed)).await;
     assert_eq!(code, 50);
 }

@@ -37,7 +37,7 @@ async fn python_ldap3_logs_an_agent_in() {
         run("python3", &[&client("login_flow.py"), &srv.url, SVC, demo, SUFFIX, "hdupre", demo], None).await;
     assert_eq!(code, 0, "{out}\n{err}");
     check_login_flow(&out);
-    assert!(out.contains("paged entries: 5"), "{out}");
+    assert!(out.contains("paged entries: 6"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,7 +55,7 @@ async fn java_jndi_logs_an_agent_in_and_pages() {
         run("java", &["-cp", &dir, "LoginFlow", &srv.url, SVC, demo, SUFFIX, "hdupre", demo], None).await;
     assert_eq!(code, 0, "{out}\n{err}");
     check_login_flow(&out);
-    assert!(out.contains("paged entries: 5 in 3 pages"), "{out}");
+    assert!(out.contains("paged entries: 6 in 3 pages"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,12 +113,12 @@ async fn an_organisation_sees_only_its_own_users() {
     let (_, _, mine) = scim.call(&creteil, "GET", "/Users", None).await;
     assert_eq!(mine["totalResults"], 3);
     let (_, _, all) = scim.call(&cig, "GET", "/Users", None).await;
-    assert_eq!(all["totalResults"], 5);
+    assert_eq!(all["totalResults"], 6, "five agents and one individual subscriber");
     // Okta's connection test.
     let (_, _, page) = scim.call(&cig, "GET", "/Users?startIndex=1&count=2", None).await;
     assert_eq!(
         (page["startIndex"].as_u64(), page["itemsPerPage"].as_u64(), page["totalResults"].as_u64()),
-        (Some(1), Some(2), Some(5))
+        (Some(1), Some(2), Some(6))
     );
 
     let (status, _, created) = scim.call(&creteil, "POST", "/Users", Some(&user("mdurand"))).await;

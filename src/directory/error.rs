@@ -59,3 +59,8 @@ pub enum DirectoryError {
 }
 
 pub type Result<T, E = DirectoryError> = std::result::Result<T, E>;
+
+/// How the audit trail records a refused write.
+pub fn result_name(e: &DirectoryError) -> String {
+    e.to_string()
+}

@@ -139,6 +139,49 @@ impl Filter {
         }
     }
 
+    /// Like [`Filter::evaluate`], but a component on an attribute that
+    /// `visible` refuses (by lower-case primary name) is Undefined: an
+    /// identity that may not read an attribute cannot test it (RFC 4511
+    /// §4.5.1.7 treats what cannot be evaluated as Undefined).
+    pub fn evaluate_masked(&self, schema: &Schema, entry: &Entry, visible: &dyn Fn(&str) -> bool) -> Tri {
+        match self {
+            Filter::And(fs) => {
+                let mut out = Tri::True;
+                for f in fs {
+                    match f.evaluate_masked(schema, entry, visible) {
+                        Tri::False => return Tri::False,
+                        Tri::Undefined => out = Tri::Undefined,
+                        Tri::True => {}
+                    }
+                }
+                out
+            }
+            Filter::Or(fs) => {
+                let mut out = Tri::False;
+                for f in fs {
+                    match f.evaluate_masked(schema, entry, visible) {
+                        Tri::True => return Tri::True,
+                        Tri::Undefined => out = Tri::Undefined,
+                        Tri::False => {}
+                    }
+                }
+                out
+            }
+            Filter::Not(f) => f.evaluate_masked(schema, entry, visible).not(),
+            Filter::Present(a)
+            | Filter::Equality(a, _)
+            | Filter::Approx(a, _)
+            | Filter::GreaterOrEqual(a, _)
+            | Filter::LessOrEqual(a, _)
+            | Filter::Substrings(a, _)
+            | Filter::Extensible { attr: Some(a), .. } => {
+                let hidden = schema.attr_id(a).is_some_and(|id| !visible(&schema.attr(id).lname));
+                if hidden { Tri::Undefined } else { self.evaluate(schema, entry) }
+            }
+            Filter::Extensible { attr: None, .. } => self.evaluate(schema, entry),
+        }
+    }
+
     /// Every attribute name the filter mentions (to know which virtual attributes to compute).
     pub fn attributes(&self, out: &mut Vec<String>) {
         match self {

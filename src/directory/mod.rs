@@ -4,6 +4,9 @@
 //! referential integrity, and talks to the store. It never sees an LDAP
 //! message or an HTTP request.
 
+pub mod access;
+pub mod audit;
+pub mod auth;
 pub mod dn;
 pub mod entry;
 pub mod error;
@@ -14,9 +17,13 @@ mod search;
 pub mod tokens;
 pub mod write;
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
+pub use access::{Access, BoundEntry, Policy, Principal, TokenPrincipal};
+pub use audit::AuditQuery;
+pub use auth::PasswordPolicy;
 pub use dn::{Dn, Rdn};
 pub use entry::{Attribute, Entry, ModOp, Modification};
 pub use error::{DirectoryError, Result};
@@ -37,6 +44,24 @@ pub struct DirectorySettings {
     pub indexed: Vec<String>,
     /// Attributes with a substring (trigram) index as well.
     pub substring_indexed: Vec<String>,
+    /// DNs of CIG administrators besides `cn=admin` and `cn=administrateurs,ou=admins`.
+    pub admins: Vec<Dn>,
+    /// A shipped access policy (`cig`, `baseline`) or the path of a policy file.
+    pub policy: String,
+    pub password: PasswordPolicy,
+}
+
+impl DirectorySettings {
+    pub fn new(suffix: Dn) -> DirectorySettings {
+        DirectorySettings {
+            suffix,
+            indexed: Vec::new(),
+            substring_indexed: Vec::new(),
+            admins: Vec::new(),
+            policy: "cig".into(),
+            password: PasswordPolicy::default(),
+        }
+    }
 }
 
 /// Attributes that are always indexed for equality, whatever the
@@ -47,16 +72,27 @@ const ALWAYS_INDEXED: &[&str] = &["objectClass", "uid", "member", "uniqueMember"
 /// Attributes whose DN values follow the entries they name (referential integrity).
 pub const REFERENCE_ATTRS: &[&str] = &["member", "uniqueMember", "manager"];
 
-/// Who performs an operation, for creatorsName / modifiersName and the changelog.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Who performs an operation: whom the access policy judges, and what
+/// creatorsName / modifiersName and the audit trail record.
+#[derive(Debug, Clone)]
 pub struct Actor {
-    /// The DN as bound, empty for anonymous or the server itself.
+    /// The DN as bound (or the token's name), empty for anonymous or the server itself.
     pub dn: String,
+    pub principal: Principal,
+    /// Where the request came from (the peer address), for the audit trail.
+    pub peer: String,
 }
 
 impl Actor {
+    /// The server itself acting under a name (import, seed, command line):
+    /// the access policy does not apply.
     pub fn new(dn: impl Into<String>) -> Actor {
-        Actor { dn: dn.into() }
+        Actor { dn: dn.into(), principal: Principal::Server, peer: "local".into() }
+    }
+
+    /// A client identity, judged by the access policy.
+    pub fn client(principal: Principal, peer: impl Into<String>) -> Actor {
+        Actor { dn: principal.name(), principal, peer: peer.into() }
     }
 }
 
@@ -69,6 +105,16 @@ pub struct Directory {
     /// Lower-case primary names of equality-indexed attributes.
     eq_indexed: HashSet<String>,
     sub_indexed: HashSet<String>,
+    policy: Policy,
+    /// Normalised DNs of the administrators named directly (cn=admin, config).
+    admins: Vec<String>,
+    admins_group_ndn: String,
+    /// Whether an entry is an organisation (has an `ou=agents` child), by ndn.
+    org_cache: RwLock<HashMap<String, bool>>,
+    /// Bumped at every commit: a principal resolved earlier may be stale.
+    generation: AtomicU64,
+    password_policy: PasswordPolicy,
+    failures: auth::FailureTable,
 }
 
 impl Directory {
@@ -84,7 +130,83 @@ impl Directory {
             let (_, attr) = schema.attr_of(a)?;
             sub_indexed.insert(attr.lname.clone());
         }
-        Ok(Directory { store, schema, suffix: settings.suffix, suffix_ndn, eq_indexed, sub_indexed })
+        let policy = Policy::load(&settings.policy, &schema, &settings.suffix)?;
+        let first_admin = settings.suffix.child(Rdn::single("cn", "admin"));
+        let admins = settings
+            .admins
+            .iter()
+            .chain([&first_admin])
+            .map(|dn| schema.normalize_dn(dn))
+            .collect::<Result<Vec<_>>>()?;
+        let group = settings.suffix.child(Rdn::single("ou", "admins")).child(Rdn::single("cn", "administrateurs"));
+        let admins_group_ndn = schema.normalize_dn(&group)?;
+        Ok(Directory {
+            store,
+            schema,
+            suffix: settings.suffix,
+            suffix_ndn,
+            eq_indexed,
+            sub_indexed,
+            policy,
+            admins,
+            admins_group_ndn,
+            org_cache: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            password_policy: settings.password,
+            failures: Default::default(),
+        })
+    }
+
+    /// Changes at every commit; see [`Directory::refresh`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn committed(&self, structure_changed: bool) {
+        if structure_changed {
+            self.forget_organisations();
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The principal of a bound entry: its groups and whether it is a CIG administrator.
+    pub fn principal_of(&self, entry_dn: &Dn) -> Result<Principal> {
+        let ndn = self.normalize_dn(entry_dn)?;
+        let r = self.store.read()?;
+        let mut groups = HashSet::new();
+        for g in self.member_of_in(&r, &ndn)? {
+            if let Ok(n) = Dn::parse(&g).and_then(|d| self.normalize_dn(&d)) {
+                groups.insert(n);
+            }
+        }
+        let admin = self.admins.contains(&ndn) || groups.contains(&self.admins_group_ndn);
+        Ok(Principal::Entry(Arc::new(BoundEntry { dn: entry_dn.to_string(), ndn, groups, admin })))
+    }
+
+    /// The principal of a SCIM token.
+    pub fn token_principal(&self, scope: &TokenScope) -> Principal {
+        let org_ndn = match scope {
+            TokenScope::Organisation(dn) => self.normalize_dn(dn).ok(),
+            TokenScope::Cig => None,
+        };
+        Principal::Token(Arc::new(TokenPrincipal { scope: scope.clone(), org_ndn }))
+    }
+
+    /// The same principal with its groups read again (after a commit changed them).
+    pub fn refresh(&self, p: &Principal) -> Result<Principal> {
+        match p {
+            Principal::Entry(e) => match Dn::parse(&e.dn) {
+                Ok(dn) if self.get(&dn)?.is_some() => self.principal_of(&dn),
+                // The entry is gone: what it may do is what anyone bound may do.
+                _ => Ok(Principal::Entry(Arc::new(BoundEntry {
+                    dn: e.dn.clone(),
+                    ndn: e.ndn.clone(),
+                    groups: HashSet::new(),
+                    admin: self.admins.contains(&e.ndn),
+                }))),
+            },
+            other => Ok(other.clone()),
+        }
     }
 
     pub fn schema(&self) -> &Arc<Schema> {
@@ -193,26 +315,6 @@ impl Directory {
             Ok(matched) => DirectoryError::NoSuchObject { dn: dn.to_string(), matched },
             Err(e) => e,
         }
-    }
-
-    /// Verify a simple bind. An unknown DN, a wrong password, an entry with no
-    /// password and a disabled account (`cigActive: FALSE`) all give
-    /// invalidCredentials, after the same kind of work (RFC 4513 §6.2).
-    pub fn bind(&self, dn: &Dn, password: &[u8]) -> Result<Entry> {
-        let entry = self.get(dn).ok().flatten();
-        Self::check_password(entry, password)
-    }
-
-    /// The second half of [`Directory::bind`], for a front end that looked the
-    /// entry up itself (to decide where to run an expensive hash check).
-    pub fn check_password(entry: Option<Entry>, password: &[u8]) -> Result<Entry> {
-        let Some(entry) = entry else {
-            password::verify(password::decoy(), password);
-            return Err(DirectoryError::InvalidCredentials);
-        };
-        let ok = entry.get("userPassword").is_some_and(|a| a.values.iter().any(|v| password::verify(v, password)));
-        let disabled = entry.first_str("cigActive").is_some_and(|v| v.eq_ignore_ascii_case("FALSE"));
-        if ok && !disabled { Ok(entry) } else { Err(DirectoryError::InvalidCredentials) }
     }
 
     /// The groups (DNs) an entry is a member of, through member / uniqueMember.

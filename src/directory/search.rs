@@ -88,6 +88,9 @@ impl Selection {
     }
 }
 
+/// Where the audit trail is published over LDAP (draft-good-ldap-changelog).
+pub const CHANGELOG_NDN: &str = "cn=changelog";
+
 /// Most candidate ids a prefix scan may collect before the planner gives up on it.
 const PREFIX_SCAN_CAP: usize = 200_000;
 
@@ -95,8 +98,8 @@ impl Directory {
     /// Run a search; each matching entry, with the selected attributes, goes to
     /// `emit`. Returns the number of entries sent. On a size or time limit the
     /// entries found so far have been sent and the error says which limit.
-    pub fn search(&self, req: &SearchRequest, emit: impl FnMut(Entry) -> Result<()>) -> Result<usize> {
-        self.search_bounded(req, None, emit).map(|n| n.unwrap_or(0))
+    pub fn search(&self, who: &Principal, req: &SearchRequest, emit: impl FnMut(Entry) -> Result<()>) -> Result<usize> {
+        self.search_bounded(who, req, None, emit).map(|n| n.unwrap_or(0))
     }
 
     /// Like [`Directory::search`], but gives up before sending anything (and
@@ -104,6 +107,7 @@ impl Directory {
     /// entries to examine: the front end then runs it off its reactor thread.
     pub fn search_bounded(
         &self,
+        who: &Principal,
         req: &SearchRequest,
         max_candidates: Option<usize>,
         mut emit: impl FnMut(Entry) -> Result<()>,
@@ -111,9 +115,26 @@ impl Directory {
         let started = Instant::now();
         let r = self.store.read()?;
         let base_ndn = self.normalize_dn(&req.base)?;
+        if dn::is_under(&base_ndn, CHANGELOG_NDN) {
+            return self.search_changelog(who, req, emit).map(Some);
+        }
+        let access = self.access(who);
         let Some(base_id) = r.id_of_dn(&base_ndn)? else {
-            return Err(self.no_such_object(&r, &req.base));
+            return Err(self.no_such_object_for(&access, &r, &req.base));
         };
+        // A base the identity may not see is absent (DESIGN.md): one it may
+        // only browse serves as the base of a one-level or subtree search.
+        if !access.unrestricted() {
+            let base_rec = r.entry(base_id)?.ok_or_else(|| self.hidden(&req.base))?;
+            let base_entry = self.to_entry(&base_rec)?;
+            let visible = match req.scope {
+                Scope::Base => access.readable(&r, &base_ndn, &base_entry)?.is_some(),
+                _ => access.browsable(&r, &base_ndn, &base_entry)?,
+            };
+            if !visible {
+                return Err(self.hidden(&req.base));
+            }
+        }
 
         let candidates: Vec<u64> = match req.scope {
             Scope::Base => vec![base_id],
@@ -170,7 +191,14 @@ impl Directory {
             }
             let mut entry = self.to_entry(&rec)?;
             self.add_virtual(&r, id, &rec, &mut entry, &wanted_virtual, &selection)?;
-            if req.filter.evaluate(&self.schema, &entry) != Tri::True {
+            let Some(mask) = access.readable(&r, &rec.ndn, &entry)? else { continue };
+            let matched = if mask.is_everything() {
+                req.filter.evaluate(&self.schema, &entry)
+            } else {
+                self.mask(&mut entry, &mask);
+                req.filter.evaluate_masked(&self.schema, &entry, &|a| mask.allows(a))
+            };
+            if matched != Tri::True {
                 continue;
             }
             if req.size_limit > 0 && sent >= req.size_limit {
@@ -184,7 +212,7 @@ impl Directory {
 
     /// Compare (RFC 4511 §4.10): true, false, or an error (noSuchObject,
     /// undefinedAttributeType, noSuchAttribute when the entry lacks the type).
-    pub fn compare(&self, dn: &Dn, attr: &str, value: &[u8]) -> Result<bool> {
+    pub fn compare(&self, who: &Principal, dn: &Dn, attr: &str, value: &[u8]) -> Result<bool> {
         let (_, at) = self.schema.attr_of(attr)?;
         let Some(rule) = at.equality else {
             return Err(DirectoryError::InappropriateMatching(format!("{} has no equality rule", at.name)));
@@ -200,6 +228,14 @@ impl Directory {
         let mut entry = self.to_entry(&rec)?;
         let all = Selection { all_user: true, all_operational: true, named: Vec::new() };
         self.add_virtual(&r, id, &rec, &mut entry, &[attr.to_string()], &all)?;
+        let access = self.access(who);
+        let Some(mask) = access.readable(&r, &ndn, &entry)? else {
+            return Err(self.hidden(dn));
+        };
+        // RFC 4511 §4.10 with access control: comparing needs read access to the type.
+        if !mask.allows(&at.lname) {
+            return Err(DirectoryError::InsufficientAccess(format!("{} of {dn} cannot be compared", at.name)));
+        }
         let asserted = self
             .schema
             .normalize(rule, value)
@@ -249,6 +285,40 @@ impl Directory {
             entry.set("memberOf", groups.into_iter().map(String::into_bytes).collect());
         }
         Ok(())
+    }
+
+    /// Drop the attributes an identity may not read.
+    fn mask(&self, entry: &mut Entry, mask: &access::ReadMask<'_>) {
+        entry.attrs.retain(|a| self.schema.attr_id(&a.name).is_some_and(|id| mask.allows(&self.schema.attr(id).lname)));
+    }
+
+    /// noSuchObject whose matchedDN is the deepest ancestor the identity may
+    /// name as a search base, so that it discloses nothing hidden.
+    pub(super) fn no_such_object_for(&self, access: &Access<'_>, r: &impl Reader, dn: &Dn) -> DirectoryError {
+        if access.unrestricted() || access.principal().is_admin() {
+            return self.no_such_object(r, dn);
+        }
+        let mut cur = dn.parent();
+        while !cur.is_root() {
+            let found = self.normalize_dn(&cur).ok().and_then(|n| {
+                let id = r.id_of_dn(&n).ok().flatten()?;
+                let rec = r.entry(id).ok().flatten()?;
+                let e = self.to_entry(&rec).ok()?;
+                Some(access.browsable(r, &n, &e).unwrap_or(false))
+            });
+            match found {
+                Some(true) => return DirectoryError::NoSuchObject { dn: dn.to_string(), matched: cur.to_string() },
+                Some(false) => return self.hidden(dn),
+                None => cur = cur.parent(),
+            }
+        }
+        self.hidden(dn)
+    }
+
+    /// noSuchObject for an entry the identity may not see, with no matchedDN:
+    /// the answer is the same whether the entry exists or not.
+    pub(super) fn hidden(&self, dn: &Dn) -> DirectoryError {
+        DirectoryError::NoSuchObject { dn: dn.to_string(), matched: String::new() }
     }
 
     fn select(&self, entry: Entry, sel: &Selection, types_only: bool) -> Entry {

@@ -47,7 +47,7 @@ impl Directory {
                 Filter::Equality("o".into(), dn_or_siren.as_bytes().to_vec()),
             ]);
             let mut found = Vec::new();
-            self.search(&SearchRequest::new(self.suffix.clone(), Scope::Sub, f), |e| {
+            self.search(&Principal::Server, &SearchRequest::new(self.suffix.clone(), Scope::Sub, f), |e| {
                 found.push(e.dn);
                 Ok(())
             })?;

@@ -39,17 +39,26 @@ pub enum Change {
 impl Directory {
     /// Add an entry (RFC 4511 §4.7).
     pub fn add(&self, actor: &Actor, mut entry: Entry) -> Result<()> {
+        let dn = entry.dn.clone();
+        let attrs: Vec<String> = entry.attrs.iter().map(|a| a.name.clone()).collect();
+        // Access first, so a refused add is refused as such whatever its password.
+        if let Err(e) = self.precheck(actor, &entry.dn, None) {
+            self.audit_refusal(actor, "add", &entry.dn, attrs, &e);
+            return Err(e);
+        }
         // Hash before taking the write lock: argon2 takes milliseconds and
         // every other writer would wait for it.
-        self.hash_plain_passwords(&mut entry)?;
-        let mut w = self.store.write()?;
-        self.add_in(&mut w, actor, entry, AddMode::Client)?;
-        w.commit()?;
-        Ok(())
+        self.hash_plain_passwords(actor, &mut entry)?;
+        self.audited(actor, "add", &dn, attrs, true, |w| self.add_in(w, actor, entry, AddMode::Client))
     }
 
     /// Modify an entry (RFC 4511 §4.6): all changes or none.
     pub fn modify(&self, actor: &Actor, dn: &Dn, mods: &[Modification]) -> Result<()> {
+        let attrs: Vec<String> = mods.iter().map(|m| m.attr.clone()).collect();
+        if let Err(e) = self.precheck(actor, dn, Some(&attrs)) {
+            self.audit_refusal(actor, "modify", dn, attrs, &e);
+            return Err(e);
+        }
         // As in `add`: hash new passwords before taking the write lock.
         let mut mods = mods.to_vec();
         for m in mods
@@ -57,20 +66,14 @@ impl Directory {
             .filter(|m| self.schema.attr_id(&m.attr).is_some_and(|id| self.schema.attr(id).lname == "userpassword"))
         {
             let values = std::mem::take(&mut m.values);
-            m.values = values.into_iter().map(|v| self.hash_if_plain(v)).collect::<Result<_>>()?;
+            m.values = values.into_iter().map(|v| self.hash_if_plain(actor, v)).collect::<Result<_>>()?;
         }
-        let mut w = self.store.write()?;
-        self.modify_in(&mut w, actor, dn, &mods)?;
-        w.commit()?;
-        Ok(())
+        self.audited(actor, "modify", dn, attrs, false, |w| self.modify_in(w, actor, dn, &mods))
     }
 
     /// Delete a leaf entry (RFC 4511 §4.8).
     pub fn delete(&self, actor: &Actor, dn: &Dn) -> Result<()> {
-        let mut w = self.store.write()?;
-        self.delete_in(&mut w, actor, dn)?;
-        w.commit()?;
-        Ok(())
+        self.audited(actor, "delete", dn, Vec::new(), true, |w| self.delete_in(w, actor, dn))
     }
 
     /// Rename or move an entry with its subtree (RFC 4511 §4.9).
@@ -82,10 +85,92 @@ impl Directory {
         delete_old_rdn: bool,
         new_superior: Option<&Dn>,
     ) -> Result<()> {
+        let to = new_superior.cloned().unwrap_or_else(|| dn.parent()).child(new_rdn.clone()).to_string();
+        self.audited(actor, "modrdn", dn, vec![to], true, |w| {
+            self.rename_in(w, actor, dn, new_rdn, delete_old_rdn, new_superior)
+        })
+    }
+
+    /// The access checks that need no values, on a read snapshot, before any
+    /// password is checked or hashed: the target (or, for an add, its parent)
+    /// must be visible, and each attribute a modify names writable. The write
+    /// transaction checks everything again, values included.
+    fn precheck(&self, actor: &Actor, dn: &Dn, modified: Option<&[String]>) -> Result<()> {
+        let access = self.access(&actor.principal);
+        if access.unrestricted() {
+            return Ok(());
+        }
+        let r = self.store.read()?;
+        let target = if modified.is_some() { dn.clone() } else { dn.parent() };
+        let ndn = self.normalize_dn(&target)?;
+        let Some(id) = r.id_of_dn(&ndn)? else { return Err(self.hidden(dn)) };
+        let Some(rec) = r.entry(id)? else { return Err(self.hidden(dn)) };
+        let entry = self.to_entry(&rec)?;
+        match modified {
+            Some(names) => {
+                if access.readable(&r, &ndn, &entry)?.is_none() {
+                    return Err(self.hidden(dn));
+                }
+                access.check_modify(&r, &ndn, &entry, &entry, names)
+            }
+            None if access.browsable(&r, &ndn, &entry)? => Ok(()),
+            None => Err(self.hidden(dn)),
+        }
+    }
+
+    /// Run one write in its own transaction and commit it; a refusal is
+    /// recorded in the audit trail (the successful change recorded itself).
+    pub(super) fn audited<T>(
+        &self,
+        actor: &Actor,
+        op: &str,
+        dn: &Dn,
+        attrs: Vec<String>,
+        structure: bool,
+        f: impl FnOnce(&mut WriteTx) -> Result<T>,
+    ) -> Result<T> {
         let mut w = self.store.write()?;
-        self.rename_in(&mut w, actor, dn, new_rdn, delete_old_rdn, new_superior)?;
-        w.commit()?;
-        Ok(())
+        match f(&mut w) {
+            Ok(v) => {
+                w.commit()?;
+                self.committed(structure);
+                Ok(v)
+            }
+            Err(e) => {
+                drop(w);
+                self.audit_refusal(actor, op, dn, attrs, &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Record a refused write (DESIGN.md / issue 5: every write, with its result).
+    fn audit_refusal(&self, actor: &Actor, op: &str, dn: &Dn, attrs: Vec<String>, e: &DirectoryError) {
+        if matches!(actor.principal, Principal::Server) {
+            return;
+        }
+        let record = |w: &mut WriteTx| -> Result<()> {
+            let org = self.normalize_dn(dn).ok().and_then(|n| self.organisation_of(w, &n, false).ok().flatten());
+            w.log_change(&ChangeRecord {
+                time: now_generalized(),
+                actor: actor.dn.clone(),
+                op: op.to_string(),
+                dn: dn.to_string(),
+                attrs,
+                peer: actor.peer.clone(),
+                result: super::error::result_name(e),
+                org: org.unwrap_or_default(),
+            })?;
+            Ok(())
+        };
+        let outcome = self.store.write().map_err(DirectoryError::from).and_then(|mut w| {
+            record(&mut w)?;
+            w.commit()?;
+            Ok(())
+        });
+        if let Err(err) = outcome {
+            tracing::warn!(%dn, %err, "could not record a refused {op} in the audit trail");
+        }
     }
 
     /// Apply many changes in one transaction: all of them, or none when one
@@ -105,6 +190,7 @@ impl Directory {
         let mut n = 0;
         for (i, change) in changes.into_iter().enumerate() {
             let change = change?;
+            let (op, target, attrs) = describe(&change);
             let r = match change {
                 Change::Add(e) => self.add_in(&mut w, actor, e, mode),
                 Change::Modify(dn, mods) => self.modify_in(&mut w, actor, &dn, &mods),
@@ -113,11 +199,16 @@ impl Directory {
                     self.rename_in(&mut w, actor, &dn, &new_rdn, delete_old_rdn, new_superior.as_ref())
                 }
             };
-            r.map_err(|e| (i, e))?;
+            if let Err(e) = r {
+                drop(w);
+                self.audit_refusal(actor, op, &target, attrs, &e);
+                return Err((i, e));
+            }
             n += 1;
             progress(n);
         }
         w.commit().map_err(|e| (n, e.into()))?;
+        self.committed(true);
         Ok(n)
     }
 
@@ -135,9 +226,25 @@ impl Directory {
                 }
             }
         }
-        self.hash_plain_passwords(&mut entry)?;
+        self.hash_plain_passwords(actor, &mut entry)?;
+        if entry.get("userPassword").is_some() && entry.get("pwdChangedTime").is_none() {
+            entry.set("pwdChangedTime", vec![now_generalized().into_bytes()]);
+        }
         let structural = self.schema.check_entry(&mut entry)?;
 
+        let access = self.access(&actor.principal).uncached();
+        if !access.unrestricted() {
+            // The parent must be visible, then the policy must allow this entry
+            // there: before any existence check, so refusals disclose nothing.
+            let pdn = entry.dn.parent();
+            let parent = self.normalize_dn(&pdn).ok().and_then(|p| w.id_of_dn(&p).ok().flatten().map(|id| (p, id)));
+            let Some((pndn, pid)) = parent else { return Err(self.hidden(&entry.dn)) };
+            let Some(prec) = w.entry(pid)? else { return Err(self.hidden(&entry.dn)) };
+            if !access.browsable(w, &pndn, &self.to_entry(&prec)?)? {
+                return Err(self.hidden(&entry.dn));
+            }
+            access.check_add(w, &ndn, &entry)?;
+        }
         if w.id_of_dn(&ndn)?.is_some() {
             return Err(DirectoryError::AlreadyExists(entry.dn.to_string()));
         }
@@ -203,6 +310,15 @@ impl Directory {
             return Err(self.no_such_object(w, dn));
         };
         let old = self.to_entry(&rec)?;
+        let access = self.access(&actor.principal).uncached();
+        if !access.unrestricted() {
+            if access.readable(w, &ndn, &old)?.is_none() {
+                return Err(self.hidden(dn));
+            }
+            // Attribute by attribute first, so a refusal says nothing of the values.
+            let names: Vec<String> = mods.iter().map(|m| m.attr.clone()).collect();
+            access.check_modify(w, &ndn, &old, &old, &names)?;
+        }
         let mut new = old.clone();
         let mut touched = Vec::new();
         for m in mods {
@@ -218,7 +334,7 @@ impl Directory {
             };
             let mut values = m.values.clone();
             if attr.lname == "userpassword" {
-                values = values.into_iter().map(|v| self.hash_if_plain(v)).collect::<Result<_>>()?;
+                values = values.into_iter().map(|v| self.hash_if_plain(actor, v)).collect::<Result<_>>()?;
             }
             match m.op {
                 ModOp::Add => {
@@ -312,6 +428,11 @@ impl Directory {
                 }
             }
         }
+        keep_group_member(&old, &mut new);
+        if touched.iter().any(|t| t.eq_ignore_ascii_case("userPassword")) {
+            new.set("pwdChangedTime", vec![now_generalized().into_bytes()]);
+        }
+        access.check_modify(w, &ndn, &old, &new, &touched)?;
         self.schema.check_entry(&mut new)?;
         self.check_uid_unique(w, &new, Some(id))?;
         new.set("modifyTimestamp", vec![now_generalized().into_bytes()]);
@@ -327,13 +448,20 @@ impl Directory {
         let Some(id) = w.id_of_dn(&ndn)? else {
             return Err(self.no_such_object(w, dn));
         };
-        if w.has_children(id)? {
-            return Err(DirectoryError::NotAllowedOnNonLeaf(format!("{dn} has subordinate entries")));
-        }
         let Some(rec) = w.entry(id)? else {
             return Err(self.no_such_object(w, dn));
         };
         let entry = self.to_entry(&rec)?;
+        let access = self.access(&actor.principal).uncached();
+        if !access.unrestricted() {
+            if access.readable(w, &ndn, &entry)?.is_none() {
+                return Err(self.hidden(dn));
+            }
+            access.check_delete(w, &ndn, &entry)?;
+        }
+        if w.has_children(id)? {
+            return Err(DirectoryError::NotAllowedOnNonLeaf(format!("{dn} has subordinate entries")));
+        }
         w.index(&self.index_keys(&entry), id, false)?;
         w.delete_dn(&ndn)?;
         if let Some(Ok(u)) = entry.first_str("entryUUID").map(uuid::Uuid::try_parse) {
@@ -364,14 +492,29 @@ impl Directory {
         let Some(rec) = w.entry(id)? else {
             return Err(self.no_such_object(w, dn));
         };
+        let access = self.access(&actor.principal).uncached();
+        let old_entry = self.to_entry(&rec)?;
+        if !access.unrestricted() {
+            if access.readable(w, &ndn, &old_entry)?.is_none() {
+                return Err(self.hidden(dn));
+            }
+            access.check_delete(w, &ndn, &old_entry)?;
+        }
         if ndn == self.suffix_ndn {
             return Err(DirectoryError::Unwilling("the suffix entry cannot be renamed".into()));
         }
         let new_parent_dn = new_superior.cloned().unwrap_or_else(|| dn.parent());
         let new_parent_ndn = self.normalize_dn(&new_parent_dn)?;
         let Some(new_parent) = w.id_of_dn(&new_parent_ndn)? else {
-            return Err(self.no_such_object(w, &new_parent_dn.child(new_rdn.clone())));
+            let target = new_parent_dn.child(new_rdn.clone());
+            return Err(if access.unrestricted() { self.no_such_object(w, &target) } else { self.hidden(&target) });
         };
+        if !access.unrestricted() {
+            let Some(prec) = w.entry(new_parent)? else { return Err(self.hidden(&new_parent_dn)) };
+            if !access.browsable(w, &new_parent_ndn, &self.to_entry(&prec)?)? {
+                return Err(self.hidden(&new_parent_dn.child(new_rdn.clone())));
+            }
+        }
         if dn::is_under(&new_parent_ndn, &ndn) {
             return Err(DirectoryError::Unwilling(format!("cannot move {dn} below itself")));
         }
@@ -415,6 +558,7 @@ impl Directory {
             }
         }
         self.schema.check_entry(&mut new)?;
+        access.check_add(w, &new_ndn, &new)?;
         self.check_uid_unique(w, &new, Some(id))?;
         new.set("modifyTimestamp", vec![now_generalized().into_bytes()]);
         new.set("modifiersName", vec![actor.dn.clone().into_bytes()]);
@@ -487,7 +631,7 @@ impl Directory {
         Ok(())
     }
 
-    fn reindex(&self, w: &mut WriteTx, id: u64, old: &Entry, new: &Entry) -> Result<()> {
+    pub(super) fn reindex(&self, w: &mut WriteTx, id: u64, old: &Entry, new: &Entry) -> Result<()> {
         let before = self.index_keys(old);
         let after = self.index_keys(new);
         let gone: Vec<Vec<u8>> = before.iter().filter(|k| after.binary_search(k).is_err()).cloned().collect();
@@ -517,22 +661,19 @@ impl Directory {
         Ok(())
     }
 
-    fn hash_plain_passwords(&self, entry: &mut Entry) -> Result<()> {
+    fn hash_plain_passwords(&self, actor: &Actor, entry: &mut Entry) -> Result<()> {
         if let Some(a) = entry.get_mut("userPassword") {
             let values = std::mem::take(&mut a.values);
-            a.values = values.into_iter().map(|v| self.hash_if_plain(v)).collect::<Result<_>>()?;
+            a.values = values.into_iter().map(|v| self.hash_if_plain(actor, v)).collect::<Result<_>>()?;
         }
         Ok(())
     }
 
-    /// A plain-text userPassword is hashed before it is stored; a value that is
-    /// already a `{SCHEME}` hash is kept as it is.
-    fn hash_if_plain(&self, v: Vec<u8>) -> Result<Vec<u8>> {
-        if password::is_hashed(&v) {
-            Ok(v)
-        } else {
-            password::hash(&v).map(String::into_bytes).map_err(DirectoryError::Internal)
-        }
+    /// A plain-text userPassword is checked against the password policy and
+    /// hashed before it is stored; a value that is already a `{SCHEME}` hash
+    /// is kept as it is (an administrator migrating accounts).
+    fn hash_if_plain(&self, actor: &Actor, v: Vec<u8>) -> Result<Vec<u8>> {
+        if password::is_hashed(&v) { Ok(v) } else { self.prepare_password(actor, &v) }
     }
 
     pub(super) fn record(&self, entry: &Entry, ndn: &str, parent: u64) -> Record {
@@ -545,14 +686,51 @@ impl Directory {
     }
 
     fn log(&self, w: &mut WriteTx, actor: &Actor, op: &str, dn: &Dn, attrs: Vec<String>) -> Result<()> {
+        let org = match self.normalize_dn(dn) {
+            Ok(n) => self.organisation_of(w, &n, false)?.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
         w.log_change(&ChangeRecord {
             time: now_generalized(),
             actor: actor.dn.clone(),
             op: op.to_string(),
             dn: dn.to_string(),
             attrs,
+            peer: actor.peer.clone(),
+            result: "success".into(),
+            org,
         })?;
         Ok(())
+    }
+}
+
+/// What the audit trail says of a change: operation, target, attributes.
+fn describe(change: &Change) -> (&'static str, Dn, Vec<String>) {
+    match change {
+        Change::Add(e) => ("add", e.dn.clone(), e.attrs.iter().map(|a| a.name.clone()).collect()),
+        Change::Modify(dn, mods) => ("modify", dn.clone(), mods.iter().map(|m| m.attr.clone()).collect()),
+        Change::Delete(dn) => ("delete", dn.clone(), Vec::new()),
+        Change::Rename { dn, new_rdn, new_superior, .. } => {
+            let to = new_superior.clone().unwrap_or_else(|| dn.parent()).child(new_rdn.clone());
+            ("modrdn", dn.clone(), vec![to.to_string()])
+        }
+    }
+}
+
+/// A group of names keeps a member (RFC 4519 groupOfNames MUST member): the
+/// placeholder when its last real one goes, and no placeholder beside real ones.
+fn keep_group_member(old: &Entry, new: &mut Entry) {
+    let is_group = |e: &Entry| {
+        e.get("objectClass").is_some_and(|a| a.values.iter().any(|v| v.eq_ignore_ascii_case(b"groupOfNames")))
+    };
+    if !is_group(new) || old.get("member").is_none() {
+        return;
+    }
+    let placeholder = EMPTY_GROUP_MEMBER.as_bytes();
+    match new.get_mut("member") {
+        None => new.set("member", vec![placeholder.to_vec()]),
+        Some(a) if a.values.len() > 1 => a.values.retain(|v| v.as_slice() != placeholder),
+        Some(_) => {}
     }
 }
 

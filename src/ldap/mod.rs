@@ -39,11 +39,6 @@ pub use ops::Session;
 /// What every connection shares.
 pub struct Context {
     pub directory: Arc<Directory>,
-    /// Normalised DNs of the CIG administrators named directly: `cn=admin,<suffix>`
-    /// and the config's `admins` (computed once, not at every bind).
-    pub admins: Vec<String>,
-    /// `cn=administrateurs,ou=admins,<suffix>`: its members are administrators too.
-    pub admins_group: crate::directory::Dn,
     pub max_pdu_bytes: usize,
     pub search_size_limit: usize,
     pub search_time_limit: Duration,
@@ -60,21 +55,8 @@ pub struct Context {
 
 impl Context {
     pub fn new(directory: Arc<Directory>, cfg: &Config, tls: Option<TlsAcceptor>) -> Context {
-        use crate::directory::Rdn;
-        let suffix = directory.suffix().clone();
-        let first_admin = suffix.child(Rdn::single("cn", "admin"));
-        let admins = cfg
-            .admins
-            .iter()
-            .filter_map(|a| crate::directory::Dn::parse(a).ok())
-            .chain([first_admin])
-            .filter_map(|dn| directory.normalize_dn(&dn).ok())
-            .collect();
-        let admins_group = suffix.child(Rdn::single("ou", "admins")).child(Rdn::single("cn", "administrateurs"));
         Context {
             directory,
-            admins,
-            admins_group,
             max_pdu_bytes: cfg.limits.max_pdu_bytes,
             search_size_limit: cfg.limits.search_size,
             search_time_limit: Duration::from_secs(cfg.limits.search_time_secs),
@@ -84,13 +66,6 @@ impl Context {
             require_tls_for_bind: cfg.require_tls_for_bind,
             sasl_mechanisms: if cfg.tls_client_ca.is_some() { vec!["EXTERNAL"] } else { Vec::new() },
         }
-    }
-}
-
-impl Context {
-    /// Whether a bound identity is a CIG administrator (DESIGN.md).
-    pub fn is_admin(&self, ndn: &str) -> Result<bool, crate::directory::DirectoryError> {
-        Ok(self.admins.iter().any(|a| a == ndn) || self.directory.is_member(&self.admins_group, ndn)?)
     }
 }
 
@@ -127,7 +102,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch
                     let shutdown = shutdown.clone();
                     tokio::spawn(async move {
                         tracing::debug!(%peer, "connection opened");
-                        connection(stream, ctx, shutdown, implicit_tls).await;
+                        connection(stream, peer, ctx, shutdown, implicit_tls).await;
                         tracing::debug!(%peer, "connection closed");
                     });
                 }
@@ -154,12 +129,19 @@ enum Outcome<S> {
     StartTls(S, Session),
 }
 
-async fn connection(tcp: TcpStream, ctx: Arc<Context>, shutdown: watch::Receiver<bool>, implicit_tls: bool) {
+async fn connection(
+    tcp: TcpStream,
+    peer: std::net::SocketAddr,
+    ctx: Arc<Context>,
+    shutdown: watch::Receiver<bool>,
+    implicit_tls: bool,
+) {
+    let session = Session { peer: peer.to_string(), ..Session::default() };
     if implicit_tls {
-        over_tls(tcp, ctx, shutdown, Session::default()).await;
+        over_tls(tcp, ctx, shutdown, session).await;
         return;
     }
-    if let Outcome::StartTls(tcp, session) = run(tcp, ctx.clone(), shutdown.clone(), Session::default()).await {
+    if let Outcome::StartTls(tcp, session) = run(tcp, ctx.clone(), shutdown.clone(), session).await {
         // STYLE B6 / Stalwart's into_tls: the same session state continues over TLS.
         over_tls(tcp, ctx, shutdown, session).await;
     }

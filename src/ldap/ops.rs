@@ -22,7 +22,7 @@ use super::{Conn, Context, convert};
 use crate::directory::filter::Tri;
 use crate::directory::schema::MatchingRule;
 use crate::directory::{
-    Actor, Attribute, Directory, DirectoryError, Dn, Entry, ModOp, Modification, Rdn, Scope, SearchRequest,
+    Actor, Attribute, Directory, DirectoryError, Dn, Entry, ModOp, Modification, Principal, Rdn, Scope, SearchRequest,
 };
 
 /// A search whose index candidates are at most this many is answered inline
@@ -36,25 +36,60 @@ pub const OID_SORT_RESPONSE: &str = "1.2.840.113556.1.4.474";
 pub const OID_MANAGE_DSA_IT: &str = "2.16.840.1.113730.3.4.2";
 
 /// Per-connection identity.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Session {
     /// The bound DN as the client gave it; empty when anonymous.
     pub bound_dn: String,
     pub bound_ndn: String,
-    pub is_admin: bool,
+    /// Who the access policy judges; resolved at bind, refreshed after commits.
+    pub principal: Principal,
+    /// The directory generation `principal` was resolved at.
+    pub generation: u64,
     /// Whether the connection is protected by TLS (LDAPS or after StartTLS).
     pub is_tls: bool,
     /// The subject of the verified TLS client certificate, for SASL EXTERNAL.
     pub tls_client_dn: Option<Dn>,
+    /// The client's address, for the audit trail.
+    pub peer: String,
+}
+
+impl Default for Session {
+    fn default() -> Session {
+        Session {
+            bound_dn: String::new(),
+            bound_ndn: String::new(),
+            principal: Principal::Anonymous,
+            generation: 0,
+            is_tls: false,
+            tls_client_dn: None,
+            peer: String::new(),
+        }
+    }
 }
 
 impl Session {
     fn actor(&self) -> Actor {
-        Actor::new(self.bound_dn.clone())
+        let mut a = Actor::client(self.principal.clone(), self.peer.clone());
+        if !self.bound_dn.is_empty() {
+            a.dn = self.bound_dn.clone();
+        }
+        a
     }
 
     fn anonymous(&self) -> bool {
         self.bound_ndn.is_empty()
+    }
+
+    /// Group memberships may have changed since the bind: read them again
+    /// when anything was committed meanwhile.
+    fn refresh(&mut self, dir: &Directory) {
+        let now = dir.generation();
+        if now != self.generation && matches!(self.principal, Principal::Entry(_)) {
+            if let Ok(p) = dir.refresh(&self.principal) {
+                self.principal = p;
+            }
+            self.generation = now;
+        }
     }
 }
 
@@ -83,6 +118,9 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
         }
         return;
     }
+    if !matches!(msg.op, LdapOp::BindRequest(_)) {
+        session.refresh(&conn.ctx.directory);
+    }
     match msg.op {
         LdapOp::BindRequest(req) => {
             let res = bind(&conn.ctx, session, req).await;
@@ -102,47 +140,19 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
             match msg.op {
                 LdapOp::AddRequest(req) => {
                     let target = Target { dn: req.dn.clone(), after: Some(req.dn.clone()) };
-                    spawn_write(
-                        conn,
-                        session,
-                        WriteOp { id, tag, controls: wc, target, may_write: session.is_admin },
-                        move |d, a| add(d, a, req),
-                    )
+                    spawn_write(conn, session, WriteOp { id, tag, controls: wc, target }, move |d, a| add(d, a, req))
                 }
                 LdapOp::ModifyRequest(req) => {
-                    // Baseline: anyone may change their own password, also by a plain modify.
-                    let own_password = !session.anonymous()
-                        && !req.changes.is_empty()
-                        && req.changes.iter().all(|c| c.modification.atype.eq_ignore_ascii_case("userPassword"))
-                        && Dn::parse(&req.dn)
-                            .ok()
-                            .and_then(|d| conn.ctx.directory.normalize_dn(&d).ok())
-                            .is_some_and(|n| n == session.bound_ndn);
                     let target = Target { dn: req.dn.clone(), after: Some(req.dn.clone()) };
-                    spawn_write(
-                        conn,
-                        session,
-                        WriteOp { id, tag, controls: wc, target, may_write: session.is_admin || own_password },
-                        move |d, a| modify(d, a, req),
-                    )
+                    spawn_write(conn, session, WriteOp { id, tag, controls: wc, target }, move |d, a| modify(d, a, req))
                 }
                 LdapOp::DelRequest(dn) => {
                     let target = Target { dn: dn.clone(), after: None };
-                    spawn_write(
-                        conn,
-                        session,
-                        WriteOp { id, tag, controls: wc, target, may_write: session.is_admin },
-                        move |d, a| delete(d, a, dn),
-                    )
+                    spawn_write(conn, session, WriteOp { id, tag, controls: wc, target }, move |d, a| delete(d, a, dn))
                 }
                 LdapOp::ModifyDNRequest(req) => {
                     let target = Target { dn: req.dn.clone(), after: renamed_dn(&req) };
-                    spawn_write(
-                        conn,
-                        session,
-                        WriteOp { id, tag, controls: wc, target, may_write: session.is_admin },
-                        move |d, a| moddn(d, a, req),
-                    )
+                    spawn_write(conn, session, WriteOp { id, tag, controls: wc, target }, move |d, a| moddn(d, a, req))
                 }
                 LdapOp::CompareRequest(req) => {
                     let res = compare(&conn.ctx, session, req, &wc);
@@ -249,26 +259,23 @@ async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -
         return result(LdapResultCode::InvalidCredentials, "");
     };
     let dir = ctx.directory.clone();
-    let admin_check = ctx.clone();
     let entry = dir.get(&dn).ok().flatten();
-    let cheap = entry
-        .as_ref()
-        .and_then(|e| e.get("userPassword"))
-        .is_some_and(|a| a.values.iter().all(|v| crate::directory::password::is_cheap(v)));
-    let check = move || {
-        let entry = Directory::check_password(entry, password.as_bytes())?;
-        let ndn = dir.normalize_dn(&entry.dn)?;
-        let is_admin = admin_check.is_admin(&ndn)?;
-        Ok::<_, DirectoryError>((ndn, is_admin))
-    };
-    // Salted digests ({SSHA} …) take a microsecond: check inline. argon2 (and the
-    // decoy of an unknown DN) take milliseconds: keep them off the reactor threads.
+    let cheap = dir.bind_is_cheap(entry.as_ref());
+    let peer = session.peer.clone();
+    let check = move || dir.authenticate(entry, password.as_bytes(), &peer);
+    // Salted digests ({SSHA} …) take a microsecond: check inline. argon2, crypt,
+    // the decoy of an unknown DN and a re-hash take milliseconds: keep them off
+    // the reactor threads.
     let outcome = if cheap { Ok(check()) } else { tokio::task::spawn_blocking(check).await };
     match outcome {
-        Ok(Ok((ndn, is_admin))) => {
-            session.is_admin = is_admin;
+        Ok(Ok(principal)) => {
+            session.bound_ndn = match &principal {
+                Principal::Entry(e) => e.ndn.clone(),
+                _ => String::new(),
+            };
+            session.principal = principal;
+            session.generation = ctx.directory.generation();
             session.bound_dn = req.dn;
-            session.bound_ndn = ndn;
             success()
         }
         Ok(Err(e)) => from_error(&e),
@@ -287,7 +294,6 @@ async fn external_bind(ctx: &Arc<Context>, session: &mut Session, client_dn: Opt
         return result(LdapResultCode::InappropriateAuthentication, "EXTERNAL needs a TLS client certificate");
     };
     let dir = ctx.directory.clone();
-    let admin_check = ctx.clone();
     let authz = String::from_utf8_lossy(authz).into_owned();
     let outcome = tokio::task::spawn_blocking(move || {
         let entry = certificate_entry(&dir, &subject)?.ok_or(DirectoryError::InvalidCredentials)?;
@@ -301,13 +307,14 @@ async fn external_bind(ctx: &Arc<Context>, session: &mut Session, client_dn: Opt
         if entry.first_str("cigActive").is_some_and(|v| v.eq_ignore_ascii_case("FALSE")) {
             return Err(DirectoryError::InvalidCredentials);
         }
-        let is_admin = admin_check.is_admin(&ndn)?;
-        Ok((entry.dn.to_string(), ndn, is_admin))
+        let principal = dir.principal_of(&entry.dn)?;
+        Ok((entry.dn.to_string(), ndn, principal, dir.generation()))
     })
     .await;
     match outcome {
-        Ok(Ok((dn, ndn, admin))) => {
-            session.is_admin = admin;
+        Ok(Ok((dn, ndn, principal, generation))) => {
+            session.principal = principal;
+            session.generation = generation;
             session.bound_dn = dn;
             session.bound_ndn = ndn;
             success()
@@ -334,7 +341,7 @@ fn certificate_entry(dir: &Directory, subject: &Dn) -> Result<Option<Entry>, Dir
         let mut req = SearchRequest::new(dir.suffix().clone(), Scope::Sub, filter);
         req.size_limit = 2;
         let mut found = Vec::new();
-        match dir.search(&req, |e| {
+        match dir.search(&Principal::Server, &req, |e| {
             found.push(e);
             Ok(())
         }) {
@@ -383,11 +390,7 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
         Ok(d) => d,
         Err(r) => return conn.send(done(&r)),
     };
-    let mut filter = convert::filter(&req.filter);
-    if !session.is_admin {
-        // Nobody but an administrator may test a password hash, even in a filter (DESIGN.md).
-        filter = hide_password_assertions(filter, conn.ctx.directory.schema());
-    }
+    let filter = convert::filter(&req.filter);
     let scope = match req.scope {
         LdapSearchScope::Base => Scope::Base,
         LdapSearchScope::OneLevel => Scope::One,
@@ -406,14 +409,9 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
         out.extend(done(&success()));
         return conn.send(out);
     }
-    // Baseline policy until the access-control engine: anonymous reads nothing
-    // but the root DSE and the subschema, and a refused read looks like absence.
-    if session.anonymous() {
-        return conn.send(done(&result(LdapResultCode::NoSuchObject, "")));
-    }
     // ldap3_proto does not sign-extend: a negative limit reads as huge; clamp (RFC 4511 §4.5.1.4: 0 = none).
     let requested = usize::try_from(req.sizelimit).unwrap_or(0);
-    let server = if session.is_admin { 0 } else { conn.ctx.search_size_limit };
+    let server = if session.principal.is_admin() { 0 } else { conn.ctx.search_size_limit };
     let size_limit = match (requested, server) {
         (0, s) => s,
         (r, 0) => r,
@@ -439,19 +437,23 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
             unregister(conn, id);
             return conn.send(done(&result(LdapResultCode::ProtocolError, why)));
         }
-        Ok(WriteControls { assertion: Some(filter), .. }) => match assertion_holds(dir, &sreq.base, &filter) {
-            Ok(true) => {}
-            Ok(false) => {
-                unregister(conn, id);
-                let r =
-                    result(LdapResultCode::AssertionFailed, "the assertion control's filter does not match the base");
-                return conn.send(done(&r));
+        Ok(WriteControls { assertion: Some(filter), .. }) => {
+            match assertion_holds(dir, &session, &sreq.base, &filter) {
+                Ok(true) => {}
+                Ok(false) => {
+                    unregister(conn, id);
+                    let r = result(
+                        LdapResultCode::AssertionFailed,
+                        "the assertion control's filter does not match the base",
+                    );
+                    return conn.send(done(&r));
+                }
+                Err(e) => {
+                    unregister(conn, id);
+                    return conn.send(done(&from_error(&e)));
+                }
             }
-            Err(e) => {
-                unregister(conn, id);
-                return conn.send(done(&from_error(&e)));
-            }
-        },
+        }
         Ok(_) => {}
     }
     let controls = search_controls(&ctrls);
@@ -468,8 +470,8 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
     }
     // Inline when the index leaves few candidates; otherwise on the blocking pool.
     let mut out = Vec::new();
-    let hide_password = !session.is_admin;
-    let r = dir.search_bounded(&sreq, Some(INLINE_CANDIDATES), |e| emit(&mut out, id, e, hide_password, None, &cancel));
+    let r = dir
+        .search_bounded(&session.principal, &sreq, Some(INLINE_CANDIDATES), |e| emit(&mut out, id, e, None, &cancel));
     match r {
         Ok(Some(_)) => {
             unregister(conn, id);
@@ -487,7 +489,7 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
             tokio::task::spawn_blocking(move || {
                 let mut out = Vec::new();
                 let dir = conn.ctx.directory.clone();
-                let r = dir.search(&sreq, |e| emit(&mut out, id, e, hide_password, Some(&conn), &cancel));
+                let r = dir.search(&session.principal, &sreq, |e| emit(&mut out, id, e, Some(&conn), &cancel));
                 unregister(&conn, id);
                 let res = match r {
                     Ok(_) => success(),
@@ -501,48 +503,16 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
     }
 }
 
-/// Replace every assertion on userPassword by one that is Undefined (an
-/// unknown type, RFC 4511 §4.5.1.7), so it never matches, even under NOT.
-fn hide_password_assertions(
-    f: crate::directory::Filter,
-    schema: &crate::directory::Schema,
-) -> crate::directory::Filter {
-    use crate::directory::Filter as F;
-    let is_pw = |a: &str| schema.attr_id(a).map(|id| schema.attr(id).lname == "userpassword").unwrap_or(false);
-    let undefined = || F::Equality("x-hidden-attribute".into(), Vec::new());
-    match f {
-        F::And(v) => F::And(v.into_iter().map(|x| hide_password_assertions(x, schema)).collect()),
-        F::Or(v) => F::Or(v.into_iter().map(|x| hide_password_assertions(x, schema)).collect()),
-        F::Not(x) => F::Not(Box::new(hide_password_assertions(*x, schema))),
-        F::Equality(ref a, _)
-        | F::Substrings(ref a, _)
-        | F::GreaterOrEqual(ref a, _)
-        | F::LessOrEqual(ref a, _)
-        | F::Present(ref a)
-        | F::Approx(ref a, _)
-            if is_pw(a) =>
-        {
-            undefined()
-        }
-        F::Extensible { attr: Some(ref a), .. } if is_pw(a) => undefined(),
-        other => other,
-    }
-}
-
 /// Encode one entry; hand full buffers to the writer when streaming.
 fn emit(
     out: &mut Vec<u8>,
     id: i32,
-    mut e: Entry,
-    hide_password: bool,
+    e: Entry,
     stream: Option<&Conn>,
     cancel: &AtomicBool,
 ) -> Result<(), DirectoryError> {
     if cancel.load(Ordering::Relaxed) {
         return Err(DirectoryError::Abandoned);
-    }
-    if hide_password {
-        e.remove("userPassword");
     }
     ber::search_entry(out, id, &e);
     if let Some(conn) = stream
@@ -598,7 +568,7 @@ fn result_set_search(conn: &Conn, session: &Session, id: i32, mut sreq: SearchRe
             }
             sreq.attrs = wanted_attrs;
             let mut found: Vec<Entry> = Vec::new();
-            let r = dir.search(&gather, |e| {
+            let r = dir.search(&session.principal, &gather, |e| {
                 found.push(e);
                 Ok(())
             });
@@ -662,16 +632,12 @@ fn reread(dir: &Directory, session: &Session, sreq: &SearchRequest, dn: &Dn) -> 
     one.attrs = sreq.attrs.clone();
     one.types_only = sreq.types_only;
     let mut found = None;
-    dir.search(&one, |e| {
+    dir.search(&session.principal, &one, |e| {
         found = Some(e);
         Ok(())
     })
     .ok()?;
-    let mut e = found?;
-    if !session.is_admin {
-        e.remove("userPassword");
-    }
-    Some(e)
+    found
 }
 
 /// One update request as `spawn_write` needs it.
@@ -681,8 +647,6 @@ struct WriteOp {
     tag: u8,
     controls: WriteControls,
     target: Target,
-    /// Whether this identity may make this change (baseline policy).
-    may_write: bool,
 }
 
 /// The entry a write aims at, and where it is afterwards (for Post-read).
@@ -702,11 +666,17 @@ fn renamed_dn(req: &LdapModifyDNRequest) -> Option<String> {
     Some(parent.child(rdn).to_string())
 }
 
-/// Whether the entry `dn` matches an assertion filter (RFC 4528).
-fn assertion_holds(dir: &Directory, dn: &Dn, filter: &crate::directory::Filter) -> Result<bool, DirectoryError> {
+/// Whether the entry `dn` matches an assertion filter (RFC 4528), as the
+/// identity sees it: an attribute it may not read cannot be asserted.
+fn assertion_holds(
+    dir: &Directory,
+    session: &Session,
+    dn: &Dn,
+    filter: &crate::directory::Filter,
+) -> Result<bool, DirectoryError> {
     let mut req = SearchRequest::new(dn.clone(), Scope::Base, filter.clone());
     req.attrs = vec!["1.1".into()];
-    Ok(dir.search(&req, |_| Ok(()))? == 1)
+    Ok(dir.search(&session.principal, &req, |_| Ok(()))? == 1)
 }
 
 /// Read an entry for a Pre-/Post-read control (RFC 4527), as a search would return it.
@@ -724,22 +694,15 @@ fn read_control(
     Some(ResponseControl { oid, value: Some(ber::entry_op(&e)) })
 }
 
-/// Writes are for administrators until the access-control engine lands
-/// (DESIGN.md "baseline"); `may_write` is the caller's decision (an
-/// administrator, or someone changing their own password). They run on the
-/// blocking pool: they commit with an fsync and may hash a password.
+/// Writes run on the blocking pool: they commit with an fsync and may hash a
+/// password. The core's access policy decides whether they are allowed.
 fn spawn_write(
     conn: &Arc<Conn>,
     session: &Session,
     op: WriteOp,
     f: impl FnOnce(&Directory, &Actor) -> Result<(), DirectoryError> + Send + 'static,
 ) {
-    let WriteOp { id, tag, controls: wc, target, may_write } = op;
-    if !may_write {
-        let why = if session.anonymous() { "anonymous" } else { "this identity" };
-        let res = result(LdapResultCode::InsufficentAccessRights, format!("{why} may not write to the directory"));
-        return conn.send(encode_result(id, tag, &res));
-    }
+    let WriteOp { id, tag, controls: wc, target } = op;
     let conn = conn.clone();
     let session = session.clone();
     // Registered so that StartTLS sees it in flight; a write cannot be abandoned half-way.
@@ -752,7 +715,7 @@ fn spawn_write(
             // another write may slip in between (the core has no conditional write yet).
             if let (Some(filter), Some(dn)) = (&wc.assertion, Dn::parse(&target.dn).ok())
                 && tag != ber::ADD_RESPONSE
-                && !assertion_holds(dir, &dn, filter)?
+                && !assertion_holds(dir, &session, &dn, filter)?
             {
                 return Ok(result(LdapResultCode::AssertionFailed, "the assertion control's filter does not match"));
             }
@@ -815,11 +778,8 @@ fn moddn(dir: &Directory, actor: &Actor, req: LdapModifyDNRequest) -> Result<(),
 }
 
 fn compare(ctx: &Arc<Context>, session: &Session, req: LdapCompareRequest, wc: &WriteControls) -> LdapResult {
-    if session.anonymous() {
-        return result(LdapResultCode::NoSuchObject, "");
-    }
     if let Some(filter) = &wc.assertion {
-        let holds = parse_dn(&req.dn).map(|dn| assertion_holds(&ctx.directory, &dn, filter));
+        let holds = parse_dn(&req.dn).map(|dn| assertion_holds(&ctx.directory, session, &dn, filter));
         match holds {
             Err(r) => return r,
             Ok(Err(e)) => return from_error(&e),
@@ -829,14 +789,11 @@ fn compare(ctx: &Arc<Context>, session: &Session, req: LdapCompareRequest, wc: &
             Ok(Ok(true)) => {}
         }
     }
-    if !session.is_admin && req.atype.eq_ignore_ascii_case("userPassword") {
-        return result(LdapResultCode::InsufficentAccessRights, "userPassword cannot be compared");
-    }
     let dn = match parse_dn(&req.dn) {
         Ok(d) => d,
         Err(r) => return r,
     };
-    match ctx.directory.compare(&dn, &req.atype, &req.val) {
+    match ctx.directory.compare(&session.principal, &dn, &req.atype, &req.val) {
         Ok(true) => result(LdapResultCode::CompareTrue, ""),
         Ok(false) => result(LdapResultCode::CompareFalse, ""),
         Err(e) => from_error(&e),
@@ -905,14 +862,14 @@ fn password_modify(
     };
     let target_ndn = dir.normalize_dn(&target).map_err(|e| from_error(&e))?;
     let own = target_ndn == session.bound_ndn;
-    if !own && !session.is_admin {
-        return Err(result(LdapResultCode::InsufficentAccessRights, "you may change only your own password"));
-    }
-    if own && !session.is_admin {
+    // Changing one's own password takes the current one (RFC 3062 §2 leaves it
+    // to the server); whether anyone else's may be set is the access policy's call.
+    if own && !session.principal.is_admin() {
         let Some(old) = req.old_password.as_deref() else {
             return Err(result(LdapResultCode::UnwillingToPerform, "the current password is required to change it"));
         };
-        if dir.bind(&target, old.as_bytes()).is_err() {
+        let entry = dir.get(&target).map_err(|e| from_error(&e))?;
+        if dir.authenticate(entry, old.as_bytes(), &session.peer).is_err() {
             return Err(result(LdapResultCode::InvalidCredentials, "the current password is wrong"));
         }
     }

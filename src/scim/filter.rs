@@ -154,7 +154,8 @@ fn member_equality(dir: &Directory, v: &CompValue) -> Result<Filter, ScimError> 
     );
     req.attrs = vec!["1.1".into()];
     let mut dns = Vec::new();
-    dir.search(&req, |e| {
+    // Only turns an id into a DN: what the caller may see is decided by the search it goes in.
+    dir.search(&crate::directory::Principal::Server, &req, |e| {
         dns.push(e.dn.to_string());
         Ok(())
     })?;

@@ -12,12 +12,12 @@ use crate::directory::{
 
 pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 
-fn groups(dir: &Directory, base: Dn, extra: Filter) -> Result<Vec<Entry>, ScimError> {
+fn groups(dir: &Directory, caller: &Caller, base: Dn, extra: Filter) -> Result<Vec<Entry>, ScimError> {
     let f = Filter::And(vec![Filter::Equality("objectClass".into(), b"groupOfNames".to_vec()), extra]);
     let mut req = SearchRequest::new(base, Scope::Sub, f);
     req.attrs = vec!["*".into(), "+".into()];
     let mut out = Vec::new();
-    dir.search(&req, |e| {
+    dir.search(&caller.1.principal, &req, |e| {
         // Only groups that sit in an organisation's ou=groupes are SCIM Groups.
         if e.dn.parent().rdn().and_then(|r| r.avas.first()).is_some_and(|a| a.value.eq_ignore_ascii_case("groupes")) {
             out.push(e);
@@ -29,7 +29,7 @@ fn groups(dir: &Directory, base: Dn, extra: Filter) -> Result<Vec<Entry>, ScimEr
 
 pub(super) fn find(dir: &Directory, caller: &Caller, id: &str) -> Result<Entry, ScimError> {
     let f = Filter::Equality("entryUUID".into(), id.as_bytes().to_vec());
-    groups(dir, base_of(dir, caller), f)?.pop().ok_or_else(|| ScimError::not_found("Group"))
+    groups(dir, caller, base_of(dir, caller), f)?.pop().ok_or_else(|| ScimError::not_found("Group"))
 }
 
 pub(super) fn render(dir: &Directory, g: &Entry) -> Value {
@@ -108,7 +108,7 @@ pub(super) fn create_entry(dir: &Directory, caller: &Caller, g: &Value) -> Resul
     let mut entry = Entry::new(dn.clone()).with("objectClass", ["groupOfNames"]).with("cn", [name.as_str()]);
     entry.add_values("member", members);
     apply(dir, caller, vec![Change::Add(entry)])?;
-    groups(dir, dn, Filter::everything())?.pop().ok_or_else(|| ScimError::not_found("Group"))
+    groups(dir, caller, dn, Filter::everything())?.pop().ok_or_else(|| ScimError::not_found("Group"))
 }
 
 /// Make the group say what the Group JSON says (name and members), in one transaction.
@@ -133,5 +133,5 @@ pub(super) fn list_entries(dir: &Directory, caller: &Caller, filter: Option<&str
         Some(f) => super::filter::parse_group(f, dir)?,
         None => Filter::And(Vec::new()),
     };
-    groups(dir, base_of(dir, caller), filter)
+    groups(dir, caller, base_of(dir, caller), filter)
 }

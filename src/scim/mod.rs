@@ -30,7 +30,7 @@ use serde_json::Value;
 
 pub use error::ScimError;
 
-use crate::directory::{Directory, TokenScope};
+use crate::directory::{Actor, Directory, TokenScope};
 
 /// SCIM media type (RFC 7644 §3.1).
 pub const MEDIA_TYPE: &str = "application/scim+json";
@@ -115,8 +115,25 @@ pub fn scim_json(status: StatusCode, body: Value) -> Response {
     r
 }
 
-/// The authenticated caller: what its bearer token reaches.
-pub struct Caller(pub TokenScope);
+/// The client's address, handed to handlers by `axum::serve` for the audit trail.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+impl<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, tokio::net::TcpListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'a, tokio::net::TcpListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, https::TlsListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'a, https::TlsListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// The authenticated caller: what its bearer token reaches, and the actor
+/// (principal and peer address) the core judges and records.
+pub struct Caller(pub TokenScope, pub Actor);
 
 impl FromRequestParts<Arc<ScimContext>> for Caller {
     type Rejection = ScimError;
@@ -129,7 +146,15 @@ impl FromRequestParts<Arc<ScimContext>> for Caller {
             return Err(unauthorized());
         }
         match ctx.directory.check_token(token.trim())? {
-            Some(scope) => Ok(Caller(scope)),
+            Some(scope) => {
+                let peer = parts
+                    .extensions
+                    .get::<axum::extract::ConnectInfo<PeerAddr>>()
+                    .map(|c| c.0.0.to_string())
+                    .unwrap_or_default();
+                let actor = Actor::client(ctx.directory.token_principal(&scope), peer);
+                Ok(Caller(scope, actor))
+            }
             None => Err(unauthorized()),
         }
     }

@@ -19,23 +19,20 @@ pub(super) fn base_of(dir: &Directory, caller: &Caller) -> Dn {
     }
 }
 
-/// The actor recorded in creatorsName / modifiersName and the changelog.
+/// The actor the core judges and records in creatorsName / modifiersName and the audit trail.
 pub(super) fn actor_of(caller: &Caller) -> Actor {
-    match &caller.0 {
-        TokenScope::Cig => Actor::new("cn=scim,cn=cig"),
-        TokenScope::Organisation(dn) => Actor::new(format!("cn=scim,{dn}")),
-    }
+    caller.1.clone()
 }
 
 fn users_filter(extra: Filter) -> Filter {
     Filter::And(vec![Filter::Equality("objectClass".into(), b"inetOrgPerson".to_vec()), extra])
 }
 
-fn search(dir: &Directory, base: Dn, filter: Filter) -> Result<Vec<Entry>, ScimError> {
+fn search(dir: &Directory, caller: &Caller, base: Dn, filter: Filter) -> Result<Vec<Entry>, ScimError> {
     let mut req = SearchRequest::new(base, Scope::Sub, users_filter(filter));
     req.attrs = vec!["*".into(), "+".into()];
     let mut out = Vec::new();
-    dir.search(&req, |e| {
+    dir.search(&caller.1.principal, &req, |e| {
         out.push(e);
         Ok(())
     })?;
@@ -45,7 +42,7 @@ fn search(dir: &Directory, base: Dn, filter: Filter) -> Result<Vec<Entry>, ScimE
 /// The caller's user with this id; another organisation's is a 404, as if absent.
 pub(super) fn find_user(dir: &Directory, caller: &Caller, id: &str) -> Result<Entry, ScimError> {
     let f = Filter::Equality("entryUUID".into(), id.as_bytes().to_vec());
-    search(dir, base_of(dir, caller), f)?.pop().ok_or_else(|| ScimError::not_found("User"))
+    search(dir, caller, base_of(dir, caller), f)?.pop().ok_or_else(|| ScimError::not_found("User"))
 }
 
 /// The organisation above an agent: the parent of its `ou=agents`.
@@ -110,13 +107,17 @@ fn app_change(dir: &Directory, app: &str, member: &str, op: ModOp) -> Change {
     Change::Modify(group, vec![Modification { op, attr: "member".into(), values: vec![member.as_bytes().to_vec()] }])
 }
 
-/// Hash a plain password before the write transaction (argon2 takes milliseconds).
-fn hash_passwords(attrs: &mut [(&'static str, Vec<Vec<u8>>)]) -> Result<(), ScimError> {
-    for (name, values) in attrs.iter_mut().filter(|(n, _)| *n == "userPassword") {
-        let _ = name;
+/// Check and hash a plain password before the write transaction (argon2 takes milliseconds).
+fn hash_passwords(
+    dir: &Directory,
+    caller: &Caller,
+    attrs: &mut [(&'static str, Vec<Vec<u8>>)],
+) -> Result<(), ScimError> {
+    for (_, values) in attrs.iter_mut().filter(|(n, _)| *n == "userPassword") {
         for v in values.iter_mut() {
-            *v =
-                password::hash(v).map_err(|e| ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e))?.into_bytes();
+            if !password::is_hashed(v) {
+                *v = dir.prepare_password(&caller.1, v)?;
+            }
         }
     }
     Ok(())
@@ -149,7 +150,7 @@ pub(super) fn create_entry(dir: &Directory, caller: &Caller, u: &Value) -> Resul
     };
     let org = dir.get(&org_dn)?.ok_or_else(|| ScimError::not_found("organisation"))?;
     let mut attrs = mapping::user_attributes(u)?;
-    hash_passwords(&mut attrs)?;
+    hash_passwords(dir, caller, &mut attrs)?;
     let uid = attrs.iter().find(|(n, _)| *n == "uid").and_then(|(_, v)| v.first()).cloned().unwrap_or_default();
     let uid = String::from_utf8(uid).map_err(|_| ScimError::invalid_value("userName is not UTF-8"))?;
     let dn = org_dn.child(Rdn::single("ou", "agents")).child(Rdn::single("uid", &uid));
@@ -161,7 +162,7 @@ pub(super) fn create_entry(dir: &Directory, caller: &Caller, u: &Value) -> Resul
     changes.extend(grant_changes(dir, &org, &dn.to_string(), &mapping::entitlements(u)?, &[])?);
     apply(dir, caller, changes)?;
     // Read back with the operational attributes (entryUUID, timestamps) for the response.
-    search(dir, dn, Filter::everything())?.pop().ok_or_else(|| ScimError::not_found("User"))
+    search(dir, caller, dn, Filter::everything())?.pop().ok_or_else(|| ScimError::not_found("User"))
 }
 
 /// RFC 7644 §3.14: the version a client expects (`If-Match`, or a Bulk
@@ -181,7 +182,7 @@ pub(super) fn check_version(wanted: Option<&str>, entry: &Entry) -> Result<(), S
 pub(super) fn write_user(dir: &Directory, caller: &Caller, entry: &Entry, u: &Value) -> Result<(), ScimError> {
     let org = organisation_of(dir, &entry.dn).ok_or_else(|| ScimError::not_found("organisation"))?;
     let mut attrs = mapping::user_attributes(u)?;
-    hash_passwords(&mut attrs)?;
+    hash_passwords(dir, caller, &mut attrs)?;
     let mut changes = Vec::new();
     let mut dn = entry.dn.clone();
     let new_uid = attrs.iter().find(|(n, _)| *n == "uid").and_then(|(_, v)| v.first()).cloned().unwrap_or_default();
@@ -212,5 +213,5 @@ pub(super) fn list_entries(dir: &Directory, caller: &Caller, filter: Option<&str
         Some(f) => super::filter::parse(f)?,
         None => Filter::And(Vec::new()),
     };
-    search(dir, base_of(dir, caller), filter)
+    search(dir, caller, base_of(dir, caller), filter)
 }

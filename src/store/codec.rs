@@ -11,6 +11,7 @@ use super::{Result, StoreError};
 
 const RECORD_V1: u8 = 1;
 const CHANGE_V1: u8 = 1;
+const CHANGE_V2: u8 = 2;
 
 /// An entry as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -31,7 +32,15 @@ pub struct ChangeRecord {
     pub actor: String,
     pub op: String,
     pub dn: String,
+    /// Attribute names changed (never values: passwords must not reach the trail),
+    /// or the new DN of a rename.
     pub attrs: Vec<String>,
+    /// Where the request came from.
+    pub peer: String,
+    /// `success`, or the refusal (result name and message).
+    pub result: String,
+    /// The normalised DN of the organisation the target belongs to, if any.
+    pub org: String,
 }
 
 /// A SCIM bearer token as stored: never the secret, only what it grants.
@@ -183,7 +192,7 @@ impl Record {
 
 impl ChangeRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![CHANGE_V1];
+        let mut out = vec![CHANGE_V2];
         for s in [&self.time, &self.actor, &self.op, &self.dn] {
             put_bytes(&mut out, s.as_bytes());
         }
@@ -191,12 +200,16 @@ impl ChangeRecord {
         for a in &self.attrs {
             put_bytes(&mut out, a.as_bytes());
         }
+        for s in [&self.peer, &self.result, &self.org] {
+            put_bytes(&mut out, s.as_bytes());
+        }
         out
     }
 
     pub fn decode(b: &[u8]) -> Result<ChangeRecord> {
         let mut c = Cursor { b };
-        if c.byte()? != CHANGE_V1 {
+        let version = c.byte()?;
+        if version != CHANGE_V1 && version != CHANGE_V2 {
             return Err(StoreError::Corrupt("unknown change record version".into()));
         }
         let time = c.string()?;
@@ -208,7 +221,13 @@ impl ChangeRecord {
         for _ in 0..n {
             attrs.push(c.string()?);
         }
-        Ok(ChangeRecord { time, actor, op, dn, attrs })
+        // Version 1 (before the audit trail) had no peer, result or organisation.
+        let (peer, result, org) = if version == CHANGE_V2 {
+            (c.string()?, c.string()?, c.string()?)
+        } else {
+            (String::new(), "success".to_string(), String::new())
+        };
+        Ok(ChangeRecord { time, actor, op, dn, attrs, peer, result, org })
     }
 }
 

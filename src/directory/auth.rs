@@ -1,0 +1,244 @@
+//! Simple-bind authentication and the password policy (issue 5 §5–6):
+//! quality of new passwords, lockout after repeated failures
+//! (`pwdAccountLockedTime`, draft-behera names), disabled accounts, and the
+//! move of old hashes to argon2id after a successful bind.
+//!
+//! Every refusal is the same invalidCredentials after the same kind of work,
+//! whether the DN is unknown, the password wrong, the account locked or
+//! disabled (RFC 4513 §6.2): a failed bind is no oracle for which accounts exist.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::password::{self, Argon2Params};
+use super::schema::syntax::{format_epoch, now_generalized};
+use super::*;
+use crate::store::{ChangeRecord, WriteTx};
+
+/// The configurable password policy.
+#[derive(Debug, Clone)]
+pub struct PasswordPolicy {
+    /// Shortest new password, in characters.
+    pub min_length: usize,
+    /// How many of lower case, upper case, digits and other characters a new password mixes.
+    pub min_classes: usize,
+    /// Failed binds in a row that lock an account; 0 turns lockout off.
+    pub max_failures: u32,
+    /// How long a lock lasts, in seconds; 0 means until an administrator
+    /// deletes `pwdAccountLockedTime`. Failures older than this are forgotten.
+    pub lockout_secs: u64,
+    /// Re-hash to argon2id after a successful bind with an older scheme.
+    pub rehash: bool,
+    pub argon2: Argon2Params,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy {
+            min_length: 12,
+            min_classes: 2,
+            max_failures: 5,
+            lockout_secs: 900,
+            rehash: true,
+            argon2: Argon2Params::default(),
+        }
+    }
+}
+
+/// Failed binds of one account since its last success.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failures {
+    count: u32,
+    last: u64,
+}
+
+/// Most accounts whose failures are remembered (memory stays bounded under a spray).
+const MAX_TRACKED_FAILURES: usize = 100_000;
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Directory {
+    pub fn password_policy(&self) -> &PasswordPolicy {
+        &self.password_policy
+    }
+
+    /// Refuse a new plain-text password the policy does not accept (constraintViolation).
+    pub fn check_password_quality(&self, plain: &[u8]) -> Result<()> {
+        let p = &self.password_policy;
+        let s = std::str::from_utf8(plain)
+            .map_err(|_| DirectoryError::ConstraintViolation("the new password is not valid UTF-8".into()))?;
+        let len = s.chars().count();
+        if len < p.min_length {
+            return Err(DirectoryError::ConstraintViolation(format!(
+                "the new password is too short: {len} characters, at least {} are required",
+                p.min_length
+            )));
+        }
+        let classes = [
+            s.chars().any(char::is_lowercase),
+            s.chars().any(char::is_uppercase),
+            s.chars().any(|c| c.is_ascii_digit()),
+            s.chars().any(|c| !c.is_alphanumeric()),
+        ]
+        .iter()
+        .filter(|&&b| b)
+        .count();
+        if classes < p.min_classes {
+            return Err(DirectoryError::ConstraintViolation(format!(
+                "the new password mixes {classes} kinds of characters, at least {} of lower case, upper case, \
+                 digits and others are required",
+                p.min_classes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Hash a new password with the configured argon2id parameters, after the
+    /// quality check when a client (not the server itself) sets it.
+    pub fn prepare_password(&self, actor: &Actor, plain: &[u8]) -> Result<Vec<u8>> {
+        if !matches!(actor.principal, Principal::Server) {
+            self.check_password_quality(plain)?;
+        }
+        password::hash_with(plain, &self.password_policy.argon2)
+            .map(String::into_bytes)
+            .map_err(DirectoryError::Internal)
+    }
+
+    /// Whether a bind against this entry is only a salted-digest check: no
+    /// argon2 or crypt, and no write to follow (re-hash). Such binds run inline.
+    pub fn bind_is_cheap(&self, entry: Option<&Entry>) -> bool {
+        entry.and_then(|e| e.get("userPassword")).is_some_and(|a| {
+            a.values
+                .iter()
+                .all(|v| password::is_cheap(v) && !(self.password_policy.rehash && password::needs_rehash(v)))
+        })
+    }
+
+    /// A simple bind (RFC 4513 §5.1.3) against an entry read before with
+    /// [`Directory::get`]. On success, the principal the session acts as.
+    pub fn authenticate(&self, entry: Option<Entry>, password: &[u8], peer: &str) -> Result<Principal> {
+        let Some(entry) = entry else {
+            password::verify(password::decoy(), password);
+            return Err(DirectoryError::InvalidCredentials);
+        };
+        let ndn = self.normalize_dn(&entry.dn)?;
+        let stored: &[Vec<u8>] = entry.get("userPassword").map(|a| a.values.as_slice()).unwrap_or_default();
+        if stored.is_empty() {
+            password::verify(password::decoy(), password);
+        }
+        let matched = stored.iter().find(|v| password::verify(v, password)).cloned();
+        let policy = &self.password_policy;
+        let now = now_secs();
+        let locked_at = entry.first_str("pwdAccountLockedTime").map(str::to_string);
+        let locked = locked_at.as_deref().is_some_and(|t| {
+            policy.lockout_secs == 0 || t > format_epoch(now.saturating_sub(policy.lockout_secs) as i64).as_str()
+        });
+        if locked {
+            return Err(DirectoryError::InvalidCredentials);
+        }
+        let Some(matched) = matched else {
+            if !stored.is_empty() && self.count_failure(&ndn, now) {
+                self.lock(&entry.dn, peer);
+            }
+            return Err(DirectoryError::InvalidCredentials);
+        };
+        if entry.first_str("cigActive").is_some_and(|v| v.eq_ignore_ascii_case("FALSE")) {
+            return Err(DirectoryError::InvalidCredentials);
+        }
+        if let Ok(mut f) = self.failures.lock() {
+            f.remove(&ndn);
+        }
+        if locked_at.is_some() {
+            // The lock has run its time: the account is usable again.
+            let unlock = Modification { op: ModOp::Delete, attr: "pwdAccountLockedTime".into(), values: Vec::new() };
+            let server = Actor { peer: peer.to_string(), ..Actor::new(entry.dn.to_string()) };
+            if let Err(e) = self.modify(&server, &entry.dn, &[unlock]) {
+                tracing::warn!(dn = %entry.dn, "could not clear an expired lock: {e}");
+            }
+        }
+        if policy.rehash && password::needs_rehash(&matched) {
+            match password::hash_with(password, &policy.argon2) {
+                Ok(new) => {
+                    if let Err(e) = self.rehash(&entry.dn, &matched, new.into_bytes(), peer) {
+                        tracing::warn!(dn = %entry.dn, "could not re-hash a password: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!("argon2: {e}"),
+            }
+        }
+        self.principal_of(&entry.dn)
+    }
+
+    /// Count a failed bind; true when it reaches the lockout threshold.
+    fn count_failure(&self, ndn: &str, now: u64) -> bool {
+        let policy = &self.password_policy;
+        if policy.max_failures == 0 {
+            return false;
+        }
+        let Ok(mut all) = self.failures.lock() else { return false };
+        if all.len() >= MAX_TRACKED_FAILURES && !all.contains_key(ndn) {
+            let horizon = now.saturating_sub(policy.lockout_secs.max(60));
+            all.retain(|_, f| f.last >= horizon);
+            if all.len() >= MAX_TRACKED_FAILURES {
+                all.clear();
+            }
+        }
+        let f = all.entry(ndn.to_string()).or_insert(Failures { count: 0, last: now });
+        if policy.lockout_secs > 0 && now.saturating_sub(f.last) > policy.lockout_secs {
+            f.count = 0;
+        }
+        f.count += 1;
+        f.last = now;
+        if f.count >= policy.max_failures {
+            all.remove(ndn);
+            return true;
+        }
+        false
+    }
+
+    fn lock(&self, dn: &Dn, peer: &str) {
+        let m = Modification::new(ModOp::Replace, "pwdAccountLockedTime", [now_generalized()]);
+        let server = Actor { peer: peer.to_string(), ..Actor::new(dn.to_string()) };
+        match self.modify(&server, dn, &[m]) {
+            Ok(()) => {
+                tracing::warn!(%dn, %peer, "account locked after {} failed binds", self.password_policy.max_failures)
+            }
+            Err(e) => tracing::warn!(%dn, "could not lock an account: {e}"),
+        }
+    }
+
+    /// Replace one stored hash by its argon2id equivalent; the password is the
+    /// same, so pwdChangedTime does not move. Audited as `rehash`.
+    fn rehash(&self, dn: &Dn, old: &[u8], new: Vec<u8>, peer: &str) -> Result<()> {
+        let server = Actor { peer: peer.to_string(), ..Actor::new(dn.to_string()) };
+        self.audited(&server, "rehash", dn, vec!["userPassword".into()], false, |w: &mut WriteTx| {
+            let ndn = self.normalize_dn(dn)?;
+            let Some(id) = w.id_of_dn(&ndn)? else { return Err(self.hidden(dn)) };
+            let Some(rec) = w.entry(id)? else { return Err(self.hidden(dn)) };
+            let before = self.to_entry(&rec)?;
+            let mut after = before.clone();
+            if let Some(a) = after.get_mut("userPassword") {
+                for v in a.values.iter_mut().filter(|v| v.as_slice() == old) {
+                    *v = new.clone();
+                }
+            }
+            self.reindex(w, id, &before, &after)?;
+            w.put_entry(id, &self.record(&after, &ndn, rec.parent))?;
+            w.log_change(&ChangeRecord {
+                time: now_generalized(),
+                actor: dn.to_string(),
+                op: "rehash".into(),
+                dn: dn.to_string(),
+                attrs: vec!["userPassword".into()],
+                peer: peer.to_string(),
+                result: "success".into(),
+                org: self.organisation_of(w, &ndn, false)?.unwrap_or_default(),
+            })?;
+            Ok(())
+        })
+    }
+}
+
+pub(crate) type FailureTable = std::sync::Mutex<HashMap<String, Failures>>;
