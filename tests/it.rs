@@ -1,6 +1,7 @@
 //! The one integration-test binary (each file in tests/ would link its own).
 //! Servers start on port 0 and are queried with real clients.
 
+mod access_policy;
 mod common;
 mod directory_core;
 mod ldap_clients;

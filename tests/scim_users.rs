@@ -9,39 +9,6 @@ use crate::common::*;
 const CRETEIL: &str = "o=219400280,ou=organisations,dc=cig,dc=fr";
 const VITRY: &str = "o=217500016,ou=organisations,dc=cig,dc=fr";
 
-struct Scim {
-    base: String,
-}
-
-impl Scim {
-    fn new(srv: &TestServer) -> Scim {
-        Scim { base: format!("http://{}/scim/v2", srv.handle.as_ref().unwrap().scim_http_addr.unwrap()) }
-    }
-
-    /// (status, headers as `name: value` lines, body as JSON or Null), with reqwest.
-    async fn call(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, String, Value) {
-        let client = reqwest::Client::new();
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .header("Content-Type", "application/scim+json");
-        if let Some(b) = body {
-            req = req.body(b.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let head: String =
-            resp.headers().iter().map(|(k, v)| format!("{}: {}\r\n", k.as_str(), v.to_str().unwrap_or(""))).collect();
-        let text = resp.text().await.unwrap_or_default();
-        (status, head, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-}
-
-fn token(srv: &TestServer, scope: TokenScope) -> String {
-    srv.directory().create_token(&scope, "test").unwrap().1
-}
-
 fn user(name: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],

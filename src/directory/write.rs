@@ -146,19 +146,33 @@ impl Directory {
 
     /// Record a refused write (DESIGN.md / issue 5: every write, with its result).
     fn audit_refusal(&self, actor: &Actor, op: &str, dn: &Dn, attrs: Vec<String>, e: &DirectoryError) {
+        self.record_audit(actor, op, &dn.to_string(), attrs, &super::error::result_name(e));
+    }
+
+    /// Record a write a front end refused before it reached the core; `target`
+    /// is the entry's DN when known, else what the client named.
+    pub fn record_refusal(&self, actor: &Actor, op: &str, target: &str, why: &str) {
+        self.record_audit(actor, op, target, Vec::new(), why);
+    }
+
+    fn record_audit(&self, actor: &Actor, op: &str, target: &str, attrs: Vec<String>, result: &str) {
         if matches!(actor.principal, Principal::Server) {
             return;
         }
+        let dn = target;
         let record = |w: &mut WriteTx| -> Result<()> {
-            let org = self.normalize_dn(dn).ok().and_then(|n| self.organisation_of(w, &n, false).ok().flatten());
+            let org = Dn::parse(target)
+                .ok()
+                .and_then(|d| self.normalize_dn(&d).ok())
+                .and_then(|n| self.organisation_of(w, &n, false).ok().flatten());
             w.log_change(&ChangeRecord {
                 time: now_generalized(),
                 actor: actor.dn.clone(),
                 op: op.to_string(),
-                dn: dn.to_string(),
+                dn: target.to_string(),
                 attrs,
                 peer: actor.peer.clone(),
-                result: super::error::result_name(e),
+                result: result.to_string(),
                 org: org.unwrap_or_default(),
             })?;
             Ok(())

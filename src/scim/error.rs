@@ -13,11 +13,13 @@ pub struct ScimError {
     pub status: StatusCode,
     pub scim_type: Option<&'static str>,
     pub detail: String,
+    /// The directory core already recorded this refusal in the audit trail.
+    pub audited: bool,
 }
 
 impl ScimError {
     pub fn new(status: StatusCode, scim_type: Option<&'static str>, detail: impl Into<String>) -> ScimError {
-        ScimError { status, scim_type, detail: detail.into() }
+        ScimError { status, scim_type, detail: detail.into(), audited: false }
     }
 
     pub fn not_found(what: &str) -> ScimError {
@@ -62,7 +64,7 @@ impl From<DirectoryError> for ScimError {
                 (StatusCode::INTERNAL_SERVER_ERROR, None)
             }
         };
-        ScimError { status, scim_type, detail: e.to_string() }
+        ScimError { status, scim_type, detail: e.to_string(), audited: false }
     }
 }
 

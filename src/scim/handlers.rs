@@ -36,24 +36,46 @@ pub trait Resource: Send + Sync + 'static {
         patch: bool,
         version: Option<&str>,
     ) -> Result<Entry, ScimError> {
-        let entry = Self::find(dir, caller, id)?;
-        check_version(version, &entry)?;
-        if patch {
-            let mut doc = Self::render(dir, &entry);
-            super::patch::apply(&mut doc, body)?;
-            Self::write(dir, caller, &entry, &doc)?;
-        } else {
-            Self::write(dir, caller, &entry, body)?;
-        }
+        let entry = audit_refusal(dir, caller, "modify", id, Self::find(dir, caller, id))?;
+        let written = check_version(version, &entry).and_then(|()| {
+            if patch {
+                let mut doc = Self::render(dir, &entry);
+                super::patch::apply(&mut doc, body)?;
+                Self::write(dir, caller, &entry, &doc)
+            } else {
+                Self::write(dir, caller, &entry, body)
+            }
+        });
+        audit_refusal(dir, caller, "modify", &entry.dn.to_string(), written)?;
         Self::find(dir, caller, id)
     }
 
     /// DELETE: referential integrity removes the entry from every group in the same transaction.
     fn delete(dir: &Directory, caller: &Caller, id: &str, version: Option<&str>) -> Result<(), ScimError> {
-        let entry = Self::find(dir, caller, id)?;
-        check_version(version, &entry)?;
-        apply(dir, caller, vec![Change::Delete(entry.dn)])
+        let entry = audit_refusal(dir, caller, "delete", id, Self::find(dir, caller, id))?;
+        let deleted =
+            check_version(version, &entry).and_then(|()| apply(dir, caller, vec![Change::Delete(entry.dn.clone())]));
+        audit_refusal(dir, caller, "delete", &entry.dn.to_string(), deleted)
     }
+}
+
+/// A SCIM write refused before it reached the directory (unknown id, bad
+/// PATCH, version mismatch, an application the organisation does not
+/// subscribe to …) goes in the audit trail too; the core records its own.
+pub(super) fn audit_refusal<T>(
+    dir: &Directory,
+    caller: &Caller,
+    op: &str,
+    target: &str,
+    outcome: Result<T, ScimError>,
+) -> Result<T, ScimError> {
+    outcome.map_err(|mut e| {
+        if !e.audited {
+            dir.record_refusal(&caller.1, op, target, &format!("{} {}", e.status.as_u16(), e.detail));
+            e.audited = true;
+        }
+        e
+    })
 }
 
 pub struct Users;
@@ -123,7 +145,7 @@ pub async fn create<R: Resource>(
     let body = parse_body(&body)?;
     blocking(move || {
         let dir = &ctx.directory;
-        let created = R::create(dir, &caller, &body)?;
+        let created = audit_refusal(dir, &caller, "add", "", R::create(dir, &caller, &body))?;
         Ok(respond::<R>(dir, StatusCode::CREATED, &created, &Projection::default()))
     })
     .await

@@ -133,7 +133,7 @@ pub(super) async fn blocking<T: Send + 'static>(
 
 pub(super) fn apply(dir: &Directory, caller: &Caller, changes: Vec<Change>) -> Result<(), ScimError> {
     dir.apply_batch(&actor_of(caller), changes.into_iter().map(Ok), AddMode::Client, |_| {})
-        .map_err(|(_, e)| e.into())
+        .map_err(|(_, e)| ScimError { audited: true, ..e.into() })
         .map(|_| ())
 }
 

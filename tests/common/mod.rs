@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use convergences::app;
 use convergences::config::Config;
-use convergences::directory::{Actor, Directory, Dn, Entry};
+use convergences::directory::{Actor, Directory, Dn, Entry, TokenScope};
+use serde_json::Value;
 
 pub const SUFFIX: &str = "dc=cig,dc=fr";
 pub const ORG: &str = "o=219400280,ou=organisations,dc=cig,dc=fr";
@@ -87,8 +88,14 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// The demo server with some settings changed.
+    pub async fn start_with(change: impl FnOnce(&mut Config)) -> TestServer {
         let tmp = tempfile::tempdir().unwrap();
         let mut cfg = Config::for_test(tmp.path());
+        change(&mut cfg);
         cfg.demo = true;
         cfg.admin_password = Some(ADMIN_PASSWORD.into());
         let handle = app::start(cfg).await.unwrap();
@@ -148,4 +155,38 @@ pub async fn run_env(cmd: &str, args: &[&str], stdin: Option<&str>, env: &[(&str
     })
     .await
     .unwrap()
+}
+
+/// A SCIM client over plain HTTP (reqwest).
+pub struct Scim {
+    pub base: String,
+}
+
+impl Scim {
+    pub fn new(srv: &TestServer) -> Scim {
+        Scim { base: format!("http://{}/scim/v2", srv.handle.as_ref().unwrap().scim_http_addr.unwrap()) }
+    }
+
+    /// (status, headers as `name: value` lines, body as JSON or Null), with reqwest.
+    pub async fn call(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, String, Value) {
+        let client = reqwest::Client::new();
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("Content-Type", "application/scim+json");
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let head: String =
+            resp.headers().iter().map(|(k, v)| format!("{}: {}\r\n", k.as_str(), v.to_str().unwrap_or(""))).collect();
+        let text = resp.text().await.unwrap_or_default();
+        (status, head, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+pub fn token(srv: &TestServer, scope: TokenScope) -> String {
+    srv.directory().create_token(&scope, "test").unwrap().1
 }
