@@ -168,7 +168,7 @@ impl Directory {
                 Err(e) => tracing::warn!("argon2: {e}"),
             }
         }
-        self.principal_of(&entry.dn)
+        Ok(Principal::Entry(std::sync::Arc::new(BoundEntry::new(entry.dn.to_string(), ndn))))
     }
 
     /// Count a failed bind; true when it reaches the lockout threshold.
@@ -234,7 +234,7 @@ impl Directory {
                 attrs: vec!["userPassword".into()],
                 peer: peer.to_string(),
                 result: "success".into(),
-                org: self.organisation_of(w, &ndn, false)?.unwrap_or_default(),
+                org: self.organisation_of(w, &ndn, false)?.unwrap_or_default().to_string(),
             })?;
             Ok(())
         })

@@ -169,18 +169,28 @@ impl Directory {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The principal of a bound entry: its groups and whether it is a CIG administrator.
+    /// The principal of a bound entry; its groups are read when first needed.
     pub fn principal_of(&self, entry_dn: &Dn) -> Result<Principal> {
         let ndn = self.normalize_dn(entry_dn)?;
+        Ok(Principal::Entry(Arc::new(BoundEntry::new(entry_dn.to_string(), ndn))))
+    }
+
+    /// The groups of a bound entry and whether it is a CIG administrator.
+    pub(crate) fn roles_of(&self, ndn: &str) -> Result<access::Roles> {
         let r = self.store.read()?;
         let mut groups = HashSet::new();
-        for g in self.member_of_in(&r, &ndn)? {
+        for g in self.member_of_in(&r, ndn)? {
             if let Ok(n) = Dn::parse(&g).and_then(|d| self.normalize_dn(&d)) {
                 groups.insert(n);
             }
         }
-        let admin = self.admins.contains(&ndn) || groups.contains(&self.admins_group_ndn);
-        Ok(Principal::Entry(Arc::new(BoundEntry { dn: entry_dn.to_string(), ndn, groups, admin })))
+        let admin = self.is_named_admin(ndn) || groups.contains(&self.admins_group_ndn);
+        Ok(access::Roles { groups, admin })
+    }
+
+    /// `cn=admin` or a DN of the `admins` setting.
+    pub(crate) fn is_named_admin(&self, ndn: &str) -> bool {
+        self.admins.iter().any(|a| a == ndn)
     }
 
     /// The principal of a SCIM token.
@@ -195,16 +205,8 @@ impl Directory {
     /// The same principal with its groups read again (after a commit changed them).
     pub fn refresh(&self, p: &Principal) -> Result<Principal> {
         match p {
-            Principal::Entry(e) => match Dn::parse(&e.dn) {
-                Ok(dn) if self.get(&dn)?.is_some() => self.principal_of(&dn),
-                // The entry is gone: what it may do is what anyone bound may do.
-                _ => Ok(Principal::Entry(Arc::new(BoundEntry {
-                    dn: e.dn.clone(),
-                    ndn: e.ndn.clone(),
-                    groups: HashSet::new(),
-                    admin: self.admins.contains(&e.ndn),
-                }))),
-            },
+            // Groups are read again at the next check.
+            Principal::Entry(e) => Ok(Principal::Entry(Arc::new(BoundEntry::new(e.dn.clone(), e.ndn.clone())))),
             other => Ok(other.clone()),
         }
     }

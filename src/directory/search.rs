@@ -295,7 +295,7 @@ impl Directory {
     /// noSuchObject whose matchedDN is the deepest ancestor the identity may
     /// name as a search base, so that it discloses nothing hidden.
     pub(super) fn no_such_object_for(&self, access: &Access<'_>, r: &impl Reader, dn: &Dn) -> DirectoryError {
-        if access.unrestricted() || access.principal().is_admin() {
+        if access.unrestricted() || access.principal().is_admin(self) {
             return self.no_such_object(r, dn);
         }
         let mut cur = dn.parent();

@@ -164,7 +164,7 @@ impl Directory {
             let org = Dn::parse(target)
                 .ok()
                 .and_then(|d| self.normalize_dn(&d).ok())
-                .and_then(|n| self.organisation_of(w, &n, false).ok().flatten());
+                .and_then(|n| self.organisation_of(w, &n, false).ok().flatten().map(str::to_string));
             w.log_change(&ChangeRecord {
                 time: now_generalized(),
                 actor: actor.dn.clone(),
@@ -318,10 +318,10 @@ impl Directory {
     pub(super) fn modify_in(&self, w: &mut WriteTx, actor: &Actor, dn: &Dn, mods: &[Modification]) -> Result<()> {
         let ndn = self.normalize_dn(dn)?;
         let Some(id) = w.id_of_dn(&ndn)? else {
-            return Err(self.no_such_object(w, dn));
+            return Err(self.no_such_object_for(&self.access(&actor.principal).uncached(), w, dn));
         };
         let Some(rec) = w.entry(id)? else {
-            return Err(self.no_such_object(w, dn));
+            return Err(self.no_such_object_for(&self.access(&actor.principal).uncached(), w, dn));
         };
         let old = self.to_entry(&rec)?;
         let access = self.access(&actor.principal).uncached();
@@ -460,10 +460,10 @@ impl Directory {
     pub(super) fn delete_in(&self, w: &mut WriteTx, actor: &Actor, dn: &Dn) -> Result<()> {
         let ndn = self.normalize_dn(dn)?;
         let Some(id) = w.id_of_dn(&ndn)? else {
-            return Err(self.no_such_object(w, dn));
+            return Err(self.no_such_object_for(&self.access(&actor.principal).uncached(), w, dn));
         };
         let Some(rec) = w.entry(id)? else {
-            return Err(self.no_such_object(w, dn));
+            return Err(self.no_such_object_for(&self.access(&actor.principal).uncached(), w, dn));
         };
         let entry = self.to_entry(&rec)?;
         let access = self.access(&actor.principal).uncached();
@@ -501,10 +501,10 @@ impl Directory {
     ) -> Result<()> {
         let ndn = self.normalize_dn(dn)?;
         let Some(id) = w.id_of_dn(&ndn)? else {
-            return Err(self.no_such_object(w, dn));
+            return Err(self.no_such_object_for(&self.access(&actor.principal).uncached(), w, dn));
         };
         let Some(rec) = w.entry(id)? else {
-            return Err(self.no_such_object(w, dn));
+            return Err(self.no_such_object_for(&self.access(&actor.principal).uncached(), w, dn));
         };
         let access = self.access(&actor.principal).uncached();
         let old_entry = self.to_entry(&rec)?;
@@ -701,7 +701,7 @@ impl Directory {
 
     fn log(&self, w: &mut WriteTx, actor: &Actor, op: &str, dn: &Dn, attrs: Vec<String>) -> Result<()> {
         let org = match self.normalize_dn(dn) {
-            Ok(n) => self.organisation_of(w, &n, false)?.unwrap_or_default(),
+            Ok(n) => self.organisation_of(w, &n, false)?.unwrap_or_default().to_string(),
             Err(_) => String::new(),
         };
         w.log_change(&ChangeRecord {

@@ -411,7 +411,7 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
     }
     // ldap3_proto does not sign-extend: a negative limit reads as huge; clamp (RFC 4511 §4.5.1.4: 0 = none).
     let requested = usize::try_from(req.sizelimit).unwrap_or(0);
-    let server = if session.principal.is_admin() { 0 } else { conn.ctx.search_size_limit };
+    let server = if session.principal.is_admin(&conn.ctx.directory) { 0 } else { conn.ctx.search_size_limit };
     let size_limit = match (requested, server) {
         (0, s) => s,
         (r, 0) => r,
@@ -864,7 +864,7 @@ fn password_modify(
     let own = target_ndn == session.bound_ndn;
     // Changing one's own password takes the current one (RFC 3062 §2 leaves it
     // to the server); whether anyone else's may be set is the access policy's call.
-    if own && !session.principal.is_admin() {
+    if own && !session.principal.is_admin(&ctx.directory) {
         let Some(old) = req.old_password.as_deref() else {
             return Err(result(LdapResultCode::UnwillingToPerform, "the current password is required to change it"));
         };

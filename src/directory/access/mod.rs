@@ -15,7 +15,7 @@
 pub mod policy;
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::{Directory, Entry, Result, TokenScope, dn};
 use crate::directory::DirectoryError;
@@ -64,10 +64,34 @@ pub enum Principal {
 pub struct BoundEntry {
     pub dn: String,
     pub ndn: String,
+    /// Read from the directory when a check first needs them: a connection
+    /// that only binds (the login of a legacy application) never does.
+    roles: OnceLock<Roles>,
+}
+
+/// What the policy needs to know about a bound entry.
+#[derive(Debug, Default)]
+pub struct Roles {
     /// Normalised DNs of the groups it is a direct member of.
     pub groups: HashSet<String>,
     /// A CIG administrator (DESIGN.md: cn=admin, cn=administrateurs, the `admins` setting).
     pub admin: bool,
+}
+
+impl BoundEntry {
+    pub fn new(dn: String, ndn: String) -> BoundEntry {
+        BoundEntry { dn, ndn, roles: OnceLock::new() }
+    }
+
+    pub fn roles(&self, dir: &Directory) -> &Roles {
+        self.roles.get_or_init(|| match dir.roles_of(&self.ndn) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(dn = %self.dn, "could not read the groups of a bound entry: {e}");
+                Roles { groups: HashSet::new(), admin: dir.is_named_admin(&self.ndn) }
+            }
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -90,10 +114,10 @@ impl Principal {
         }
     }
 
-    pub fn is_admin(&self) -> bool {
+    pub fn is_admin(&self, dir: &Directory) -> bool {
         match self {
             Principal::Server => true,
-            Principal::Entry(e) => e.admin,
+            Principal::Entry(e) => e.roles(dir).admin,
             Principal::Token(t) => t.scope == TokenScope::Cig,
             Principal::Anonymous => false,
         }
@@ -202,10 +226,10 @@ pub struct Access<'a> {
     cached: bool,
 }
 
-/// The organisation of the entry a rule is evaluated for, found once.
+/// The organisation of the entry a rule is evaluated for (a slice of its DN), found once.
 #[derive(Default)]
-struct OrgOf {
-    found: Option<Option<String>>,
+struct OrgOf<'n> {
+    found: Option<Option<&'n str>>,
 }
 
 impl Directory {
@@ -213,7 +237,7 @@ impl Directory {
     pub fn access<'a>(&'a self, principal: &'a Principal) -> Access<'a> {
         let rules = match principal {
             Principal::Server => Vec::new(),
-            _ => self.policy.rules.iter().filter(|r| r.who.iter().any(|w| may_apply(w, principal))).collect(),
+            _ => self.policy.rules.iter().filter(|r| r.who.iter().any(|w| may_apply(self, w, principal))).collect(),
         };
         Access { dir: self, principal, rules, cached: true }
     }
@@ -224,11 +248,11 @@ impl Directory {
 
     /// The organisation an entry belongs to: the nearest entry, at or above it,
     /// that has an `ou=agents` child (issue 4's contract: the DIT is not fixed).
-    pub(crate) fn organisation_of(&self, r: &impl Reader, ndn: &str, cached: bool) -> Result<Option<String>> {
+    pub(crate) fn organisation_of<'n>(&self, r: &impl Reader, ndn: &'n str, cached: bool) -> Result<Option<&'n str>> {
         // Most entries are agents: their organisation shows in their name.
         for anc in ancestors(ndn) {
             if let Some(org) = anc.strip_prefix("ou=agents,") {
-                return Ok(Some(org.to_string()));
+                return Ok(Some(org));
             }
         }
         for anc in ancestors(ndn) {
@@ -236,7 +260,7 @@ impl Directory {
                 break;
             }
             if self.is_organisation(r, anc, cached)? {
-                return Ok(Some(anc.to_string()));
+                return Ok(Some(anc));
             }
         }
         Ok(None)
@@ -271,27 +295,35 @@ impl Directory {
 /// A normalised DN and each of its ancestors, nearest first.
 fn ancestors(ndn: &str) -> impl Iterator<Item = &str> {
     let b = ndn.as_bytes();
-    let mut cuts = vec![0usize];
-    let mut escaped = false;
-    for (i, &c) in b.iter().enumerate() {
-        match c {
-            b'\\' if !escaped => escaped = true,
-            b',' if !escaped => cuts.push(i + 1),
-            _ => escaped = false,
+    let mut next = if ndn.is_empty() { None } else { Some(0usize) };
+    std::iter::from_fn(move || {
+        let start = next?;
+        let mut escaped = false;
+        next = None;
+        for (i, &c) in b.iter().enumerate().skip(start) {
+            match c {
+                b'\\' if !escaped => escaped = true,
+                b',' if !escaped => {
+                    next = Some(i + 1).filter(|&n| n < b.len());
+                    break;
+                }
+                _ => escaped = false,
+            }
         }
-    }
-    cuts.into_iter().filter(move |&i| i < ndn.len()).map(move |i| &ndn[i..])
+        Some(&ndn[start..])
+    })
 }
 
 /// Whether `w` could hold for `p` on some entry (a first cut per operation).
-fn may_apply(w: &Who, p: &Principal) -> bool {
+fn may_apply(dir: &Directory, w: &Who, p: &Principal) -> bool {
     match (w, p) {
         (Who::Anonymous, Principal::Anonymous) => true,
         (Who::Authenticated, Principal::Entry(_) | Principal::Token(_)) => true,
-        (Who::Admin, _) => p.is_admin() && !matches!(p, Principal::Token(_)),
+        (Who::Admin, _) => p.is_admin(dir) && !matches!(p, Principal::Token(_)),
         (Who::Own, Principal::Entry(_)) => true,
-        (Who::Member(g), Principal::Entry(e)) => e.groups.contains(g),
+        (Who::Member(g), Principal::Entry(e)) => e.roles(dir).groups.contains(g),
         (Who::OrgMember(rdn), Principal::Entry(e)) => e
+            .roles(dir)
             .groups
             .iter()
             .any(|g| g.len() > rdn.len() && g.starts_with(rdn.as_str()) && g.as_bytes()[rdn.len()] == b','),
@@ -302,11 +334,35 @@ fn may_apply(w: &Who, p: &Principal) -> bool {
     }
 }
 
-fn join(head: &str, tail: &str) -> String {
-    match (head.is_empty(), tail.is_empty()) {
-        (true, _) => tail.to_string(),
-        (_, true) => head.to_string(),
-        _ => format!("{head},{tail}"),
+/// Whether `s` is exactly `head,tail` (both normalised DNs).
+fn is_joined(s: &str, head: &str, tail: &str) -> bool {
+    s.len() == head.len() + 1 + tail.len()
+        && s.starts_with(head)
+        && s.ends_with(tail)
+        && s.as_bytes()[head.len()] == b','
+}
+
+/// [`reaches`] with the base `head,tail`, without building it.
+fn reaches_joined(reach: Reach, ndn: &str, head: &str, tail: &str) -> bool {
+    let base_len = head.len() + 1 + tail.len();
+    match reach {
+        Reach::Ancestors => {
+            // The base is under ndn: ndn is `tail` or above, or a `…,tail` that `head` ends with.
+            dn::is_under(tail, ndn) || (ndn.len() > tail.len() && dn::is_under(&format!("{head},{tail}"), ndn))
+        }
+        _ => {
+            if ndn.len() < base_len || !dn::is_under(ndn, tail) {
+                return false;
+            }
+            // The part of ndn above `tail` must end with `head` at an RDN boundary.
+            let above = &ndn[..ndn.len() - tail.len() - 1];
+            let ok = above.ends_with(head) && (above.len() == head.len() || dn::is_under(above, head));
+            ok && match reach {
+                Reach::Base => ndn.len() == base_len,
+                Reach::Children => ndn.len() > base_len,
+                _ => true,
+            }
+        }
     }
 }
 
@@ -335,11 +391,11 @@ impl<'a> Access<'a> {
         matches!(self.principal, Principal::Server)
     }
 
-    fn org<'o>(&self, r: &impl Reader, ndn: &str, memo: &'o mut OrgOf) -> Result<Option<&'o str>> {
+    fn org<'n>(&self, r: &impl Reader, ndn: &'n str, memo: &mut OrgOf<'n>) -> Result<Option<&'n str>> {
         if memo.found.is_none() {
             memo.found = Some(self.dir.organisation_of(r, ndn, self.cached)?);
         }
-        Ok(memo.found.as_ref().and_then(|o| o.as_deref()))
+        Ok(memo.found.flatten())
     }
 
     fn place_holds(&self, place: &Place, reach: Reach, ndn: &str, org: Option<&str>) -> bool {
@@ -350,7 +406,7 @@ impl<'a> Access<'a> {
             Place::Absolute(base) => reaches(reach, ndn, base),
             Place::Org(head) => match org {
                 Some(o) if head.is_empty() => reaches(reach, ndn, o),
-                Some(o) => reaches(reach, ndn, &join(head, o)),
+                Some(o) => reaches_joined(reach, ndn, head, o),
                 None => false,
             },
         }
@@ -363,8 +419,10 @@ impl<'a> Access<'a> {
             // On an entry outside every organisation (an application group),
             // "of the organisation" means "of some organisation".
             Who::OrgMember(rdn) => match (p, org) {
-                (Principal::Entry(e), Some(o)) => e.groups.contains(&join(rdn, o)),
-                (Principal::Entry(_), None) => may_apply(w, p),
+                (Principal::Entry(e), Some(o)) => {
+                    e.roles(self.dir).groups.iter().any(|g| is_joined(g, rdn, o) && g.len() == rdn.len() + 1 + o.len())
+                }
+                (Principal::Entry(_), None) => may_apply(self.dir, w, p),
                 _ => false,
             },
             Who::OrgToken => match (p, org) {
@@ -372,7 +430,7 @@ impl<'a> Access<'a> {
                 (Principal::Token(t), None) => t.org_ndn.is_some(),
                 _ => false,
             },
-            other => may_apply(other, p),
+            other => may_apply(self.dir, other, p),
         }
     }
 
@@ -383,14 +441,14 @@ impl<'a> Access<'a> {
     }
 
     /// Whether `rule` grants `right` on the entry `ndn` (who, place, filter).
-    fn grants(
+    fn grants<'n>(
         &self,
         r: &impl Reader,
         rule: &Rule,
         right: Rights,
-        ndn: &str,
+        ndn: &'n str,
         entry: Option<&Entry>,
-        memo: &mut OrgOf,
+        memo: &mut OrgOf<'n>,
     ) -> Result<bool> {
         if !rule.rights.has(right) {
             return Ok(false);
@@ -469,9 +527,9 @@ impl<'a> Access<'a> {
                 if at.no_user_modification || super::write::is_stored_operational(&at.name) {
                     continue;
                 }
-                let org = memo.found.clone().flatten();
+                let org = memo.found.flatten();
                 if !rule.attrs.allows(&at.lname)
-                    || !self.values_allowed(r, rule, ndn, &at.lname, is_dn_valued(at), &a.values, org.as_deref())?
+                    || !self.values_allowed(r, rule, ndn, &at.lname, is_dn_valued(at), &a.values, org)?
                 {
                     ok = false;
                     break;
@@ -511,8 +569,8 @@ impl<'a> Access<'a> {
                 if !rule.attrs.allows(&at.lname) || !self.grants(r, rule, Rights::WRITE, ndn, Some(old), &mut memo)? {
                     continue;
                 }
-                let org = memo.found.clone().flatten();
-                if self.values_allowed(r, rule, ndn, &at.lname, is_dn_valued(at), &changed, org.as_deref())? {
+                let org = memo.found.flatten();
+                if self.values_allowed(r, rule, ndn, &at.lname, is_dn_valued(at), &changed, org)? {
                     continue 'attrs;
                 }
             }
@@ -550,13 +608,12 @@ impl<'a> Access<'a> {
             else {
                 return Ok(false);
             };
-            let value_org;
             let org = if rule.org_from_value {
-                value_org = self.dir.organisation_of(r, &vndn, self.cached)?;
-                if !rule.who.iter().any(|w| self.who_holds(w, ndn, value_org.as_deref())) {
+                let value_org = self.dir.organisation_of(r, &vndn, self.cached)?;
+                if !rule.who.iter().any(|w| self.who_holds(w, ndn, value_org)) {
                     return Ok(false);
                 }
-                value_org.as_deref()
+                value_org
             } else {
                 target_org
             };
@@ -608,11 +665,32 @@ fn changed_values(old: &Entry, new: &Entry, name: &str) -> Vec<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::ancestors;
+    use super::{Reach, ancestors, reaches, reaches_joined};
 
     #[test]
     fn ancestors_are_listed_nearest_first_and_escaped_commas_are_kept() {
         let got: Vec<&str> = ancestors("cn=a\\,b,ou=x,dc=fr").collect();
         assert_eq!(got, vec!["cn=a\\,b,ou=x,dc=fr", "ou=x,dc=fr", "dc=fr"]);
+    }
+
+    #[test]
+    fn an_organisation_relative_place_matches_as_if_its_dn_were_built() {
+        let (head, org) = ("ou=agents", "o=1,ou=orgs,dc=fr");
+        let dns = [
+            "uid=a,ou=agents,o=1,ou=orgs,dc=fr",
+            "ou=agents,o=1,ou=orgs,dc=fr",
+            "o=1,ou=orgs,dc=fr",
+            "dc=fr",
+            "uid=a,ou=agents,o=2,ou=orgs,dc=fr",
+            "uid=a,xou=agents,o=1,ou=orgs,dc=fr",
+            "uid=a\\,ou=agents,o=1,ou=orgs,dc=fr",
+            "cn=g,ou=groupes,o=1,ou=orgs,dc=fr",
+        ];
+        for reach in [Reach::Base, Reach::Children, Reach::Subtree, Reach::Ancestors] {
+            for dn in dns {
+                let built = format!("{head},{org}");
+                assert_eq!(reaches_joined(reach, dn, head, org), reaches(reach, dn, &built), "{reach:?} {dn}");
+            }
+        }
     }
 }
