@@ -182,6 +182,17 @@ impl Filter {
         }
     }
 
+    /// Whether an extensible match without an attribute type (which tests
+    /// every attribute of the entry) occurs anywhere in the filter.
+    pub fn has_typeless_extensible(&self) -> bool {
+        match self {
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().any(Filter::has_typeless_extensible),
+            Filter::Not(f) => f.has_typeless_extensible(),
+            Filter::Extensible { attr: None, .. } => true,
+            _ => false,
+        }
+    }
+
     /// Every attribute name the filter mentions (to know which virtual attributes to compute).
     pub fn attributes(&self, out: &mut Vec<String>) {
         match self {

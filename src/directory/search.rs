@@ -125,8 +125,13 @@ impl Directory {
         // A base the identity may not see is absent (DESIGN.md): one it may
         // only browse serves as the base of a one-level or subtree search.
         if !access.unrestricted() {
-            let base_rec = r.entry(base_id)?.ok_or_else(|| self.hidden(&req.base))?;
-            let base_entry = self.to_entry(&base_rec)?;
+            // Reading the base entry costs a record decode; only rule filters need it.
+            let right = if req.scope == Scope::Base { access::Rights::READ } else { access::Rights::BROWSE };
+            let base_entry = if access.needs_entry(right) {
+                self.to_entry(&r.entry(base_id)?.ok_or_else(|| self.hidden(&req.base))?)?
+            } else {
+                Entry::new(Dn::root())
+            };
             let visible = match req.scope {
                 Scope::Base => access.readable(&r, &base_ndn, &base_entry)?.is_some(),
                 _ => access.browsable(&r, &base_ndn, &base_entry)?,
@@ -169,6 +174,7 @@ impl Directory {
         let mut wanted_virtual = Vec::new();
         req.filter.attributes(&mut wanted_virtual);
         let selection = Selection::new(&self.schema, &req.attrs);
+        let filter_spans_all_attributes = req.filter.has_typeless_extensible();
         let mut sent = 0usize;
         for (i, id) in candidates.into_iter().enumerate() {
             if i % 256 == 255 {
@@ -195,7 +201,10 @@ impl Directory {
             let matched = if mask.is_everything() {
                 req.filter.evaluate(&self.schema, &entry)
             } else {
-                self.mask(&mut entry, &mask);
+                if filter_spans_all_attributes {
+                    // An extensible match without a type tests every attribute: hide them first.
+                    self.mask(&mut entry, &mask);
+                }
                 req.filter.evaluate_masked(&self.schema, &entry, &|a| mask.allows(a))
             };
             if matched != Tri::True {
@@ -204,7 +213,7 @@ impl Directory {
             if req.size_limit > 0 && sent >= req.size_limit {
                 return Err(DirectoryError::SizeLimitExceeded);
             }
-            emit(self.select(entry, &selection, req.types_only))?;
+            emit(self.select(entry, &selection, &mask, req.types_only))?;
             sent += 1;
         }
         Ok(Some(sent))
@@ -321,14 +330,14 @@ impl Directory {
         DirectoryError::NoSuchObject { dn: dn.to_string(), matched: String::new() }
     }
 
-    fn select(&self, entry: Entry, sel: &Selection, types_only: bool) -> Entry {
+    fn select(&self, entry: Entry, sel: &Selection, mask: &access::ReadMask<'_>, types_only: bool) -> Entry {
         let mut out = Entry { dn: entry.dn, attrs: Vec::with_capacity(entry.attrs.len()) };
         for mut a in entry.attrs {
             let (lname, operational) = match self.schema.attr_id(&a.name) {
                 Some(id) => (self.schema.attr(id).lname.as_str(), self.schema.attr(id).operational),
                 None => continue,
             };
-            if sel.wants(lname, operational) {
+            if sel.wants(lname, operational) && mask.allows(lname) {
                 if types_only {
                     a.values.clear();
                 }

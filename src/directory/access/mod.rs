@@ -203,13 +203,17 @@ pub(crate) struct Rule {
 /// Which attributes of a readable entry an identity may see.
 pub struct ReadMask<'a> {
     all: bool,
-    grants: Vec<&'a Attrs>,
+    /// The usual case, one rule, without allocating.
+    first: Option<&'a Attrs>,
+    more: Vec<&'a Attrs>,
 }
 
 impl ReadMask<'_> {
+    const EVERYTHING: ReadMask<'static> = ReadMask { all: true, first: None, more: Vec::new() };
+
     /// `lname` is a lower-case primary attribute name.
     pub fn allows(&self, lname: &str) -> bool {
-        self.all || self.grants.iter().any(|a| a.allows(lname))
+        self.all || self.first.is_some_and(|a| a.allows(lname)) || self.more.iter().any(|a| a.allows(lname))
     }
 
     pub fn is_everything(&self) -> bool {
@@ -386,6 +390,12 @@ impl<'a> Access<'a> {
         self.principal
     }
 
+    /// Whether a rule that may grant `right` looks at the entry's content (a
+    /// filter): if none does, checks of that right need only the DN.
+    pub fn needs_entry(&self, right: Rights) -> bool {
+        self.rules.iter().any(|r| r.filter.is_some() && r.rights.has(right))
+    }
+
     /// The server itself: every check passes.
     pub fn unrestricted(&self) -> bool {
         matches!(self.principal, Principal::Server)
@@ -473,19 +483,23 @@ impl<'a> Access<'a> {
     /// What of the entry `ndn` may be read: `None` when the entry is invisible.
     pub fn readable(&self, r: &impl Reader, ndn: &str, entry: &Entry) -> Result<Option<ReadMask<'a>>> {
         if self.unrestricted() {
-            return Ok(Some(ReadMask { all: true, grants: Vec::new() }));
+            return Ok(Some(ReadMask::EVERYTHING));
         }
         let mut memo = OrgOf::default();
-        let mut grants = Vec::new();
+        let mut mask = ReadMask { all: false, first: None, more: Vec::new() };
         for &rule in &self.rules {
             if self.grants(r, rule, Rights::READ, ndn, Some(entry), &mut memo)? {
                 if rule.attrs.all && rule.attrs.except.is_empty() {
-                    return Ok(Some(ReadMask { all: true, grants: Vec::new() }));
+                    return Ok(Some(ReadMask::EVERYTHING));
                 }
-                grants.push(&rule.attrs);
+                if mask.first.is_none() {
+                    mask.first = Some(&rule.attrs);
+                } else {
+                    mask.more.push(&rule.attrs);
+                }
             }
         }
-        Ok(if grants.is_empty() { None } else { Some(ReadMask { all: false, grants }) })
+        Ok(mask.first.is_some().then_some(mask))
     }
 
     /// Whether the entry may be named as a search base (read or browse).
