@@ -84,11 +84,23 @@ impl Filter {
     /// Evaluate against an entry; `entry` must carry every attribute the filter
     /// names (virtual ones such as memberOf included).
     pub fn evaluate(&self, schema: &Schema, entry: &Entry) -> Tri {
+        self.eval(schema, entry, None)
+    }
+
+    /// Like [`Filter::evaluate`], but a component on an attribute that
+    /// `visible` refuses (by lower-case primary name) is Undefined: an
+    /// identity that may not read an attribute cannot test it (RFC 4511
+    /// §4.5.1.7 treats what cannot be evaluated as Undefined).
+    pub fn evaluate_masked(&self, schema: &Schema, entry: &Entry, visible: &dyn Fn(&str) -> bool) -> Tri {
+        self.eval(schema, entry, Some(visible))
+    }
+
+    fn eval(&self, schema: &Schema, entry: &Entry, visible: Option<&dyn Fn(&str) -> bool>) -> Tri {
         match self {
             Filter::And(fs) => {
                 let mut out = Tri::True;
                 for f in fs {
-                    match f.evaluate(schema, entry) {
+                    match f.eval(schema, entry, visible) {
                         Tri::False => return Tri::False,
                         Tri::Undefined => out = Tri::Undefined,
                         Tri::True => {}
@@ -99,7 +111,7 @@ impl Filter {
             Filter::Or(fs) => {
                 let mut out = Tri::False;
                 for f in fs {
-                    match f.evaluate(schema, entry) {
+                    match f.eval(schema, entry, visible) {
                         Tri::True => return Tri::True,
                         Tri::Undefined => out = Tri::Undefined,
                         Tri::False => {}
@@ -107,7 +119,33 @@ impl Filter {
                 }
                 out
             }
-            Filter::Not(f) => f.evaluate(schema, entry).not(),
+            Filter::Not(f) => f.eval(schema, entry, visible).not(),
+            leaf => {
+                let hidden = visible.is_some_and(|v| {
+                    leaf.leaf_attr().and_then(|a| schema.attr_id(a)).is_some_and(|id| !v(&schema.attr(id).lname))
+                });
+                if hidden { Tri::Undefined } else { leaf.eval_leaf(schema, entry) }
+            }
+        }
+    }
+
+    /// The attribute a non-composite component tests, if it names one.
+    fn leaf_attr(&self) -> Option<&str> {
+        match self {
+            Filter::Present(a)
+            | Filter::Equality(a, _)
+            | Filter::Approx(a, _)
+            | Filter::GreaterOrEqual(a, _)
+            | Filter::LessOrEqual(a, _)
+            | Filter::Substrings(a, _) => Some(a),
+            Filter::Extensible { attr, .. } => attr.as_deref(),
+            Filter::And(_) | Filter::Or(_) | Filter::Not(_) => None,
+        }
+    }
+
+    fn eval_leaf(&self, schema: &Schema, entry: &Entry) -> Tri {
+        match self {
+            Filter::And(_) | Filter::Or(_) | Filter::Not(_) => self.eval(schema, entry, None),
             Filter::Present(a) => {
                 let Some(id) = schema.attr_id(a) else { return Tri::False };
                 let found = schema.attr(id).with_subtypes.iter().any(|&s| entry.get(&schema.attr(s).name).is_some());
@@ -136,49 +174,6 @@ impl Filter {
             Filter::Extensible { rule, attr, value, dn_attributes } => {
                 extensible(schema, entry, rule.as_deref(), attr.as_deref(), value, *dn_attributes)
             }
-        }
-    }
-
-    /// Like [`Filter::evaluate`], but a component on an attribute that
-    /// `visible` refuses (by lower-case primary name) is Undefined: an
-    /// identity that may not read an attribute cannot test it (RFC 4511
-    /// §4.5.1.7 treats what cannot be evaluated as Undefined).
-    pub fn evaluate_masked(&self, schema: &Schema, entry: &Entry, visible: &dyn Fn(&str) -> bool) -> Tri {
-        match self {
-            Filter::And(fs) => {
-                let mut out = Tri::True;
-                for f in fs {
-                    match f.evaluate_masked(schema, entry, visible) {
-                        Tri::False => return Tri::False,
-                        Tri::Undefined => out = Tri::Undefined,
-                        Tri::True => {}
-                    }
-                }
-                out
-            }
-            Filter::Or(fs) => {
-                let mut out = Tri::False;
-                for f in fs {
-                    match f.evaluate_masked(schema, entry, visible) {
-                        Tri::True => return Tri::True,
-                        Tri::Undefined => out = Tri::Undefined,
-                        Tri::False => {}
-                    }
-                }
-                out
-            }
-            Filter::Not(f) => f.evaluate_masked(schema, entry, visible).not(),
-            Filter::Present(a)
-            | Filter::Equality(a, _)
-            | Filter::Approx(a, _)
-            | Filter::GreaterOrEqual(a, _)
-            | Filter::LessOrEqual(a, _)
-            | Filter::Substrings(a, _)
-            | Filter::Extensible { attr: Some(a), .. } => {
-                let hidden = schema.attr_id(a).is_some_and(|id| !visible(&schema.attr(id).lname));
-                if hidden { Tri::Undefined } else { self.evaluate(schema, entry) }
-            }
-            Filter::Extensible { attr: None, .. } => self.evaluate(schema, entry),
         }
     }
 

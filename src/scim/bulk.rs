@@ -77,9 +77,10 @@ fn run_one(
     match (method.as_str(), id) {
         ("POST", None) => {
             let created = match kind {
-                Kind::Users => Users::create(dir, caller, &data)?,
-                Kind::Groups => Groups::create(dir, caller, &data)?,
+                Kind::Users => Users::create(dir, caller, &data),
+                Kind::Groups => Groups::create(dir, caller, &data),
             };
+            let created = super::handlers::audit_refusal(dir, caller, "add", &path, created)?;
             let new_id = created.first_str("entryUUID").unwrap_or_default().to_string();
             if let Some(b) = op.get("bulkId").and_then(Value::as_str) {
                 ids.insert(b.to_string(), new_id.clone());
