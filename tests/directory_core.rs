@@ -320,6 +320,36 @@ fn member_of_and_referential_integrity_follow_deletes_renames_and_moves() {
 }
 
 #[test]
+fn concurrent_writes_commit_together_and_a_refused_one_leaves_the_others_whole() {
+    let (_tmp, dir) = directory();
+    populate(&dir);
+    let dir = std::sync::Arc::new(dir);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(16));
+    let handles: Vec<_> = (0..16)
+        .map(|i| {
+            let (dir, barrier) = (dir.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                // Thread 7's entry also claims an existing uid: refused, alone.
+                let e = agent(&format!("nouveau{i}"), "Nouvel", "Agent");
+                let e = if i == 7 { e.with("uid", ["hdupre"]) } else { e };
+                barrier.wait();
+                dir.add(&actor(), e)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for (i, r) in results.iter().enumerate() {
+        if i == 7 {
+            assert!(matches!(r, Err(DirectoryError::ConstraintViolation(_))), "{r:?}");
+        } else {
+            assert!(r.is_ok(), "{i}: {r:?}");
+        }
+    }
+    let found = uids(&dir, SUFFIX, Scope::Sub, "(uid=nouveau*)");
+    assert_eq!(found.len(), 15, "{found:?}");
+}
+
+#[test]
 fn a_write_survives_closing_and_reopening_the_store() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = convergences::config::Config::for_test(tmp.path());

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+mod commit;
 pub mod dn;
 pub mod entry;
 pub mod error;
@@ -115,6 +116,7 @@ pub struct Directory {
     generation: AtomicU64,
     password_policy: PasswordPolicy,
     failures: auth::FailureTable,
+    group_commit: commit::GroupCommit,
 }
 
 impl Directory {
@@ -154,6 +156,7 @@ impl Directory {
             generation: AtomicU64::new(0),
             password_policy: settings.password,
             failures: Default::default(),
+            group_commit: Default::default(),
         })
     }
 

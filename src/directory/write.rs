@@ -39,41 +39,44 @@ pub enum Change {
 impl Directory {
     /// Add an entry (RFC 4511 §4.7).
     pub fn add(&self, actor: &Actor, mut entry: Entry) -> Result<()> {
-        let dn = entry.dn.clone();
-        let attrs: Vec<String> = entry.attrs.iter().map(|a| a.name.clone()).collect();
-        // Access first, so a refused add is refused as such whatever its password.
-        if let Err(e) = self.precheck(actor, &entry.dn, None) {
+        // Access first, so a refused add is refused as such whatever its
+        // password; then hash before the write transaction: argon2 takes
+        // milliseconds and every other writer would wait for it.
+        let prepared =
+            self.precheck(actor, &entry.dn, None).and_then(|()| self.hash_plain_passwords(actor, &mut entry));
+        if let Err(e) = prepared {
+            let attrs = entry.attrs.iter().map(|a| a.name.clone()).collect();
             self.audit_refusal(actor, "add", &entry.dn, attrs, &e);
             return Err(e);
         }
-        // Hash before taking the write lock: argon2 takes milliseconds and
-        // every other writer would wait for it.
-        self.hash_plain_passwords(actor, &mut entry)?;
-        self.audited(actor, "add", &dn, attrs, true, |w| self.add_in(w, actor, entry, AddMode::Client))
+        self.commit_one(actor, Change::Add(entry))
     }
 
     /// Modify an entry (RFC 4511 §4.6): all changes or none.
     pub fn modify(&self, actor: &Actor, dn: &Dn, mods: &[Modification]) -> Result<()> {
         let attrs: Vec<String> = mods.iter().map(|m| m.attr.clone()).collect();
-        if let Err(e) = self.precheck(actor, dn, Some(&attrs)) {
+        // As in `add`: access first, then new passwords hashed before the write transaction.
+        let mut mods = mods.to_vec();
+        let prepared = self.precheck(actor, dn, Some(&attrs)).and_then(|()| {
+            for m in mods
+                .iter_mut()
+                .filter(|m| self.schema.attr_id(&m.attr).is_some_and(|id| self.schema.attr(id).lname == "userpassword"))
+            {
+                let values = std::mem::take(&mut m.values);
+                m.values = values.into_iter().map(|v| self.hash_if_plain(actor, v)).collect::<Result<_>>()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = prepared {
             self.audit_refusal(actor, "modify", dn, attrs, &e);
             return Err(e);
         }
-        // As in `add`: hash new passwords before taking the write lock.
-        let mut mods = mods.to_vec();
-        for m in mods
-            .iter_mut()
-            .filter(|m| self.schema.attr_id(&m.attr).is_some_and(|id| self.schema.attr(id).lname == "userpassword"))
-        {
-            let values = std::mem::take(&mut m.values);
-            m.values = values.into_iter().map(|v| self.hash_if_plain(actor, v)).collect::<Result<_>>()?;
-        }
-        self.audited(actor, "modify", dn, attrs, false, |w| self.modify_in(w, actor, dn, &mods))
+        self.commit_one(actor, Change::Modify(dn.clone(), mods))
     }
 
     /// Delete a leaf entry (RFC 4511 §4.8).
     pub fn delete(&self, actor: &Actor, dn: &Dn) -> Result<()> {
-        self.audited(actor, "delete", dn, Vec::new(), true, |w| self.delete_in(w, actor, dn))
+        self.commit_one(actor, Change::Delete(dn.clone()))
     }
 
     /// Rename or move an entry with its subtree (RFC 4511 §4.9).
@@ -85,10 +88,30 @@ impl Directory {
         delete_old_rdn: bool,
         new_superior: Option<&Dn>,
     ) -> Result<()> {
-        let to = new_superior.cloned().unwrap_or_else(|| dn.parent()).child(new_rdn.clone()).to_string();
-        self.audited(actor, "modrdn", dn, vec![to], true, |w| {
-            self.rename_in(w, actor, dn, new_rdn, delete_old_rdn, new_superior)
-        })
+        let rename = Change::Rename {
+            dn: dn.clone(),
+            new_rdn: new_rdn.clone(),
+            delete_old_rdn,
+            new_superior: new_superior.cloned(),
+        };
+        self.commit_one(actor, rename)
+    }
+
+    /// One client change, committed with those of concurrent callers (group commit).
+    fn commit_one(&self, actor: &Actor, change: Change) -> Result<()> {
+        self.commit_with_others(actor, vec![change]).map(|_| ()).map_err(|(_, e)| e)
+    }
+
+    /// One change inside a transaction.
+    pub(super) fn apply_in(&self, w: &mut WriteTx, actor: &Actor, change: Change) -> Result<()> {
+        match change {
+            Change::Add(e) => self.add_in(w, actor, e, AddMode::Client),
+            Change::Modify(dn, mods) => self.modify_in(w, actor, &dn, &mods),
+            Change::Delete(dn) => self.delete_in(w, actor, &dn),
+            Change::Rename { dn, new_rdn, delete_old_rdn, new_superior } => {
+                self.rename_in(w, actor, &dn, &new_rdn, delete_old_rdn, new_superior.as_ref())
+            }
+        }
     }
 
     /// The access checks that need no values, on a read snapshot, before any
@@ -197,10 +220,16 @@ impl Directory {
         mode: AddMode,
         mut progress: impl FnMut(usize),
     ) -> Result<usize, (usize, DirectoryError)> {
-        let mut w = self.store.write().map_err(|e| (0, e.into()))?;
-        if mode == AddMode::Import {
-            w.bulk();
+        if mode == AddMode::Client {
+            // A client's batch (a SCIM request) is committed with concurrent ones.
+            let changes = changes.into_iter().collect::<Result<Vec<_>, _>>()?;
+            let n = changes.len();
+            self.commit_with_others(actor, changes)?;
+            progress(n);
+            return Ok(n);
         }
+        let mut w = self.store.write().map_err(|e| (0, e.into()))?;
+        w.bulk();
         let mut n = 0;
         for (i, change) in changes.into_iter().enumerate() {
             let change = change?;
@@ -719,7 +748,7 @@ impl Directory {
 }
 
 /// What the audit trail says of a change: operation, target, attributes.
-fn describe(change: &Change) -> (&'static str, Dn, Vec<String>) {
+pub(super) fn describe(change: &Change) -> (&'static str, Dn, Vec<String>) {
     match change {
         Change::Add(e) => ("add", e.dn.clone(), e.attrs.iter().map(|a| a.name.clone()).collect()),
         Change::Modify(dn, mods) => ("modify", dn.clone(), mods.iter().map(|m| m.attr.clone()).collect()),

@@ -9,7 +9,7 @@
 //! socket write per operation, and responses of concurrent operations never
 //! interleave mid-message (RFC 4511 §4.1.1.1 allows any order between them).
 
-mod ber;
+pub mod ber;
 mod controls;
 mod convert;
 mod external;
