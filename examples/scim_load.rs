@@ -88,28 +88,29 @@ async fn main() {
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap_or_default();
     let next = Arc::new(AtomicUsize::new(0));
     let created = Arc::new(AtomicUsize::new(0));
+    // Indexes of the users whose creation was acknowledged: lookups pick among them.
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
     let errors = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicBool::new(false));
 
     // Lookups during the creations, of users already created.
     let mut lookers = Vec::new();
     for c in 0..a.lookup_clients {
-        let (http, a, created, done, errors) = (http.clone(), a.clone(), created.clone(), done.clone(), errors.clone());
+        let (http, a, acknowledged, done, errors) =
+            (http.clone(), a.clone(), acknowledged.clone(), done.clone(), errors.clone());
         lookers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut x = 0x9E37_79B9_u64.wrapping_mul(c as u64 + 1);
             while !done.load(Ordering::Relaxed) {
-                let n = created.load(Ordering::Relaxed);
-                if n == 0 {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    continue;
-                }
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                // Users 0..n-clients are certainly committed (creations finish out of order).
-                let known = n.saturating_sub(a.clients).max(1);
-                match lookup(&http, &a, &format!("{}-{}", a.prefix, x as usize % known)).await {
+                let pick = acknowledged.lock().ok().and_then(|v| (!v.is_empty()).then(|| v[x as usize % v.len()]));
+                let Some(i) = pick else {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                };
+                match lookup(&http, &a, &format!("{}-{i}", a.prefix)).await {
                     Ok(d) => lat.push(d),
                     Err(e) => {
                         if errors.fetch_add(1, Ordering::Relaxed) < 5 {
@@ -125,7 +126,8 @@ async fn main() {
     let started = Instant::now();
     let mut creators = Vec::new();
     for _ in 0..a.clients {
-        let (http, a, next, created, errors) = (http.clone(), a.clone(), next.clone(), created.clone(), errors.clone());
+        let (http, a, next, created, errors, acknowledged) =
+            (http.clone(), a.clone(), next.clone(), created.clone(), errors.clone(), acknowledged.clone());
         creators.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -166,6 +168,9 @@ async fn main() {
                 };
                 if ok {
                     created.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut v) = acknowledged.lock() {
+                        v.push(i);
+                    }
                 } else {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }

@@ -92,6 +92,9 @@ impl Directory {
                     return outcomes;
                 }
             };
+            // Postings touched by every creation (objectClass, presence keys) are
+            // gathered and written once per group, not once per caller.
+            w.bulk();
             let mut failed = None;
             'callers: for (k, p) in group.iter().enumerate() {
                 for (i, change) in p.changes.iter().enumerate() {

@@ -151,21 +151,23 @@ impl Directory {
                     None => kids,
                 }
             }
-            Scope::Sub | Scope::Children => match self.plan(&r, &req.filter)? {
-                Some(ids) => ids,
-                None if base_ndn == self.suffix_ndn => r.all_ids()?,
-                None => {
-                    let mut out = vec![base_id];
-                    let mut stack = vec![base_id];
-                    while let Some(id) = stack.pop() {
-                        let kids = r.children(id)?;
-                        out.extend(&kids);
-                        stack.extend(kids);
+            Scope::Sub | Scope::Children => {
+                let planned = self.plan(&r, &req.filter)?;
+                if base_ndn == self.suffix_ndn {
+                    match planned {
+                        Some(ids) => ids,
+                        None => r.all_ids()?,
                     }
-                    out.sort_unstable();
-                    out
+                } else {
+                    // Below a smaller base (one organisation, one entry) its subtree
+                    // may be far smaller than what the index gives: take the smaller.
+                    let limit = planned.as_ref().map_or(usize::MAX, Vec::len);
+                    match subtree_ids(&r, base_id, limit)? {
+                        Some(ids) => ids,
+                        None => planned.unwrap_or_default(),
+                    }
                 }
-            },
+            }
         };
 
         if max_candidates.is_some_and(|m| candidates.len() > m) {
@@ -519,6 +521,23 @@ impl Directory {
         all.dedup();
         Ok(Some(all))
     }
+}
+
+/// The ids of `base` and everything below it, ascending; `None` as soon as
+/// there are more than `limit`.
+fn subtree_ids(r: &impl Reader, base: u64, limit: usize) -> Result<Option<Vec<u64>>> {
+    let mut out = vec![base];
+    let mut stack = vec![base];
+    while let Some(id) = stack.pop() {
+        let kids = r.children(id)?;
+        out.extend(&kids);
+        if out.len() > limit {
+            return Ok(None);
+        }
+        stack.extend(kids);
+    }
+    out.sort_unstable();
+    Ok(Some(out))
 }
 
 /// Intersection of two ascending id lists.
