@@ -110,9 +110,9 @@ pub struct Class {
 #[derive(Debug)]
 pub struct Schema {
     attrs: Vec<Attr>,
-    attr_index: HashMap<String, AttrId>,
+    attr_index: NameIndex,
     classes: Vec<Class>,
-    class_index: HashMap<String, ClassId>,
+    class_index: NameIndex,
 }
 
 /// Why a schema could not be loaded: the file and line, or the definition.
@@ -402,13 +402,36 @@ impl Schema {
     }
 }
 
+/// Names to definitions. Looked up for every attribute of every entry a
+/// search touches: a short-key hash (FNV-1a) instead of SipHash, which
+/// guards against flooding that schema names, fixed at start, cannot cause.
+type NameIndex = HashMap<String, usize, std::hash::BuildHasherDefault<Fnv>>;
+
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
 /// Map every name (lower-cased, and as spelled) and OID of the definitions to
 /// their index; a name or OID defined twice is an error.
 fn name_index<'a>(
     defs: impl Iterator<Item = (&'a Vec<String>, &'a String)>,
     what: &str,
-) -> Result<HashMap<String, usize>, SchemaError> {
-    let mut index = HashMap::new();
+) -> Result<NameIndex, SchemaError> {
+    let mut index = NameIndex::default();
     for (i, (names, oid)) in defs.enumerate() {
         for key in names.iter().map(|n| n.to_ascii_lowercase()).chain([oid.clone()]) {
             if index.insert(key.clone(), i).is_some() {
