@@ -543,7 +543,7 @@ impl<'a> Access<'a> {
                 }
                 let org = memo.found.flatten();
                 if !rule.attrs.allows(&at.lname)
-                    || !self.values_allowed(r, rule, ndn, &at.lname, is_dn_valued(at), &a.values, org)?
+                    || !self.values_allowed(r, rule, ndn, is_dn_valued(at), &a.values, org)?
                 {
                     ok = false;
                     break;
@@ -584,7 +584,7 @@ impl<'a> Access<'a> {
                     continue;
                 }
                 let org = memo.found.flatten();
-                if self.values_allowed(r, rule, ndn, &at.lname, is_dn_valued(at), &changed, org)? {
+                if self.values_allowed(r, rule, ndn, is_dn_valued(at), &changed, org)? {
                     continue 'attrs;
                 }
             }
@@ -593,14 +593,12 @@ impl<'a> Access<'a> {
         Ok(())
     }
 
-    /// The value rules of `rule` for DN values written to `attr` of `ndn`.
-    #[allow(clippy::too_many_arguments)]
+    /// The value rules of `rule` for DN values written to an attribute of `ndn`.
     fn values_allowed(
         &self,
         r: &impl Reader,
         rule: &Rule,
         ndn: &str,
-        _attr: &str,
         dn_valued: bool,
         values: &[Vec<u8>],
         target_org: Option<&str>,
