@@ -19,7 +19,7 @@ PORT="${PORT:-3893}"
 WORK="${WORK:-$REPO/target/bench-scim}"
 
 (cd "$REPO" && cargo build --release --quiet && cargo build --release --quiet --example scim_load)
-CONV="$REPO/target/release/convergences"
+CONV="${CONV:-$REPO/target/release/convergences}"
 LOAD="$REPO/target/release/examples/scim_load"
 
 rm -rf "$WORK" && mkdir -p "$WORK"

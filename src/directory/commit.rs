@@ -77,6 +77,7 @@ impl Directory {
 
     /// One transaction for the group; replayed without a caller whose changes fail.
     fn run_group(&self, mut group: Vec<Pending>) -> Vec<(u64, Outcome)> {
+        tracing::trace!(callers = group.len(), "group commit");
         let mut outcomes = Vec::with_capacity(group.len());
         let mut refusals: Vec<(Actor, &'static str, Dn, Vec<String>, String)> = Vec::new();
         loop {
