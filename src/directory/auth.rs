@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::password::{self, Argon2Params};
 use super::schema::syntax::{format_epoch, now_generalized};
 use super::*;
-use crate::store::{ChangeRecord, WriteTx};
+use crate::store::WriteTx;
 
 /// The configurable password policy.
 #[derive(Debug, Clone)]
@@ -226,17 +226,7 @@ impl Directory {
             }
             self.reindex(w, id, &before, &after)?;
             w.put_entry(id, &self.record(&after, &ndn, rec.parent))?;
-            w.log_change(&ChangeRecord {
-                time: now_generalized(),
-                actor: dn.to_string(),
-                op: "rehash".into(),
-                dn: dn.to_string(),
-                attrs: vec!["userPassword".into()],
-                peer: peer.to_string(),
-                result: "success".into(),
-                org: self.organisation_of(w, &ndn, false)?.unwrap_or_default().to_string(),
-            })?;
-            Ok(())
+            self.log_audit(w, &server, "rehash", &dn.to_string(), vec!["userPassword".into()], "success")
         })
     }
 }

@@ -14,9 +14,7 @@
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 
-use super::schema::syntax::now_generalized;
 use super::*;
-use crate::store::ChangeRecord;
 
 /// Most callers' changes applied in one transaction.
 const MAX_GROUP: usize = 256;
@@ -121,21 +119,7 @@ impl Directory {
                 None => {
                     // The refusals go in the same transaction as what succeeded.
                     for (actor, op, target, attrs, result) in refusals.drain(..) {
-                        let org = self
-                            .normalize_dn(&target)
-                            .ok()
-                            .and_then(|n| self.organisation_of(&w, &n, false).ok().flatten().map(str::to_string));
-                        let logged = w.log_change(&ChangeRecord {
-                            time: now_generalized(),
-                            actor: actor.dn.clone(),
-                            op: op.to_string(),
-                            dn: target.to_string(),
-                            attrs,
-                            peer: actor.peer.clone(),
-                            result,
-                            org: org.unwrap_or_default(),
-                        });
-                        if let Err(e) = logged {
+                        if let Err(e) = self.log_audit(&mut w, &actor, op, &target.to_string(), attrs, &result) {
                             tracing::warn!(%target, "could not record a refused {op} in the audit trail: {e}");
                         }
                     }

@@ -182,32 +182,42 @@ impl Directory {
         if matches!(actor.principal, Principal::Server) {
             return;
         }
-        let dn = target;
-        let record = |w: &mut WriteTx| -> Result<()> {
-            let org = Dn::parse(target)
-                .ok()
-                .and_then(|d| self.normalize_dn(&d).ok())
-                .and_then(|n| self.organisation_of(w, &n, false).ok().flatten().map(str::to_string));
-            w.log_change(&ChangeRecord {
-                time: now_generalized(),
-                actor: actor.dn.clone(),
-                op: op.to_string(),
-                dn: target.to_string(),
-                attrs,
-                peer: actor.peer.clone(),
-                result: result.to_string(),
-                org: org.unwrap_or_default(),
-            })?;
-            Ok(())
-        };
         let outcome = self.store.write().map_err(DirectoryError::from).and_then(|mut w| {
-            record(&mut w)?;
+            self.log_audit(&mut w, actor, op, target, attrs, result)?;
             w.commit()?;
             Ok(())
         });
         if let Err(err) = outcome {
-            tracing::warn!(%dn, %err, "could not record a refused {op} in the audit trail");
+            tracing::warn!(%target, %err, "could not record a refused {op} in the audit trail");
         }
+    }
+
+    /// Append one audit record (who, when, from where, what, result) in `w`;
+    /// `target` is a DN, or what the client named when there is none.
+    pub(super) fn log_audit(
+        &self,
+        w: &mut WriteTx,
+        actor: &Actor,
+        op: &str,
+        target: &str,
+        attrs: Vec<String>,
+        result: &str,
+    ) -> Result<()> {
+        let org = Dn::parse(target)
+            .ok()
+            .and_then(|d| self.normalize_dn(&d).ok())
+            .and_then(|n| self.organisation_of(w, &n, false).ok().flatten().map(str::to_string));
+        w.log_change(&ChangeRecord {
+            time: now_generalized(),
+            actor: actor.dn.clone(),
+            op: op.to_string(),
+            dn: target.to_string(),
+            attrs,
+            peer: actor.peer.clone(),
+            result: result.to_string(),
+            org: org.unwrap_or_default(),
+        })?;
+        Ok(())
     }
 
     /// Apply many changes in one transaction: all of them, or none when one
@@ -729,21 +739,7 @@ impl Directory {
     }
 
     fn log(&self, w: &mut WriteTx, actor: &Actor, op: &str, dn: &Dn, attrs: Vec<String>) -> Result<()> {
-        let org = match self.normalize_dn(dn) {
-            Ok(n) => self.organisation_of(w, &n, false)?.unwrap_or_default().to_string(),
-            Err(_) => String::new(),
-        };
-        w.log_change(&ChangeRecord {
-            time: now_generalized(),
-            actor: actor.dn.clone(),
-            op: op.to_string(),
-            dn: dn.to_string(),
-            attrs,
-            peer: actor.peer.clone(),
-            result: "success".into(),
-            org,
-        })?;
-        Ok(())
+        self.log_audit(w, actor, op, &dn.to_string(), attrs, "success")
     }
 }
 
