@@ -342,21 +342,6 @@ impl Directory {
         }
         Ok(out)
     }
-
-    /// Whether `member_ndn` is a direct member (member / uniqueMember) of the
-    /// group `group`, answered from the index without reading the group.
-    pub fn is_member(&self, group: &Dn, member_ndn: &str) -> Result<bool> {
-        let r = self.store.read()?;
-        let Some(gid) = r.id_of_dn(&self.normalize_dn(group)?)? else {
-            return Ok(false);
-        };
-        for attr in ["member", "uniquemember"] {
-            if r.postings(&index_key(IndexKind::Equality, attr, member_ndn.as_bytes()))?.binary_search(&gid).is_ok() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
 }
 
 /// Byte trigrams of a normalised value, for the substring index.
