@@ -65,6 +65,12 @@ const SCIM_MATRIX: [(&str, [&str; 13]); 2] = [
     ("SCIM token of B",     ["200:2", "404", "404",    "-",    "-",   "-",   "404", "404", "-", "404", "404",     "404",   "-"]),
 ];
 
+async fn connect(url: &str) -> ldap3::Ldap {
+    let (conn, ldap) = LdapConnAsync::new(url).await.unwrap();
+    ldap3::drive!(conn);
+    ldap
+}
+
 fn uuid_of(srv: &TestServer, dn_: &str) -> String {
     srv.directory().get(&dn(dn_)).unwrap().unwrap().first_str("entryUUID").unwrap().to_string()
 }
@@ -260,8 +266,7 @@ async fn every_role_gets_exactly_its_rights_over_ldap_and_scim() {
     let mut writes: Vec<(String, String)> = Vec::new();
 
     for (row, (name, who, expected)) in LDAP_MATRIX.iter().enumerate() {
-        let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
-        ldap3::drive!(conn);
+        let mut ldap = connect(&srv.url).await;
         if !who.is_empty() {
             ldap.simple_bind(who, password_for(who)).await.unwrap().success().unwrap();
         }
@@ -302,8 +307,7 @@ async fn every_role_gets_exactly_its_rights_over_ldap_and_scim() {
 
     // The audit trail, read over LDAP by an administrator, holds every one of
     // those writes, accepted or refused, in the name of who asked.
-    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
-    ldap3::drive!(conn);
+    let mut ldap = connect(&srv.url).await;
     ldap.simple_bind("cn=admin,dc=cig,dc=fr", "Mon-Secret-Tout-Neuf-2").await.unwrap().success().unwrap();
     let ldap3::SearchResult(entries, res) =
         ldap.search("cn=changelog", Scope::OneLevel, "(objectClass=changeLogEntry)", vec!["*"]).await.unwrap();
@@ -323,8 +327,7 @@ async fn every_role_gets_exactly_its_rights_over_ldap_and_scim() {
         .collect();
     assert!(missing.is_empty(), "writes missing from the audit trail:\n{}", missing.join("\n"));
     // Nobody else reads it: the référent of A finds no cn=changelog.
-    let (conn, mut ref_a) = LdapConnAsync::new(&srv.url).await.unwrap();
-    ldap3::drive!(conn);
+    let mut ref_a = connect(&srv.url).await;
     let hdupre = LDAP_MATRIX[2].1;
     ref_a.simple_bind(hdupre, "Mon-Secret-Tout-Neuf-2").await.unwrap().success().unwrap();
     let r = ref_a.search("cn=changelog", Scope::OneLevel, "(objectClass=*)", vec!["1.1"]).await.unwrap();
@@ -382,8 +385,7 @@ async fn imported_hashes_of_other_directories_bind_and_are_rehashed_to_argon2id(
     for (uid, _, password) in &people {
         let dn_ = format!("uid={uid},ou=particuliers,dc=cig,dc=fr");
         for attempt in ["imported hash", "argon2id after the first bind"] {
-            let (conn, mut ldap) = LdapConnAsync::new(&url).await.unwrap();
-            ldap3::drive!(conn);
+            let mut ldap = connect(&url).await;
             let r = ldap.simple_bind(&dn_, password).await.unwrap();
             assert_eq!(r.rc, 0, "{uid} with its {attempt}");
             let wrong = ldap.simple_bind(&dn_, "not-the-password").await.unwrap();
@@ -413,8 +415,7 @@ async fn repeated_failed_binds_lock_an_account_for_the_configured_time() {
     let bind = |pw: &'static str| {
         let url = srv.url.clone();
         async move {
-            let (conn, mut ldap) = LdapConnAsync::new(&url).await.unwrap();
-            ldap3::drive!(conn);
+            let mut ldap = connect(&url).await;
             ldap.simple_bind(jdupont, pw).await.unwrap().rc
         }
     };
@@ -424,8 +425,7 @@ async fn repeated_failed_binds_lock_an_account_for_the_configured_time() {
     // Locked: the right password is refused, exactly like a wrong one …
     assert_eq!(bind(demo).await, 49);
     // … and administrators see the lock.
-    let (conn, mut admin) = LdapConnAsync::new(&srv.url).await.unwrap();
-    ldap3::drive!(conn);
+    let mut admin = connect(&srv.url).await;
     admin.simple_bind("cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await.unwrap().success().unwrap();
     let (entries, _) = admin
         .search(jdupont, Scope::Base, "(objectClass=*)", vec!["pwdAccountLockedTime"])
@@ -436,8 +436,7 @@ async fn repeated_failed_binds_lock_an_account_for_the_configured_time() {
     let e = SearchEntry::construct(entries[0].clone());
     assert!(e.attrs.contains_key("pwdAccountLockedTime"), "{e:?}");
     // An unknown DN answers the same, so failures tell nothing about which accounts exist.
-    let (conn, mut probe) = LdapConnAsync::new(&srv.url).await.unwrap();
-    ldap3::drive!(conn);
+    let mut probe = connect(&srv.url).await;
     let unknown =
         probe.simple_bind("uid=personne,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr", demo).await.unwrap();
     assert_eq!(unknown.rc, 49);
@@ -455,8 +454,7 @@ async fn repeated_failed_binds_lock_an_account_for_the_configured_time() {
 }
 
 async fn bind_text(srv: &TestServer, dn_: &str, pw: &str) -> String {
-    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
-    ldap3::drive!(conn);
+    let mut ldap = connect(&srv.url).await;
     ldap.simple_bind(dn_, pw).await.unwrap().text
 }
 
@@ -466,8 +464,7 @@ async fn a_disabled_account_cannot_bind() {
     let jdupont = "uid=jdupont,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
     let off = Modification::new(ModOp::Replace, "cigActive", ["FALSE"]);
     srv.directory().modify(&actor(), &dn(jdupont), &[off]).unwrap();
-    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
-    ldap3::drive!(conn);
+    let mut ldap = connect(&srv.url).await;
     assert_eq!(ldap.simple_bind(jdupont, convergences::seed::DEMO_PASSWORD).await.unwrap().rc, 49);
 }
 
@@ -478,8 +475,7 @@ async fn an_individual_subscriber_manages_only_itself() {
     let srv = TestServer::start().await;
     let lgarnier = "uid=lgarnier,ou=particuliers,dc=cig,dc=fr";
     let demo = convergences::seed::DEMO_PASSWORD;
-    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
-    ldap3::drive!(conn);
+    let mut ldap = connect(&srv.url).await;
     ldap.simple_bind(lgarnier, demo).await.unwrap().success().unwrap();
     let (own, _) = ldap.search(lgarnier, Scope::Base, "(objectClass=*)", vec!["*"]).await.unwrap().success().unwrap();
     assert_eq!(own.len(), 1);
@@ -500,8 +496,7 @@ async fn an_individual_subscriber_manages_only_itself() {
     let pm = PasswordModify { user_id: None, old_pass: Some(demo), new_pass: Some("Un-Abonnement-Sur-9") };
     assert_eq!(ldap.extended(pm).await.unwrap().1.rc, 0);
     // A référent of an organisation cannot see it.
-    let (conn, mut referent) = LdapConnAsync::new(&srv.url).await.unwrap();
-    ldap3::drive!(conn);
+    let mut referent = connect(&srv.url).await;
     referent
         .simple_bind("uid=hdupre,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr", demo)
         .await
@@ -518,16 +513,14 @@ async fn the_baseline_policy_lets_every_bound_identity_read_all_but_hashes() {
     let srv = TestServer::start_with(|c| c.access_policy = "baseline".into()).await;
     let jdupont = "uid=jdupont,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
     let demo = convergences::seed::DEMO_PASSWORD;
-    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
-    ldap3::drive!(conn);
+    let mut ldap = connect(&srv.url).await;
     ldap.simple_bind(jdupont, demo).await.unwrap().success().unwrap();
     let (all, _) = ldap.search(SUFFIX, Scope::Subtree, DEMO_PEOPLE, vec!["*"]).await.unwrap().success().unwrap();
     assert_eq!(all.len(), 6);
     assert!(all.into_iter().map(SearchEntry::construct).all(|e| !e.attrs.contains_key("userPassword")));
     let m = vec![Mod::Replace("title", ["x"].into_iter().collect())];
     assert_eq!(ldap.modify(CMARTIN, m).await.unwrap().rc, 50);
-    let (conn, mut anon) = LdapConnAsync::new(&srv.url).await.unwrap();
-    ldap3::drive!(conn);
+    let mut anon = connect(&srv.url).await;
     assert_eq!(anon.search(SUFFIX, Scope::Subtree, DEMO_PEOPLE, vec!["1.1"]).await.unwrap().1.rc, 32);
 }
 
@@ -535,8 +528,7 @@ async fn the_baseline_policy_lets_every_bound_identity_read_all_but_hashes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_command_lists_an_organisations_changes() {
     let srv = TestServer::start().await;
-    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
-    ldap3::drive!(conn);
+    let mut ldap = connect(&srv.url).await;
     let hdupre = "uid=hdupre,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
     ldap.simple_bind(hdupre, convergences::seed::DEMO_PASSWORD).await.unwrap().success().unwrap();
     let m = vec![Mod::Replace("title", ["Gestionnaire RH"].into_iter().collect())];

@@ -60,10 +60,6 @@ fn now_secs() -> u64 {
 }
 
 impl Directory {
-    pub fn password_policy(&self) -> &PasswordPolicy {
-        &self.password_policy
-    }
-
     /// Refuse a new plain-text password the policy does not accept (constraintViolation).
     pub fn check_password_quality(&self, plain: &[u8]) -> Result<()> {
         let p = &self.password_policy;
@@ -213,7 +209,7 @@ impl Directory {
     /// same, so pwdChangedTime does not move. Audited as `rehash`.
     fn rehash(&self, dn: &Dn, old: &[u8], new: Vec<u8>, peer: &str) -> Result<()> {
         let server = Actor { peer: peer.to_string(), ..Actor::new(dn.to_string()) };
-        self.audited(&server, "rehash", dn, vec!["userPassword".into()], false, |w: &mut WriteTx| {
+        self.audited(&server, "rehash", dn, vec!["userPassword".into()], |w: &mut WriteTx| {
             let ndn = self.normalize_dn(dn)?;
             let Some(id) = w.id_of_dn(&ndn)? else { return Err(self.hidden(dn)) };
             let Some(rec) = w.entry(id)? else { return Err(self.hidden(dn)) };

@@ -97,7 +97,7 @@ impl Directory {
             let mut failed = None;
             'callers: for (k, p) in group.iter().enumerate() {
                 for (i, change) in p.changes.iter().enumerate() {
-                    if let Err(e) = self.apply_in(&mut w, &p.actor, change.clone()) {
+                    if let Err(e) = self.apply_in(&mut w, &p.actor, change.clone(), AddMode::Client) {
                         failed = Some((k, i, e));
                         break 'callers;
                     }

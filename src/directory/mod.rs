@@ -52,19 +52,6 @@ pub struct DirectorySettings {
     pub password: PasswordPolicy,
 }
 
-impl DirectorySettings {
-    pub fn new(suffix: Dn) -> DirectorySettings {
-        DirectorySettings {
-            suffix,
-            indexed: Vec::new(),
-            substring_indexed: Vec::new(),
-            admins: Vec::new(),
-            policy: "cig".into(),
-            password: PasswordPolicy::default(),
-        }
-    }
-}
-
 /// Attributes that are always indexed for equality, whatever the
 /// configuration: uniqueness (uid), memberOf and referential integrity
 /// (member, uniqueMember, manager) and object class filters depend on them.

@@ -103,9 +103,9 @@ impl Directory {
     }
 
     /// One change inside a transaction.
-    pub(super) fn apply_in(&self, w: &mut WriteTx, actor: &Actor, change: Change) -> Result<()> {
+    pub(super) fn apply_in(&self, w: &mut WriteTx, actor: &Actor, change: Change, mode: AddMode) -> Result<()> {
         match change {
-            Change::Add(e) => self.add_in(w, actor, e, AddMode::Client),
+            Change::Add(e) => self.add_in(w, actor, e, mode),
             Change::Modify(dn, mods) => self.modify_in(w, actor, &dn, &mods),
             Change::Delete(dn) => self.delete_in(w, actor, &dn),
             Change::Rename { dn, new_rdn, delete_old_rdn, new_superior } => {
@@ -141,22 +141,21 @@ impl Directory {
         }
     }
 
-    /// Run one write in its own transaction and commit it; a refusal is
-    /// recorded in the audit trail (the successful change recorded itself).
+    /// Run one write that bypasses group commit and changes no structure (a
+    /// re-hash) in its own transaction; a refusal is recorded in the audit trail.
     pub(super) fn audited<T>(
         &self,
         actor: &Actor,
         op: &str,
         dn: &Dn,
         attrs: Vec<String>,
-        structure: bool,
         f: impl FnOnce(&mut WriteTx) -> Result<T>,
     ) -> Result<T> {
         let mut w = self.store.write()?;
         match f(&mut w) {
             Ok(v) => {
                 w.commit()?;
-                self.committed(structure);
+                self.committed(false);
                 Ok(v)
             }
             Err(e) => {
@@ -244,14 +243,7 @@ impl Directory {
         for (i, change) in changes.into_iter().enumerate() {
             let change = change?;
             let (op, target, attrs) = describe(&change);
-            let r = match change {
-                Change::Add(e) => self.add_in(&mut w, actor, e, mode),
-                Change::Modify(dn, mods) => self.modify_in(&mut w, actor, &dn, &mods),
-                Change::Delete(dn) => self.delete_in(&mut w, actor, &dn),
-                Change::Rename { dn, new_rdn, delete_old_rdn, new_superior } => {
-                    self.rename_in(&mut w, actor, &dn, &new_rdn, delete_old_rdn, new_superior.as_ref())
-                }
-            };
+            let r = self.apply_in(&mut w, actor, change, mode);
             if let Err(e) = r {
                 drop(w);
                 self.audit_refusal(actor, op, &target, attrs, &e);

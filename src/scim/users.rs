@@ -45,16 +45,9 @@ pub(super) fn find_user(dir: &Directory, caller: &Caller, id: &str) -> Result<En
     search(dir, caller, base_of(dir, caller), f)?.pop().ok_or_else(|| ScimError::not_found("User"))
 }
 
-/// The organisation above an agent: the parent of its `ou=agents`.
+/// The organisation an agent or group belongs to (the core's definition).
 pub(super) fn organisation_of(dir: &Directory, dn: &Dn) -> Option<Entry> {
-    let mut cur = dn.parent();
-    while !cur.is_root() {
-        if dir.get(&cur.child(Rdn::single("ou", "agents"))).ok().flatten().is_some() {
-            return dir.get(&cur).ok().flatten();
-        }
-        cur = cur.parent();
-    }
-    None
+    dir.organisation(dn).ok().flatten()
 }
 
 pub(super) fn render(dir: &Directory, entry: &Entry) -> Value {

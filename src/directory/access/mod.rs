@@ -123,10 +123,6 @@ impl Principal {
         }
     }
 
-    pub fn is_anonymous(&self) -> bool {
-        matches!(self, Principal::Anonymous)
-    }
-
     fn entry_ndn(&self) -> Option<&str> {
         match self {
             Principal::Entry(e) => Some(&e.ndn),
@@ -246,8 +242,15 @@ impl Directory {
         Access { dir: self, principal, rules, cached: true }
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// The organisation entry `dn` belongs to (see [`Directory::organisation_of`]).
+    pub fn organisation(&self, dn: &super::Dn) -> Result<Option<Entry>> {
+        let ndn = self.normalize_dn(dn)?;
+        let r = self.store.read()?;
+        let Some(org) = self.organisation_of(&r, &ndn, true)? else { return Ok(None) };
+        match r.id_of_dn(org)? {
+            Some(id) => r.entry(id)?.map(|rec| self.to_entry(&rec)).transpose(),
+            None => Ok(None),
+        }
     }
 
     /// The organisation an entry belongs to: the nearest entry, at or above it,
