@@ -42,8 +42,9 @@ pub fn open_directory(cfg: &Config) -> Result<Directory, AppError> {
         None => Schema::builtin()?,
     };
     let path = cfg.store_path();
-    let store = Store::open(&path, cfg.cache_mb.saturating_mul(1024 * 1024))
-        .map_err(|source| AppError::Store { path: path.display().to_string(), source })?;
+    let store =
+        Store::open(&path, cfg.cache_mb.saturating_mul(1024 * 1024), cfg.redo_log_mb.saturating_mul(1024 * 1024))
+            .map_err(|source| AppError::Store { path: path.display().to_string(), source })?;
     let suffix = Dn::parse(&cfg.suffix).map_err(|e| AppError::Suffix(cfg.suffix.clone(), e.to_string()))?;
     let admins = cfg
         .admins
@@ -84,6 +85,12 @@ impl ServerHandle {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        let directory = self.directory;
+        match tokio::task::spawn_blocking(move || directory.checkpoint()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("no checkpoint at shutdown (the next start replays the redo log): {e}"),
+            Err(e) => tracing::warn!("no checkpoint at shutdown: {e}"),
         }
     }
 }

@@ -50,6 +50,10 @@ pub struct Config {
     /// redb page cache, in MiB. The store's hot pages live there: size it to
     /// the store file for full speed (100k agents ≈ 200 MiB).
     pub cache_mb: usize,
+    /// Redo log size, in MiB, that triggers a checkpoint (a durable redb
+    /// commit, after which the log starts over). Larger: fewer checkpoint
+    /// pauses, a longer replay after a crash.
+    pub redo_log_mb: u64,
     /// Attributes with equality and presence indexes.
     pub index: Vec<String>,
     /// Attributes that also get a substring index.
@@ -185,6 +189,7 @@ impl Default for Config {
             password: PasswordSettings::default(),
             demo: true,
             cache_mb: 256,
+            redo_log_mb: 64,
             index: [
                 "objectClass",
                 "uid",
@@ -323,6 +328,9 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_CACHE_MB") {
             self.cache_mb = parse("CONVERGENCES_CACHE_MB", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_REDO_LOG_MB") {
+            self.redo_log_mb = parse("CONVERGENCES_REDO_LOG_MB", &v)?;
         }
         if let Some(v) = get("CONVERGENCES_INDEX") {
             self.index = list(&v);

@@ -3,6 +3,7 @@
 
 mod access_policy;
 mod common;
+mod crash_safety;
 mod directory_core;
 mod ldap_clients;
 mod ldap_server;

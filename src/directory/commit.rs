@@ -75,7 +75,7 @@ impl Directory {
 
     /// One transaction for the group; replayed without a caller whose changes fail.
     fn run_group(&self, mut group: Vec<Pending>) -> Vec<(u64, Outcome)> {
-        tracing::trace!(callers = group.len(), "group commit");
+        let started = std::time::Instant::now();
         let mut outcomes = Vec::with_capacity(group.len());
         let mut refusals: Vec<(Actor, &'static str, Dn, Vec<String>, String)> = Vec::new();
         loop {
@@ -123,7 +123,15 @@ impl Directory {
                             tracing::warn!(%target, "could not record a refused {op} in the audit trail: {e}");
                         }
                     }
-                    match w.commit() {
+                    let applied = started.elapsed();
+                    let committed = w.commit();
+                    tracing::trace!(
+                        callers = group.len(),
+                        apply_us = applied.as_micros() as u64,
+                        commit_us = (started.elapsed() - applied).as_micros() as u64,
+                        "group commit"
+                    );
+                    match committed {
                         Ok(()) => {
                             self.committed(true);
                             outcomes.extend(group.into_iter().map(|p| (p.ticket, Ok(p.changes.len()))));

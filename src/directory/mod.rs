@@ -107,6 +107,12 @@ pub struct Directory {
 }
 
 impl Directory {
+    /// Persist everything in the store file so that the next start has no
+    /// redo log to replay (a clean shutdown).
+    pub fn checkpoint(&self) -> Result<()> {
+        Ok(self.store.checkpoint()?)
+    }
+
     pub fn new(store: Store, schema: Arc<Schema>, settings: DirectorySettings) -> Result<Directory> {
         let suffix_ndn = schema.normalize_dn(&settings.suffix)?;
         let mut eq_indexed = HashSet::new();

@@ -93,6 +93,8 @@ pub const CHANGELOG_NDN: &str = "cn=changelog";
 
 /// Most candidate ids a prefix scan may collect before the planner gives up on it.
 const PREFIX_SCAN_CAP: usize = 200_000;
+/// A subtree this small is examined entry by entry, without the indexes.
+const SMALL_SUBTREE: usize = 16;
 
 impl Directory {
     /// Run a search; each matching entry, with the selected attributes, goes to
@@ -151,23 +153,25 @@ impl Directory {
                     None => kids,
                 }
             }
-            Scope::Sub | Scope::Children => {
-                let planned = self.plan(&r, &req.filter)?;
-                if base_ndn == self.suffix_ndn {
-                    match planned {
-                        Some(ids) => ids,
-                        None => r.all_ids()?,
-                    }
-                } else {
-                    // Below a smaller base (one organisation, one entry) its subtree
-                    // may be far smaller than what the index gives: take the smaller.
+            Scope::Sub | Scope::Children if base_ndn == self.suffix_ndn => match self.plan(&r, &req.filter)? {
+                Some(ids) => ids,
+                None => r.all_ids()?,
+            },
+            Scope::Sub | Scope::Children => match subtree_ids(&r, base_id, SMALL_SUBTREE)? {
+                // A leaf or a small branch (reading an entry back after a write):
+                // its entries are fewer than any index list worth reading.
+                Some(ids) => ids,
+                None => {
+                    // Below a smaller base (one organisation) its subtree may
+                    // be far smaller than what the index gives: take the smaller.
+                    let planned = self.plan(&r, &req.filter)?;
                     let limit = planned.as_ref().map_or(usize::MAX, Vec::len);
                     match subtree_ids(&r, base_id, limit)? {
                         Some(ids) => ids,
                         None => planned.unwrap_or_default(),
                     }
                 }
-            }
+            },
         };
 
         if max_candidates.is_some_and(|m| candidates.len() > m) {
@@ -355,8 +359,12 @@ impl Directory {
     fn plan(&self, r: &impl Reader, f: &Filter) -> Result<Option<Vec<u64>>> {
         Ok(match f {
             Filter::And(fs) => {
+                // Most selective first, so that the break below can skip the
+                // long lists (objectClass=person holds every agent).
+                let mut ordered: Vec<&Filter> = fs.iter().collect();
+                ordered.sort_by_key(|sub| self.plan_rank(sub));
                 let mut best: Option<Vec<u64>> = None;
-                for sub in fs {
+                for sub in ordered {
                     if let Some(ids) = self.plan(r, sub)? {
                         best = Some(match best {
                             None => ids,
@@ -395,6 +403,17 @@ impl Directory {
             Filter::Substrings(a, s) => self.plan_substrings(r, a, s)?,
             _ => None,
         })
+    }
+
+    /// How selective a conjunct's index lookup usually is (lower first).
+    fn plan_rank(&self, f: &Filter) -> u8 {
+        match f {
+            Filter::Equality(a, _) if a.eq_ignore_ascii_case("objectClass") => 4,
+            Filter::Equality(..) => 0,
+            Filter::Approx(..) | Filter::Substrings(..) => 1,
+            Filter::And(_) | Filter::Or(_) => 2,
+            _ => 3,
+        }
     }
 
     fn plan_equality(&self, r: &impl Reader, a: &str, v: &[u8]) -> Result<Option<Vec<u64>>> {
@@ -529,12 +548,13 @@ fn subtree_ids(r: &impl Reader, base: u64, limit: usize) -> Result<Option<Vec<u6
     let mut out = vec![base];
     let mut stack = vec![base];
     while let Some(id) = stack.pop() {
-        let kids = r.children(id)?;
+        let room = limit.saturating_sub(out.len());
+        let Some(kids) = r.children_at_most(id, room)? else { return Ok(None) };
         out.extend(&kids);
-        if out.len() > limit {
-            return Ok(None);
-        }
         stack.extend(kids);
+    }
+    if out.len() > limit {
+        return Ok(None);
     }
     out.sort_unstable();
     Ok(Some(out))

@@ -237,7 +237,7 @@ impl Directory {
             progress(n);
             return Ok(n);
         }
-        let mut w = self.store.write().map_err(|e| (0, e.into()))?;
+        let mut w = self.store.write_unlogged().map_err(|e| (0, e.into()))?;
         w.bulk();
         let mut n = 0;
         for (i, change) in changes.into_iter().enumerate() {
@@ -252,7 +252,8 @@ impl Directory {
             n += 1;
             progress(n);
         }
-        w.commit().map_err(|e| (n, e.into()))?;
+        // An import is one large transaction: written to redb durably, not logged.
+        w.commit_durable().map_err(|e| (n, e.into()))?;
         self.committed(true);
         Ok(n)
     }

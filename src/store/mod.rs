@@ -6,13 +6,16 @@
 
 mod codec;
 mod postings;
+mod redo;
 mod tables;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 pub use codec::{ChangeRecord, Record, TokenRecord};
-use redb::{ReadableDatabase, ReadableMultimapTable, ReadableTable, ReadableTableMetadata};
+use redb::{Durability, ReadableDatabase, ReadableMultimapTable, ReadableTable, ReadableTableMetadata};
+use redo::{Op, RedoLog};
 use tables::*;
 
 /// Everything that can go wrong below the directory core.
@@ -44,8 +47,11 @@ redb_from!(
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The version of the on-disk layout this build writes and reads.
-const FORMAT_VERSION: u64 = 1;
+/// The version of the on-disk layout this build writes and reads. Format 2
+/// adds the redo log beside the redb file: a build that ignored it would lose
+/// the writes it holds, so format-1 builds must refuse the store. Format 1
+/// stores (no redo log yet) are upgraded in place.
+const FORMAT_VERSION: u64 = 2;
 
 /// Which posting list an index key belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,22 +81,28 @@ pub fn index_key(kind: IndexKind, attr: &str, value: &[u8]) -> Vec<u8> {
 /// The database handle. Cheap to share behind an `Arc`.
 pub struct Store {
     db: redb::Database,
+    redo: Arc<Mutex<RedoLog>>,
+    /// Checkpoint once this many bytes are logged (see [`redo`]).
+    checkpoint_bytes: u64,
 }
 
 impl Store {
-    /// Open or create the store file, with redb's page cache set to `cache_bytes`.
-    pub fn open(path: &Path, cache_bytes: usize) -> Result<Store> {
+    /// Open or create the store file, with redb's page cache set to
+    /// `cache_bytes`, and replay what its redo log holds beyond the last
+    /// checkpoint. The log is checkpointed after `checkpoint_bytes`.
+    pub fn open(path: &Path, cache_bytes: usize, checkpoint_bytes: u64) -> Result<Store> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Redb(redb::Error::Io(e)))?;
         }
         let db = redb::Database::builder().set_cache_size(cache_bytes).create(path)?;
-        let store = Store { db };
-        let w = store.db.begin_write()?;
-        {
-            let mut meta = w.open_table(META)?;
+        let (log, records) = RedoLog::open(&path.with_extension("redo"))?;
+        let store = Store { db, redo: Arc::new(Mutex::new(log)), checkpoint_bytes };
+        let mut w = store.write_unlogged()?;
+        let checkpoint = {
+            let mut meta = w.txn.open_table(META)?;
             let found = meta.get("format")?.map(|g| g.value());
             match found {
-                None => {
+                None | Some(1) => {
                     meta.insert("format", FORMAT_VERSION)?;
                 }
                 Some(FORMAT_VERSION) => {}
@@ -98,15 +110,38 @@ impl Store {
                     return Err(StoreError::Format { found: other, supported: FORMAT_VERSION });
                 }
             }
-            w.open_table(ENTRIES)?;
-            w.open_table(DN2ID)?;
-            w.open_table(UUID2ID)?;
-            w.open_table(CHANGELOG)?;
-            w.open_table(TOKENS)?;
-            w.open_multimap_table(CHILDREN)?;
-            w.open_table(POSTINGS)?;
+            let checkpoint = meta.get("redo_checkpoint")?.map(|g| g.value()).unwrap_or(0);
+            drop(meta);
+            w.txn.open_table(ENTRIES)?;
+            w.txn.open_table(DN2ID)?;
+            w.txn.open_table(UUID2ID)?;
+            w.txn.open_table(CHANGELOG)?;
+            w.txn.open_table(TOKENS)?;
+            w.txn.open_multimap_table(CHILDREN)?;
+            w.txn.open_table(POSTINGS)?;
+            checkpoint
+        };
+        let replay: Vec<&(u64, Vec<u8>)> = records.iter().filter(|(seq, _)| *seq > checkpoint).collect();
+        if let Some((first, _)) = replay.first()
+            && *first != checkpoint + 1
+        {
+            return Err(StoreError::Corrupt(format!(
+                "the redo log starts at record {first} but the store was checkpointed at {checkpoint}: records are missing"
+            )));
         }
-        w.commit()?;
+        let mut last = checkpoint;
+        if !replay.is_empty() {
+            w.bulk();
+            for (seq, payload) in &replay {
+                for op in Op::decode_all(payload)? {
+                    w.apply(op)?;
+                }
+                last = *seq;
+            }
+            tracing::info!(records = replay.len(), "replayed the redo log up to record {last}");
+        }
+        store.lock_redo()?.restart(last);
+        w.commit_durable()?;
         Ok(store)
     }
 
@@ -119,8 +154,49 @@ impl Store {
     /// A write transaction; nothing is visible until [`WriteTx::commit`], which
     /// returns only once the data is durable.
     pub fn write(&self) -> Result<WriteTx> {
-        Ok(WriteTx { txn: self.db.begin_write()?, bulk: None })
+        Ok(WriteTx {
+            txn: self.db.begin_write()?,
+            bulk: None,
+            logging: true,
+            ops: Vec::new(),
+            redo: self.redo.clone(),
+            checkpoint_bytes: self.checkpoint_bytes,
+        })
     }
+
+    /// A write transaction for a large batch (an import): not logged, it
+    /// commits durably in redb (see [`WriteTx::commit_durable`]).
+    pub fn write_unlogged(&self) -> Result<WriteTx> {
+        let mut w = self.write()?;
+        w.logging = false;
+        Ok(w)
+    }
+
+    /// Commit durably in redb and empty the redo log: for a clean shutdown,
+    /// so that the next start has nothing to replay.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.write_unlogged()?.commit_durable()
+    }
+
+    fn lock_redo(&self) -> Result<std::sync::MutexGuard<'_, RedoLog>> {
+        lock(&self.redo)
+    }
+}
+
+impl Drop for Store {
+    /// A store closed cleanly leaves nothing to replay.
+    fn drop(&mut self) {
+        if lock(&self.redo).is_ok_and(|log| log.len() == 0) {
+            return;
+        }
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!("closing the store without a checkpoint (the next start replays the redo log): {e}");
+        }
+    }
+}
+
+fn lock(redo: &Mutex<RedoLog>) -> Result<std::sync::MutexGuard<'_, RedoLog>> {
+    redo.lock().map_err(|_| StoreError::Corrupt("the redo log lock is poisoned".into()))
 }
 
 /// Lookups shared by read and write transactions.
@@ -132,6 +208,8 @@ pub trait Reader {
     fn id_of_uuid(&self, uuid: &[u8; 16]) -> Result<Option<u64>>;
     /// Children ids in ascending order.
     fn children(&self, id: u64) -> Result<Vec<u64>>;
+    /// Children ids in ascending order; `None` when there are more than `max`.
+    fn children_at_most(&self, id: u64, max: usize) -> Result<Option<Vec<u64>>>;
     fn has_children(&self, id: u64) -> Result<bool>;
     fn child_count(&self, id: u64) -> Result<u64>;
     /// Ids posted under exactly this key, ascending.
@@ -160,6 +238,13 @@ pub struct WriteTx {
     /// Bulk-load mode: postings added here are kept in memory, merged into
     /// lookups, and written chunk by chunk at commit (see [`WriteTx::bulk`]).
     bulk: Option<HashMap<Vec<u8>, Vec<u64>>>,
+    /// Whether operations are recorded for the redo log (not while replaying
+    /// it, nor in a transaction that will commit durably in redb anyway).
+    logging: bool,
+    /// This transaction's operations, encoded for the redo log.
+    ops: Vec<u8>,
+    redo: Arc<Mutex<RedoLog>>,
+    checkpoint_bytes: u64,
 }
 
 impl ReadTx {
@@ -208,6 +293,18 @@ macro_rules! impl_reader {
                     out.push(v?.value());
                 }
                 Ok(out)
+            }
+
+            fn children_at_most(&self, id: u64, max: usize) -> Result<Option<Vec<u64>>> {
+                let t = self.txn.open_multimap_table(CHILDREN)?;
+                let mut out = Vec::new();
+                for v in t.get(id)? {
+                    if out.len() == max {
+                        return Ok(None);
+                    }
+                    out.push(v?.value());
+                }
+                Ok(Some(out))
             }
 
             fn has_children(&self, id: u64) -> Result<bool> {
@@ -293,6 +390,42 @@ impl_reader!(ReadTx);
 impl_reader!(WriteTx);
 
 impl WriteTx {
+    /// Record an operation for the redo log.
+    fn log(&mut self, op: impl FnOnce() -> Op) {
+        if self.logging {
+            op().encode(&mut self.ops);
+        }
+    }
+
+    /// Redo one logged operation.
+    fn apply(&mut self, op: Op) -> Result<()> {
+        match op {
+            Op::PutEntry(id, rec) => {
+                self.txn.open_table(ENTRIES)?.insert(id, rec.as_slice())?;
+            }
+            Op::DeleteEntry(id) => self.delete_entry(id)?,
+            Op::PutDn(ndn, id) => self.put_dn(&ndn, id)?,
+            Op::DeleteDn(ndn) => self.delete_dn(&ndn)?,
+            Op::PutUuid(uuid, id) => self.put_uuid(&uuid, id)?,
+            Op::DeleteUuid(uuid) => self.delete_uuid(&uuid)?,
+            Op::AddChild(p, c) => self.add_child(p, c)?,
+            Op::RemoveChild(p, c) => self.remove_child(p, c)?,
+            Op::Post(key, id) => self.index(&[key], id, true)?,
+            Op::Unpost(key, id) => self.index(&[key], id, false)?,
+            Op::PutToken(hash, rec) => {
+                self.txn.open_table(TOKENS)?.insert(hash.as_slice(), rec.as_slice())?;
+            }
+            Op::DeleteToken(hash) => self.delete_token(&hash)?,
+            Op::PutChange(seq, rec) => {
+                self.txn.open_table(CHANGELOG)?.insert(seq, rec.as_slice())?;
+            }
+            Op::SetCounter(name, value) => {
+                self.txn.open_table(META)?.insert(name.as_str(), value)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Allocate the next entry id.
     pub fn next_id(&mut self) -> Result<u64> {
         self.next_counter("next_id")
@@ -302,51 +435,68 @@ impl WriteTx {
         let mut meta = self.txn.open_table(META)?;
         let id = meta.get(name)?.map(|g| g.value()).unwrap_or(1);
         meta.insert(name, id + 1)?;
+        drop(meta);
+        self.log(|| Op::SetCounter(name.to_string(), id + 1));
         Ok(id)
     }
 
     pub fn put_entry(&mut self, id: u64, rec: &Record) -> Result<()> {
-        self.txn.open_table(ENTRIES)?.insert(id, rec.encode().as_slice())?;
+        let encoded = rec.encode();
+        self.txn.open_table(ENTRIES)?.insert(id, encoded.as_slice())?;
+        self.log(|| Op::PutEntry(id, encoded));
         Ok(())
     }
 
     pub fn delete_entry(&mut self, id: u64) -> Result<()> {
         self.txn.open_table(ENTRIES)?.remove(id)?;
+        self.log(|| Op::DeleteEntry(id));
         Ok(())
     }
 
     pub fn put_dn(&mut self, ndn: &str, id: u64) -> Result<()> {
         self.txn.open_table(DN2ID)?.insert(ndn, id)?;
+        self.log(|| Op::PutDn(ndn.to_string(), id));
         Ok(())
     }
 
     pub fn delete_dn(&mut self, ndn: &str) -> Result<()> {
         self.txn.open_table(DN2ID)?.remove(ndn)?;
+        self.log(|| Op::DeleteDn(ndn.to_string()));
         Ok(())
     }
 
     pub fn put_uuid(&mut self, uuid: &[u8; 16], id: u64) -> Result<()> {
         self.txn.open_table(UUID2ID)?.insert(u128::from_be_bytes(*uuid), id)?;
+        self.log(|| Op::PutUuid(*uuid, id));
         Ok(())
     }
 
     pub fn delete_uuid(&mut self, uuid: &[u8; 16]) -> Result<()> {
         self.txn.open_table(UUID2ID)?.remove(u128::from_be_bytes(*uuid))?;
+        self.log(|| Op::DeleteUuid(*uuid));
         Ok(())
     }
 
     pub fn add_child(&mut self, parent: u64, child: u64) -> Result<()> {
         self.txn.open_multimap_table(CHILDREN)?.insert(parent, child)?;
+        self.log(|| Op::AddChild(parent, child));
         Ok(())
     }
 
     pub fn remove_child(&mut self, parent: u64, child: u64) -> Result<()> {
         self.txn.open_multimap_table(CHILDREN)?.remove(parent, child)?;
+        self.log(|| Op::RemoveChild(parent, child));
         Ok(())
     }
 
     /// Post (or unpost) an id under each key.
     pub fn index(&mut self, keys: &[Vec<u8>], id: u64, add: bool) -> Result<()> {
+        if self.logging {
+            for k in keys {
+                let op = if add { Op::Post(k.clone(), id) } else { Op::Unpost(k.clone(), id) };
+                op.encode(&mut self.ops);
+            }
+        }
         if add {
             if let Some(bulk) = self.bulk.as_mut() {
                 for k in keys {
@@ -409,26 +559,80 @@ impl WriteTx {
     }
 
     pub fn put_token(&mut self, hash: &[u8], rec: &TokenRecord) -> Result<()> {
-        self.txn.open_table(TOKENS)?.insert(hash, rec.encode().as_slice())?;
+        let encoded = rec.encode();
+        self.txn.open_table(TOKENS)?.insert(hash, encoded.as_slice())?;
+        self.log(|| Op::PutToken(hash.to_vec(), encoded));
         Ok(())
     }
 
     pub fn delete_token(&mut self, hash: &[u8]) -> Result<()> {
         self.txn.open_table(TOKENS)?.remove(hash)?;
+        self.log(|| Op::DeleteToken(hash.to_vec()));
         Ok(())
     }
 
     /// Append to the changelog; returns the sequence number.
     pub fn log_change(&mut self, change: &ChangeRecord) -> Result<u64> {
         let seq = self.next_counter("next_change")?;
-        self.txn.open_table(CHANGELOG)?.insert(seq, change.encode().as_slice())?;
+        let encoded = change.encode();
+        self.txn.open_table(CHANGELOG)?.insert(seq, encoded.as_slice())?;
+        self.log(|| Op::PutChange(seq, encoded));
         Ok(seq)
     }
 
-    /// Make the transaction durable (redb `Durability::Immediate`: fsync before return).
+    /// Make the transaction durable and visible: its operations are appended
+    /// to the redo log and synced, then committed in redb without a sync. When
+    /// the log has grown past its limit, this commit is a checkpoint instead.
     pub fn commit(mut self) -> Result<()> {
+        let started = std::time::Instant::now();
         self.flush_bulk()?;
+        let flushed = started.elapsed();
+        let redo = self.redo.clone();
+        let mut log = lock(&redo)?;
+        if !self.logging || log.len() + self.ops.len() as u64 > self.checkpoint_bytes {
+            drop(log);
+            return self.commit_durable();
+        }
+        if !self.ops.is_empty() {
+            log.append(&self.ops)?;
+        }
+        let logged = started.elapsed();
+        let committed = self
+            .txn
+            .set_durability(Durability::None)
+            .map_err(StoreError::from)
+            .and_then(|()| self.txn.commit().map_err(StoreError::from));
+        tracing::trace!(
+            postings_us = flushed.as_micros() as u64,
+            redo_us = (logged - flushed).as_micros() as u64,
+            redo_bytes = self.ops.len(),
+            redb_us = (started.elapsed() - logged).as_micros() as u64,
+            "commit"
+        );
+        if let Err(e) = &committed {
+            // The log holds a transaction redb did not take: acknowledging
+            // anything more would build on a state a restart would not see.
+            log.break_with(format!("commit after logging failed: {e}"));
+        }
+        committed
+    }
+
+    /// Commit durably in redb (`Durability::Immediate`: synced before return),
+    /// which also persists every earlier commit: the redo log starts over.
+    /// For imports, whose transactions are too large to log.
+    pub fn commit_durable(mut self) -> Result<()> {
+        self.flush_bulk()?;
+        let redo = self.redo.clone();
+        let mut log = lock(&redo)?;
+        if let Some(why) = log.unapplied() {
+            return Err(StoreError::Corrupt(format!(
+                "no checkpoint while the redo log holds an unapplied write ({why}); restart the server"
+            )));
+        }
+        let last = log.last_seq();
+        self.txn.open_table(META)?.insert("redo_checkpoint", last)?;
         self.txn.commit()?;
+        log.restart(last);
         Ok(())
     }
 

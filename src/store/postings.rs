@@ -7,15 +7,17 @@
 //! over values still works. A chunk's value is its ids, 8 bytes each (LE).
 //!
 //! Chunks keep the number of B-tree records low: a key shared by 100k entries
-//! (`objectClass=person`) is 200 records, not 100k, and a bulk load writes
+//! (`objectClass=person`) is 800 records, not 100k, and a bulk load writes
 //! each chunk once.
 
 use redb::{ReadableTable, Table};
 
 use super::Result;
 
-/// Most ids in one chunk (4 KiB of ids).
-pub const CHUNK: usize = 512;
+/// Most ids in one chunk (1 KiB of ids): small enough that appending to a
+/// key shared by every entry rewrites little, large enough that a list of
+/// 100k ids is under a thousand records.
+pub const CHUNK: usize = 128;
 
 /// Escape an index key (or a prefix of one) for the postings table.
 pub fn escape(key: &[u8]) -> Vec<u8> {
@@ -95,24 +97,71 @@ pub fn read_prefix(
     Ok(Some(out))
 }
 
+/// A chunk as read: its first id, its ids, and the first id of the next chunk.
+type Chunk = (u64, Vec<u64>, Option<u64>);
+
 /// The chunk that should hold `id`: the last one starting at or before it,
-/// else the key's first chunk. Returns (its first id, its ids).
-fn find_chunk(t: &Table<&'static [u8], &'static [u8]>, key: &[u8], id: u64) -> Result<Option<(u64, Vec<u64>)>> {
-    let (lo, hi) = bounds(key);
-    let upto = chunk_key(&escape(key), id);
+/// else the key's first chunk. Returns (its first id, its ids, the first id of
+/// the chunk after it).
+fn find_chunk(t: &Table<&'static [u8], &'static [u8]>, escaped: &[u8], id: u64) -> Result<Option<Chunk>> {
+    let lo = chunk_key(escaped, 0);
+    let hi = chunk_key(escaped, u64::MAX);
+    // New entries get the highest ids: most often `id` goes in the key's last
+    // chunk, found with one lookup.
+    if let Some(item) = t.range::<&[u8]>(lo.as_slice()..=hi.as_slice())?.next_back() {
+        let (k, v) = item?;
+        let first = first_id(k.value());
+        if first <= id {
+            return Ok(Some((first, decode(v.value()).collect(), None)));
+        }
+    } else {
+        return Ok(None);
+    }
+    let upto = chunk_key(escaped, id);
     let found = match t.range::<&[u8]>(lo.as_slice()..=upto.as_slice())?.next_back() {
         Some(item) => Some(item?),
-        None => match t.range::<&[u8]>(lo.as_slice()..hi.as_slice())?.next() {
+        None => match t.range::<&[u8]>(lo.as_slice()..=hi.as_slice())?.next() {
             Some(item) => Some(item?),
             None => None,
         },
     };
-    Ok(found.map(|(k, v)| {
-        let kb = k.value();
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&kb[kb.len() - 8..]);
-        (u64::from_be_bytes(first), decode(v.value()).collect())
-    }))
+    let Some((k, v)) = found else { return Ok(None) };
+    let first = first_id(k.value());
+    let ids: Vec<u64> = decode(v.value()).collect();
+    let next = match first.checked_add(1) {
+        Some(after) => {
+            let after = chunk_key(escaped, after);
+            match t.range::<&[u8]>(after.as_slice()..=hi.as_slice())?.next() {
+                Some(item) => Some(first_id(item?.0.value())),
+                None => None,
+            }
+        }
+        None => None,
+    };
+    Ok(Some((first, ids, next)))
+}
+
+fn first_id(chunk_key: &[u8]) -> u64 {
+    let mut first = [0u8; 8];
+    if let Some(tail) = chunk_key.len().checked_sub(8).and_then(|at| chunk_key.get(at..)) {
+        first.copy_from_slice(tail);
+    }
+    u64::from_be_bytes(first)
+}
+
+/// Replace the chunk that started at `old_first` by `ids`, split into chunks
+/// of at most [`CHUNK`]. A chunk whose first id is unchanged is overwritten in
+/// place rather than removed and re-inserted.
+fn rewrite_chunk(
+    t: &mut Table<&'static [u8], &'static [u8]>,
+    escaped: &[u8],
+    old_first: u64,
+    ids: &[u64],
+) -> Result<()> {
+    if ids.first() != Some(&old_first) {
+        t.remove(chunk_key(escaped, old_first).as_slice())?;
+    }
+    write_chunks(t, escaped, ids)
 }
 
 fn write_chunks(t: &mut Table<&'static [u8], &'static [u8]>, escaped: &[u8], ids: &[u64]) -> Result<()> {
@@ -126,48 +175,70 @@ fn write_chunks(t: &mut Table<&'static [u8], &'static [u8]>, escaped: &[u8], ids
 
 /// Post `id` under `key` (no-op when already there).
 pub fn add(t: &mut Table<&'static [u8], &'static [u8]>, key: &[u8], id: u64) -> Result<()> {
-    let escaped = escape(key);
-    match find_chunk(t, key, id)? {
-        None => {
-            t.insert(chunk_key(&escaped, id).as_slice(), encode(&[id]).as_slice())?;
-        }
-        Some((first, mut ids)) => {
-            let Err(pos) = ids.binary_search(&id) else {
-                return Ok(());
-            };
-            ids.insert(pos, id);
-            t.remove(chunk_key(&escaped, first).as_slice())?;
-            write_chunks(t, &escaped, &ids)?;
-        }
-    }
-    Ok(())
+    add_many(t, key, &[id])
 }
 
 /// Unpost `id` from `key` (no-op when absent).
 pub fn remove(t: &mut Table<&'static [u8], &'static [u8]>, key: &[u8], id: u64) -> Result<()> {
     let escaped = escape(key);
-    if let Some((first, mut ids)) = find_chunk(t, key, id)? {
+    if let Some((first, mut ids, _)) = find_chunk(t, &escaped, id)? {
         let Ok(pos) = ids.binary_search(&id) else { return Ok(()) };
         ids.remove(pos);
-        t.remove(chunk_key(&escaped, first).as_slice())?;
-        write_chunks(t, &escaped, &ids)?;
+        rewrite_chunk(t, &escaped, first, &ids)?;
     }
     Ok(())
 }
 
-/// Merge ascending, deduplicated `ids` into `key`'s list: written whole when
-/// the key is new (the bulk-load case), id by id otherwise.
+/// Merge ascending, deduplicated `ids` into `key`'s list. Each chunk they
+/// fall into is read and written once, whatever the number of ids: a group
+/// commit of many new entries costs one chunk rewrite per shared key, and a
+/// bulk load writes each chunk once.
 pub fn add_many(t: &mut Table<&'static [u8], &'static [u8]>, key: &[u8], ids: &[u64]) -> Result<()> {
-    let (lo, hi) = bounds(key);
-    let exists = t.range::<&[u8]>(lo.as_slice()..hi.as_slice())?.next().is_some();
-    if exists {
-        for &id in ids {
-            add(t, key, id)?;
+    let escaped = escape(key);
+    let mut rest = ids;
+    while let Some(&head) = rest.first() {
+        let Some((first, existing, next)) = find_chunk(t, &escaped, head)? else {
+            return write_chunks(t, &escaped, rest);
+        };
+        // The ids that belong to this chunk: those before the next chunk's first.
+        let take = match next {
+            Some(next) => rest.partition_point(|&id| id < next),
+            None => rest.len(),
+        };
+        let (mine, later) = rest.split_at(take.max(1));
+        let merged = merge(&existing, mine);
+        if merged.len() != existing.len() {
+            rewrite_chunk(t, &escaped, first, &merged)?;
         }
-        Ok(())
-    } else {
-        write_chunks(t, &escape(key), ids)
+        rest = later;
     }
+    Ok(())
+}
+
+/// Union of two ascending, deduplicated lists.
+fn merge(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 #[cfg(test)]
@@ -180,7 +251,7 @@ mod tests {
     #[test]
     fn chunks_split_merge_and_stay_sorted() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(&tmp.path().join("t.redb"), 1 << 20).unwrap();
+        let store = Store::open(&tmp.path().join("t.redb"), 1 << 20, 1 << 20).unwrap();
         let w = store.write().unwrap();
         {
             let mut t = w.txn.open_table(POSTINGS).unwrap();
