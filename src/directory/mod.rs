@@ -257,6 +257,14 @@ impl Directory {
         Ok(())
     }
 
+    /// The entry a record holds, its attributes moved out of the record (the
+    /// search loop's hot path: no copy of every value).
+    fn take_entry(&self, rec: &mut Record) -> Result<Entry> {
+        let dn = Dn::parse(&rec.dn)?;
+        let attrs = std::mem::take(&mut rec.attrs);
+        Ok(Entry { dn, attrs: attrs.into_iter().map(|(name, values)| Attribute { name, values }).collect() })
+    }
+
     fn to_entry(&self, rec: &Record) -> Result<Entry> {
         let dn = Dn::parse(&rec.dn)?;
         Ok(Entry {

@@ -146,17 +146,20 @@ impl Directory {
         let candidates: Vec<u64> = match req.scope {
             Scope::Base => vec![base_id],
             Scope::One => {
+                // An index list longer than the children cannot narrow them
+                // (objectClass=person while listing one organisation): not read.
                 let kids = r.children(base_id)?;
-                match self.plan(&r, &req.filter)? {
-                    Some(ids) if ids.len() < kids.len() => ids,
+                match self.plan(&r, &req.filter, kids.len())? {
                     Some(ids) => intersect(&kids, &ids),
                     None => kids,
                 }
             }
-            Scope::Sub | Scope::Children if base_ndn == self.suffix_ndn => match self.plan(&r, &req.filter)? {
-                Some(ids) => ids,
-                None => r.all_ids()?,
-            },
+            Scope::Sub | Scope::Children if base_ndn == self.suffix_ndn => {
+                match self.plan(&r, &req.filter, usize::MAX)? {
+                    Some(ids) => ids,
+                    None => r.all_ids()?,
+                }
+            }
             Scope::Sub | Scope::Children => match subtree_ids(&r, base_id, SMALL_SUBTREE)? {
                 // A leaf or a small branch (reading an entry back after a write):
                 // its entries are fewer than any index list worth reading.
@@ -164,7 +167,7 @@ impl Directory {
                 None => {
                     // Below a smaller base (one organisation) its subtree may
                     // be far smaller than what the index gives: take the smaller.
-                    let planned = self.plan(&r, &req.filter)?;
+                    let planned = self.plan(&r, &req.filter, usize::MAX)?;
                     let limit = planned.as_ref().map_or(usize::MAX, Vec::len);
                     match subtree_ids(&r, base_id, limit)? {
                         Some(ids) => ids,
@@ -191,7 +194,7 @@ impl Directory {
                     return Err(DirectoryError::Abandoned);
                 }
             }
-            let Some(rec) = r.entry(id)? else { continue };
+            let Some(mut rec) = r.entry(id)? else { continue };
             let in_scope = match req.scope {
                 Scope::Base => true,
                 Scope::One => rec.parent == base_id,
@@ -201,7 +204,7 @@ impl Directory {
             if !in_scope {
                 continue;
             }
-            let mut entry = self.to_entry(&rec)?;
+            let mut entry = self.take_entry(&mut rec)?;
             self.add_virtual(&r, id, &rec, &mut entry, &wanted_virtual, &selection)?;
             let Some(mask) = access.readable(&r, &rec.ndn, &entry)? else { continue };
             let matched = if mask.is_everything() {
@@ -355,8 +358,9 @@ impl Directory {
 
     /// Candidate ids for a filter from indexes, ascending; `None` when the
     /// filter cannot be answered from indexes and a scan is needed. Candidates
-    /// are a superset: every one is re-checked against the filter.
-    fn plan(&self, r: &impl Reader, f: &Filter) -> Result<Option<Vec<u64>>> {
+    /// are a superset: every one is re-checked against the filter. An index
+    /// list longer than `cap` is not read: it is then as if unindexed.
+    fn plan(&self, r: &impl Reader, f: &Filter, cap: usize) -> Result<Option<Vec<u64>>> {
         Ok(match f {
             Filter::And(fs) => {
                 // Most selective first, so that the break below can skip the
@@ -365,7 +369,9 @@ impl Directory {
                 ordered.sort_by_key(|sub| self.plan_rank(sub));
                 let mut best: Option<Vec<u64>> = None;
                 for sub in ordered {
-                    if let Some(ids) = self.plan(r, sub)? {
+                    // A conjunct is only worth reading if it could narrow what we have.
+                    let sub_cap = best.as_ref().map_or(cap, Vec::len);
+                    if let Some(ids) = self.plan(r, sub, sub_cap)? {
                         best = Some(match best {
                             None => ids,
                             Some(b) => intersect(&b, &ids),
@@ -381,16 +387,16 @@ impl Directory {
             Filter::Or(fs) => {
                 let mut all = Vec::new();
                 for sub in fs {
-                    match self.plan(r, sub)? {
-                        Some(ids) => all.extend(ids),
-                        None => return Ok(None),
+                    match self.plan(r, sub, cap)? {
+                        Some(ids) if all.len() + ids.len() <= cap.saturating_mul(2) => all.extend(ids),
+                        _ => return Ok(None),
                     }
                 }
                 all.sort_unstable();
                 all.dedup();
-                Some(all)
+                (all.len() <= cap).then_some(all)
             }
-            Filter::Equality(a, v) | Filter::Approx(a, v) => self.plan_equality(r, a, v)?,
+            Filter::Equality(a, v) | Filter::Approx(a, v) => self.plan_equality(r, a, v, cap)?,
             Filter::Present(a) => {
                 let Some(id) = self.schema.attr_id(a) else {
                     return Ok(Some(Vec::new()));
@@ -398,9 +404,9 @@ impl Directory {
                 if self.schema.attr(id).lname == "objectclass" {
                     return Ok(None);
                 }
-                self.union_over_subtypes(r, id, |lname| index_key(IndexKind::Presence, lname, b""))?
+                self.union_over_subtypes(r, id, cap, |lname| index_key(IndexKind::Presence, lname, b""))?
             }
-            Filter::Substrings(a, s) => self.plan_substrings(r, a, s)?,
+            Filter::Substrings(a, s) => self.plan_substrings(r, a, s, cap)?,
             _ => None,
         })
     }
@@ -416,7 +422,7 @@ impl Directory {
         }
     }
 
-    fn plan_equality(&self, r: &impl Reader, a: &str, v: &[u8]) -> Result<Option<Vec<u64>>> {
+    fn plan_equality(&self, r: &impl Reader, a: &str, v: &[u8], cap: usize) -> Result<Option<Vec<u64>>> {
         let Some(id) = self.schema.attr_id(a) else {
             return Ok(Some(Vec::new()));
         };
@@ -473,16 +479,19 @@ impl Directory {
                     let Ok(n) = self.schema.normalize_eq(attr, v) else {
                         continue;
                     };
-                    all.extend(r.postings(&index_key(IndexKind::Equality, &sattr.lname, &n))?);
+                    let Some(ids) = r.postings_at_most(&index_key(IndexKind::Equality, &sattr.lname, &n), cap)? else {
+                        return Ok(None);
+                    };
+                    all.extend(ids);
                 }
                 all.sort_unstable();
                 all.dedup();
-                Ok(Some(all))
+                Ok((all.len() <= cap).then_some(all))
             }
         }
     }
 
-    fn plan_substrings(&self, r: &impl Reader, a: &str, s: &Substrings) -> Result<Option<Vec<u64>>> {
+    fn plan_substrings(&self, r: &impl Reader, a: &str, s: &Substrings, cap: usize) -> Result<Option<Vec<u64>>> {
         let Some(id) = self.schema.attr_id(a) else {
             return Ok(Some(Vec::new()));
         };
@@ -500,7 +509,7 @@ impl Directory {
             && let Some(n) = normalize_component(&self.schema, rule, init)
         {
             let prefix = index_key(IndexKind::Equality, &attr.lname, &n);
-            best = r.postings_with_prefix(&prefix, PREFIX_SCAN_CAP)?;
+            best = r.postings_with_prefix(&prefix, PREFIX_SCAN_CAP.min(cap))?;
         }
         // Any other component of three bytes or more: intersect its trigrams.
         if self.sub_indexed.contains(&attr.lname) {
@@ -511,7 +520,11 @@ impl Directory {
                     continue;
                 };
                 for t in trigrams(&n) {
-                    let ids = r.postings(&index_key(IndexKind::Substring, &attr.lname, t))?;
+                    // A trigram list longer than the candidates so far cannot narrow them.
+                    let limit = best.as_ref().map_or(cap, Vec::len);
+                    let Some(ids) = r.postings_at_most(&index_key(IndexKind::Substring, &attr.lname, t), limit)? else {
+                        continue;
+                    };
                     best = Some(match best {
                         None => ids,
                         Some(b) => intersect(&b, &ids),
@@ -526,6 +539,7 @@ impl Directory {
         &self,
         r: &impl Reader,
         id: schema::AttrId,
+        cap: usize,
         key: impl Fn(&str) -> Vec<u8>,
     ) -> Result<Option<Vec<u64>>> {
         let mut all = Vec::new();
@@ -534,11 +548,12 @@ impl Directory {
             if !self.eq_indexed.contains(lname) && !self.sub_indexed.contains(lname) {
                 return Ok(None);
             }
-            all.extend(r.postings(&key(lname))?);
+            let Some(ids) = r.postings_at_most(&key(lname), cap)? else { return Ok(None) };
+            all.extend(ids);
         }
         all.sort_unstable();
         all.dedup();
-        Ok(Some(all))
+        Ok((all.len() <= cap).then_some(all))
     }
 }
 

@@ -148,7 +148,9 @@ impl Store {
     /// A consistent snapshot for one operation. Keep it short and never hold it
     /// across an `.await`.
     pub fn read(&self) -> Result<ReadTx> {
-        Ok(ReadTx { txn: self.db.begin_read()? })
+        let txn = self.db.begin_read()?;
+        let entries = txn.open_table(ENTRIES)?;
+        Ok(ReadTx { txn, entries })
     }
 
     /// A write transaction; nothing is visible until [`WriteTx::commit`], which
@@ -214,6 +216,8 @@ pub trait Reader {
     fn child_count(&self, id: u64) -> Result<u64>;
     /// Ids posted under exactly this key, ascending.
     fn postings(&self, key: &[u8]) -> Result<Vec<u64>>;
+    /// Like [`Reader::postings`], but `None` as soon as there are more than `cap`.
+    fn postings_at_most(&self, key: &[u8], cap: usize) -> Result<Option<Vec<u64>>>;
     /// Ids posted under any key starting with `prefix`, ascending and deduplicated;
     /// `None` when more than `cap` postings were seen (the caller then scans).
     fn postings_with_prefix(&self, prefix: &[u8], cap: usize) -> Result<Option<Vec<u64>>>;
@@ -230,6 +234,8 @@ pub trait Reader {
 /// A read snapshot.
 pub struct ReadTx {
     txn: redb::ReadTransaction,
+    /// Opened once: a search reads hundreds of entries.
+    entries: redb::ReadOnlyTable<u64, &'static [u8]>,
 }
 
 /// A write transaction.
@@ -248,6 +254,13 @@ pub struct WriteTx {
 }
 
 impl ReadTx {
+    fn entry_with<T>(&self, id: u64, f: impl FnOnce(&[u8]) -> Result<T>) -> Result<Option<T>> {
+        match self.entries.get(id)? {
+            Some(g) => Ok(Some(f(g.value())?)),
+            None => Ok(None),
+        }
+    }
+
     fn overlay(&self, _key: &[u8]) -> &[u64] {
         &[]
     }
@@ -261,19 +274,11 @@ macro_rules! impl_reader {
     ($t:ty) => {
         impl Reader for $t {
             fn entry(&self, id: u64) -> Result<Option<Record>> {
-                let t = self.txn.open_table(ENTRIES)?;
-                match t.get(id)? {
-                    Some(g) => Ok(Some(Record::decode(g.value())?)),
-                    None => Ok(None),
-                }
+                self.entry_with(id, Record::decode)
             }
 
             fn entry_dn(&self, id: u64) -> Result<Option<String>> {
-                let t = self.txn.open_table(ENTRIES)?;
-                match t.get(id)? {
-                    Some(g) => Ok(Some(Record::decode_dn(g.value())?)),
-                    None => Ok(None),
-                }
+                self.entry_with(id, Record::decode_dn)
             }
 
             fn id_of_dn(&self, ndn: &str) -> Result<Option<u64>> {
@@ -318,15 +323,22 @@ macro_rules! impl_reader {
             }
 
             fn postings(&self, key: &[u8]) -> Result<Vec<u64>> {
+                Ok(self.postings_at_most(key, usize::MAX)?.unwrap_or_default())
+            }
+
+            fn postings_at_most(&self, key: &[u8], cap: usize) -> Result<Option<Vec<u64>>> {
                 let t = self.txn.open_table(POSTINGS)?;
-                let mut out = postings::read(&t, key)?;
+                let Some(mut out) = postings::read_at_most(&t, key, cap)? else { return Ok(None) };
                 let extra = self.overlay(key);
                 if !extra.is_empty() {
                     out.extend_from_slice(extra);
                     out.sort_unstable();
                     out.dedup();
+                    if out.len() > cap {
+                        return Ok(None);
+                    }
                 }
-                Ok(out)
+                Ok(Some(out))
             }
 
             fn postings_with_prefix(&self, prefix: &[u8], cap: usize) -> Result<Option<Vec<u64>>> {
@@ -390,6 +402,13 @@ impl_reader!(ReadTx);
 impl_reader!(WriteTx);
 
 impl WriteTx {
+    fn entry_with<T>(&self, id: u64, f: impl FnOnce(&[u8]) -> Result<T>) -> Result<Option<T>> {
+        match self.txn.open_table(ENTRIES)?.get(id)? {
+            Some(g) => Ok(Some(f(g.value())?)),
+            None => Ok(None),
+        }
+    }
+
     /// Record an operation for the redo log.
     fn log(&mut self, op: impl FnOnce() -> Op) {
         if self.logging {

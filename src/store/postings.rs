@@ -66,14 +66,28 @@ fn bounds(key: &[u8]) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// Every id posted under `key`, ascending.
+#[cfg(test)]
 pub fn read(t: &impl ReadableTable<&'static [u8], &'static [u8]>, key: &[u8]) -> Result<Vec<u64>> {
+    Ok(read_at_most(t, key, usize::MAX)?.unwrap_or_default())
+}
+
+/// The ids posted under `key`, ascending; `None` as soon as there are more
+/// than `cap` (the rest is not read).
+pub fn read_at_most(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8],
+    cap: usize,
+) -> Result<Option<Vec<u64>>> {
     let (lo, hi) = bounds(key);
     let mut out = Vec::new();
     for item in t.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
         let (_, v) = item?;
         out.extend(decode(v.value()));
+        if out.len() > cap {
+            return Ok(None);
+        }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Ids under any key starting with `prefix` (unsorted, may repeat); `None` past `cap`.
