@@ -434,18 +434,8 @@ mod tests {
         let torn_at = log.len() - 10;
         drop(log);
         let f = OpenOptions::new().write(true).open(&path).unwrap();
-        f.write_all_at_for_test(torn_at, &[0xFF; 10]);
+        std::os::unix::fs::FileExt::write_all_at(&f, &[0xFF; 10], torn_at).unwrap();
         let (_, records) = RedoLog::open(&path).unwrap();
         assert_eq!(records, vec![(8, b"eight".to_vec())]);
-    }
-
-    trait WriteAt {
-        fn write_all_at_for_test(&self, at: u64, data: &[u8]);
-    }
-
-    impl WriteAt for File {
-        fn write_all_at_for_test(&self, at: u64, data: &[u8]) {
-            std::os::unix::fs::FileExt::write_all_at(self, data, at).unwrap();
-        }
     }
 }
