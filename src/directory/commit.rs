@@ -82,12 +82,7 @@ impl Directory {
             let mut w = match self.store.write() {
                 Ok(w) => w,
                 Err(e) => {
-                    let why = e.to_string();
-                    outcomes.extend(
-                        group
-                            .into_iter()
-                            .map(|p| (p.ticket, Err((0, DirectoryError::Internal(format!("store: {why}")))))),
-                    );
+                    outcomes.extend(fail_all(group, &format!("store: {e}")));
                     return outcomes;
                 }
             };
@@ -136,18 +131,16 @@ impl Directory {
                             self.committed(true);
                             outcomes.extend(group.into_iter().map(|p| (p.ticket, Ok(p.changes.len()))));
                         }
-                        Err(e) => {
-                            let why = e.to_string();
-                            outcomes.extend(
-                                group
-                                    .into_iter()
-                                    .map(|p| (p.ticket, Err((0, DirectoryError::Internal(format!("commit: {why}")))))),
-                            );
-                        }
+                        Err(e) => outcomes.extend(fail_all(group, &format!("commit: {e}"))),
                     }
                     return outcomes;
                 }
             }
         }
     }
+}
+
+/// The same internal error for every caller of a group the store failed.
+fn fail_all(group: Vec<Pending>, why: &str) -> impl Iterator<Item = (u64, Outcome)> + '_ {
+    group.into_iter().map(move |p| (p.ticket, Err((0, DirectoryError::Internal(why.to_string())))))
 }

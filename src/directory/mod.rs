@@ -266,11 +266,7 @@ impl Directory {
     }
 
     fn to_entry(&self, rec: &Record) -> Result<Entry> {
-        let dn = Dn::parse(&rec.dn)?;
-        Ok(Entry {
-            dn,
-            attrs: rec.attrs.iter().map(|(n, v)| Attribute { name: n.clone(), values: v.clone() }).collect(),
-        })
+        self.take_entry(&mut rec.clone())
     }
 
     /// Index keys of an entry's stored attributes.
