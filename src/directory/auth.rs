@@ -15,6 +15,19 @@ use super::schema::syntax::{format_epoch, now_generalized};
 use super::*;
 use crate::store::WriteTx;
 
+/// What a simple bind reads of an entry.
+#[derive(Debug, Default)]
+pub struct Account {
+    /// The DN as stored.
+    pub dn: String,
+    pub ndn: String,
+    /// The stored `userPassword` values.
+    pub passwords: Vec<Vec<u8>>,
+    pub locked_at: Option<String>,
+    /// `cigActive: FALSE`.
+    pub disabled: bool,
+}
+
 /// The configurable password policy.
 #[derive(Debug, Clone)]
 pub struct PasswordPolicy {
@@ -104,30 +117,52 @@ impl Directory {
 
     /// Whether a bind against this entry is only a salted-digest check: no
     /// argon2 or crypt, and no write to follow (re-hash). Such binds run inline.
-    pub fn bind_is_cheap(&self, entry: Option<&Entry>) -> bool {
-        entry.and_then(|e| e.get("userPassword")).is_some_and(|a| {
-            a.values
-                .iter()
-                .all(|v| password::is_cheap(v) && !(self.password_policy.rehash && password::needs_rehash(v)))
+    pub fn bind_is_cheap(&self, account: Option<&Account>) -> bool {
+        account.is_some_and(|a| {
+            !a.passwords.is_empty()
+                && a.passwords
+                    .iter()
+                    .all(|v| password::is_cheap(v) && !(self.password_policy.rehash && password::needs_rehash(v)))
         })
     }
 
-    /// A simple bind (RFC 4513 §5.1.3) against an entry read before with
-    /// [`Directory::get`]. On success, the principal the session acts as.
-    pub fn authenticate(&self, entry: Option<Entry>, password: &[u8], peer: &str) -> Result<Principal> {
-        let Some(entry) = entry else {
+    /// What a bind needs of the entry named `dn`, read in place: its stored
+    /// passwords, lock and activity, not its other attributes.
+    pub fn account(&self, dn: &Dn) -> Result<Option<Account>> {
+        let ndn = self.normalize_dn(dn)?;
+        let r = self.store.read()?;
+        let Some(id) = r.id_of_dn(&ndn)? else { return Ok(None) };
+        let account = r.entry_view(id, |v| {
+            let mut a = Account { dn: v.dn.to_string(), ndn: v.ndn.to_string(), ..Account::default() };
+            v.for_each_attr(|name, values| {
+                if name.eq_ignore_ascii_case("userPassword") {
+                    a.passwords.extend(values.filter_map(|x| x.ok()).map(<[u8]>::to_vec));
+                } else if name.eq_ignore_ascii_case("pwdAccountLockedTime") {
+                    let first = values.next().and_then(|x| x.ok());
+                    a.locked_at = first.and_then(|x| std::str::from_utf8(x).ok()).map(str::to_string);
+                } else if name.eq_ignore_ascii_case("cigActive") {
+                    a.disabled = values.filter_map(|x| x.ok()).any(|x| x.eq_ignore_ascii_case(b"FALSE"));
+                }
+            })?;
+            Ok(a)
+        })?;
+        Ok(account)
+    }
+
+    /// A simple bind (RFC 4513 §5.1.3) against an account read before with
+    /// [`Directory::account`]. On success, the principal the session acts as.
+    pub fn authenticate(&self, account: Option<Account>, password: &[u8], peer: &str) -> Result<Principal> {
+        let Some(account) = account else {
             password::verify(password::decoy(), password);
             return Err(DirectoryError::InvalidCredentials);
         };
-        let ndn = self.normalize_dn(&entry.dn)?;
-        let stored: &[Vec<u8>] = entry.get("userPassword").map(|a| a.values.as_slice()).unwrap_or_default();
+        let Account { dn, ndn, passwords: stored, locked_at, disabled } = account;
         if stored.is_empty() {
             password::verify(password::decoy(), password);
         }
         let matched = stored.iter().find(|v| password::verify(v, password)).cloned();
         let policy = &self.password_policy;
         let now = now_secs();
-        let locked_at = entry.first_str("pwdAccountLockedTime").map(str::to_string);
         let locked = locked_at.as_deref().is_some_and(|t| {
             policy.lockout_secs == 0 || t > format_epoch(now.saturating_sub(policy.lockout_secs) as i64).as_str()
         });
@@ -136,11 +171,11 @@ impl Directory {
         }
         let Some(matched) = matched else {
             if !stored.is_empty() && self.count_failure(&ndn, now) {
-                self.lock(&entry.dn, peer);
+                self.lock(&Dn::parse(&dn)?, peer);
             }
             return Err(DirectoryError::InvalidCredentials);
         };
-        if entry.first_str("cigActive").is_some_and(|v| v.eq_ignore_ascii_case("FALSE")) {
+        if disabled {
             return Err(DirectoryError::InvalidCredentials);
         }
         if let Ok(mut f) = self.failures.lock() {
@@ -149,22 +184,22 @@ impl Directory {
         if locked_at.is_some() {
             // The lock has run its time: the account is usable again.
             let unlock = Modification { op: ModOp::Delete, attr: "pwdAccountLockedTime".into(), values: Vec::new() };
-            let server = Actor { peer: peer.to_string(), ..Actor::new(entry.dn.to_string()) };
-            if let Err(e) = self.modify(&server, &entry.dn, &[unlock]) {
-                tracing::warn!(dn = %entry.dn, "could not clear an expired lock: {e}");
+            let server = Actor { peer: peer.to_string(), ..Actor::new(dn.clone()) };
+            if let Err(e) = self.modify(&server, &Dn::parse(&dn)?, &[unlock]) {
+                tracing::warn!(dn = %dn, "could not clear an expired lock: {e}");
             }
         }
         if policy.rehash && password::needs_rehash(&matched) {
             match password::hash_with(password, &policy.argon2) {
                 Ok(new) => {
-                    if let Err(e) = self.rehash(&entry.dn, &matched, new.into_bytes(), peer) {
-                        tracing::warn!(dn = %entry.dn, "could not re-hash a password: {e}");
+                    if let Err(e) = self.rehash(&Dn::parse(&dn)?, &matched, new.into_bytes(), peer) {
+                        tracing::warn!(dn = %dn, "could not re-hash a password: {e}");
                     }
                 }
                 Err(e) => tracing::warn!("argon2: {e}"),
             }
         }
-        Ok(Principal::Entry(std::sync::Arc::new(BoundEntry::new(entry.dn.to_string(), ndn))))
+        Ok(Principal::Entry(std::sync::Arc::new(BoundEntry::new(dn, ndn))))
     }
 
     /// Count a failed bind; true when it reaches the lockout threshold.

@@ -122,6 +122,19 @@ impl fmt::Display for Dn {
 /// Escape an attribute value for the string form, RFC 4514 §2.4.
 pub fn escape_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len() + 2);
+    escape_value_into(&mut out, v);
+    out
+}
+
+/// [`escape_value`], appended to `out`.
+pub fn escape_value_into(out: &mut String, v: &str) {
+    // Most values need no escaping: copied whole.
+    let b = v.as_bytes();
+    let special = |x: &u8| matches!(x, b'"' | b'+' | b',' | b';' | b'<' | b'>' | b'\\' | b'=' | 0..0x20 | 0x7f);
+    if !b.iter().any(special) && !matches!(b.first(), Some(b'#' | b' ')) && b.last() != Some(&b' ') {
+        out.push_str(v);
+        return;
+    }
     let last = v.chars().count().saturating_sub(1);
     for (i, c) in v.chars().enumerate() {
         match c {
@@ -138,7 +151,6 @@ pub fn escape_value(v: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// True when the normalised DN `ndn` equals `base` or lies below it. Both must

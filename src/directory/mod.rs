@@ -24,7 +24,7 @@ use std::sync::{Arc, RwLock};
 
 pub use access::{Access, BoundEntry, Policy, Principal, TokenPrincipal};
 pub use audit::AuditQuery;
-pub use auth::PasswordPolicy;
+pub use auth::{Account, PasswordPolicy};
 pub use dn::{Dn, Rdn};
 pub use entry::{Attribute, Entry, ModOp, Modification};
 pub use error::{DirectoryError, Result};
@@ -234,7 +234,7 @@ impl Directory {
         let ndn = self.normalize_dn(dn)?;
         let r = self.store.read()?;
         match r.id_of_dn(&ndn)? {
-            Some(id) => Ok(r.entry(id)?.map(|rec| self.to_entry(&rec)).transpose()?),
+            Some(id) => Ok(r.entry(id)?.map(|mut rec| self.take_entry(&mut rec)).transpose()?),
             None => Ok(None),
         }
     }

@@ -259,10 +259,10 @@ async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -
         return result(LdapResultCode::InvalidCredentials, "");
     };
     let dir = ctx.directory.clone();
-    let entry = dir.get(&dn).ok().flatten();
-    let cheap = dir.bind_is_cheap(entry.as_ref());
+    let account = dir.account(&dn).ok().flatten();
+    let cheap = dir.bind_is_cheap(account.as_ref());
     let peer = session.peer.clone();
-    let check = move || dir.authenticate(entry, password.as_bytes(), &peer);
+    let check = move || dir.authenticate(account, password.as_bytes(), &peer);
     // Salted digests ({SSHA} …) take a microsecond: check inline. argon2, crypt,
     // the decoy of an unknown DN and a re-hash take milliseconds: keep them off
     // the reactor threads.
@@ -868,8 +868,8 @@ fn password_modify(
         let Some(old) = req.old_password.as_deref() else {
             return Err(result(LdapResultCode::UnwillingToPerform, "the current password is required to change it"));
         };
-        let entry = dir.get(&target).map_err(|e| from_error(&e))?;
-        if dir.authenticate(entry, old.as_bytes(), &session.peer).is_err() {
+        let account = dir.account(&target).map_err(|e| from_error(&e))?;
+        if dir.authenticate(account, old.as_bytes(), &session.peer).is_err() {
             return Err(result(LdapResultCode::InvalidCredentials, "the current password is wrong"));
         }
     }

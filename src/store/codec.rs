@@ -124,6 +124,10 @@ impl<'a> Cursor<'a> {
         Ok(x)
     }
 
+    fn str(&mut self) -> Result<&'a str> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| Self::corrupt("string is not UTF-8"))
+    }
+
     fn string(&mut self) -> Result<String> {
         String::from_utf8(self.bytes()?.to_vec()).map_err(|_| Self::corrupt("string is not UTF-8"))
     }
@@ -190,6 +194,53 @@ impl Record {
     }
 }
 
+/// An entry as stored, read in place: the header decoded, the attributes
+/// walked on demand without copying a value. A bind reads three attributes of
+/// twenty; decoding the whole record was most of its cost.
+pub struct RecordView<'a> {
+    pub parent: u64,
+    pub dn: &'a str,
+    pub ndn: &'a str,
+    attrs: &'a [u8],
+}
+
+impl<'a> RecordView<'a> {
+    pub fn parse(b: &'a [u8]) -> Result<RecordView<'a>> {
+        let mut c = Cursor { b };
+        match c.byte()? {
+            RECORD_V1 => {}
+            v => return Err(StoreError::Corrupt(format!("unknown record version {v}"))),
+        }
+        let parent = c.varint()?;
+        let dn = c.str()?;
+        let ndn = c.str()?;
+        Ok(RecordView { parent, dn, ndn, attrs: c.b })
+    }
+
+    /// Every attribute as stored: its name and its values.
+    pub fn for_each_attr(&self, mut f: impl FnMut(&'a str, &mut dyn Iterator<Item = Result<&'a [u8]>>)) -> Result<()> {
+        let mut c = Cursor { b: self.attrs };
+        let n = c.varint()?;
+        for _ in 0..n {
+            let name = c.str()?;
+            let nv = c.varint()?;
+            let mut left = nv;
+            let mut values = std::iter::from_fn(|| {
+                (left > 0).then(|| {
+                    left -= 1;
+                    c.bytes()
+                })
+            });
+            f(name, &mut values);
+            // Values the callback did not read are skipped.
+            for v in values.by_ref() {
+                v?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl ChangeRecord {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![CHANGE_V2];
@@ -243,6 +294,30 @@ mod tests {
             ("[a-z]{1,8}", proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..4)), 0..6)) {
             let r = Record { parent, ndn: dn.to_lowercase(), dn, attrs };
             prop_assert_eq!(Record::decode(&r.encode()).unwrap(), r);
+        }
+
+        #[test]
+        fn record_view_reads_what_decode_reads(parent in any::<u64>(), dn in ".{0,20}", attrs in proptest::collection::vec(
+            ("[a-z]{1,8}", proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..4)), 0..6),
+            read_first_only in any::<bool>()) {
+            let r = Record { parent, ndn: dn.to_lowercase(), dn, attrs };
+            let bytes = r.encode();
+            let v = RecordView::parse(&bytes).unwrap();
+            prop_assert_eq!((v.parent, v.dn, v.ndn), (r.parent, r.dn.as_str(), r.ndn.as_str()));
+            let mut seen = Vec::new();
+            v.for_each_attr(|name, values| {
+                // Values left unread are skipped without losing the next attribute.
+                let got: Vec<Vec<u8>> = if read_first_only {
+                    values.next().map(|x| x.unwrap().to_vec()).into_iter().collect()
+                } else {
+                    values.map(|x| x.unwrap().to_vec()).collect()
+                };
+                seen.push((name.to_string(), got));
+            }).unwrap();
+            let want: Vec<(String, Vec<Vec<u8>>)> = r.attrs.iter().map(|(n, vs)| {
+                (n.clone(), if read_first_only { vs.iter().take(1).cloned().collect() } else { vs.clone() })
+            }).collect();
+            prop_assert_eq!(seen, want);
         }
 
         #[test]

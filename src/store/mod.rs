@@ -11,9 +11,9 @@ mod tables;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-pub use codec::{ChangeRecord, Record, TokenRecord};
+pub use codec::{ChangeRecord, Record, RecordView, TokenRecord};
 use redb::{Durability, ReadableDatabase, ReadableMultimapTable, ReadableTable, ReadableTableMetadata};
 use redo::{Op, RedoLog};
 use tables::*;
@@ -82,6 +82,7 @@ pub fn index_key(kind: IndexKind, attr: &str, value: &[u8]) -> Vec<u8> {
 pub struct Store {
     db: redb::Database,
     redo: Arc<Mutex<RedoLog>>,
+    snapshot: Arc<SharedSnapshot>,
     /// Checkpoint once this many bytes are logged (see [`redo`]).
     checkpoint_bytes: u64,
 }
@@ -96,7 +97,7 @@ impl Store {
         }
         let db = redb::Database::builder().set_cache_size(cache_bytes).create(path)?;
         let (log, records) = RedoLog::open(&path.with_extension("redo"))?;
-        let store = Store { db, redo: Arc::new(Mutex::new(log)), checkpoint_bytes };
+        let store = Store { db, redo: Arc::new(Mutex::new(log)), snapshot: Arc::default(), checkpoint_bytes };
         let mut w = store.write_unlogged()?;
         let checkpoint = {
             let mut meta = w.txn.open_table(META)?;
@@ -147,10 +148,35 @@ impl Store {
 
     /// A consistent snapshot for one operation. Keep it short and never hold it
     /// across an `.await`.
+    ///
+    /// Readers share one snapshot until the next commit: beginning a read
+    /// transaction and opening its tables cost more than a lookup by uid.
     pub fn read(&self) -> Result<ReadTx> {
+        let seen = {
+            let shared = self.snapshot.lock()?;
+            if let Some(r) = &shared.current {
+                return Ok(r.clone());
+            }
+            shared.commits
+        };
         let txn = self.db.begin_read()?;
         let entries = txn.open_table(ENTRIES)?;
-        Ok(ReadTx { txn, entries })
+        let r = ReadTx {
+            inner: Arc::new(ReadInner {
+                txn,
+                entries,
+                dn2id: OnceLock::new(),
+                postings: OnceLock::new(),
+                children: OnceLock::new(),
+            }),
+        };
+        let mut shared = self.snapshot.lock()?;
+        // Shared only if no commit landed since `seen`: this snapshot might
+        // predate it, and a write once acknowledged must be seen by every read.
+        if shared.commits == seen && shared.current.is_none() {
+            shared.current = Some(r.clone());
+        }
+        Ok(r)
     }
 
     /// A write transaction; nothing is visible until [`WriteTx::commit`], which
@@ -162,6 +188,7 @@ impl Store {
             logging: true,
             ops: Vec::new(),
             redo: self.redo.clone(),
+            snapshot: self.snapshot.clone(),
             checkpoint_bytes: self.checkpoint_bytes,
         })
     }
@@ -188,12 +215,45 @@ impl Store {
 impl Drop for Store {
     /// A store closed cleanly leaves nothing to replay.
     fn drop(&mut self) {
+        // No read snapshot may outlive the database it reads.
+        self.snapshot.invalidate();
         if lock(&self.redo).is_ok_and(|log| log.len() == 0) {
             return;
         }
         if let Err(e) = self.checkpoint() {
             tracing::warn!("closing the store without a checkpoint (the next start replays the redo log): {e}");
         }
+    }
+}
+
+/// The read snapshot readers share (see [`Store::read`]).
+#[derive(Default)]
+struct SharedSnapshot(Mutex<Shared>);
+
+#[derive(Default)]
+struct Shared {
+    /// Commits so far.
+    commits: u64,
+    current: Option<ReadTx>,
+}
+
+impl SharedSnapshot {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Shared>> {
+        self.0.lock().map_err(|_| StoreError::Corrupt("the snapshot lock is poisoned".into()))
+    }
+
+    /// A commit landed: later reads must see it. The old snapshot is released
+    /// here rather than at the next read, so that a run of writes without
+    /// reads does not keep redb from reusing the pages they free.
+    fn invalidate(&self) {
+        let old = match self.0.lock() {
+            Ok(mut shared) => {
+                shared.commits += 1;
+                shared.current.take()
+            }
+            Err(_) => None,
+        };
+        drop(old);
     }
 }
 
@@ -231,11 +291,37 @@ pub trait Reader {
     fn tokens(&self) -> Result<Vec<(Vec<u8>, TokenRecord)>>;
 }
 
-/// A read snapshot.
+/// A read snapshot; clones share it.
+#[derive(Clone)]
 pub struct ReadTx {
+    inner: Arc<ReadInner>,
+}
+
+/// Tables are opened once per snapshot: a search reads hundreds of entries,
+/// and every lookup by uid would otherwise open three tables.
+pub struct ReadInner {
     txn: redb::ReadTransaction,
-    /// Opened once: a search reads hundreds of entries.
     entries: redb::ReadOnlyTable<u64, &'static [u8]>,
+    dn2id: OnceLock<redb::ReadOnlyTable<&'static str, u64>>,
+    postings: OnceLock<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    children: OnceLock<redb::ReadOnlyMultimapTable<u64, u64>>,
+}
+
+impl std::ops::Deref for ReadTx {
+    type Target = ReadInner;
+
+    fn deref(&self) -> &ReadInner {
+        &self.inner
+    }
+}
+
+/// The table in `cell`, opened on first use.
+fn opened<T>(cell: &OnceLock<T>, open: impl FnOnce() -> Result<T>) -> Result<&T> {
+    if let Some(t) = cell.get() {
+        return Ok(t);
+    }
+    let t = open()?;
+    Ok(cell.get_or_init(|| t))
 }
 
 /// A write transaction.
@@ -250,10 +336,31 @@ pub struct WriteTx {
     /// This transaction's operations, encoded for the redo log.
     ops: Vec<u8>,
     redo: Arc<Mutex<RedoLog>>,
+    snapshot: Arc<SharedSnapshot>,
     checkpoint_bytes: u64,
 }
 
 impl ReadTx {
+    fn with_dn2id<T>(&self, f: impl FnOnce(&redb::ReadOnlyTable<&'static str, u64>) -> Result<T>) -> Result<T> {
+        f(opened(&self.dn2id, || Ok(self.txn.open_table(DN2ID)?))?)
+    }
+
+    fn with_postings<T>(
+        &self,
+        f: impl FnOnce(&redb::ReadOnlyTable<&'static [u8], &'static [u8]>) -> Result<T>,
+    ) -> Result<T> {
+        f(opened(&self.postings, || Ok(self.txn.open_table(POSTINGS)?))?)
+    }
+
+    fn with_children<T>(&self, f: impl FnOnce(&redb::ReadOnlyMultimapTable<u64, u64>) -> Result<T>) -> Result<T> {
+        f(opened(&self.children, || Ok(self.txn.open_multimap_table(CHILDREN)?))?)
+    }
+
+    /// Read an entry in place (see [`RecordView`]).
+    pub fn entry_view<T>(&self, id: u64, f: impl FnOnce(RecordView<'_>) -> Result<T>) -> Result<Option<T>> {
+        self.entry_with(id, |b| f(RecordView::parse(b)?))
+    }
+
     fn entry_with<T>(&self, id: u64, f: impl FnOnce(&[u8]) -> Result<T>) -> Result<Option<T>> {
         match self.entries.get(id)? {
             Some(g) => Ok(Some(f(g.value())?)),
@@ -282,8 +389,7 @@ macro_rules! impl_reader {
             }
 
             fn id_of_dn(&self, ndn: &str) -> Result<Option<u64>> {
-                let t = self.txn.open_table(DN2ID)?;
-                Ok(t.get(ndn)?.map(|g| g.value()))
+                self.with_dn2id(|t| Ok(t.get(ndn)?.map(|g| g.value())))
             }
 
             fn id_of_uuid(&self, uuid: &[u8; 16]) -> Result<Option<u64>> {
@@ -292,34 +398,34 @@ macro_rules! impl_reader {
             }
 
             fn children(&self, id: u64) -> Result<Vec<u64>> {
-                let t = self.txn.open_multimap_table(CHILDREN)?;
-                let mut out = Vec::new();
-                for v in t.get(id)? {
-                    out.push(v?.value());
-                }
-                Ok(out)
+                self.with_children(|t| {
+                    let mut out = Vec::new();
+                    for v in t.get(id)? {
+                        out.push(v?.value());
+                    }
+                    Ok(out)
+                })
             }
 
             fn children_at_most(&self, id: u64, max: usize) -> Result<Option<Vec<u64>>> {
-                let t = self.txn.open_multimap_table(CHILDREN)?;
-                let mut out = Vec::new();
-                for v in t.get(id)? {
-                    if out.len() == max {
-                        return Ok(None);
+                self.with_children(|t| {
+                    let mut out = Vec::new();
+                    for v in t.get(id)? {
+                        if out.len() == max {
+                            return Ok(None);
+                        }
+                        out.push(v?.value());
                     }
-                    out.push(v?.value());
-                }
-                Ok(Some(out))
+                    Ok(Some(out))
+                })
             }
 
             fn has_children(&self, id: u64) -> Result<bool> {
-                let t = self.txn.open_multimap_table(CHILDREN)?;
-                Ok(t.get(id)?.next().is_some())
+                self.with_children(|t| Ok(t.get(id)?.next().is_some()))
             }
 
             fn child_count(&self, id: u64) -> Result<u64> {
-                let t = self.txn.open_multimap_table(CHILDREN)?;
-                Ok(t.get(id)?.len())
+                self.with_children(|t| Ok(t.get(id)?.len()))
             }
 
             fn postings(&self, key: &[u8]) -> Result<Vec<u64>> {
@@ -327,8 +433,9 @@ macro_rules! impl_reader {
             }
 
             fn postings_at_most(&self, key: &[u8], cap: usize) -> Result<Option<Vec<u64>>> {
-                let t = self.txn.open_table(POSTINGS)?;
-                let Some(mut out) = postings::read_at_most(&t, key, cap)? else { return Ok(None) };
+                let Some(mut out) = self.with_postings(|t| postings::read_at_most(t, key, cap))? else {
+                    return Ok(None);
+                };
                 let extra = self.overlay(key);
                 if !extra.is_empty() {
                     out.extend_from_slice(extra);
@@ -342,8 +449,7 @@ macro_rules! impl_reader {
             }
 
             fn postings_with_prefix(&self, prefix: &[u8], cap: usize) -> Result<Option<Vec<u64>>> {
-                let t = self.txn.open_table(POSTINGS)?;
-                let Some(mut out) = postings::read_prefix(&t, prefix, cap)? else {
+                let Some(mut out) = self.with_postings(|t| postings::read_prefix(t, prefix, cap))? else {
                     return Ok(None);
                 };
                 out.extend(self.overlay_prefix(prefix));
@@ -402,6 +508,21 @@ impl_reader!(ReadTx);
 impl_reader!(WriteTx);
 
 impl WriteTx {
+    fn with_dn2id<T>(&self, f: impl FnOnce(&redb::Table<'_, &'static str, u64>) -> Result<T>) -> Result<T> {
+        f(&self.txn.open_table(DN2ID)?)
+    }
+
+    fn with_postings<T>(
+        &self,
+        f: impl FnOnce(&redb::Table<'_, &'static [u8], &'static [u8]>) -> Result<T>,
+    ) -> Result<T> {
+        f(&self.txn.open_table(POSTINGS)?)
+    }
+
+    fn with_children<T>(&self, f: impl FnOnce(&redb::MultimapTable<'_, u64, u64>) -> Result<T>) -> Result<T> {
+        f(&self.txn.open_multimap_table(CHILDREN)?)
+    }
+
     fn entry_with<T>(&self, id: u64, f: impl FnOnce(&[u8]) -> Result<T>) -> Result<Option<T>> {
         match self.txn.open_table(ENTRIES)?.get(id)? {
             Some(g) => Ok(Some(f(g.value())?)),
@@ -628,6 +749,9 @@ impl WriteTx {
             redb_us = (started.elapsed() - logged).as_micros() as u64,
             "commit"
         );
+        if committed.is_ok() {
+            self.snapshot.invalidate();
+        }
         if let Err(e) = &committed {
             // The log holds a transaction redb did not take: acknowledging
             // anything more would build on a state a restart would not see.
@@ -651,6 +775,7 @@ impl WriteTx {
         let last = log.last_seq();
         self.txn.open_table(META)?.insert("redo_checkpoint", last)?;
         self.txn.commit()?;
+        self.snapshot.invalidate();
         log.restart(last);
         Ok(())
     }

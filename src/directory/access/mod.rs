@@ -248,7 +248,7 @@ impl Directory {
         let r = self.store.read()?;
         let Some(org) = self.organisation_of(&r, &ndn, true)? else { return Ok(None) };
         match r.id_of_dn(org)? {
-            Some(id) => r.entry(id)?.map(|rec| self.to_entry(&rec)).transpose(),
+            Some(id) => r.entry(id)?.map(|mut rec| self.take_entry(&mut rec)).transpose(),
             None => Ok(None),
         }
     }

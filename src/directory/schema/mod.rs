@@ -14,7 +14,7 @@ use std::path::Path;
 pub use parse::{SchemaFile, SchemaParseError, parse_schema_file};
 pub use syntax::{MatchingRule, Syntax};
 
-use super::dn::{Dn, escape_value};
+use super::dn::{Dn, escape_value_into};
 use super::error::{DirectoryError, Result};
 
 /// RFC 4512 §4.1.2 AttributeUsage.
@@ -366,34 +366,47 @@ impl Schema {
     /// normalised by their equality rule and escaped, multi-valued RDNs sorted.
     /// Unknown attribute types are an invalid DN, as in slapd.
     pub fn normalize_dn(&self, dn: &Dn) -> Result<String> {
-        let mut out = String::new();
+        let mut out = String::with_capacity(
+            dn.rdns.iter().map(|r| r.avas.iter().map(|a| a.attr.len() + a.value.len() + 2).sum::<usize>()).sum(),
+        );
         for (i, rdn) in dn.rdns.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
+            // Nearly every RDN has one AVA: written straight into the result.
+            if let [ava] = rdn.avas.as_slice() {
+                self.push_normalized_ava(&mut out, &ava.attr, &ava.value)?;
+                continue;
+            }
             let mut avas = Vec::with_capacity(rdn.avas.len());
             for ava in &rdn.avas {
-                let id = self
-                    .attr_id(&ava.attr)
-                    .ok_or_else(|| DirectoryError::InvalidDn(format!("unknown attribute type '{}' in DN", ava.attr)))?;
-                let attr = &self.attrs[id];
-                let rule = match attr.equality {
-                    Some(MatchingRule::DistinguishedName | MatchingRule::UniqueMember) | None => {
-                        MatchingRule::CaseExact
-                    }
-                    Some(r) => r,
-                };
-                let v = self
-                    .normalize(rule, ava.value.as_bytes())
-                    .map_err(|e| DirectoryError::InvalidDn(format!("{}: {e}", ava.attr)))?;
-                let v = String::from_utf8(v)
-                    .map_err(|_| DirectoryError::InvalidDn(format!("{}: value is not UTF-8", ava.attr)))?;
-                avas.push(format!("{}={}", attr.lname, escape_value(&v)));
+                let mut one = String::new();
+                self.push_normalized_ava(&mut one, &ava.attr, &ava.value)?;
+                avas.push(one);
             }
             avas.sort();
             out.push_str(&avas.join("+"));
         }
         Ok(out)
+    }
+
+    fn push_normalized_ava(&self, out: &mut String, attr: &str, value: &str) -> Result<()> {
+        let id = self
+            .attr_id(attr)
+            .ok_or_else(|| DirectoryError::InvalidDn(format!("unknown attribute type '{attr}' in DN")))?;
+        let def = &self.attrs[id];
+        let rule = match def.equality {
+            Some(MatchingRule::DistinguishedName | MatchingRule::UniqueMember) | None => MatchingRule::CaseExact,
+            Some(r) => r,
+        };
+        out.push_str(&def.lname);
+        out.push('=');
+        let v =
+            self.normalize(rule, value.as_bytes()).map_err(|e| DirectoryError::InvalidDn(format!("{attr}: {e}")))?;
+        let v =
+            std::str::from_utf8(&v).map_err(|_| DirectoryError::InvalidDn(format!("{attr}: value is not UTF-8")))?;
+        escape_value_into(out, v);
+        Ok(())
     }
 
     /// Render an attribute type in RFC 4512 §4.1.2 form, for the subschema subentry.
