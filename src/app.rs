@@ -238,14 +238,18 @@ pub fn export(cfg: &Config, output: Option<&Path>) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Logs go to stderr; `RUST_LOG` filters, `log_format = "json"` is reserved for structured output.
+/// Logs go to stderr, as text for a terminal or one JSON object per line
+/// (`log_format = "json"`) for a collector; `RUST_LOG` filters.
 pub fn init_logging(cfg: &Config) {
-    // ldap3_proto warns on every control it leaves to us (assertion, pre/post-read): keep that quiet.
+    // ldap3_proto warns on every control it leaves to us (assertion,
+    // pre/post-read), and its parse errors dump the whole undecodable input
+    // (up to max_pdu_bytes) into one line: our own line says what happened.
     let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,ldap3_proto=error".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(cfg.log_format == "text")
-        .try_init();
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,ldap3_proto=off".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if cfg.log_format == "json" {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.with_ansi(cfg.log_format == "text").try_init()
+    };
 }

@@ -126,11 +126,24 @@ pub struct ScimLimits {
     pub bulk_max_operations: usize,
     /// Largest Bulk request body, in bytes.
     pub bulk_max_payload: usize,
+    /// Largest body of any other SCIM request, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Longest `filter`, in bytes (400 invalidFilter beyond).
+    pub max_filter_length: usize,
+    /// Deepest nesting of parentheses and `not` in a `filter`.
+    pub max_filter_depth: usize,
 }
 
 impl Default for ScimLimits {
     fn default() -> Self {
-        ScimLimits { max_results: 200, bulk_max_operations: 1000, bulk_max_payload: 1024 * 1024 }
+        ScimLimits {
+            max_results: 200,
+            bulk_max_operations: 1000,
+            bulk_max_payload: 1024 * 1024,
+            max_body_bytes: 256 * 1024,
+            max_filter_length: 4096,
+            max_filter_depth: 16,
+        }
     }
 }
 
@@ -150,6 +163,17 @@ pub struct Limits {
     /// Simple Paged Results cursors one connection may keep open (RFC 2696);
     /// the oldest is dropped beyond this.
     pub max_paged_cursors: usize,
+    /// LDAP connections open at once, all clients together; one more is
+    /// told `unavailable` and closed.
+    pub max_connections: usize,
+    /// LDAP connections open at once from one IP address.
+    pub max_connections_per_peer: usize,
+    /// Operations one LDAP connection may have running at once; one more is
+    /// answered `busy` (RFC 4511 §4.1.9 code 51).
+    pub max_outstanding_ops: usize,
+    /// Refuse everything but Bind, StartTLS and reading the root DSE to an
+    /// anonymous LDAP session (`unwillingToPerform`, as slapd's `require bind`).
+    pub require_bind: bool,
 }
 
 impl Default for Limits {
@@ -160,6 +184,10 @@ impl Default for Limits {
             search_time_secs: 60,
             idle_timeout_secs: 900,
             max_paged_cursors: 16,
+            max_connections: 4096,
+            max_connections_per_peer: 512,
+            max_outstanding_ops: 128,
+            require_bind: false,
         }
     }
 }
@@ -271,6 +299,15 @@ impl Config {
         if let Some(v) = get("CONVERGENCES_SCIM_BULK_MAX_PAYLOAD") {
             self.scim_limits.bulk_max_payload = parse("CONVERGENCES_SCIM_BULK_MAX_PAYLOAD", &v)?;
         }
+        if let Some(v) = get("CONVERGENCES_SCIM_MAX_BODY_BYTES") {
+            self.scim_limits.max_body_bytes = parse("CONVERGENCES_SCIM_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_SCIM_MAX_FILTER_LENGTH") {
+            self.scim_limits.max_filter_length = parse("CONVERGENCES_SCIM_MAX_FILTER_LENGTH", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_SCIM_MAX_FILTER_DEPTH") {
+            self.scim_limits.max_filter_depth = parse("CONVERGENCES_SCIM_MAX_FILTER_DEPTH", &v)?;
+        }
         if let Some(v) = get("CONVERGENCES_SUFFIX") {
             self.suffix = v;
         }
@@ -355,6 +392,18 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_IDLE_TIMEOUT") {
             self.limits.idle_timeout_secs = parse("CONVERGENCES_IDLE_TIMEOUT", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_MAX_CONNECTIONS") {
+            self.limits.max_connections = parse("CONVERGENCES_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_MAX_CONNECTIONS_PER_PEER") {
+            self.limits.max_connections_per_peer = parse("CONVERGENCES_MAX_CONNECTIONS_PER_PEER", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_MAX_OUTSTANDING_OPS") {
+            self.limits.max_outstanding_ops = parse("CONVERGENCES_MAX_OUTSTANDING_OPS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_REQUIRE_BIND") {
+            self.limits.require_bind = parse("CONVERGENCES_REQUIRE_BIND", &v)?;
         }
         Ok(())
     }

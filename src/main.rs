@@ -72,6 +72,13 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Verify the store's consistency (server stopped): the DN, UUID and
+    /// attribute indexes, the tree links and uid uniqueness are recomputed
+    /// from the entries and compared. Exits 1 when anything disagrees.
+    Check {
+        #[command(flatten)]
+        common: Common,
+    },
     /// SCIM bearer tokens: each bound to one organisation or to the CIG.
     Token {
         #[command(subcommand)]
@@ -197,6 +204,32 @@ fn main() -> anyhow::Result<()> {
                 report.seconds,
                 report.entries as f64 / report.seconds.max(1e-9)
             );
+            Ok(())
+        }
+        Command::Check { common } => {
+            let cfg = load(&common)?;
+            let started = std::time::Instant::now();
+            let report = app::open_directory(&cfg)?.check()?;
+            for p in &report.problems {
+                println!("problem: {p}");
+            }
+            for w in &report.warnings {
+                println!("warning: {w}");
+            }
+            println!(
+                "checked {} entries and {} index lists in {:.2}s: {}",
+                report.entries,
+                report.posting_lists,
+                started.elapsed().as_secs_f64(),
+                if report.is_consistent() {
+                    "consistent".to_string()
+                } else {
+                    format!("{} problems", report.problem_count)
+                }
+            );
+            if !report.is_consistent() {
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::Export { common, output } => {

@@ -5,6 +5,7 @@ mod access_policy;
 mod common;
 mod crash_safety;
 mod directory_core;
+mod hostile_input;
 mod ldap_clients;
 mod ldap_server;
 mod ldif_cli;

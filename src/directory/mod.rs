@@ -7,6 +7,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod check;
 mod commit;
 pub mod dn;
 pub mod entry;
@@ -25,6 +26,7 @@ use std::sync::{Arc, RwLock};
 pub use access::{Access, BoundEntry, Policy, Principal, TokenPrincipal};
 pub use audit::AuditQuery;
 pub use auth::{Account, PasswordPolicy};
+pub use check::CheckReport;
 pub use dn::{Dn, Rdn};
 pub use entry::{Attribute, Entry, ModOp, Modification};
 pub use error::{DirectoryError, Result};

@@ -51,6 +51,63 @@ pub struct Context {
     pub require_tls_for_bind: bool,
     /// SASL mechanisms offered (EXTERNAL when client certificates are configured).
     pub sasl_mechanisms: Vec<&'static str>,
+    pub max_outstanding_ops: usize,
+    pub require_bind: bool,
+    pub connections: Connections,
+}
+
+/// Open LDAP connections, counted against `limits.max_connections` overall
+/// and `limits.max_connections_per_peer` per IP address.
+pub struct Connections {
+    max: usize,
+    max_per_peer: usize,
+    open: Mutex<(usize, HashMap<std::net::IpAddr, usize>)>,
+}
+
+/// One admitted connection; its slot is given back when it drops.
+pub struct Admitted<'c> {
+    pool: &'c Connections,
+    ip: std::net::IpAddr,
+}
+
+impl Connections {
+    pub fn new(max: usize, max_per_peer: usize) -> Connections {
+        Connections { max, max_per_peer, open: Mutex::new((0, HashMap::new())) }
+    }
+
+    /// A slot for a connection from `ip`, or why there is none.
+    pub fn admit(&self, ip: std::net::IpAddr) -> Result<Admitted<'_>, &'static str> {
+        let mut open = self.open.lock().map_err(|_| "connection accounting is unavailable")?;
+        if open.0 >= self.max {
+            return Err("too many connections");
+        }
+        let mine = open.1.entry(ip).or_insert(0);
+        if *mine >= self.max_per_peer {
+            return Err("too many connections from this address");
+        }
+        *mine += 1;
+        open.0 += 1;
+        Ok(Admitted { pool: self, ip })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.lock().map(|o| o.0).unwrap_or(0)
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.pool.open.lock() {
+            open.0 = open.0.saturating_sub(1);
+            if let Some(n) = open.1.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    open.1.remove(&self.ip);
+                }
+            }
+        }
+    }
 }
 
 impl Context {
@@ -65,6 +122,9 @@ impl Context {
             tls,
             require_tls_for_bind: cfg.require_tls_for_bind,
             sasl_mechanisms: if cfg.tls_client_ca.is_some() { vec!["EXTERNAL"] } else { Vec::new() },
+            max_outstanding_ops: cfg.limits.max_outstanding_ops.max(1),
+            require_bind: cfg.limits.require_bind,
+            connections: Connections::new(cfg.limits.max_connections, cfg.limits.max_connections_per_peer),
         }
     }
 }
@@ -95,14 +155,24 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
+                Ok((mut stream, peer)) => {
                     backoff = Duration::from_millis(5);
                     let _ = stream.set_nodelay(true);
                     let ctx = ctx.clone();
                     let shutdown = shutdown.clone();
                     tokio::spawn(async move {
+                        let _slot = match ctx.connections.admit(peer.ip()) {
+                            Ok(slot) => slot,
+                            Err(why) => {
+                                // Told in plain text even on LDAPS: no handshake is spent on a refusal.
+                                tracing::warn!(%peer, "connection refused: {why}");
+                                let _ = stream.write_all(&notice(LdapResultCode::Unavailable, why)).await;
+                                let _ = stream.shutdown().await;
+                                return;
+                            }
+                        };
                         tracing::debug!(%peer, "connection opened");
-                        connection(stream, peer, ctx, shutdown, implicit_tls).await;
+                        connection(stream, peer, ctx.clone(), shutdown, implicit_tls).await;
                         tracing::debug!(%peer, "connection closed");
                     });
                 }

@@ -109,14 +109,10 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
     }) {
         let res =
             result(LdapResultCode::UnavailableCriticalExtension, format!("critical control {oid} is not supported"));
-        if let Some(tag) = response_tag(&msg.op) {
-            conn.send(encode_result(id, tag, &res));
-        } else if let LdapOp::ExtendedRequest(_) = msg.op {
-            let mut out = Vec::new();
-            ber::encode_msg(&mut out, LdapMsg::new(id, LdapOp::ExtendedResponse(ext(res))));
-            conn.send(out);
-        }
-        return;
+        return refuse(conn, id, &msg.op, res);
+    }
+    if let Some(refusal) = over_limits(conn, session, &msg.op) {
+        return refuse(conn, id, &msg.op, refusal);
     }
     if !matches!(msg.op, LdapOp::BindRequest(_)) {
         session.refresh(&conn.ctx.directory);
@@ -184,6 +180,40 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
             conn.send(out);
         }
     }
+}
+
+/// Answer a request that will not run with `res`, in the response type its
+/// operation calls for (none for Abandon and Unbind).
+fn refuse(conn: &Conn, id: i32, op: &LdapOp, res: LdapResult) {
+    if let Some(tag) = response_tag(op) {
+        conn.send(encode_result(id, tag, &res));
+    } else if let LdapOp::ExtendedRequest(_) = op {
+        let mut out = Vec::new();
+        ber::encode_msg(&mut out, LdapMsg::new(id, LdapOp::ExtendedResponse(ext(res))));
+        conn.send(out);
+    }
+}
+
+/// Why this request is refused before it runs: an anonymous session where
+/// binding first is required, or too many operations already running on the
+/// connection (busy, RFC 4511 §4.1.9: the client may retry).
+fn over_limits(conn: &Conn, session: &Session, op: &LdapOp) -> Option<LdapResult> {
+    if matches!(op, LdapOp::BindRequest(_) | LdapOp::AbandonRequest(_) | LdapOp::UnbindRequest) {
+        return None;
+    }
+    if conn.ctx.require_bind && matches!(session.principal, Principal::Anonymous) {
+        let root_dse = matches!(op, LdapOp::SearchRequest(r) if r.base.is_empty() && r.scope == LdapSearchScope::Base);
+        let whoami = matches!(op, LdapOp::ExtendedRequest(r) if r.name == OID_WHOAMI);
+        if !root_dse && !whoami {
+            return Some(result(LdapResultCode::UnwillingToPerform, "this server requires a bind first"));
+        }
+    }
+    let running = conn.outstanding.lock().map(|o| o.len()).unwrap_or(0);
+    if running >= conn.ctx.max_outstanding_ops {
+        tracing::warn!(peer = %session.peer, running, "operation refused: too many outstanding on one connection");
+        return Some(result(LdapResultCode::Busy, "too many operations outstanding on this connection"));
+    }
+    None
 }
 
 /// The response tag answering a request op with a plain LDAPResult.

@@ -92,9 +92,11 @@ impl Resource for Users {
         users::render(dir, entry)
     }
     fn create(dir: &Directory, caller: &Caller, body: &Value) -> Result<Entry, ScimError> {
+        check_schemas(body, mapping::USER, &[mapping::ENTERPRISE, mapping::AGENT])?;
         users::create_entry(dir, caller, body)
     }
     fn write(dir: &Directory, caller: &Caller, entry: &Entry, body: &Value) -> Result<(), ScimError> {
+        check_schemas(body, mapping::USER, &[mapping::ENTERPRISE, mapping::AGENT])?;
         users::write_user(dir, caller, entry, body)
     }
 }
@@ -110,11 +112,35 @@ impl Resource for Groups {
         groups::render(dir, entry)
     }
     fn create(dir: &Directory, caller: &Caller, body: &Value) -> Result<Entry, ScimError> {
+        check_schemas(body, groups::GROUP, &[])?;
         groups::create_entry(dir, caller, body)
     }
     fn write(dir: &Directory, caller: &Caller, entry: &Entry, body: &Value) -> Result<(), ScimError> {
+        check_schemas(body, groups::GROUP, &[])?;
         groups::write_group(dir, caller, entry, body)
     }
+}
+
+/// RFC 7643 §3: `schemas` lists the resource's core schema and only schemas
+/// this server knows; attributes of an unknown schema would be dropped
+/// silently. When left out, the core schema is assumed, as some clients do.
+fn check_schemas(body: &Value, core: &str, extensions: &[&str]) -> Result<(), ScimError> {
+    let Some(listed) = body.get("schemas") else { return Ok(()) };
+    let invalid = |why: String| ScimError::new(StatusCode::BAD_REQUEST, Some("invalidSyntax"), why);
+    let listed = listed.as_array().ok_or_else(|| invalid("schemas must be an array of URNs".into()))?;
+    let mut has_core = false;
+    for urn in listed {
+        let urn = urn.as_str().ok_or_else(|| invalid("schemas must be an array of URNs".into()))?;
+        if urn.eq_ignore_ascii_case(core) {
+            has_core = true;
+        } else if !extensions.iter().any(|e| e.eq_ignore_ascii_case(urn)) {
+            return Err(invalid(format!("schema {urn} is not supported here")));
+        }
+    }
+    if !has_core {
+        return Err(invalid(format!("schemas must include {core}")));
+    }
+    Ok(())
 }
 
 /// A resource response with its ETag (and Location when created).
@@ -179,7 +205,7 @@ pub async fn list<R: Resource>(
     State(ctx): State<Arc<ScimContext>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
-    let params = ListParams::from_query(&q, ctx.max_results)?;
+    let params = ListParams::from_query(&q, ctx.max_results, &ctx.filter_limits)?;
     blocking(move || {
         let dir = &ctx.directory;
         let all: Vec<Value> =

@@ -20,7 +20,7 @@ mod users;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -47,6 +47,8 @@ pub struct ScimContext {
     /// Bulk limits (RFC 7644 §3.7.4), advertised in ServiceProviderConfig.
     pub bulk_max_operations: usize,
     pub bulk_max_payload: usize,
+    pub max_body_bytes: usize,
+    pub filter_limits: query::FilterLimits,
 }
 
 const SCHEMA_FILES: &[&str] = &[
@@ -74,6 +76,11 @@ impl ScimContext {
             max_results: limits.max_results,
             bulk_max_operations: limits.bulk_max_operations,
             bulk_max_payload: limits.bulk_max_payload,
+            max_body_bytes: limits.max_body_bytes,
+            filter_limits: query::FilterLimits {
+                max_length: limits.max_filter_length,
+                max_depth: limits.max_filter_depth,
+            },
         })
     }
 }
@@ -103,9 +110,38 @@ pub fn router(ctx: Arc<ScimContext>) -> Router {
                 .patch(handlers::patch::<Groups>)
                 .delete(handlers::remove::<Groups>),
         )
-        .route("/Bulk", post(bulk::bulk))
-        .fallback(|| async { ScimError::not_found("endpoint") });
+        // A Bulk body has its own, larger limit (RFC 7644 §3.7.4 maxPayloadSize),
+        // checked again with its SCIM error once read.
+        .route("/Bulk", post(bulk::bulk).layer(DefaultBodyLimit::max(ctx.bulk_max_payload.saturating_add(1))))
+        .fallback(|| async { ScimError::not_found("endpoint") })
+        .layer(DefaultBodyLimit::max(ctx.max_body_bytes))
+        .layer(axum::middleware::map_response(as_scim_error));
     Router::new().nest("/scim/v2", api).with_state(ctx)
+}
+
+/// What axum refuses on its own (a body over the limit: 413, a wrong
+/// content type: 415, a method a route lacks: 405) still reaches the client
+/// as a SCIM error body (RFC 7644 §3.12).
+async fn as_scim_error(resp: Response) -> Response {
+    let status = resp.status();
+    let is_scim = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/scim+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_scim {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap_or_default();
+    let detail = match String::from_utf8_lossy(&text).trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_string(),
+        t => t.to_string(),
+    };
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        tracing::warn!("SCIM request refused: {detail}");
+    }
+    let scim_type = (status == StatusCode::BAD_REQUEST).then_some("invalidSyntax");
+    ScimError::new(status, scim_type, detail).into_response()
 }
 
 /// A SCIM JSON response with the SCIM media type.

@@ -208,7 +208,14 @@ fn sort_key(doc: &Value, path: &str) -> Option<String> {
 }
 
 impl ListParams {
-    pub fn from_query(q: &HashMap<String, String>, max_results: usize) -> Result<ListParams, ScimError> {
+    pub fn from_query(
+        q: &HashMap<String, String>,
+        max_results: usize,
+        limits: &FilterLimits,
+    ) -> Result<ListParams, ScimError> {
+        if let Some(f) = param(q, "filter") {
+            limits.check(f)?;
+        }
         let number = |k: &str, default: usize| -> Result<usize, ScimError> {
             match param(q, k) {
                 None => Ok(default),
@@ -259,5 +266,54 @@ impl ListParams {
         let page: Vec<Value> =
             all.into_iter().skip(self.start - 1).take(self.count).map(|d| self.projection.apply(d)).collect();
         super::list_response_with_total(page, self.start, total)
+    }
+}
+
+/// How large a `filter` may be: checked before parsing, so that a filter
+/// nested thousands deep never reaches the recursive parser.
+#[derive(Debug, Clone, Copy)]
+pub struct FilterLimits {
+    pub max_length: usize,
+    pub max_depth: usize,
+}
+
+impl FilterLimits {
+    pub fn check(&self, filter: &str) -> Result<(), ScimError> {
+        if filter.len() > self.max_length {
+            return Err(ScimError::invalid_filter(format!(
+                "the filter is {} bytes long; at most {} are accepted",
+                filter.len(),
+                self.max_length
+            )));
+        }
+        // Depth of parentheses and `[` value paths outside string literals;
+        // each `not` opens a level too (`not (`).
+        let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+        for c in filter.chars() {
+            if in_string {
+                match (escaped, c) {
+                    (false, '\\') => escaped = true,
+                    (false, '"') => in_string = false,
+                    _ => escaped = false,
+                }
+                continue;
+            }
+            match c {
+                '"' => in_string = true,
+                '(' | '[' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ')' | ']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        if deepest > self.max_depth {
+            return Err(ScimError::invalid_filter(format!(
+                "the filter nests {deepest} levels deep; at most {} are accepted",
+                self.max_depth
+            )));
+        }
+        Ok(())
     }
 }

@@ -340,6 +340,48 @@ pub struct WriteTx {
     checkpoint_bytes: u64,
 }
 
+/// Whole-table walks, for the consistency check (`convergences check`).
+impl ReadTx {
+    /// Every (normalised DN, id) of the DN index.
+    pub fn for_each_dn(&self, mut f: impl FnMut(&str, u64)) -> Result<()> {
+        self.with_dn2id(|t| {
+            for item in t.iter()? {
+                let (k, v) = item?;
+                f(k.value(), v.value());
+            }
+            Ok(())
+        })
+    }
+
+    /// Every (parent, child) link.
+    pub fn for_each_child(&self, mut f: impl FnMut(u64, u64)) -> Result<()> {
+        self.with_children(|t| {
+            for item in t.iter()? {
+                let (parent, kids) = item?;
+                for kid in kids {
+                    f(parent.value(), kid?.value());
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Every (entryUUID, id) of the UUID index.
+    pub fn for_each_uuid(&self, mut f: impl FnMut([u8; 16], u64)) -> Result<()> {
+        let t = self.txn.open_table(UUID2ID)?;
+        for item in t.iter()? {
+            let (k, v) = item?;
+            f(k.value().to_be_bytes(), v.value());
+        }
+        Ok(())
+    }
+
+    /// Every posting list (index key, ids); `bad` hears of malformed chunks.
+    pub fn for_each_posting_list(&self, f: impl FnMut(&[u8], &[u64]), bad: impl FnMut(String)) -> Result<()> {
+        self.with_postings(|t| postings::for_each_list(t, f, bad))
+    }
+}
+
 impl ReadTx {
     fn with_dn2id<T>(&self, f: impl FnOnce(&redb::ReadOnlyTable<&'static str, u64>) -> Result<T>) -> Result<T> {
         f(opened(&self.dn2id, || Ok(self.txn.open_table(DN2ID)?))?)

@@ -111,6 +111,62 @@ pub fn read_prefix(
     Ok(Some(out))
 }
 
+/// Every posting list, in key order: `f(index key, ids)` with the ids of all
+/// the key's chunks, as stored. For the consistency check, which also needs
+/// to know of chunks that are out of order or misfiled (`Err` in `bad`).
+pub fn for_each_list(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    mut f: impl FnMut(&[u8], &[u64]),
+    mut bad: impl FnMut(String),
+) -> Result<()> {
+    let mut current: Option<(Vec<u8>, Vec<u64>)> = None;
+    for item in t.iter()? {
+        let (k, v) = item?;
+        let k = k.value();
+        let Some(split) = k.len().checked_sub(10).filter(|&i| k[i..i + 2] == [0, 0]) else {
+            bad(format!("posting chunk key {k:02x?} has no chunk suffix"));
+            continue;
+        };
+        let key = unescape(&k[..split]);
+        let ids: Vec<u64> = decode(v.value()).collect();
+        if v.value().len() % 8 != 0 || ids.is_empty() {
+            bad(format!("posting chunk of {} is empty or truncated", String::from_utf8_lossy(&key)));
+        }
+        if ids.first().is_some_and(|&i| i != first_id(k)) || ids.windows(2).any(|w| w[0] >= w[1]) {
+            bad(format!("posting chunk of {} is not ascending from its first id", String::from_utf8_lossy(&key)));
+        }
+        match &mut current {
+            Some((ck, cids)) if *ck == key => {
+                if cids.last().zip(ids.first()).is_some_and(|(a, b)| a >= b) {
+                    bad(format!("posting chunks of {} overlap", String::from_utf8_lossy(&key)));
+                }
+                cids.extend(ids);
+            }
+            _ => {
+                if let Some((ck, cids)) = current.take() {
+                    f(&ck, &cids);
+                }
+                current = Some((key, ids));
+            }
+        }
+    }
+    if let Some((ck, cids)) = current {
+        f(&ck, &cids);
+    }
+    Ok(())
+}
+
+/// The inverse of [`escape`].
+fn unescape(escaped: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(escaped.len());
+    let mut i = 0;
+    while i < escaped.len() {
+        out.push(escaped[i]);
+        i += if escaped[i] == 0 { 2 } else { 1 };
+    }
+    out
+}
+
 /// A chunk as read: its first id, its ids, and the first id of the next chunk.
 type Chunk = (u64, Vec<u64>, Option<u64>);
 

@@ -1,0 +1,216 @@
+//! Limits and bad input: each is answered with a proper LDAP result code or
+//! SCIM error, and a well-behaved client is served normally afterwards.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use convergences::directory::TokenScope;
+use ldap3::{LdapConnAsync, Scope, SearchEntry};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// RFC 4511 §4.4.1: the OID of a Notice of Disconnection.
+const NOTICE_OF_DISCONNECTION: &[u8] = b"1.3.6.1.4.1.1466.20036";
+
+fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = body.len();
+    if n < 128 {
+        out.push(n as u8);
+    } else {
+        let bytes: Vec<u8> = n.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// A SearchRequest PDU (message 1) with this base and filter, both as BER.
+fn search_pdu(base: &[u8], filter: Vec<u8>) -> Vec<u8> {
+    let mut req = tlv(0x04, base);
+    for part in [tlv(0x0a, &[2]), tlv(0x0a, &[0]), tlv(0x02, &[0]), tlv(0x02, &[0]), tlv(0x01, &[0])] {
+        req.extend(part);
+    }
+    req.extend(filter);
+    req.extend(tlv(0x30, b""));
+    let mut msg = tlv(0x02, &[1]);
+    msg.extend(tlv(0x63, &req));
+    tlv(0x30, &msg)
+}
+
+/// Send raw bytes on a fresh connection; everything the server answers until it closes (or 5 s).
+fn exchange(url: &str, bytes: &[u8]) -> Vec<u8> {
+    let addr = url.trim_start_matches("ldap://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A well-behaved client still gets the right answer.
+async fn still_serves(url: &str) {
+    let (conn, mut ldap) = LdapConnAsync::new(url).await.unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind("cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await.unwrap().success().unwrap();
+    let (found, _) = ldap.search(AGENTS, Scope::OneLevel, "(uid=hdupre)", vec!["sn"]).await.unwrap().success().unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(SearchEntry::construct(found[0].clone()).attrs["sn"], vec!["Dupré"]);
+    ldap.unbind().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_pdus_end_only_their_own_connection() {
+    let srv = TestServer::start().await;
+    let url = srv.url.clone();
+    let nested = |depth: usize| {
+        let mut f = tlv(0x87, b"objectClass");
+        for _ in 0..depth {
+            f = tlv(0xa2, &f);
+        }
+        f
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        ("a length of 4 GiB", vec![0x30, 0x84, 0xff, 0xff, 0xff, 0xff, 0x02, 0x01, 0x01]),
+        ("an indefinite length", vec![0x30, 0x80, 0x02, 0x01, 0x01, 0x00, 0x00]),
+        ("a truncated PDU", search_pdu(SUFFIX.as_bytes(), tlv(0x87, b"cn"))[..20].to_vec()),
+        ("a wrong outer tag", {
+            let mut p = search_pdu(SUFFIX.as_bytes(), tlv(0x87, b"cn"));
+            p[0] = 0x31;
+            p
+        }),
+        ("an unknown operation tag", tlv(0x30, &[tlv(0x02, &[1]), tlv(0x7f, b"")].concat())),
+        ("a filter nested 100000 deep", search_pdu(SUFFIX.as_bytes(), nested(100_000))),
+        ("an unknown filter tag", search_pdu(SUFFIX.as_bytes(), tlv(0x8f, b"x"))),
+    ];
+    for (what, bytes) in &cases {
+        let answer = exchange(&url, bytes);
+        // Closed, and when anything is said it is a Notice of Disconnection.
+        assert!(answer.is_empty() || contains(&answer, NOTICE_OF_DISCONNECTION), "{what}: {answer:02x?}");
+    }
+    // Invalid UTF-8 in a base DN is a well-formed PDU with a bad DN: an
+    // error result, and the connection stays usable.
+    let answer = exchange(&url, &search_pdu(b"cn=\xff\xfe,dc=cig,dc=fr", tlv(0x87, b"cn")));
+    assert!(contains(&answer, &[0x65]) || contains(&answer, NOTICE_OF_DISCONNECTION), "{answer:02x?}");
+    still_serves(&url).await;
+    // A search nested a few levels deep is fine.
+    assert!(contains(&exchange(&url, &search_pdu(SUFFIX.as_bytes(), nested(8))), &[0x65]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_over_its_connection_limit_is_told_unavailable() {
+    let srv = TestServer::start_with(|c| c.limits.max_connections_per_peer = 2).await;
+    let first = TcpStream::connect(srv.url.trim_start_matches("ldap://")).unwrap();
+    let second = TcpStream::connect(srv.url.trim_start_matches("ldap://")).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let refused = exchange(&srv.url, b"");
+    assert!(contains(&refused, NOTICE_OF_DISCONNECTION), "{refused:02x?}");
+    assert!(contains(&refused, b"too many connections from this address"), "{refused:02x?}");
+    drop((first, second));
+    // The slots come back once those connections close.
+    for attempt in 0.. {
+        std::thread::sleep(Duration::from_millis(100));
+        let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
+        ldap3::drive!(conn);
+        if ldap.simple_bind("", "").await.is_ok_and(|r| r.rc == 0) {
+            break;
+        }
+        assert!(attempt < 50, "no slot came back");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_bind_refuses_anonymous_operations_but_the_root_dse() {
+    let srv = TestServer::start_with(|c| c.limits.require_bind = true).await;
+    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
+    ldap3::drive!(conn);
+    let refused = ldap.search(SUFFIX, Scope::Subtree, "(uid=hdupre)", vec!["1.1"]).await.unwrap();
+    assert_eq!(refused.1.rc, 53, "{:?}", refused.1);
+    assert!(refused.1.text.contains("bind first"), "{:?}", refused.1);
+    let (dse, _) =
+        ldap.search("", Scope::Base, "(objectClass=*)", vec!["namingContexts"]).await.unwrap().success().unwrap();
+    assert_eq!(dse.len(), 1);
+    ldap.simple_bind("cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await.unwrap().success().unwrap();
+    let (found, _) = ldap.search(SUFFIX, Scope::Subtree, "(uid=hdupre)", vec!["1.1"]).await.unwrap().success().unwrap();
+    assert_eq!(found.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_scim_requests_get_scim_errors_and_good_ones_still_work() {
+    let srv = TestServer::start_with(|c| c.scim_limits.max_body_bytes = 4096).await;
+    let scim = Scim::new(&srv);
+    let t = token(&srv, TokenScope::Organisation(dn(ORG)));
+    let error_schema = "urn:ietf:params:scim:api:messages:2.0:Error";
+    let client = reqwest::Client::new();
+    let raw = |method: reqwest::Method, path: &str, body: Vec<u8>| {
+        client
+            .request(method, format!("{}{path}", scim.base))
+            .bearer_auth(&t)
+            .header("Content-Type", "application/scim+json")
+            .body(body)
+            .send()
+    };
+    let as_json = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+
+    // Over the body limit: 413, as a SCIM error.
+    let big = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "x".repeat(10_000)});
+    let resp = raw(reqwest::Method::POST, "/Users", big.to_string().into_bytes()).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    let body = as_json(&resp.text().await.unwrap());
+    assert_eq!(body["schemas"][0], error_schema, "{body}");
+    assert_eq!(body["status"], "413", "{body}");
+
+    // Not JSON, and JSON of the wrong shape.
+    for (what, text) in [
+        ("not JSON", b"{\"schemas\": [".to_vec()),
+        ("not an object", b"[1, 2]".to_vec()),
+        (
+            "userName of the wrong type",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": 5}).to_string().into_bytes(),
+        ),
+        ("an unknown schema", json!({"schemas": ["urn:example:unknown"], "userName": "u"}).to_string().into_bytes()),
+        (
+            "invalid UTF-8",
+            b"{\"schemas\": [\"urn:ietf:params:scim:schemas:core:2.0:User\"], \"userName\": \"\xff\"}".to_vec(),
+        ),
+    ] {
+        let resp = raw(reqwest::Method::POST, "/Users", text).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = as_json(&resp.text().await.unwrap());
+        assert_eq!(status, 400, "{what}: {body}");
+        assert_eq!(body["schemas"][0], error_schema, "{what}: {body}");
+    }
+
+    // Filters too long or too deep are refused before they are parsed.
+    let long = format!("userName eq \"{}\"", "a".repeat(5000));
+    let deep = format!("{}userName eq \"a\"{}", "(".repeat(40), ")".repeat(40));
+    for filter in [long, deep] {
+        let encoded: String = filter.bytes().map(|b| format!("%{b:02X}")).collect();
+        let resp = client.get(format!("{}/Users?filter={encoded}", scim.base)).bearer_auth(&t).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body = as_json(&resp.text().await.unwrap());
+        assert_eq!((status, body["scimType"].as_str()), (400, Some("invalidFilter")), "{body}");
+    }
+
+    // A method a route does not have is a SCIM error too.
+    let resp = raw(reqwest::Method::PUT, "/Users", b"{}".to_vec()).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(as_json(&resp.text().await.unwrap())["schemas"][0], error_schema);
+
+    // And a sane request still succeeds.
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "sane", "name": {"familyName": "Sain"}});
+    let (status, _, created) = scim.call(&t, "POST", "/Users", Some(&user)).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, _, found) = scim.call(&t, "GET", "/Users?filter=userName%20eq%20%22sane%22", None).await;
+    assert_eq!((status, found["totalResults"].as_u64()), (200, Some(1)), "{found}");
+}
