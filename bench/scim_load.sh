@@ -60,6 +60,8 @@ member:
 LDIF
 "$CONV" import --data "$WORK/data" "$WORK/skeleton.ldif"
 TOKEN="$("$CONV" token create --data "$WORK/data" --org 219400280 --name scim-load | tail -1)"
+# The per-request log line is off, as in compare.sh (LOG_OPERATIONS=true to measure it).
+CONVERGENCES_LOG_OPERATIONS="${LOG_OPERATIONS:-false}" \
 "$CONV" serve --data "$WORK/data" --ldap 127.0.0.1:0 --ldaps 127.0.0.1:0 --scim 127.0.0.1:0 \
     --scim-http "127.0.0.1:$PORT" --no-demo >"$WORK/server.log" 2>&1 &
 PID=$!

@@ -127,10 +127,10 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         tokio::spawn(crate::ldap::serve(listener, ctx.clone(), rx.clone(), false)),
         tokio::spawn(crate::ldap::serve(tls_listener, ctx, rx.clone(), true)),
     ];
-    let scim = Arc::new(
-        crate::scim::ScimContext::new(directory.clone(), &cfg.scim_limits)
-            .map_err(|e| AppError::Scim(e.to_string()))?,
-    );
+    let mut scim = crate::scim::ScimContext::new(directory.clone(), &cfg.scim_limits)
+        .map_err(|e| AppError::Scim(e.to_string()))?;
+    scim.log_operations = cfg.log_operations;
+    let scim = Arc::new(scim);
     let https = tokio::net::TcpListener::bind(cfg.scim).await?;
     let scim_addr = https.local_addr()?;
     let https = crate::scim::https::TlsListener::new(https, acceptor)?;

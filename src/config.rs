@@ -60,6 +60,9 @@ pub struct Config {
     pub substring_index: Vec<String>,
     /// Log format: `text` or `json`.
     pub log_format: String,
+    /// One log line per LDAP operation and SCIM request (connection, identity,
+    /// operation, target, result, duration; never a password).
+    pub log_operations: bool,
     pub limits: Limits,
 }
 
@@ -235,6 +238,7 @@ impl Default for Config {
             .to_vec(),
             substring_index: ["cn", "sn", "givenName"].map(String::from).to_vec(),
             log_format: "text".into(),
+            log_operations: true,
             limits: Limits::default(),
         }
     }
@@ -377,6 +381,9 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_LOG_FORMAT") {
             self.log_format = v;
+        }
+        if let Some(v) = get("CONVERGENCES_LOG_OPERATIONS") {
+            self.log_operations = parse("CONVERGENCES_LOG_OPERATIONS", &v)?;
         }
         if let Some(v) = get("CONVERGENCES_MAX_PDU_BYTES") {
             self.limits.max_pdu_bytes = parse("CONVERGENCES_MAX_PDU_BYTES", &v)?;

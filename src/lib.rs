@@ -18,8 +18,11 @@
 pub mod app;
 pub mod config;
 pub mod directory;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ldap;
 pub mod ldif;
+pub mod metrics;
 pub mod scim;
 pub mod seed;
 pub mod store;

@@ -21,7 +21,12 @@ const AGENTS: &str = "ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
 const ROUNDS: usize = 3;
 
 /// The server as a separate process, and its LDAP and SCIM (plain HTTP) URLs.
-fn spawn(data: &std::path::Path) -> (Child, String, String) {
+pub(crate) fn spawn(data: &std::path::Path) -> (Child, String, String) {
+    spawn_with(data, &[])
+}
+
+/// [`spawn`] with more environment variables.
+pub(crate) fn spawn_with(data: &std::path::Path, env: &[(&str, &str)]) -> (Child, String, String) {
     std::fs::create_dir_all(data).unwrap();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join("server.log")).unwrap();
     let mut child = Command::new(BIN)
@@ -42,6 +47,7 @@ fn spawn(data: &std::path::Path) -> (Child, String, String) {
         // A small redo log: checkpoints happen during the run as well.
         .env("CONVERGENCES_REDO_LOG_MB", "1")
         .env("CONVERGENCES_CACHE_MB", "16")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()

@@ -9,5 +9,6 @@ mod hostile_input;
 mod ldap_clients;
 mod ldap_server;
 mod ldif_cli;
+mod operations;
 mod other_clients;
 mod scim_users;

@@ -155,6 +155,17 @@ impl Directory {
         })
     }
 
+    /// Store size and entry count, for the metrics endpoint.
+    pub fn stats(&self) -> Result<crate::store::StoreStats> {
+        Ok(self.store.stats()?)
+    }
+
+    /// Ready to serve: a snapshot can be read and writes are accepted.
+    pub fn ready(&self) -> Result<()> {
+        self.store.read()?;
+        Ok(self.store.writable()?)
+    }
+
     /// Changes at every commit; see [`Directory::refresh`].
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)

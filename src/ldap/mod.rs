@@ -21,11 +21,11 @@ mod rootdse;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use ldap3_proto::LdapCodec;
-use ldap3_proto::proto::{LdapExtendedResponse, LdapMsg, LdapOp, LdapResultCode};
+use ldap3_proto::proto::{LdapExtendedResponse, LdapMsg, LdapOp, LdapResult, LdapResultCode};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -34,6 +34,7 @@ use tokio_util::codec::FramedRead;
 
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::metrics;
 pub use ops::Session;
 
 /// What every connection shares.
@@ -54,6 +55,8 @@ pub struct Context {
     pub max_outstanding_ops: usize,
     pub require_bind: bool,
     pub connections: Connections,
+    /// One log line per operation (`log_operations`).
+    pub log_operations: bool,
 }
 
 /// Open LDAP connections, counted against `limits.max_connections` overall
@@ -98,6 +101,7 @@ impl Connections {
 
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
+        metrics::METRICS.ldap_connection_closed();
         if let Ok(mut open) = self.pool.open.lock() {
             open.0 = open.0.saturating_sub(1);
             if let Some(n) = open.1.get_mut(&self.ip) {
@@ -125,13 +129,18 @@ impl Context {
             max_outstanding_ops: cfg.limits.max_outstanding_ops.max(1),
             require_bind: cfg.limits.require_bind,
             connections: Connections::new(cfg.limits.max_connections, cfg.limits.max_connections_per_peer),
+            log_operations: cfg.log_operations,
         }
     }
 }
 
 /// One connection's shared state: what its operations need once spawned.
 pub(crate) struct Conn {
+    /// Named in each operation's log line.
+    pub id: u64,
     pub ctx: Arc<Context>,
+    /// Operations begun and not yet answered, for their metrics and log line.
+    pub started: Mutex<HashMap<i32, Started>>,
     /// Responses to write, one buffer per operation (or per 64 KiB of a large search).
     pub out: mpsc::UnboundedSender<Vec<u8>>,
     /// Cancellation flags of the operations in flight, by message ID.
@@ -139,10 +148,65 @@ pub(crate) struct Conn {
     pub cursors: Mutex<paging::Cursors>,
 }
 
+/// An operation in progress, as its log line will describe it.
+pub(crate) struct Started {
+    op: metrics::LdapOp,
+    at: Instant,
+    /// Who asked, and about what (DN, or base and filter); only filled in when
+    /// operations are logged. Never a password.
+    who: String,
+    target: String,
+}
+
 impl Conn {
     pub fn send(&self, buf: Vec<u8>) {
         if !buf.is_empty() {
             let _ = self.out.send(buf);
+        }
+    }
+
+    /// Operation `id` starts; `describe` (who, target) is called only when operations are logged.
+    pub fn begin(&self, id: i32, op: metrics::LdapOp, describe: impl FnOnce() -> (String, String)) {
+        let (who, target) = if self.ctx.log_operations { describe() } else { Default::default() };
+        if let Ok(mut s) = self.started.lock() {
+            s.insert(id, Started { op, at: Instant::now(), who, target });
+        }
+    }
+
+    /// The final LDAPResult PDU of operation `id`, counted and logged.
+    pub fn result_pdu(&self, id: i32, tag: u8, res: &LdapResult, ctrls: &[ber::ResponseControl]) -> Vec<u8> {
+        self.finish(id, res);
+        let mut out = Vec::with_capacity(32 + res.message.len());
+        ber::result(&mut out, id, tag, res, ctrls);
+        out
+    }
+
+    /// The ExtendedResponse PDU of operation `id`, counted and logged.
+    pub fn extended_pdu(&self, id: i32, resp: LdapExtendedResponse) -> Vec<u8> {
+        self.finish(id, &resp.res);
+        let mut out = Vec::new();
+        ber::encode_msg(&mut out, LdapMsg::new(id, LdapOp::ExtendedResponse(resp)));
+        out
+    }
+
+    fn finish(&self, id: i32, res: &LdapResult) {
+        let Some(s) = self.started.lock().ok().and_then(|mut s| s.remove(&id)) else { return };
+        let took = s.at.elapsed();
+        let code = res.code.clone() as i64;
+        metrics::METRICS.ldap_operation(s.op, u32::try_from(code).unwrap_or(u32::MAX), took);
+        if self.ctx.log_operations {
+            tracing::info!(
+                target: "convergences::ops",
+                conn = self.id,
+                msgid = id,
+                op = s.op.name(),
+                who = %s.who,
+                object = %s.target,
+                result = code,
+                diagnostic = %res.message,
+                us = took.as_micros() as u64,
+                "ldap"
+            );
         }
     }
 }
@@ -161,7 +225,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch
                     let ctx = ctx.clone();
                     let shutdown = shutdown.clone();
                     tokio::spawn(async move {
-                        let _slot = match ctx.connections.admit(peer.ip()) {
+                        let admitted = ctx.connections.admit(peer.ip());
+                        metrics::METRICS.ldap_connection(admitted.is_ok());
+                        let _slot = match admitted {
                             Ok(slot) => slot,
                             Err(why) => {
                                 // Told in plain text even on LDAPS: no handshake is spent on a refusal.
@@ -186,6 +252,20 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch
         }
     }
 }
+
+/// One plain session over any stream, from its first PDU to its close: what
+/// a TCP connection gets once admitted. For the fuzz target.
+pub async fn session<S>(stream: S, ctx: Arc<Context>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (_tx, shutdown) = watch::channel(false);
+    let session = Session { peer: "fuzz".into(), ..Session::default() };
+    let _ = run(stream, ctx, shutdown, session).await;
+}
+
+/// Connection ids, for the log.
+static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -250,6 +330,8 @@ where
     // channel; this task writes everything, so an inline answer costs no hop.
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let conn = Arc::new(Conn {
+        id: NEXT_CONN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        started: Mutex::new(HashMap::new()),
         cursors: Mutex::new(paging::Cursors::new(ctx.max_paged_cursors)),
         ctx,
         out: tx,

@@ -93,15 +93,12 @@ impl Session {
     }
 }
 
-fn encode_result(id: i32, tag: u8, res: &LdapResult) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + res.message.len());
-    ber::result(&mut out, id, tag, res, &[]);
-    out
-}
-
 /// Handle one request (Unbind is the caller's).
 pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
     let id = msg.msgid;
+    if let Some(op) = metrics_op(&msg.op) {
+        conn.begin(id, op, || (session.bound_dn.clone(), describe(&msg.op)));
+    }
     // RFC 4511 §4.1.11: an unknown critical control must be refused.
     if let Some(oid) = msg.ctrl.iter().find_map(|c| match c {
         LdapControl::Unknown { oid, criticality: true, .. } => Some(oid.clone()),
@@ -120,7 +117,7 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
     match msg.op {
         LdapOp::BindRequest(req) => {
             let res = bind(&conn.ctx, session, req).await;
-            conn.send(encode_result(id, ber::BIND_RESPONSE, &res));
+            conn.send(conn.result_pdu(id, ber::BIND_RESPONSE, &res, &[]));
         }
         LdapOp::SearchRequest(req) => search(conn, session.clone(), id, req, msg.ctrl),
         LdapOp::AddRequest(_)
@@ -131,7 +128,9 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
             let tag = response_tag(&msg.op).unwrap_or(ber::MODIFY_RESPONSE);
             let wc = match controls::write_controls(&msg.ctrl) {
                 Ok(wc) => wc,
-                Err(why) => return conn.send(encode_result(id, tag, &result(LdapResultCode::ProtocolError, why))),
+                Err(why) => {
+                    return conn.send(conn.result_pdu(id, tag, &result(LdapResultCode::ProtocolError, why), &[]));
+                }
             };
             match msg.op {
                 LdapOp::AddRequest(req) => {
@@ -152,7 +151,7 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
                 }
                 LdapOp::CompareRequest(req) => {
                     let res = compare(&conn.ctx, session, req, &wc);
-                    conn.send(encode_result(id, tag, &res));
+                    conn.send(conn.result_pdu(id, tag, &res, &[]));
                 }
                 _ => {}
             }
@@ -164,6 +163,10 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
                 && let Some(flag) = o.remove(&target)
             {
                 flag.store(true, Ordering::Relaxed);
+            }
+            // An abandoned operation gets no response: it is not counted either.
+            if let Ok(mut s) = conn.started.lock() {
+                s.remove(&target);
             }
         }
         LdapOp::UnbindRequest => {}
@@ -186,11 +189,9 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
 /// operation calls for (none for Abandon and Unbind).
 fn refuse(conn: &Conn, id: i32, op: &LdapOp, res: LdapResult) {
     if let Some(tag) = response_tag(op) {
-        conn.send(encode_result(id, tag, &res));
+        conn.send(conn.result_pdu(id, tag, &res, &[]));
     } else if let LdapOp::ExtendedRequest(_) = op {
-        let mut out = Vec::new();
-        ber::encode_msg(&mut out, LdapMsg::new(id, LdapOp::ExtendedResponse(ext(res))));
-        conn.send(out);
+        conn.send(conn.extended_pdu(id, ext(res)));
     }
 }
 
@@ -214,6 +215,41 @@ fn over_limits(conn: &Conn, session: &Session, op: &LdapOp) -> Option<LdapResult
         return Some(result(LdapResultCode::Busy, "too many operations outstanding on this connection"));
     }
     None
+}
+
+/// The operation as counted in the metrics; `None` for Abandon and Unbind, which have no response.
+fn metrics_op(op: &LdapOp) -> Option<crate::metrics::LdapOp> {
+    use crate::metrics::LdapOp as M;
+    Some(match op {
+        LdapOp::BindRequest(_) => M::Bind,
+        LdapOp::SearchRequest(_) => M::Search,
+        LdapOp::ModifyRequest(_) => M::Modify,
+        LdapOp::AddRequest(_) => M::Add,
+        LdapOp::DelRequest(_) => M::Delete,
+        LdapOp::ModifyDNRequest(_) => M::ModDn,
+        LdapOp::CompareRequest(_) => M::Compare,
+        LdapOp::ExtendedRequest(_) => M::Extended,
+        _ => return None,
+    })
+}
+
+/// What an operation is about, for its log line: a DN, or a search's base,
+/// scope and filter, or an extended operation's OID. Values written are not
+/// logged, nor is any credential.
+fn describe(op: &LdapOp) -> String {
+    match op {
+        LdapOp::BindRequest(r) => r.dn.clone(),
+        LdapOp::SearchRequest(r) => {
+            format!("{} {:?} {}", r.base, r.scope, convert::filter(&r.filter))
+        }
+        LdapOp::ModifyRequest(r) => r.dn.clone(),
+        LdapOp::AddRequest(r) => r.dn.clone(),
+        LdapOp::DelRequest(dn) => dn.clone(),
+        LdapOp::ModifyDNRequest(r) => format!("{} -> {}", r.dn, r.newrdn),
+        LdapOp::CompareRequest(r) => format!("{} {}", r.dn, r.atype),
+        LdapOp::ExtendedRequest(r) => r.name.clone(),
+        _ => String::new(),
+    }
 }
 
 /// The response tag answering a request op with a plain LDAPResult.
@@ -415,10 +451,10 @@ fn search_controls(ctrls: &[LdapControl]) -> SearchControls {
 }
 
 fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, ctrls: Vec<LdapControl>) {
-    let done = move |r: &LdapResult| encode_result(id, ber::SEARCH_RESULT_DONE, r);
+    let done = move |conn: &Conn, r: &LdapResult| conn.result_pdu(id, ber::SEARCH_RESULT_DONE, r, &[]);
     let base = match parse_dn(&req.base) {
         Ok(d) => d,
-        Err(r) => return conn.send(done(&r)),
+        Err(r) => return conn.send(done(conn, &r)),
     };
     let filter = convert::filter(&req.filter);
     let scope = match req.scope {
@@ -436,7 +472,7 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
         if filter.evaluate(dir.schema(), &entry) == Tri::True {
             ber::search_entry(&mut out, id, &rootdse::select(entry, &req.attrs, req.typesonly));
         }
-        out.extend(done(&success()));
+        out.extend(done(conn, &success()));
         return conn.send(out);
     }
     // ldap3_proto does not sign-extend: a negative limit reads as huge; clamp (RFC 4511 §4.5.1.4: 0 = none).
@@ -465,7 +501,7 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
     match controls::write_controls(&ctrls) {
         Err(why) => {
             unregister(conn, id);
-            return conn.send(done(&result(LdapResultCode::ProtocolError, why)));
+            return conn.send(done(conn, &result(LdapResultCode::ProtocolError, why)));
         }
         Ok(WriteControls { assertion: Some(filter), .. }) => {
             match assertion_holds(dir, &session, &sreq.base, &filter) {
@@ -476,11 +512,11 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
                         LdapResultCode::AssertionFailed,
                         "the assertion control's filter does not match the base",
                     );
-                    return conn.send(done(&r));
+                    return conn.send(done(conn, &r));
                 }
                 Err(e) => {
                     unregister(conn, id);
-                    return conn.send(done(&from_error(&e)));
+                    return conn.send(done(conn, &from_error(&e)));
                 }
             }
         }
@@ -505,13 +541,13 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
     match r {
         Ok(Some(_)) => {
             unregister(conn, id);
-            out.extend(done(&success()));
+            out.extend(done(conn, &success()));
             conn.send(out);
         }
         Err(DirectoryError::Abandoned) => unregister(conn, id),
         Err(e) => {
             unregister(conn, id);
-            out.extend(done(&from_error(&e)));
+            out.extend(done(conn, &from_error(&e)));
             conn.send(out);
         }
         Ok(None) => {
@@ -526,7 +562,7 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
                     Err(DirectoryError::Abandoned) => return,
                     Err(e) => from_error(&e),
                 };
-                out.extend(done(&res));
+                out.extend(done(&conn, &res));
                 conn.send(out);
             });
         }
@@ -558,11 +594,7 @@ fn result_set_search(conn: &Conn, session: &Session, id: i32, mut sreq: SearchRe
     let dir = &conn.ctx.directory;
     let fingerprint = format!("{}|{:?}|{}|{:?}", sreq.base, sreq.scope, sreq.filter, sreq.attrs);
     let mut response_controls = Vec::new();
-    let finish = |res: &LdapResult, ctrls: &[ResponseControl]| {
-        let mut out = Vec::new();
-        ber::result(&mut out, id, ber::SEARCH_RESULT_DONE, res, ctrls);
-        out
-    };
+    let finish = |res: &LdapResult, ctrls: &[ResponseControl]| conn.result_pdu(id, ber::SEARCH_RESULT_DONE, res, ctrls);
     let (page_size, cookie) = c.paged.clone().unwrap_or((0, Vec::new()));
     let page_size = usize::try_from(page_size).unwrap_or(0);
 
@@ -763,9 +795,7 @@ fn spawn_write(
             ctrls.clear();
         }
         unregister(&conn, id);
-        let mut out = Vec::new();
-        ber::result(&mut out, id, tag, &res, &ctrls);
-        conn.send(out);
+        conn.send(conn.result_pdu(id, tag, &res, &ctrls));
     });
 }
 
@@ -831,11 +861,7 @@ fn compare(ctx: &Arc<Context>, session: &Session, req: LdapCompareRequest, wc: &
 }
 
 fn extended(conn: &Arc<Conn>, session: &Session, id: i32, req: LdapExtendedRequest) {
-    let send = move |conn: &Conn, resp: LdapExtendedResponse| {
-        let mut out = Vec::new();
-        ber::encode_msg(&mut out, LdapMsg::new(id, LdapOp::ExtendedResponse(resp)));
-        conn.send(out);
-    };
+    let send = move |conn: &Conn, resp: LdapExtendedResponse| conn.send(conn.extended_pdu(id, resp));
     match req.name.as_str() {
         // RFC 4532: the authzId goes in responseValue, empty for anonymous.
         OID_WHOAMI => {

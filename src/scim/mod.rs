@@ -49,6 +49,8 @@ pub struct ScimContext {
     pub bulk_max_payload: usize,
     pub max_body_bytes: usize,
     pub filter_limits: query::FilterLimits,
+    /// One log line per request (`log_operations`).
+    pub log_operations: bool,
 }
 
 const SCHEMA_FILES: &[&str] = &[
@@ -81,12 +83,26 @@ impl ScimContext {
                 max_length: limits.max_filter_length,
                 max_depth: limits.max_filter_depth,
             },
+            log_operations: true,
         })
+    }
+}
+
+/// For the fuzz target: a SCIM filter, parsed and lowered.
+pub fn fuzz_filter(s: &str) {
+    let _ = filter::parse(s);
+}
+
+/// For the fuzz target: a PATCH body applied to a document.
+pub fn fuzz_patch(doc: &[u8], body: &[u8]) {
+    if let (Ok(mut doc), Ok(body)) = (serde_json::from_slice::<Value>(doc), serde_json::from_slice::<Value>(body)) {
+        let _ = patch::apply(&mut doc, &body);
     }
 }
 
 /// The routes under `/scim/v2`.
 pub fn router(ctx: Arc<ScimContext>) -> Router {
+    let log = ctx.log_operations;
     let api = Router::new()
         .route("/ServiceProviderConfig", get(service_provider_config))
         .route("/ResourceTypes", get(resource_types))
@@ -115,8 +131,10 @@ pub fn router(ctx: Arc<ScimContext>) -> Router {
         .route("/Bulk", post(bulk::bulk).layer(DefaultBodyLimit::max(ctx.bulk_max_payload.saturating_add(1))))
         .fallback(|| async { ScimError::not_found("endpoint") })
         .layer(DefaultBodyLimit::max(ctx.max_body_bytes))
-        .layer(axum::middleware::map_response(as_scim_error));
-    Router::new().nest("/scim/v2", api).with_state(ctx)
+        .layer(axum::middleware::map_response(as_scim_error))
+        .layer(axum::middleware::from_fn(move |req, next| crate::metrics::count_scim(log, req, next)));
+    let operations = crate::metrics::routes(ctx.directory.clone());
+    Router::new().nest("/scim/v2", api).with_state(ctx).merge(operations)
 }
 
 /// What axum refuses on its own (a body over the limit: 413, a wrong
@@ -188,6 +206,14 @@ impl FromRequestParts<Arc<ScimContext>> for Caller {
                     .get::<axum::extract::ConnectInfo<PeerAddr>>()
                     .map(|c| c.0.0.to_string())
                     .unwrap_or_default();
+                if let Some(c) = parts.extensions.get::<crate::metrics::RequestCaller>()
+                    && let Ok(mut who) = c.0.lock()
+                {
+                    *who = match &scope {
+                        TokenScope::Organisation(dn) => format!("token of {dn}"),
+                        TokenScope::Cig => "token of the CIG".to_string(),
+                    };
+                }
                 let actor = Actor::client(ctx.directory.token_principal(&scope), peer);
                 Ok(Caller(scope, actor))
             }

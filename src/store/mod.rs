@@ -81,6 +81,7 @@ pub fn index_key(kind: IndexKind, attr: &str, value: &[u8]) -> Vec<u8> {
 /// The database handle. Cheap to share behind an `Arc`.
 pub struct Store {
     db: redb::Database,
+    path: std::path::PathBuf,
     redo: Arc<Mutex<RedoLog>>,
     snapshot: Arc<SharedSnapshot>,
     /// Checkpoint once this many bytes are logged (see [`redo`]).
@@ -97,7 +98,13 @@ impl Store {
         }
         let db = redb::Database::builder().set_cache_size(cache_bytes).create(path)?;
         let (log, records) = RedoLog::open(&path.with_extension("redo"))?;
-        let store = Store { db, redo: Arc::new(Mutex::new(log)), snapshot: Arc::default(), checkpoint_bytes };
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+            redo: Arc::new(Mutex::new(log)),
+            snapshot: Arc::default(),
+            checkpoint_bytes,
+        };
         let mut w = store.write_unlogged()?;
         let checkpoint = {
             let mut meta = w.txn.open_table(META)?;
@@ -207,6 +214,24 @@ impl Store {
         self.write_unlogged()?.commit_durable()
     }
 
+    /// What the health and metrics endpoints report: the store file's size,
+    /// the redo log's used bytes and the number of entries.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let store_bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let redo_bytes = self.lock_redo()?.len();
+        let entries = self.read()?.entry_count()?;
+        Ok(StoreStats { store_bytes, redo_bytes, entries })
+    }
+
+    /// Whether the store takes writes: not when a commit failed after its
+    /// redo record was synced (the log then waits for a restart to replay it).
+    pub fn writable(&self) -> Result<()> {
+        match self.lock_redo()?.unapplied() {
+            Some(why) => Err(StoreError::Corrupt(format!("writes are refused until a restart: {why}"))),
+            None => Ok(()),
+        }
+    }
+
     fn lock_redo(&self) -> Result<std::sync::MutexGuard<'_, RedoLog>> {
         lock(&self.redo)
     }
@@ -224,6 +249,14 @@ impl Drop for Store {
             tracing::warn!("closing the store without a checkpoint (the next start replays the redo log): {e}");
         }
     }
+}
+
+/// See [`Store::stats`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreStats {
+    pub store_bytes: u64,
+    pub redo_bytes: u64,
+    pub entries: u64,
 }
 
 /// The read snapshot readers share (see [`Store::read`]).
