@@ -24,6 +24,8 @@ pub enum AppError {
     #[error("{0}")]
     Directory(#[from] crate::directory::DirectoryError),
     #[error("{0}")]
+    Http(String),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
@@ -77,14 +79,35 @@ pub struct ServerHandle {
     pub generated_admin_password: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// For the drain at shutdown: LDAP connections still open.
+    ldap: Arc<crate::ldap::Context>,
+    grace: std::time::Duration,
 }
 
 impl ServerHandle {
     /// Stop accepting, let connection tasks end, and wait for the listeners.
+    ///
+    /// Listeners close at once; every LDAP connection gets a Notice of
+    /// Disconnection and its operations in flight `shutdown_grace_secs` to
+    /// answer, as do SCIM requests. Past that bound the store is closed anyway:
+    /// a write still running was never acknowledged.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
-            let _ = t.await;
+        let ldap = self.ldap.clone();
+        let drained = async move {
+            for t in self.tasks {
+                let _ = t.await;
+            }
+            while ldap.connections.open() > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        if tokio::time::timeout(self.grace, drained).await.is_err() {
+            tracing::warn!(
+                connections = self.ldap.connections.open(),
+                "shutdown: operations still running after {:?}; closing the store anyway",
+                self.grace
+            );
         }
         let directory = self.directory;
         match tokio::task::spawn_blocking(move || directory.checkpoint()).await {
@@ -125,7 +148,7 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
     let ctx = Arc::new(crate::ldap::Context::new(directory.clone(), &cfg, Some(ldap_acceptor)));
     let mut tasks = vec![
         tokio::spawn(crate::ldap::serve(listener, ctx.clone(), rx.clone(), false)),
-        tokio::spawn(crate::ldap::serve(tls_listener, ctx, rx.clone(), true)),
+        tokio::spawn(crate::ldap::serve(tls_listener, ctx.clone(), rx.clone(), true)),
     ];
     let mut scim = crate::scim::ScimContext::new(directory.clone(), &cfg.scim_limits)
         .map_err(|e| AppError::Scim(e.to_string()))?;
@@ -151,6 +174,8 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         generated_admin_password,
         shutdown: tx,
         tasks,
+        ldap: ctx,
+        grace: std::time::Duration::from_secs(cfg.limits.shutdown_grace_secs),
     })
 }
 
@@ -229,13 +254,69 @@ pub fn export(cfg: &Config, output: Option<&Path>) -> Result<(), AppError> {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    directory.for_each_entry(|e| {
-        let attrs: Vec<(String, Vec<Vec<u8>>)> = e.attrs.iter().map(|a| (a.name.clone(), a.values.clone())).collect();
-        crate::ldif::write_entry(&mut out, &e.dn.to_string(), &attrs)
-            .map_err(|err| crate::directory::DirectoryError::Internal(err.to_string()))
-    })?;
+    crate::ldif::export(&directory, &mut out)?;
     out.flush()?;
     Ok(())
+}
+
+/// `convergences backup FILE` with the server stopped.
+pub fn backup(cfg: &Config, file: &Path) -> Result<u64, AppError> {
+    let directory = open_directory(cfg)?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(file)?);
+    let records = directory.backup(&mut out)?;
+    out.flush()?;
+    out.get_ref().sync_all()?;
+    Ok(records)
+}
+
+/// Download `path` (`/admin/backup`, `/admin/export`) from a running
+/// server's plain-HTTP SCIM listener into `out`, with a CIG token. Over
+/// HTTPS, use curl with the same URL and header.
+pub async fn fetch(url: &str, token: &str, path: &str, out: &Path) -> Result<u64, AppError> {
+    use http_body_util::BodyExt;
+    let http = |e: String| AppError::Http(format!("{url}: {e}"));
+    let uri: hyper::Uri = format!("{}{path}", url.trim_end_matches('/')).parse().map_err(|e| http(format!("{e}")))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(http("only http:// URLs (the scim_http listener); for https, use curl".into()));
+    }
+    let host = uri.host().ok_or_else(|| http("no host".into()))?.to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| http(e.to_string()))?;
+    tokio::spawn(conn);
+    let req = hyper::Request::get(uri.path())
+        .header(hyper::header::HOST, format!("{host}:{port}"))
+        .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .map_err(|e| http(e.to_string()))?;
+    let mut resp = sender.send_request(req).await.map_err(|e| http(e.to_string()))?;
+    if !resp.status().is_success() {
+        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        return Err(http(String::from_utf8_lossy(&body).into_owned()));
+    }
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let mut written = 0u64;
+    while let Some(frame) = resp.body_mut().frame().await {
+        let frame = frame.map_err(|e| http(format!("the transfer broke off: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            file.write_all(data)?;
+            written += data.len() as u64;
+        }
+    }
+    file.flush()?;
+    file.get_ref().sync_all()?;
+    Ok(written)
+}
+
+/// `convergences restore FILE`: a new store in the (empty) data directory.
+pub fn restore(cfg: &Config, file: &Path) -> Result<u64, AppError> {
+    let input = std::fs::File::open(file)?;
+    let path = cfg.store_path();
+    let records =
+        Store::restore(&path, input).map_err(|source| AppError::Store { path: path.display().to_string(), source })?;
+    Ok(records)
 }
 
 /// Logs go to stderr, as text for a terminal or one JSON object per line

@@ -177,6 +177,8 @@ pub struct Limits {
     /// Refuse everything but Bind, StartTLS and reading the root DSE to an
     /// anonymous LDAP session (`unwillingToPerform`, as slapd's `require bind`).
     pub require_bind: bool,
+    /// Seconds operations in flight get to finish at shutdown (SIGTERM).
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for Limits {
@@ -191,6 +193,7 @@ impl Default for Limits {
             max_connections_per_peer: 512,
             max_outstanding_ops: 128,
             require_bind: false,
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -408,6 +411,9 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_MAX_OUTSTANDING_OPS") {
             self.limits.max_outstanding_ops = parse("CONVERGENCES_MAX_OUTSTANDING_OPS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_SHUTDOWN_GRACE_SECS") {
+            self.limits.shutdown_grace_secs = parse("CONVERGENCES_SHUTDOWN_GRACE_SECS", &v)?;
         }
         if let Some(v) = get("CONVERGENCES_REQUIRE_BIND") {
             self.limits.require_bind = parse("CONVERGENCES_REQUIRE_BIND", &v)?;

@@ -313,6 +313,15 @@ fn attr_line(name: &str, v: &[u8]) -> String {
 }
 
 /// Write one entry as an LDIF content record, followed by a blank line.
+/// Every entry of one snapshot as LDIF, parents first, in slapcat's format.
+pub fn export(dir: &crate::directory::Directory, out: &mut impl Write) -> Result<(), crate::directory::DirectoryError> {
+    dir.for_each_entry(|e| {
+        let attrs: Vec<(String, Vec<Vec<u8>>)> = e.attrs.iter().map(|a| (a.name.clone(), a.values.clone())).collect();
+        write_entry(out, &e.dn.to_string(), &attrs)
+            .map_err(|err| crate::directory::DirectoryError::Internal(err.to_string()))
+    })
+}
+
 pub fn write_entry(out: &mut impl Write, dn: &str, attrs: &[(String, Vec<Vec<u8>>)]) -> std::io::Result<()> {
     write_line(out, &attr_line("dn", dn.as_bytes()))?;
     for (name, values) in attrs {

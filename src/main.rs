@@ -68,9 +68,29 @@ enum Command {
     Export {
         #[command(flatten)]
         common: Common,
-        /// Output file; standard output when absent.
+        /// Output file; standard output when absent (required with --url).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        online: Online,
+    },
+    /// A consistent backup of the whole store (entries, indexes, tokens, audit
+    /// trail). With --url, from the running server while it serves; without,
+    /// from the data directory of a stopped server.
+    Backup {
+        #[command(flatten)]
+        common: Common,
+        /// The backup file to write.
+        file: PathBuf,
+        #[command(flatten)]
+        online: Online,
+    },
+    /// Create the store of an empty data directory from a backup (server stopped).
+    Restore {
+        #[command(flatten)]
+        common: Common,
+        /// A file written by `convergences backup`.
+        file: PathBuf,
     },
     /// Verify the store's consistency (server stopped): the DN, UUID and
     /// attribute indexes, the tree links and uid uniqueness are recomputed
@@ -103,6 +123,29 @@ enum Command {
         #[command(subcommand)]
         command: PasswdCommand,
     },
+}
+
+/// Asking a running server (its plain-HTTP SCIM listener) instead of the data directory.
+#[derive(clap::Args)]
+struct Online {
+    /// The server's scim_http base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    url: Option<String>,
+    /// A CIG bearer token (`convergences token create --cig`).
+    #[arg(long, env = "CONVERGENCES_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Online {
+    /// Fetch `path` into `out` when a URL was given; false otherwise.
+    fn fetch(&self, path: &str, out: &std::path::Path) -> anyhow::Result<bool> {
+        let Some(url) = &self.url else { return Ok(false) };
+        let token = self.token.as_deref().context("--url needs --token (or CONVERGENCES_TOKEN), a CIG token")?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let bytes = rt.block_on(app::fetch(url, token, path, out))?;
+        eprintln!("{bytes} bytes from {url}{path} written to {}", out.display());
+        Ok(true)
+    }
 }
 
 #[derive(Subcommand)]
@@ -174,7 +217,14 @@ fn main() -> anyhow::Result<()> {
             }
             app::init_logging(&cfg);
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(async move {
+            let grace = std::time::Duration::from_secs(cfg.limits.shutdown_grace_secs);
+            let served = rt.block_on(async move {
+                // Stop on Ctrl-C or SIGTERM (what systemd and docker send): listeners
+                // close, connections get a Notice of Disconnection, the store closes.
+                // Installed before anything says it listens: a SIGTERM sent as soon
+                // as it does must still be a clean stop.
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .context("installing the SIGTERM handler")?;
                 let handle = app::start(cfg).await?;
                 println!("LDAP listening on ldap://{}", handle.ldap_addr);
                 println!("LDAPS listening on ldaps://{}", handle.ldaps_addr);
@@ -182,10 +232,6 @@ fn main() -> anyhow::Result<()> {
                 if let Some(a) = handle.scim_http_addr {
                     println!("SCIM listening on http://{a}/scim/v2");
                 }
-                // Stop on Ctrl-C or SIGTERM (what systemd and docker send): listeners
-                // close, connections get a Notice of Disconnection, the store closes.
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .context("installing the SIGTERM handler")?;
                 tokio::select! {
                     r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
                     _ = term.recv() => {}
@@ -193,7 +239,11 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("shutting down");
                 handle.shutdown().await;
                 anyhow::Ok(())
-            })
+            });
+            // The store is closed: work still on the blocking pool (a search past
+            // the grace period) is not waited for.
+            rt.shutdown_timeout(grace);
+            served
         }
         Command::Import { common, file } => {
             let cfg = load(&common)?;
@@ -232,9 +282,33 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Export { common, output } => {
+        Command::Export { common, output, online } => {
+            if online.url.is_some() {
+                let out = output.context("an online export needs -o FILE")?;
+                online.fetch("/admin/export", &out)?;
+                return Ok(());
+            }
             let cfg = load(&common)?;
             app::export(&cfg, output.as_deref())?;
+            Ok(())
+        }
+        Command::Backup { common, file, online } => {
+            if online.fetch("/admin/backup", &file)? {
+                return Ok(());
+            }
+            let cfg = load(&common)?;
+            let records = app::backup(&cfg, &file)
+                .context("a running server keeps its store locked: back it up with --url and a CIG token")?;
+            eprintln!("backed up {records} records to {}", file.display());
+            Ok(())
+        }
+        Command::Restore { common, file } => {
+            let cfg = load(&common)?;
+            let records = app::restore(&cfg, &file)?;
+            eprintln!(
+                "restored {records} records into {}; `convergences check` verifies it",
+                cfg.store_path().display()
+            );
             Ok(())
         }
         Command::Token { command } => {

@@ -77,3 +77,123 @@ async fn every_operation_is_one_json_log_line_without_its_password() {
     let delete = find("delete");
     assert_eq!(delete["result"].as_i64(), Some(32), "{delete}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_tells_connected_clients_and_ends_within_its_bound() {
+    use tokio::io::AsyncReadExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = convergences::config::Config::for_test(tmp.path());
+    cfg.limits.shutdown_grace_secs = 2;
+    let h = convergences::app::start(cfg).await.unwrap();
+    let mut idle = tokio::net::TcpStream::connect(h.ldap_addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    h.shutdown().await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "shutdown took {:?}", started.elapsed());
+    let mut said = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), idle.read_to_end(&mut said)).await.unwrap();
+    assert!(said.windows(22).any(|w| w == b"1.3.6.1.4.1.1466.20036"), "{said:?}");
+    assert!(said.windows(20).any(|w| w == b"server shutting down"), "{said:?}");
+}
+
+/// Run the binary; (success, stdout, stderr).
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_convergences")).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_backup_restores_into_a_consistent_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let data_s = data.to_str().unwrap().to_string();
+    let (mut child, _, _) = crate::crash_safety::spawn(&data);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (ok, out, err) = cli(&["token", "create", "--cig", "--name", "backups", "--data", &data_s]);
+    assert!(ok, "{err}");
+    let token = out.lines().last().unwrap().trim().to_string();
+    let (ok, out, err) = cli(&["token", "create", "--org", "219400280", "--name", "rh", "--data", &data_s]);
+    assert!(ok, "{err}");
+    let org_token = out.lines().last().unwrap().trim().to_string();
+
+    let (mut child, url, scim) = crate::crash_safety::spawn(&data);
+    let base = scim.trim_end_matches("/scim/v2").to_string();
+    // Writes keep coming while the backup is taken.
+    let writer = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let (conn, mut ldap) = LdapConnAsync::new(&url).await.unwrap();
+            ldap3::drive!(conn);
+            ldap.simple_bind("cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await.unwrap().success().unwrap();
+            for i in 0..200 {
+                let uid = format!("during-backup-{i}");
+                let dn = format!("uid={uid},{AGENTS}");
+                let attrs = vec![
+                    ("objectClass", ["inetOrgPerson"].into()),
+                    ("uid", [uid.as_str()].into()),
+                    ("cn", [uid.as_str()].into()),
+                    ("sn", ["Pendant"].into()),
+                ];
+                ldap.add(&dn, attrs).await.unwrap().success().unwrap();
+            }
+        })
+    };
+    let backup = tmp.path().join("online.backup");
+    let ldif = tmp.path().join("online.ldif");
+    let backup_s = backup.to_str().unwrap().to_string();
+    let (ok, _, err) = tokio::task::spawn_blocking({
+        let (base, token, backup_s) = (base.clone(), token.clone(), backup_s.clone());
+        move || cli(&["backup", &backup_s, "--url", &base, "--token", &token])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    writer.await.unwrap();
+    let (ok, _, err) = cli(&["export", "--url", &base, "--token", &token, "-o", ldif.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let exported = std::fs::read_to_string(&ldif).unwrap();
+    assert!(exported.contains("dn: uid=during-backup-199,"), "the export was taken after every write");
+    // An organisation's token may not take a backup, nor may no token.
+    let (ok, _, err) = cli(&["backup", "/dev/null", "--url", &base, "--token", &org_token]);
+    assert!(!ok && err.contains("take a CIG token"), "{err}");
+    let (ok, _, err) = cli(&["backup", "/dev/null", "--url", &base, "--token", "not-a-token"]);
+    assert!(!ok && err.contains("bearer token"), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Restored elsewhere: consistent, and the same directory with the same tokens.
+    let restored = tmp.path().join("restored");
+    let restored_s = restored.to_str().unwrap().to_string();
+    let (ok, _, err) = cli(&["restore", &backup_s, "--data", &restored_s]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = cli(&["check", "--data", &restored_s]);
+    assert!(ok && out.contains(": consistent"), "{out}");
+    let (ok, _, err) = cli(&["restore", &backup_s, "--data", &restored_s]);
+    assert!(!ok && err.contains("empty data directory"), "a restore never overwrites a store: {err}");
+    let (mut child, url, scim) = crate::crash_safety::spawn(&restored);
+    let (conn, mut ldap) = LdapConnAsync::new(&url).await.unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind("cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await.unwrap().success().unwrap();
+    let (found, _) =
+        ldap.search(AGENTS, Scope::OneLevel, "(uid=hdupre)", vec!["1.1"]).await.unwrap().success().unwrap();
+    assert_eq!(found.len(), 1);
+    let resp = reqwest::Client::new().get(format!("{scim}/Users?count=1")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "the token came back with the backup");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // A damaged backup is refused and leaves nothing behind.
+    let bytes = std::fs::read(&backup).unwrap();
+    let damaged = tmp.path().join("damaged.backup");
+    std::fs::write(&damaged, &bytes[..bytes.len() - 7]).unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    let (ok, _, err) = cli(&["restore", damaged.to_str().unwrap(), "--data", elsewhere.to_str().unwrap()]);
+    assert!(!ok, "a truncated backup restored");
+    assert!(err.contains("truncated") || err.contains("damaged"), "{err}");
+    assert!(!elsewhere.join("convergences.redb").exists());
+}

@@ -155,6 +155,11 @@ impl Directory {
         })
     }
 
+    /// A consistent backup of the whole store (see [`crate::store::Store::backup`]).
+    pub fn backup(&self, out: impl std::io::Write) -> Result<u64> {
+        Ok(self.store.backup(out)?)
+    }
+
     /// Store size and entry count, for the metrics endpoint.
     pub fn stats(&self) -> Result<crate::store::StoreStats> {
         Ok(self.store.stats()?)

@@ -6,6 +6,7 @@
 //! per-organisation bearer tokens, and Groups under each organisation's
 //! `ou=groupes`, and Bulk.
 
+mod admin;
 mod bulk;
 mod error;
 mod filter;
@@ -134,7 +135,12 @@ pub fn router(ctx: Arc<ScimContext>) -> Router {
         .layer(axum::middleware::map_response(as_scim_error))
         .layer(axum::middleware::from_fn(move |req, next| crate::metrics::count_scim(log, req, next)));
     let operations = crate::metrics::routes(ctx.directory.clone());
-    Router::new().nest("/scim/v2", api).with_state(ctx).merge(operations)
+    Router::new()
+        .nest("/scim/v2", api)
+        .route("/admin/backup", get(admin::backup))
+        .route("/admin/export", get(admin::export))
+        .with_state(ctx)
+        .merge(operations)
 }
 
 /// What axum refuses on its own (a body over the limit: 413, a wrong

@@ -4,6 +4,7 @@
 //! which index is decided by the directory core; the store only writes them, in
 //! the same transaction as the entry, so they can never disagree.
 
+mod backup;
 mod codec;
 mod postings;
 mod redo;
@@ -212,6 +213,18 @@ impl Store {
     /// so that the next start has nothing to replay.
     pub fn checkpoint(&self) -> Result<()> {
         self.write_unlogged()?.commit_durable()
+    }
+
+    /// Write a consistent backup of the whole store, taken from one read
+    /// snapshot: the server may keep serving and writing meanwhile. Returns
+    /// the number of records written.
+    pub fn backup(&self, out: impl std::io::Write) -> Result<u64> {
+        backup::write(&self.db.begin_read()?, out)
+    }
+
+    /// Create the store file `path`, which must not exist yet, from a backup.
+    pub fn restore(path: &Path, input: impl std::io::Read) -> Result<u64> {
+        backup::restore(path, input)
     }
 
     /// What the health and metrics endpoints report: the store file's size,

@@ -335,7 +335,7 @@ fn read_record(content: &[u8], at: usize) -> Option<(u64, &[u8], usize)> {
 }
 
 /// CRC-32 (IEEE 802.3, as in zlib), to tell a torn or stale record.
-struct Crc32(u32);
+pub(super) struct Crc32(u32);
 
 const CRC_TABLE: [u32; 256] = {
     let mut table = [0u32; 256];
@@ -354,11 +354,11 @@ const CRC_TABLE: [u32; 256] = {
 };
 
 impl Crc32 {
-    fn new() -> Crc32 {
+    pub(super) fn new() -> Crc32 {
         Crc32(0xFFFF_FFFF)
     }
 
-    fn update(&mut self, data: &[u8]) {
+    pub(super) fn update(&mut self, data: &[u8]) {
         let mut c = self.0;
         for &b in data {
             c = CRC_TABLE[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8);
@@ -366,7 +366,7 @@ impl Crc32 {
         self.0 = c;
     }
 
-    fn finish(&self) -> u32 {
+    pub(super) fn finish(&self) -> u32 {
         self.0 ^ 0xFFFF_FFFF
     }
 }

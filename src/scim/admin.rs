@@ -1,0 +1,91 @@
+//! Online backup and LDIF export for the centre's administrators: a CIG
+//! token (the whole directory), never an organisation's. Both read one
+//! snapshot while the server keeps serving, and stream what they write.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::mpsc;
+
+use super::{Caller, ScimContext, ScimError};
+use crate::directory::{Directory, TokenScope};
+
+/// GET `/admin/backup`: the store, as `convergences restore` reads it.
+pub async fn backup(caller: Caller, State(ctx): State<Arc<ScimContext>>) -> Result<Response, ScimError> {
+    only_cig(&caller)?;
+    Ok(stream("application/octet-stream", ctx.directory.clone(), |dir, out| {
+        dir.backup(out).map(|_| ()).map_err(|e| e.to_string())
+    }))
+}
+
+/// GET `/admin/export`: every entry as LDIF, parents first (as `convergences export`).
+pub async fn export(caller: Caller, State(ctx): State<Arc<ScimContext>>) -> Result<Response, ScimError> {
+    only_cig(&caller)?;
+    Ok(stream("text/plain; charset=utf-8", ctx.directory.clone(), |dir, out| {
+        crate::ldif::export(dir, out).map_err(|e| e.to_string())
+    }))
+}
+
+fn only_cig(caller: &Caller) -> Result<(), ScimError> {
+    match caller.0 {
+        TokenScope::Cig => {
+            tracing::info!(peer = %caller.1.peer, "online backup or export started");
+            Ok(())
+        }
+        TokenScope::Organisation(_) => {
+            Err(ScimError::new(StatusCode::FORBIDDEN, None, "backups and exports take a CIG token"))
+        }
+    }
+}
+
+/// A response whose body `produce` writes on the blocking pool, 64 KiB at a time.
+fn stream(
+    content_type: &'static str,
+    dir: Arc<Directory>,
+    produce: impl FnOnce(&Directory, &mut ChannelWriter) -> Result<(), String> + Send + 'static,
+) -> Response {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter { tx, buf: Vec::with_capacity(CHUNK) };
+        match produce(&dir, &mut out).and_then(|()| out.flush().map_err(|e| e.to_string())) {
+            Ok(()) => {}
+            // The client sees a truncated body, which restore refuses (checksum).
+            Err(e) => {
+                tracing::warn!("online backup or export failed: {e}");
+                let _ = out.tx.blocking_send(Err(std::io::Error::other(e)));
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    ([(header::CONTENT_TYPE, content_type)], Body::from_stream(body)).into_response()
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// `Write` into the response body's channel.
+pub struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("the client went away"))
+    }
+}
