@@ -197,3 +197,34 @@ async fn an_online_backup_restores_into_a_consistent_store() {
     assert!(err.contains("truncated") || err.contains("damaged"), "{err}");
     assert!(!elsewhere.join("convergences.redb").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_development_certificates_are_served_and_trusted_by_ldapsearch() {
+    if !have("openssl") || !have("ldapsearch") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let script = certs.join("make-dev-certs.sh");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/certs/make-dev-certs.sh"), &script).unwrap();
+    let (code, out, err) = run("bash", &[script.to_str().unwrap(), "localhost"], None).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let srv = TestServer::start_with(|c| {
+        c.tls_cert = Some(certs.join("server.pem"));
+        c.tls_key = Some(certs.join("server.key"));
+    })
+    .await;
+    // The certificate names 127.0.0.1 too (localhost may resolve to ::1, where nothing listens).
+    let ldaps = format!("ldaps://127.0.0.1:{}", srv.handle.as_ref().unwrap().ldaps_addr.port());
+    let ca = certs.join("ca.pem");
+    let (code, out, err) = run_env(
+        "ldapsearch",
+        &["-x", "-LLL", "-H", &ldaps, "-b", "", "-s", "base", "namingContexts"],
+        None,
+        &[("LDAPTLS_CACERT", ca.to_str().unwrap()), ("LDAPTLS_REQCERT", "demand")],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("namingContexts: dc=cig,dc=fr"), "{out}");
+}
