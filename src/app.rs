@@ -333,4 +333,17 @@ pub fn init_logging(cfg: &Config) {
     } else {
         builder.with_ansi(cfg.log_format == "text").try_init()
     };
+    // A panic ends only the task it happens in (tokio catches it: for a
+    // connection, that connection). It is logged like everything else.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(thread, location, "panic: {what}");
+    }));
 }

@@ -135,6 +135,8 @@ pub struct ScimLimits {
     pub max_filter_length: usize,
     /// Deepest nesting of parentheses and `not` in a `filter`.
     pub max_filter_depth: usize,
+    /// SCIM requests served at once; one more gets 429 with Retry-After.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for ScimLimits {
@@ -146,6 +148,7 @@ impl Default for ScimLimits {
             max_body_bytes: 256 * 1024,
             max_filter_length: 4096,
             max_filter_depth: 16,
+            max_concurrent_requests: 256,
         }
     }
 }
@@ -311,6 +314,9 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_SCIM_MAX_FILTER_LENGTH") {
             self.scim_limits.max_filter_length = parse("CONVERGENCES_SCIM_MAX_FILTER_LENGTH", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_SCIM_MAX_CONCURRENT_REQUESTS") {
+            self.scim_limits.max_concurrent_requests = parse("CONVERGENCES_SCIM_MAX_CONCURRENT_REQUESTS", &v)?;
         }
         if let Some(v) = get("CONVERGENCES_SCIM_MAX_FILTER_DEPTH") {
             self.scim_limits.max_filter_depth = parse("CONVERGENCES_SCIM_MAX_FILTER_DEPTH", &v)?;

@@ -214,3 +214,38 @@ async fn bad_scim_requests_get_scim_errors_and_good_ones_still_work() {
     let (status, _, found) = scim.call(&t, "GET", "/Users?filter=userName%20eq%20%22sane%22", None).await;
     assert_eq!((status, found["totalResults"].as_u64()), (200, Some(1)), "{found}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_requests_beyond_the_concurrency_limit_get_429_and_a_retry_after() {
+    let srv = TestServer::start_with(|c| c.scim_limits.max_concurrent_requests = 1).await;
+    let scim = Scim::new(&srv);
+    let t = token(&srv, TokenScope::Organisation(dn(ORG)));
+    let client = reqwest::Client::new();
+    let requests = (0..40).map(|i| {
+        let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("busy{i}"), "name": {"familyName": "Occupé"}});
+        client
+            .post(format!("{}/Users", scim.base))
+            .bearer_auth(&t)
+            .header("Content-Type", "application/scim+json")
+            .body(user.to_string())
+            .send()
+    });
+    let mut refused = 0;
+    for resp in futures_util::future::join_all(requests).await {
+        let resp = resp.unwrap();
+        match resp.status().as_u16() {
+            201 => {}
+            429 => {
+                refused += 1;
+                assert_eq!(resp.headers()["retry-after"], "1");
+                let body: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+                assert_eq!(body["status"], "429", "{body}");
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(refused > 0, "forty concurrent creations never exceeded a limit of one");
+    // Once the burst is over, requests are served again.
+    let (status, _, _) = scim.call(&t, "GET", "/Users?count=1", None).await;
+    assert_eq!(status, 200);
+}

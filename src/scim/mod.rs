@@ -52,6 +52,8 @@ pub struct ScimContext {
     pub filter_limits: query::FilterLimits,
     /// One log line per request (`log_operations`).
     pub log_operations: bool,
+    pub max_concurrent_requests: usize,
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 const SCHEMA_FILES: &[&str] = &[
@@ -85,6 +87,8 @@ impl ScimContext {
                 max_depth: limits.max_filter_depth,
             },
             log_operations: true,
+            max_concurrent_requests: limits.max_concurrent_requests.max(1),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 }
@@ -133,6 +137,7 @@ pub fn router(ctx: Arc<ScimContext>) -> Router {
         .fallback(|| async { ScimError::not_found("endpoint") })
         .layer(DefaultBodyLimit::max(ctx.max_body_bytes))
         .layer(axum::middleware::map_response(as_scim_error))
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), admit))
         .layer(axum::middleware::from_fn(move |req, next| crate::metrics::count_scim(log, req, next)));
     let operations = crate::metrics::routes(ctx.directory.clone());
     Router::new()
@@ -141,6 +146,34 @@ pub fn router(ctx: Arc<ScimContext>) -> Router {
         .route("/admin/export", get(admin::export))
         .with_state(ctx)
         .merge(operations)
+}
+
+/// RFC 6585 §4: past `max_concurrent_requests`, 429 and a Retry-After, as a
+/// SCIM error, rather than a queue that grows without bound.
+async fn admit(
+    axum::extract::State(ctx): axum::extract::State<Arc<ScimContext>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    /// Given back even when the client goes away mid-request.
+    struct Slot<'a>(&'a AtomicUsize);
+    impl Drop for Slot<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    let running = ctx.in_flight.fetch_add(1, Ordering::AcqRel);
+    let _slot = Slot(&ctx.in_flight);
+    if running >= ctx.max_concurrent_requests {
+        tracing::warn!(running, "SCIM request refused: too many at once");
+        let mut r = ScimError::new(StatusCode::TOO_MANY_REQUESTS, None, "too many requests at once; retry shortly")
+            .into_response();
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r
+    } else {
+        next.run(req).await
+    }
 }
 
 /// What axum refuses on its own (a body over the limit: 413, a wrong
