@@ -202,6 +202,13 @@ async fn bad_scim_requests_get_scim_errors_and_good_ones_still_work() {
         assert_eq!((status, body["scimType"].as_str()), (400, Some("invalidFilter")), "{body}");
     }
 
+    // So are PATCH paths, whose value filters go through the same parser.
+    let deep_path = format!("emails[{}type eq \"work\"{}]", "(".repeat(40), ")".repeat(40));
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "remove", "path": deep_path}]});
+    let (status, _, body) = scim.call(&t, "PATCH", "/Users/00000000-0000-0000-0000-000000000000", Some(&patch)).await;
+    assert_eq!((status, body["scimType"].as_str()), (400, Some("invalidFilter")), "{body}");
+
     // A method a route does not have is a SCIM error too.
     let resp = raw(reqwest::Method::PUT, "/Users", b"{}".to_vec()).await.unwrap();
     assert_eq!(resp.status().as_u16(), 405);

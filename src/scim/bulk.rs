@@ -89,6 +89,9 @@ fn run_one(
         }
         (m @ ("PUT" | "PATCH"), Some(id)) => {
             let patch = m == "PATCH";
+            if patch {
+                super::handlers::check_patch_paths(&data, &ctx.filter_limits)?;
+            }
             let updated = match kind {
                 Kind::Users => Users::update(dir, caller, &id, &data, patch, version)?,
                 Kind::Groups => Groups::update(dir, caller, &id, &data, patch, version)?,

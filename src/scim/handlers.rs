@@ -121,6 +121,17 @@ impl Resource for Groups {
     }
 }
 
+/// A PATCH operation's `path` may hold a value filter (`emails[type eq
+/// "work"]`): the same length and depth limits as a `filter` apply, before
+/// the parser sees it.
+pub(super) fn check_patch_paths(body: &Value, limits: &super::query::FilterLimits) -> Result<(), ScimError> {
+    let ops = body.get("Operations").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    for path in ops.iter().filter_map(|op| op.get("path").and_then(Value::as_str)) {
+        limits.check(path)?;
+    }
+    Ok(())
+}
+
 /// RFC 7643 §3: `schemas` lists the resource's core schema and only schemas
 /// this server knows; attributes of an unknown schema would be dropped
 /// silently. When left out, the core schema is assumed, as some clients do.
@@ -234,6 +245,9 @@ async fn update<R: Resource>(
     patch: bool,
 ) -> Result<Response, ScimError> {
     let body = parse_body(&body)?;
+    if patch {
+        check_patch_paths(&body, &ctx.filter_limits)?;
+    }
     let version = if_match(&headers);
     blocking(move || {
         let dir = &ctx.directory;
