@@ -262,11 +262,7 @@ pub fn export(cfg: &Config, output: Option<&Path>) -> Result<(), AppError> {
 /// `convergences backup FILE` with the server stopped.
 pub fn backup(cfg: &Config, file: &Path) -> Result<u64, AppError> {
     let directory = open_directory(cfg)?;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(file)?);
-    let records = directory.backup(&mut out)?;
-    out.flush()?;
-    out.get_ref().sync_all()?;
-    Ok(records)
+    write_then_rename(file, |out| Ok(directory.backup(out)?))
 }
 
 /// Download `path` (`/admin/backup`, `/admin/export`) from a running
@@ -296,18 +292,59 @@ pub async fn fetch(url: &str, token: &str, path: &str, out: &Path) -> Result<u64
         let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         return Err(http(String::from_utf8_lossy(&body).into_owned()));
     }
-    let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let partial = partial_path(out);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&partial)?);
     let mut written = 0u64;
-    while let Some(frame) = resp.body_mut().frame().await {
-        let frame = frame.map_err(|e| http(format!("the transfer broke off: {e}")))?;
-        if let Some(data) = frame.data_ref() {
-            file.write_all(data)?;
-            written += data.len() as u64;
+    let copied: Result<(), AppError> = async {
+        while let Some(frame) = resp.body_mut().frame().await {
+            let frame = frame.map_err(|e| http(format!("the transfer broke off: {e}")))?;
+            if let Some(data) = frame.data_ref() {
+                file.write_all(data)?;
+                written += data.len() as u64;
+            }
+        }
+        file.flush()?;
+        file.get_ref().sync_all()?;
+        Ok(())
+    }
+    .await;
+    match copied {
+        Ok(()) => {
+            std::fs::rename(&partial, out)?;
+            Ok(written)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
         }
     }
-    file.flush()?;
-    file.get_ref().sync_all()?;
-    Ok(written)
+}
+
+/// Where a file is written before it replaces `path`: a failed backup never
+/// destroys the previous one.
+fn partial_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+fn write_then_rename(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<u64, AppError>,
+) -> Result<u64, AppError> {
+    let partial = partial_path(path);
+    let result = (|| {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+        let n = write(&mut out)?;
+        out.flush()?;
+        out.get_ref().sync_all()?;
+        std::fs::rename(&partial, path)?;
+        Ok(n)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
 }
 
 /// `convergences restore FILE`: a new store in the (empty) data directory.

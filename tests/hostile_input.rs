@@ -212,6 +212,7 @@ async fn bad_scim_requests_get_scim_errors_and_good_ones_still_work() {
     // A method a route does not have is a SCIM error too.
     let resp = raw(reqwest::Method::PUT, "/Users", b"{}".to_vec()).await.unwrap();
     assert_eq!(resp.status().as_u16(), 405);
+    assert!(resp.headers().contains_key("allow"), "the Allow header survives");
     assert_eq!(as_json(&resp.text().await.unwrap())["schemas"][0], error_schema);
 
     // And a sane request still succeeds.

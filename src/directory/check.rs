@@ -48,6 +48,8 @@ impl CheckReport {
 struct Seen {
     ndn: String,
     parent: u64,
+    /// The normalised DN of its parent, from its own DN.
+    parent_ndn: String,
 }
 
 impl Directory {
@@ -107,7 +109,8 @@ impl Directory {
                 }
             }
             by_ndn.insert(rec.ndn.clone());
-            seen.insert(id, Seen { ndn: std::mem::take(&mut rec.ndn), parent: rec.parent });
+            let parent_ndn = self.normalize_dn(&entry.dn.parent()).unwrap_or_default();
+            seen.insert(id, Seen { ndn: std::mem::take(&mut rec.ndn), parent: rec.parent, parent_ndn });
         }
 
         // The tree: each entry under an existing parent, the suffix at the top.
@@ -124,7 +127,7 @@ impl Directory {
             }
             match seen.get(&s.parent) {
                 None => report.problem(format!("{}: its parent {} does not exist", s.ndn, s.parent)),
-                Some(p) if !dn::is_under(&s.ndn, &p.ndn) || s.ndn.len() == p.ndn.len() => {
+                Some(p) if p.ndn != s.parent_ndn => {
                     report.problem(format!("{}: recorded under {}, which is not its parent", s.ndn, p.ndn))
                 }
                 Some(_) => {}

@@ -158,15 +158,13 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
         }
         LdapOp::ExtendedRequest(req) => extended(conn, session, id, req),
         // RFC 4511 §4.11: no response to Abandon; the operation stops if it still runs.
+        // The operation stays outstanding until its task ends (it unregisters
+        // itself): abandoning does not free a slot of max_outstanding_ops.
         LdapOp::AbandonRequest(target) => {
-            if let Ok(mut o) = conn.outstanding.lock()
-                && let Some(flag) = o.remove(&target)
+            if let Ok(o) = conn.outstanding.lock()
+                && let Some(flag) = o.get(&target)
             {
                 flag.store(true, Ordering::Relaxed);
-            }
-            // An abandoned operation gets no response: it is not counted either.
-            if let Ok(mut s) = conn.started.lock() {
-                s.remove(&target);
             }
         }
         LdapOp::UnbindRequest => {}
@@ -280,6 +278,15 @@ fn register(conn: &Conn, id: i32) -> Arc<AtomicBool> {
         o.insert(id, flag.clone());
     }
     flag
+}
+
+/// An operation that stopped because it was abandoned: no response, so no
+/// metric or log line either.
+fn abandoned(conn: &Conn, id: i32) {
+    unregister(conn, id);
+    if let Ok(mut s) = conn.started.lock() {
+        s.remove(&id);
+    }
 }
 
 fn unregister(conn: &Conn, id: i32) {
@@ -527,8 +534,10 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
         let conn = conn.clone();
         tokio::task::spawn_blocking(move || {
             let out = result_set_search(&conn, &session, id, sreq, controls);
-            unregister(&conn, id);
-            if !cancel.load(Ordering::Relaxed) {
+            if cancel.load(Ordering::Relaxed) {
+                abandoned(&conn, id);
+            } else {
+                unregister(&conn, id);
                 conn.send(out);
             }
         });
@@ -544,7 +553,7 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
             out.extend(done(conn, &success()));
             conn.send(out);
         }
-        Err(DirectoryError::Abandoned) => unregister(conn, id),
+        Err(DirectoryError::Abandoned) => abandoned(conn, id),
         Err(e) => {
             unregister(conn, id);
             out.extend(done(conn, &from_error(&e)));
@@ -556,12 +565,12 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
                 let mut out = Vec::new();
                 let dir = conn.ctx.directory.clone();
                 let r = dir.search(&session.principal, &sreq, |e| emit(&mut out, id, e, Some(&conn), &cancel));
-                unregister(&conn, id);
                 let res = match r {
                     Ok(_) => success(),
-                    Err(DirectoryError::Abandoned) => return,
+                    Err(DirectoryError::Abandoned) => return abandoned(&conn, id),
                     Err(e) => from_error(&e),
                 };
+                unregister(&conn, id);
                 out.extend(done(&conn, &res));
                 conn.send(out);
             });
@@ -882,11 +891,11 @@ fn extended(conn: &Arc<Conn>, session: &Session, id: i32, req: LdapExtendedReque
             let session = session.clone();
             register(conn, id);
             tokio::task::spawn_blocking(move || {
-                unregister(&conn2, id);
                 let (res, generated) = match password_modify(&conn2.ctx, &session, pm) {
                     Ok(g) => (success(), g),
                     Err(r) => (r, None),
                 };
+                unregister(&conn2, id);
                 let resp = LdapExtendedResponse::from(LdapPasswordModifyResponse { res, gen_password: generated });
                 send(&conn2, resp);
             });

@@ -65,6 +65,8 @@ fn stream(
 }
 
 const CHUNK: usize = 64 * 1024;
+/// How long a client may leave the stream unread before the backup is abandoned.
+const STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `Write` into the response body's channel.
 pub struct ChannelWriter {
@@ -85,7 +87,22 @@ impl Write for ChannelWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("the client went away"))
+        let mut chunk = Ok(Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK))));
+        // A client that stops reading without closing must not hold the
+        // snapshot and this thread for ever.
+        let deadline = std::time::Instant::now() + STALL_LIMIT;
+        loop {
+            match self.tx.try_send(chunk) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(std::io::Error::other("the client went away")),
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    if std::time::Instant::now() > deadline {
+                        return Err(std::io::Error::other("the client stopped reading"));
+                    }
+                    chunk = back;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        }
     }
 }

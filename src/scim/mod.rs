@@ -149,30 +149,38 @@ pub fn router(ctx: Arc<ScimContext>) -> Router {
 }
 
 /// RFC 6585 §4: past `max_concurrent_requests`, 429 and a Retry-After, as a
-/// SCIM error, rather than a queue that grows without bound.
+/// SCIM error, rather than a queue that grows without bound. The request runs
+/// in its own task holding the slot: a client that disconnects does not free
+/// the slot while the work it started (on the blocking pool) still runs.
 async fn admit(
     axum::extract::State(ctx): axum::extract::State<Arc<ScimContext>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    /// Given back even when the client goes away mid-request.
-    struct Slot<'a>(&'a AtomicUsize);
-    impl Drop for Slot<'_> {
+    use std::sync::atomic::Ordering;
+    struct Slot(Arc<ScimContext>);
+    impl Drop for Slot {
         fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::AcqRel);
+            self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
         }
     }
     let running = ctx.in_flight.fetch_add(1, Ordering::AcqRel);
-    let _slot = Slot(&ctx.in_flight);
+    let slot = Slot(ctx.clone());
     if running >= ctx.max_concurrent_requests {
+        drop(slot);
         tracing::warn!(running, "SCIM request refused: too many at once");
         let mut r = ScimError::new(StatusCode::TOO_MANY_REQUESTS, None, "too many requests at once; retry shortly")
             .into_response();
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        r
-    } else {
+        return r;
+    }
+    let work = tokio::spawn(async move {
+        let _slot = slot;
         next.run(req).await
+    });
+    match work.await {
+        Ok(resp) => resp,
+        Err(_) => ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, "the request failed").into_response(),
     }
 }
 
@@ -189,7 +197,8 @@ async fn as_scim_error(resp: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_scim {
         return resp;
     }
-    let text = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap_or_default();
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
     let detail = match String::from_utf8_lossy(&text).trim() {
         "" => status.canonical_reason().unwrap_or("error").to_string(),
         t => t.to_string(),
@@ -198,7 +207,14 @@ async fn as_scim_error(resp: Response) -> Response {
         tracing::warn!("SCIM request refused: {detail}");
     }
     let scim_type = (status == StatusCode::BAD_REQUEST).then_some("invalidSyntax");
-    ScimError::new(status, scim_type, detail).into_response()
+    let mut out = ScimError::new(status, scim_type, detail).into_response();
+    // Headers the refusal carried (Allow on a 405, say) stay.
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// A SCIM JSON response with the SCIM media type.

@@ -120,9 +120,14 @@ struct In<R> {
 }
 
 impl<R: Read> In<R> {
+    /// `n` bytes; memory follows what is actually there, not what a
+    /// (possibly damaged) length announces.
     fn exact(&mut self, n: usize) -> Result<Vec<u8>> {
-        let mut b = vec![0; n];
-        self.r.read_exact(&mut b).map_err(|e| corrupt(format!("truncated backup: {e}")))?;
+        let mut b = Vec::with_capacity(n.min(64 * 1024));
+        (&mut self.r).take(n as u64).read_to_end(&mut b).map_err(|e| corrupt(format!("unreadable backup: {e}")))?;
+        if b.len() != n {
+            return Err(corrupt("truncated backup".into()));
+        }
         self.crc.update(&b);
         Ok(b)
     }
@@ -140,8 +145,8 @@ impl<R: Read> In<R> {
                 break;
             }
         }
-        // A length beyond any sane record is corruption, not an allocation to try.
-        if len > 1 << 30 {
+        // A length beyond any sane record (entries are limited by max_pdu_bytes) is corruption.
+        if len > 64 << 20 {
             return Err(corrupt(format!("a record of {len} bytes")));
         }
         self.exact(len as usize)
@@ -158,14 +163,25 @@ fn u64_of(b: &[u8], le: bool) -> Result<u64> {
 }
 
 /// Create the store file `path` (which must not exist) from a backup; the
-/// number of records restored. Nothing is left behind if the backup is bad.
+/// number of records restored. The store is built beside it and renamed into
+/// place once complete and synced: an interrupted or refused restore leaves
+/// no store a server would open as an empty directory.
 pub fn restore(path: &Path, input: impl Read) -> Result<u64> {
     if path.exists() || path.with_extension("redo").exists() {
         return Err(corrupt(format!("{} exists: restore only into an empty data directory", path.display())));
     }
-    let result = restore_into(path, input);
+    let partial = path.with_extension("restoring");
+    let _ = std::fs::remove_file(&partial);
+    let result = restore_into(&partial, input).and_then(|n| {
+        std::fs::File::open(&partial).and_then(|f| f.sync_all()).map_err(io)?;
+        std::fs::rename(&partial, path).map_err(io)?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        Ok(n)
+    });
     if result.is_err() {
-        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(&partial);
     }
     result
 }
