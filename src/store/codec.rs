@@ -161,24 +161,12 @@ impl Record {
 
     /// Decode only the DN (the record's header).
     pub fn decode_dn(b: &[u8]) -> Result<String> {
-        let mut c = Cursor { b };
-        match c.byte()? {
-            RECORD_V1 => {}
-            v => return Err(StoreError::Corrupt(format!("unknown record version {v}"))),
-        }
-        c.varint()?;
-        c.string()
+        Ok(RecordView::parse(b)?.dn.to_string())
     }
 
     pub fn decode(b: &[u8]) -> Result<Record> {
-        let mut c = Cursor { b };
-        match c.byte()? {
-            RECORD_V1 => {}
-            v => return Err(StoreError::Corrupt(format!("unknown record version {v}"))),
-        }
-        let parent = c.varint()?;
-        let dn = c.string()?;
-        let ndn = c.string()?;
+        let view = RecordView::parse(b)?;
+        let mut c = Cursor { b: view.attrs };
         let n = c.varint()?;
         let mut attrs = Vec::with_capacity(n.min(256) as usize);
         for _ in 0..n {
@@ -190,7 +178,7 @@ impl Record {
             }
             attrs.push((name, values));
         }
-        Ok(Record { parent, dn, ndn, attrs })
+        Ok(Record { parent: view.parent, dn: view.dn.to_string(), ndn: view.ndn.to_string(), attrs })
     }
 }
 
