@@ -137,6 +137,8 @@ pub struct ScimLimits {
     pub max_filter_depth: usize,
     /// SCIM requests served at once; one more gets 429 with Retry-After.
     pub max_concurrent_requests: usize,
+    /// Seconds an online backup or export may go unread before it is abandoned.
+    pub stall_secs: u64,
 }
 
 impl Default for ScimLimits {
@@ -149,6 +151,7 @@ impl Default for ScimLimits {
             max_filter_length: 4096,
             max_filter_depth: 16,
             max_concurrent_requests: 256,
+            stall_secs: 60,
         }
     }
 }
@@ -314,6 +317,9 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_SCIM_MAX_FILTER_LENGTH") {
             self.scim_limits.max_filter_length = parse("CONVERGENCES_SCIM_MAX_FILTER_LENGTH", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_SCIM_STALL_SECS") {
+            self.scim_limits.stall_secs = parse("CONVERGENCES_SCIM_STALL_SECS", &v)?;
         }
         if let Some(v) = get("CONVERGENCES_SCIM_MAX_CONCURRENT_REQUESTS") {
             self.scim_limits.max_concurrent_requests = parse("CONVERGENCES_SCIM_MAX_CONCURRENT_REQUESTS", &v)?;

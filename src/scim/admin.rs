@@ -17,17 +17,13 @@ use crate::directory::{Directory, TokenScope};
 /// GET `/admin/backup`: the store, as `convergences restore` reads it.
 pub async fn backup(caller: Caller, State(ctx): State<Arc<ScimContext>>) -> Result<Response, ScimError> {
     only_cig(&caller)?;
-    Ok(stream("application/octet-stream", ctx.directory.clone(), |dir, out| {
-        dir.backup(out).map(|_| ()).map_err(|e| e.to_string())
-    }))
+    Ok(stream("application/octet-stream", &ctx, |dir, out| dir.backup(out).map(|_| ()).map_err(|e| e.to_string())))
 }
 
 /// GET `/admin/export`: every entry as LDIF, parents first (as `convergences export`).
 pub async fn export(caller: Caller, State(ctx): State<Arc<ScimContext>>) -> Result<Response, ScimError> {
     only_cig(&caller)?;
-    Ok(stream("text/plain; charset=utf-8", ctx.directory.clone(), |dir, out| {
-        crate::ldif::export(dir, out).map_err(|e| e.to_string())
-    }))
+    Ok(stream("text/plain; charset=utf-8", &ctx, |dir, out| crate::ldif::export(dir, out).map_err(|e| e.to_string())))
 }
 
 fn only_cig(caller: &Caller) -> Result<(), ScimError> {
@@ -45,12 +41,14 @@ fn only_cig(caller: &Caller) -> Result<(), ScimError> {
 /// A response whose body `produce` writes on the blocking pool, 64 KiB at a time.
 fn stream(
     content_type: &'static str,
-    dir: Arc<Directory>,
+    ctx: &ScimContext,
     produce: impl FnOnce(&Directory, &mut ChannelWriter) -> Result<(), String> + Send + 'static,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let dir = ctx.directory.clone();
+    let stall_limit = ctx.stall_limit;
     tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter { tx, buf: Vec::with_capacity(CHUNK) };
+        let mut out = ChannelWriter { tx, buf: Vec::with_capacity(CHUNK), stall_limit };
         match produce(&dir, &mut out).and_then(|()| out.flush().map_err(|e| e.to_string())) {
             Ok(()) => {}
             // The client sees a truncated body, which restore refuses (checksum).
@@ -65,13 +63,13 @@ fn stream(
 }
 
 const CHUNK: usize = 64 * 1024;
-/// How long a client may leave the stream unread before the backup is abandoned.
-const STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `Write` into the response body's channel.
 pub struct ChannelWriter {
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     buf: Vec<u8>,
+    /// How long the client may leave the stream unread (`scim_limits.stall_secs`).
+    stall_limit: std::time::Duration,
 }
 
 impl Write for ChannelWriter {
@@ -90,7 +88,7 @@ impl Write for ChannelWriter {
         let mut chunk = Ok(Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK))));
         // A client that stops reading without closing must not hold the
         // snapshot and this thread for ever.
-        let deadline = std::time::Instant::now() + STALL_LIMIT;
+        let deadline = std::time::Instant::now() + self.stall_limit;
         loop {
             match self.tx.try_send(chunk) {
                 Ok(()) => return Ok(()),

@@ -54,6 +54,8 @@ pub struct ScimContext {
     pub log_operations: bool,
     pub max_concurrent_requests: usize,
     in_flight: std::sync::atomic::AtomicUsize,
+    /// An online backup or export whose client stops reading this long is abandoned.
+    pub stall_limit: std::time::Duration,
 }
 
 const SCHEMA_FILES: &[&str] = &[
@@ -89,6 +91,7 @@ impl ScimContext {
             log_operations: true,
             max_concurrent_requests: limits.max_concurrent_requests.max(1),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
+            stall_limit: std::time::Duration::from_secs(limits.stall_secs.max(1)),
         })
     }
 }
