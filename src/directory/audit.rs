@@ -82,7 +82,7 @@ impl Directory {
             let n = req
                 .base
                 .rdn()
-                .filter(|_| req.base.rdns.len() == 2)
+                .filter(|_| req.base.rdns().len() == 2)
                 .and_then(|rdn| rdn.avas.first())
                 .filter(|a| a.attr.eq_ignore_ascii_case("changeNumber"))
                 .and_then(|a| a.value.parse().ok());

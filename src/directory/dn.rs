@@ -6,6 +6,7 @@
 //! whose ancestry can be tested with [`is_under`].
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use super::error::{DirectoryError, Result};
 
@@ -23,19 +24,66 @@ pub struct Rdn {
 }
 
 /// A distinguished name; `rdns[0]` is the entry's own RDN, the last one is the top.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Dn {
-    pub rdns: Vec<Rdn>,
+    /// Parsed on first use when the DN came from the store.
+    rdns: OnceLock<Vec<Rdn>>,
+    /// The string form, kept when the DN was read back from the store (where
+    /// it was written by [`fmt::Display`]): answering a search copies it
+    /// instead of parsing it and printing every RDN again.
+    text: Option<Box<str>>,
 }
+
+impl PartialEq for Dn {
+    fn eq(&self, other: &Dn) -> bool {
+        match (&self.text, &other.text) {
+            // Both canonical: the printed form is one-to-one with the RDNs.
+            (Some(a), Some(b)) => a == b,
+            _ => self.rdns() == other.rdns(),
+        }
+    }
+}
+
+impl Eq for Dn {}
 
 impl Dn {
     /// The root DSE's empty DN.
     pub fn root() -> Dn {
-        Dn { rdns: Vec::new() }
+        Dn::from_rdns(Vec::new())
+    }
+
+    pub fn from_rdns(rdns: Vec<Rdn>) -> Dn {
+        Dn { rdns: OnceLock::from(rdns), text: None }
+    }
+
+    /// The RDNs, the entry's own first.
+    pub fn rdns(&self) -> &[Rdn] {
+        self.rdns.get_or_init(|| {
+            let text = self.text.as_deref().unwrap_or_default();
+            Parser::new(text).dn().map(|dn| dn.rdns.into_inner().unwrap_or_default()).unwrap_or_else(|e| {
+                // Only a damaged store gets here (`convergences check` reports it).
+                tracing::error!(dn = text, "a stored DN does not parse: {e}");
+                Vec::new()
+            })
+        })
+    }
+
+    /// A DN as the store wrote it (its own string form, see [`fmt::Display`]),
+    /// kept as text until its RDNs are needed.
+    pub fn from_stored(s: &str) -> Dn {
+        Dn { rdns: OnceLock::new(), text: Some(s.into()) }
+    }
+
+    /// The RFC 4514 string form; no printing when the DN came from the store.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match &self.text {
+            Some(t) => std::borrow::Cow::Borrowed(t),
+            None => std::borrow::Cow::Owned(self.to_string()),
+        }
     }
 
     pub fn is_root(&self) -> bool {
-        self.rdns.is_empty()
+        self.rdns().is_empty()
     }
 
     /// Parse the RFC 4514 string form. Spaces around `,`, `+` and `=` are
@@ -47,28 +95,28 @@ impl Dn {
 
     /// The parent DN; the root's parent is the root.
     pub fn parent(&self) -> Dn {
-        Dn { rdns: self.rdns.iter().skip(1).cloned().collect() }
+        Dn::from_rdns(self.rdns().iter().skip(1).cloned().collect())
     }
 
     pub fn rdn(&self) -> Option<&Rdn> {
-        self.rdns.first()
+        self.rdns().first()
     }
 
     /// `rdn,self`.
     pub fn child(&self, rdn: Rdn) -> Dn {
-        let mut rdns = Vec::with_capacity(self.rdns.len() + 1);
+        let mut rdns = Vec::with_capacity(self.rdns().len() + 1);
         rdns.push(rdn);
-        rdns.extend(self.rdns.iter().cloned());
-        Dn { rdns }
+        rdns.extend(self.rdns().iter().cloned());
+        Dn::from_rdns(rdns)
     }
 
     /// Replace the first `depth` RDNs (an old base) by `new_base`: how a subtree move
     /// renames every descendant.
     pub fn rebase(&self, old_len: usize, new_base: &Dn) -> Dn {
-        let keep = self.rdns.len().saturating_sub(old_len);
-        let mut rdns: Vec<Rdn> = self.rdns.iter().take(keep).cloned().collect();
-        rdns.extend(new_base.rdns.iter().cloned());
-        Dn { rdns }
+        let keep = self.rdns().len().saturating_sub(old_len);
+        let mut rdns: Vec<Rdn> = self.rdns().iter().take(keep).cloned().collect();
+        rdns.extend(new_base.rdns().iter().cloned());
+        Dn::from_rdns(rdns)
     }
 }
 
@@ -80,7 +128,7 @@ impl Rdn {
     /// Parse a lone RDN (the `newrdn` of a ModifyDN request).
     pub fn parse(s: &str) -> Result<Rdn> {
         let dn = Dn::parse(s)?;
-        match <[Rdn; 1]>::try_from(dn.rdns) {
+        match <[Rdn; 1]>::try_from(dn.rdns.into_inner().unwrap_or_default()) {
             Ok([rdn]) => Ok(rdn),
             Err(_) => Err(DirectoryError::InvalidDn(format!("'{s}' is not a single RDN"))),
         }
@@ -109,7 +157,10 @@ impl fmt::Display for Rdn {
 
 impl fmt::Display for Dn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, rdn) in self.rdns.iter().enumerate() {
+        if let Some(t) = &self.text {
+            return f.write_str(t);
+        }
+        for (i, rdn) in self.rdns().iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
@@ -232,7 +283,7 @@ impl<'a> Parser<'a> {
                 Some(_) => return Err(self.err("expected ',' between RDNs")),
             }
         }
-        Ok(Dn { rdns })
+        Ok(Dn::from_rdns(rdns))
     }
 
     fn rdn(&mut self) -> Result<Rdn> {
@@ -405,23 +456,23 @@ mod tests {
     #[test]
     fn parses_escaped_and_multivalued_rdns() {
         let dn = Dn::parse(r"cn=Dupré\, Hélène+uid=hdupre,ou=agents , o=123456789,dc=cig,dc=fr").unwrap();
-        assert_eq!(dn.rdns.len(), 5);
-        assert_eq!(dn.rdns[0].avas.len(), 2);
-        assert_eq!(dn.rdns[0].avas[0].value, "Dupré, Hélène");
-        assert_eq!(dn.rdns[1].avas[0].value, "agents");
+        assert_eq!(dn.rdns().len(), 5);
+        assert_eq!(dn.rdns()[0].avas.len(), 2);
+        assert_eq!(dn.rdns()[0].avas[0].value, "Dupré, Hélène");
+        assert_eq!(dn.rdns()[1].avas[0].value, "agents");
     }
 
     #[test]
     fn hex_escapes_decode_to_utf8() {
         let dn = Dn::parse(r"cn=H\C3\A9l\C3\A8ne,dc=fr").unwrap();
-        assert_eq!(dn.rdns[0].avas[0].value, "Hélène");
+        assert_eq!(dn.rdns()[0].avas[0].value, "Hélène");
     }
 
     #[test]
     fn hexstring_value_is_ber_decoded() {
         // #04024869 = OCTET STRING "Hi"
         let dn = Dn::parse("cn=#04024869,dc=fr").unwrap();
-        assert_eq!(dn.rdns[0].avas[0].value, "Hi");
+        assert_eq!(dn.rdns()[0].avas[0].value, "Hi");
     }
 
     #[test]
@@ -456,11 +507,17 @@ mod tests {
             rdns in proptest::collection::vec(
                 proptest::collection::vec(("[a-zA-Z][a-zA-Z0-9-]{0,8}", value_strategy()), 1..3), 0..5)
         ) {
-            let dn = Dn { rdns: rdns.into_iter().map(|avas| Rdn {
+            let dn = Dn::from_rdns(rdns.into_iter().map(|avas| Rdn {
                 avas: avas.into_iter().map(|(attr, value)| Ava { attr, value }).collect()
-            }).collect() };
+            }).collect());
             let printed = dn.to_string();
             let reparsed = Dn::parse(&printed).unwrap();
+            // The printed form is canonical: what the store keeps is what it prints.
+            prop_assert_eq!(reparsed.to_string(), printed.clone());
+            let stored = Dn::from_stored(&printed);
+            prop_assert_eq!(stored.text(), printed.as_str());
+            prop_assert_eq!(stored.rdns(), dn.rdns());
+            prop_assert_eq!(&stored, &dn);
             prop_assert_eq!(reparsed, dn);
         }
 

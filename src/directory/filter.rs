@@ -390,7 +390,7 @@ fn extensible(
         }
     }
     if dn_attributes {
-        for rdn in &entry.dn.rdns {
+        for rdn in entry.dn.rdns() {
             for ava in &rdn.avas {
                 let Some(id) = schema.attr_id(&ava.attr) else { continue };
                 let sattr = schema.attr(id);

@@ -278,7 +278,7 @@ impl Directory {
     /// The entry a record holds, its attributes moved out of the record (the
     /// search loop's hot path: no copy of every value).
     fn take_entry(&self, rec: &mut Record) -> Result<Entry> {
-        let dn = Dn::parse(&rec.dn)?;
+        let dn = Dn::from_stored(&rec.dn);
         let attrs = std::mem::take(&mut rec.attrs);
         Ok(Entry { dn, attrs: attrs.into_iter().map(|(name, values)| Attribute { name, values }).collect() })
     }

@@ -619,7 +619,7 @@ impl Directory {
         self.update_references(w, &ndn, Some(&new_dn))?;
 
         // Descendants keep their RDNs under the new base.
-        let depth = dn.rdns.len();
+        let depth = dn.rdns().len();
         let mut stack = w.children(id)?;
         while let Some(child) = stack.pop() {
             stack.extend(w.children(child)?);

@@ -81,7 +81,7 @@ fn entry_lens(dn: &str, entry: &Entry) -> (usize, usize) {
 
 /// Append one SearchResultEntry message.
 pub fn search_entry(out: &mut Vec<u8>, msgid: i32, entry: &Entry) {
-    let dn = entry.dn.to_string();
+    let dn = entry.dn.text();
     let (op_len, _) = entry_lens(&dn, entry);
     let msg_len = tlv(int_len(msgid.into())) + tlv(op_len);
     out.reserve(tlv(msg_len));
@@ -93,7 +93,7 @@ pub fn search_entry(out: &mut Vec<u8>, msgid: i32, entry: &Entry) {
 /// The SearchResultEntry PDU alone: the value of a Pre-/Post-read response control (RFC 4527 §3.2).
 pub fn entry_op(entry: &Entry) -> Vec<u8> {
     let mut out = Vec::new();
-    put_entry_op(&mut out, &entry.dn.to_string(), entry);
+    put_entry_op(&mut out, &entry.dn.text(), entry);
     out
 }
 

@@ -79,7 +79,7 @@ pub fn subject_dn(der: &[u8]) -> Option<Dn> {
         rdns.push(Rdn { avas });
     }
     rdns.reverse();
-    Some(Dn { rdns })
+    Some(Dn::from_rdns(rdns))
 }
 
 #[cfg(test)]

@@ -405,7 +405,7 @@ fn certificate_entry(dir: &Directory, subject: &Dn) -> Result<Option<Entry>, Dir
         return Ok(Some(e));
     }
     let value_of = |attr: &str| {
-        subject.rdns.iter().flat_map(|r| &r.avas).find(|a| a.attr.eq_ignore_ascii_case(attr)).map(|a| a.value.clone())
+        subject.rdns().iter().flat_map(|r| &r.avas).find(|a| a.attr.eq_ignore_ascii_case(attr)).map(|a| a.value.clone())
     };
     let candidates = [("uid", value_of("uid")), ("mail", value_of("emailAddress"))];
     for (attr, value) in candidates {

@@ -286,6 +286,9 @@ impl Schema {
     /// Look up an attribute description (name or OID, any case); `;binary` and
     /// other options are stripped (RFC 4512 §2.5).
     pub fn attr_id(&self, desc: &str) -> Option<AttrId> {
+        if let Some(&i) = self.attr_index.get(desc) {
+            return Some(i);
+        }
         let base = desc.split(';').next().unwrap_or(desc);
         if let Some(&i) = self.attr_index.get(base) {
             return Some(i);
@@ -367,9 +370,9 @@ impl Schema {
     /// Unknown attribute types are an invalid DN, as in slapd.
     pub fn normalize_dn(&self, dn: &Dn) -> Result<String> {
         let mut out = String::with_capacity(
-            dn.rdns.iter().map(|r| r.avas.iter().map(|a| a.attr.len() + a.value.len() + 2).sum::<usize>()).sum(),
+            dn.rdns().iter().map(|r| r.avas.iter().map(|a| a.attr.len() + a.value.len() + 2).sum::<usize>()).sum(),
         );
-        for (i, rdn) in dn.rdns.iter().enumerate() {
+        for (i, rdn) in dn.rdns().iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
