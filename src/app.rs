@@ -35,6 +35,8 @@ pub enum AppError {
     Suffix(String, String),
     #[error("import stopped at line {line}: {reason} (nothing was imported)")]
     Import { line: usize, reason: String },
+    #[error("{0}")]
+    Setting(String),
 }
 
 /// Open the configured store and schema as a directory.
@@ -145,7 +147,8 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
     let ldap_addr = listener.local_addr()?;
     let tls_listener = tokio::net::TcpListener::bind(cfg.ldaps).await?;
     let ldaps_addr = tls_listener.local_addr()?;
-    let ctx = Arc::new(crate::ldap::Context::new(directory.clone(), &cfg, Some(ldap_acceptor)));
+    let ctx =
+        Arc::new(crate::ldap::Context::new(directory.clone(), &cfg, Some(ldap_acceptor)).map_err(AppError::Setting)?);
     let mut tasks = vec![
         tokio::spawn(crate::ldap::serve(listener, ctx.clone(), rx.clone(), false)),
         tokio::spawn(crate::ldap::serve(tls_listener, ctx.clone(), rx.clone(), true)),

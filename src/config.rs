@@ -167,6 +167,10 @@ pub struct Limits {
     pub search_size: usize,
     /// Seconds a search may run at most (0: no limit).
     pub search_time_secs: u64,
+    /// Search limits for some identities, as slapd's `limits` directive: the
+    /// first rule whose `who` matches the bound identity applies instead of
+    /// `search_size` and `search_time_secs`.
+    pub search_rules: Vec<SearchLimitRule>,
     /// Seconds of silence before an idle LDAP connection is closed.
     pub idle_timeout_secs: u64,
     /// Simple Paged Results cursors one connection may keep open (RFC 2696);
@@ -187,12 +191,28 @@ pub struct Limits {
     pub shutdown_grace_secs: u64,
 }
 
+/// One per-identity search limit (`[[limits.search_rules]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchLimitRule {
+    /// `anonymous`, `users` (any bound entry), `administrators` (CIG
+    /// administrators), `dn:<DN>` (one entry) or `group:<DN>` (its direct members).
+    pub who: String,
+    /// Entries a search returns at most (0: no limit).
+    #[serde(default)]
+    pub size: usize,
+    /// Seconds a search may run at most (0: no limit).
+    #[serde(default)]
+    pub time_secs: u64,
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_pdu_bytes: 4 * 1024 * 1024,
             search_size: 0,
             search_time_secs: 60,
+            search_rules: Vec::new(),
             idle_timeout_secs: 900,
             max_paged_cursors: 16,
             max_connections: 4096,
@@ -464,6 +484,18 @@ mod tests {
         assert_eq!(cfg.ldap.port(), 2389);
         assert_eq!(cfg.suffix, "dc=example,dc=org");
         assert!(cfg.apply_env(|k| (k == "CONVERGENCES_CACHE_MB").then(|| "lots".to_string())).is_err());
+    }
+
+    #[test]
+    fn per_identity_search_limits_are_read_from_toml() {
+        let cfg: Config = toml::from_str(
+            "[[limits.search_rules]]\nwho = \"anonymous\"\nsize = 50\n\n[[limits.search_rules]]\nwho = \"users\"\ntime_secs = 5\n",
+        )
+        .unwrap();
+        let rules: Vec<(&str, usize, u64)> =
+            cfg.limits.search_rules.iter().map(|r| (r.who.as_str(), r.size, r.time_secs)).collect();
+        assert_eq!(rules, [("anonymous", 50, 0), ("users", 0, 5)]);
+        assert!(toml::from_str::<Config>("[[limits.search_rules]]\nwho = \"users\"\nsizes = 1\n").is_err());
     }
 
     #[test]

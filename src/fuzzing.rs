@@ -81,6 +81,6 @@ fn session_server() -> Option<(tokio::runtime::Runtime, Arc<crate::ldap::Context
     if directory.is_empty().ok()? {
         crate::seed::seed_demo(&directory, cfg.admin_password.as_deref()).ok()?;
     }
-    let ctx = Arc::new(crate::ldap::Context::new(directory, &cfg, None));
+    let ctx = Arc::new(crate::ldap::Context::new(directory, &cfg, None).ok()?);
     Some((rt, ctx))
 }

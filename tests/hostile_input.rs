@@ -257,3 +257,96 @@ async fn scim_requests_beyond_the_concurrency_limit_get_429_and_a_retry_after() 
     let (status, _, _) = scim.call(&t, "GET", "/Users?count=1", None).await;
     assert_eq!(status, 200);
 }
+
+/// Entries found and the result code of a one-level search of `agents`, bound as `who`.
+async fn count_agents(url: &str, agents: &str, who: &str, password: &str) -> (usize, u32) {
+    let (conn, mut ldap) = LdapConnAsync::new(url).await.unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind(who, password).await.unwrap().success().unwrap();
+    let ldap3::SearchResult(found, res) =
+        ldap.search(agents, Scope::OneLevel, "(objectClass=inetOrgPerson)", vec!["1.1"]).await.unwrap();
+    ldap.unbind().await.unwrap();
+    (found.len(), res.rc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_limits_follow_the_first_rule_that_matches_the_identity() {
+    use convergences::config::SearchLimitRule;
+    let rule = |who: &str, size| SearchLimitRule { who: who.into(), size, time_secs: 0 };
+    let srv = TestServer::start_with(|c| {
+        c.limits.search_size = 1;
+        c.limits.search_rules = vec![rule(&format!("dn:uid=hdupre,{AGENTS}"), 2), rule("administrators", 1)];
+    })
+    .await;
+    let demo = convergences::seed::DEMO_PASSWORD;
+    // hdupre (référent of the three agents of her organisation) has her own
+    // rule: two entries, then sizeLimitExceeded (4).
+    assert_eq!(count_agents(&srv.url, AGENTS, &format!("uid=hdupre,{AGENTS}"), demo).await, (2, 4));
+    // Administrators, otherwise unlimited, get their rule's one entry.
+    assert_eq!(count_agents(&srv.url, AGENTS, "cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await, (1, 4));
+    // No rule for floeuvre (référent of two agents): the default of one.
+    let other = "ou=agents,o=217500016,ou=organisations,dc=cig,dc=fr";
+    assert_eq!(count_agents(&srv.url, other, &format!("uid=floeuvre,{other}"), demo).await, (1, 4));
+    // A client asking for less than its limit gets what it asked for.
+    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind(&format!("uid=hdupre,{AGENTS}"), demo).await.unwrap().success().unwrap();
+    let opts = ldap3::SearchOptions::new().sizelimit(1);
+    let ldap3::SearchResult(found, res) =
+        ldap.with_search_options(opts).search(AGENTS, Scope::OneLevel, "(uid=*)", vec!["1.1"]).await.unwrap();
+    assert_eq!((found.len(), res.rc), (1, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_limit_rule_naming_nobody_known_stops_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = convergences::config::Config::for_test(tmp.path());
+    cfg.limits.search_rules =
+        vec![convergences::config::SearchLimitRule { who: "everybody".into(), size: 1, time_secs: 0 }];
+    let err = convergences::app::start(cfg).await.err().expect("the server must not start");
+    assert!(err.to_string().contains("limits.search_rules"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_is_told_and_closed() {
+    let srv = TestServer::start_with(|c| c.limits.idle_timeout_secs = 1).await;
+    let mut s = TcpStream::connect(srv.url.trim_start_matches("ldap://")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = std::time::Instant::now();
+    let mut said = Vec::new();
+    let _ = s.read_to_end(&mut said);
+    assert!(started.elapsed() < Duration::from_secs(8), "still open after {:?}", started.elapsed());
+    assert!(contains(&said, NOTICE_OF_DISCONNECTION), "{said:02x?}");
+    assert!(contains(&said, b"idle timeout"), "{said:02x?}");
+    still_serves(&srv.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_its_paged_cursor_limit_a_connection_loses_its_oldest_cursor() {
+    use ldap3::controls::{Control, ControlType, PagedResults, RawControl};
+    let srv = TestServer::start_with(|c| c.limits.max_paged_cursors = 1).await;
+    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind("cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await.unwrap().success().unwrap();
+    let page = |cookie: Vec<u8>| vec![RawControl::from(PagedResults { size: 1, cookie })];
+    let cookie_of = |ctrls: &[Control]| {
+        ctrls
+            .iter()
+            .find_map(|Control(kind, raw)| match kind {
+                Some(ControlType::PagedResults) => Some(raw.parse::<PagedResults>().cookie),
+                _ => None,
+            })
+            .expect("a paged results control")
+    };
+    let first = ldap.with_controls(page(vec![])).search(AGENTS, Scope::OneLevel, "(uid=*)", vec!["1.1"]).await.unwrap();
+    let first_cookie = cookie_of(&first.1.ctrls);
+    assert!(!first_cookie.is_empty());
+    let second = ldap.with_controls(page(vec![])).search(ORG, Scope::Subtree, "(uid=*)", vec!["1.1"]).await.unwrap();
+    assert!(!cookie_of(&second.1.ctrls).is_empty());
+    // The first cursor was dropped to make room for the second.
+    let stale =
+        ldap.with_controls(page(first_cookie)).search(AGENTS, Scope::OneLevel, "(uid=*)", vec!["1.1"]).await.unwrap();
+    assert_eq!(stale.1.rc, 53, "{:?}", stale.1);
+    assert!(stale.1.text.contains("cookie"), "{:?}", stale.1);
+    still_serves(&srv.url).await;
+}

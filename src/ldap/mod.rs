@@ -43,6 +43,8 @@ pub struct Context {
     pub max_pdu_bytes: usize,
     pub search_size_limit: usize,
     pub search_time_limit: Duration,
+    /// `limits.search_rules`: the first that matches the bound identity wins.
+    pub search_rules: Vec<SearchRule>,
     pub idle_timeout: Duration,
     /// Paged-results cursors one connection may keep open.
     pub max_paged_cursors: usize,
@@ -114,13 +116,73 @@ impl Drop for Admitted<'_> {
     }
 }
 
+/// One per-identity search limit, its DN normalised (`limits.search_rules`).
+pub struct SearchRule {
+    who: RuleWho,
+    /// Entries at most (0: none).
+    pub size: usize,
+    /// Time at most (zero: none).
+    pub time: Duration,
+}
+
+enum RuleWho {
+    Anonymous,
+    Users,
+    Administrators,
+    Entry(String),
+    Group(String),
+}
+
+impl SearchRule {
+    fn resolve(dir: &Directory, rule: &crate::config::SearchLimitRule) -> Result<SearchRule, String> {
+        let dn = |s: &str| {
+            crate::directory::Dn::parse(s.trim())
+                .and_then(|d| dir.normalize_dn(&d))
+                .map_err(|e| format!("limits.search_rules: '{}': {e}", rule.who))
+        };
+        let who = match rule.who.trim() {
+            "anonymous" => RuleWho::Anonymous,
+            "users" => RuleWho::Users,
+            "administrators" => RuleWho::Administrators,
+            w => match (w.strip_prefix("dn:"), w.strip_prefix("group:")) {
+                (Some(d), _) => RuleWho::Entry(dn(d)?),
+                (_, Some(g)) => RuleWho::Group(dn(g)?),
+                _ => {
+                    return Err(format!(
+                        "limits.search_rules: who = '{w}' is none of anonymous, users, administrators, dn:<DN>, group:<DN>"
+                    ));
+                }
+            },
+        };
+        Ok(SearchRule { who, size: rule.size, time: Duration::from_secs(rule.time_secs) })
+    }
+
+    /// Whether this rule is about `p`.
+    pub fn applies_to(&self, dir: &Directory, p: &crate::directory::Principal) -> bool {
+        use crate::directory::Principal;
+        match (&self.who, p) {
+            (RuleWho::Anonymous, Principal::Anonymous) => true,
+            (RuleWho::Users, Principal::Entry(_)) => true,
+            (RuleWho::Administrators, Principal::Entry(e)) => e.roles(dir).admin,
+            (RuleWho::Entry(ndn), Principal::Entry(e)) => &e.ndn == ndn,
+            (RuleWho::Group(g), Principal::Entry(e)) => e.roles(dir).groups.contains(g),
+            _ => false,
+        }
+    }
+}
+
 impl Context {
-    pub fn new(directory: Arc<Directory>, cfg: &Config, tls: Option<TlsAcceptor>) -> Context {
-        Context {
+    /// The shared state of the LDAP front end; an error names a setting that
+    /// does not make sense.
+    pub fn new(directory: Arc<Directory>, cfg: &Config, tls: Option<TlsAcceptor>) -> Result<Context, String> {
+        let search_rules =
+            cfg.limits.search_rules.iter().map(|r| SearchRule::resolve(&directory, r)).collect::<Result<_, _>>()?;
+        Ok(Context {
             directory,
             max_pdu_bytes: cfg.limits.max_pdu_bytes,
             search_size_limit: cfg.limits.search_size,
             search_time_limit: Duration::from_secs(cfg.limits.search_time_secs),
+            search_rules,
             idle_timeout: Duration::from_secs(cfg.limits.idle_timeout_secs.max(1)),
             max_paged_cursors: cfg.limits.max_paged_cursors,
             tls,
@@ -130,7 +192,7 @@ impl Context {
             require_bind: cfg.limits.require_bind,
             connections: Connections::new(cfg.limits.max_connections, cfg.limits.max_connections_per_peer),
             log_operations: cfg.log_operations,
-        }
+        })
     }
 }
 

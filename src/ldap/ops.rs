@@ -484,15 +484,18 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
     }
     // ldap3_proto does not sign-extend: a negative limit reads as huge; clamp (RFC 4511 §4.5.1.4: 0 = none).
     let requested = usize::try_from(req.sizelimit).unwrap_or(0);
-    let server = if session.principal.is_admin(&conn.ctx.directory) { 0 } else { conn.ctx.search_size_limit };
-    let size_limit = match (requested, server) {
+    let (server_size, server_time) = server_limits(conn, &session.principal);
+    let size_limit = match (requested, server_size) {
         (0, s) => s,
         (r, 0) => r,
         (r, s) => r.min(s),
     };
-    let time_limit = match u64::try_from(req.timelimit).unwrap_or(0) {
-        0 => conn.ctx.search_time_limit,
-        t => conn.ctx.search_time_limit.min(std::time::Duration::from_secs(t)),
+    // A zero time limit is none (RFC 4511 §4.5.1.5), on either side.
+    let time_limit = match (u64::try_from(req.timelimit).unwrap_or(0), server_time.is_zero()) {
+        (0, true) => None,
+        (0, false) => Some(server_time),
+        (t, true) => Some(std::time::Duration::from_secs(t)),
+        (t, false) => Some(server_time.min(std::time::Duration::from_secs(t))),
     };
     let cancel = register(conn, id);
     let sreq = SearchRequest {
@@ -500,7 +503,7 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
         scope,
         filter,
         size_limit,
-        time_limit: Some(time_limit),
+        time_limit,
         attrs: req.attrs,
         types_only: req.typesonly,
         cancel: Some(cancel.clone()),
@@ -576,6 +579,18 @@ fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchRequest, c
             });
         }
     }
+}
+
+/// The server's size and time limits for this identity: the first matching
+/// `limits.search_rules` entry, else `search_size` (administrators: none) and
+/// `search_time_secs`.
+fn server_limits(conn: &Conn, who: &Principal) -> (usize, std::time::Duration) {
+    let ctx = &conn.ctx;
+    if let Some(rule) = ctx.search_rules.iter().find(|r| r.applies_to(&ctx.directory, who)) {
+        return (rule.size, rule.time);
+    }
+    let size = if who.is_admin(&ctx.directory) { 0 } else { ctx.search_size_limit };
+    (size, ctx.search_time_limit)
 }
 
 /// Encode one entry; hand full buffers to the writer when streaming.
