@@ -6,13 +6,17 @@
 //! There is no writer thread: a caller queues its changes; the first caller
 //! to find no one committing becomes the leader, applies everything queued
 //! (its own and what others queued meanwhile) in one transaction, commits,
-//! hands every caller its own result, and steps down. Each caller's changes
+//! hands every caller its own result, and passes the lead to the first
+//! caller queued meanwhile (or steps down). Each caller waits on its own
+//! channel: a finished group wakes its callers, not every waiting thread.
+//! Each caller's changes
 //! stay all-or-nothing: when one caller's changes fail, the transaction is
 //! thrown away and replayed without them, so a refusal never touches the
 //! others.
 
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 use super::*;
 
@@ -27,6 +31,16 @@ struct Pending {
     ticket: u64,
     actor: Actor,
     changes: Vec<Change>,
+    /// Where this caller hears back; each caller waits on its own, so that
+    /// a finished group wakes its callers and no one else.
+    reply: SyncSender<Word>,
+}
+
+/// What a waiting caller is told.
+enum Word {
+    Done(Outcome),
+    /// Lead the next group (which holds this caller's changes).
+    Lead,
 }
 
 #[derive(Default)]
@@ -34,43 +48,65 @@ struct State {
     queue: Vec<Pending>,
     leading: bool,
     next_ticket: u64,
-    done: HashMap<u64, Outcome>,
 }
 
 #[derive(Default)]
 pub(crate) struct GroupCommit {
     state: Mutex<State>,
-    turn: Condvar,
+}
+
+fn poisoned() -> (usize, DirectoryError) {
+    (0, DirectoryError::Internal("the commit queue is unusable".into()))
 }
 
 impl Directory {
     /// Apply one caller's changes, all or none, durably, sharing the
     /// transaction with concurrent callers.
     pub(crate) fn commit_with_others(&self, actor: &Actor, changes: Vec<Change>) -> Outcome {
-        let gc = &self.group_commit;
-        let poisoned = || (0, DirectoryError::Internal("the commit queue is unusable".into()));
-        let mut st = gc.state.lock().map_err(|_| poisoned())?;
-        let ticket = st.next_ticket;
-        st.next_ticket += 1;
-        st.queue.push(Pending { ticket, actor: actor.clone(), changes });
-        loop {
-            if let Some(outcome) = st.done.remove(&ticket) {
-                return outcome;
-            }
-            if !st.leading {
-                st.leading = true;
-                let take = st.queue.len().min(MAX_GROUP);
-                let group: Vec<Pending> = st.queue.drain(..take).collect();
-                drop(st);
-                let outcomes = self.run_group(group);
-                st = gc.state.lock().map_err(|_| poisoned())?;
-                st.done.extend(outcomes);
-                st.leading = false;
-                gc.turn.notify_all();
-                continue;
-            }
-            st = gc.turn.wait(st).map_err(|_| poisoned())?;
+        let (reply, words) = sync_channel(1);
+        let lead = {
+            let mut st = self.group_commit.state.lock().map_err(|_| poisoned())?;
+            let ticket = st.next_ticket;
+            st.next_ticket += 1;
+            st.queue.push(Pending { ticket, actor: actor.clone(), changes, reply });
+            !std::mem::replace(&mut st.leading, true)
+        };
+        if lead {
+            self.lead()?;
         }
+        loop {
+            match words.recv() {
+                Ok(Word::Done(outcome)) => return outcome,
+                Ok(Word::Lead) => self.lead()?,
+                Err(_) => return Err(poisoned()),
+            }
+        }
+    }
+
+    /// Commit the queued changes as one group, answer its callers, then hand
+    /// the lead to the first caller still queued (or step down).
+    fn lead(&self) -> std::result::Result<(), (usize, DirectoryError)> {
+        let gc = &self.group_commit;
+        let group: Vec<Pending> = {
+            let mut st = gc.state.lock().map_err(|_| poisoned())?;
+            let take = st.queue.len().min(MAX_GROUP);
+            st.queue.drain(..take).collect()
+        };
+        let replies: HashMap<u64, SyncSender<Word>> = group.iter().map(|p| (p.ticket, p.reply.clone())).collect();
+        for (ticket, outcome) in self.run_group(group) {
+            if let Some(reply) = replies.get(&ticket) {
+                // A caller gone (its thread ended) has nobody to tell.
+                let _ = reply.send(Word::Done(outcome));
+            }
+        }
+        let mut st = gc.state.lock().map_err(|_| poisoned())?;
+        match st.queue.first() {
+            Some(next) => {
+                let _ = next.reply.send(Word::Lead);
+            }
+            None => st.leading = false,
+        }
+        Ok(())
     }
 
     /// One transaction for the group; replayed without a caller whose changes fail.
