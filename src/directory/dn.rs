@@ -224,6 +224,21 @@ pub fn is_under(ndn: &str, base: &str) -> bool {
     }
 }
 
+/// The parent of a normalised DN (from `Schema::normalize_dn`, where a `,`
+/// inside a value is always `\,`): what follows the first separator; the
+/// empty root DN for a DN of one RDN.
+pub fn parent_ndn(ndn: &str) -> &str {
+    let mut escaped = false;
+    for (i, b) in ndn.bytes().enumerate() {
+        match b {
+            b'\\' if !escaped => escaped = true,
+            b',' if !escaped => return &ndn[i + 1..],
+            _ => escaped = false,
+        }
+    }
+    ""
+}
+
 /// How many RDNs a normalised DN has (separators are unescaped commas).
 pub fn depth(ndn: &str) -> usize {
     if ndn.is_empty() {

@@ -202,10 +202,23 @@ impl Directory {
         attrs: Vec<String>,
         result: &str,
     ) -> Result<()> {
-        let org = Dn::parse(target)
-            .ok()
-            .and_then(|d| self.normalize_dn(&d).ok())
-            .and_then(|n| self.organisation_of(w, &n, false).ok().flatten().map(str::to_string));
+        let ndn = Dn::parse(target).ok().and_then(|d| self.normalize_dn(&d).ok());
+        self.log_change(w, actor, op, target, ndn.as_deref(), attrs, result)
+    }
+
+    /// [`Directory::log_audit`] when the target's normalised DN is known.
+    #[allow(clippy::too_many_arguments)]
+    fn log_change(
+        &self,
+        w: &mut WriteTx,
+        actor: &Actor,
+        op: &str,
+        target: &str,
+        target_ndn: Option<&str>,
+        attrs: Vec<String>,
+        result: &str,
+    ) -> Result<()> {
+        let org = target_ndn.and_then(|n| self.organisation_of(w, n, false).ok().flatten().map(str::to_string));
         w.log_change(&ChangeRecord {
             time: now_generalized(),
             actor: actor.dn.clone(),
@@ -282,11 +295,11 @@ impl Directory {
         if !access.unrestricted() {
             // The parent must be visible, then the policy must allow this entry
             // there: before any existence check, so refusals disclose nothing.
-            let pdn = entry.dn.parent();
-            let parent = self.normalize_dn(&pdn).ok().and_then(|p| w.id_of_dn(&p).ok().flatten().map(|id| (p, id)));
-            let Some((pndn, pid)) = parent else { return Err(self.hidden(&entry.dn)) };
+            let pndn = dn::parent_ndn(&ndn);
+            let parent = w.id_of_dn(pndn).ok().flatten();
+            let Some(pid) = parent else { return Err(self.hidden(&entry.dn)) };
             let Some(prec) = w.entry(pid)? else { return Err(self.hidden(&entry.dn)) };
-            if !access.browsable(w, &pndn, &self.to_entry(&prec)?)? {
+            if !access.browsable(w, pndn, &self.to_entry(&prec)?)? {
                 return Err(self.hidden(&entry.dn));
             }
             access.check_add(w, &ndn, &entry)?;
@@ -299,8 +312,7 @@ impl Directory {
         } else if !dn::is_under(&ndn, &self.suffix_ndn) {
             return Err(DirectoryError::NoSuchObject { dn: entry.dn.to_string(), matched: String::new() });
         } else {
-            let pdn = entry.dn.parent();
-            match w.id_of_dn(&self.normalize_dn(&pdn)?)? {
+            match w.id_of_dn(dn::parent_ndn(&ndn))? {
                 Some(p) => p,
                 None => return Err(self.no_such_object(w, &entry.dn)),
             }
@@ -342,7 +354,7 @@ impl Directory {
         }
         w.index(&self.index_keys(&entry), id, true)?;
         if mode == AddMode::Client {
-            self.log(w, actor, "add", &entry.dn, entry.attrs.iter().map(|a| a.name.clone()).collect())?;
+            self.log(w, actor, "add", &entry.dn, &ndn, entry.attrs.iter().map(|a| a.name.clone()).collect())?;
         }
         Ok(())
     }
@@ -485,7 +497,7 @@ impl Directory {
         new.set("modifiersName", vec![actor.dn.clone().into_bytes()]);
         self.reindex(w, id, &old, &new)?;
         w.put_entry(id, &self.record(&new, &ndn, rec.parent))?;
-        self.log(w, actor, "modify", dn, touched)?;
+        self.log(w, actor, "modify", dn, &ndn, touched)?;
         Ok(())
     }
 
@@ -518,7 +530,7 @@ impl Directory {
         }
         w.delete_entry(id)?;
         self.update_references(w, &ndn, None)?;
-        self.log(w, actor, "delete", dn, Vec::new())?;
+        self.log(w, actor, "delete", dn, &ndn, Vec::new())?;
         Ok(())
     }
 
@@ -634,7 +646,7 @@ impl Directory {
             w.put_entry(child, &self.record(&centry, &moved_ndn, crec.parent))?;
             self.update_references(w, &crec.ndn, Some(&moved))?;
         }
-        self.log(w, actor, "modrdn", dn, vec![new_dn.to_string()])?;
+        self.log(w, actor, "modrdn", dn, &ndn, vec![new_dn.to_string()])?;
         Ok(())
     }
 
@@ -731,8 +743,8 @@ impl Directory {
         }
     }
 
-    fn log(&self, w: &mut WriteTx, actor: &Actor, op: &str, dn: &Dn, attrs: Vec<String>) -> Result<()> {
-        self.log_audit(w, actor, op, &dn.to_string(), attrs, "success")
+    fn log(&self, w: &mut WriteTx, actor: &Actor, op: &str, dn: &Dn, ndn: &str, attrs: Vec<String>) -> Result<()> {
+        self.log_change(w, actor, op, &dn.to_string(), Some(ndn), attrs, "success")
     }
 }
 

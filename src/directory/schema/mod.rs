@@ -606,6 +606,22 @@ mod tests {
     }
 
     #[test]
+    fn the_parent_of_a_normalised_dn_is_the_normalised_parent() {
+        let s = Schema::builtin().unwrap();
+        for text in [
+            r"uid=jdupont,ou=agents,dc=cig,dc=fr",
+            r"cn=Dupont\, Jean+uid=jd,ou=agents , dc=cig,dc=fr",
+            r"cn=a\\,dc=fr",
+            r"cn=x\2Cy,dc=fr",
+            "dc=fr",
+        ] {
+            let dn = Dn::parse(text).unwrap();
+            let ndn = s.normalize_dn(&dn).unwrap();
+            assert_eq!(crate::directory::dn::parent_ndn(&ndn), s.normalize_dn(&dn.parent()).unwrap(), "{text}");
+        }
+    }
+
+    #[test]
     fn rendered_definitions_parse_back() {
         let s = Schema::builtin().unwrap();
         for a in s.attrs() {
