@@ -350,3 +350,39 @@ async fn beyond_its_paged_cursor_limit_a_connection_loses_its_oldest_cursor() {
     assert!(stale.1.text.contains("cookie"), "{:?}", stale.1);
     still_serves(&srv.url).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_beyond_the_outstanding_limit_is_answered_busy() {
+    use ldap3::exop::PasswordModify;
+    let srv = TestServer::start_with(|c| c.limits.max_outstanding_ops = 1).await;
+    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind("cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await.unwrap().success().unwrap();
+    let cmartin = format!("uid=cmartin,{AGENTS}");
+    // A password change hashes with argon2 for tens of milliseconds: a search
+    // sent meanwhile on the same connection is one operation too many.
+    let mut busy = None;
+    for attempt in 0..10 {
+        let mut changer = ldap.clone();
+        let target = cmartin.clone();
+        let change = tokio::spawn(async move {
+            let new_pass = format!("Un-Secret-Tout-Neuf-{attempt}");
+            let pm = PasswordModify { user_id: Some(&target), old_pass: None, new_pass: Some(&new_pass) };
+            changer.extended(pm).await.unwrap().1.rc
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let ldap3::SearchResult(_, res) =
+            ldap.search(AGENTS, Scope::OneLevel, "(uid=hdupre)", vec!["1.1"]).await.unwrap();
+        assert_eq!(change.await.unwrap(), 0, "the password change itself succeeds");
+        if res.rc == 51 {
+            busy = Some(res);
+            break;
+        }
+    }
+    let busy = busy.expect("no search was ever answered busy");
+    assert!(!busy.text.is_empty(), "{busy:?}");
+    // Once nothing else runs, the same search is served.
+    let (found, _) =
+        ldap.search(AGENTS, Scope::OneLevel, "(uid=hdupre)", vec!["1.1"]).await.unwrap().success().unwrap();
+    assert_eq!(found.len(), 1);
+}
