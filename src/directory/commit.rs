@@ -9,6 +9,8 @@
 //! hands every caller its own result, and passes the lead to the first
 //! caller queued meanwhile (or steps down). Each caller waits on its own
 //! channel: a finished group wakes its callers, not every waiting thread.
+//! Each caller checks and prepares its own adds (schema, normalisation,
+//! index keys) before it queues: only what needs the store is serial.
 //! Each caller's changes
 //! stay all-or-nothing: when one caller's changes fail, the transaction is
 //! thrown away and replayed without them, so a refusal never touches the
@@ -18,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::mpsc::{SyncSender, sync_channel};
 
+use super::write::PreparedAdd;
 use super::*;
 
 /// Most callers' changes applied in one transaction.
@@ -30,10 +33,27 @@ pub type Outcome = std::result::Result<usize, (usize, DirectoryError)>;
 struct Pending {
     ticket: u64,
     actor: Actor,
-    changes: Vec<Change>,
+    changes: Vec<Queued>,
     /// Where this caller hears back; each caller waits on its own, so that
     /// a finished group wakes its callers and no one else.
     reply: SyncSender<Word>,
+}
+
+/// A change waiting for the leader: an add is checked and prepared by its
+/// own caller first, so the leader only does what needs the store.
+enum Queued {
+    Add(Box<PreparedAdd>),
+    Other(Change),
+}
+
+impl Queued {
+    /// What the audit trail says of it when it is refused.
+    fn describe(&self) -> (&'static str, Dn, Vec<String>) {
+        match self {
+            Queued::Add(p) => ("add", p.dn().clone(), p.attr_names()),
+            Queued::Other(c) => super::write::describe(c),
+        }
+    }
 }
 
 /// What a waiting caller is told.
@@ -63,6 +83,23 @@ impl Directory {
     /// Apply one caller's changes, all or none, durably, sharing the
     /// transaction with concurrent callers.
     pub(crate) fn commit_with_others(&self, actor: &Actor, changes: Vec<Change>) -> Outcome {
+        let mut queued = Vec::with_capacity(changes.len());
+        for (i, change) in changes.into_iter().enumerate() {
+            queued.push(match change {
+                Change::Add(entry) => {
+                    let (dn, attrs) = (entry.dn.clone(), entry.attrs.iter().map(|a| a.name.clone()).collect());
+                    match self.prepare_add(actor, entry, AddMode::Client) {
+                        Ok(p) => Queued::Add(Box::new(p)),
+                        Err(e) => {
+                            self.audit_refusal(actor, "add", &dn, attrs, &e);
+                            return Err((i, e));
+                        }
+                    }
+                }
+                other => Queued::Other(other),
+            });
+        }
+        let changes = queued;
         let (reply, words) = sync_channel(1);
         let lead = {
             let mut st = self.group_commit.state.lock().map_err(|_| poisoned())?;
@@ -128,7 +165,11 @@ impl Directory {
             let mut failed = None;
             'callers: for (k, p) in group.iter().enumerate() {
                 for (i, change) in p.changes.iter().enumerate() {
-                    if let Err(e) = self.apply_in(&mut w, &p.actor, change.clone(), AddMode::Client) {
+                    let applied = match change {
+                        Queued::Add(add) => self.store_add(&mut w, &p.actor, add, AddMode::Client),
+                        Queued::Other(c) => self.apply_in(&mut w, &p.actor, c.clone(), AddMode::Client),
+                    };
+                    if let Err(e) = applied {
                         failed = Some((k, i, e));
                         break 'callers;
                     }
@@ -138,7 +179,7 @@ impl Directory {
                 Some((k, i, e)) => {
                     drop(w);
                     let p = group.remove(k);
-                    let (op, target, attrs) = super::write::describe(&p.changes[i]);
+                    let (op, target, attrs) = p.changes[i].describe();
                     if !matches!(p.actor.principal, Principal::Server) {
                         refusals.push((p.actor.clone(), op, target, attrs, super::error::result_name(&e)));
                     }

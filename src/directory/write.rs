@@ -27,6 +27,28 @@ pub enum AddMode {
     Import,
 }
 
+/// An add checked and prepared outside the write transaction (see
+/// [`Directory::prepare_add`]).
+pub(super) struct PreparedAdd {
+    /// As the client sent it, checked and canonicalised.
+    entry: Entry,
+    /// With its operational attributes: what is stored.
+    full: Entry,
+    ndn: String,
+    uuid: uuid::Uuid,
+    keys: Vec<Vec<u8>>,
+}
+
+impl PreparedAdd {
+    pub(super) fn dn(&self) -> &Dn {
+        &self.entry.dn
+    }
+
+    pub(super) fn attr_names(&self) -> Vec<String> {
+        self.entry.attrs.iter().map(|a| a.name.clone()).collect()
+    }
+}
+
 /// One change of an LDIF change record or of a batch.
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -167,7 +189,7 @@ impl Directory {
     }
 
     /// Record a refused write (DESIGN.md / issue 5: every write, with its result).
-    fn audit_refusal(&self, actor: &Actor, op: &str, dn: &Dn, attrs: Vec<String>, e: &DirectoryError) {
+    pub(super) fn audit_refusal(&self, actor: &Actor, op: &str, dn: &Dn, attrs: Vec<String>, e: &DirectoryError) {
         self.record_audit(actor, op, &dn.to_string(), attrs, &super::error::result_name(e));
     }
 
@@ -271,7 +293,16 @@ impl Directory {
         Ok(n)
     }
 
-    pub(super) fn add_in(&self, w: &mut WriteTx, actor: &Actor, mut entry: Entry, mode: AddMode) -> Result<()> {
+    pub(super) fn add_in(&self, w: &mut WriteTx, actor: &Actor, entry: Entry, mode: AddMode) -> Result<()> {
+        let prepared = self.prepare_add(actor, entry, mode)?;
+        self.store_add(w, actor, &prepared, mode)
+    }
+
+    /// What an add needs that does not depend on the store: schema checks,
+    /// normalisation, operational attributes, index keys. Done before the
+    /// write transaction, so that concurrent clients do it in parallel and
+    /// the group commit's leader only checks and stores.
+    pub(super) fn prepare_add(&self, actor: &Actor, mut entry: Entry, mode: AddMode) -> Result<PreparedAdd> {
         let ndn = self.normalize_dn(&entry.dn)?;
         self.schema.canonicalize(&mut entry)?;
         for v in VIRTUAL {
@@ -291,34 +322,6 @@ impl Directory {
         }
         let structural = self.schema.check_entry(&mut entry)?;
 
-        let access = self.access(&actor.principal).uncached();
-        if !access.unrestricted() {
-            // The parent must be visible, then the policy must allow this entry
-            // there: before any existence check, so refusals disclose nothing.
-            let pndn = dn::parent_ndn(&ndn);
-            let parent = w.id_of_dn(pndn).ok().flatten();
-            let Some(pid) = parent else { return Err(self.hidden(&entry.dn)) };
-            let Some(prec) = w.entry(pid)? else { return Err(self.hidden(&entry.dn)) };
-            if !access.browsable(w, pndn, &self.to_entry(&prec)?)? {
-                return Err(self.hidden(&entry.dn));
-            }
-            access.check_add(w, &ndn, &entry)?;
-        }
-        if w.id_of_dn(&ndn)?.is_some() {
-            return Err(DirectoryError::AlreadyExists(entry.dn.to_string()));
-        }
-        let parent = if ndn == self.suffix_ndn {
-            0
-        } else if !dn::is_under(&ndn, &self.suffix_ndn) {
-            return Err(DirectoryError::NoSuchObject { dn: entry.dn.to_string(), matched: String::new() });
-        } else {
-            match w.id_of_dn(dn::parent_ndn(&ndn))? {
-                Some(p) => p,
-                None => return Err(self.no_such_object(w, &entry.dn)),
-            }
-        };
-        self.check_uid_unique(w, &entry, None)?;
-
         // Operational attributes (RFC 4512 §3.4, RFC 4530).
         let now = now_generalized();
         let uuid = match entry.first_str("entryUUID").map(uuid::Uuid::try_parse) {
@@ -328,9 +331,6 @@ impl Directory {
             }
             None => uuid::Uuid::new_v4(),
         };
-        if w.id_of_uuid(uuid.as_bytes())?.is_some() {
-            return Err(DirectoryError::ConstraintViolation(format!("entryUUID {uuid} is already used")));
-        }
         let defaults: [(&str, String); 6] = [
             ("entryUUID", uuid.to_string()),
             ("createTimestamp", now.clone()),
@@ -339,22 +339,61 @@ impl Directory {
             ("modifiersName", actor.dn.clone()),
             ("structuralObjectClass", structural),
         ];
+        let mut full = entry.clone();
         for (name, value) in defaults {
-            if entry.get(name).is_none() {
-                entry.set(name, vec![value.into_bytes()]);
+            if full.get(name).is_none() {
+                full.set(name, vec![value.into_bytes()]);
             }
+        }
+        let keys = self.index_keys(&full);
+        Ok(PreparedAdd { entry, full, ndn, uuid, keys })
+    }
+
+    /// Store a prepared add: the checks that need the store (access, existence,
+    /// parent, uniqueness), then the entry and its indexes.
+    pub(super) fn store_add(&self, w: &mut WriteTx, actor: &Actor, p: &PreparedAdd, mode: AddMode) -> Result<()> {
+        let PreparedAdd { entry, full, ndn, uuid, keys } = p;
+        let access = self.access(&actor.principal).uncached();
+        if !access.unrestricted() {
+            // The parent must be visible, then the policy must allow this entry
+            // there: before any existence check, so refusals disclose nothing.
+            let pndn = dn::parent_ndn(ndn);
+            let parent = w.id_of_dn(pndn).ok().flatten();
+            let Some(pid) = parent else { return Err(self.hidden(&entry.dn)) };
+            let Some(prec) = w.entry(pid)? else { return Err(self.hidden(&entry.dn)) };
+            if !access.browsable(w, pndn, &self.to_entry(&prec)?)? {
+                return Err(self.hidden(&entry.dn));
+            }
+            access.check_add(w, ndn, entry)?;
+        }
+        if w.id_of_dn(ndn)?.is_some() {
+            return Err(DirectoryError::AlreadyExists(entry.dn.to_string()));
+        }
+        let parent = if *ndn == self.suffix_ndn {
+            0
+        } else if !dn::is_under(ndn, &self.suffix_ndn) {
+            return Err(DirectoryError::NoSuchObject { dn: entry.dn.to_string(), matched: String::new() });
+        } else {
+            match w.id_of_dn(dn::parent_ndn(ndn))? {
+                Some(p) => p,
+                None => return Err(self.no_such_object(w, &entry.dn)),
+            }
+        };
+        self.check_uid_unique(w, entry, None)?;
+        if w.id_of_uuid(uuid.as_bytes())?.is_some() {
+            return Err(DirectoryError::ConstraintViolation(format!("entryUUID {uuid} is already used")));
         }
 
         let id = w.next_id()?;
-        w.put_entry(id, &self.record(&entry, &ndn, parent))?;
-        w.put_dn(&ndn, id)?;
+        w.put_entry(id, &self.record(full, ndn, parent))?;
+        w.put_dn(ndn, id)?;
         w.put_uuid(uuid.as_bytes(), id)?;
         if parent != 0 {
             w.add_child(parent, id)?;
         }
-        w.index(&self.index_keys(&entry), id, true)?;
+        w.index(keys, id, true)?;
         if mode == AddMode::Client {
-            self.log(w, actor, "add", &entry.dn, &ndn, entry.attrs.iter().map(|a| a.name.clone()).collect())?;
+            self.log(w, actor, "add", &full.dn, ndn, full.attrs.iter().map(|a| a.name.clone()).collect())?;
         }
         Ok(())
     }
