@@ -11,10 +11,9 @@
 //! channel: a finished group wakes its callers, not every waiting thread.
 //! Each caller checks and prepares its own adds (schema, normalisation,
 //! index keys) before it queues: only what needs the store is serial.
-//! Each caller's changes
-//! stay all-or-nothing: when one caller's changes fail, the transaction is
-//! thrown away and replayed without them, so a refusal never touches the
-//! others.
+//! Each caller's changes stay all-or-nothing: when one caller's changes
+//! fail, the transaction is thrown away and replayed without them, so a
+//! refusal never touches the others.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
