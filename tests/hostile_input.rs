@@ -57,11 +57,17 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// A well-behaved client still gets the right answer.
-async fn still_serves(url: &str) {
+/// A connection bound as `who`.
+async fn bound(url: &str, who: &str, password: &str) -> ldap3::Ldap {
     let (conn, mut ldap) = LdapConnAsync::new(url).await.unwrap();
     ldap3::drive!(conn);
-    ldap.simple_bind("cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await.unwrap().success().unwrap();
+    ldap.simple_bind(who, password).await.unwrap().success().unwrap();
+    ldap
+}
+
+/// A well-behaved client still gets the right answer.
+async fn still_serves(url: &str) {
+    let mut ldap = bound(url, "cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await;
     let (found, _) = ldap.search(AGENTS, Scope::OneLevel, "(uid=hdupre)", vec!["sn"]).await.unwrap().success().unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(SearchEntry::construct(found[0].clone()).attrs["sn"], vec!["Dupré"]);
@@ -260,9 +266,7 @@ async fn scim_requests_beyond_the_concurrency_limit_get_429_and_a_retry_after() 
 
 /// Entries found and the result code of a one-level search of `agents`, bound as `who`.
 async fn count_agents(url: &str, agents: &str, who: &str, password: &str) -> (usize, u32) {
-    let (conn, mut ldap) = LdapConnAsync::new(url).await.unwrap();
-    ldap3::drive!(conn);
-    ldap.simple_bind(who, password).await.unwrap().success().unwrap();
+    let mut ldap = bound(url, who, password).await;
     let ldap3::SearchResult(found, res) =
         ldap.search(agents, Scope::OneLevel, "(objectClass=inetOrgPerson)", vec!["1.1"]).await.unwrap();
     ldap.unbind().await.unwrap();
@@ -288,9 +292,7 @@ async fn search_limits_follow_the_first_rule_that_matches_the_identity() {
     let other = "ou=agents,o=217500016,ou=organisations,dc=cig,dc=fr";
     assert_eq!(count_agents(&srv.url, other, &format!("uid=floeuvre,{other}"), demo).await, (1, 4));
     // A client asking for less than its limit gets what it asked for.
-    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
-    ldap3::drive!(conn);
-    ldap.simple_bind(&format!("uid=hdupre,{AGENTS}"), demo).await.unwrap().success().unwrap();
+    let mut ldap = bound(&srv.url, &format!("uid=hdupre,{AGENTS}"), demo).await;
     let opts = ldap3::SearchOptions::new().sizelimit(1);
     let ldap3::SearchResult(found, res) =
         ldap.with_search_options(opts).search(AGENTS, Scope::OneLevel, "(uid=*)", vec!["1.1"]).await.unwrap();
@@ -325,9 +327,7 @@ async fn an_idle_connection_is_told_and_closed() {
 async fn beyond_its_paged_cursor_limit_a_connection_loses_its_oldest_cursor() {
     use ldap3::controls::{Control, ControlType, PagedResults, RawControl};
     let srv = TestServer::start_with(|c| c.limits.max_paged_cursors = 1).await;
-    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
-    ldap3::drive!(conn);
-    ldap.simple_bind("cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await.unwrap().success().unwrap();
+    let mut ldap = bound(&srv.url, "cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await;
     let page = |cookie: Vec<u8>| vec![RawControl::from(PagedResults { size: 1, cookie })];
     let cookie_of = |ctrls: &[Control]| {
         ctrls
@@ -355,9 +355,7 @@ async fn beyond_its_paged_cursor_limit_a_connection_loses_its_oldest_cursor() {
 async fn an_operation_beyond_the_outstanding_limit_is_answered_busy() {
     use ldap3::exop::PasswordModify;
     let srv = TestServer::start_with(|c| c.limits.max_outstanding_ops = 1).await;
-    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
-    ldap3::drive!(conn);
-    ldap.simple_bind("cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await.unwrap().success().unwrap();
+    let mut ldap = bound(&srv.url, "cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await;
     let cmartin = format!("uid=cmartin,{AGENTS}");
     // A password change hashes with argon2 for tens of milliseconds: a search
     // sent meanwhile on the same connection is one operation too many.

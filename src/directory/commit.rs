@@ -98,13 +98,12 @@ impl Directory {
                 other => Queued::Other(other),
             });
         }
-        let changes = queued;
         let (reply, words) = sync_channel(1);
         let lead = {
             let mut st = self.group_commit.state.lock().map_err(|_| poisoned())?;
             let ticket = st.next_ticket;
             st.next_ticket += 1;
-            st.queue.push(Pending { ticket, actor: actor.clone(), changes, reply });
+            st.queue.push(Pending { ticket, actor: actor.clone(), changes: queued, reply });
             !std::mem::replace(&mut st.leading, true)
         };
         if lead {
