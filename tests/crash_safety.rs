@@ -365,10 +365,12 @@ fn check_reports_indexes_that_disagree_with_the_entries() {
         )
         .unwrap();
     let (key, id) = victim.expect("the demo data has uids");
-    let mut w = store.write_unlogged().unwrap();
+    let txn = store.write_unlogged().unwrap();
+    let mut w = txn.tables().unwrap();
     w.index(std::slice::from_ref(&key), id, false).unwrap();
     w.put_dn("uid=ghost,dc=cig,dc=fr", 999_999).unwrap();
-    w.commit_durable().unwrap();
+    let staged = w.finish().unwrap();
+    txn.commit_durable(staged).unwrap();
     drop(store);
 
     let out = Command::new(BIN).arg("check").arg("--data").arg(&data).output().unwrap();

@@ -189,6 +189,26 @@ async fn a_user_provisioned_by_scim_logs_in_over_ldap() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_user_is_answered_as_it_reads_back() {
+    let srv = TestServer::start().await;
+    let scim = Scim::new(&srv);
+    let t = token(&srv, TokenScope::Organisation(dn(CRETEIL)));
+    let mut u = user("jmartin");
+    u["entitlements"] = json!([{"value": "bip"}]);
+    u["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] = json!({"employeeNumber": "A-1234"});
+    let (status, head, created) = scim.call(&t, "POST", "/Users", Some(&u)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, _, read) = scim.call(&t, "GET", &format!("/Users/{id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(created, read, "the 201 body is the stored user, operational attributes included");
+    let etag = format!("etag: {}", read["meta"]["version"].as_str().unwrap()).to_lowercase();
+    assert!(head.to_lowercase().contains(&etag), "{head}");
+    assert_eq!(read["entitlements"][0]["value"], "bip");
+    assert_eq!(read["urn:convergences:params:scim:schemas:extension:cig:2.0:Agent"]["siren"], "219400280");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_guard_concurrent_changes() {
     if !have("curl") {
         return;

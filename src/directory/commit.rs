@@ -82,6 +82,29 @@ impl Directory {
     /// Apply one caller's changes, all or none, durably, sharing the
     /// transaction with concurrent callers.
     pub(crate) fn commit_with_others(&self, actor: &Actor, changes: Vec<Change>) -> Outcome {
+        let queued = self.prepare_queued(actor, changes)?;
+        self.commit_queued(actor, queued)
+    }
+
+    /// Like [`Directory::commit_with_others`] for changes that begin with an
+    /// add: returns the entry as stored, operational attributes included, so
+    /// that the caller need not search for what it has just written.
+    pub fn add_with_others(&self, actor: &Actor, changes: Vec<Change>) -> Result<Entry, (usize, DirectoryError)> {
+        let queued = self.prepare_queued(actor, changes)?;
+        let Some(Queued::Add(first)) = queued.first() else {
+            return Err((0, DirectoryError::Internal("add_with_others without an add first".into())));
+        };
+        let stored = first.stored().clone();
+        self.commit_queued(actor, queued)?;
+        Ok(stored)
+    }
+
+    /// Each add is checked and prepared by its own caller, before it queues.
+    fn prepare_queued(
+        &self,
+        actor: &Actor,
+        changes: Vec<Change>,
+    ) -> std::result::Result<Vec<Queued>, (usize, DirectoryError)> {
         let mut queued = Vec::with_capacity(changes.len());
         for (i, change) in changes.into_iter().enumerate() {
             queued.push(match change {
@@ -98,6 +121,10 @@ impl Directory {
                 other => Queued::Other(other),
             });
         }
+        Ok(queued)
+    }
+
+    fn commit_queued(&self, actor: &Actor, queued: Vec<Queued>) -> Outcome {
         let (reply, words) = sync_channel(1);
         let lead = {
             let mut st = self.group_commit.state.lock().map_err(|_| poisoned())?;
@@ -150,7 +177,14 @@ impl Directory {
         let mut outcomes = Vec::with_capacity(group.len());
         let mut refusals: Vec<(Actor, &'static str, Dn, Vec<String>, String)> = Vec::new();
         loop {
-            let mut w = match self.store.write() {
+            let txn = match self.store.write() {
+                Ok(txn) => txn,
+                Err(e) => {
+                    outcomes.extend(fail_all(group, &format!("store: {e}")));
+                    return outcomes;
+                }
+            };
+            let mut w = match txn.tables() {
                 Ok(w) => w,
                 Err(e) => {
                     outcomes.extend(fail_all(group, &format!("store: {e}")));
@@ -176,6 +210,7 @@ impl Directory {
             match failed {
                 Some((k, i, e)) => {
                     drop(w);
+                    drop(txn);
                     let p = group.remove(k);
                     let (op, target, attrs) = p.changes[i].describe();
                     if !matches!(p.actor.principal, Principal::Server) {
@@ -194,7 +229,7 @@ impl Directory {
                         }
                     }
                     let applied = started.elapsed();
-                    let committed = w.commit();
+                    let committed = w.finish().and_then(|staged| txn.commit(staged));
                     tracing::trace!(
                         callers = group.len(),
                         apply_us = applied.as_micros() as u64,

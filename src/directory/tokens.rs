@@ -80,9 +80,7 @@ impl Directory {
         let hash = digest(&secret);
         let id: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
         let rec = TokenRecord { id: id.clone(), name: name.to_string(), scope: scope_dn, created: now_generalized() };
-        let mut w = self.store.write()?;
-        w.put_token(&hash, &rec)?;
-        w.commit()?;
+        self.store.write_with(|w| w.put_token(&hash, &rec))?;
         Ok((id, secret))
     }
 
@@ -108,13 +106,14 @@ impl Directory {
 
     /// Revoke by id; false when no token has it.
     pub fn revoke_token(&self, id: &str) -> Result<bool> {
-        let mut w = self.store.write()?;
-        let hashes: Vec<Vec<u8>> = w.tokens()?.into_iter().filter(|(_, r)| r.id == id).map(|(h, _)| h).collect();
-        for h in &hashes {
-            w.delete_token(h)?;
-        }
-        w.commit()?;
-        Ok(!hashes.is_empty())
+        let revoked = self.store.write_with(|w| {
+            let hashes: Vec<Vec<u8>> = w.tokens()?.into_iter().filter(|(_, r)| r.id == id).map(|(h, _)| h).collect();
+            for h in &hashes {
+                w.delete_token(h)?;
+            }
+            Ok::<_, crate::store::StoreError>(!hashes.is_empty())
+        })?;
+        Ok(revoked)
     }
 }
 

@@ -153,9 +153,8 @@ pub(super) fn create_entry(dir: &Directory, caller: &Caller, u: &Value) -> Resul
     }
     let mut changes = vec![Change::Add(entry)];
     changes.extend(grant_changes(dir, &org, &dn.to_string(), &mapping::entitlements(u)?, &[])?);
-    apply(dir, caller, changes)?;
-    // Read back with the operational attributes (entryUUID, timestamps) for the response.
-    search(dir, caller, dn, Filter::everything())?.pop().ok_or_else(|| ScimError::not_found("User"))
+    // The entry as stored, operational attributes (entryUUID, timestamps) included.
+    dir.add_with_others(&actor_of(caller), changes).map_err(|(_, e)| ScimError { audited: true, ..e.into() })
 }
 
 /// RFC 7644 §3.14: the version a client expects (`If-Match`, or a Bulk

@@ -106,29 +106,20 @@ impl Store {
             snapshot: Arc::default(),
             checkpoint_bytes,
         };
-        let mut w = store.write_unlogged()?;
+        let txn = store.write_unlogged()?;
+        let mut w = txn.tables()?;
         let checkpoint = {
-            let mut meta = w.txn.open_table(META)?;
-            let found = meta.get("format")?.map(|g| g.value());
+            let found = w.t.meta.get("format")?.map(|g| g.value());
             match found {
                 None | Some(1) => {
-                    meta.insert("format", FORMAT_VERSION)?;
+                    w.t.meta.insert("format", FORMAT_VERSION)?;
                 }
                 Some(FORMAT_VERSION) => {}
                 Some(other) => {
                     return Err(StoreError::Format { found: other, supported: FORMAT_VERSION });
                 }
             }
-            let checkpoint = meta.get("redo_checkpoint")?.map(|g| g.value()).unwrap_or(0);
-            drop(meta);
-            w.txn.open_table(ENTRIES)?;
-            w.txn.open_table(DN2ID)?;
-            w.txn.open_table(UUID2ID)?;
-            w.txn.open_table(CHANGELOG)?;
-            w.txn.open_table(TOKENS)?;
-            w.txn.open_multimap_table(CHILDREN)?;
-            w.txn.open_table(POSTINGS)?;
-            checkpoint
+            w.t.meta.get("redo_checkpoint")?.map(|g| g.value()).unwrap_or(0)
         };
         let replay: Vec<&(u64, Vec<u8>)> = records.iter().filter(|(seq, _)| *seq > checkpoint).collect();
         if let Some((first, _)) = replay.first()
@@ -149,8 +140,9 @@ impl Store {
             }
             tracing::info!(records = replay.len(), "replayed the redo log up to record {last}");
         }
+        let staged = w.finish()?;
         store.lock_redo()?.restart(last);
-        w.commit_durable()?;
+        txn.commit_durable(staged)?;
         Ok(store)
     }
 
@@ -187,23 +179,35 @@ impl Store {
         Ok(r)
     }
 
-    /// A write transaction; nothing is visible until [`WriteTx::commit`], which
-    /// returns only once the data is durable.
-    pub fn write(&self) -> Result<WriteTx> {
-        Ok(WriteTx {
+    /// A write transaction; nothing is visible until [`Txn::commit`], which
+    /// returns only once the data is durable. Its tables are opened once,
+    /// by [`Txn::tables`].
+    pub fn write(&self) -> Result<Txn> {
+        Ok(Txn {
             txn: self.db.begin_write()?,
-            bulk: None,
             logging: true,
-            ops: Vec::new(),
             redo: self.redo.clone(),
             snapshot: self.snapshot.clone(),
             checkpoint_bytes: self.checkpoint_bytes,
         })
     }
 
+    /// Run `f` in a write transaction, committed (durably) when it returns `Ok`.
+    pub fn write_with<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut WriteTx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let txn = self.write()?;
+        let mut w = txn.tables()?;
+        let v = f(&mut w)?;
+        let staged = w.finish()?;
+        txn.commit(staged)?;
+        Ok(v)
+    }
+
     /// A write transaction for a large batch (an import): not logged, it
-    /// commits durably in redb (see [`WriteTx::commit_durable`]).
-    pub fn write_unlogged(&self) -> Result<WriteTx> {
+    /// commits durably in redb (see [`Txn::commit_durable`]).
+    pub fn write_unlogged(&self) -> Result<Txn> {
         let mut w = self.write()?;
         w.logging = false;
         Ok(w)
@@ -212,7 +216,9 @@ impl Store {
     /// Commit durably in redb and empty the redo log: for a clean shutdown,
     /// so that the next start has nothing to replay.
     pub fn checkpoint(&self) -> Result<()> {
-        self.write_unlogged()?.commit_durable()
+        let txn = self.write_unlogged()?;
+        let staged = txn.tables()?.finish()?;
+        txn.commit_durable(staged)
     }
 
     /// Write a consistent backup of the whole store, taken from one read
@@ -370,20 +376,48 @@ fn opened<T>(cell: &OnceLock<T>, open: impl FnOnce() -> Result<T>) -> Result<&T>
     Ok(cell.get_or_init(|| t))
 }
 
-/// A write transaction.
-pub struct WriteTx {
+/// A write transaction. Its changes go through the [`WriteTx`] of
+/// [`Txn::tables`], then [`WriteTx::finish`] and [`Txn::commit`] make them
+/// durable and visible; dropped uncommitted, it is thrown away.
+pub struct Txn {
     txn: redb::WriteTransaction,
-    /// Bulk-load mode: postings added here are kept in memory, merged into
-    /// lookups, and written chunk by chunk at commit (see [`WriteTx::bulk`]).
-    bulk: Option<HashMap<Vec<u8>, Vec<u64>>>,
     /// Whether operations are recorded for the redo log (not while replaying
     /// it, nor in a transaction that will commit durably in redb anyway).
     logging: bool,
-    /// This transaction's operations, encoded for the redo log.
-    ops: Vec<u8>,
     redo: Arc<Mutex<RedoLog>>,
     snapshot: Arc<SharedSnapshot>,
     checkpoint_bytes: u64,
+}
+
+/// Every table of a write transaction, opened once: opening a table in
+/// redb looks its root up and closing it stages the new root, which cost as
+/// much as a lookup; a group commit of creations would otherwise open a
+/// dozen tables per entry.
+struct Tables<'t> {
+    entries: redb::Table<'t, u64, &'static [u8]>,
+    dn2id: redb::Table<'t, &'static str, u64>,
+    uuid2id: redb::Table<'t, u128, u64>,
+    children: redb::MultimapTable<'t, u64, u64>,
+    postings: redb::Table<'t, &'static [u8], &'static [u8]>,
+    changelog: redb::Table<'t, u64, &'static [u8]>,
+    meta: redb::Table<'t, &'static str, u64>,
+    tokens: redb::Table<'t, &'static [u8], &'static [u8]>,
+}
+
+/// The changes of a write transaction, through its open tables.
+pub struct WriteTx<'t> {
+    t: Tables<'t>,
+    /// Bulk-load mode: postings added here are kept in memory, merged into
+    /// lookups, and written chunk by chunk at commit (see [`WriteTx::bulk`]).
+    bulk: Option<HashMap<Vec<u8>, Vec<u64>>>,
+    logging: bool,
+    /// This transaction's operations, encoded for the redo log.
+    ops: Vec<u8>,
+}
+
+/// A write transaction's changes, all written to its tables, ready to commit.
+pub struct Staged {
+    ops: Vec<u8>,
 }
 
 /// Whole-table walks, for the consistency check (`convergences check`).
@@ -444,6 +478,25 @@ impl ReadTx {
         f(opened(&self.children, || Ok(self.txn.open_multimap_table(CHILDREN)?))?)
     }
 
+    fn with_uuid2id<T>(&self, f: impl FnOnce(&redb::ReadOnlyTable<u128, u64>) -> Result<T>) -> Result<T> {
+        f(&self.txn.open_table(UUID2ID)?)
+    }
+
+    fn with_entries<T>(&self, f: impl FnOnce(&redb::ReadOnlyTable<u64, &'static [u8]>) -> Result<T>) -> Result<T> {
+        f(&self.entries)
+    }
+
+    fn with_tokens<T>(
+        &self,
+        f: impl FnOnce(&redb::ReadOnlyTable<&'static [u8], &'static [u8]>) -> Result<T>,
+    ) -> Result<T> {
+        f(&self.txn.open_table(TOKENS)?)
+    }
+
+    fn with_changelog<T>(&self, f: impl FnOnce(&redb::ReadOnlyTable<u64, &'static [u8]>) -> Result<T>) -> Result<T> {
+        f(&self.txn.open_table(CHANGELOG)?)
+    }
+
     /// Read an entry in place (see [`RecordView`]).
     pub fn entry_view<T>(&self, id: u64, f: impl FnOnce(RecordView<'_>) -> Result<T>) -> Result<Option<T>> {
         self.entry_with(id, |b| f(RecordView::parse(b)?))
@@ -481,8 +534,7 @@ macro_rules! impl_reader {
             }
 
             fn id_of_uuid(&self, uuid: &[u8; 16]) -> Result<Option<u64>> {
-                let t = self.txn.open_table(UUID2ID)?;
-                Ok(t.get(u128::from_be_bytes(*uuid))?.map(|g| g.value()))
+                self.with_uuid2id(|t| Ok(t.get(u128::from_be_bytes(*uuid))?.map(|g| g.value())))
             }
 
             fn children(&self, id: u64) -> Result<Vec<u64>> {
@@ -550,69 +602,171 @@ macro_rules! impl_reader {
             }
 
             fn all_ids(&self) -> Result<Vec<u64>> {
-                let t = self.txn.open_table(ENTRIES)?;
-                let mut out = Vec::with_capacity(t.len()? as usize);
-                for item in t.iter()? {
-                    out.push(item?.0.value());
-                }
-                Ok(out)
+                self.with_entries(|t| {
+                    let mut out = Vec::with_capacity(t.len()? as usize);
+                    for item in t.iter()? {
+                        out.push(item?.0.value());
+                    }
+                    Ok(out)
+                })
             }
 
             fn entry_count(&self) -> Result<u64> {
-                Ok(self.txn.open_table(ENTRIES)?.len()?)
+                self.with_entries(|t| Ok(t.len()?))
             }
 
             fn token(&self, hash: &[u8]) -> Result<Option<TokenRecord>> {
-                let t = self.txn.open_table(TOKENS)?;
-                match t.get(hash)? {
+                self.with_tokens(|t| match t.get(hash)? {
                     Some(g) => Ok(Some(TokenRecord::decode(g.value())?)),
                     None => Ok(None),
-                }
+                })
             }
 
             fn tokens(&self) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
-                let t = self.txn.open_table(TOKENS)?;
-                let mut out = Vec::new();
-                for item in t.iter()? {
-                    let (k, v) = item?;
-                    out.push((k.value().to_vec(), TokenRecord::decode(v.value())?));
-                }
-                Ok(out)
+                self.with_tokens(|t| {
+                    let mut out = Vec::new();
+                    for item in t.iter()? {
+                        let (k, v) = item?;
+                        out.push((k.value().to_vec(), TokenRecord::decode(v.value())?));
+                    }
+                    Ok(out)
+                })
             }
 
             fn changes_since(&self, seq: u64, max: usize) -> Result<Vec<(u64, ChangeRecord)>> {
-                let t = self.txn.open_table(CHANGELOG)?;
-                let mut out = Vec::new();
-                for item in t.range(seq..)?.take(max) {
-                    let (k, v) = item?;
-                    out.push((k.value(), ChangeRecord::decode(v.value())?));
-                }
-                Ok(out)
+                self.with_changelog(|t| {
+                    let mut out = Vec::new();
+                    for item in t.range(seq..)?.take(max) {
+                        let (k, v) = item?;
+                        out.push((k.value(), ChangeRecord::decode(v.value())?));
+                    }
+                    Ok(out)
+                })
             }
         }
     };
 }
 impl_reader!(ReadTx);
-impl_reader!(WriteTx);
+impl_reader!(WriteTx<'_>);
 
-impl WriteTx {
+impl Txn {
+    /// Open every table, once for the whole transaction.
+    pub fn tables(&self) -> Result<WriteTx<'_>> {
+        let txn = &self.txn;
+        Ok(WriteTx {
+            t: Tables {
+                entries: txn.open_table(ENTRIES)?,
+                dn2id: txn.open_table(DN2ID)?,
+                uuid2id: txn.open_table(UUID2ID)?,
+                children: txn.open_multimap_table(CHILDREN)?,
+                postings: txn.open_table(POSTINGS)?,
+                changelog: txn.open_table(CHANGELOG)?,
+                meta: txn.open_table(META)?,
+                tokens: txn.open_table(TOKENS)?,
+            },
+            bulk: None,
+            logging: self.logging,
+            ops: Vec::new(),
+        })
+    }
+
+    /// Make the transaction durable and visible: its operations are appended
+    /// to the redo log and synced, then committed in redb without a sync. When
+    /// the log has grown past its limit, this commit is a checkpoint instead.
+    pub fn commit(mut self, staged: Staged) -> Result<()> {
+        let started = std::time::Instant::now();
+        let redo = self.redo.clone();
+        let mut log = lock(&redo)?;
+        if !self.logging || log.len() + staged.ops.len() as u64 > self.checkpoint_bytes {
+            drop(log);
+            return self.commit_durable(staged);
+        }
+        if !staged.ops.is_empty() {
+            log.append(&staged.ops)?;
+        }
+        let logged = started.elapsed();
+        let committed = self
+            .txn
+            .set_durability(Durability::None)
+            .map_err(StoreError::from)
+            .and_then(|()| self.txn.commit().map_err(StoreError::from));
+        tracing::trace!(
+            redo_us = logged.as_micros() as u64,
+            redo_bytes = staged.ops.len(),
+            redb_us = (started.elapsed() - logged).as_micros() as u64,
+            "commit"
+        );
+        if committed.is_ok() {
+            self.snapshot.invalidate();
+        }
+        if let Err(e) = &committed {
+            // The log holds a transaction redb did not take: acknowledging
+            // anything more would build on a state a restart would not see.
+            log.break_with(format!("commit after logging failed: {e}"));
+        }
+        committed
+    }
+
+    /// Commit durably in redb (`Durability::Immediate`: synced before return),
+    /// which also persists every earlier commit: the redo log starts over.
+    /// For imports, whose transactions are too large to log.
+    pub fn commit_durable(self, _staged: Staged) -> Result<()> {
+        let redo = self.redo.clone();
+        let mut log = lock(&redo)?;
+        if let Some(why) = log.unapplied() {
+            return Err(StoreError::Corrupt(format!(
+                "no checkpoint while the redo log holds an unapplied write ({why}); restart the server"
+            )));
+        }
+        let last = log.last_seq();
+        self.txn.open_table(META)?.insert("redo_checkpoint", last)?;
+        self.txn.commit()?;
+        self.snapshot.invalidate();
+        log.restart(last);
+        Ok(())
+    }
+
+    /// Throw the transaction away.
+    pub fn abort(self) -> Result<()> {
+        self.txn.abort()?;
+        Ok(())
+    }
+}
+
+impl WriteTx<'_> {
     fn with_dn2id<T>(&self, f: impl FnOnce(&redb::Table<'_, &'static str, u64>) -> Result<T>) -> Result<T> {
-        f(&self.txn.open_table(DN2ID)?)
+        f(&self.t.dn2id)
     }
 
     fn with_postings<T>(
         &self,
         f: impl FnOnce(&redb::Table<'_, &'static [u8], &'static [u8]>) -> Result<T>,
     ) -> Result<T> {
-        f(&self.txn.open_table(POSTINGS)?)
+        f(&self.t.postings)
     }
 
     fn with_children<T>(&self, f: impl FnOnce(&redb::MultimapTable<'_, u64, u64>) -> Result<T>) -> Result<T> {
-        f(&self.txn.open_multimap_table(CHILDREN)?)
+        f(&self.t.children)
+    }
+
+    fn with_uuid2id<T>(&self, f: impl FnOnce(&redb::Table<'_, u128, u64>) -> Result<T>) -> Result<T> {
+        f(&self.t.uuid2id)
+    }
+
+    fn with_entries<T>(&self, f: impl FnOnce(&redb::Table<'_, u64, &'static [u8]>) -> Result<T>) -> Result<T> {
+        f(&self.t.entries)
+    }
+
+    fn with_tokens<T>(&self, f: impl FnOnce(&redb::Table<'_, &'static [u8], &'static [u8]>) -> Result<T>) -> Result<T> {
+        f(&self.t.tokens)
+    }
+
+    fn with_changelog<T>(&self, f: impl FnOnce(&redb::Table<'_, u64, &'static [u8]>) -> Result<T>) -> Result<T> {
+        f(&self.t.changelog)
     }
 
     fn entry_with<T>(&self, id: u64, f: impl FnOnce(&[u8]) -> Result<T>) -> Result<Option<T>> {
-        match self.txn.open_table(ENTRIES)?.get(id)? {
+        match self.t.entries.get(id)? {
             Some(g) => Ok(Some(f(g.value())?)),
             None => Ok(None),
         }
@@ -629,7 +783,7 @@ impl WriteTx {
     fn apply(&mut self, op: Op) -> Result<()> {
         match op {
             Op::PutEntry(id, rec) => {
-                self.txn.open_table(ENTRIES)?.insert(id, rec.as_slice())?;
+                self.t.entries.insert(id, rec.as_slice())?;
             }
             Op::DeleteEntry(id) => self.delete_entry(id)?,
             Op::PutDn(ndn, id) => self.put_dn(&ndn, id)?,
@@ -641,14 +795,14 @@ impl WriteTx {
             Op::Post(key, id) => self.index(&[key], id, true)?,
             Op::Unpost(key, id) => self.index(&[key], id, false)?,
             Op::PutToken(hash, rec) => {
-                self.txn.open_table(TOKENS)?.insert(hash.as_slice(), rec.as_slice())?;
+                self.t.tokens.insert(hash.as_slice(), rec.as_slice())?;
             }
             Op::DeleteToken(hash) => self.delete_token(&hash)?,
             Op::PutChange(seq, rec) => {
-                self.txn.open_table(CHANGELOG)?.insert(seq, rec.as_slice())?;
+                self.t.changelog.insert(seq, rec.as_slice())?;
             }
             Op::SetCounter(name, value) => {
-                self.txn.open_table(META)?.insert(name.as_str(), value)?;
+                self.t.meta.insert(name.as_str(), value)?;
             }
         }
         Ok(())
@@ -660,59 +814,57 @@ impl WriteTx {
     }
 
     fn next_counter(&mut self, name: &str) -> Result<u64> {
-        let mut meta = self.txn.open_table(META)?;
-        let id = meta.get(name)?.map(|g| g.value()).unwrap_or(1);
-        meta.insert(name, id + 1)?;
-        drop(meta);
+        let id = self.t.meta.get(name)?.map(|g| g.value()).unwrap_or(1);
+        self.t.meta.insert(name, id + 1)?;
         self.log(|| Op::SetCounter(name.to_string(), id + 1));
         Ok(id)
     }
 
     pub fn put_entry(&mut self, id: u64, rec: &Record) -> Result<()> {
         let encoded = rec.encode();
-        self.txn.open_table(ENTRIES)?.insert(id, encoded.as_slice())?;
+        self.t.entries.insert(id, encoded.as_slice())?;
         self.log(|| Op::PutEntry(id, encoded));
         Ok(())
     }
 
     pub fn delete_entry(&mut self, id: u64) -> Result<()> {
-        self.txn.open_table(ENTRIES)?.remove(id)?;
+        self.t.entries.remove(id)?;
         self.log(|| Op::DeleteEntry(id));
         Ok(())
     }
 
     pub fn put_dn(&mut self, ndn: &str, id: u64) -> Result<()> {
-        self.txn.open_table(DN2ID)?.insert(ndn, id)?;
+        self.t.dn2id.insert(ndn, id)?;
         self.log(|| Op::PutDn(ndn.to_string(), id));
         Ok(())
     }
 
     pub fn delete_dn(&mut self, ndn: &str) -> Result<()> {
-        self.txn.open_table(DN2ID)?.remove(ndn)?;
+        self.t.dn2id.remove(ndn)?;
         self.log(|| Op::DeleteDn(ndn.to_string()));
         Ok(())
     }
 
     pub fn put_uuid(&mut self, uuid: &[u8; 16], id: u64) -> Result<()> {
-        self.txn.open_table(UUID2ID)?.insert(u128::from_be_bytes(*uuid), id)?;
+        self.t.uuid2id.insert(u128::from_be_bytes(*uuid), id)?;
         self.log(|| Op::PutUuid(*uuid, id));
         Ok(())
     }
 
     pub fn delete_uuid(&mut self, uuid: &[u8; 16]) -> Result<()> {
-        self.txn.open_table(UUID2ID)?.remove(u128::from_be_bytes(*uuid))?;
+        self.t.uuid2id.remove(u128::from_be_bytes(*uuid))?;
         self.log(|| Op::DeleteUuid(*uuid));
         Ok(())
     }
 
     pub fn add_child(&mut self, parent: u64, child: u64) -> Result<()> {
-        self.txn.open_multimap_table(CHILDREN)?.insert(parent, child)?;
+        self.t.children.insert(parent, child)?;
         self.log(|| Op::AddChild(parent, child));
         Ok(())
     }
 
     pub fn remove_child(&mut self, parent: u64, child: u64) -> Result<()> {
-        self.txn.open_multimap_table(CHILDREN)?.remove(parent, child)?;
+        self.t.children.remove(parent, child)?;
         self.log(|| Op::RemoveChild(parent, child));
         Ok(())
     }
@@ -741,12 +893,11 @@ impl WriteTx {
             // Removals are rare in a bulk load (change records): write what is pending first.
             self.flush_bulk()?;
         }
-        let mut t = self.txn.open_table(POSTINGS)?;
         for k in keys {
             if add {
-                postings::add(&mut t, k, id)?;
+                postings::add(&mut self.t.postings, k, id)?;
             } else {
-                postings::remove(&mut t, k, id)?;
+                postings::remove(&mut self.t.postings, k, id)?;
             }
         }
         Ok(())
@@ -766,13 +917,11 @@ impl WriteTx {
         // Write in key order: neighbouring B-tree pages, fewer page splits.
         let mut pending: Vec<(Vec<u8>, Vec<u64>)> = pending.into_iter().collect();
         pending.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut t = self.txn.open_table(POSTINGS)?;
         for (key, mut ids) in pending {
             ids.sort_unstable();
             ids.dedup();
-            postings::add_many(&mut t, &key, &ids)?;
+            postings::add_many(&mut self.t.postings, &key, &ids)?;
         }
-        drop(t);
         self.bulk = Some(HashMap::new());
         Ok(())
     }
@@ -788,13 +937,13 @@ impl WriteTx {
 
     pub fn put_token(&mut self, hash: &[u8], rec: &TokenRecord) -> Result<()> {
         let encoded = rec.encode();
-        self.txn.open_table(TOKENS)?.insert(hash, encoded.as_slice())?;
+        self.t.tokens.insert(hash, encoded.as_slice())?;
         self.log(|| Op::PutToken(hash.to_vec(), encoded));
         Ok(())
     }
 
     pub fn delete_token(&mut self, hash: &[u8]) -> Result<()> {
-        self.txn.open_table(TOKENS)?.remove(hash)?;
+        self.t.tokens.remove(hash)?;
         self.log(|| Op::DeleteToken(hash.to_vec()));
         Ok(())
     }
@@ -803,74 +952,17 @@ impl WriteTx {
     pub fn log_change(&mut self, change: &ChangeRecord) -> Result<u64> {
         let seq = self.next_counter("next_change")?;
         let encoded = change.encode();
-        self.txn.open_table(CHANGELOG)?.insert(seq, encoded.as_slice())?;
+        self.t.changelog.insert(seq, encoded.as_slice())?;
         self.log(|| Op::PutChange(seq, encoded));
         Ok(seq)
     }
 
-    /// Make the transaction durable and visible: its operations are appended
-    /// to the redo log and synced, then committed in redb without a sync. When
-    /// the log has grown past its limit, this commit is a checkpoint instead.
-    pub fn commit(mut self) -> Result<()> {
+    /// Write what is pending (bulk postings) and close the tables: the
+    /// transaction can then be committed ([`Txn::commit`]).
+    pub fn finish(mut self) -> Result<Staged> {
         let started = std::time::Instant::now();
         self.flush_bulk()?;
-        let flushed = started.elapsed();
-        let redo = self.redo.clone();
-        let mut log = lock(&redo)?;
-        if !self.logging || log.len() + self.ops.len() as u64 > self.checkpoint_bytes {
-            drop(log);
-            return self.commit_durable();
-        }
-        if !self.ops.is_empty() {
-            log.append(&self.ops)?;
-        }
-        let logged = started.elapsed();
-        let committed = self
-            .txn
-            .set_durability(Durability::None)
-            .map_err(StoreError::from)
-            .and_then(|()| self.txn.commit().map_err(StoreError::from));
-        tracing::trace!(
-            postings_us = flushed.as_micros() as u64,
-            redo_us = (logged - flushed).as_micros() as u64,
-            redo_bytes = self.ops.len(),
-            redb_us = (started.elapsed() - logged).as_micros() as u64,
-            "commit"
-        );
-        if committed.is_ok() {
-            self.snapshot.invalidate();
-        }
-        if let Err(e) = &committed {
-            // The log holds a transaction redb did not take: acknowledging
-            // anything more would build on a state a restart would not see.
-            log.break_with(format!("commit after logging failed: {e}"));
-        }
-        committed
-    }
-
-    /// Commit durably in redb (`Durability::Immediate`: synced before return),
-    /// which also persists every earlier commit: the redo log starts over.
-    /// For imports, whose transactions are too large to log.
-    pub fn commit_durable(mut self) -> Result<()> {
-        self.flush_bulk()?;
-        let redo = self.redo.clone();
-        let mut log = lock(&redo)?;
-        if let Some(why) = log.unapplied() {
-            return Err(StoreError::Corrupt(format!(
-                "no checkpoint while the redo log holds an unapplied write ({why}); restart the server"
-            )));
-        }
-        let last = log.last_seq();
-        self.txn.open_table(META)?.insert("redo_checkpoint", last)?;
-        self.txn.commit()?;
-        self.snapshot.invalidate();
-        log.restart(last);
-        Ok(())
-    }
-
-    /// Throw the transaction away.
-    pub fn abort(self) -> Result<()> {
-        self.txn.abort()?;
-        Ok(())
+        tracing::trace!(postings_us = started.elapsed().as_micros() as u64, "postings written");
+        Ok(Staged { ops: self.ops })
     }
 }

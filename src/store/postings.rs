@@ -322,9 +322,9 @@ mod tests {
     fn chunks_split_merge_and_stay_sorted() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(&tmp.path().join("t.redb"), 1 << 20, 1 << 20).unwrap();
-        let w = store.write().unwrap();
+        let txn = store.write().unwrap();
         {
-            let mut t = w.txn.open_table(POSTINGS).unwrap();
+            let mut t = txn.txn.open_table(POSTINGS).unwrap();
             // Interleaved keys, one a prefix of the other and one holding a NUL byte.
             for id in (1..=2000u64).rev() {
                 add(&mut t, b"ecn\0ab", id).unwrap();
@@ -351,6 +351,7 @@ mod tests {
             add_many(&mut t, b"ecn\0new", &[1, 6, 9]).unwrap();
             assert_eq!(read(&t, b"ecn\0new").unwrap(), [1, 5, 6, 7, 9]);
         }
-        w.commit().unwrap();
+        let staged = txn.tables().unwrap().finish().unwrap();
+        txn.commit(staged).unwrap();
     }
 }
