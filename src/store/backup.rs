@@ -17,7 +17,7 @@ use redb::{ReadableMultimapTable, ReadableTable};
 
 use super::redo::Crc32;
 use super::tables::*;
-use super::{FORMAT_VERSION, Result, StoreError};
+use super::{FORMAT_VERSION, OLDEST_FORMAT, Result, StoreError};
 
 const MAGIC: &[u8] = b"CONVERGENCES BACKUP 1\n";
 const END: u8 = 0xFF;
@@ -192,7 +192,9 @@ fn restore_into(path: &Path, input: impl Read) -> Result<u64> {
         return Err(corrupt("not a Convergences backup".into()));
     }
     let format = u64_of(&i.exact(8)?, true)?;
-    if format != FORMAT_VERSION {
+    // An older store's records are valid in this format; opening the
+    // restored store upgrades it (see `Store::open`).
+    if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&format) {
         return Err(StoreError::Format { found: format, supported: FORMAT_VERSION });
     }
     if let Some(dir) = path.parent() {

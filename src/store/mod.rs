@@ -50,9 +50,14 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The version of the on-disk layout this build writes and reads. Format 2
 /// adds the redo log beside the redb file: a build that ignored it would lose
-/// the writes it holds, so format-1 builds must refuse the store. Format 1
-/// stores (no redo log yet) are upgraded in place.
-const FORMAT_VERSION: u64 = 2;
+/// the writes it holds, so format-1 builds must refuse the store. Format 3
+/// pads posting chunks with zero ids (see [`postings`]), which a format-2
+/// build would read as entry 0. Older stores are upgraded in place: what
+/// they hold is valid in format 3.
+const FORMAT_VERSION: u64 = 3;
+
+/// The oldest format this build upgrades (and restores from a backup).
+const OLDEST_FORMAT: u64 = 1;
 
 /// Which posting list an index key belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,10 +116,14 @@ impl Store {
         let checkpoint = {
             let found = w.t.meta.get("format")?.map(|g| g.value());
             match found {
-                None | Some(1) => {
+                Some(FORMAT_VERSION) => {}
+                None => {
                     w.t.meta.insert("format", FORMAT_VERSION)?;
                 }
-                Some(FORMAT_VERSION) => {}
+                Some(older) if (OLDEST_FORMAT..FORMAT_VERSION).contains(&older) => {
+                    tracing::info!("upgrading the store from format {older} to {FORMAT_VERSION}");
+                    w.t.meta.insert("format", FORMAT_VERSION)?;
+                }
                 Some(other) => {
                     return Err(StoreError::Format { found: other, supported: FORMAT_VERSION });
                 }

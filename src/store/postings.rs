@@ -4,7 +4,12 @@
 //! A chunk's table key is the escaped index key, `00 00`, then the chunk's
 //! first id (big-endian): chunks of one key are adjacent and ordered, and the
 //! escaping (`00` → `00 01`) keeps index keys in byte order, so a prefix scan
-//! over values still works. A chunk's value is its ids, 8 bytes each (LE).
+//! over values still works. A chunk's value is its ids, 8 bytes each (LE),
+//! then zeros (no entry has id 0) up to a power of two of ids: adding an id
+//! to a chunk with room is then a same-size replacement, which redb does in
+//! place, or by copying the page, instead of rebuilding the B-tree leaf —
+//! the bulk of a group commit's cost for keys every new entry shares. A
+//! chunk keeps its room when ids are removed, until it is a quarter full.
 //!
 //! Chunks keep the number of B-tree records low: a key shared by 100k entries
 //! (`objectClass=person`) is 800 records, not 100k, and a bulk load writes
@@ -40,19 +45,27 @@ fn chunk_key(escaped: &[u8], first: u64) -> Vec<u8> {
 }
 
 fn decode(v: &[u8]) -> impl Iterator<Item = u64> + '_ {
-    v.chunks_exact(8).map(|c| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        u64::from_le_bytes(b)
-    })
+    v.chunks_exact(8)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            u64::from_le_bytes(b)
+        })
+        .take_while(|&id| id != 0)
 }
 
-fn encode(ids: &[u64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ids.len() * 8);
-    for id in ids {
-        out.extend_from_slice(&id.to_le_bytes());
+/// `ids` (at most [`CHUNK`]), padded with zeros to `room` ids.
+fn encode(ids: &[u64], room: usize) -> Vec<u8> {
+    let mut out = vec![0u8; room.max(ids.len()) * 8];
+    for (slot, id) in out.chunks_exact_mut(8).zip(ids) {
+        slot.copy_from_slice(&id.to_le_bytes());
     }
     out
+}
+
+/// The room (in ids) of a chunk of `n` ids that had `old` ids of room.
+fn room_for(n: usize, old: usize) -> usize {
+    if n <= old && n > old / 4 { old } else { n.next_power_of_two().min(CHUNK) }
 }
 
 /// The table-key range holding every chunk of one index key.
@@ -167,8 +180,9 @@ fn unescape(escaped: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A chunk as read: its first id, its ids, and the first id of the next chunk.
-type Chunk = (u64, Vec<u64>, Option<u64>);
+/// A chunk as read: its first id, its ids, the first id of the next chunk,
+/// and its room in ids.
+type Chunk = (u64, Vec<u64>, Option<u64>, usize);
 
 /// The chunk that should hold `id`: the last one starting at or before it,
 /// else the key's first chunk. Returns (its first id, its ids, the first id of
@@ -182,7 +196,8 @@ fn find_chunk(t: &Table<&'static [u8], &'static [u8]>, escaped: &[u8], id: u64) 
         let (k, v) = item?;
         let first = first_id(k.value());
         if first <= id {
-            return Ok(Some((first, decode(v.value()).collect(), None)));
+            let v = v.value();
+            return Ok(Some((first, decode(v).collect(), None, v.len() / 8)));
         }
     } else {
         return Ok(None);
@@ -198,6 +213,7 @@ fn find_chunk(t: &Table<&'static [u8], &'static [u8]>, escaped: &[u8], id: u64) 
     let Some((k, v)) = found else { return Ok(None) };
     let first = first_id(k.value());
     let ids: Vec<u64> = decode(v.value()).collect();
+    let room = v.value().len() / 8;
     let next = match first.checked_add(1) {
         Some(after) => {
             let after = chunk_key(escaped, after);
@@ -208,7 +224,7 @@ fn find_chunk(t: &Table<&'static [u8], &'static [u8]>, escaped: &[u8], id: u64) 
         }
         None => None,
     };
-    Ok(Some((first, ids, next)))
+    Ok(Some((first, ids, next, room)))
 }
 
 fn first_id(chunk_key: &[u8]) -> u64 {
@@ -219,25 +235,29 @@ fn first_id(chunk_key: &[u8]) -> u64 {
     u64::from_be_bytes(first)
 }
 
-/// Replace the chunk that started at `old_first` by `ids`, split into chunks
-/// of at most [`CHUNK`]. A chunk whose first id is unchanged is overwritten in
-/// place rather than removed and re-inserted.
+/// Replace the chunk that started at `old_first`, with `old_room` ids of
+/// room, by `ids`, split into chunks of at most [`CHUNK`]. A chunk whose
+/// first id is unchanged is overwritten in place (keeping its room) rather
+/// than removed and re-inserted.
 fn rewrite_chunk(
     t: &mut Table<&'static [u8], &'static [u8]>,
     escaped: &[u8],
     old_first: u64,
+    old_room: usize,
     ids: &[u64],
 ) -> Result<()> {
     if ids.first() != Some(&old_first) {
         t.remove(chunk_key(escaped, old_first).as_slice())?;
     }
-    write_chunks(t, escaped, ids)
+    write_chunks(t, escaped, ids, old_room)
 }
 
-fn write_chunks(t: &mut Table<&'static [u8], &'static [u8]>, escaped: &[u8], ids: &[u64]) -> Result<()> {
-    for part in ids.chunks(CHUNK) {
+/// Write `ids` as chunks; the first keeps `room` ids of room when they fit.
+fn write_chunks(t: &mut Table<&'static [u8], &'static [u8]>, escaped: &[u8], ids: &[u64], room: usize) -> Result<()> {
+    for (i, part) in ids.chunks(CHUNK).enumerate() {
         if let Some(&first) = part.first() {
-            t.insert(chunk_key(escaped, first).as_slice(), encode(part).as_slice())?;
+            let room = room_for(part.len(), if i == 0 { room } else { 0 });
+            t.insert(chunk_key(escaped, first).as_slice(), encode(part, room).as_slice())?;
         }
     }
     Ok(())
@@ -251,10 +271,10 @@ pub fn add(t: &mut Table<&'static [u8], &'static [u8]>, key: &[u8], id: u64) -> 
 /// Unpost `id` from `key` (no-op when absent).
 pub fn remove(t: &mut Table<&'static [u8], &'static [u8]>, key: &[u8], id: u64) -> Result<()> {
     let escaped = escape(key);
-    if let Some((first, mut ids, _)) = find_chunk(t, &escaped, id)? {
+    if let Some((first, mut ids, _, room)) = find_chunk(t, &escaped, id)? {
         let Ok(pos) = ids.binary_search(&id) else { return Ok(()) };
         ids.remove(pos);
-        rewrite_chunk(t, &escaped, first, &ids)?;
+        rewrite_chunk(t, &escaped, first, room, &ids)?;
     }
     Ok(())
 }
@@ -267,8 +287,8 @@ pub fn add_many(t: &mut Table<&'static [u8], &'static [u8]>, key: &[u8], ids: &[
     let escaped = escape(key);
     let mut rest = ids;
     while let Some(&head) = rest.first() {
-        let Some((first, existing, next)) = find_chunk(t, &escaped, head)? else {
-            return write_chunks(t, &escaped, rest);
+        let Some((first, existing, next, room)) = find_chunk(t, &escaped, head)? else {
+            return write_chunks(t, &escaped, rest, 0);
         };
         // The ids that belong to this chunk: those before the next chunk's first.
         let take = match next {
@@ -278,7 +298,7 @@ pub fn add_many(t: &mut Table<&'static [u8], &'static [u8]>, key: &[u8], ids: &[
         let (mine, later) = rest.split_at(take.max(1));
         let merged = merge(&existing, mine);
         if merged.len() != existing.len() {
-            rewrite_chunk(t, &escaped, first, &merged)?;
+            rewrite_chunk(t, &escaped, first, room, &merged)?;
         }
         rest = later;
     }
@@ -350,6 +370,36 @@ mod tests {
             add_many(&mut t, b"ecn\0new", &[5, 6, 7]).unwrap();
             add_many(&mut t, b"ecn\0new", &[1, 6, 9]).unwrap();
             assert_eq!(read(&t, b"ecn\0new").unwrap(), [1, 5, 6, 7, 9]);
+        }
+        let staged = txn.tables().unwrap().finish().unwrap();
+        txn.commit(staged).unwrap();
+    }
+
+    #[test]
+    fn chunks_have_room_in_powers_of_two_and_keep_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("t.redb"), 1 << 20, 1 << 20).unwrap();
+        let txn = store.write().unwrap();
+        {
+            let mut t = txn.txn.open_table(POSTINGS).unwrap();
+            let value_len = |t: &Table<&'static [u8], &'static [u8]>, first: u64| {
+                t.get(chunk_key(&escape(b"pobjectclass\0"), first).as_slice()).unwrap().unwrap().value().len()
+            };
+            add(&mut t, b"pobjectclass\0", 1).unwrap();
+            assert_eq!(value_len(&t, 1), 8, "one id, no padding");
+            add_many(&mut t, b"pobjectclass\0", &[2, 3]).unwrap();
+            assert_eq!(value_len(&t, 1), 4 * 8, "three ids in room for four");
+            add(&mut t, b"pobjectclass\0", 4).unwrap();
+            assert_eq!(value_len(&t, 1), 4 * 8, "the fourth fills the room: same size");
+            assert_eq!(read(&t, b"pobjectclass\0").unwrap(), [1, 2, 3, 4]);
+            add_many(&mut t, b"pobjectclass\0", &(5..=200).collect::<Vec<_>>()).unwrap();
+            assert_eq!(value_len(&t, 1), CHUNK * 8);
+            assert_eq!(value_len(&t, 129), 128 * 8, "72 ids: room for 128");
+            for id in 129..=180 {
+                remove(&mut t, b"pobjectclass\0", id).unwrap();
+            }
+            assert_eq!(value_len(&t, 181), 32 * 8, "under a quarter full, the room shrinks");
+            assert_eq!(read(&t, b"pobjectclass\0").unwrap(), (1..=128).chain(181..=200).collect::<Vec<_>>());
         }
         let staged = txn.tables().unwrap().finish().unwrap();
         txn.commit(staged).unwrap();
