@@ -188,6 +188,8 @@ impl Directory {
                 Ok(v)
             }
             Err(e) => {
+                // The refusal is recorded in a transaction of its own, which
+                // would wait forever for this one's write lock.
                 drop(w);
                 drop(txn);
                 self.audit_refusal(actor, op, dn, attrs, &e);
@@ -285,6 +287,7 @@ impl Directory {
             let (op, target, attrs) = describe(&change);
             let r = self.apply_in(&mut w, actor, change, mode);
             if let Err(e) = r {
+                // Released first: the refusal is recorded in a transaction of its own.
                 drop(w);
                 drop(txn);
                 self.audit_refusal(actor, op, &target, attrs, &e);

@@ -718,7 +718,8 @@ impl Txn {
 
     /// Commit durably in redb (`Durability::Immediate`: synced before return),
     /// which also persists every earlier commit: the redo log starts over.
-    /// For imports, whose transactions are too large to log.
+    /// For imports, whose transactions are too large to log. Nothing is
+    /// logged, but `_staged` proves the pending postings were written.
     pub fn commit_durable(self, _staged: Staged) -> Result<()> {
         let redo = self.redo.clone();
         let mut log = lock(&redo)?;
@@ -732,12 +733,6 @@ impl Txn {
         self.txn.commit()?;
         self.snapshot.invalidate();
         log.restart(last);
-        Ok(())
-    }
-
-    /// Throw the transaction away.
-    pub fn abort(self) -> Result<()> {
-        self.txn.abort()?;
         Ok(())
     }
 }
