@@ -877,8 +877,7 @@ impl WriteTx<'_> {
     pub fn index(&mut self, keys: &[Vec<u8>], id: u64, add: bool) -> Result<()> {
         if self.logging {
             for k in keys {
-                let op = if add { Op::Post(k.clone(), id) } else { Op::Unpost(k.clone(), id) };
-                op.encode(&mut self.ops);
+                Op::encode_posting(&mut self.ops, add, k, id);
             }
         }
         if add {

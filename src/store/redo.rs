@@ -53,6 +53,15 @@ pub enum Op {
 }
 
 impl Op {
+    /// Append the encoding of `Post(key, id)` (or `Unpost`) to `out`, without
+    /// building the operation: a creation posts some forty keys.
+    pub fn encode_posting(out: &mut Vec<u8>, add: bool, key: &[u8], id: u64) {
+        out.push(if add { 9 } else { 10 });
+        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.extend_from_slice(key);
+        out.extend_from_slice(&id.to_le_bytes());
+    }
+
     /// Append this operation's encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         fn bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -100,16 +109,8 @@ impl Op {
                 num(out, *p);
                 num(out, *c);
             }
-            Op::Post(key, id) => {
-                out.push(9);
-                bytes(out, key);
-                num(out, *id);
-            }
-            Op::Unpost(key, id) => {
-                out.push(10);
-                bytes(out, key);
-                num(out, *id);
-            }
+            Op::Post(key, id) => Op::encode_posting(out, true, key, *id),
+            Op::Unpost(key, id) => Op::encode_posting(out, false, key, *id),
             Op::PutToken(hash, rec) => {
                 out.push(11);
                 bytes(out, hash);
