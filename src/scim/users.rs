@@ -126,8 +126,13 @@ pub(super) async fn blocking<T: Send + 'static>(
 
 pub(super) fn apply(dir: &Directory, caller: &Caller, changes: Vec<Change>) -> Result<(), ScimError> {
     dir.apply_batch(&actor_of(caller), changes.into_iter().map(Ok), AddMode::Client, |_| {})
-        .map_err(|(_, e)| ScimError { audited: true, ..e.into() })
+        .map_err(refused)
         .map(|_| ())
+}
+
+/// A batch the core refused: it has already recorded the refusal in the audit trail.
+fn refused((_, e): (usize, crate::directory::DirectoryError)) -> ScimError {
+    ScimError { audited: true, ..e.into() }
 }
 
 /// Create a user from its JSON; returns the new entry with its operational attributes.
@@ -154,7 +159,7 @@ pub(super) fn create_entry(dir: &Directory, caller: &Caller, u: &Value) -> Resul
     let mut changes = vec![Change::Add(entry)];
     changes.extend(grant_changes(dir, &org, &dn.to_string(), &mapping::entitlements(u)?, &[])?);
     // The entry as stored, operational attributes (entryUUID, timestamps) included.
-    dir.add_with_others(&actor_of(caller), changes).map_err(|(_, e)| ScimError { audited: true, ..e.into() })
+    dir.add_with_others(&actor_of(caller), changes).map_err(refused)
 }
 
 /// RFC 7644 §3.14: the version a client expects (`If-Match`, or a Bulk

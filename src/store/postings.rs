@@ -338,70 +338,68 @@ mod tests {
     use crate::store::Store;
     use crate::store::tables::POSTINGS;
 
-    #[test]
-    fn chunks_split_merge_and_stay_sorted() {
+    /// Run `f` on the postings table of a fresh store, in one committed transaction.
+    fn in_postings_table(f: impl FnOnce(&mut Table<&'static [u8], &'static [u8]>)) {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(&tmp.path().join("t.redb"), 1 << 20, 1 << 20).unwrap();
         let txn = store.write().unwrap();
-        {
-            let mut t = txn.txn.open_table(POSTINGS).unwrap();
-            // Interleaved keys, one a prefix of the other and one holding a NUL byte.
-            for id in (1..=2000u64).rev() {
-                add(&mut t, b"ecn\0ab", id).unwrap();
-                if id % 3 == 0 {
-                    add(&mut t, b"ecn\0a", id).unwrap();
-                    add(&mut t, b"ecn\0a\0b", id).unwrap();
-                }
-            }
-            add(&mut t, b"ecn\0ab", 7).unwrap();
-            let all = read(&t, b"ecn\0ab").unwrap();
-            assert_eq!(all, (1..=2000).collect::<Vec<_>>());
-            assert_eq!(read(&t, b"ecn\0a").unwrap().len(), 666);
-            assert_eq!(read(&t, b"ecn\0a\0b").unwrap().len(), 666);
-            for id in (1..=2000u64).filter(|i| i % 2 == 0) {
-                remove(&mut t, b"ecn\0ab", id).unwrap();
-            }
-            remove(&mut t, b"ecn\0ab", 99_999).unwrap();
-            assert_eq!(read(&t, b"ecn\0ab").unwrap(), (1..=2000).filter(|i| i % 2 == 1).collect::<Vec<_>>());
-            let mut under_a = read_prefix(&t, b"ecn\0a", usize::MAX).unwrap().unwrap();
-            under_a.sort_unstable();
-            under_a.dedup();
-            assert_eq!(under_a.len(), 1000 + 666 - 333);
-            add_many(&mut t, b"ecn\0new", &[5, 6, 7]).unwrap();
-            add_many(&mut t, b"ecn\0new", &[1, 6, 9]).unwrap();
-            assert_eq!(read(&t, b"ecn\0new").unwrap(), [1, 5, 6, 7, 9]);
-        }
+        f(&mut txn.txn.open_table(POSTINGS).unwrap());
         let staged = txn.tables().unwrap().finish().unwrap();
         txn.commit(staged).unwrap();
     }
 
     #[test]
+    fn chunks_split_merge_and_stay_sorted() {
+        in_postings_table(|t| {
+            // Interleaved keys, one a prefix of the other and one holding a NUL byte.
+            for id in (1..=2000u64).rev() {
+                add(t, b"ecn\0ab", id).unwrap();
+                if id % 3 == 0 {
+                    add(t, b"ecn\0a", id).unwrap();
+                    add(t, b"ecn\0a\0b", id).unwrap();
+                }
+            }
+            add(t, b"ecn\0ab", 7).unwrap();
+            let all = read(t, b"ecn\0ab").unwrap();
+            assert_eq!(all, (1..=2000).collect::<Vec<_>>());
+            assert_eq!(read(t, b"ecn\0a").unwrap().len(), 666);
+            assert_eq!(read(t, b"ecn\0a\0b").unwrap().len(), 666);
+            for id in (1..=2000u64).filter(|i| i % 2 == 0) {
+                remove(t, b"ecn\0ab", id).unwrap();
+            }
+            remove(t, b"ecn\0ab", 99_999).unwrap();
+            assert_eq!(read(t, b"ecn\0ab").unwrap(), (1..=2000).filter(|i| i % 2 == 1).collect::<Vec<_>>());
+            let mut under_a = read_prefix(t, b"ecn\0a", usize::MAX).unwrap().unwrap();
+            under_a.sort_unstable();
+            under_a.dedup();
+            assert_eq!(under_a.len(), 1000 + 666 - 333);
+            add_many(t, b"ecn\0new", &[5, 6, 7]).unwrap();
+            add_many(t, b"ecn\0new", &[1, 6, 9]).unwrap();
+            assert_eq!(read(t, b"ecn\0new").unwrap(), [1, 5, 6, 7, 9]);
+        });
+    }
+
+    #[test]
     fn chunks_have_room_in_powers_of_two_and_keep_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(&tmp.path().join("t.redb"), 1 << 20, 1 << 20).unwrap();
-        let txn = store.write().unwrap();
-        {
-            let mut t = txn.txn.open_table(POSTINGS).unwrap();
+        in_postings_table(|t| {
             let value_len = |t: &Table<&'static [u8], &'static [u8]>, first: u64| {
                 t.get(chunk_key(&escape(b"pobjectclass\0"), first).as_slice()).unwrap().unwrap().value().len()
             };
-            add(&mut t, b"pobjectclass\0", 1).unwrap();
-            assert_eq!(value_len(&t, 1), 8, "one id, no padding");
-            add_many(&mut t, b"pobjectclass\0", &[2, 3]).unwrap();
-            assert_eq!(value_len(&t, 1), 4 * 8, "three ids in room for four");
-            add(&mut t, b"pobjectclass\0", 4).unwrap();
-            assert_eq!(value_len(&t, 1), 4 * 8, "the fourth fills the room: same size");
-            assert_eq!(read(&t, b"pobjectclass\0").unwrap(), [1, 2, 3, 4]);
-            add_many(&mut t, b"pobjectclass\0", &(5..=200).collect::<Vec<_>>()).unwrap();
-            assert_eq!(value_len(&t, 1), CHUNK * 8);
-            assert_eq!(value_len(&t, 129), 128 * 8, "72 ids: room for 128");
+            add(t, b"pobjectclass\0", 1).unwrap();
+            assert_eq!(value_len(t, 1), 8, "one id, no padding");
+            add_many(t, b"pobjectclass\0", &[2, 3]).unwrap();
+            assert_eq!(value_len(t, 1), 4 * 8, "three ids in room for four");
+            add(t, b"pobjectclass\0", 4).unwrap();
+            assert_eq!(value_len(t, 1), 4 * 8, "the fourth fills the room: same size");
+            assert_eq!(read(t, b"pobjectclass\0").unwrap(), [1, 2, 3, 4]);
+            add_many(t, b"pobjectclass\0", &(5..=200).collect::<Vec<_>>()).unwrap();
+            assert_eq!(value_len(t, 1), CHUNK * 8);
+            assert_eq!(value_len(t, 129), 128 * 8, "72 ids: room for 128");
             for id in 129..=180 {
-                remove(&mut t, b"pobjectclass\0", id).unwrap();
+                remove(t, b"pobjectclass\0", id).unwrap();
             }
-            assert_eq!(value_len(&t, 181), 32 * 8, "under a quarter full, the room shrinks");
-            assert_eq!(read(&t, b"pobjectclass\0").unwrap(), (1..=128).chain(181..=200).collect::<Vec<_>>());
-        }
-        let staged = txn.tables().unwrap().finish().unwrap();
-        txn.commit(staged).unwrap();
+            assert_eq!(value_len(t, 181), 32 * 8, "under a quarter full, the room shrinks");
+            assert_eq!(read(t, b"pobjectclass\0").unwrap(), (1..=128).chain(181..=200).collect::<Vec<_>>());
+        });
     }
 }
