@@ -321,9 +321,21 @@ fn member_of_and_referential_integrity_follow_deletes_renames_and_moves() {
 
 #[test]
 fn concurrent_writes_commit_together_and_a_refused_one_leaves_the_others_whole() {
+    concurrent_writes_with_one_refused(false);
+}
+
+#[test]
+fn concurrent_writes_through_the_writer_thread_commit_together_and_a_refused_one_leaves_the_others_whole() {
+    concurrent_writes_with_one_refused(true);
+}
+
+fn concurrent_writes_with_one_refused(writer: bool) {
     let (_tmp, dir) = directory();
     populate(&dir);
     let dir = std::sync::Arc::new(dir);
+    if writer {
+        dir.start_writer().unwrap();
+    }
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(16));
     let handles: Vec<_> = (0..16)
         .map(|i| {
@@ -347,6 +359,20 @@ fn concurrent_writes_commit_together_and_a_refused_one_leaves_the_others_whole()
     }
     let found = uids(&dir, SUFFIX, Scope::Sub, "(uid=nouveau*)");
     assert_eq!(found.len(), 15, "{found:?}");
+}
+
+#[test]
+fn a_directory_whose_writer_thread_runs_closes_its_store_when_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = convergences::config::Config::for_test(tmp.path());
+    {
+        let dir = std::sync::Arc::new(convergences::app::open_directory(&cfg).unwrap());
+        dir.start_writer().unwrap();
+        populate(&dir);
+    }
+    // The writer held no reference: the store file is free to open again.
+    let dir = convergences::app::open_directory(&cfg).unwrap();
+    assert_eq!(uids(&dir, AGENTS, Scope::One, "(uid=hdupre)"), ["hdupre"]);
 }
 
 #[test]

@@ -105,7 +105,13 @@ pub struct Directory {
     generation: AtomicU64,
     password_policy: PasswordPolicy,
     failures: auth::FailureTable,
-    group_commit: commit::GroupCommit,
+    group_commit: Arc<commit::GroupCommit>,
+}
+
+impl Drop for Directory {
+    fn drop(&mut self) {
+        self.group_commit.stop();
+    }
 }
 
 impl Directory {
