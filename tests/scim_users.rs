@@ -467,3 +467,31 @@ async fn tenancy_matrix() {
         assert_eq!(groups["totalResults"], if who == "cig" { 2 } else { 1 }, "{who}");
     }
 }
+
+/// A refused create is in the audit trail, whether the directory refused it
+/// (a userName taken) or SCIM did before (an application not subscribed to).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_creates_are_in_the_audit_trail() {
+    if !have("curl") {
+        return;
+    }
+    let mut srv = TestServer::start().await;
+    let scim = Scim::new(&srv);
+    let t = token(&srv, TokenScope::Organisation(dn(CRETEIL)));
+    let (status, _, _) = scim.call(&t, "POST", "/Users", Some(&user("hdupre"))).await;
+    assert_eq!(status, 409);
+    let mut u = user("abonnement");
+    u["entitlements"] = json!([{"value": "comite-medical"}]);
+    let (status, _, _) = scim.call(&t, "POST", "/Users", Some(&u)).await;
+    assert_eq!(status, 400);
+    let data = srv.tmp.path().display().to_string();
+    if let Some(h) = srv.handle.take() {
+        h.shutdown().await;
+    }
+    let bin = env!("CARGO_BIN_EXE_convergences");
+    let (code, out, err) = run(bin, &["audit", "--data", &data, "--since", "2020-01-01"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let refused: Vec<&str> = out.lines().filter(|l| l.contains("\tadd\t") && !l.ends_with("success")).collect();
+    assert!(refused.iter().any(|l| l.contains("uid=hdupre")), "{out}");
+    assert!(refused.iter().any(|l| l.contains("comite-medical")), "{out}");
+}

@@ -39,8 +39,32 @@ struct Pending {
     actor: Actor,
     changes: Vec<Queued>,
     /// Where this caller hears back; each caller waits on its own, so that
-    /// a finished group wakes its callers and no one else.
-    reply: SyncSender<Word>,
+    /// a finished group wakes its callers and no one else. (Taken by the
+    /// committer before the group runs.)
+    reply: Option<Reply>,
+}
+
+/// How a caller waits for its group.
+enum Reply {
+    /// On its thread, which may be asked to lead.
+    Thread(SyncSender<Word>),
+    /// As an async task (with a writer thread only): no thread is held while
+    /// the group commits, and a task never leads.
+    Task(tokio::sync::oneshot::Sender<Outcome>),
+}
+
+impl Reply {
+    fn answer(self, outcome: Outcome) {
+        // A caller gone (its thread ended, its request dropped) has nobody to tell.
+        match self {
+            Reply::Thread(s) => {
+                let _ = s.send(Word::Done(outcome));
+            }
+            Reply::Task(s) => {
+                let _ = s.send(outcome);
+            }
+        }
+    }
 }
 
 /// A change waiting for the leader: an add is checked and prepared by its
@@ -122,6 +146,52 @@ impl Directory {
         Ok(stored)
     }
 
+    /// [`Directory::add_with_others`] for an async caller: the changes are
+    /// prepared on the caller's task, and the task waits for the writer
+    /// thread without holding a thread of its own. Without a writer thread,
+    /// the commit runs on the blocking pool.
+    pub async fn add_with_others_async(
+        self: &Arc<Self>,
+        actor: &Actor,
+        changes: Vec<Change>,
+    ) -> Result<Entry, (usize, DirectoryError)> {
+        let queued = self.prepare_queued(actor, changes)?;
+        let Some(Queued::Add(first)) = queued.first() else {
+            return Err((0, DirectoryError::Internal("add_with_others without an add first".into())));
+        };
+        let stored = first.stored().clone();
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let mut queued = Some(queued);
+        let wake = {
+            let mut st = self.group_commit.state.lock().map_err(|_| poisoned())?;
+            if st.writer {
+                let ticket = st.next_ticket;
+                st.next_ticket += 1;
+                let changes = queued.take().unwrap_or_default();
+                st.queue.push(Pending { ticket, actor: actor.clone(), changes, reply: Some(Reply::Task(reply)) });
+                Some(std::mem::take(&mut st.writer_idle))
+            } else {
+                None
+            }
+        };
+        match (wake, queued) {
+            (Some(wake), _) => {
+                if wake {
+                    self.group_commit.work.notify_one();
+                }
+                outcome.await.map_err(|_| poisoned())??;
+            }
+            (None, Some(queued)) => {
+                let (directory, actor) = (Arc::clone(self), actor.clone());
+                tokio::task::spawn_blocking(move || directory.commit_queued(&actor, queued))
+                    .await
+                    .map_err(|_| poisoned())??;
+            }
+            (None, None) => return Err(poisoned()),
+        }
+        Ok(stored)
+    }
+
     /// Each add is checked and prepared by its own caller, before it queues.
     fn prepare_queued(
         &self,
@@ -153,7 +223,7 @@ impl Directory {
             let mut st = self.group_commit.state.lock().map_err(|_| poisoned())?;
             let ticket = st.next_ticket;
             st.next_ticket += 1;
-            st.queue.push(Pending { ticket, actor: actor.clone(), changes: queued, reply });
+            st.queue.push(Pending { ticket, actor: actor.clone(), changes: queued, reply: Some(Reply::Thread(reply)) });
             if st.writer {
                 (false, std::mem::take(&mut st.writer_idle))
             } else {
@@ -192,20 +262,28 @@ impl Directory {
     /// the lead to the first caller still queued (or step down).
     fn lead(&self) -> std::result::Result<(), (usize, DirectoryError)> {
         let gc = &self.group_commit;
-        let group: Vec<Pending> = {
+        loop {
+            let group: Vec<Pending> = {
+                let mut st = gc.state.lock().map_err(|_| poisoned())?;
+                let take = st.queue.len().min(MAX_GROUP);
+                st.queue.drain(..take).collect()
+            };
+            self.commit_group(group);
             let mut st = gc.state.lock().map_err(|_| poisoned())?;
-            let take = st.queue.len().min(MAX_GROUP);
-            st.queue.drain(..take).collect()
-        };
-        self.commit_group(group);
-        let mut st = gc.state.lock().map_err(|_| poisoned())?;
-        match st.queue.first() {
-            Some(next) => {
-                let _ = next.reply.send(Word::Lead);
+            match st.queue.first() {
+                Some(Pending { reply: Some(Reply::Thread(next)), .. }) => {
+                    let _ = next.send(Word::Lead);
+                    return Ok(());
+                }
+                // A task cannot lead (it queues only when a writer thread
+                // runs, which is being started): commit its group from here.
+                Some(_) => {}
+                None => {
+                    st.leading = false;
+                    return Ok(());
+                }
             }
-            None => st.leading = false,
         }
-        Ok(())
     }
 
     /// Commit one group and tell each of its callers how its changes went.
@@ -214,8 +292,9 @@ impl Directory {
     }
 
     /// Commit one group; returns what to tell each of its callers.
-    fn run_group_answers(&self, group: Vec<Pending>) -> Vec<(SyncSender<Word>, Outcome)> {
-        let mut replies: HashMap<u64, SyncSender<Word>> = group.iter().map(|p| (p.ticket, p.reply.clone())).collect();
+    fn run_group_answers(&self, mut group: Vec<Pending>) -> Vec<(Reply, Outcome)> {
+        let mut replies: HashMap<u64, Reply> =
+            group.iter_mut().filter_map(|p| Some((p.ticket, p.reply.take()?))).collect();
         let outcomes = self.run_group(group);
         outcomes.into_iter().filter_map(|(ticket, outcome)| Some((replies.remove(&ticket)?, outcome))).collect()
     }
@@ -329,10 +408,9 @@ fn write_loop(gc: &GroupCommit, directory: &Weak<Directory>) {
     }
 }
 
-fn answer(answers: Vec<(SyncSender<Word>, Outcome)>) {
+fn answer(answers: Vec<(Reply, Outcome)>) {
     for (reply, outcome) in answers {
-        // A caller gone (its thread ended) has nobody to tell.
-        let _ = reply.send(Word::Done(outcome));
+        reply.answer(outcome);
     }
 }
 

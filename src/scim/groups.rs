@@ -96,8 +96,8 @@ fn or_placeholder(members: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     if members.is_empty() { vec![EMPTY_GROUP_MEMBER.as_bytes().to_vec()] } else { members }
 }
 
-/// Create a group from its JSON (with an organisation's token).
-pub(super) fn create_entry(dir: &Directory, caller: &Caller, g: &Value) -> Result<Entry, ScimError> {
+/// The change that creates a group from its JSON (with an organisation's token).
+pub(super) fn create_changes(dir: &Directory, caller: &Caller, g: &Value) -> Result<Vec<Change>, ScimError> {
     let org = match &caller.0 {
         TokenScope::Organisation(dn) => dn.clone(),
         TokenScope::Cig => return Err(ScimError::invalid_value("groups are created with an organisation's token")),
@@ -107,8 +107,12 @@ pub(super) fn create_entry(dir: &Directory, caller: &Caller, g: &Value) -> Resul
     let dn = org.child(Rdn::single("ou", "groupes")).child(Rdn::single("cn", &name));
     let mut entry = Entry::new(dn.clone()).with("objectClass", ["groupOfNames"]).with("cn", [name.as_str()]);
     entry.add_values("member", members);
-    apply(dir, caller, vec![Change::Add(entry)])?;
-    groups(dir, caller, dn, Filter::everything())?.pop().ok_or_else(|| ScimError::not_found("Group"))
+    Ok(vec![Change::Add(entry)])
+}
+
+/// The group as SCIM shows it once created (its members resolved).
+pub(super) fn created(dir: &Directory, caller: &Caller, stored: Entry) -> Result<Entry, ScimError> {
+    groups(dir, caller, stored.dn, Filter::everything())?.pop().ok_or_else(|| ScimError::not_found("Group"))
 }
 
 /// Make the group say what the Group JSON says (name and members), in one transaction.

@@ -1,7 +1,9 @@
 //! The HTTP side of every resource type, written once: each verb parses the
 //! request, runs the resource's operation on the blocking pool (writes
 //! commit with an fsync), and answers with the SCIM media type, ETag and
-//! Location (RFC 7644 §3.3–3.6, §3.14).
+//! Location (RFC 7644 §3.3–3.6, §3.14). A create without a password runs on
+//! its own task and waits for its group commit without holding a thread:
+//! an HR push is thousands of them at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +24,23 @@ pub trait Resource: Send + Sync + 'static {
     fn find(dir: &Directory, caller: &Caller, id: &str) -> Result<Entry, ScimError>;
     fn list(dir: &Directory, caller: &Caller, filter: Option<&str>) -> Result<Vec<Entry>, ScimError>;
     fn render(dir: &Directory, entry: &Entry) -> Value;
-    fn create(dir: &Directory, caller: &Caller, body: &Value) -> Result<Entry, ScimError>;
+    /// The changes that create the resource, its entry first.
+    fn create_changes(dir: &Directory, caller: &Caller, body: &Value) -> Result<Vec<Change>, ScimError>;
+    /// Whether [`Resource::create_changes`] is quick enough for an async
+    /// task (no password to hash).
+    fn create_is_quick(_body: &Value) -> bool {
+        true
+    }
+    /// The resource as answered once its entry is stored.
+    fn created(_dir: &Directory, _caller: &Caller, stored: Entry) -> Result<Entry, ScimError> {
+        Ok(stored)
+    }
+    /// Create the resource and return it as stored (for Bulk, on the blocking pool).
+    fn create(dir: &Directory, caller: &Caller, body: &Value) -> Result<Entry, ScimError> {
+        let changes = Self::create_changes(dir, caller, body)?;
+        let stored = dir.add_with_others(&users::actor_of(caller), changes).map_err(users::refused)?;
+        Self::created(dir, caller, stored)
+    }
     /// Make the entry say what the resource JSON says, in one transaction.
     fn write(dir: &Directory, caller: &Caller, entry: &Entry, body: &Value) -> Result<(), ScimError>;
 
@@ -91,9 +109,12 @@ impl Resource for Users {
     fn render(dir: &Directory, entry: &Entry) -> Value {
         users::render(dir, entry)
     }
-    fn create(dir: &Directory, caller: &Caller, body: &Value) -> Result<Entry, ScimError> {
+    fn create_changes(dir: &Directory, caller: &Caller, body: &Value) -> Result<Vec<Change>, ScimError> {
         check_schemas(body, mapping::USER, &[mapping::ENTERPRISE, mapping::AGENT])?;
-        users::create_entry(dir, caller, body)
+        users::create_changes(dir, caller, body)
+    }
+    fn create_is_quick(body: &Value) -> bool {
+        body.get("password").is_none()
     }
     fn write(dir: &Directory, caller: &Caller, entry: &Entry, body: &Value) -> Result<(), ScimError> {
         check_schemas(body, mapping::USER, &[mapping::ENTERPRISE, mapping::AGENT])?;
@@ -111,9 +132,12 @@ impl Resource for Groups {
     fn render(dir: &Directory, entry: &Entry) -> Value {
         groups::render(dir, entry)
     }
-    fn create(dir: &Directory, caller: &Caller, body: &Value) -> Result<Entry, ScimError> {
+    fn create_changes(dir: &Directory, caller: &Caller, body: &Value) -> Result<Vec<Change>, ScimError> {
         check_schemas(body, groups::GROUP, &[])?;
-        groups::create_entry(dir, caller, body)
+        groups::create_changes(dir, caller, body)
+    }
+    fn created(dir: &Directory, caller: &Caller, stored: Entry) -> Result<Entry, ScimError> {
+        groups::created(dir, caller, stored)
     }
     fn write(dir: &Directory, caller: &Caller, entry: &Entry, body: &Value) -> Result<(), ScimError> {
         check_schemas(body, groups::GROUP, &[])?;
@@ -180,12 +204,31 @@ pub async fn create<R: Resource>(
     body: Bytes,
 ) -> Result<Response, ScimError> {
     let body = parse_body(&body)?;
-    blocking(move || {
-        let dir = &ctx.directory;
-        let created = audit_refusal(dir, &caller, "add", "", R::create(dir, &caller, &body))?;
-        Ok(respond::<R>(dir, StatusCode::CREATED, &created, &Projection::default()))
-    })
-    .await
+    let dir = ctx.directory.clone();
+    // A create without a password to hash runs on this task, and waits for
+    // its group commit without holding a thread.
+    let changes = if R::create_is_quick(&body) {
+        R::create_changes(&dir, &caller, &body)
+    } else {
+        let (dir, caller) = (dir.clone(), caller.clone());
+        blocking(move || R::create_changes(&dir, &caller, &body)).await
+    };
+    let created = match changes {
+        Ok(changes) => match dir.add_with_others_async(&users::actor_of(&caller), changes).await {
+            Ok(stored) => R::created(&dir, &caller, stored),
+            Err(refusal) => Err(users::refused(refusal)),
+        },
+        Err(e) => Err(e),
+    };
+    let created = match created {
+        Ok(created) => created,
+        // Recording the refusal writes to the store: on the blocking pool.
+        Err(e) => {
+            let dir = dir.clone();
+            return blocking(move || audit_refusal(&dir, &caller, "add", "", Err(e))).await;
+        }
+    };
+    Ok(respond::<R>(&dir, StatusCode::CREATED, &created, &Projection::default()))
 }
 
 pub async fn read<R: Resource>(

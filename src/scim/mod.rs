@@ -245,6 +245,7 @@ impl<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, 
 
 /// The authenticated caller: what its bearer token reaches, and the actor
 /// (principal and peer address) the core judges and records.
+#[derive(Clone)]
 pub struct Caller(pub TokenScope, pub Actor);
 
 impl FromRequestParts<Arc<ScimContext>> for Caller {

@@ -131,12 +131,13 @@ pub(super) fn apply(dir: &Directory, caller: &Caller, changes: Vec<Change>) -> R
 }
 
 /// A batch the core refused: it has already recorded the refusal in the audit trail.
-fn refused((_, e): (usize, crate::directory::DirectoryError)) -> ScimError {
+pub(super) fn refused((_, e): (usize, crate::directory::DirectoryError)) -> ScimError {
     ScimError { audited: true, ..e.into() }
 }
 
-/// Create a user from its JSON; returns the new entry with its operational attributes.
-pub(super) fn create_entry(dir: &Directory, caller: &Caller, u: &Value) -> Result<Entry, ScimError> {
+/// The changes that create a user from its JSON: its entry, then the
+/// application groups it is granted.
+pub(super) fn create_changes(dir: &Directory, caller: &Caller, u: &Value) -> Result<Vec<Change>, ScimError> {
     let org_dn = match &caller.0 {
         TokenScope::Organisation(dn) => dn.clone(),
         TokenScope::Cig => {
@@ -158,8 +159,7 @@ pub(super) fn create_entry(dir: &Directory, caller: &Caller, u: &Value) -> Resul
     }
     let mut changes = vec![Change::Add(entry)];
     changes.extend(grant_changes(dir, &org, &dn.to_string(), &mapping::entitlements(u)?, &[])?);
-    // The entry as stored, operational attributes (entryUUID, timestamps) included.
-    dir.add_with_others(&actor_of(caller), changes).map_err(refused)
+    Ok(changes)
 }
 
 /// RFC 7644 §3.14: the version a client expects (`If-Match`, or a Bulk
