@@ -320,8 +320,9 @@ impl Directory {
                 }
             };
             // Postings touched by every creation (objectClass, presence keys) are
-            // gathered and written once per group, not once per caller.
-            w.bulk();
+            // gathered once per group, and written to the table once per many
+            // groups (see store::deferred).
+            w.defer_postings();
             let mut failed = None;
             'callers: for (k, p) in group.iter().enumerate() {
                 for (i, change) in p.changes.iter().enumerate() {

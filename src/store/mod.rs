@@ -6,15 +6,17 @@
 
 mod backup;
 mod codec;
+mod deferred;
 mod postings;
 mod redo;
 mod tables;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 pub use codec::{ChangeRecord, Record, RecordView, TokenRecord};
+use deferred::{Deferred, MAX_DEFERRED};
 use redb::{Durability, ReadableDatabase, ReadableMultimapTable, ReadableTable, ReadableTableMetadata};
 use redo::{Op, RedoLog};
 use tables::*;
@@ -92,6 +94,9 @@ pub struct Store {
     snapshot: Arc<SharedSnapshot>,
     /// Checkpoint once this many bytes are logged (see [`redo`]).
     checkpoint_bytes: u64,
+    /// One write transaction at a time, from before redb's own lock until
+    /// its deferred postings are published (see [`deferred`]).
+    gate: Arc<WriterGate>,
 }
 
 impl Store {
@@ -110,6 +115,7 @@ impl Store {
             redo: Arc::new(Mutex::new(log)),
             snapshot: Arc::default(),
             checkpoint_bytes,
+            gate: Arc::default(),
         };
         let txn = store.write_unlogged()?;
         let mut w = txn.tables()?;
@@ -161,18 +167,21 @@ impl Store {
     /// Readers share one snapshot until the next commit: beginning a read
     /// transaction and opening its tables cost more than a lookup by uid.
     pub fn read(&self) -> Result<ReadTx> {
-        let seen = {
+        // The deferred postings' generation is taken before the snapshot:
+        // what the snapshot's postings table lacks, the generation holds.
+        let (seen, deferred) = {
             let shared = self.snapshot.lock()?;
             if let Some(r) = &shared.current {
                 return Ok(r.clone());
             }
-            shared.commits
+            (shared.commits, shared.deferred.clone())
         };
         let txn = self.db.begin_read()?;
         let entries = txn.open_table(ENTRIES)?;
         let r = ReadTx {
             inner: Arc::new(ReadInner {
                 txn,
+                deferred,
                 entries,
                 dn2id: OnceLock::new(),
                 postings: OnceLock::new(),
@@ -192,12 +201,21 @@ impl Store {
     /// returns only once the data is durable. Its tables are opened once,
     /// by [`Txn::tables`].
     pub fn write(&self) -> Result<Txn> {
+        self.write_gated(Some(GateGuard::enter(&self.gate)?))
+    }
+
+    /// A write transaction holding `gate`, or for a caller that holds it.
+    fn write_gated(&self, gate: Option<GateGuard>) -> Result<Txn> {
+        let txn = self.db.begin_write()?;
+        let deferred = self.snapshot.lock()?.deferred.clone();
         Ok(Txn {
-            txn: self.db.begin_write()?,
+            txn,
             logging: true,
             redo: self.redo.clone(),
             snapshot: self.snapshot.clone(),
             checkpoint_bytes: self.checkpoint_bytes,
+            deferred,
+            _gate: gate,
         })
     }
 
@@ -234,7 +252,18 @@ impl Store {
     /// snapshot: the server may keep serving and writing meanwhile. Returns
     /// the number of records written.
     pub fn backup(&self, out: impl std::io::Write) -> Result<u64> {
-        backup::write(&self.db.begin_read()?, out)
+        // The backup holds the postings table: the deferred postings are
+        // written there first, and the snapshot taken before another write
+        // can defer more.
+        let gate = GateGuard::enter(&self.gate)?;
+        let txn = self.write_gated(None)?;
+        let mut w = txn.tables()?;
+        w.flush_deferred()?;
+        let staged = w.finish()?;
+        txn.commit(staged)?;
+        let snapshot = self.db.begin_read()?;
+        drop(gate);
+        backup::write(&snapshot, out)
     }
 
     /// Create the store file `path`, which must not exist yet, from a backup.
@@ -296,6 +325,8 @@ struct Shared {
     /// Commits so far.
     commits: u64,
     current: Option<ReadTx>,
+    /// The current generation of deferred postings.
+    deferred: Arc<Deferred>,
 }
 
 impl SharedSnapshot {
@@ -307,14 +338,57 @@ impl SharedSnapshot {
     /// here rather than at the next read, so that a run of writes without
     /// reads does not keep redb from reusing the pages they free.
     fn invalidate(&self) {
+        self.committed(false);
+    }
+
+    /// [`SharedSnapshot::invalidate`], and when the commit wrote the deferred
+    /// postings to the table, start a new generation.
+    fn committed(&self, wrote_deferred: bool) {
         let old = match self.0.lock() {
             Ok(mut shared) => {
                 shared.commits += 1;
+                if wrote_deferred {
+                    shared.deferred = Arc::default();
+                }
                 shared.current.take()
             }
             Err(_) => None,
         };
         drop(old);
+    }
+}
+
+/// Admits one write transaction at a time (see [`Store::write`]).
+#[derive(Default)]
+struct WriterGate {
+    busy: Mutex<bool>,
+    free: Condvar,
+}
+
+/// The gate held by a write transaction, released when it ends.
+struct GateGuard(Arc<WriterGate>);
+
+impl GateGuard {
+    fn enter(gate: &Arc<WriterGate>) -> Result<GateGuard> {
+        let poisoned = |_| StoreError::Corrupt("the writer gate is poisoned".into());
+        let mut busy = gate.busy.lock().map_err(poisoned)?;
+        while *busy {
+            busy = gate.free.wait(busy).map_err(poisoned)?;
+        }
+        *busy = true;
+        Ok(GateGuard(gate.clone()))
+    }
+}
+
+impl Drop for GateGuard {
+    fn drop(&mut self) {
+        let mut busy = match self.0.busy.lock() {
+            Ok(busy) => busy,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *busy = false;
+        drop(busy);
+        self.0.free.notify_one();
     }
 }
 
@@ -362,6 +436,8 @@ pub struct ReadTx {
 /// and every lookup by uid would otherwise open three tables.
 pub struct ReadInner {
     txn: redb::ReadTransaction,
+    /// The deferred postings this snapshot's postings table may lack.
+    deferred: Arc<Deferred>,
     entries: redb::ReadOnlyTable<u64, &'static [u8]>,
     dn2id: OnceLock<redb::ReadOnlyTable<&'static str, u64>>,
     postings: OnceLock<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
@@ -396,6 +472,10 @@ pub struct Txn {
     redo: Arc<Mutex<RedoLog>>,
     snapshot: Arc<SharedSnapshot>,
     checkpoint_bytes: u64,
+    /// The deferred postings, which only this transaction may change.
+    deferred: Arc<Deferred>,
+    /// Held until the transaction ends (`None`: its caller holds the gate).
+    _gate: Option<GateGuard>,
 }
 
 /// Every table of a write transaction, opened once: opening a table in
@@ -422,11 +502,23 @@ pub struct WriteTx<'t> {
     logging: bool,
     /// This transaction's operations, encoded for the redo log.
     ops: Vec<u8>,
+    /// The postings deferred by earlier transactions (see [`deferred`]).
+    deferred: &'t Deferred,
+    /// This transaction's bulk postings may be deferred rather than written.
+    defer: bool,
+    /// The deferred postings were written to the table in this transaction.
+    wrote_deferred: bool,
+    redo: &'t Mutex<RedoLog>,
+    checkpoint_bytes: u64,
 }
 
 /// A write transaction's changes, all written to its tables, ready to commit.
 pub struct Staged {
     ops: Vec<u8>,
+    /// Postings to defer once committed (ids ascending per key).
+    deferred: Option<HashMap<Vec<u8>, Vec<u64>>>,
+    /// The earlier deferred postings are in the table now: a new generation starts.
+    wrote_deferred: bool,
 }
 
 /// Whole-table walks, for the consistency check (`convergences check`).
@@ -518,12 +610,12 @@ impl ReadTx {
         }
     }
 
-    fn overlay(&self, _key: &[u8]) -> &[u64] {
-        &[]
+    fn overlay(&self, key: &[u8]) -> Vec<u64> {
+        self.deferred.ids(key)
     }
 
-    fn overlay_prefix(&self, _prefix: &[u8]) -> Vec<u64> {
-        Vec::new()
+    fn overlay_prefix(&self, prefix: &[u8]) -> Vec<u64> {
+        self.deferred.ids_with_prefix(prefix)
     }
 }
 
@@ -587,9 +679,7 @@ macro_rules! impl_reader {
                 };
                 let extra = self.overlay(key);
                 if !extra.is_empty() {
-                    out.extend_from_slice(extra);
-                    out.sort_unstable();
-                    out.dedup();
+                    out = deferred::merge(&out, &extra);
                     if out.len() > cap {
                         return Ok(None);
                     }
@@ -676,6 +766,11 @@ impl Txn {
             bulk: None,
             logging: self.logging,
             ops: Vec::new(),
+            deferred: &self.deferred,
+            defer: false,
+            wrote_deferred: false,
+            redo: &self.redo,
+            checkpoint_bytes: self.checkpoint_bytes,
         })
     }
 
@@ -686,7 +781,13 @@ impl Txn {
         let started = std::time::Instant::now();
         let redo = self.redo.clone();
         let mut log = lock(&redo)?;
-        if !self.logging || log.len() + staged.ops.len() as u64 > self.checkpoint_bytes {
+        // A checkpoint empties the log: only once no posting is left deferred
+        // (WriteTx::finish writes them when a checkpoint is due).
+        let all_written = staged.wrote_deferred || self.deferred.is_empty();
+        if (!self.logging || log.len() + staged.ops.len() as u64 > self.checkpoint_bytes)
+            && staged.deferred.is_none()
+            && all_written
+        {
             drop(log);
             return self.commit_durable(staged);
         }
@@ -706,7 +807,12 @@ impl Txn {
             "commit"
         );
         if committed.is_ok() {
-            self.snapshot.invalidate();
+            // Published only once committed: an id of a transaction redb did
+            // not take would be handed out again.
+            if let Some(postings) = staged.deferred {
+                self.deferred.publish(postings);
+            }
+            self.snapshot.committed(staged.wrote_deferred);
         }
         if let Err(e) = &committed {
             // The log holds a transaction redb did not take: acknowledging
@@ -720,7 +826,7 @@ impl Txn {
     /// which also persists every earlier commit: the redo log starts over.
     /// For imports, whose transactions are too large to log. Nothing is
     /// logged, but `_staged` proves the pending postings were written.
-    pub fn commit_durable(self, _staged: Staged) -> Result<()> {
+    pub fn commit_durable(self, staged: Staged) -> Result<()> {
         let redo = self.redo.clone();
         let mut log = lock(&redo)?;
         if let Some(why) = log.unapplied() {
@@ -728,10 +834,13 @@ impl Txn {
                 "no checkpoint while the redo log holds an unapplied write ({why}); restart the server"
             )));
         }
+        if staged.deferred.is_some() || !(staged.wrote_deferred || self.deferred.is_empty()) {
+            return Err(StoreError::Corrupt("a checkpoint would lose postings not yet in the table".into()));
+        }
         let last = log.last_seq();
         self.txn.open_table(META)?.insert("redo_checkpoint", last)?;
         self.txn.commit()?;
-        self.snapshot.invalidate();
+        self.snapshot.committed(staged.wrote_deferred);
         log.restart(last);
         Ok(())
     }
@@ -892,9 +1001,14 @@ impl WriteTx<'_> {
                 }
                 return Ok(());
             }
-        } else if self.bulk.is_some() {
-            // Removals are rare in a bulk load (change records): write what is pending first.
-            self.flush_bulk()?;
+        } else {
+            // A posting to remove may still be pending or deferred: write
+            // those first (removals are rare in a bulk load or a push of
+            // creations).
+            self.flush_deferred()?;
+            if self.bulk.is_some() {
+                self.flush_bulk()?;
+            }
         }
         for k in keys {
             if add {
@@ -929,13 +1043,45 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    fn overlay(&self, key: &[u8]) -> &[u64] {
-        self.bulk.as_ref().and_then(|b| b.get(key)).map(Vec::as_slice).unwrap_or(&[])
+    /// Pending and deferred ids of `key`, ascending.
+    fn overlay(&self, key: &[u8]) -> Vec<u64> {
+        let deferred = if self.wrote_deferred { Vec::new() } else { self.deferred.ids(key) };
+        match self.bulk.as_ref().and_then(|b| b.get(key)) {
+            Some(pending) => {
+                let mut pending = pending.clone();
+                pending.sort_unstable();
+                pending.dedup();
+                deferred::merge(&deferred, &pending)
+            }
+            None => deferred,
+        }
     }
 
     fn overlay_prefix(&self, prefix: &[u8]) -> Vec<u64> {
-        let Some(b) = self.bulk.as_ref() else { return Vec::new() };
-        b.iter().filter(|(k, _)| k.starts_with(prefix)).flat_map(|(_, v)| v.iter().copied()).collect()
+        let mut out = if self.wrote_deferred { Vec::new() } else { self.deferred.ids_with_prefix(prefix) };
+        if let Some(b) = self.bulk.as_ref() {
+            out.extend(b.iter().filter(|(k, _)| k.starts_with(prefix)).flat_map(|(_, v)| v.iter().copied()));
+        }
+        out
+    }
+
+    /// Let this transaction's postings be deferred (see [`deferred`]) rather
+    /// than written at commit; implies [`WriteTx::bulk`].
+    pub fn defer_postings(&mut self) {
+        self.bulk();
+        self.defer = true;
+    }
+
+    /// Write the postings deferred by earlier transactions to the table.
+    pub fn flush_deferred(&mut self) -> Result<()> {
+        if self.wrote_deferred || self.deferred.is_empty() {
+            return Ok(());
+        }
+        for (key, ids) in self.deferred.snapshot() {
+            postings::add_many(&mut self.t.postings, &key, &ids)?;
+        }
+        self.wrote_deferred = true;
+        Ok(())
     }
 
     pub fn put_token(&mut self, hash: &[u8], rec: &TokenRecord) -> Result<()> {
@@ -964,8 +1110,26 @@ impl WriteTx<'_> {
     /// transaction can then be committed ([`Txn::commit`]).
     pub fn finish(mut self) -> Result<Staged> {
         let started = std::time::Instant::now();
-        self.flush_bulk()?;
-        tracing::trace!(postings_us = started.elapsed().as_micros() as u64, "postings written");
-        Ok(Staged { ops: self.ops })
+        let pending = self.bulk.as_ref().map_or(0, |b| b.values().map(Vec::len).sum::<usize>());
+        let checkpoint_due = !self.logging || lock(self.redo)?.len() + self.ops.len() as u64 > self.checkpoint_bytes;
+        let deferring =
+            self.defer && !self.wrote_deferred && !checkpoint_due && self.deferred.len() + pending < MAX_DEFERRED;
+        let deferred = if deferring {
+            self.bulk.take().map(|b| {
+                b.into_iter()
+                    .map(|(k, mut ids)| {
+                        ids.sort_unstable();
+                        ids.dedup();
+                        (k, ids)
+                    })
+                    .collect()
+            })
+        } else {
+            self.flush_deferred()?;
+            self.flush_bulk()?;
+            None
+        };
+        tracing::trace!(postings_us = started.elapsed().as_micros() as u64, deferred = deferring, "postings written");
+        Ok(Staged { ops: self.ops, deferred, wrote_deferred: self.wrote_deferred })
     }
 }

@@ -18,6 +18,7 @@
 use redb::{ReadableTable, Table};
 
 use super::Result;
+use super::deferred::merge;
 
 /// Most ids in one chunk (1 KiB of ids): small enough that appending to a
 /// key shared by every entry rewrites little, large enough that a list of
@@ -303,32 +304,6 @@ pub fn add_many(t: &mut Table<&'static [u8], &'static [u8]>, key: &[u8], ids: &[
         rest = later;
     }
     Ok(())
-}
-
-/// Union of two ascending, deduplicated lists.
-fn merge(a: &[u64], b: &[u64]) -> Vec<u64> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
 }
 
 #[cfg(test)]
