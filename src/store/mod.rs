@@ -17,6 +17,9 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 pub use codec::{ChangeRecord, Record, RecordView, TokenRecord};
 use deferred::{Deferred, MAX_DEFERRED};
+
+/// Room for the keys a group commit posts, reserved up front.
+const DEFERRED_GROUP_KEYS: usize = 512;
 use redb::{Durability, ReadableDatabase, ReadableMultimapTable, ReadableTable, ReadableTableMetadata};
 use redo::{Op, RedoLog};
 use tables::*;
@@ -1068,7 +1071,10 @@ impl WriteTx<'_> {
     /// Let this transaction's postings be deferred (see [`deferred`]) rather
     /// than written at commit; implies [`WriteTx::bulk`].
     pub fn defer_postings(&mut self) {
-        self.bulk();
+        if self.bulk.is_none() {
+            // A group of creations posts a few hundred keys: no regrowth.
+            self.bulk = Some(HashMap::with_capacity(DEFERRED_GROUP_KEYS));
+        }
         self.defer = true;
     }
 
@@ -1115,14 +1121,12 @@ impl WriteTx<'_> {
         let deferring =
             self.defer && !self.wrote_deferred && !checkpoint_due && self.deferred.len() + pending < MAX_DEFERRED;
         let deferred = if deferring {
-            self.bulk.take().map(|b| {
-                b.into_iter()
-                    .map(|(k, mut ids)| {
-                        ids.sort_unstable();
-                        ids.dedup();
-                        (k, ids)
-                    })
-                    .collect()
+            self.bulk.take().map(|mut b| {
+                for ids in b.values_mut() {
+                    ids.sort_unstable();
+                    ids.dedup();
+                }
+                b
             })
         } else {
             self.flush_deferred()?;
