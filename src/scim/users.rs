@@ -51,8 +51,7 @@ pub(super) fn organisation_of(dir: &Directory, dn: &Dn) -> Option<Entry> {
 }
 
 pub(super) fn render(dir: &Directory, entry: &Entry) -> Value {
-    let org = organisation_of(dir, &entry.dn);
-    let siren = org.as_ref().and_then(|o| o.first_str("cigSiren").or_else(|| o.first_str("o")).map(str::to_string));
+    let siren = dir.organisation_siren(&entry.dn).ok().flatten();
     mapping::user_json(entry, &mapping::applications(dir, entry), siren.as_deref())
 }
 

@@ -253,6 +253,32 @@ impl Directory {
         }
     }
 
+    /// The SIREN of the organisation an entry belongs to (its `cigSiren`, else
+    /// its `o`), read in place: rendering a SCIM user needs nothing else of it.
+    pub fn organisation_siren(&self, dn: &super::Dn) -> Result<Option<String>> {
+        let ndn = self.normalize_dn(dn)?;
+        let r = self.store.read()?;
+        let Some(org) = self.organisation_of(&r, &ndn, true)? else { return Ok(None) };
+        let Some(id) = r.id_of_dn(org)? else { return Ok(None) };
+        let found = r.entry_view(id, |view| {
+            let (mut siren, mut o) = (None, None);
+            view.for_each_attr(|name, values| {
+                let slot = if name.eq_ignore_ascii_case("cigSiren") {
+                    &mut siren
+                } else if name.eq_ignore_ascii_case("o") {
+                    &mut o
+                } else {
+                    return;
+                };
+                if let Some(Ok(v)) = values.next() {
+                    *slot = std::str::from_utf8(v).ok().map(str::to_string);
+                }
+            })?;
+            Ok(siren.or(o))
+        })?;
+        Ok(found.flatten())
+    }
+
     /// The organisation an entry belongs to: the nearest entry, at or above it,
     /// that has an `ou=agents` child (issue 4's contract: the DIT is not fixed).
     pub(crate) fn organisation_of<'n>(&self, r: &impl Reader, ndn: &'n str, cached: bool) -> Result<Option<&'n str>> {
