@@ -27,8 +27,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Write the deferred postings to the table once they number this many:
 /// enough that a list shared by every new entry is rewritten once per few
-/// hundred creations, few enough that readers merge small lists.
-pub const MAX_DEFERRED: usize = 50_000;
+/// hundred creations, few enough that readers merge small lists and that
+/// the commit writing them (tens of milliseconds) stays short.
+pub const MAX_DEFERRED: usize = 20_000;
 
 /// One generation of deferred postings: index key → ascending ids.
 #[derive(Default)]

@@ -562,6 +562,12 @@ impl ReadTx {
 
     /// Every posting list (index key, ids); `bad` hears of malformed chunks.
     pub fn for_each_posting_list(&self, f: impl FnMut(&[u8], &[u64]), bad: impl FnMut(String)) -> Result<()> {
+        if !self.deferred.is_empty() {
+            // The table alone would look incomplete: the check runs on a store just opened.
+            return Err(StoreError::Corrupt(
+                "index postings are pending in memory: check a stopped server's store".into(),
+            ));
+        }
         self.with_postings(|t| postings::for_each_list(t, f, bad))
     }
 }
