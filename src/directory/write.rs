@@ -37,6 +37,10 @@ pub(super) struct PreparedAdd {
     ndn: String,
     uuid: uuid::Uuid,
     keys: Vec<Vec<u8>>,
+    /// `full`'s record, encoded with parent 0 (see `Record::with_parent`),
+    /// and its DN as text: work done before the serial part of the commit.
+    record: Vec<u8>,
+    dn_text: String,
 }
 
 impl PreparedAdd {
@@ -359,13 +363,15 @@ impl Directory {
             }
         }
         let keys = self.index_keys(&full);
-        Ok(PreparedAdd { entry, full, ndn, uuid, keys })
+        let record = self.record(&full, &ndn, 0).encode();
+        let dn_text = full.dn.to_string();
+        Ok(PreparedAdd { entry, full, ndn, uuid, keys, record, dn_text })
     }
 
     /// Store a prepared add: the checks that need the store (access, existence,
     /// parent, uniqueness), then the entry and its indexes.
     pub(super) fn store_add(&self, w: &mut WriteTx, actor: &Actor, p: &PreparedAdd, mode: AddMode) -> Result<()> {
-        let PreparedAdd { entry, full, ndn, uuid, keys } = p;
+        let PreparedAdd { entry, full, ndn, uuid, keys, record, dn_text } = p;
         let access = self.access(&actor.principal).uncached();
         if !access.unrestricted() {
             // The parent must be visible, then the policy must allow this entry
@@ -398,7 +404,7 @@ impl Directory {
         }
 
         let id = w.next_id()?;
-        w.put_entry(id, &self.record(full, ndn, parent))?;
+        w.put_encoded_entry(id, Record::with_parent(record, parent))?;
         w.put_dn(ndn, id)?;
         w.put_uuid(uuid.as_bytes(), id)?;
         if parent != 0 {
@@ -406,7 +412,8 @@ impl Directory {
         }
         w.index(keys, id, true)?;
         if mode == AddMode::Client {
-            self.log(w, actor, "add", &full.dn, ndn, full.attrs.iter().map(|a| a.name.clone()).collect())?;
+            let attrs = full.attrs.iter().map(|a| a.name.clone()).collect();
+            self.log_change(w, actor, "add", dn_text, Some(ndn), attrs, "success")?;
         }
         Ok(())
     }

@@ -134,6 +134,18 @@ impl<'a> Cursor<'a> {
 }
 
 impl Record {
+    /// The encoding of this record under another parent: `encoded` is
+    /// [`Record::encode`] of a record with parent 0 (one byte), so that a
+    /// record can be encoded before its parent's id is known.
+    pub fn with_parent(encoded: &[u8], parent: u64) -> Vec<u8> {
+        let body = encoded.get(2..).unwrap_or_default();
+        let mut out = Vec::with_capacity(body.len() + 10);
+        out.push(RECORD_V1);
+        put_varint(&mut out, parent);
+        out.extend_from_slice(body);
+        out
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             16 + self.dn.len()
@@ -282,6 +294,14 @@ mod tests {
             ("[a-z]{1,8}", proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..4)), 0..6)) {
             let r = Record { parent, ndn: dn.to_lowercase(), dn, attrs };
             prop_assert_eq!(Record::decode(&r.encode()).unwrap(), r);
+        }
+
+        #[test]
+        fn a_record_encoded_before_its_parent_is_known_is_the_same(parent in any::<u64>(), dn in ".{0,20}",
+            attrs in proptest::collection::vec(("[a-z]{1,8}", proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..4)), 0..6)) {
+            let r = Record { parent, ndn: dn.to_lowercase(), dn, attrs };
+            let orphan = Record { parent: 0, ..r.clone() }.encode();
+            prop_assert_eq!(Record::with_parent(&orphan, parent), r.encode());
         }
 
         #[test]

@@ -943,7 +943,11 @@ impl WriteTx<'_> {
     }
 
     pub fn put_entry(&mut self, id: u64, rec: &Record) -> Result<()> {
-        let encoded = rec.encode();
+        self.put_encoded_entry(id, rec.encode())
+    }
+
+    /// Store an entry's record already encoded ([`Record::encode`]).
+    pub fn put_encoded_entry(&mut self, id: u64, encoded: Vec<u8>) -> Result<()> {
         self.t.entries.insert(id, encoded.as_slice())?;
         self.log(|| Op::PutEntry(id, encoded));
         Ok(())
