@@ -160,36 +160,45 @@ impl Directory {
             return Err((0, DirectoryError::Internal("add_with_others without an add first".into())));
         };
         let stored = first.stored().clone();
-        let (reply, outcome) = tokio::sync::oneshot::channel();
-        let mut queued = Some(queued);
-        let wake = {
-            let mut st = self.group_commit.state.lock().map_err(|_| poisoned())?;
-            if st.writer {
-                let ticket = st.next_ticket;
-                st.next_ticket += 1;
-                let changes = queued.take().unwrap_or_default();
-                st.queue.push(Pending { ticket, actor: actor.clone(), changes, reply: Some(Reply::Task(reply)) });
-                Some(std::mem::take(&mut st.writer_idle))
-            } else {
-                None
-            }
-        };
-        match (wake, queued) {
-            (Some(wake), _) => {
-                if wake {
-                    self.group_commit.work.notify_one();
-                }
-                outcome.await.map_err(|_| poisoned())??;
-            }
-            (None, Some(queued)) => {
-                let (directory, actor) = (Arc::clone(self), actor.clone());
-                tokio::task::spawn_blocking(move || directory.commit_queued(&actor, queued))
-                    .await
-                    .map_err(|_| poisoned())??;
-            }
-            (None, None) => return Err(poisoned()),
+        let has_writer = self.group_commit.state.lock().map_err(|_| poisoned())?.writer;
+        if has_writer {
+            // A writer, once started, runs until the directory is dropped:
+            // this task is never asked to lead.
+            let (reply, outcome) = tokio::sync::oneshot::channel();
+            self.enqueue(actor, queued, Reply::Task(reply))?;
+            outcome.await.map_err(|_| poisoned())??;
+        } else {
+            let (directory, actor) = (Arc::clone(self), actor.clone());
+            tokio::task::spawn_blocking(move || directory.commit_queued(&actor, queued))
+                .await
+                .map_err(|_| poisoned())??;
         }
         Ok(stored)
+    }
+
+    /// Queue a caller's changes and wake the writer if it sleeps; returns
+    /// whether the caller must lead (there is no writer and no leader).
+    fn enqueue(
+        &self,
+        actor: &Actor,
+        changes: Vec<Queued>,
+        reply: Reply,
+    ) -> std::result::Result<bool, (usize, DirectoryError)> {
+        let (lead, wake) = {
+            let mut st = self.group_commit.state.lock().map_err(|_| poisoned())?;
+            let ticket = st.next_ticket;
+            st.next_ticket += 1;
+            st.queue.push(Pending { ticket, actor: actor.clone(), changes, reply: Some(reply) });
+            if st.writer {
+                (false, std::mem::take(&mut st.writer_idle))
+            } else {
+                (!std::mem::replace(&mut st.leading, true), false)
+            }
+        };
+        if wake {
+            self.group_commit.work.notify_one();
+        }
+        Ok(lead)
     }
 
     /// Each add is checked and prepared by its own caller, before it queues.
@@ -219,21 +228,7 @@ impl Directory {
 
     fn commit_queued(&self, actor: &Actor, queued: Vec<Queued>) -> Outcome {
         let (reply, words) = sync_channel(1);
-        let (lead, wake) = {
-            let mut st = self.group_commit.state.lock().map_err(|_| poisoned())?;
-            let ticket = st.next_ticket;
-            st.next_ticket += 1;
-            st.queue.push(Pending { ticket, actor: actor.clone(), changes: queued, reply: Some(Reply::Thread(reply)) });
-            if st.writer {
-                (false, std::mem::take(&mut st.writer_idle))
-            } else {
-                (!std::mem::replace(&mut st.leading, true), false)
-            }
-        };
-        if wake {
-            self.group_commit.work.notify_one();
-        }
-        if lead {
+        if self.enqueue(actor, queued, Reply::Thread(reply))? {
             self.lead()?;
         }
         loop {

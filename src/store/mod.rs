@@ -17,12 +17,12 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 pub use codec::{ChangeRecord, Record, RecordView, TokenRecord};
 use deferred::{Deferred, MAX_DEFERRED};
-
-/// Room for the keys a group commit posts, reserved up front.
-const DEFERRED_GROUP_KEYS: usize = 512;
 use redb::{Durability, ReadableDatabase, ReadableMultimapTable, ReadableTable, ReadableTableMetadata};
 use redo::{Op, RedoLog};
 use tables::*;
+
+/// Room for the keys a group commit posts, reserved up front.
+const DEFERRED_GROUP_KEYS: usize = 512;
 
 /// Everything that can go wrong below the directory core.
 #[derive(Debug, thiserror::Error)]
@@ -834,7 +834,8 @@ impl Txn {
     /// Commit durably in redb (`Durability::Immediate`: synced before return),
     /// which also persists every earlier commit: the redo log starts over.
     /// For imports, whose transactions are too large to log. Nothing is
-    /// logged, but `_staged` proves the pending postings were written.
+    /// logged; `staged` must hold every posting written (none deferred), or
+    /// the emptied log would lose them.
     pub fn commit_durable(self, staged: Staged) -> Result<()> {
         let redo = self.redo.clone();
         let mut log = lock(&redo)?;
