@@ -6,9 +6,9 @@
 //! transaction, the bulk of a group's cost. The redo log already makes the
 //! postings durable, so they need not reach the table at every commit:
 //! they are kept here, in memory, and written to the table together every
-//! so many postings (each shared list once), when a transaction removes a
-//! posting, when the writer has nothing else to do, and before a checkpoint
-//! (which empties the redo log) or a backup.
+//! [`MAX_DEFERRED`] postings (each shared list once), when a transaction
+//! removes a posting, and before a checkpoint (which empties the redo log)
+//! or a backup (which copies the table).
 //!
 //! Readers merge these lists with the table's. A *generation* is the set
 //! of postings deferred since the last write to the table: a reader takes
