@@ -111,6 +111,14 @@ pub(crate) struct GroupCommit {
     work: Condvar,
 }
 
+impl State {
+    /// The next group: the oldest queued callers, at most [`MAX_GROUP`].
+    fn take_group(&mut self) -> Vec<Pending> {
+        let take = self.queue.len().min(MAX_GROUP);
+        self.queue.drain(..take).collect()
+    }
+}
+
 impl GroupCommit {
     /// Stop the writer thread, if any (the directory is being dropped).
     pub(crate) fn stop(&self) {
@@ -258,11 +266,7 @@ impl Directory {
     fn lead(&self) -> std::result::Result<(), (usize, DirectoryError)> {
         let gc = &self.group_commit;
         loop {
-            let group: Vec<Pending> = {
-                let mut st = gc.state.lock().map_err(|_| poisoned())?;
-                let take = st.queue.len().min(MAX_GROUP);
-                st.queue.drain(..take).collect()
-            };
+            let group = gc.state.lock().map_err(|_| poisoned())?.take_group();
             self.commit_group(group);
             let mut st = gc.state.lock().map_err(|_| poisoned())?;
             match st.queue.first() {
@@ -392,8 +396,7 @@ fn write_loop(gc: &GroupCommit, directory: &Weak<Directory>) {
                 // Callers still queued cannot be: they hold the directory.
                 return;
             }
-            let take = st.queue.len().min(MAX_GROUP);
-            st.queue.drain(..take).collect()
+            st.take_group()
         };
         let Some(answers) = directory.upgrade().map(|directory| directory.run_group_answers(group)) else {
             return;

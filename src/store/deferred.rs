@@ -53,10 +53,13 @@ impl Deferred {
         if self.is_empty() {
             return Vec::new();
         }
-        match self.lists.read() {
-            Ok(lists) => lists.get(key).cloned().unwrap_or_default(),
-            Err(poisoned) => poisoned.into_inner().get(key).cloned().unwrap_or_default(),
-        }
+        self.lists().get(key).cloned().unwrap_or_default()
+    }
+
+    /// The lists, for reading. A writer that panicked left them whole: each
+    /// list is replaced in one assignment.
+    fn lists(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Vec<u8>, Vec<u64>>> {
+        self.lists.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The ids deferred under any key starting with `prefix` (unsorted).
@@ -64,30 +67,19 @@ impl Deferred {
         if self.is_empty() {
             return Vec::new();
         }
-        let lists = match self.lists.read() {
-            Ok(lists) => lists,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        lists.iter().filter(|(k, _)| k.starts_with(prefix)).flat_map(|(_, ids)| ids.iter().copied()).collect()
+        self.lists().iter().filter(|(k, _)| k.starts_with(prefix)).flat_map(|(_, ids)| ids.iter().copied()).collect()
     }
 
     /// Every deferred list, sorted by key (to write them to the table).
     pub fn snapshot(&self) -> Vec<(Vec<u8>, Vec<u64>)> {
-        let lists = match self.lists.read() {
-            Ok(lists) => lists,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let mut all: Vec<(Vec<u8>, Vec<u64>)> = lists.iter().map(|(k, ids)| (k.clone(), ids.clone())).collect();
+        let mut all: Vec<(Vec<u8>, Vec<u64>)> = self.lists().iter().map(|(k, ids)| (k.clone(), ids.clone())).collect();
         all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         all
     }
 
     /// Add a committed transaction's postings (ids ascending per key).
     pub fn publish(&self, postings: HashMap<Vec<u8>, Vec<u64>>) {
-        let mut lists = match self.lists.write() {
-            Ok(lists) => lists,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut lists = self.lists.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut added = 0;
         for (key, ids) in postings {
             let list = lists.entry(key).or_default();

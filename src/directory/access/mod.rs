@@ -244,11 +244,18 @@ impl Directory {
 
     /// The organisation entry `dn` belongs to (see [`Directory::organisation_of`]).
     pub fn organisation(&self, dn: &super::Dn) -> Result<Option<Entry>> {
-        let ndn = self.normalize_dn(dn)?;
         let r = self.store.read()?;
-        let Some(org) = self.organisation_of(&r, &ndn, true)? else { return Ok(None) };
-        match r.id_of_dn(org)? {
+        match self.organisation_id(&r, dn)? {
             Some(id) => r.entry(id)?.map(|mut rec| self.take_entry(&mut rec)).transpose(),
+            None => Ok(None),
+        }
+    }
+
+    /// The id of the organisation entry `dn` belongs to.
+    fn organisation_id(&self, r: &impl Reader, dn: &super::Dn) -> Result<Option<u64>> {
+        let ndn = self.normalize_dn(dn)?;
+        match self.organisation_of(r, &ndn, true)? {
+            Some(org) => Ok(r.id_of_dn(org)?),
             None => Ok(None),
         }
     }
@@ -256,10 +263,8 @@ impl Directory {
     /// The SIREN of the organisation an entry belongs to (its `cigSiren`, else
     /// its `o`), read in place: rendering a SCIM user needs nothing else of it.
     pub fn organisation_siren(&self, dn: &super::Dn) -> Result<Option<String>> {
-        let ndn = self.normalize_dn(dn)?;
         let r = self.store.read()?;
-        let Some(org) = self.organisation_of(&r, &ndn, true)? else { return Ok(None) };
-        let Some(id) = r.id_of_dn(org)? else { return Ok(None) };
+        let Some(id) = self.organisation_id(&r, dn)? else { return Ok(None) };
         let found = r.entry_view(id, |view| {
             let (mut siren, mut o) = (None, None);
             view.for_each_attr(|name, values| {
