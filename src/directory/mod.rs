@@ -86,6 +86,26 @@ impl Actor {
     }
 }
 
+/// What readers derived from the store: dropped or marked stale when a
+/// commit becomes visible (which, with a syncer, is after the writer has
+/// moved on: see [`crate::store::Txn::commit_then`]).
+#[derive(Default)]
+pub(crate) struct Freshness {
+    /// Whether an entry is an organisation (has an `ou=agents` child), by ndn.
+    org_cache: RwLock<HashMap<String, bool>>,
+    /// Bumped at every commit: a principal resolved earlier may be stale.
+    generation: AtomicU64,
+}
+
+impl Freshness {
+    pub(crate) fn committed(&self, structure_changed: bool) {
+        if structure_changed && let Ok(mut c) = self.org_cache.write() {
+            c.clear();
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 /// The directory: schema, settings and store. Shared as `Arc<Directory>`.
 pub struct Directory {
     store: Store,
@@ -99,10 +119,8 @@ pub struct Directory {
     /// Normalised DNs of the administrators named directly (cn=admin, config).
     admins: Vec<String>,
     admins_group_ndn: String,
-    /// Whether an entry is an organisation (has an `ou=agents` child), by ndn.
-    org_cache: RwLock<HashMap<String, bool>>,
-    /// Bumped at every commit: a principal resolved earlier may be stale.
-    generation: AtomicU64,
+    /// What readers derived from the store, invalidated as commits become visible.
+    freshness: Arc<Freshness>,
     password_policy: PasswordPolicy,
     failures: auth::FailureTable,
     group_commit: Arc<commit::GroupCommit>,
@@ -153,8 +171,7 @@ impl Directory {
             policy,
             admins,
             admins_group_ndn,
-            org_cache: RwLock::new(HashMap::new()),
-            generation: AtomicU64::new(0),
+            freshness: Arc::default(),
             password_policy: settings.password,
             failures: Default::default(),
             group_commit: Default::default(),
@@ -179,14 +196,11 @@ impl Directory {
 
     /// Changes at every commit; see [`Directory::refresh`].
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.freshness.generation.load(Ordering::Acquire)
     }
 
     pub(crate) fn committed(&self, structure_changed: bool) {
-        if structure_changed {
-            self.forget_organisations();
-        }
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.freshness.committed(structure_changed);
     }
 
     /// The principal of a bound entry; its groups are read when first needed.
