@@ -18,6 +18,7 @@
 pub mod app;
 pub mod config;
 pub mod directory;
+pub mod fasthash;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ldap;

@@ -20,6 +20,8 @@ pub mod tokens;
 pub mod write;
 
 use std::collections::{HashMap, HashSet};
+
+use crate::fasthash::FoldSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -113,8 +115,8 @@ pub struct Directory {
     suffix: Dn,
     suffix_ndn: String,
     /// Lower-case primary names of equality-indexed attributes.
-    eq_indexed: HashSet<String>,
-    sub_indexed: HashSet<String>,
+    eq_indexed: FoldSet<String>,
+    sub_indexed: FoldSet<String>,
     policy: Policy,
     /// Normalised DNs of the administrators named directly (cn=admin, config).
     admins: Vec<String>,
@@ -141,12 +143,12 @@ impl Directory {
 
     pub fn new(store: Store, schema: Arc<Schema>, settings: DirectorySettings) -> Result<Directory> {
         let suffix_ndn = schema.normalize_dn(&settings.suffix)?;
-        let mut eq_indexed = HashSet::new();
+        let mut eq_indexed = FoldSet::default();
         for a in settings.indexed.iter().map(String::as_str).chain(ALWAYS_INDEXED.iter().copied()) {
             let (_, attr) = schema.attr_of(a)?;
             eq_indexed.insert(attr.lname.clone());
         }
-        let mut sub_indexed = HashSet::new();
+        let mut sub_indexed = FoldSet::default();
         for a in &settings.substring_indexed {
             let (_, attr) = schema.attr_of(a)?;
             sub_indexed.insert(attr.lname.clone());

@@ -21,7 +21,7 @@
 //! yet: every lookup by postings fetches the entry and tests it, so such an
 //! id is skipped, never answered.
 
-use std::collections::HashMap;
+use crate::fasthash::FoldMap;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -34,7 +34,7 @@ pub const MAX_DEFERRED: usize = 20_000;
 /// One generation of deferred postings: index key → ascending ids.
 #[derive(Default)]
 pub struct Deferred {
-    lists: RwLock<HashMap<Vec<u8>, Vec<u64>>>,
+    lists: RwLock<FoldMap<Vec<u8>, Vec<u64>>>,
     /// Ids held, over all keys (read without the lock).
     held: AtomicUsize,
 }
@@ -58,7 +58,7 @@ impl Deferred {
 
     /// The lists, for reading. A writer that panicked left them whole: each
     /// list is replaced in one assignment.
-    fn lists(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Vec<u8>, Vec<u64>>> {
+    fn lists(&self) -> std::sync::RwLockReadGuard<'_, FoldMap<Vec<u8>, Vec<u64>>> {
         self.lists.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -78,7 +78,7 @@ impl Deferred {
     }
 
     /// Add a committed transaction's postings (ids ascending per key).
-    pub fn publish(&self, postings: HashMap<Vec<u8>, Vec<u64>>) {
+    pub fn publish(&self, postings: FoldMap<Vec<u8>, Vec<u64>>) {
         let mut lists = self.lists.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut added = 0;
         for (key, ids) in postings {

@@ -12,7 +12,7 @@ mod redo;
 mod syncer;
 mod tables;
 
-use std::collections::HashMap;
+use crate::fasthash::{FoldMap, FoldState};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
@@ -575,7 +575,7 @@ pub struct WriteTx<'t> {
     t: Tables<'t>,
     /// Bulk-load mode: postings added here are kept in memory, merged into
     /// lookups, and written chunk by chunk at commit (see [`WriteTx::bulk`]).
-    bulk: Option<HashMap<Vec<u8>, Vec<u64>>>,
+    bulk: Option<FoldMap<Vec<u8>, Vec<u64>>>,
     logging: bool,
     /// This transaction's operations, encoded for the redo log.
     ops: Vec<u8>,
@@ -593,7 +593,7 @@ pub struct WriteTx<'t> {
 pub struct Staged {
     ops: Vec<u8>,
     /// Postings to defer once committed (ids ascending per key).
-    deferred: Option<HashMap<Vec<u8>, Vec<u64>>>,
+    deferred: Option<FoldMap<Vec<u8>, Vec<u64>>>,
     /// The earlier deferred postings are in the table now: a new generation starts.
     wrote_deferred: bool,
 }
@@ -1198,7 +1198,7 @@ impl WriteTx<'_> {
     /// imports; lookups in this transaction still see the pending postings.
     pub fn bulk(&mut self) {
         if self.bulk.is_none() {
-            self.bulk = Some(HashMap::new());
+            self.bulk = Some(FoldMap::default());
         }
     }
 
@@ -1212,7 +1212,7 @@ impl WriteTx<'_> {
             ids.dedup();
             postings::add_many(&mut self.t.postings, &key, &ids)?;
         }
-        self.bulk = Some(HashMap::new());
+        self.bulk = Some(FoldMap::default());
         Ok(())
     }
 
@@ -1243,7 +1243,7 @@ impl WriteTx<'_> {
     pub fn defer_postings(&mut self) {
         if self.bulk.is_none() {
             // A group of creations posts a few hundred keys: no regrowth.
-            self.bulk = Some(HashMap::with_capacity(DEFERRED_GROUP_KEYS));
+            self.bulk = Some(FoldMap::with_capacity_and_hasher(DEFERRED_GROUP_KEYS, FoldState::default()));
         }
         self.defer = true;
     }
