@@ -45,6 +45,12 @@ async fn discovery_and_errors_follow_rfc_7644() {
     let (status, _, err) = scim.call("cvg_nope", "GET", "/Users", None).await;
     assert_eq!((status, err["status"].as_str()), (401, Some("401")));
     assert_eq!(err["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+    // A token is refused as soon as it is revoked, though it was just used.
+    let (id, revoked) = srv.directory().create_token(&TokenScope::Organisation(dn(CRETEIL)), "revoked").unwrap();
+    assert_eq!(scim.call(&revoked, "GET", "/Users", None).await.0, 200);
+    assert!(srv.directory().revoke_token(&id).unwrap());
+    assert_eq!(scim.call(&revoked, "GET", "/Users", None).await.0, 401);
+    assert_eq!(scim.call(&t, "GET", "/Users", None).await.0, 200, "other tokens still work");
     let (status, _, err) = scim.call(&t, "GET", "/Users?filter=userName%20eq", None).await;
     assert_eq!((status, err["scimType"].as_str()), (400, Some("invalidFilter")));
     for bad in [json!({"userName": "   "}), json!({"userName": "z", "active": "maybe"}), json!({"userName": "a\u{0}b"})]

@@ -35,7 +35,7 @@ pub use error::{DirectoryError, Result};
 pub use filter::Filter;
 pub use schema::Schema;
 pub use search::{Scope, SearchRequest};
-pub use tokens::{TokenInfo, TokenScope};
+pub use tokens::{TokenGrant, TokenInfo, TokenScope};
 pub use write::{AddMode, Change, EMPTY_GROUP_MEMBER};
 
 use crate::store::{IndexKind, Reader, Record, Store, index_key};
@@ -123,6 +123,7 @@ pub struct Directory {
     admins_group_ndn: String,
     /// What readers derived from the store, invalidated as commits become visible.
     freshness: Arc<Freshness>,
+    tokens: tokens::TokenCache,
     password_policy: PasswordPolicy,
     failures: auth::FailureTable,
     group_commit: Arc<commit::GroupCommit>,
@@ -174,6 +175,7 @@ impl Directory {
             admins,
             admins_group_ndn,
             freshness: Arc::default(),
+            tokens: Default::default(),
             password_policy: settings.password,
             failures: Default::default(),
             group_commit: Default::default(),
@@ -230,7 +232,7 @@ impl Directory {
     }
 
     /// The principal of a SCIM token.
-    pub fn token_principal(&self, scope: &TokenScope) -> Principal {
+    fn token_principal(&self, scope: &TokenScope) -> Principal {
         let org_ndn = match scope {
             TokenScope::Organisation(dn) => self.normalize_dn(dn).ok(),
             TokenScope::Cig => None,

@@ -19,6 +19,39 @@ pub enum TokenScope {
     Organisation(Dn),
 }
 
+/// What a valid token grants a SCIM request.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub scope: TokenScope,
+    /// Whom the access policy judges.
+    pub principal: Principal,
+    /// Who the request is, for the log ("token of …").
+    pub label: Arc<str>,
+}
+
+/// Valid tokens remembered at most (a deployment has a few per organisation).
+const MAX_CACHED_TOKENS: usize = 4096;
+
+/// Tokens found valid, by hash: every SCIM request presents one, and
+/// reading it, parsing its scope and normalising the organisation's DN cost
+/// as much as a small search. Emptied at every token change.
+#[derive(Default)]
+pub(super) struct TokenCache {
+    valid: RwLock<crate::fasthash::FoldMap<Vec<u8>, TokenGrant>>,
+    /// Bumped at every token change, before the cache is emptied: a lookup
+    /// that began before a change does not put back what it read.
+    changes: AtomicU64,
+}
+
+impl TokenCache {
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut valid) = self.valid.write() {
+            valid.clear();
+        }
+    }
+}
+
 /// A token as `token list` shows it.
 #[derive(Debug, Clone)]
 pub struct TokenInfo {
@@ -81,19 +114,39 @@ impl Directory {
         let id: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
         let rec = TokenRecord { id: id.clone(), name: name.to_string(), scope: scope_dn, created: now_generalized() };
         self.store.write_with(|w| w.put_token(&hash, &rec))?;
+        self.tokens.changed();
         Ok((id, secret))
     }
 
     /// What a presented token grants, if it is one of ours.
-    pub fn check_token(&self, secret: &str) -> Result<Option<TokenScope>> {
+    pub fn check_token(&self, secret: &str) -> Result<Option<TokenGrant>> {
         if !secret.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
-        let r = self.store.read()?;
-        match r.token(&digest(secret))? {
-            Some(rec) => Ok(Some(scope_of(&rec)?)),
-            None => Ok(None),
+        let hash = digest(secret);
+        let seen = self.tokens.changes.load(Ordering::Acquire);
+        if let Ok(valid) = self.tokens.valid.read()
+            && let Some(grant) = valid.get(&hash)
+        {
+            return Ok(Some(grant.clone()));
         }
+        let r = self.store.read()?;
+        let Some(rec) = r.token(&hash)? else { return Ok(None) };
+        let scope = scope_of(&rec)?;
+        let label = match &scope {
+            TokenScope::Organisation(dn) => format!("token of {dn}"),
+            TokenScope::Cig => "token of the CIG".to_string(),
+        };
+        let grant = TokenGrant { principal: self.token_principal(&scope), scope, label: label.into() };
+        if let Ok(mut valid) = self.tokens.valid.write()
+            && self.tokens.changes.load(Ordering::Acquire) == seen
+        {
+            if valid.len() >= MAX_CACHED_TOKENS {
+                valid.clear();
+            }
+            valid.insert(hash, grant.clone());
+        }
+        Ok(Some(grant))
     }
 
     pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
@@ -113,6 +166,7 @@ impl Directory {
             }
             Ok::<_, crate::store::StoreError>(!hashes.is_empty())
         })?;
+        self.tokens.changed();
         Ok(revoked)
     }
 }

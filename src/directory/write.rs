@@ -363,8 +363,14 @@ impl Directory {
             }
         }
         let keys = self.index_keys(&full);
-        let record = self.record(&full, &ndn, 0).encode();
         let dn_text = full.dn.to_string();
+        let record = Record {
+            parent: 0,
+            dn: dn_text.clone(),
+            ndn: ndn.clone(),
+            attrs: full.attrs.iter().map(|a| (a.name.clone(), a.values.clone())).collect(),
+        }
+        .encode();
         Ok(PreparedAdd { entry, full, ndn, uuid, keys, record, dn_text })
     }
 

@@ -224,9 +224,16 @@ pub fn entitlements(u: &Value) -> Result<Vec<String>, ScimError> {
 
 /// The applications (cn under ou=applications) an entry belongs to.
 pub fn applications(dir: &Directory, entry: &Entry) -> Vec<String> {
+    dir.normalize_dn(&entry.dn).map(|ndn| applications_of(dir, &ndn)).unwrap_or_default()
+}
+
+/// [`applications`] of the entry named `ndn` (normalised).
+pub fn applications_of(dir: &Directory, ndn: &str) -> Vec<String> {
+    let groups = match dir.member_of(ndn) {
+        Ok(groups) if !groups.is_empty() => groups,
+        _ => return Vec::new(),
+    };
     let apps_suffix = format!(",ou=applications,{}", dir.suffix()).to_lowercase();
-    let Ok(ndn) = dir.normalize_dn(&entry.dn) else { return Vec::new() };
-    let Ok(groups) = dir.member_of(&ndn) else { return Vec::new() };
     let mut out: Vec<String> = groups
         .iter()
         .filter(|g| g.to_lowercase().ends_with(&apps_suffix))

@@ -259,7 +259,7 @@ impl FromRequestParts<Arc<ScimContext>> for Caller {
             return Err(unauthorized());
         }
         match ctx.directory.check_token(token.trim())? {
-            Some(scope) => {
+            Some(grant) => {
                 let peer = parts
                     .extensions
                     .get::<axum::extract::ConnectInfo<PeerAddr>>()
@@ -268,13 +268,9 @@ impl FromRequestParts<Arc<ScimContext>> for Caller {
                 if let Some(c) = parts.extensions.get::<crate::metrics::RequestCaller>()
                     && let Ok(mut who) = c.0.lock()
                 {
-                    *who = match &scope {
-                        TokenScope::Organisation(dn) => format!("token of {dn}"),
-                        TokenScope::Cig => "token of the CIG".to_string(),
-                    };
+                    *who = grant.label.to_string();
                 }
-                let actor = Actor::client(ctx.directory.token_principal(&scope), peer);
-                Ok(Caller(scope, actor))
+                Ok(Caller(grant.scope, Actor::client(grant.principal, peer)))
             }
             None => Err(unauthorized()),
         }

@@ -51,8 +51,11 @@ pub(super) fn organisation_of(dir: &Directory, dn: &Dn) -> Option<Entry> {
 }
 
 pub(super) fn render(dir: &Directory, entry: &Entry) -> Value {
-    let siren = dir.organisation_siren(&entry.dn).ok().flatten();
-    mapping::user_json(entry, &mapping::applications(dir, entry), siren.as_deref())
+    // Normalised once for both lookups.
+    let ndn = dir.normalize_dn(&entry.dn).ok();
+    let siren = ndn.as_deref().and_then(|ndn| dir.organisation_siren(ndn).ok().flatten());
+    let apps = ndn.as_deref().map(|ndn| mapping::applications_of(dir, ndn)).unwrap_or_default();
+    mapping::user_json(entry, &apps, siren.as_deref())
 }
 
 pub(super) fn parse_body(body: &Bytes) -> Result<Value, ScimError> {
@@ -146,18 +149,27 @@ pub(super) fn create_changes(dir: &Directory, caller: &Caller, u: &Value) -> Res
             dir.find_organisation(siren)?
         }
     };
-    let org = dir.get(&org_dn)?.ok_or_else(|| ScimError::not_found("organisation"))?;
     let mut attrs = mapping::user_attributes(u)?;
     hash_passwords(dir, caller, &mut attrs)?;
     let uid = attrs.iter().find(|(n, _)| *n == "uid").and_then(|(_, v)| v.first()).cloned().unwrap_or_default();
     let uid = String::from_utf8(uid).map_err(|_| ScimError::invalid_value("userName is not UTF-8"))?;
     let dn = org_dn.child(Rdn::single("ou", "agents")).child(Rdn::single("uid", &uid));
-    let mut entry = Entry::new(dn.clone()).with("objectClass", ["inetOrgPerson", "cigAgent"]);
+    let wanted = mapping::entitlements(u)?;
+    // The organisation's entry says which applications it subscribes to:
+    // read only when some are asked for (an organisation that is gone
+    // fails the add itself, its ou=agents being gone too).
+    let grants = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        let org = dir.get(&org_dn)?.ok_or_else(|| ScimError::not_found("organisation"))?;
+        grant_changes(dir, &org, &dn.to_string(), &wanted, &[])?
+    };
+    let mut entry = Entry::new(dn).with("objectClass", ["inetOrgPerson", "cigAgent"]);
     for (name, values) in attrs.into_iter().filter(|(_, v)| !v.is_empty()) {
         entry.add_values(name, values);
     }
     let mut changes = vec![Change::Add(entry)];
-    changes.extend(grant_changes(dir, &org, &dn.to_string(), &mapping::entitlements(u)?, &[])?);
+    changes.extend(grants);
     Ok(changes)
 }
 

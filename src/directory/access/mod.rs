@@ -245,26 +245,26 @@ impl Directory {
     /// The organisation entry `dn` belongs to (see [`Directory::organisation_of`]).
     pub fn organisation(&self, dn: &super::Dn) -> Result<Option<Entry>> {
         let r = self.store.read()?;
-        match self.organisation_id(&r, dn)? {
+        match self.organisation_id(&r, &self.normalize_dn(dn)?)? {
             Some(id) => r.entry(id)?.map(|mut rec| self.take_entry(&mut rec)).transpose(),
             None => Ok(None),
         }
     }
 
-    /// The id of the organisation entry `dn` belongs to.
-    fn organisation_id(&self, r: &impl Reader, dn: &super::Dn) -> Result<Option<u64>> {
-        let ndn = self.normalize_dn(dn)?;
-        match self.organisation_of(r, &ndn, true)? {
+    /// The id of the organisation entry `ndn` belongs to.
+    fn organisation_id(&self, r: &impl Reader, ndn: &str) -> Result<Option<u64>> {
+        match self.organisation_of(r, ndn, true)? {
             Some(org) => Ok(r.id_of_dn(org)?),
             None => Ok(None),
         }
     }
 
-    /// The SIREN of the organisation an entry belongs to (its `cigSiren`, else
-    /// its `o`), read in place: rendering a SCIM user needs nothing else of it.
-    pub fn organisation_siren(&self, dn: &super::Dn) -> Result<Option<String>> {
+    /// The SIREN of the organisation the entry named `ndn` (normalised)
+    /// belongs to (its `cigSiren`, else its `o`), read in place: rendering a
+    /// SCIM user needs nothing else of it.
+    pub fn organisation_siren(&self, ndn: &str) -> Result<Option<String>> {
         let r = self.store.read()?;
-        let Some(id) = self.organisation_id(&r, dn)? else { return Ok(None) };
+        let Some(id) = self.organisation_id(&r, ndn)? else { return Ok(None) };
         let found = r.entry_view(id, |view| {
             let (mut siren, mut o) = (None, None);
             view.for_each_attr(|name, values| {
