@@ -458,7 +458,6 @@ impl Directory {
                     }
                     let applied = started.elapsed();
                     let callers = tickets(&group);
-                    drop(group);
                     let staged = match w.finish() {
                         Ok(staged) => staged,
                         Err(e) => {
@@ -471,6 +470,8 @@ impl Directory {
                     txn.commit_then(
                         staged,
                         Box::new(move |committed| {
+                            // Freed here, off the writer's path when a syncer runs.
+                            drop(group);
                             match committed {
                                 Ok(()) => {
                                     freshness.committed(true);

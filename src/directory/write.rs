@@ -379,6 +379,7 @@ impl Directory {
     pub(super) fn store_add(&self, w: &mut WriteTx, actor: &Actor, p: &PreparedAdd, mode: AddMode) -> Result<()> {
         let PreparedAdd { entry, full, ndn, uuid, keys, record, dn_text } = p;
         let access = self.access(&actor.principal).uncached();
+        let mut visible_parent = None;
         if !access.unrestricted() {
             // The parent must be visible, then the policy must allow this entry
             // there: before any existence check, so refusals disclose nothing.
@@ -390,6 +391,7 @@ impl Directory {
                 return Err(self.hidden(&entry.dn));
             }
             access.check_add(w, ndn, entry)?;
+            visible_parent = Some(pid);
         }
         if w.id_of_dn(ndn)?.is_some() {
             return Err(DirectoryError::AlreadyExists(entry.dn.to_string()));
@@ -398,6 +400,8 @@ impl Directory {
             0
         } else if !dn::is_under(ndn, &self.suffix_ndn) {
             return Err(DirectoryError::NoSuchObject { dn: entry.dn.to_string(), matched: String::new() });
+        } else if let Some(pid) = visible_parent {
+            pid
         } else {
             match w.id_of_dn(dn::parent_ndn(ndn))? {
                 Some(p) => p,
