@@ -123,7 +123,7 @@ impl ServerHandle {
 /// Start the server: listeners are bound before this returns (port 0 works).
 pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
     let directory = Arc::new(open_directory(&cfg)?);
-    directory.start_writer(std::time::Duration::from_micros(cfg.group_commit_wait_us))?;
+    directory.start_writer()?;
     let mut generated_admin_password = None;
     if cfg.demo && directory.is_empty()? {
         let outcome = crate::seed::seed_demo(&directory, cfg.admin_password.as_deref())?;

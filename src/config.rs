@@ -54,10 +54,6 @@ pub struct Config {
     /// commit, after which the log starts over). Larger: fewer checkpoint
     /// pauses, a longer replay after a crash.
     pub redo_log_mb: u64,
-    /// Microseconds the group-commit writer may wait, before committing,
-    /// for writes already being prepared to join its group (0: never wait).
-    /// Larger groups cost less per write; a lone write never waits.
-    pub group_commit_wait_us: u64,
     /// Attributes with equality and presence indexes.
     pub index: Vec<String>,
     /// Attributes that also get a substring index.
@@ -254,7 +250,6 @@ impl Default for Config {
             demo: true,
             cache_mb: 256,
             redo_log_mb: 64,
-            group_commit_wait_us: 1000,
             index: [
                 "objectClass",
                 "uid",
@@ -413,9 +408,7 @@ impl Config {
         if let Some(v) = get("CONVERGENCES_REDO_LOG_MB") {
             self.redo_log_mb = parse("CONVERGENCES_REDO_LOG_MB", &v)?;
         }
-        if let Some(v) = get("CONVERGENCES_GROUP_COMMIT_WAIT_US") {
-            self.group_commit_wait_us = parse("CONVERGENCES_GROUP_COMMIT_WAIT_US", &v)?;
-        }
+
         if let Some(v) = get("CONVERGENCES_INDEX") {
             self.index = list(&v);
         }

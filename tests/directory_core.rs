@@ -334,7 +334,7 @@ fn concurrent_writes_with_one_refused(writer: bool) {
     populate(&dir);
     let dir = std::sync::Arc::new(dir);
     if writer {
-        dir.start_writer(std::time::Duration::from_millis(1)).unwrap();
+        dir.start_writer().unwrap();
     }
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(16));
     let handles: Vec<_> = (0..16)
@@ -362,44 +362,12 @@ fn concurrent_writes_with_one_refused(writer: bool) {
 }
 
 #[test]
-fn the_writer_waits_for_a_write_under_way_but_not_for_one_begun_while_it_waits() {
-    use std::sync::mpsc;
-    use std::time::Duration;
-    let (_tmp, dir) = directory();
-    populate(&dir);
-    let dir = std::sync::Arc::new(dir);
-    // Far longer than the test: the writer must be woken, not time out.
-    dir.start_writer(Duration::from_secs(600)).unwrap();
-    let under_way = dir.intend_write();
-    let (done, finished) = mpsc::channel();
-    let writer_dir = dir.clone();
-    std::thread::spawn(move || {
-        let _ = done.send(writer_dir.add(&actor(), agent("attente", "En", "Attente")));
-    });
-    assert!(finished.recv_timeout(Duration::from_millis(300)).is_err(), "committed without the write under way");
-    // Begun while the writer waits: not waited for.
-    let later = dir.intend_write();
-    drop(under_way);
-    let added = finished.recv_timeout(Duration::from_secs(60)).expect("the writer was not woken");
-    assert!(added.is_ok(), "{added:?}");
-    // The later write settles its intent as it queues.
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let entry = runtime.block_on(dir.add_with_others_async(
-        later,
-        &actor(),
-        vec![Change::Add(agent("suivant", "Le", "Suivant"))],
-    ));
-    assert!(entry.is_ok_and(|e| e.first_str("uid") == Some("suivant")));
-    assert_eq!(uids(&dir, AGENTS, Scope::One, "(|(uid=attente)(uid=suivant))"), ["attente", "suivant"]);
-}
-
-#[test]
 fn a_directory_whose_writer_thread_runs_closes_its_store_when_dropped() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = convergences::config::Config::for_test(tmp.path());
     {
         let dir = std::sync::Arc::new(convergences::app::open_directory(&cfg).unwrap());
-        dir.start_writer(std::time::Duration::from_millis(1)).unwrap();
+        dir.start_writer().unwrap();
         populate(&dir);
     }
     // The writer held no reference: the store file is free to open again.

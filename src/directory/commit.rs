@@ -5,12 +5,8 @@
 //!
 //! A server runs one writer thread ([`Directory::start_writer`]): callers
 //! queue their changes and wait; the writer takes everything queued, applies
-//! it in one transaction, commits, and takes what was queued meanwhile. It
-//! does not wait for the redo log's fdatasync: the store's syncer thread
-//! syncs it, publishes the group to readers and only then hands every
-//! caller its own result (see `store::syncer`), while the writer already
-//! applies the next group, which one sync may cover with this one. Under
-//! load the writer never sleeps, and
+//! it in one transaction, commits, hands every caller its own result, and
+//! takes what was queued meanwhile. Under load the writer never sleeps, and
 //! no caller's thread has to be woken to carry on committing (handing the
 //! work from one caller's thread to the next cost a fifth of each group's
 //! time on a busy machine). Without a writer (command-line tools, tests),
@@ -23,20 +19,10 @@
 //! Each caller's changes stay all-or-nothing: when one caller's changes
 //! fail, the transaction is thrown away and replayed without them, so a
 //! refusal never touches the others.
-//!
-//! A commit's cost is mostly per group (the redb commit, the redo log's
-//! write and fdatasync, waking the writer), so larger groups cost less per
-//! write. A caller that is about to write says so first ([`WriteIntent`]):
-//! before committing, the writer waits for the writes already under way to
-//! queue, at most [`Directory::start_writer`]'s `wait` (as PostgreSQL's
-//! `commit_delay`, which applies only when other transactions are active).
-//! A lone writer never waits; writes that begin while the writer waits are
-//! not waited for, so a steady stream cannot hold a group back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::time::{Duration, Instant};
 
 use super::write::PreparedAdd;
 use super::*;
@@ -47,9 +33,6 @@ const MAX_GROUP: usize = 256;
 /// What one caller gets back: the number of changes applied, or the index
 /// of the change that failed and why.
 pub type Outcome = std::result::Result<usize, (usize, DirectoryError)>;
-
-/// Told every caller's outcome (by ticket) once a group is done.
-type GroupDone = Box<dyn FnOnce(Vec<(u64, Outcome)>) + Send>;
 
 struct Pending {
     ticket: u64,
@@ -119,15 +102,6 @@ struct State {
     writer_idle: bool,
     /// The directory is gone: the writer stops.
     stopped: bool,
-    /// How long the writer may wait for writes under way (zero: never).
-    wait: Duration,
-    /// Writes under way ([`WriteIntent`]s not yet queued or given up), by
-    /// the epoch they began in.
-    intents: BTreeMap<u64, usize>,
-    /// The current epoch: the writer starts a new one when it begins to wait.
-    epoch: u64,
-    /// While the writer waits: the last epoch it waits for.
-    gathering: Option<u64>,
 }
 
 #[derive(Default)]
@@ -142,48 +116,6 @@ impl State {
     fn take_group(&mut self) -> Vec<Pending> {
         let take = self.queue.len().min(MAX_GROUP);
         self.queue.drain(..take).collect()
-    }
-
-    /// Whether writes that began in `epoch` or before are still under way.
-    fn under_way(&self, epoch: u64) -> bool {
-        self.intents.range(..=epoch).next().is_some()
-    }
-
-    /// A write that began in `epoch` has queued or given up; returns whether
-    /// the waiting writer should be woken.
-    fn settle(&mut self, epoch: u64) -> bool {
-        if let Some(n) = self.intents.get_mut(&epoch) {
-            *n -= 1;
-            if *n == 0 {
-                self.intents.remove(&epoch);
-            }
-        }
-        self.gathering.is_some_and(|upto| !self.under_way(upto))
-    }
-}
-
-/// A caller's word that it is preparing a write it will queue soon: the
-/// writer waits for it (briefly) rather than commit a group without it.
-/// Queue it with [`Directory::add_with_others_async`]; dropping it gives up.
-pub struct WriteIntent {
-    gc: Arc<GroupCommit>,
-    epoch: Option<u64>,
-}
-
-impl WriteIntent {
-    /// Settle under the lock already held; returns whether to wake the writer.
-    fn settle(&mut self, st: &mut State) -> bool {
-        self.epoch.take().is_some_and(|epoch| st.settle(epoch))
-    }
-}
-
-impl Drop for WriteIntent {
-    fn drop(&mut self) {
-        let Some(epoch) = self.epoch.take() else { return };
-        let wake = self.gc.state.lock().is_ok_and(|mut st| st.settle(epoch));
-        if wake {
-            self.gc.work.notify_all();
-        }
     }
 }
 
@@ -228,7 +160,6 @@ impl Directory {
     /// the commit runs on the blocking pool.
     pub async fn add_with_others_async(
         self: &Arc<Self>,
-        mut intent: WriteIntent,
         actor: &Actor,
         changes: Vec<Change>,
     ) -> Result<Entry, (usize, DirectoryError)> {
@@ -242,10 +173,9 @@ impl Directory {
             // A writer, once started, runs until the directory is dropped:
             // this task is never asked to lead.
             let (reply, outcome) = tokio::sync::oneshot::channel();
-            self.enqueue(actor, queued, Reply::Task(reply), Some(&mut intent))?;
+            self.enqueue(actor, queued, Reply::Task(reply))?;
             outcome.await.map_err(|_| poisoned())??;
         } else {
-            drop(intent);
             let (directory, actor) = (Arc::clone(self), actor.clone());
             tokio::task::spawn_blocking(move || directory.commit_queued(&actor, queued))
                 .await
@@ -254,41 +184,27 @@ impl Directory {
         Ok(stored)
     }
 
-    /// Say that a write is being prepared (see [`WriteIntent`]).
-    pub fn intend_write(&self) -> WriteIntent {
-        let gc = Arc::clone(&self.group_commit);
-        let epoch = gc.state.lock().ok().map(|mut st| {
-            let epoch = st.epoch;
-            *st.intents.entry(epoch).or_default() += 1;
-            epoch
-        });
-        WriteIntent { gc, epoch }
-    }
-
-    /// Queue a caller's changes (settling its intent) and wake the writer if
-    /// it sleeps or waits for this; returns whether the caller must lead
-    /// (there is no writer and no leader).
+    /// Queue a caller's changes and wake the writer if it sleeps; returns
+    /// whether the caller must lead (there is no writer and no leader).
     fn enqueue(
         &self,
         actor: &Actor,
         changes: Vec<Queued>,
         reply: Reply,
-        intent: Option<&mut WriteIntent>,
     ) -> std::result::Result<bool, (usize, DirectoryError)> {
         let (lead, wake) = {
             let mut st = self.group_commit.state.lock().map_err(|_| poisoned())?;
             let ticket = st.next_ticket;
             st.next_ticket += 1;
             st.queue.push(Pending { ticket, actor: actor.clone(), changes, reply: Some(reply) });
-            let gathered = intent.is_some_and(|i| i.settle(&mut st));
             if st.writer {
-                (false, std::mem::take(&mut st.writer_idle) || gathered)
+                (false, std::mem::take(&mut st.writer_idle))
             } else {
                 (!std::mem::replace(&mut st.leading, true), false)
             }
         };
         if wake {
-            self.group_commit.work.notify_all();
+            self.group_commit.work.notify_one();
         }
         Ok(lead)
     }
@@ -320,7 +236,7 @@ impl Directory {
 
     fn commit_queued(&self, actor: &Actor, queued: Vec<Queued>) -> Outcome {
         let (reply, words) = sync_channel(1);
-        if self.enqueue(actor, queued, Reply::Thread(reply), None)? {
+        if self.enqueue(actor, queued, Reply::Thread(reply))? {
             self.lead()?;
         }
         loop {
@@ -332,17 +248,14 @@ impl Directory {
         }
     }
 
-    /// Start the writer thread that commits every queued change from now on,
-    /// waiting at most `wait` for writes under way to join a group (see
-    /// [`WriteIntent`]). Call it before the directory takes writes. The
-    /// thread holds no strong reference: it stops when the directory is dropped.
-    pub fn start_writer(self: &Arc<Self>, wait: Duration) -> std::io::Result<()> {
-        self.store.start_syncer().map_err(std::io::Error::other)?;
+    /// Start the writer thread that commits every queued change from now on.
+    /// Call it before the directory takes writes. The thread holds no
+    /// strong reference: it stops when the directory is dropped.
+    pub fn start_writer(self: &Arc<Self>) -> std::io::Result<()> {
         let gc = Arc::clone(&self.group_commit);
         let directory = Arc::downgrade(self);
         if let Ok(mut st) = gc.state.lock() {
             st.writer = true;
-            st.wait = wait;
         }
         std::thread::Builder::new().name("group-commit".into()).spawn(move || write_loop(&gc, &directory))?;
         Ok(())
@@ -374,32 +287,19 @@ impl Directory {
 
     /// Commit one group and tell each of its callers how its changes went.
     fn commit_group(&self, group: Vec<Pending>) {
-        self.run_group_then(group, answer);
+        answer(self.run_group_answers(group));
     }
 
-    /// Commit one group; `then` gets what to tell each of its callers once
-    /// the group is durable and visible, or has failed. With a syncer that
-    /// is after this returns, on the syncer's thread: the writer goes on
-    /// with the next group meanwhile.
-    fn run_group_then(&self, mut group: Vec<Pending>, then: impl FnOnce(Vec<(Reply, Outcome)>) + Send + 'static) {
+    /// Commit one group; returns what to tell each of its callers.
+    fn run_group_answers(&self, mut group: Vec<Pending>) -> Vec<(Reply, Outcome)> {
         let mut replies: HashMap<u64, Reply> =
             group.iter_mut().filter_map(|p| Some((p.ticket, p.reply.take()?))).collect();
-        self.run_group(
-            group,
-            Box::new(move |outcomes| {
-                then(
-                    outcomes
-                        .into_iter()
-                        .filter_map(|(ticket, outcome)| Some((replies.remove(&ticket)?, outcome)))
-                        .collect(),
-                );
-            }),
-        );
+        let outcomes = self.run_group(group);
+        outcomes.into_iter().filter_map(|(ticket, outcome)| Some((replies.remove(&ticket)?, outcome))).collect()
     }
 
-    /// One transaction for the group; replayed without a caller whose
-    /// changes fail. `done` gets every caller's outcome.
-    fn run_group(&self, mut group: Vec<Pending>, done: GroupDone) {
+    /// One transaction for the group; replayed without a caller whose changes fail.
+    fn run_group(&self, mut group: Vec<Pending>) -> Vec<(u64, Outcome)> {
         let started = std::time::Instant::now();
         let mut outcomes = Vec::with_capacity(group.len());
         let mut refusals: Vec<(Actor, &'static str, Dn, Vec<String>, String)> = Vec::new();
@@ -407,15 +307,15 @@ impl Directory {
             let txn = match self.store.write() {
                 Ok(txn) => txn,
                 Err(e) => {
-                    outcomes.extend(fail_all(tickets(&group), &format!("store: {e}")));
-                    return done(outcomes);
+                    outcomes.extend(fail_all(group, &format!("store: {e}")));
+                    return outcomes;
                 }
             };
             let mut w = match txn.tables() {
                 Ok(w) => w,
                 Err(e) => {
-                    outcomes.extend(fail_all(tickets(&group), &format!("store: {e}")));
-                    return done(outcomes);
+                    outcomes.extend(fail_all(group, &format!("store: {e}")));
+                    return outcomes;
                 }
             };
             // Postings touched by every creation (objectClass, presence keys) are
@@ -446,7 +346,7 @@ impl Directory {
                     }
                     outcomes.push((p.ticket, Err((i, e))));
                     if group.is_empty() && refusals.is_empty() {
-                        return done(outcomes);
+                        return outcomes;
                     }
                 }
                 None => {
@@ -457,38 +357,21 @@ impl Directory {
                         }
                     }
                     let applied = started.elapsed();
-                    let callers = tickets(&group);
-                    let staged = match w.finish() {
-                        Ok(staged) => staged,
-                        Err(e) => {
-                            outcomes.extend(fail_all(callers, &format!("commit: {e}")));
-                            return done(outcomes);
-                        }
-                    };
-                    let freshness = Arc::clone(&self.freshness);
-                    let count = callers.len();
-                    txn.commit_then(
-                        staged,
-                        Box::new(move |committed| {
-                            // Freed here, off the writer's path when a syncer runs.
-                            drop(group);
-                            match committed {
-                                Ok(()) => {
-                                    freshness.committed(true);
-                                    outcomes.extend(callers.into_iter().map(|(ticket, n)| (ticket, Ok(n))));
-                                }
-                                Err(e) => outcomes.extend(fail_all(callers, &format!("commit: {e}"))),
-                            }
-                            done(outcomes);
-                        }),
-                    );
+                    let committed = w.finish().and_then(|staged| txn.commit(staged));
                     tracing::trace!(
-                        callers = count,
+                        callers = group.len(),
                         apply_us = applied.as_micros() as u64,
                         commit_us = (started.elapsed() - applied).as_micros() as u64,
                         "group commit"
                     );
-                    return;
+                    match committed {
+                        Ok(()) => {
+                            self.committed(true);
+                            outcomes.extend(group.into_iter().map(|p| (p.ticket, Ok(p.changes.len()))));
+                        }
+                        Err(e) => outcomes.extend(fail_all(group, &format!("commit: {e}"))),
+                    }
+                    return outcomes;
                 }
             }
         }
@@ -513,30 +396,14 @@ fn write_loop(gc: &GroupCommit, directory: &Weak<Directory>) {
                 // Callers still queued cannot be: they hold the directory.
                 return;
             }
-            let upto = st.epoch;
-            if !st.wait.is_zero() && st.under_way(upto) {
-                // Writes that begin from now on are not waited for.
-                st.epoch += 1;
-                st.gathering = Some(upto);
-                let deadline = Instant::now() + st.wait;
-                while st.under_way(upto) && st.queue.len() < MAX_GROUP && !st.stopped {
-                    let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
-                        break;
-                    };
-                    st = match gc.work.wait_timeout(st, left) {
-                        Ok((st, _)) => st,
-                        Err(_) => return,
-                    };
-                }
-                st.gathering = None;
-            }
             st.take_group()
         };
-        // The directory is let go before its callers hear back (the syncer
-        // tells them): once the last caller drops it, it is closed, not kept
-        // open by this thread.
-        let Some(directory) = directory.upgrade() else { return };
-        directory.run_group_then(group, answer);
+        let Some(answers) = directory.upgrade().map(|directory| directory.run_group_answers(group)) else {
+            return;
+        };
+        // The directory is let go before its callers hear back: once the last
+        // caller drops it, it is closed, not kept open by this thread.
+        answer(answers);
     }
 }
 
@@ -546,12 +413,7 @@ fn answer(answers: Vec<(Reply, Outcome)>) {
     }
 }
 
-/// Each caller's ticket and number of changes.
-fn tickets(group: &[Pending]) -> Vec<(u64, usize)> {
-    group.iter().map(|p| (p.ticket, p.changes.len())).collect()
-}
-
 /// The same internal error for every caller of a group the store failed.
-fn fail_all(callers: Vec<(u64, usize)>, why: &str) -> impl Iterator<Item = (u64, Outcome)> + '_ {
-    callers.into_iter().map(move |(ticket, _)| (ticket, Err((0, DirectoryError::Internal(why.to_string())))))
+fn fail_all(group: Vec<Pending>, why: &str) -> impl Iterator<Item = (u64, Outcome)> + '_ {
+    group.into_iter().map(move |p| (p.ticket, Err((0, DirectoryError::Internal(why.to_string())))))
 }

@@ -20,10 +20,10 @@ pub mod tokens;
 pub mod write;
 
 use std::collections::{HashMap, HashSet};
-
-use crate::fasthash::FoldSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+
+use crate::fasthash::FoldSet;
 
 pub use access::{Access, BoundEntry, Policy, Principal, TokenPrincipal};
 pub use audit::AuditQuery;
@@ -88,26 +88,6 @@ impl Actor {
     }
 }
 
-/// What readers derived from the store: dropped or marked stale when a
-/// commit becomes visible (which, with a syncer, is after the writer has
-/// moved on: see [`crate::store::Txn::commit_then`]).
-#[derive(Default)]
-pub(crate) struct Freshness {
-    /// Whether an entry is an organisation (has an `ou=agents` child), by ndn.
-    org_cache: RwLock<HashMap<String, bool>>,
-    /// Bumped at every commit: a principal resolved earlier may be stale.
-    generation: AtomicU64,
-}
-
-impl Freshness {
-    pub(crate) fn committed(&self, structure_changed: bool) {
-        if structure_changed && let Ok(mut c) = self.org_cache.write() {
-            c.clear();
-        }
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-}
-
 /// The directory: schema, settings and store. Shared as `Arc<Directory>`.
 pub struct Directory {
     store: Store,
@@ -121,8 +101,10 @@ pub struct Directory {
     /// Normalised DNs of the administrators named directly (cn=admin, config).
     admins: Vec<String>,
     admins_group_ndn: String,
-    /// What readers derived from the store, invalidated as commits become visible.
-    freshness: Arc<Freshness>,
+    /// Whether an entry is an organisation (has an `ou=agents` child), by ndn.
+    org_cache: RwLock<HashMap<String, bool>>,
+    /// Bumped at every commit: a principal resolved earlier may be stale.
+    generation: AtomicU64,
     tokens: tokens::TokenCache,
     password_policy: PasswordPolicy,
     failures: auth::FailureTable,
@@ -174,7 +156,8 @@ impl Directory {
             policy,
             admins,
             admins_group_ndn,
-            freshness: Arc::default(),
+            org_cache: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             tokens: Default::default(),
             password_policy: settings.password,
             failures: Default::default(),
@@ -200,11 +183,14 @@ impl Directory {
 
     /// Changes at every commit; see [`Directory::refresh`].
     pub fn generation(&self) -> u64 {
-        self.freshness.generation.load(Ordering::Acquire)
+        self.generation.load(Ordering::Acquire)
     }
 
     pub(crate) fn committed(&self, structure_changed: bool) {
-        self.freshness.committed(structure_changed);
+        if structure_changed {
+            self.forget_organisations();
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The principal of a bound entry; its groups are read when first needed.

@@ -206,19 +206,15 @@ pub async fn create<R: Resource>(
     let body = parse_body(&body)?;
     let dir = ctx.directory.clone();
     // A create without a password to hash runs on this task, and waits for
-    // its group commit without holding a thread. The writer is told of it
-    // before its changes are worked out, and waits for it to queue (a
-    // password's hashing is too long to wait for: told once it is done).
-    let (intent, changes) = if R::create_is_quick(&body) {
-        let intent = dir.intend_write();
-        (intent, R::create_changes(&dir, &caller, &body))
+    // its group commit without holding a thread.
+    let changes = if R::create_is_quick(&body) {
+        R::create_changes(&dir, &caller, &body)
     } else {
         let (dir, caller) = (dir.clone(), caller.clone());
-        let changes = blocking(move || R::create_changes(&dir, &caller, &body)).await;
-        (ctx.directory.intend_write(), changes)
+        blocking(move || R::create_changes(&dir, &caller, &body)).await
     };
     let created = match changes {
-        Ok(changes) => match dir.add_with_others_async(intent, &users::actor_of(&caller), changes).await {
+        Ok(changes) => match dir.add_with_others_async(&users::actor_of(&caller), changes).await {
             Ok(stored) => R::created(&dir, &caller, stored),
             Err(refusal) => Err(users::refused(refusal)),
         },

@@ -9,7 +9,6 @@ mod codec;
 mod deferred;
 mod postings;
 mod redo;
-mod syncer;
 mod tables;
 
 use crate::fasthash::{FoldMap, FoldState};
@@ -20,8 +19,6 @@ pub use codec::{ChangeRecord, Record, RecordView, TokenRecord};
 use deferred::{Deferred, MAX_DEFERRED};
 use redb::{Durability, ReadableDatabase, ReadableMultimapTable, ReadableTable, ReadableTableMetadata};
 use redo::{Op, RedoLog};
-use syncer::Syncer;
-pub use syncer::Then;
 use tables::*;
 
 /// Room for the keys a group commit posts, reserved up front.
@@ -94,7 +91,7 @@ pub fn index_key(kind: IndexKind, attr: &str, value: &[u8]) -> Vec<u8> {
 
 /// The database handle. Cheap to share behind an `Arc`.
 pub struct Store {
-    db: Arc<redb::Database>,
+    db: redb::Database,
     path: std::path::PathBuf,
     redo: Arc<Mutex<RedoLog>>,
     snapshot: Arc<SharedSnapshot>,
@@ -103,8 +100,6 @@ pub struct Store {
     /// One write transaction at a time, from before redb's own lock until
     /// its deferred postings are published (see [`deferred`]).
     gate: Arc<WriterGate>,
-    /// Syncs the redo log off the writer's path, once started (see [`syncer`]).
-    syncer: OnceLock<Arc<Syncer>>,
 }
 
 impl Store {
@@ -118,13 +113,12 @@ impl Store {
         let db = redb::Database::builder().set_cache_size(cache_bytes).create(path)?;
         let (log, records) = RedoLog::open(&path.with_extension("redo"))?;
         let store = Store {
-            db: Arc::new(db),
+            db,
             path: path.to_path_buf(),
             redo: Arc::new(Mutex::new(log)),
             snapshot: Arc::default(),
             checkpoint_bytes,
             gate: Arc::default(),
-            syncer: OnceLock::new(),
         };
         let txn = store.write_unlogged()?;
         let mut w = txn.tables()?;
@@ -176,30 +170,34 @@ impl Store {
     /// Readers share one snapshot until the next commit: beginning a read
     /// transaction and opening its tables cost more than a lookup by uid.
     pub fn read(&self) -> Result<ReadTx> {
+        // The deferred postings' generation is taken before the snapshot:
+        // what the snapshot's postings table lacks, the generation holds.
+        let (seen, deferred) = {
+            let shared = self.snapshot.lock()?;
+            if let Some(r) = &shared.current {
+                return Ok(r.clone());
+            }
+            (shared.commits, shared.deferred.clone())
+        };
+        let txn = self.db.begin_read()?;
+        let entries = txn.open_table(ENTRIES)?;
+        let r = ReadTx {
+            inner: Arc::new(ReadInner {
+                txn,
+                deferred,
+                entries,
+                dn2id: OnceLock::new(),
+                postings: OnceLock::new(),
+                children: OnceLock::new(),
+            }),
+        };
         let mut shared = self.snapshot.lock()?;
-        if let Some(r) = &shared.current {
-            return Ok(r.clone());
+        // Shared only if no commit landed since `seen`: this snapshot might
+        // predate it, and a write once acknowledged must be seen by every read.
+        if shared.commits == seen && shared.current.is_none() {
+            shared.current = Some(r.clone());
         }
-        // Begun under the lock: a commit that does not wait for its sync pins
-        // the current snapshot under it first (SharedSnapshot::pin), so no
-        // reader begins one that holds a commit not yet durable.
-        let r = begin_snapshot(&self.db, shared.deferred.clone())?;
-        shared.current = Some(r.clone());
         Ok(r)
-    }
-
-    /// Commit without waiting for the redo log's sync from now on: a thread
-    /// syncs it and tells each commit's callers (see [`syncer`]).
-    pub fn start_syncer(&self) -> Result<()> {
-        if self.syncer.get().is_some() {
-            return Ok(());
-        }
-        let file = self.lock_redo()?.file();
-        let syncer = Syncer::start(file, self.redo.clone(), self.snapshot.clone())?;
-        if let Err(extra) = self.syncer.set(syncer) {
-            extra.stop();
-        }
-        Ok(())
     }
 
     /// A write transaction; nothing is visible until [`Txn::commit`], which
@@ -215,8 +213,6 @@ impl Store {
         let deferred = self.snapshot.lock()?.deferred.clone();
         Ok(Txn {
             txn,
-            db: self.db.clone(),
-            syncer: self.syncer.get().cloned(),
             logging: true,
             redo: self.redo.clone(),
             snapshot: self.snapshot.clone(),
@@ -304,9 +300,6 @@ impl Store {
 impl Drop for Store {
     /// A store closed cleanly leaves nothing to replay.
     fn drop(&mut self) {
-        if let Some(syncer) = self.syncer.get() {
-            syncer.stop();
-        }
         // No read snapshot may outlive the database it reads.
         self.snapshot.invalidate();
         if lock(&self.redo).is_ok_and(|log| log.len() == 0) {
@@ -334,10 +327,7 @@ struct SharedSnapshot(Mutex<Shared>);
 struct Shared {
     /// Commits so far.
     commits: u64,
-    /// The snapshot readers share; always set while a commit awaits its sync.
     current: Option<ReadTx>,
-    /// Commits in redb whose redo record is not synced yet.
-    unsynced: u64,
     /// The current generation of deferred postings.
     deferred: Arc<Deferred>,
 }
@@ -352,51 +342,6 @@ impl SharedSnapshot {
     /// reads does not keep redb from reusing the pages they free.
     fn invalidate(&self) {
         self.committed(false);
-    }
-
-    /// Before a commit that will not wait for its sync: readers keep the
-    /// current snapshot (begun now if none) until the syncer publishes a
-    /// later one.
-    fn pin(&self, db: &redb::Database) -> Result<()> {
-        let mut shared = self.lock()?;
-        if shared.current.is_none() {
-            let r = begin_snapshot(db, shared.deferred.clone())?;
-            shared.current = Some(r);
-        }
-        shared.unsynced += 1;
-        Ok(())
-    }
-
-    /// Just after a commit that did not wait for its sync: the snapshot the
-    /// syncer publishes once it is durable (a new deferred generation first,
-    /// when the commit wrote the last one to the table).
-    fn unsynced_commit(&self, db: &redb::Database, wrote_deferred: bool) -> Result<ReadTx> {
-        let mut shared = self.lock()?;
-        if wrote_deferred {
-            shared.deferred = Arc::default();
-        }
-        begin_snapshot(db, shared.deferred.clone())
-    }
-
-    /// `count` commits are durable; `latest` is the store as of the last.
-    fn publish(&self, latest: ReadTx, count: u64) {
-        let old = match self.0.lock() {
-            Ok(mut shared) => {
-                shared.commits += count;
-                shared.unsynced = shared.unsynced.saturating_sub(count);
-                shared.current.replace(latest)
-            }
-            Err(_) => None,
-        };
-        drop(old);
-    }
-
-    /// `count` commits will never be published (their sync failed, or redb
-    /// refused them): readers keep what they see.
-    fn forget_unsynced(&self, count: u64) {
-        if let Ok(mut shared) = self.0.lock() {
-            shared.unsynced = shared.unsynced.saturating_sub(count);
-        }
     }
 
     /// [`SharedSnapshot::invalidate`], and when the commit wrote the deferred
@@ -484,22 +429,6 @@ pub trait Reader {
     fn tokens(&self) -> Result<Vec<(Vec<u8>, TokenRecord)>>;
 }
 
-/// A new read snapshot of `db`, with the deferred postings it may lack.
-fn begin_snapshot(db: &redb::Database, deferred: Arc<Deferred>) -> Result<ReadTx> {
-    let txn = db.begin_read()?;
-    let entries = txn.open_table(ENTRIES)?;
-    Ok(ReadTx {
-        inner: Arc::new(ReadInner {
-            txn,
-            deferred,
-            entries,
-            dn2id: OnceLock::new(),
-            postings: OnceLock::new(),
-            children: OnceLock::new(),
-        }),
-    })
-}
-
 /// A read snapshot; clones share it.
 #[derive(Clone)]
 pub struct ReadTx {
@@ -540,9 +469,6 @@ fn opened<T>(cell: &OnceLock<T>, open: impl FnOnce() -> Result<T>) -> Result<&T>
 /// durable and visible; dropped uncommitted, it is thrown away.
 pub struct Txn {
     txn: redb::WriteTransaction,
-    db: Arc<redb::Database>,
-    /// When set, commits do not wait for the redo log's sync (see [`syncer`]).
-    syncer: Option<Arc<Syncer>>,
     /// Whether operations are recorded for the redo log (not while replaying
     /// it, nor in a transaction that will commit durably in redb anyway).
     logging: bool,
@@ -860,87 +786,7 @@ impl Txn {
     /// Make the transaction durable and visible: its operations are appended
     /// to the redo log and synced, then committed in redb without a sync. When
     /// the log has grown past its limit, this commit is a checkpoint instead.
-    pub fn commit(self, staged: Staged) -> Result<()> {
-        if self.syncer.is_none() {
-            return self.commit_synced(staged);
-        }
-        let (done, outcome) = std::sync::mpsc::sync_channel(1);
-        self.commit_then(
-            staged,
-            Box::new(move |r| {
-                let _ = done.send(r);
-            }),
-        );
-        outcome.recv().map_err(|_| StoreError::Corrupt("the redo log's sync thread is gone".into()))?
-    }
-
-    /// Commit, and run `then` once the transaction is durable and visible (or
-    /// has failed). With a syncer this returns before the sync: the caller
-    /// may begin the next transaction, which builds on this one.
-    pub fn commit_then(self, staged: Staged, then: Then) {
-        let Some(syncer) = self.syncer.clone() else {
-            then(self.commit_synced(staged));
-            return;
-        };
-        match self.commit_unsynced(staged) {
-            Ok(Some(snapshot)) => syncer.after_sync(snapshot, then),
-            Ok(None) => then(Ok(())),
-            Err(e) => then(Err(e)),
-        }
-    }
-
-    /// Log without syncing and commit; returns the snapshot to publish once
-    /// the syncer has synced the log (`None`: the commit was a checkpoint,
-    /// durable and visible already).
-    fn commit_unsynced(mut self, staged: Staged) -> Result<Option<ReadTx>> {
-        let started = std::time::Instant::now();
-        let redo = self.redo.clone();
-        let mut log = lock(&redo)?;
-        let all_written = staged.wrote_deferred || self.deferred.is_empty();
-        if (!self.logging || log.len() + staged.ops.len() as u64 > self.checkpoint_bytes)
-            && staged.deferred.is_none()
-            && all_written
-        {
-            drop(log);
-            return self.commit_durable(staged).map(|()| None);
-        }
-        if !staged.ops.is_empty() {
-            log.append_unsynced(&staged.ops)?;
-        }
-        let logged = started.elapsed();
-        self.snapshot.pin(&self.db)?;
-        let committed = self
-            .txn
-            .set_durability(Durability::None)
-            .map_err(StoreError::from)
-            .and_then(|()| self.txn.commit().map_err(StoreError::from));
-        tracing::trace!(
-            redo_us = logged.as_micros() as u64,
-            redo_bytes = staged.ops.len(),
-            redb_us = (started.elapsed() - logged).as_micros() as u64,
-            "commit"
-        );
-        if let Err(e) = committed {
-            self.snapshot.forget_unsynced(1);
-            log.break_with(format!("commit after logging failed: {e}"));
-            return Err(e);
-        }
-        if let Some(postings) = staged.deferred {
-            self.deferred.publish(postings);
-        }
-        match self.snapshot.unsynced_commit(&self.db, staged.wrote_deferred) {
-            Ok(snapshot) => Ok(Some(snapshot)),
-            Err(e) => {
-                // Committed but never to be published: no later write may build on it.
-                self.snapshot.forget_unsynced(1);
-                log.fail(format!("no snapshot after a commit: {e}"));
-                Err(e)
-            }
-        }
-    }
-
-    /// Log, sync and commit: visible once durable.
-    fn commit_synced(mut self, staged: Staged) -> Result<()> {
+    pub fn commit(mut self, staged: Staged) -> Result<()> {
         let started = std::time::Instant::now();
         let redo = self.redo.clone();
         let mut log = lock(&redo)?;
@@ -991,11 +837,6 @@ impl Txn {
     /// logged; `staged` must hold every posting written (none deferred), or
     /// the emptied log would lose them.
     pub fn commit_durable(self, staged: Staged) -> Result<()> {
-        // Every earlier commit is published before this one, which readers
-        // see at once.
-        if let Some(syncer) = &self.syncer {
-            syncer.drain();
-        }
         let redo = self.redo.clone();
         let mut log = lock(&redo)?;
         if let Some(why) = log.unapplied() {

@@ -25,7 +25,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
 
 use super::{Result, StoreError};
 
@@ -197,9 +196,7 @@ pub type Record = (u64, Vec<u8>);
 
 /// The open log file and where the next record goes.
 pub struct RedoLog {
-    /// Shared with the thread that syncs records appended without a sync
-    /// (see [`RedoLog::append_unsynced`]).
-    file: Arc<File>,
+    file: File,
     /// Where the next record is written.
     end: u64,
     /// How far the file has been filled with zeros.
@@ -235,7 +232,7 @@ impl RedoLog {
             expected = seq.checked_add(1);
             at = next;
         }
-        let log = RedoLog { file: Arc::new(file), end: 0, allocated, last_seq: 0, broken: None, unapplied: false };
+        let log = RedoLog { file, end: 0, allocated, last_seq: 0, broken: None, unapplied: false };
         Ok((log, records))
     }
 
@@ -256,25 +253,6 @@ impl RedoLog {
 
     /// Append one record and make it durable; returns its sequence number.
     pub fn append(&mut self, payload: &[u8]) -> Result<u64> {
-        let seq = self.append_unsynced(payload)?;
-        match self.file.sync_data() {
-            Ok(()) => Ok(seq),
-            Err(e) => {
-                self.broken = Some(e.to_string());
-                Err(StoreError::Redb(redb::Error::Io(e)))
-            }
-        }
-    }
-
-    /// The log file, for a thread that syncs what [`RedoLog::append_unsynced`]
-    /// wrote: one `fdatasync` covers every record written before it.
-    pub fn file(&self) -> Arc<File> {
-        Arc::clone(&self.file)
-    }
-
-    /// Append one record without waiting for the disk: it is durable once
-    /// the file is synced. Returns its sequence number.
-    pub fn append_unsynced(&mut self, payload: &[u8]) -> Result<u64> {
         if let Some(why) = &self.broken {
             return Err(StoreError::Corrupt(format!(
                 "the redo log is unusable since an earlier error ({why}); restart the server"
@@ -293,7 +271,7 @@ impl RedoLog {
         record.extend_from_slice(&crc.finish().to_le_bytes());
         record.extend_from_slice(&seq.to_le_bytes());
         record.extend_from_slice(payload);
-        match self.write(&record) {
+        match self.write_synced(&record) {
             Ok(()) => {
                 self.end += record.len() as u64;
                 self.last_seq = seq;
@@ -304,12 +282,6 @@ impl RedoLog {
                 Err(StoreError::Redb(redb::Error::Io(e)))
             }
         }
-    }
-
-    /// Refuse every later write: syncing the log failed, so what is on disk
-    /// is no longer known (a later sync may not report the loss again).
-    pub fn fail(&mut self, why: String) {
-        self.broken.get_or_insert(why);
     }
 
     /// Mark the log unusable: the store could not apply what it logged.
@@ -323,7 +295,7 @@ impl RedoLog {
         if self.unapplied { self.broken.as_deref() } else { None }
     }
 
-    fn write(&mut self, record: &[u8]) -> std::io::Result<()> {
+    fn write_synced(&mut self, record: &[u8]) -> std::io::Result<()> {
         let needed = self.end + record.len() as u64;
         if needed > self.allocated {
             // Zero-fill ahead once (and sync the new size) so that the
@@ -339,7 +311,9 @@ impl RedoLog {
             self.file.sync_all()?;
             self.allocated = target;
         }
-        self.file.write_all_at(record, self.end)
+        // Positioned writes: no seek before each record.
+        self.file.write_all_at(record, self.end)?;
+        self.file.sync_data()
     }
 }
 

@@ -306,13 +306,13 @@ impl Directory {
 
     fn is_organisation(&self, r: &impl Reader, ndn: &str, cached: bool) -> Result<bool> {
         if cached
-            && let Ok(c) = self.freshness.org_cache.read()
+            && let Ok(c) = self.org_cache.read()
             && let Some(&known) = c.get(ndn)
         {
             return Ok(known);
         }
         let yes = r.id_of_dn(&format!("ou=agents,{ndn}"))?.is_some();
-        if cached && let Ok(mut c) = self.freshness.org_cache.write() {
+        if cached && let Ok(mut c) = self.org_cache.write() {
             // Bounded: entries that are no organisation (particuliers …) are many.
             if c.len() > 65_536 {
                 c.clear();
@@ -320,6 +320,13 @@ impl Directory {
             c.insert(ndn.to_string(), yes);
         }
         Ok(yes)
+    }
+
+    /// Forget cached organisations after a write that may add, remove or move one.
+    pub(crate) fn forget_organisations(&self) {
+        if let Ok(mut c) = self.org_cache.write() {
+            c.clear();
+        }
     }
 }
 
