@@ -408,7 +408,6 @@ impl Config {
         if let Some(v) = get("CONVERGENCES_REDO_LOG_MB") {
             self.redo_log_mb = parse("CONVERGENCES_REDO_LOG_MB", &v)?;
         }
-
         if let Some(v) = get("CONVERGENCES_INDEX") {
             self.index = list(&v);
         }
