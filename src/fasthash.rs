@@ -1,14 +1,15 @@
-//! A fast keyed hash for the maps on the write path (index keys, attribute
-//! names). std's SipHash-1-3 cost about a hundred instructions per index key,
-//! and a group commit of creations hashes a few hundred keys per entry.
+//! A fast keyed hash for the maps on hot paths: index keys on the write
+//! path, attribute and class names everywhere. std's SipHash-1-3 cost about
+//! a hundred instructions per index key, and a group commit of creations
+//! hashes a few hundred keys per entry.
 //!
 //! Eight bytes at a time, each step a folded multiply (the 128-bit product's
 //! halves xor-ed, as foldhash and aHash's fallback do) of the state with the
 //! next word; the state starts from a per-process random seed. Index keys
 //! come from client data: the seed keeps collisions from being precomputed,
 //! and the multiply mixes every bit of a word into the next step. It is not
-//! a cryptographic MAC; a client that floods one map with collisions slows
-//! only its own group.
+//! a cryptographic MAC: a client that managed to flood a map with colliding
+//! keys would slow the writes sharing it, never change what they do.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;

@@ -7,7 +7,6 @@ mod check;
 mod parse;
 pub mod syntax;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
@@ -419,27 +418,8 @@ impl Schema {
 }
 
 /// Names to definitions. Looked up for every attribute of every entry a
-/// search touches: a short-key hash (FNV-1a) instead of SipHash, which
-/// guards against flooding that schema names, fixed at start, cannot cause.
-type NameIndex = HashMap<String, usize, std::hash::BuildHasherDefault<Fnv>>;
-
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
+/// search touches: the fast hash rather than SipHash.
+type NameIndex = crate::fasthash::FoldMap<String, usize>;
 
 /// Map every name (lower-cased, and as spelled) and OID of the definitions to
 /// their index; a name or OID defined twice is an error.
