@@ -363,14 +363,10 @@ impl Directory {
             }
         }
         let keys = self.index_keys(&full);
-        let dn_text = full.dn.to_string();
-        let record = Record {
-            parent: 0,
-            dn: dn_text.clone(),
-            ndn: ndn.clone(),
-            attrs: full.attrs.iter().map(|a| (a.name.clone(), a.values.clone())).collect(),
-        }
-        .encode();
+        // The DN is written out once, for the record and the changelog.
+        let record = self.record(&full, &ndn, 0);
+        let dn_text = record.dn.clone();
+        let record = record.encode();
         Ok(PreparedAdd { entry, full, ndn, uuid, keys, record, dn_text })
     }
 
