@@ -261,7 +261,6 @@ impl Default for Config {
                 "member",
                 "uniqueMember",
                 "cigSiren",
-                "entryUUID",
             ]
             .map(String::from)
             .to_vec(),

@@ -395,6 +395,42 @@ fn a_write_survives_closing_and_reopening_the_store() {
     assert_eq!(uids(&dir, SUFFIX, Scope::Sub, "(title=directrice)"), ["hdupre"]);
 }
 
+#[test]
+fn entry_uuid_is_found_through_the_uuid_table_and_old_posting_lists_are_dropped() {
+    use convergences::store::{IndexKind, Reader, Store, index_key};
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = convergences::config::Config::for_test(tmp.path());
+    let uuid = {
+        let dir = convergences::app::open_directory(&cfg).unwrap();
+        populate(&dir);
+        let e = dir.get(&dn(&format!("uid=hdupre,{AGENTS}"))).unwrap().unwrap();
+        e.first_str("entryUUID").unwrap().to_string()
+    };
+    // What a format-3 build kept: entryUUID lists and objectClass presence.
+    let old_lists = [
+        index_key(IndexKind::Equality, "entryuuid", uuid.as_bytes()),
+        index_key(IndexKind::Presence, "entryuuid", b""),
+        index_key(IndexKind::Presence, "objectclass", b""),
+    ];
+    {
+        let store = Store::open(&cfg.store_path(), 1 << 20, 1 << 20).unwrap();
+        let txn = store.write().unwrap();
+        let mut w = txn.tables().unwrap();
+        w.index(&old_lists, 5, true).unwrap();
+        let staged = w.finish().unwrap();
+        txn.commit(staged).unwrap();
+        store.checkpoint().unwrap();
+        assert_eq!(store.read().unwrap().postings(&old_lists[0]).unwrap(), [5]);
+    }
+    let dir = convergences::app::open_directory(&cfg).unwrap();
+    let report = dir.check().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(uids(&dir, SUFFIX, Scope::Sub, &format!("(entryUUID={})", uuid.to_uppercase())), ["hdupre"]);
+    assert_eq!(uids(&dir, SUFFIX, Scope::Sub, &format!("(&(entryUUID={uuid})(uid=nobody))")), Vec::<String>::new());
+    assert_eq!(uids(&dir, SUFFIX, Scope::Sub, "(entryUUID=not-a-uuid)"), Vec::<String>::new());
+    assert_eq!(uids(&dir, AGENTS, Scope::One, "(entryUUID=*)").len(), 4);
+}
+
 /// Filters over the fixture's stored attributes, to compare the planner with a scan.
 fn filter_strategy() -> impl Strategy<Value = Filter> {
     let attrs = prop::sample::select(vec![

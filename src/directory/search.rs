@@ -461,6 +461,15 @@ impl Directory {
                 ids.dedup();
                 Ok(Some(ids))
             }
+            UUID_ATTR => {
+                // The UUID table, not a posting list (format 4).
+                let Ok(n) = self.schema.normalize_eq(attr, v) else {
+                    return Ok(Some(Vec::new()));
+                };
+                let uuid = std::str::from_utf8(&n).ok().and_then(|s| uuid::Uuid::try_parse(s).ok());
+                let id = uuid.map(|u| r.id_of_uuid(u.as_bytes())).transpose()?.flatten();
+                Ok(Some(id.into_iter().collect()))
+            }
             "entrydn" => {
                 let Ok(n) = self.schema.normalize_eq(attr, v) else {
                     return Ok(Some(Vec::new()));

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::query::{ListParams, Projection, from_search_request};
 use super::users::{apply, blocking, check_version, parse_body};
-use super::{Caller, ScimContext, ScimError, groups, mapping, scim_json, users};
+use super::{Caller, ScimContext, ScimError, groups, mapping, scim_body, users};
 use crate::directory::{Change, Directory, Entry};
 
 /// What a SCIM resource type provides to the generic handlers.
@@ -24,6 +24,12 @@ pub trait Resource: Send + Sync + 'static {
     fn find(dir: &Directory, caller: &Caller, id: &str) -> Result<Entry, ScimError>;
     fn list(dir: &Directory, caller: &Caller, filter: Option<&str>) -> Result<Vec<Entry>, ScimError>;
     fn render(dir: &Directory, entry: &Entry) -> Value;
+    /// The resource as a response body, whole, and its location.
+    fn render_body(dir: &Directory, entry: &Entry) -> (Vec<u8>, Option<String>) {
+        let doc = Self::render(dir, entry);
+        let location = doc["meta"]["location"].as_str().map(str::to_string);
+        (serde_json::to_vec(&doc).unwrap_or_default(), location)
+    }
     /// The changes that create the resource, its entry first.
     fn create_changes(dir: &Directory, caller: &Caller, body: &Value) -> Result<Vec<Change>, ScimError>;
     /// Whether [`Resource::create_changes`] is quick enough for an async
@@ -109,6 +115,12 @@ impl Resource for Users {
     fn render(dir: &Directory, entry: &Entry) -> Value {
         users::render(dir, entry)
     }
+    fn render_body(dir: &Directory, entry: &Entry) -> (Vec<u8>, Option<String>) {
+        // Serialised from the entry: no JSON value built only to be written out.
+        let context = users::Context::of(dir, entry);
+        let doc = context.doc(entry);
+        (doc.to_bytes(), Some(doc.location().to_string()))
+    }
     fn create_changes(dir: &Directory, caller: &Caller, body: &Value) -> Result<Vec<Change>, ScimError> {
         check_schemas(body, mapping::USER, &[mapping::ENTERPRISE, mapping::AGENT])?;
         users::create_changes(dir, caller, body)
@@ -180,9 +192,15 @@ fn check_schemas(body: &Value, core: &str, extensions: &[&str]) -> Result<(), Sc
 
 /// A resource response with its ETag (and Location when created).
 fn respond<R: Resource>(dir: &Directory, status: StatusCode, entry: &Entry, projection: &Projection) -> Response {
-    let body = R::render(dir, entry);
-    let location = body["meta"]["location"].as_str().and_then(|l| HeaderValue::from_str(l).ok());
-    let mut r = scim_json(status, projection.apply(body));
+    let (body, location) = if projection.is_whole() {
+        R::render_body(dir, entry)
+    } else {
+        let doc = R::render(dir, entry);
+        let location = doc["meta"]["location"].as_str().map(str::to_string);
+        (serde_json::to_vec(&projection.apply(doc)).unwrap_or_default(), location)
+    };
+    let location = location.and_then(|l| HeaderValue::from_str(&l).ok());
+    let mut r = scim_body(status, body);
     if let Ok(v) = HeaderValue::from_str(&mapping::version(entry)) {
         r.headers_mut().insert(header::ETAG, v);
     }
@@ -262,8 +280,18 @@ pub async fn list<R: Resource>(
     let params = ListParams::from_query(&q, ctx.max_results, &ctx.filter_limits)?;
     blocking(move || {
         let dir = &ctx.directory;
-        let all: Vec<Value> =
-            R::list(dir, &caller, params.filter.as_deref())?.iter().map(|e| R::render(dir, e)).collect();
+        let matches = R::list(dir, &caller, params.filter.as_deref())?;
+        if params.is_plain() {
+            // Only the page is rendered, straight to bytes.
+            let page: Vec<Vec<u8>> = matches
+                .iter()
+                .skip(params.start.saturating_sub(1))
+                .take(params.count)
+                .map(|e| R::render_body(dir, e).0)
+                .collect();
+            return Ok(super::list_response_of_bodies(&page, params.start, matches.len()));
+        }
+        let all: Vec<Value> = matches.iter().map(|e| R::render(dir, e)).collect();
         Ok(params.respond(all))
     })
     .await

@@ -221,6 +221,11 @@ async fn as_scim_error(resp: Response) -> Response {
 }
 
 /// A SCIM JSON response with the SCIM media type.
+/// A response whose JSON body is already written out.
+pub fn scim_body(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE))], body).into_response()
+}
+
 pub fn scim_json(status: StatusCode, body: Value) -> Response {
     let mut r = (status, axum::Json(body)).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
@@ -313,6 +318,25 @@ pub fn list_response_with_total(resources: Vec<Value>, start_index: usize, total
         "Resources": resources,
     });
     scim_json(StatusCode::OK, body)
+}
+
+/// RFC 7644 §3.4.2 ListResponse around resources already written out.
+pub fn list_response_of_bodies(resources: &[Vec<u8>], start_index: usize, total: usize) -> Response {
+    let mut body = Vec::with_capacity(160 + resources.iter().map(|r| r.len() + 1).sum::<usize>());
+    body.extend_from_slice(b"{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:ListResponse\"],");
+    body.extend_from_slice(
+        format!("\"totalResults\":{total},\"startIndex\":{start_index},\"itemsPerPage\":{},", resources.len())
+            .as_bytes(),
+    );
+    body.extend_from_slice(b"\"Resources\":[");
+    for (i, r) in resources.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(r);
+    }
+    body.extend_from_slice(b"]}");
+    scim_body(StatusCode::OK, body)
 }
 
 fn list_response(resources: Vec<Value>, start_index: usize) -> Response {

@@ -57,6 +57,11 @@ impl Projection {
         Projection { attributes: list_of(param(q, "attributes")), excluded: list_of(param(q, "excludedAttributes")) }
     }
 
+    /// Whether the whole resource is asked for (no `attributes`, no `excludedAttributes`).
+    pub fn is_whole(&self) -> bool {
+        self.attributes.is_empty() && self.excluded.is_empty()
+    }
+
     /// Apply to a rendered resource. `id` and `schemas` are always returned (RFC 7643 §7).
     pub fn apply(&self, doc: Value) -> Value {
         let Value::Object(obj) = doc else { return doc };
@@ -242,6 +247,12 @@ impl ListParams {
             descending,
             projection: Projection::from_query(q),
         })
+    }
+
+    /// Whether the page is a plain slice of the matches, in directory order,
+    /// each resource whole: it can be written out without building values.
+    pub fn is_plain(&self) -> bool {
+        self.sort_by.is_none() && self.projection.is_whole()
     }
 
     /// Sort (resources without the attribute last, RFC 7644 §3.4.2.3), page, project.

