@@ -431,6 +431,33 @@ fn entry_uuid_is_found_through_the_uuid_table_and_old_posting_lists_are_dropped(
     assert_eq!(uids(&dir, AGENTS, Scope::One, "(entryUUID=*)").len(), 4);
 }
 
+#[test]
+fn an_organisation_s_siren_is_read_afresh_after_it_changes() {
+    let (_t, dir) = directory();
+    populate(&dir);
+    let hdupre = format!("uid=hdupre,{}", AGENTS.to_lowercase());
+    assert_eq!(dir.organisation_siren(&hdupre).unwrap().as_deref(), Some("219400280"));
+    // Creations of agents leave what is remembered in place…
+    dir.add(&actor(), agent("newcomer", "Nina", "Nouvelle")).unwrap();
+    assert_eq!(dir.organisation_siren(&hdupre).unwrap().as_deref(), Some("219400280"));
+    // …a change to the organisation does not.
+    dir.modify(&actor(), &dn(ORG), &[Modification::new(ModOp::Replace, "cigSiren", ["219400281"])]).unwrap();
+    assert_eq!(dir.organisation_siren(&hdupre).unwrap().as_deref(), Some("219400281"));
+    // An organisation that did not exist yet when first asked for.
+    let other = "o=200054781,ou=organisations,dc=cig,dc=fr";
+    let stranger = format!("uid=x,ou=agents,{other}");
+    assert_eq!(dir.organisation_siren(&stranger).unwrap(), None);
+    dir.add(
+        &actor(),
+        Entry::new(dn(other))
+            .with("objectClass", ["organization", "cigOrganisation"])
+            .with("o", ["200054781"])
+            .with("cigSiren", ["200054781"]),
+    )
+    .unwrap();
+    assert_eq!(dir.organisation_siren(&stranger).unwrap().as_deref(), Some("200054781"));
+}
+
 /// Filters over the fixture's stored attributes, to compare the planner with a scan.
 fn filter_strategy() -> impl Strategy<Value = Filter> {
     let attrs = prop::sample::select(vec![

@@ -366,7 +366,11 @@ impl Directory {
                     );
                     match committed {
                         Ok(()) => {
-                            self.committed(true);
+                            let touched = group.iter().flat_map(|p| &p.changes).any(|c| match c {
+                                Queued::Add(add) => add.is_agents_container(),
+                                Queued::Other(_) => true,
+                            });
+                            self.committed(touched);
                             outcomes.extend(group.into_iter().map(|p| (p.ticket, Ok(p.changes.len()))));
                         }
                         Err(e) => outcomes.extend(fail_all(group, &format!("commit: {e}"))),

@@ -119,6 +119,8 @@ pub struct Directory {
     admins_group_ndn: String,
     /// Whether an entry is an organisation (has an `ou=agents` child), by ndn.
     org_cache: RwLock<HashMap<String, bool>>,
+    /// Organisations' SIRENs, by ndn (see [`access::SirenCache`]).
+    sirens: access::SirenCache,
     /// Bumped at every commit: a principal resolved earlier may be stale.
     generation: AtomicU64,
     tokens: tokens::TokenCache,
@@ -183,6 +185,7 @@ impl Directory {
             admins,
             admins_group_ndn,
             org_cache: RwLock::new(HashMap::new()),
+            sirens: Default::default(),
             generation: AtomicU64::new(0),
             tokens: Default::default(),
             password_policy: settings.password,
@@ -212,8 +215,11 @@ impl Directory {
         self.generation.load(Ordering::Acquire)
     }
 
-    pub(crate) fn committed(&self, structure_changed: bool) {
-        if structure_changed {
+    /// After a commit. `organisations_touched`: it may have added, removed,
+    /// moved or changed an organisation (anything but adds of entries other
+    /// than an `ou=agents`).
+    pub(crate) fn committed(&self, organisations_touched: bool) {
+        if organisations_touched {
             self.forget_organisations();
         }
         self.generation.fetch_add(1, Ordering::AcqRel);

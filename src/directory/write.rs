@@ -67,6 +67,13 @@ pub enum Change {
     Rename { dn: Dn, new_rdn: Rdn, delete_old_rdn: bool, new_superior: Option<Dn> },
 }
 
+impl PreparedAdd {
+    /// Whether the entry is an `ou=agents`: its parent becomes an organisation.
+    pub(super) fn is_agents_container(&self) -> bool {
+        self.ndn.starts_with("ou=agents,") || self.ndn == "ou=agents"
+    }
+}
+
 impl Directory {
     /// Add an entry (RFC 4511 §4.7).
     pub fn add(&self, actor: &Actor, mut entry: Entry) -> Result<()> {

@@ -263,8 +263,15 @@ impl Directory {
     /// belongs to (its `cigSiren`, else its `o`), read in place: rendering a
     /// SCIM user needs nothing else of it.
     pub fn organisation_siren(&self, ndn: &str) -> Result<Option<String>> {
+        // Taken before the snapshot: a SIREN read from a snapshot older than
+        // the last change to organisations is not remembered.
+        let epoch = self.sirens.epoch();
         let r = self.store.read()?;
-        let Some(id) = self.organisation_id(&r, ndn)? else { return Ok(None) };
+        let Some(org) = self.organisation_of(&r, ndn, true)? else { return Ok(None) };
+        if let Some(siren) = self.sirens.get(org) {
+            return Ok(Some(siren));
+        }
+        let Some(id) = r.id_of_dn(org)? else { return Ok(None) };
         let found = r.entry_view(id, |view| {
             let (mut siren, mut o) = (None, None);
             view.for_each_attr(|name, values| {
@@ -281,7 +288,11 @@ impl Directory {
             })?;
             Ok(siren.or(o))
         })?;
-        Ok(found.flatten())
+        let found = found.flatten();
+        if let Some(siren) = &found {
+            self.sirens.remember(epoch, org, siren);
+        }
+        Ok(found)
     }
 
     /// The organisation an entry belongs to: the nearest entry, at or above it,
@@ -326,6 +337,46 @@ impl Directory {
     pub(crate) fn forget_organisations(&self) {
         if let Ok(mut c) = self.org_cache.write() {
             c.clear();
+        }
+        self.sirens.forget();
+    }
+}
+
+/// Organisations' SIRENs by ndn, read for every SCIM user rendered, until
+/// the next write that may touch an organisation. A SIREN read from a
+/// snapshot taken before such a write is not put back (`epoch`).
+#[derive(Default)]
+pub(crate) struct SirenCache {
+    known: std::sync::RwLock<(u64, std::collections::HashMap<String, String>)>,
+}
+
+/// Most SIRENs remembered: every organisation of a large centre fits.
+const MAX_CACHED_SIRENS: usize = 16_384;
+
+impl SirenCache {
+    fn epoch(&self) -> u64 {
+        self.known.read().map(|k| k.0).unwrap_or(u64::MAX)
+    }
+
+    fn get(&self, org_ndn: &str) -> Option<String> {
+        self.known.read().ok()?.1.get(org_ndn).cloned()
+    }
+
+    fn remember(&self, epoch: u64, org_ndn: &str, siren: &str) {
+        if let Ok(mut k) = self.known.write()
+            && k.0 == epoch
+        {
+            if k.1.len() >= MAX_CACHED_SIRENS {
+                k.1.clear();
+            }
+            k.1.insert(org_ndn.to_string(), siren.to_string());
+        }
+    }
+
+    fn forget(&self) {
+        if let Ok(mut k) = self.known.write() {
+            k.0 = k.0.wrapping_add(1);
+            k.1.clear();
         }
     }
 }
