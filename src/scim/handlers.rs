@@ -27,7 +27,7 @@ pub trait Resource: Send + Sync + 'static {
     /// The resource as a response body, whole, and its location.
     fn render_body(dir: &Directory, entry: &Entry) -> (Vec<u8>, Option<String>) {
         let doc = Self::render(dir, entry);
-        let location = doc["meta"]["location"].as_str().map(str::to_string);
+        let location = location_of(&doc);
         (serde_json::to_vec(&doc).unwrap_or_default(), location)
     }
     /// The changes that create the resource, its entry first.
@@ -190,13 +190,18 @@ fn check_schemas(body: &Value, core: &str, extensions: &[&str]) -> Result<(), Sc
     Ok(())
 }
 
+/// `meta.location` of a rendered resource.
+fn location_of(doc: &Value) -> Option<String> {
+    doc["meta"]["location"].as_str().map(str::to_string)
+}
+
 /// A resource response with its ETag (and Location when created).
 fn respond<R: Resource>(dir: &Directory, status: StatusCode, entry: &Entry, projection: &Projection) -> Response {
     let (body, location) = if projection.is_whole() {
         R::render_body(dir, entry)
     } else {
         let doc = R::render(dir, entry);
-        let location = doc["meta"]["location"].as_str().map(str::to_string);
+        let location = location_of(&doc);
         (serde_json::to_vec(&projection.apply(doc)).unwrap_or_default(), location)
     };
     let location = location.and_then(|l| HeaderValue::from_str(&l).ok());
