@@ -13,7 +13,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use redb::{ReadableMultimapTable, ReadableTable};
+use redb::ReadableTable;
 
 use super::redo::Crc32;
 use super::tables::*;
@@ -82,11 +82,10 @@ pub fn write(txn: &redb::ReadTransaction, out: impl Write) -> Result<u64> {
         let (k, v) = item?;
         o.record(T_UUID2ID, &k.value().to_be_bytes(), &v.value().to_be_bytes())?;
     }
-    for item in txn.open_multimap_table(CHILDREN)?.iter()? {
-        let (parent, kids) = item?;
-        for kid in kids {
-            o.record(T_CHILDREN, &parent.value().to_be_bytes(), &kid?.value().to_be_bytes())?;
-        }
+    for item in txn.open_table(CHILD_LINKS)?.iter()? {
+        let (link, _) = item?;
+        let (parent, child) = link_ends(link.value());
+        o.record(T_CHILDREN, &parent.to_be_bytes(), &child.to_be_bytes())?;
     }
     for (table, def) in [(T_POSTINGS, POSTINGS), (T_TOKENS, TOKENS)] {
         for item in txn.open_table(def)?.iter()? {
@@ -207,7 +206,7 @@ fn restore_into(path: &Path, input: impl Read) -> Result<u64> {
         let mut entries = txn.open_table(ENTRIES)?;
         let mut dn2id = txn.open_table(DN2ID)?;
         let mut uuid2id = txn.open_table(UUID2ID)?;
-        let mut children = txn.open_multimap_table(CHILDREN)?;
+        let mut children = txn.open_table(CHILD_LINKS)?;
         let mut postings = txn.open_table(POSTINGS)?;
         let mut changelog = txn.open_table(CHANGELOG)?;
         let mut meta = txn.open_table(META)?;
@@ -231,7 +230,7 @@ fn restore_into(path: &Path, input: impl Read) -> Result<u64> {
                     uuid2id.insert(u128::from_be_bytes(a), u64_of(&v, false)?)?;
                 }
                 T_CHILDREN => {
-                    children.insert(u64_of(&k, false)?, u64_of(&v, false)?)?;
+                    children.insert(child_link(u64_of(&k, false)?, u64_of(&v, false)?), ())?;
                 }
                 T_POSTINGS => insert_bytes(&mut postings, &k, &v)?,
                 T_TOKENS => insert_bytes(&mut tokens, &k, &v)?,

@@ -59,10 +59,11 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// pads posting chunks with zero ids (see [`postings`]), which a format-2
 /// build would read as entry 0. Format 4 keeps no posting lists for
 /// entryUUID (the UUID table answers those filters): a format-3 build would
-/// find no entry by its entryUUID. Older stores are upgraded in place: what
-/// they hold is valid in format 4, and the directory drops the lists it no
-/// longer keeps when it opens the store.
-const FORMAT_VERSION: u64 = 4;
+/// find no entry by its entryUUID. Format 5 keeps the tree's links in
+/// `child_links`, where an older build would find no children. Older stores
+/// are upgraded in place: their links are moved, and the directory drops
+/// the posting lists it no longer keeps when it opens the store.
+const FORMAT_VERSION: u64 = 5;
 
 /// The oldest format this build upgrades (and restores from a backup).
 const OLDEST_FORMAT: u64 = 1;
@@ -90,6 +91,37 @@ pub fn index_key(kind: IndexKind, attr: &str, value: &[u8]) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(value);
     k
+}
+
+/// Formats up to 4 kept the tree's links in a multimap table: move them to
+/// [`CHILD_LINKS`] and drop it. How many links moved.
+fn move_child_links(txn: &redb::WriteTransaction, links: &mut redb::Table<'_, u128, ()>) -> Result<u64> {
+    let mut moved = 0;
+    {
+        let old = txn.open_multimap_table(CHILDREN)?;
+        for item in old.iter()? {
+            let (parent, kids) = item?;
+            let parent = parent.value();
+            for kid in kids {
+                links.insert(child_link(parent, kid?.value()), ())?;
+                moved += 1;
+            }
+        }
+    }
+    txn.delete_multimap_table(CHILDREN)?;
+    Ok(moved)
+}
+
+/// Hand `f` the ids under `parent` in the links table, ascending, until it
+/// returns `false`.
+fn each_child(t: &impl redb::ReadableTable<u128, ()>, parent: u64, mut f: impl FnMut(u64) -> bool) -> Result<()> {
+    for item in t.range(child_link(parent, 0)..=child_link(parent, u64::MAX))? {
+        let (k, _) = item?;
+        if !f(link_ends(k.value()).1) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// The database handle. Cheap to share behind an `Arc`.
@@ -134,6 +166,8 @@ impl Store {
                 }
                 Some(older) if (OLDEST_FORMAT..FORMAT_VERSION).contains(&older) => {
                     tracing::info!("upgrading the store from format {older} to {FORMAT_VERSION}");
+                    let links = move_child_links(&txn.txn, &mut w.t.children)?;
+                    tracing::info!(links, "moved the tree's links to their format-5 table");
                     w.t.meta.insert("format", FORMAT_VERSION)?;
                 }
                 Some(other) => {
@@ -459,7 +493,7 @@ pub struct ReadInner {
     entries: redb::ReadOnlyTable<u64, &'static [u8]>,
     dn2id: OnceLock<redb::ReadOnlyTable<&'static str, u64>>,
     postings: OnceLock<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
-    children: OnceLock<redb::ReadOnlyMultimapTable<u64, u64>>,
+    children: OnceLock<redb::ReadOnlyTable<u128, ()>>,
 }
 
 impl std::ops::Deref for ReadTx {
@@ -504,7 +538,7 @@ struct Tables<'t> {
     entries: redb::Table<'t, u64, &'static [u8]>,
     dn2id: redb::Table<'t, &'static str, u64>,
     uuid2id: redb::Table<'t, u128, u64>,
-    children: redb::MultimapTable<'t, u64, u64>,
+    children: redb::Table<'t, u128, ()>,
     postings: redb::Table<'t, &'static [u8], &'static [u8]>,
     changelog: redb::Table<'t, u64, &'static [u8]>,
     meta: redb::Table<'t, &'static str, u64>,
@@ -556,10 +590,9 @@ impl ReadTx {
     pub fn for_each_child(&self, mut f: impl FnMut(u64, u64)) -> Result<()> {
         self.with_children(|t| {
             for item in t.iter()? {
-                let (parent, kids) = item?;
-                for kid in kids {
-                    f(parent.value(), kid?.value());
-                }
+                let (link, _) = item?;
+                let (parent, child) = link_ends(link.value());
+                f(parent, child);
             }
             Ok(())
         })
@@ -599,8 +632,8 @@ impl ReadTx {
         f(opened(&self.postings, || Ok(self.txn.open_table(POSTINGS)?))?)
     }
 
-    fn with_children<T>(&self, f: impl FnOnce(&redb::ReadOnlyMultimapTable<u64, u64>) -> Result<T>) -> Result<T> {
-        f(opened(&self.children, || Ok(self.txn.open_multimap_table(CHILDREN)?))?)
+    fn with_children<T>(&self, f: impl FnOnce(&redb::ReadOnlyTable<u128, ()>) -> Result<T>) -> Result<T> {
+        f(opened(&self.children, || Ok(self.txn.open_table(CHILD_LINKS)?))?)
     }
 
     fn with_uuid2id<T>(&self, f: impl FnOnce(&redb::ReadOnlyTable<u128, u64>) -> Result<T>) -> Result<T> {
@@ -665,32 +698,46 @@ macro_rules! impl_reader {
             fn children(&self, id: u64) -> Result<Vec<u64>> {
                 self.with_children(|t| {
                     let mut out = Vec::new();
-                    for v in t.get(id)? {
-                        out.push(v?.value());
-                    }
+                    each_child(t, id, |kid| {
+                        out.push(kid);
+                        true
+                    })?;
                     Ok(out)
                 })
             }
 
             fn children_at_most(&self, id: u64, max: usize) -> Result<Option<Vec<u64>>> {
                 self.with_children(|t| {
-                    let mut out = Vec::new();
-                    for v in t.get(id)? {
-                        if out.len() == max {
-                            return Ok(None);
-                        }
-                        out.push(v?.value());
-                    }
-                    Ok(Some(out))
+                    let (mut out, mut over) = (Vec::new(), false);
+                    each_child(t, id, |kid| {
+                        over = out.len() == max;
+                        out.push(kid);
+                        !over
+                    })?;
+                    Ok((!over).then_some(out))
                 })
             }
 
             fn has_children(&self, id: u64) -> Result<bool> {
-                self.with_children(|t| Ok(t.get(id)?.next().is_some()))
+                self.with_children(|t| {
+                    let mut any = false;
+                    each_child(t, id, |_| {
+                        any = true;
+                        false
+                    })?;
+                    Ok(any)
+                })
             }
 
             fn child_count(&self, id: u64) -> Result<u64> {
-                self.with_children(|t| Ok(t.get(id)?.len()))
+                self.with_children(|t| {
+                    let mut n = 0;
+                    each_child(t, id, |_| {
+                        n += 1;
+                        true
+                    })?;
+                    Ok(n)
+                })
             }
 
             fn postings(&self, key: &[u8]) -> Result<Vec<u64>> {
@@ -781,7 +828,7 @@ impl Txn {
                 entries: txn.open_table(ENTRIES)?,
                 dn2id: txn.open_table(DN2ID)?,
                 uuid2id: txn.open_table(UUID2ID)?,
-                children: txn.open_multimap_table(CHILDREN)?,
+                children: txn.open_table(CHILD_LINKS)?,
                 postings: txn.open_table(POSTINGS)?,
                 changelog: txn.open_table(CHANGELOG)?,
                 meta: txn.open_table(META)?,
@@ -883,7 +930,7 @@ impl WriteTx<'_> {
         f(&self.t.postings)
     }
 
-    fn with_children<T>(&self, f: impl FnOnce(&redb::MultimapTable<'_, u64, u64>) -> Result<T>) -> Result<T> {
+    fn with_children<T>(&self, f: impl FnOnce(&redb::Table<'_, u128, ()>) -> Result<T>) -> Result<T> {
         f(&self.t.children)
     }
 
@@ -1000,13 +1047,13 @@ impl WriteTx<'_> {
     }
 
     pub fn add_child(&mut self, parent: u64, child: u64) -> Result<()> {
-        self.t.children.insert(parent, child)?;
+        self.t.children.insert(child_link(parent, child), ())?;
         self.log(|| Op::AddChild(parent, child));
         Ok(())
     }
 
     pub fn remove_child(&mut self, parent: u64, child: u64) -> Result<()> {
-        self.t.children.remove(parent, child)?;
+        self.t.children.remove(child_link(parent, child))?;
         self.log(|| Op::RemoveChild(parent, child));
         Ok(())
     }
@@ -1161,5 +1208,54 @@ impl WriteTx<'_> {
         };
         tracing::trace!(postings_us = started.elapsed().as_micros() as u64, deferred = deferring, "postings written");
         Ok(Staged { ops: self.ops, deferred, wrote_deferred: self.wrote_deferred })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use redb::ReadableDatabase;
+
+    use super::*;
+
+    fn link(store: &Store, parent: u64, child: u64) {
+        let txn = store.write().unwrap();
+        let mut w = txn.tables().unwrap();
+        w.add_child(parent, child).unwrap();
+        let staged = w.finish().unwrap();
+        txn.commit(staged).unwrap();
+    }
+
+    #[test]
+    fn a_store_of_format_4_has_its_tree_links_moved_when_opened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s.redb");
+        {
+            let store = Store::open(&path, 1 << 20, 1 << 20).unwrap();
+            link(&store, 1, 2);
+            store.checkpoint().unwrap();
+            // Rewrite it as format 4 kept it: a multimap, no links table.
+            let txn = store.db.begin_write().unwrap();
+            {
+                let mut old = txn.open_multimap_table(CHILDREN).unwrap();
+                for (p, c) in [(1, 2), (1, 3), (1, 9), (3, 4)] {
+                    old.insert(p, c).unwrap();
+                }
+                txn.open_table(META).unwrap().insert("format", 4).unwrap();
+            }
+            txn.delete_table(CHILD_LINKS).unwrap();
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path, 1 << 20, 1 << 20).unwrap();
+        let r = store.read().unwrap();
+        assert_eq!(r.children(1).unwrap(), [2, 3, 9]);
+        assert_eq!(r.children_at_most(1, 2).unwrap(), None);
+        assert_eq!(r.children_at_most(1, 3).unwrap().unwrap(), [2, 3, 9]);
+        assert_eq!(r.child_count(1).unwrap(), 3);
+        assert!(r.has_children(3).unwrap());
+        assert!(!r.has_children(2).unwrap());
+        let txn = store.db.begin_read().unwrap();
+        assert!(txn.list_multimap_tables().unwrap().next().is_none());
+        assert_eq!(txn.open_table(META).unwrap().get("format").unwrap().unwrap().value(), FORMAT_VERSION);
     }
 }

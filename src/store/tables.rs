@@ -8,7 +8,22 @@ pub const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries")
 pub const DN2ID: TableDefinition<&str, u64> = TableDefinition::new("dn2id");
 /// entryUUID (big-endian u128) → entry id
 pub const UUID2ID: TableDefinition<u128, u64> = TableDefinition::new("uuid2id");
-/// parent id → child ids
+/// parent id << 64 | child id → nothing: a parent's children are one key
+/// range, and linking a child is one B-tree insert (an integer key: the
+/// cheapest comparison redb makes).
+pub const CHILD_LINKS: TableDefinition<u128, ()> = TableDefinition::new("child_links");
+
+/// The [`CHILD_LINKS`] key of a link.
+pub fn child_link(parent: u64, child: u64) -> u128 {
+    (u128::from(parent) << 64) | u128::from(child)
+}
+
+/// The (parent, child) of a [`CHILD_LINKS`] key.
+pub fn link_ends(key: u128) -> (u64, u64) {
+    ((key >> 64) as u64, key as u64)
+}
+/// parent id → child ids, up to format 4 (moved to [`CHILD_LINKS`] when opened):
+/// a multimap insert updates two B-trees, the parent's set and the outer one.
 pub const CHILDREN: MultimapTableDefinition<u64, u64> = MultimapTableDefinition::new("children");
 /// escaped index key (see [`super::index_key`]) + chunk start → a chunk of entry ids ([`super::postings`])
 pub const POSTINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("postings");
