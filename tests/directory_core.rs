@@ -458,6 +458,44 @@ fn an_organisation_s_siren_is_read_afresh_after_it_changes() {
     assert_eq!(dir.organisation_siren(&stranger).unwrap().as_deref(), Some("200054781"));
 }
 
+#[test]
+fn a_rule_filter_on_an_attribute_not_asked_for_still_decides_what_is_seen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = tmp.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"name = "numbered"
+[[rule]]
+who = ["authenticated"]
+target = "{suffix}"
+rights = ["browse"]
+
+[[rule]]
+who = ["authenticated"]
+target = "{suffix}"
+filter = "(employeeNumber=2)"
+rights = ["read"]
+"#,
+    )
+    .unwrap();
+    let mut cfg = convergences::config::Config::for_test(tmp.path());
+    cfg.access_policy = policy.display().to_string();
+    let dir = convergences::app::open_directory(&cfg).unwrap();
+    populate(&dir);
+    let who = dir.principal_of(&dn(&format!("uid=hdupre,{AGENTS}"))).unwrap();
+    for attrs in [vec!["uid".to_string()], vec!["1.1".to_string()], vec![]] {
+        let mut req = SearchRequest::new(dn(SUFFIX), Scope::Sub, Filter::parse("(objectClass=inetOrgPerson)").unwrap());
+        req.attrs = attrs.clone();
+        let mut seen = Vec::new();
+        dir.search(&who, &req, |e| {
+            seen.push(e.dn.to_string());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [format!("uid=floeuvre,{AGENTS}")], "{attrs:?}");
+    }
+}
+
 /// Filters over the fixture's stored attributes, to compare the planner with a scan.
 fn filter_strategy() -> impl Strategy<Value = Filter> {
     let attrs = prop::sample::select(vec![

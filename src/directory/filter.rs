@@ -151,9 +151,7 @@ impl Filter {
                 let found = schema.attr(id).with_subtypes.iter().any(|&s| entry.get(&schema.attr(s).name).is_some());
                 if found { Tri::True } else { Tri::False }
             }
-            Filter::Equality(a, v) | Filter::Approx(a, v) => {
-                compare_values(schema, entry, a, |attr| attr.equality, v, |n, a| n == a)
-            }
+            Filter::Equality(a, v) | Filter::Approx(a, v) => equal_values(schema, entry, a, v),
             Filter::GreaterOrEqual(a, v) => compare_values(
                 schema,
                 entry,
@@ -242,6 +240,31 @@ fn compare_values(
                     return Tri::True;
                 }
             }
+        }
+    }
+    Tri::False
+}
+
+/// Equality: like [`compare_values`], but each stored value is tested
+/// against the normalised assertion without being normalised itself when
+/// it need not be (see [`Schema::matches_normalized`]): a one-level listing
+/// tests five objectClass values per entry.
+fn equal_values(schema: &Schema, entry: &Entry, a: &str, asserted: &[u8]) -> Tri {
+    let Some(id) = schema.attr_id(a) else {
+        return Tri::Undefined;
+    };
+    let attr = schema.attr(id);
+    let Some(rule) = attr.equality else {
+        return Tri::Undefined;
+    };
+    let Ok(asserted) = schema.normalize(rule, asserted) else {
+        return Tri::Undefined;
+    };
+    for &sub in &attr.with_subtypes {
+        if let Some(values) = entry.get(&schema.attr(sub).name)
+            && values.values.iter().any(|v| schema.matches_normalized(rule, v, &asserted))
+        {
+            return Tri::True;
         }
     }
     Tri::False

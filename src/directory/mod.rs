@@ -77,6 +77,21 @@ fn unkept_posting_lists() -> [Vec<u8>; 3] {
     ]
 }
 
+/// The lower-case primary names of these attributes and of their subtypes
+/// (names the schema does not know are left out: no entry holds them).
+fn lnames_with_subtypes(schema: &Schema, names: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for id in names.iter().filter_map(|n| schema.attr_id(n)) {
+        for &sub in &schema.attr(id).with_subtypes {
+            let lname = &schema.attr(sub).lname;
+            if !out.contains(lname) {
+                out.push(lname.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Attributes whose DN values follow the entries they name (referential integrity).
 pub const REFERENCE_ATTRS: &[&str] = &["member", "uniqueMember", "manager"];
 
@@ -114,6 +129,9 @@ pub struct Directory {
     eq_indexed: FoldSet<String>,
     sub_indexed: FoldSet<String>,
     policy: Policy,
+    /// What the policy's rule filters test (lower-case names, subtypes
+    /// included): read of every entry a search examines.
+    policy_attrs: Vec<String>,
     /// Normalised DNs of the administrators named directly (cn=admin, config).
     admins: Vec<String>,
     admins_group_ndn: String,
@@ -165,6 +183,7 @@ impl Directory {
             }
         }
         let policy = Policy::load(&settings.policy, &schema, &settings.suffix)?;
+        let policy_attrs = lnames_with_subtypes(&schema, &policy.filter_attributes());
         let first_admin = settings.suffix.child(Rdn::single("cn", "admin"));
         let admins = settings
             .admins
@@ -182,6 +201,7 @@ impl Directory {
             eq_indexed,
             sub_indexed,
             policy,
+            policy_attrs,
             admins,
             admins_group_ndn,
             org_cache: RwLock::new(HashMap::new()),

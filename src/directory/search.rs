@@ -184,6 +184,19 @@ impl Directory {
         req.filter.attributes(&mut wanted_virtual);
         let selection = Selection::new(&self.schema, &req.attrs);
         let filter_spans_all_attributes = req.filter.has_typeless_extensible();
+        // What of each entry is read: what is asked for, what the filter and
+        // the policy's rule filters test; everything when that is open-ended.
+        let stored_needed = if selection.all_user || selection.all_operational || filter_spans_all_attributes {
+            None
+        } else {
+            let mut names = lnames_with_subtypes(&self.schema, &wanted_virtual);
+            names.extend(selection.named.iter().cloned());
+            names.extend(self.policy_attrs.iter().cloned());
+            Some(names)
+        };
+        let keep = |stored: &str| {
+            stored_needed.as_ref().is_none_or(|names| names.iter().any(|n| n.eq_ignore_ascii_case(stored)))
+        };
         let mut sent = 0usize;
         for (i, id) in candidates.into_iter().enumerate() {
             if i % 256 == 255 {
@@ -194,7 +207,7 @@ impl Directory {
                     return Err(DirectoryError::Abandoned);
                 }
             }
-            let Some(mut rec) = r.entry(id)? else { continue };
+            let Some(mut rec) = r.entry_keeping(id, &keep)? else { continue };
             let in_scope = match req.scope {
                 Scope::Base => true,
                 Scope::One => rec.parent == base_id,
@@ -281,24 +294,22 @@ impl Directory {
         filter_attrs: &[String],
         sel: &Selection,
     ) -> Result<()> {
-        let needed = |name: &str| {
-            let lname = name.to_ascii_lowercase();
-            sel.wants(&lname, true) || filter_attrs.iter().any(|a| a.eq_ignore_ascii_case(name))
-        };
-        if needed("entryDN") {
+        // By lower-case name: no allocation per entry and attribute.
+        let needed = |lname: &str| sel.wants(lname, true) || filter_attrs.iter().any(|a| a.eq_ignore_ascii_case(lname));
+        if needed("entrydn") {
             entry.set("entryDN", vec![rec.dn.clone().into_bytes()]);
         }
-        if needed("hasSubordinates") {
+        if needed("hassubordinates") {
             let has = r.has_children(id)?;
             entry.set("hasSubordinates", vec![if has { b"TRUE".to_vec() } else { b"FALSE".to_vec() }]);
         }
-        if needed("numSubordinates") {
+        if needed("numsubordinates") {
             entry.set("numSubordinates", vec![r.child_count(id)?.to_string().into_bytes()]);
         }
-        if needed("subschemaSubentry") {
+        if needed("subschemasubentry") {
             entry.set("subschemaSubentry", vec![b"cn=Subschema".to_vec()]);
         }
-        if needed("memberOf") {
+        if needed("memberof") {
             let groups = self.member_of_in(r, &rec.ndn)?;
             entry.set("memberOf", groups.into_iter().map(String::into_bytes).collect());
         }

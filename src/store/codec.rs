@@ -177,18 +177,30 @@ impl Record {
     }
 
     pub fn decode(b: &[u8]) -> Result<Record> {
+        Record::decode_keeping(b, |_| true)
+    }
+
+    /// Decode with only the attributes whose stored name `keep` accepts: a
+    /// search asking for three attributes need not copy out the other dozen.
+    pub fn decode_keeping(b: &[u8], keep: impl Fn(&str) -> bool) -> Result<Record> {
         let view = RecordView::parse(b)?;
         let mut c = Cursor { b: view.attrs };
         let n = c.varint()?;
         let mut attrs = Vec::with_capacity(n.min(256) as usize);
         for _ in 0..n {
-            let name = c.string()?;
+            let name = c.str()?;
             let nv = c.varint()?;
+            if !keep(name) {
+                for _ in 0..nv {
+                    c.bytes()?;
+                }
+                continue;
+            }
             let mut values = Vec::with_capacity(nv.min(1024) as usize);
             for _ in 0..nv {
                 values.push(c.bytes()?.to_vec());
             }
-            attrs.push((name, values));
+            attrs.push((name.to_string(), values));
         }
         Ok(Record { parent: view.parent, dn: view.dn.to_string(), ndn: view.ndn.to_string(), attrs })
     }

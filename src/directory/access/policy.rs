@@ -58,6 +58,18 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Every attribute a rule's filter tests, as the filters name them: what
+    /// a search must read of an entry to decide whether it may be seen.
+    pub fn filter_attributes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in self.rules.iter().filter_map(|r| r.filter.as_ref()) {
+            f.attributes(&mut out);
+        }
+        out
+    }
+}
+
+impl Policy {
     /// A shipped policy by name, or a TOML file by path.
     pub fn load(name_or_path: &str, schema: &Schema, suffix: &Dn) -> Result<Policy> {
         let text = match BUILTIN.iter().find(|(n, _)| *n == name_or_path) {

@@ -358,6 +358,30 @@ impl Schema {
         }
     }
 
+    /// Whether `stored` normalises by `rule` to `normalized` (an asserted value,
+    /// normalised already), without building the normalised value when the
+    /// answer shows otherwise: a class name is looked up in place, and plain
+    /// ASCII text compares case-folded as it stands.
+    pub fn matches_normalized(&self, rule: MatchingRule, stored: &[u8], normalized: &[u8]) -> bool {
+        match rule {
+            MatchingRule::ObjectIdentifier => {
+                if let Some(c) = std::str::from_utf8(stored).ok().and_then(|s| self.class_id(s.trim())) {
+                    return self.classes[c].lname.as_bytes() == normalized;
+                }
+            }
+            MatchingRule::CaseIgnore | MatchingRule::CaseIgnoreIa5 | MatchingRule::CaseIgnoreList
+                if plain_ascii_text(stored) =>
+            {
+                return stored.eq_ignore_ascii_case(normalized);
+            }
+            MatchingRule::CaseExact | MatchingRule::CaseExactIa5 if plain_ascii_text(stored) => {
+                return stored == normalized;
+            }
+            _ => {}
+        }
+        self.normalize(rule, stored).is_ok_and(|n| n == normalized)
+    }
+
     /// Normalise a value for equality by its attribute's rule; attributes with no
     /// equality rule compare as octet strings.
     pub fn normalize_eq(&self, attr: &Attr, value: &[u8]) -> Result<Vec<u8>, String> {
@@ -442,6 +466,16 @@ fn plain_ascii_dn_value(v: &str) -> bool {
             c.is_ascii_alphanumeric()
                 || matches!(c, b'-' | b'.' | b'_' | b'@' | b'\'' | b'(' | b')' | b'/' | b':' | b'?')
         })
+}
+
+/// Whether the string rules leave a value as it is, but for case: printable
+/// ASCII, no space at either end, none doubled (RFC 4518's insignificant
+/// space handling would change it).
+fn plain_ascii_text(v: &[u8]) -> bool {
+    v.first().is_some_and(|&c| c != b' ')
+        && v.last().is_some_and(|&c| c != b' ')
+        && v.iter().all(|&c| (0x20..0x7f).contains(&c))
+        && !v.windows(2).any(|w| w == b"  ")
 }
 
 /// Names to definitions. Looked up for every attribute of every entry a
@@ -631,6 +665,46 @@ mod tests {
             let mut slow = format!("{}=", def.lname);
             escape_value_into(&mut slow, std::str::from_utf8(&v).unwrap());
             assert_eq!(fast, slow, "{attr}={value}");
+        }
+    }
+
+    #[test]
+    fn matching_a_normalised_assertion_agrees_with_normalising_both() {
+        let s = Schema::builtin().unwrap();
+        let values = [
+            "inetOrgPerson",
+            " person ",
+            "2.5.6.6",
+            "cigAgent",
+            "Jean Dupont",
+            "jean  dupont",
+            " Jean",
+            "JEAN DUPONT",
+            "Hélène",
+            "hélène",
+            "x",
+            "",
+            "2.5.4.3",
+            "cn",
+            "K",
+        ];
+        for rule in [
+            MatchingRule::ObjectIdentifier,
+            MatchingRule::CaseIgnore,
+            MatchingRule::CaseIgnoreIa5,
+            MatchingRule::CaseExact,
+        ] {
+            for stored in values {
+                for asserted in values {
+                    let Ok(n) = s.normalize(rule, asserted.as_bytes()) else { continue };
+                    let slow = s.normalize(rule, stored.as_bytes()).is_ok_and(|v| v == n);
+                    assert_eq!(
+                        s.matches_normalized(rule, stored.as_bytes(), &n),
+                        slow,
+                        "{rule:?} {stored:?} {asserted:?}"
+                    );
+                }
+            }
         }
     }
 
