@@ -194,8 +194,8 @@ impl Directory {
             names.extend(self.policy_attrs.iter().cloned());
             Some(names)
         };
-        let keep = |stored: &str| {
-            stored_needed.as_ref().is_none_or(|names| names.iter().any(|n| n.eq_ignore_ascii_case(stored)))
+        let keep = |stored: &[u8]| {
+            stored_needed.as_ref().is_none_or(|names| names.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(stored)))
         };
         let mut sent = 0usize;
         for (i, id) in candidates.into_iter().enumerate() {

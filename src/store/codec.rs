@@ -182,13 +182,15 @@ impl Record {
 
     /// Decode with only the attributes whose stored name `keep` accepts: a
     /// search asking for three attributes need not copy out the other dozen.
-    pub fn decode_keeping(b: &[u8], keep: impl Fn(&str) -> bool) -> Result<Record> {
+    /// The name is handed over as stored bytes: only a kept name is checked
+    /// for UTF-8 (a record holds some twenty).
+    pub fn decode_keeping(b: &[u8], keep: impl Fn(&[u8]) -> bool) -> Result<Record> {
         let view = RecordView::parse(b)?;
         let mut c = Cursor { b: view.attrs };
         let n = c.varint()?;
         let mut attrs = Vec::with_capacity(n.min(256) as usize);
         for _ in 0..n {
-            let name = c.str()?;
+            let name = c.bytes()?;
             let nv = c.varint()?;
             if !keep(name) {
                 for _ in 0..nv {
@@ -200,6 +202,7 @@ impl Record {
             for _ in 0..nv {
                 values.push(c.bytes()?.to_vec());
             }
+            let name = std::str::from_utf8(name).map_err(|_| Cursor::corrupt("string is not UTF-8"))?;
             attrs.push((name.to_string(), values));
         }
         Ok(Record { parent: view.parent, dn: view.dn.to_string(), ndn: view.ndn.to_string(), attrs })

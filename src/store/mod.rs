@@ -451,8 +451,8 @@ fn lock(redo: &Mutex<RedoLog>) -> Result<std::sync::MutexGuard<'_, RedoLog>> {
 /// Lookups shared by read and write transactions.
 pub trait Reader {
     fn entry(&self, id: u64) -> Result<Option<Record>>;
-    /// An entry with only the attributes whose stored name `keep` accepts.
-    fn entry_keeping(&self, id: u64, keep: &dyn Fn(&str) -> bool) -> Result<Option<Record>>;
+    /// An entry with only the attributes whose stored name (bytes) `keep` accepts.
+    fn entry_keeping(&self, id: u64, keep: &dyn Fn(&[u8]) -> bool) -> Result<Option<Record>>;
     /// Just the DN of an entry, without decoding its attributes.
     fn entry_dn(&self, id: u64) -> Result<Option<String>>;
     fn id_of_dn(&self, ndn: &str) -> Result<Option<u64>>;
@@ -685,7 +685,7 @@ macro_rules! impl_reader {
                 self.entry_with(id, Record::decode)
             }
 
-            fn entry_keeping(&self, id: u64, keep: &dyn Fn(&str) -> bool) -> Result<Option<Record>> {
+            fn entry_keeping(&self, id: u64, keep: &dyn Fn(&[u8]) -> bool) -> Result<Option<Record>> {
                 self.entry_with(id, |b| Record::decode_keeping(b, keep))
             }
 
