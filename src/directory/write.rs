@@ -165,8 +165,14 @@ impl Directory {
         let target = if modified.is_some() { dn.clone() } else { dn.parent() };
         let ndn = self.normalize_dn(&target)?;
         let Some(id) = r.id_of_dn(&ndn)? else { return Err(self.hidden(dn)) };
-        let Some(rec) = r.entry(id)? else { return Err(self.hidden(dn)) };
-        let entry = self.to_entry(&rec)?;
+        // An add only needs its parent browsable: its record is read only
+        // when a rule filter has to test it.
+        let entry = if modified.is_some() || access.needs_entry(super::access::Rights::BROWSE) {
+            let Some(rec) = r.entry(id)? else { return Err(self.hidden(dn)) };
+            self.to_entry(&rec)?
+        } else {
+            Entry::new(Dn::root())
+        };
         match modified {
             Some(names) => {
                 if access.readable(&r, &ndn, &entry)?.is_none() {
@@ -389,8 +395,14 @@ impl Directory {
             let pndn = dn::parent_ndn(ndn);
             let parent = w.id_of_dn(pndn).ok().flatten();
             let Some(pid) = parent else { return Err(self.hidden(&entry.dn)) };
-            let Some(prec) = w.entry(pid)? else { return Err(self.hidden(&entry.dn)) };
-            if !access.browsable(w, pndn, &self.to_entry(&prec)?)? {
+            // Decoding the parent costs a record read; only rule filters need it.
+            let parent_entry = if access.needs_entry(super::access::Rights::BROWSE) {
+                let Some(prec) = w.entry(pid)? else { return Err(self.hidden(&entry.dn)) };
+                self.to_entry(&prec)?
+            } else {
+                Entry::new(Dn::root())
+            };
+            if !access.browsable(w, pndn, &parent_entry)? {
                 return Err(self.hidden(&entry.dn));
             }
             access.check_add(w, ndn, entry)?;
