@@ -27,6 +27,16 @@ pub struct TokenGrant {
     pub principal: Principal,
     /// Who the request is, for the log ("token of …").
     pub label: Arc<str>,
+    /// The principal's name, as creatorsName and the audit trail record it
+    /// (written out once, not per request).
+    pub name: Arc<str>,
+}
+
+impl TokenGrant {
+    /// The identity a request with this token acts as, from `peer`.
+    pub fn actor(&self, peer: String) -> Actor {
+        Actor { dn: self.name.to_string(), principal: self.principal.clone(), peer }
+    }
 }
 
 /// Valid tokens remembered at most (a deployment has a few per organisation).
@@ -137,7 +147,8 @@ impl Directory {
             TokenScope::Organisation(dn) => format!("token of {dn}"),
             TokenScope::Cig => "token of the CIG".to_string(),
         };
-        let grant = TokenGrant { principal: self.token_principal(&scope), scope, label: label.into() };
+        let principal = self.token_principal(&scope);
+        let grant = TokenGrant { name: principal.name().into(), principal, scope, label: label.into() };
         if let Ok(mut valid) = self.tokens.valid.write()
             && self.tokens.changes.load(Ordering::Acquire) == seen
         {

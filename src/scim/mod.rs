@@ -275,7 +275,8 @@ impl FromRequestParts<Arc<ScimContext>> for Caller {
                 {
                     *who = grant.label.to_string();
                 }
-                Ok(Caller(grant.scope, Actor::client(grant.principal, peer)))
+                let actor = grant.actor(peer);
+                Ok(Caller(grant.scope, actor))
             }
             None => Err(unauthorized()),
         }

@@ -553,6 +553,10 @@ pub struct WriteTx<'t> {
     /// Bulk-load mode: postings added here are kept in memory, merged into
     /// lookups, and written chunk by chunk at commit (see [`WriteTx::bulk`]).
     bulk: Option<FoldMap<Vec<u8>, Vec<u64>>>,
+    /// Counters taken in this transaction and their next values: written
+    /// to the meta table (and the redo log) once, by [`WriteTx::finish`],
+    /// not at every creation.
+    counters: Vec<(&'static str, u64)>,
     logging: bool,
     /// This transaction's operations, encoded for the redo log.
     ops: Vec<u8>,
@@ -841,6 +845,7 @@ impl Txn {
                 tokens: txn.open_table(TOKENS)?,
             },
             bulk: None,
+            counters: Vec::new(),
             logging: self.logging,
             ops: Vec::new(),
             deferred: &self.deferred,
@@ -1004,10 +1009,13 @@ impl WriteTx<'_> {
         self.next_counter("next_id")
     }
 
-    fn next_counter(&mut self, name: &str) -> Result<u64> {
+    fn next_counter(&mut self, name: &'static str) -> Result<u64> {
+        if let Some((_, next)) = self.counters.iter_mut().find(|(n, _)| *n == name) {
+            *next += 1;
+            return Ok(*next - 1);
+        }
         let id = self.t.meta.get(name)?.map(|g| g.value()).unwrap_or(1);
-        self.t.meta.insert(name, id + 1)?;
-        self.log(|| Op::SetCounter(name.to_string(), id + 1));
+        self.counters.push((name, id + 1));
         Ok(id)
     }
 
@@ -1194,6 +1202,10 @@ impl WriteTx<'_> {
     /// Write what is pending (bulk postings) and close the tables: the
     /// transaction can then be committed ([`Txn::commit`]).
     pub fn finish(mut self) -> Result<Staged> {
+        for (name, next) in std::mem::take(&mut self.counters) {
+            self.t.meta.insert(name, next)?;
+            self.log(|| Op::SetCounter(name.to_string(), next));
+        }
         let started = std::time::Instant::now();
         let pending = self.bulk.as_ref().map_or(0, |b| b.values().map(Vec::len).sum::<usize>());
         let checkpoint_due = !self.logging || lock(self.redo)?.len() + self.ops.len() as u64 > self.checkpoint_bytes;
