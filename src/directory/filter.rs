@@ -151,14 +151,25 @@ impl Filter {
                 let found = schema.attr(id).with_subtypes.iter().any(|&s| entry.get(&schema.attr(s).name).is_some());
                 if found { Tri::True } else { Tri::False }
             }
-            Filter::Equality(a, v) | Filter::Approx(a, v) => equal_values(schema, entry, a, v),
+            // The stored value is compared in place when it need not be
+            // normalised (a listing tests five objectClass values per entry).
+            Filter::Equality(a, v) | Filter::Approx(a, v) => compare_values(
+                schema,
+                entry,
+                a,
+                |attr| attr.equality,
+                v,
+                |rule, stored, asserted| schema.matches_normalized(rule, stored, asserted),
+            ),
             Filter::GreaterOrEqual(a, v) => compare_values(
                 schema,
                 entry,
                 a,
                 |attr| attr.ordering,
                 v,
-                |n, asserted| rule_of(schema, a).compare(n, asserted).is_ge(),
+                |rule, stored, asserted| {
+                    schema.normalize(rule, stored).is_ok_and(|n| rule_of(schema, a).compare(&n, asserted).is_ge())
+                },
             ),
             Filter::LessOrEqual(a, v) => compare_values(
                 schema,
@@ -166,7 +177,9 @@ impl Filter {
                 a,
                 |attr| attr.ordering,
                 v,
-                |n, asserted| rule_of(schema, a).compare(n, asserted).is_le(),
+                |rule, stored, asserted| {
+                    schema.normalize(rule, stored).is_ok_and(|n| rule_of(schema, a).compare(&n, asserted).is_le())
+                },
             ),
             Filter::Substrings(a, sub) => substrings(schema, entry, a, sub),
             Filter::Extensible { rule, attr, value, dn_attributes } => {
@@ -211,14 +224,15 @@ fn rule_of(schema: &Schema, a: &str) -> MatchingRule {
 }
 
 /// Shared body of equality / ordering assertions: normalise the asserted value
-/// by the rule, then test each value of the attribute and its subtypes.
+/// by the rule, then `test(rule, stored value, normalised assertion)` each
+/// value of the attribute and its subtypes.
 fn compare_values(
     schema: &Schema,
     entry: &Entry,
     a: &str,
     pick: fn(&Attr) -> Option<MatchingRule>,
     asserted: &[u8],
-    test: impl Fn(&[u8], &[u8]) -> bool,
+    test: impl Fn(MatchingRule, &[u8], &[u8]) -> bool,
 ) -> Tri {
     let Some(id) = schema.attr_id(a) else {
         return Tri::Undefined;
@@ -232,37 +246,8 @@ fn compare_values(
     };
     for &sub in &attr.with_subtypes {
         let sattr = schema.attr(sub);
-        if let Some(values) = entry.get(&sattr.name) {
-            for v in &values.values {
-                if let Ok(n) = schema.normalize(rule, v)
-                    && test(&n, &asserted)
-                {
-                    return Tri::True;
-                }
-            }
-        }
-    }
-    Tri::False
-}
-
-/// Equality: like [`compare_values`], but each stored value is tested
-/// against the normalised assertion without being normalised itself when
-/// it need not be (see [`Schema::matches_normalized`]): a one-level listing
-/// tests five objectClass values per entry.
-fn equal_values(schema: &Schema, entry: &Entry, a: &str, asserted: &[u8]) -> Tri {
-    let Some(id) = schema.attr_id(a) else {
-        return Tri::Undefined;
-    };
-    let attr = schema.attr(id);
-    let Some(rule) = attr.equality else {
-        return Tri::Undefined;
-    };
-    let Ok(asserted) = schema.normalize(rule, asserted) else {
-        return Tri::Undefined;
-    };
-    for &sub in &attr.with_subtypes {
-        if let Some(values) = entry.get(&schema.attr(sub).name)
-            && values.values.iter().any(|v| schema.matches_normalized(rule, v, &asserted))
+        if let Some(values) = entry.get(&sattr.name)
+            && values.values.iter().any(|v| test(rule, v, &asserted))
         {
             return Tri::True;
         }

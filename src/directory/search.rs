@@ -127,13 +127,9 @@ impl Directory {
         // A base the identity may not see is absent (DESIGN.md): one it may
         // only browse serves as the base of a one-level or subtree search.
         if !access.unrestricted() {
-            // Reading the base entry costs a record decode; only rule filters need it.
             let right = if req.scope == Scope::Base { access::Rights::READ } else { access::Rights::BROWSE };
-            let base_entry = if access.needs_entry(right) {
-                self.to_entry(&r.entry(base_id)?.ok_or_else(|| self.hidden(&req.base))?)?
-            } else {
-                Entry::new(Dn::root())
-            };
+            let base_entry =
+                self.entry_for_rules(&access, right, &r, base_id)?.ok_or_else(|| self.hidden(&req.base))?;
             let visible = match req.scope {
                 Scope::Base => access.readable(&r, &base_ndn, &base_entry)?.is_some(),
                 _ => access.browsable(&r, &base_ndn, &base_entry)?,
@@ -319,6 +315,22 @@ impl Directory {
     /// Drop the attributes an identity may not read.
     fn mask(&self, entry: &mut Entry, mask: &access::ReadMask<'_>) {
         entry.attrs.retain(|a| self.schema.attr_id(&a.name).is_some_and(|id| mask.allows(&self.schema.attr(id).lname)));
+    }
+
+    /// The entry `id` as the policy's rule filters for `right` test it, or a
+    /// bare stand-in when no rule filter applies: a record decode saved for
+    /// every search base and every add's parent. `None` when it is gone.
+    pub(super) fn entry_for_rules(
+        &self,
+        access: &Access<'_>,
+        right: access::Rights,
+        r: &impl Reader,
+        id: u64,
+    ) -> Result<Option<Entry>> {
+        if !access.needs_entry(right) {
+            return Ok(Some(Entry::new(Dn::root())));
+        }
+        r.entry(id)?.map(|rec| self.to_entry(&rec)).transpose()
     }
 
     /// noSuchObject whose matchedDN is the deepest ancestor the identity may

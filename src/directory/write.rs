@@ -3,6 +3,7 @@
 //! referential integrity and the changelog; the public methods commit before
 //! returning, so an acknowledged write is on disk.
 
+use super::access::Rights;
 use super::schema::syntax::now_generalized;
 use super::*;
 use crate::store::{ChangeRecord, WriteTx};
@@ -165,14 +166,12 @@ impl Directory {
         let target = if modified.is_some() { dn.clone() } else { dn.parent() };
         let ndn = self.normalize_dn(&target)?;
         let Some(id) = r.id_of_dn(&ndn)? else { return Err(self.hidden(dn)) };
-        // An add only needs its parent browsable: its record is read only
-        // when a rule filter has to test it.
-        let entry = if modified.is_some() || access.needs_entry(super::access::Rights::BROWSE) {
-            let Some(rec) = r.entry(id)? else { return Err(self.hidden(dn)) };
-            self.to_entry(&rec)?
-        } else {
-            Entry::new(Dn::root())
+        // A modify's rules test the entry itself; an add only needs its parent browsable.
+        let entry = match modified {
+            Some(_) => r.entry(id)?.map(|rec| self.to_entry(&rec)).transpose()?,
+            None => self.entry_for_rules(&access, Rights::BROWSE, &r, id)?,
         };
+        let Some(entry) = entry else { return Err(self.hidden(dn)) };
         match modified {
             Some(names) => {
                 if access.readable(&r, &ndn, &entry)?.is_none() {
@@ -395,12 +394,8 @@ impl Directory {
             let pndn = dn::parent_ndn(ndn);
             let parent = w.id_of_dn(pndn).ok().flatten();
             let Some(pid) = parent else { return Err(self.hidden(&entry.dn)) };
-            // Decoding the parent costs a record read; only rule filters need it.
-            let parent_entry = if access.needs_entry(super::access::Rights::BROWSE) {
-                let Some(prec) = w.entry(pid)? else { return Err(self.hidden(&entry.dn)) };
-                self.to_entry(&prec)?
-            } else {
-                Entry::new(Dn::root())
+            let Some(parent_entry) = self.entry_for_rules(&access, Rights::BROWSE, w, pid)? else {
+                return Err(self.hidden(&entry.dn));
             };
             if !access.browsable(w, pndn, &parent_entry)? {
                 return Err(self.hidden(&entry.dn));
