@@ -6,7 +6,7 @@
 //! whose ancestry can be tested with [`is_under`].
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::error::{DirectoryError, Result};
 
@@ -24,8 +24,14 @@ pub struct Rdn {
 }
 
 /// A distinguished name; `rdns[0]` is the entry's own RDN, the last one is the top.
+///
+/// Shared, not copied, when cloned: a write passes its entry's DN through
+/// the checks, the group commit, the changelog and the answer.
 #[derive(Debug, Clone, Default)]
-pub struct Dn {
+pub struct Dn(Arc<DnParts>);
+
+#[derive(Debug, Default)]
+struct DnParts {
     /// Parsed on first use when the DN came from the store.
     rdns: OnceLock<Vec<Rdn>>,
     /// The string form, kept when the DN was read back from the store (where
@@ -36,7 +42,7 @@ pub struct Dn {
 
 impl PartialEq for Dn {
     fn eq(&self, other: &Dn) -> bool {
-        match (&self.text, &other.text) {
+        match (&self.0.text, &other.0.text) {
             // Both canonical: the printed form is one-to-one with the RDNs.
             (Some(a), Some(b)) => a == b,
             _ => self.rdns() == other.rdns(),
@@ -53,14 +59,14 @@ impl Dn {
     }
 
     pub fn from_rdns(rdns: Vec<Rdn>) -> Dn {
-        Dn { rdns: OnceLock::from(rdns), text: None }
+        Dn(Arc::new(DnParts { rdns: OnceLock::from(rdns), text: None }))
     }
 
     /// The RDNs, the entry's own first.
     pub fn rdns(&self) -> &[Rdn] {
-        self.rdns.get_or_init(|| {
-            let text = self.text.as_deref().unwrap_or_default();
-            Parser::new(text).dn().map(|dn| dn.rdns.into_inner().unwrap_or_default()).unwrap_or_else(|e| {
+        self.0.rdns.get_or_init(|| {
+            let text = self.0.text.as_deref().unwrap_or_default();
+            Parser::new(text).rdns().unwrap_or_else(|e| {
                 // Only a damaged store gets here (`convergences check` reports it).
                 tracing::error!(dn = text, "a stored DN does not parse: {e}");
                 Vec::new()
@@ -71,12 +77,12 @@ impl Dn {
     /// A DN as the store wrote it (its own string form, see [`fmt::Display`]),
     /// kept as text until its RDNs are needed.
     pub fn from_stored(s: &str) -> Dn {
-        Dn { rdns: OnceLock::new(), text: Some(s.into()) }
+        Dn(Arc::new(DnParts { rdns: OnceLock::new(), text: Some(s.into()) }))
     }
 
     /// The RFC 4514 string form; no printing when the DN came from the store.
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
-        match &self.text {
+        match &self.0.text {
             Some(t) => std::borrow::Cow::Borrowed(t),
             None => std::borrow::Cow::Owned(self.to_string()),
         }
@@ -90,7 +96,7 @@ impl Dn {
     /// tolerated, as in RFC 4514 §4 and common servers; `;` is accepted as an
     /// RDN separator (RFC 4514 §4, "implementations MAY recognise").
     pub fn parse(s: &str) -> Result<Dn> {
-        Parser::new(s).dn()
+        Parser::new(s).rdns().map(Dn::from_rdns)
     }
 
     /// The parent DN; the root's parent is the root.
@@ -127,8 +133,7 @@ impl Rdn {
 
     /// Parse a lone RDN (the `newrdn` of a ModifyDN request).
     pub fn parse(s: &str) -> Result<Rdn> {
-        let dn = Dn::parse(s)?;
-        match <[Rdn; 1]>::try_from(dn.rdns.into_inner().unwrap_or_default()) {
+        match <[Rdn; 1]>::try_from(Parser::new(s).rdns()?) {
             Ok([rdn]) => Ok(rdn),
             Err(_) => Err(DirectoryError::InvalidDn(format!("'{s}' is not a single RDN"))),
         }
@@ -157,7 +162,7 @@ impl fmt::Display for Rdn {
 
 impl fmt::Display for Dn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(t) = &self.text {
+        if let Some(t) = &self.0.text {
             return f.write_str(t);
         }
         for (i, rdn) in self.rdns().iter().enumerate() {
@@ -281,11 +286,11 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn dn(mut self) -> Result<Dn> {
+    fn rdns(mut self) -> Result<Vec<Rdn>> {
         let mut rdns = Vec::new();
         self.skip_spaces();
         if self.peek().is_none() {
-            return Ok(Dn::root());
+            return Ok(rdns);
         }
         loop {
             rdns.push(self.rdn()?);
@@ -298,7 +303,7 @@ impl<'a> Parser<'a> {
                 Some(_) => return Err(self.err("expected ',' between RDNs")),
             }
         }
-        Ok(Dn::from_rdns(rdns))
+        Ok(rdns)
     }
 
     fn rdn(&mut self) -> Result<Rdn> {

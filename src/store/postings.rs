@@ -28,11 +28,15 @@ pub const CHUNK: usize = 128;
 /// Escape an index key (or a prefix of one) for the postings table.
 pub fn escape(key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + 12);
-    for &b in key {
-        out.push(b);
-        if b == 0 {
-            out.push(1);
-        }
+    // Copied a run at a time: an index key holds one NUL (after the
+    // attribute name) and seldom another.
+    let mut runs = key.split(|&b| b == 0);
+    if let Some(first) = runs.next() {
+        out.extend_from_slice(first);
+    }
+    for run in runs {
+        out.extend_from_slice(&[0, 1]);
+        out.extend_from_slice(run);
     }
     out
 }
@@ -71,11 +75,12 @@ fn room_for(n: usize, old: usize) -> usize {
 
 /// The table-key range holding every chunk of one index key.
 fn bounds(key: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let e = escape(key);
-    let mut lo = e.clone();
+    let mut lo = escape(key);
     lo.extend_from_slice(&[0, 0]);
-    let mut hi = e;
-    hi.extend_from_slice(&[0, 1]);
+    let mut hi = lo.clone();
+    if let Some(last) = hi.last_mut() {
+        *last = 1;
+    }
     (lo, hi)
 }
 
@@ -339,6 +344,24 @@ mod tests {
         f(&mut txn.txn.open_table(POSTINGS).unwrap());
         let staged = txn.tables().unwrap().finish().unwrap();
         txn.commit(staged).unwrap();
+    }
+
+    #[test]
+    fn escaping_doubles_every_nul_and_keeps_byte_order() {
+        let keys: [&[u8]; 7] = [b"", b"\0", b"\0\0", b"eattr\0", b"eattr\0v\0\0w", b"\0lead", b"plain"];
+        for key in keys {
+            let slow: Vec<u8> = key.iter().flat_map(|&b| if b == 0 { vec![0, 1] } else { vec![b] }).collect();
+            assert_eq!(escape(key), slow, "{key:?}");
+            assert_eq!(unescape(&escape(key)), key);
+        }
+        let mut sorted = keys.to_vec();
+        sorted.sort();
+        let mut by_escaped = keys.to_vec();
+        by_escaped.sort_by_key(|k| escape(k));
+        assert_eq!(sorted, by_escaped);
+        let (lo, hi) = bounds(b"eattr\0v");
+        assert_eq!(lo, b"eattr\0\x01v\0\0");
+        assert_eq!(hi, b"eattr\0\x01v\0\x01");
     }
 
     #[test]
