@@ -48,7 +48,15 @@ fn ber(c: &mut Criterion) {
     let mut codec = ldap3_proto::LdapCodec::new(None, None);
     let mut wire = BytesMut::new();
     codec.encode(msg, &mut wire).expect("encode");
+    // The connection's decoder, and ldap3_proto's alone for comparison.
+    let mut requests = convergences::ldap::decode::RequestCodec::new(1 << 20);
     c.bench_function("ber/decode_search_request", |b| {
+        b.iter(|| {
+            let mut buf = wire.clone();
+            black_box(requests.decode(&mut buf).expect("decode"))
+        })
+    });
+    c.bench_function("ber/decode_search_request_ldap3_proto", |b| {
         b.iter(|| {
             let mut buf = wire.clone();
             black_box(codec.decode(&mut buf).expect("decode"))

@@ -12,6 +12,7 @@
 pub mod ber;
 mod controls;
 mod convert;
+pub mod decode;
 mod external;
 mod ops;
 mod paging;
@@ -24,7 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use ldap3_proto::LdapCodec;
 use ldap3_proto::proto::{LdapExtendedResponse, LdapMsg, LdapOp, LdapResult, LdapResultCode};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -387,7 +387,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (rd, mut wr) = tokio::io::split(stream);
-    let mut reader = FramedRead::new(rd, LdapCodec::new(Some(ctx.max_pdu_bytes), None));
+    let mut reader = FramedRead::new(rd, decode::RequestCodec::new(ctx.max_pdu_bytes));
     // Responses of operations running elsewhere come back through this
     // channel; this task writes everything, so an inline answer costs no hop.
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
