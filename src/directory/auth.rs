@@ -135,12 +135,12 @@ impl Directory {
         let account = r.entry_view(id, |v| {
             let mut a = Account { dn: v.dn.to_string(), ndn: v.ndn.to_string(), ..Account::default() };
             v.for_each_attr(|name, values| {
-                if name.eq_ignore_ascii_case("userPassword") {
+                if name.eq_ignore_ascii_case(b"userPassword") {
                     a.passwords.extend(values.filter_map(|x| x.ok()).map(<[u8]>::to_vec));
-                } else if name.eq_ignore_ascii_case("pwdAccountLockedTime") {
+                } else if name.eq_ignore_ascii_case(b"pwdAccountLockedTime") {
                     let first = values.next().and_then(|x| x.ok());
                     a.locked_at = first.and_then(|x| std::str::from_utf8(x).ok()).map(str::to_string);
-                } else if name.eq_ignore_ascii_case("cigActive") {
+                } else if name.eq_ignore_ascii_case(b"cigActive") {
                     a.disabled = values.filter_map(|x| x.ok()).any(|x| x.eq_ignore_ascii_case(b"FALSE"));
                 }
             })?;

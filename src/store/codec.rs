@@ -232,12 +232,13 @@ impl<'a> RecordView<'a> {
         Ok(RecordView { parent, dn, ndn, attrs: c.b })
     }
 
-    /// Every attribute as stored: its name and its values.
-    pub fn for_each_attr(&self, mut f: impl FnMut(&'a str, &mut dyn Iterator<Item = Result<&'a [u8]>>)) -> Result<()> {
+    /// Every attribute as stored: its name's bytes and its values. Names are
+    /// compared by callers, not decoded: a bind skips over a dozen of them.
+    pub fn for_each_attr(&self, mut f: impl FnMut(&'a [u8], &mut dyn Iterator<Item = Result<&'a [u8]>>)) -> Result<()> {
         let mut c = Cursor { b: self.attrs };
         let n = c.varint()?;
         for _ in 0..n {
-            let name = c.str()?;
+            let name = c.bytes()?;
             let nv = c.varint()?;
             let mut left = nv;
             let mut values = std::iter::from_fn(|| {
@@ -335,7 +336,7 @@ mod tests {
                 } else {
                     values.map(|x| x.unwrap().to_vec()).collect()
                 };
-                seen.push((name.to_string(), got));
+                seen.push((String::from_utf8(name.to_vec()).unwrap(), got));
             }).unwrap();
             let want: Vec<(String, Vec<Vec<u8>>)> = r.attrs.iter().map(|(n, vs)| {
                 (n.clone(), if read_first_only { vs.iter().take(1).cloned().collect() } else { vs.clone() })

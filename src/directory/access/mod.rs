@@ -275,9 +275,9 @@ impl Directory {
         let found = r.entry_view(id, |view| {
             let (mut siren, mut o) = (None, None);
             view.for_each_attr(|name, values| {
-                let slot = if name.eq_ignore_ascii_case("cigSiren") {
+                let slot = if name.eq_ignore_ascii_case(b"cigSiren") {
                     &mut siren
-                } else if name.eq_ignore_ascii_case("o") {
+                } else if name.eq_ignore_ascii_case(b"o") {
                     &mut o
                 } else {
                     return;
