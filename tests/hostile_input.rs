@@ -30,13 +30,18 @@ fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
 
 /// A SearchRequest PDU (message 1) with this base and filter, both as BER.
 fn search_pdu(base: &[u8], filter: Vec<u8>) -> Vec<u8> {
+    search_pdu_numbered(1, base, filter)
+}
+
+/// A subtree SearchRequest PDU with this message ID, base and filter.
+fn search_pdu_numbered(id: u8, base: &[u8], filter: Vec<u8>) -> Vec<u8> {
     let mut req = tlv(0x04, base);
     for part in [tlv(0x0a, &[2]), tlv(0x0a, &[0]), tlv(0x02, &[0]), tlv(0x02, &[0]), tlv(0x01, &[0])] {
         req.extend(part);
     }
     req.extend(filter);
     req.extend(tlv(0x30, b""));
-    let mut msg = tlv(0x02, &[1]);
+    let mut msg = tlv(0x02, &[id]);
     msg.extend(tlv(0x63, &req));
     tlv(0x30, &msg)
 }
@@ -353,33 +358,65 @@ async fn beyond_its_paged_cursor_limit_a_connection_loses_its_oldest_cursor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operation_beyond_the_outstanding_limit_is_answered_busy() {
-    use ldap3::exop::PasswordModify;
+    use ldap3_proto::proto::{
+        LdapBindCred, LdapBindRequest, LdapExtendedRequest, LdapMsg, LdapOp, LdapPasswordModifyRequest, LdapResultCode,
+    };
+    use tokio_util::codec::{Decoder, Encoder};
     let srv = TestServer::start_with(|c| c.limits.max_outstanding_ops = 1).await;
-    let mut ldap = bound(&srv.url, "cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await;
+    // A bind, a password change (argon2: milliseconds, on its own task) and a
+    // search, written at once: the bind is answered before the next request
+    // is read, the search arrives while the change runs, and is one operation
+    // too many. One write, so no pause on a loaded machine lets the change end first.
     let cmartin = format!("uid=cmartin,{AGENTS}");
-    // A password change hashes with argon2 for tens of milliseconds: a search
-    // sent meanwhile on the same connection is one operation too many.
-    let mut busy = None;
-    for attempt in 0..10 {
-        let mut changer = ldap.clone();
-        let target = cmartin.clone();
-        let change = tokio::spawn(async move {
-            let new_pass = format!("Un-Secret-Tout-Neuf-{attempt}");
-            let pm = PasswordModify { user_id: Some(&target), old_pass: None, new_pass: Some(&new_pass) };
-            changer.extended(pm).await.unwrap().1.rc
-        });
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let ldap3::SearchResult(_, res) =
-            ldap.search(AGENTS, Scope::OneLevel, "(uid=hdupre)", vec!["1.1"]).await.unwrap();
-        assert_eq!(change.await.unwrap(), 0, "the password change itself succeeds");
-        if res.rc == 51 {
-            busy = Some(res);
-            break;
+    let bind = LdapBindRequest {
+        version: 3,
+        dn: "cn=admin,dc=cig,dc=fr".into(),
+        cred: LdapBindCred::Simple(ADMIN_PASSWORD.into()),
+    };
+    let change = LdapPasswordModifyRequest {
+        user_identity: Some(cmartin),
+        old_password: None,
+        new_password: Some("Un-Secret-Tout-Neuf".into()),
+    };
+    let mut wire = bytes::BytesMut::new();
+    let mut codec = ldap3_proto::LdapCodec::default();
+    for msg in [
+        LdapMsg::new(1, LdapOp::BindRequest(bind)),
+        LdapMsg::new(2, LdapOp::ExtendedRequest(LdapExtendedRequest::from(change))),
+    ] {
+        codec.encode(msg, &mut wire).unwrap();
+    }
+    wire.extend_from_slice(&search_pdu_numbered(
+        3,
+        AGENTS.as_bytes(),
+        tlv(0xa3, &[tlv(0x04, b"uid"), tlv(0x04, b"hdupre")].concat()),
+    ));
+    let mut s = TcpStream::connect(srv.url.trim_start_matches("ldap://")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&wire).unwrap();
+    // Read until the bind, the change and the search are all answered.
+    let mut got = bytes::BytesMut::new();
+    let mut answers = std::collections::HashMap::new();
+    while answers.len() < 3 {
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "the connection closed after {answers:?}");
+        got.extend_from_slice(&chunk[..n]);
+        while let Some(msg) = codec.decode(&mut got).unwrap() {
+            let code = match msg.op {
+                LdapOp::BindResponse(r) => r.res.code,
+                LdapOp::ExtendedResponse(r) => r.res.code,
+                LdapOp::SearchResultDone(r) => r.code,
+                _ => continue,
+            };
+            answers.insert(msg.msgid, code);
         }
     }
-    let busy = busy.expect("no search was ever answered busy");
-    assert!(!busy.text.is_empty(), "{busy:?}");
+    assert_eq!(answers[&1], LdapResultCode::Success, "the bind");
+    assert_eq!(answers[&2], LdapResultCode::Success, "the password change itself succeeds");
+    assert_eq!(answers[&3], LdapResultCode::Busy, "the search sent while the change ran");
     // Once nothing else runs, the same search is served.
+    let mut ldap = bound(&srv.url, "cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await;
     let (found, _) =
         ldap.search(AGENTS, Scope::OneLevel, "(uid=hdupre)", vec!["1.1"]).await.unwrap().success().unwrap();
     assert_eq!(found.len(), 1);
