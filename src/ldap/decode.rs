@@ -25,6 +25,10 @@ use tokio_util::codec::Decoder;
 /// then applies): no login sends one, and the recursion here stays shallow.
 const MAX_FILTER_DEPTH: usize = 32;
 
+/// The largest PDU limit honoured: ldap3_proto doubles the limit without
+/// checking for overflow, and no LDAP message comes near a gibibyte.
+const PDU_CEILING: usize = 1 << 30;
+
 /// The LDAP request decoder of a connection.
 pub struct RequestCodec {
     general: LdapCodec,
@@ -33,6 +37,7 @@ pub struct RequestCodec {
 
 impl RequestCodec {
     pub fn new(max_pdu: usize) -> RequestCodec {
+        let max_pdu = max_pdu.min(PDU_CEILING);
         RequestCodec { general: LdapCodec::new(Some(max_pdu), None), max_pdu }
     }
 }
@@ -450,6 +455,40 @@ mod tests {
         let simple = bind(&tlv(0x80, &[b"secret"]), &[]);
         assert!(hot_request(&simple).is_some());
         agrees(&simple).unwrap();
+    }
+
+    #[test]
+    fn filters_nested_past_the_limit_are_left_to_ldap3_proto() {
+        let nested = |depth: usize| {
+            let mut f = tlv(0x87, &[b"cn"]);
+            for _ in 1..depth {
+                f = tlv(0xa2, &[&f]);
+            }
+            search_for(&f)
+        };
+        for depth in [MAX_FILTER_DEPTH, MAX_FILTER_DEPTH + 1, 120, 130] {
+            let bytes = nested(depth);
+            assert_eq!(hot_request(&bytes).is_some(), depth <= MAX_FILTER_DEPTH, "depth {depth}");
+            agrees(&bytes).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_size_limits_are_ldap3_proto_s() {
+        let one = search_for(&tlv(0x87, &[b"cn"]));
+        // Exactly at the limit: taken.
+        let mut at = RequestCodec::new(one.len());
+        assert!(at.decode(&mut BytesMut::from(&one[..])).unwrap().is_some());
+        // A small whole message at the front of a buffer over twice the
+        // limit: the buffer is refused, as ldap3_proto refuses it.
+        let mut flood = BytesMut::from(&one[..]);
+        flood.extend_from_slice(&vec![0x30; 2 * one.len()]);
+        let mut codec = RequestCodec::new(one.len());
+        assert!(codec.decode(&mut flood).is_err());
+        assert!(LdapCodec::new(Some(one.len()), None).decode(&mut BytesMut::from(&flood[..])).is_err());
+        // A limit too large to double is brought down, not overflowed.
+        let mut huge = RequestCodec::new(usize::MAX);
+        assert!(huge.decode(&mut BytesMut::from(&one[..])).unwrap().is_some());
     }
 
     #[test]
