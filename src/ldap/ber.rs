@@ -11,7 +11,10 @@ use tokio_util::codec::Encoder;
 
 use crate::directory::Entry;
 
-/// Application tags of the responses written here (RFC 4511 §4.2 ff.).
+/// Application tags of the requests decoded directly (`decode.rs`) and of
+/// the responses written here (RFC 4511 §4.2 ff.).
+pub const BIND_REQUEST: u8 = 0x60;
+pub const SEARCH_REQUEST: u8 = 0x63;
 pub const BIND_RESPONSE: u8 = 0x61;
 pub const SEARCH_RESULT_ENTRY: u8 = 0x64;
 pub const SEARCH_RESULT_DONE: u8 = 0x65;

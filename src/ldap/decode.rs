@@ -21,6 +21,8 @@ use ldap3_proto::proto::{
 };
 use tokio_util::codec::Decoder;
 
+use super::ber::{BIND_REQUEST, SEARCH_REQUEST};
+
 /// Filters nested deeper than this go to ldap3_proto (whose own limit, 127,
 /// then applies): no login sends one, and the recursion here stays shallow.
 const MAX_FILTER_DEPTH: usize = 32;
@@ -75,8 +77,8 @@ pub fn hot_request(buf: &[u8]) -> Option<(LdapMsg, usize)> {
         return None; // controls
     }
     let op = match tag {
-        0x63 => LdapOp::SearchRequest(search(op)?),
-        0x60 => LdapOp::BindRequest(bind(op)?),
+        SEARCH_REQUEST => LdapOp::SearchRequest(search(op)?),
+        BIND_REQUEST => LdapOp::BindRequest(bind(op)?),
         _ => return None,
     };
     Some((LdapMsg { msgid, op, ctrl: Vec::new() }, used))
