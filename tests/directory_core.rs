@@ -85,11 +85,11 @@ fn uid_is_unique_across_the_directory() {
         .with("uid", ["HDUPRE"])
         .with("cn", ["x"])
         .with("sn", ["x"]);
-    assert!(matches!(dir.add(&actor(), twin), Err(DirectoryError::ConstraintViolation(_))));
+    assert!(matches!(dir.add(&actor(), twin), Err(DirectoryError::NotUnique(_))));
     let m = Modification::new(ModOp::Add, "uid", ["jdupont"]);
     assert!(matches!(
         dir.modify(&actor(), &dn(&format!("uid=hdupre,{AGENTS}")), &[m]),
-        Err(DirectoryError::ConstraintViolation(_))
+        Err(DirectoryError::NotUnique(_))
     ));
 }
 
@@ -352,7 +352,7 @@ fn concurrent_writes_with_one_refused(writer: bool) {
     let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     for (i, r) in results.iter().enumerate() {
         if i == 7 {
-            assert!(matches!(r, Err(DirectoryError::ConstraintViolation(_))), "{r:?}");
+            assert!(matches!(r, Err(DirectoryError::NotUnique(_))), "{r:?}");
         } else {
             assert!(r.is_ok(), "{i}: {r:?}");
         }

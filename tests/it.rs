@@ -11,4 +11,5 @@ mod ldap_server;
 mod ldif_cli;
 mod operations;
 mod other_clients;
+mod revisions;
 mod scim_users;

@@ -207,3 +207,48 @@ async fn starttls_then_bind_and_ldaps_bind_with_the_ldap3_crate() {
         ldap.search(HDUPRE, Scope::Base, "(objectClass=*)", vec!["uid"]).await.unwrap().success().unwrap();
     assert_eq!(entries.len(), 1);
 }
+
+/// RFC 4528 test-and-set: two clients modify the same entry at the same
+/// moment, each asserting the value both read. The assertion is tested in
+/// the modify's own transaction, so exactly one of them wins each round;
+/// the other gets assertionFailed (122) and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_modifies_asserting_the_same_value_exactly_one_applies() {
+    use ldap3::controls::Assertion;
+    let srv = TestServer::start().await;
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let mut ldap = connect(&srv).await;
+        ldap.simple_bind(ADMIN, ADMIN_PASSWORD).await.unwrap().success().unwrap();
+        clients.push(ldap);
+    }
+    let mut reader = connect(&srv).await;
+    reader.simple_bind(ADMIN, ADMIN_PASSWORD).await.unwrap().success().unwrap();
+    let mut seen = "départ".to_string();
+    let set = vec![ldap3::Mod::Replace("description", [seen.as_str()].into())];
+    reader.modify(JDUPONT, set).await.unwrap().success().unwrap();
+    for round in 0..20 {
+        let modifies = clients.iter_mut().enumerate().map(|(i, ldap)| {
+            let assertion = format!("(description={seen})");
+            let value = format!("tour {round} client {i}");
+            async move {
+                let mods = vec![ldap3::Mod::Replace("description", [value.as_str()].into())];
+                let res = ldap.with_controls(Assertion::new(assertion)).modify(JDUPONT, mods).await.unwrap();
+                (res.rc, value)
+            }
+        });
+        let outcomes = futures_util::future::join_all(modifies).await;
+        let winners: Vec<&String> = outcomes.iter().filter(|(rc, _)| *rc == 0).map(|(_, v)| v).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+        assert!(outcomes.iter().all(|(rc, _)| *rc == 0 || *rc == 122), "round {round}: {outcomes:?}");
+        let (entries, _) = reader
+            .search(JDUPONT, Scope::Base, "(objectClass=*)", vec!["description"])
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        let now = SearchEntry::construct(entries.into_iter().next().unwrap()).attrs["description"][0].clone();
+        assert_eq!(&now, winners[0], "the winner's value is the one stored");
+        seen = now;
+    }
+}

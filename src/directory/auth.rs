@@ -255,6 +255,7 @@ impl Directory {
                     *v = new.clone();
                 }
             }
+            super::request::bump_revision(&mut after);
             self.reindex(w, id, &before, &after)?;
             w.put_entry(id, &self.record(&after, &ndn, rec.parent))?;
             self.log_audit(w, &server, "rehash", &dn.to_string(), vec!["userPassword".into()], "success")

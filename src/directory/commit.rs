@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 
+use super::request::Guard;
 use super::write::PreparedAdd;
 use super::*;
 
@@ -38,6 +39,8 @@ struct Pending {
     ticket: u64,
     actor: Actor,
     changes: Vec<Queued>,
+    /// Checked in the transaction before any of `changes` is applied.
+    guard: Option<Guard>,
     /// Where this caller hears back; each caller waits on its own, so that
     /// a finished group wakes its callers and no one else. (Taken by the
     /// committer before the group runs.)
@@ -69,7 +72,7 @@ impl Reply {
 
 /// A change waiting for the leader: an add is checked and prepared by its
 /// own caller first, so the leader only does what needs the store.
-enum Queued {
+pub(super) enum Queued {
     Add(Box<PreparedAdd>),
     Other(Change),
 }
@@ -134,54 +137,28 @@ fn poisoned() -> (usize, DirectoryError) {
 }
 
 impl Directory {
-    /// Apply one caller's changes, all or none, durably, sharing the
-    /// transaction with concurrent callers.
-    pub(crate) fn commit_with_others(&self, actor: &Actor, changes: Vec<Change>) -> Outcome {
-        let queued = self.prepare_queued(actor, changes)?;
-        self.commit_queued(actor, queued)
-    }
-
-    /// Like [`Directory::commit_with_others`] for changes that begin with an
-    /// add: returns the entry as stored, operational attributes included, so
-    /// that the caller need not search for what it has just written.
-    pub fn add_with_others(&self, actor: &Actor, changes: Vec<Change>) -> Result<Entry, (usize, DirectoryError)> {
-        let queued = self.prepare_queued(actor, changes)?;
-        let Some(Queued::Add(first)) = queued.first() else {
-            return Err((0, DirectoryError::Internal("add_with_others without an add first".into())));
-        };
-        let stored = first.stored().clone();
-        self.commit_queued(actor, queued)?;
-        Ok(stored)
-    }
-
-    /// [`Directory::add_with_others`] for an async caller: the changes are
-    /// prepared on the caller's task, and the task waits for the writer
-    /// thread without holding a thread of its own. Without a writer thread,
-    /// the commit runs on the blocking pool.
-    pub async fn add_with_others_async(
+    /// Queue prepared changes for an async caller and wait for the writer
+    /// thread without holding a thread; without a writer thread, the commit
+    /// runs on the blocking pool.
+    pub(super) async fn commit_queued_async(
         self: &Arc<Self>,
         actor: &Actor,
-        changes: Vec<Change>,
-    ) -> Result<Entry, (usize, DirectoryError)> {
-        let queued = self.prepare_queued(actor, changes)?;
-        let Some(Queued::Add(first)) = queued.first() else {
-            return Err((0, DirectoryError::Internal("add_with_others without an add first".into())));
-        };
-        let stored = first.stored().clone();
+        queued: Vec<Queued>,
+        guard: Option<Guard>,
+    ) -> Outcome {
         let has_writer = self.group_commit.state.lock().map_err(|_| poisoned())?.writer;
         if has_writer {
             // A writer, once started, runs until the directory is dropped:
             // this task is never asked to lead.
             let (reply, outcome) = tokio::sync::oneshot::channel();
-            self.enqueue(actor, queued, Reply::Task(reply))?;
-            outcome.await.map_err(|_| poisoned())??;
+            self.enqueue(actor, queued, guard, Reply::Task(reply))?;
+            outcome.await.map_err(|_| poisoned())?
         } else {
             let (directory, actor) = (Arc::clone(self), actor.clone());
-            tokio::task::spawn_blocking(move || directory.commit_queued(&actor, queued))
+            tokio::task::spawn_blocking(move || directory.commit_queued(&actor, queued, guard))
                 .await
-                .map_err(|_| poisoned())??;
+                .map_err(|_| poisoned())?
         }
-        Ok(stored)
     }
 
     /// Queue a caller's changes and wake the writer if it sleeps; returns
@@ -190,13 +167,14 @@ impl Directory {
         &self,
         actor: &Actor,
         changes: Vec<Queued>,
+        guard: Option<Guard>,
         reply: Reply,
     ) -> std::result::Result<bool, (usize, DirectoryError)> {
         let (lead, wake) = {
             let mut st = self.group_commit.state.lock().map_err(|_| poisoned())?;
             let ticket = st.next_ticket;
             st.next_ticket += 1;
-            st.queue.push(Pending { ticket, actor: actor.clone(), changes, reply: Some(reply) });
+            st.queue.push(Pending { ticket, actor: actor.clone(), changes, guard, reply: Some(reply) });
             if st.writer {
                 (false, std::mem::take(&mut st.writer_idle))
             } else {
@@ -209,34 +187,11 @@ impl Directory {
         Ok(lead)
     }
 
-    /// Each add is checked and prepared by its own caller, before it queues.
-    fn prepare_queued(
-        &self,
-        actor: &Actor,
-        changes: Vec<Change>,
-    ) -> std::result::Result<Vec<Queued>, (usize, DirectoryError)> {
-        let mut queued = Vec::with_capacity(changes.len());
-        for (i, change) in changes.into_iter().enumerate() {
-            queued.push(match change {
-                Change::Add(entry) => {
-                    let (dn, attrs) = (entry.dn.clone(), entry.attrs.iter().map(|a| a.name.clone()).collect());
-                    match self.prepare_add(actor, entry, AddMode::Client) {
-                        Ok(p) => Queued::Add(Box::new(p)),
-                        Err(e) => {
-                            self.audit_refusal(actor, "add", &dn, attrs, &e);
-                            return Err((i, e));
-                        }
-                    }
-                }
-                other => Queued::Other(other),
-            });
-        }
-        Ok(queued)
-    }
-
-    fn commit_queued(&self, actor: &Actor, queued: Vec<Queued>) -> Outcome {
+    /// Queue prepared changes and wait for their group to commit (leading
+    /// it when there is no writer thread and no leader).
+    pub(super) fn commit_queued(&self, actor: &Actor, queued: Vec<Queued>, guard: Option<Guard>) -> Outcome {
         let (reply, words) = sync_channel(1);
-        if self.enqueue(actor, queued, Reply::Thread(reply))? {
+        if self.enqueue(actor, queued, guard, Reply::Thread(reply))? {
             self.lead()?;
         }
         loop {
@@ -323,7 +278,16 @@ impl Directory {
             // groups (see store::deferred).
             w.defer_postings();
             let mut failed = None;
+            // Callers whose precondition does not hold: nothing of theirs is
+            // applied, so the others' transaction goes on without a replay.
+            let mut unmet: Vec<(usize, DirectoryError)> = Vec::new();
             'callers: for (k, p) in group.iter().enumerate() {
+                if let Some(guard) = &p.guard
+                    && let Err(e) = self.check_guard(&w, &p.actor, guard, &p.changes)
+                {
+                    unmet.push((k, e));
+                    continue;
+                }
                 for (i, change) in p.changes.iter().enumerate() {
                     let applied = match change {
                         Queued::Add(add) => self.store_add(&mut w, &p.actor, add, AddMode::Client),
@@ -350,6 +314,16 @@ impl Directory {
                     }
                 }
                 None => {
+                    for (k, e) in unmet.into_iter().rev() {
+                        let p = group.remove(k);
+                        if let Some(first) = p.changes.first()
+                            && !matches!(p.actor.principal, Principal::Server)
+                        {
+                            let (op, target, attrs) = first.describe();
+                            refusals.push((p.actor.clone(), op, target, attrs, super::error::result_name(&e)));
+                        }
+                        outcomes.push((p.ticket, Err((0, e))));
+                    }
                     // The refusals go in the same transaction as what succeeded.
                     for (actor, op, target, attrs, result) in refusals.drain(..) {
                         if let Err(e) = self.log_audit(&mut w, &actor, op, &target.to_string(), attrs, &result) {

@@ -19,6 +19,16 @@ pub enum DirectoryError {
     ObjectClassViolation(String),
     #[error("constraint violation: {0}")]
     ConstraintViolation(String),
+    /// A value that must be unique (uid in the directory, externalId in an
+    /// organisation) is already held by another entry: LDAP
+    /// constraintViolation, SCIM 409 `uniqueness`.
+    #[error("constraint violation: {0}")]
+    NotUnique(String),
+    /// A write's precondition does not hold in its transaction: an LDAP
+    /// Assertion control (RFC 4528 assertionFailed), a SCIM `If-Match`
+    /// (RFC 7644 §3.14, 412).
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
     #[error("invalid attribute syntax: {0}")]
     InvalidAttributeSyntax(String),
     #[error("attribute or value exists: {0}")]

@@ -13,10 +13,14 @@ pub mod dn;
 pub mod entry;
 pub mod error;
 pub mod filter;
+mod indexes;
 pub mod password;
+mod rename;
+pub mod request;
 pub mod schema;
 mod search;
 pub mod tokens;
+mod unique;
 pub mod write;
 
 use std::collections::{HashMap, HashSet};
@@ -33,6 +37,7 @@ pub use dn::{Dn, Rdn};
 pub use entry::{Attribute, Entry, ModOp, Modification};
 pub use error::{DirectoryError, Result};
 pub use filter::Filter;
+pub use request::{Condition, Guard, Write, Written};
 pub use schema::Schema;
 pub use search::{Scope, SearchRequest};
 pub use tokens::{TokenGrant, TokenInfo, TokenScope};
@@ -57,9 +62,9 @@ pub struct DirectorySettings {
 }
 
 /// Attributes that are always indexed for equality, whatever the
-/// configuration: uniqueness (uid), memberOf and referential integrity
-/// (member, uniqueMember, manager) and object class filters depend on them.
-const ALWAYS_INDEXED: &[&str] = &["objectClass", "uid", "member", "uniqueMember", "manager"];
+/// configuration: uniqueness (uid, cigExternalId), memberOf and referential
+/// integrity (member, uniqueMember, manager) and object class filters depend on them.
+const ALWAYS_INDEXED: &[&str] = &["objectClass", "uid", "member", "uniqueMember", "manager", "cigExternalId"];
 
 /// The attribute found through the store's UUID table, never through
 /// posting lists: an entryUUID list would hold one id, at a B-tree record
@@ -193,7 +198,7 @@ impl Directory {
             .collect::<Result<Vec<_>>>()?;
         let group = settings.suffix.child(Rdn::single("ou", "admins")).child(Rdn::single("cn", "administrateurs"));
         let admins_group_ndn = schema.normalize_dn(&group)?;
-        Ok(Directory {
+        let directory = Directory {
             store,
             schema,
             suffix: settings.suffix,
@@ -211,7 +216,9 @@ impl Directory {
             password_policy: settings.password,
             failures: Default::default(),
             group_commit: Default::default(),
-        })
+        };
+        directory.maintain_indexes()?;
+        Ok(directory)
     }
 
     /// A consistent backup of the whole store (see [`crate::store::Store::backup`]).
@@ -351,14 +358,24 @@ impl Directory {
 
     /// Index keys of an entry's stored attributes.
     fn index_keys(&self, entry: &Entry) -> Vec<Vec<u8>> {
+        self.index_keys_with(entry, &self.eq_indexed, &self.sub_indexed)
+    }
+
+    /// Index keys of an entry's stored attributes, for these indexed attributes.
+    fn index_keys_with(
+        &self,
+        entry: &Entry,
+        eq_indexed: &FoldSet<String>,
+        sub_indexed: &FoldSet<String>,
+    ) -> Vec<Vec<u8>> {
         let mut keys = Vec::new();
         for a in &entry.attrs {
             let Some(id) = self.schema.attr_id(&a.name) else {
                 continue;
             };
             let attr = self.schema.attr(id);
-            let eq = self.eq_indexed.contains(&attr.lname);
-            let sub = self.sub_indexed.contains(&attr.lname);
+            let eq = eq_indexed.contains(&attr.lname);
+            let sub = sub_indexed.contains(&attr.lname);
             if !eq && !sub {
                 continue;
             }

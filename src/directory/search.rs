@@ -312,6 +312,19 @@ impl Directory {
         Ok(())
     }
 
+    /// The computed attributes a filter tests, for testing it outside a search.
+    pub(super) fn add_filter_virtuals(
+        &self,
+        r: &impl Reader,
+        id: u64,
+        rec: &Record,
+        entry: &mut Entry,
+        filter_attrs: &[String],
+    ) -> Result<()> {
+        let nothing = Selection { all_user: false, all_operational: false, named: Vec::new() };
+        self.add_virtual(r, id, rec, entry, filter_attrs, &nothing)
+    }
+
     /// Drop the attributes an identity may not read.
     fn mask(&self, entry: &mut Entry, mask: &access::ReadMask<'_>) {
         entry.attrs.retain(|a| self.schema.attr_id(&a.name).is_some_and(|id| mask.allows(&self.schema.attr(id).lname)));

@@ -10,8 +10,15 @@ use crate::store::{ChangeRecord, WriteTx};
 
 /// Operational attributes the core writes; a client may not (RFC 4512 §3.4),
 /// but an import of a slapcat file keeps them.
-const STORED_OPERATIONAL: &[&str] =
-    &["entryUUID", "createTimestamp", "modifyTimestamp", "creatorsName", "modifiersName", "structuralObjectClass"];
+const STORED_OPERATIONAL: &[&str] = &[
+    "entryUUID",
+    "createTimestamp",
+    "modifyTimestamp",
+    "creatorsName",
+    "modifiersName",
+    "structuralObjectClass",
+    "cigRevision",
+];
 
 /// Computed on read, never stored; dropped if an import carries them.
 const VIRTUAL: &[&str] = &["entryDN", "hasSubordinates", "numSubordinates", "memberOf", "subschemaSubentry"];
@@ -57,6 +64,10 @@ impl PreparedAdd {
     pub(super) fn stored(&self) -> &Entry {
         &self.full
     }
+
+    pub(super) fn ndn(&self) -> &str {
+        &self.ndn
+    }
 }
 
 /// One change of an LDIF change record or of a batch.
@@ -76,71 +87,6 @@ impl PreparedAdd {
 }
 
 impl Directory {
-    /// Add an entry (RFC 4511 §4.7).
-    pub fn add(&self, actor: &Actor, mut entry: Entry) -> Result<()> {
-        // Access first, so a refused add is refused as such whatever its
-        // password; then hash before the write transaction: argon2 takes
-        // milliseconds and every other writer would wait for it.
-        let prepared =
-            self.precheck(actor, &entry.dn, None).and_then(|()| self.hash_plain_passwords(actor, &mut entry));
-        if let Err(e) = prepared {
-            let attrs = entry.attrs.iter().map(|a| a.name.clone()).collect();
-            self.audit_refusal(actor, "add", &entry.dn, attrs, &e);
-            return Err(e);
-        }
-        self.commit_one(actor, Change::Add(entry))
-    }
-
-    /// Modify an entry (RFC 4511 §4.6): all changes or none.
-    pub fn modify(&self, actor: &Actor, dn: &Dn, mods: &[Modification]) -> Result<()> {
-        let attrs: Vec<String> = mods.iter().map(|m| m.attr.clone()).collect();
-        // As in `add`: access first, then new passwords hashed before the write transaction.
-        let mut mods = mods.to_vec();
-        let prepared = self.precheck(actor, dn, Some(&attrs)).and_then(|()| {
-            for m in mods
-                .iter_mut()
-                .filter(|m| self.schema.attr_id(&m.attr).is_some_and(|id| self.schema.attr(id).lname == "userpassword"))
-            {
-                let values = std::mem::take(&mut m.values);
-                m.values = values.into_iter().map(|v| self.hash_if_plain(actor, v)).collect::<Result<_>>()?;
-            }
-            Ok(())
-        });
-        if let Err(e) = prepared {
-            self.audit_refusal(actor, "modify", dn, attrs, &e);
-            return Err(e);
-        }
-        self.commit_one(actor, Change::Modify(dn.clone(), mods))
-    }
-
-    /// Delete a leaf entry (RFC 4511 §4.8).
-    pub fn delete(&self, actor: &Actor, dn: &Dn) -> Result<()> {
-        self.commit_one(actor, Change::Delete(dn.clone()))
-    }
-
-    /// Rename or move an entry with its subtree (RFC 4511 §4.9).
-    pub fn rename(
-        &self,
-        actor: &Actor,
-        dn: &Dn,
-        new_rdn: &Rdn,
-        delete_old_rdn: bool,
-        new_superior: Option<&Dn>,
-    ) -> Result<()> {
-        let rename = Change::Rename {
-            dn: dn.clone(),
-            new_rdn: new_rdn.clone(),
-            delete_old_rdn,
-            new_superior: new_superior.cloned(),
-        };
-        self.commit_one(actor, rename)
-    }
-
-    /// One client change, committed with those of concurrent callers (group commit).
-    fn commit_one(&self, actor: &Actor, change: Change) -> Result<()> {
-        self.commit_with_others(actor, vec![change]).map(|_| ()).map_err(|(_, e)| e)
-    }
-
     /// One change inside a transaction.
     pub(super) fn apply_in(&self, w: &mut WriteTx, actor: &Actor, change: Change, mode: AddMode) -> Result<()> {
         match change {
@@ -150,37 +96,6 @@ impl Directory {
             Change::Rename { dn, new_rdn, delete_old_rdn, new_superior } => {
                 self.rename_in(w, actor, &dn, &new_rdn, delete_old_rdn, new_superior.as_ref())
             }
-        }
-    }
-
-    /// The access checks that need no values, on a read snapshot, before any
-    /// password is checked or hashed: the target (or, for an add, its parent)
-    /// must be visible, and each attribute a modify names writable. The write
-    /// transaction checks everything again, values included.
-    fn precheck(&self, actor: &Actor, dn: &Dn, modified: Option<&[String]>) -> Result<()> {
-        let access = self.access(&actor.principal);
-        if access.unrestricted() {
-            return Ok(());
-        }
-        let r = self.store.read()?;
-        let target = if modified.is_some() { dn.clone() } else { dn.parent() };
-        let ndn = self.normalize_dn(&target)?;
-        let Some(id) = r.id_of_dn(&ndn)? else { return Err(self.hidden(dn)) };
-        // A modify's rules test the entry itself; an add only needs its parent browsable.
-        let entry = match modified {
-            Some(_) => r.entry(id)?.map(|rec| self.to_entry(&rec)).transpose()?,
-            None => self.entry_for_rules(&access, Rights::BROWSE, &r, id)?,
-        };
-        let Some(entry) = entry else { return Err(self.hidden(dn)) };
-        match modified {
-            Some(names) => {
-                if access.readable(&r, &ndn, &entry)?.is_none() {
-                    return Err(self.hidden(dn));
-                }
-                access.check_modify(&r, &ndn, &entry, &entry, names)
-            }
-            None if access.browsable(&r, &ndn, &entry)? => Ok(()),
-            None => Err(self.hidden(dn)),
         }
     }
 
@@ -290,7 +205,7 @@ impl Directory {
             // A client's batch (a SCIM request) is committed with concurrent ones.
             let changes = changes.into_iter().collect::<Result<Vec<_>, _>>()?;
             let n = changes.len();
-            self.commit_with_others(actor, changes)?;
+            self.write(actor, super::request::Write::new(changes))?;
             progress(n);
             return Ok(n);
         }
@@ -360,13 +275,14 @@ impl Directory {
             // commit touches a few B-tree pages there instead of one per entry.
             None => uuid::Uuid::now_v7(),
         };
-        let defaults: [(&str, String); 6] = [
+        let defaults: [(&str, String); 7] = [
             ("entryUUID", uuid.to_string()),
             ("createTimestamp", now.clone()),
             ("modifyTimestamp", now),
             ("creatorsName", actor.dn.clone()),
             ("modifiersName", actor.dn.clone()),
             ("structuralObjectClass", structural),
+            ("cigRevision", "1".into()),
         ];
         let mut full = entry.clone();
         for (name, value) in defaults {
@@ -419,6 +335,7 @@ impl Directory {
             }
         };
         self.check_uid_unique(w, entry, None)?;
+        self.check_external_id_unique(w, entry, None, parent)?;
         if w.id_of_uuid(uuid.as_bytes())?.is_some() {
             return Err(DirectoryError::ConstraintViolation(format!("entryUUID {uuid} is already used")));
         }
@@ -572,7 +489,11 @@ impl Directory {
         access.check_modify(w, &ndn, &old, &new, &touched)?;
         self.schema.check_entry(&mut new)?;
         self.check_uid_unique(w, &new, Some(id))?;
+        if touched.iter().any(|t| t.eq_ignore_ascii_case("cigExternalId")) {
+            self.check_external_id_unique(w, &new, Some(id), rec.parent)?;
+        }
         new.set("modifyTimestamp", vec![now_generalized().into_bytes()]);
+        super::request::bump_revision(&mut new);
         new.set("modifiersName", vec![actor.dn.clone().into_bytes()]);
         self.reindex(w, id, &old, &new)?;
         w.put_entry(id, &self.record(&new, &ndn, rec.parent))?;
@@ -613,161 +534,6 @@ impl Directory {
         Ok(())
     }
 
-    pub(super) fn rename_in(
-        &self,
-        w: &mut WriteTx,
-        actor: &Actor,
-        dn: &Dn,
-        new_rdn: &Rdn,
-        delete_old_rdn: bool,
-        new_superior: Option<&Dn>,
-    ) -> Result<()> {
-        let ndn = self.normalize_dn(dn)?;
-        let Some(id) = w.id_of_dn(&ndn)? else {
-            return Err(self.no_such_object_for(&self.access(&actor.principal).uncached(), w, dn));
-        };
-        let Some(rec) = w.entry(id)? else {
-            return Err(self.no_such_object_for(&self.access(&actor.principal).uncached(), w, dn));
-        };
-        let access = self.access(&actor.principal).uncached();
-        let old_entry = self.to_entry(&rec)?;
-        if !access.unrestricted() {
-            if access.readable(w, &ndn, &old_entry)?.is_none() {
-                return Err(self.hidden(dn));
-            }
-            access.check_delete(w, &ndn, &old_entry)?;
-        }
-        if ndn == self.suffix_ndn {
-            return Err(DirectoryError::Unwilling("the suffix entry cannot be renamed".into()));
-        }
-        let new_parent_dn = new_superior.cloned().unwrap_or_else(|| dn.parent());
-        let new_parent_ndn = self.normalize_dn(&new_parent_dn)?;
-        let Some(new_parent) = w.id_of_dn(&new_parent_ndn)? else {
-            let target = new_parent_dn.child(new_rdn.clone());
-            return Err(if access.unrestricted() { self.no_such_object(w, &target) } else { self.hidden(&target) });
-        };
-        if !access.unrestricted() {
-            let Some(prec) = w.entry(new_parent)? else { return Err(self.hidden(&new_parent_dn)) };
-            if !access.browsable(w, &new_parent_ndn, &self.to_entry(&prec)?)? {
-                return Err(self.hidden(&new_parent_dn.child(new_rdn.clone())));
-            }
-        }
-        if dn::is_under(&new_parent_ndn, &ndn) {
-            return Err(DirectoryError::Unwilling(format!("cannot move {dn} below itself")));
-        }
-        let new_dn = new_parent_dn.child(new_rdn.clone());
-        let new_ndn = self.normalize_dn(&new_dn)?;
-        if new_ndn != ndn && w.id_of_dn(&new_ndn)?.is_some() {
-            return Err(DirectoryError::AlreadyExists(new_dn.to_string()));
-        }
-
-        // The entry itself: new RDN values in, old ones out if asked.
-        let old = self.to_entry(&rec)?;
-        let mut new = old.clone();
-        new.dn = new_dn.clone();
-        for ava in &new_rdn.avas {
-            let (_, attr) = self.schema.attr_of(&ava.attr)?;
-            let want = self.schema.normalize_eq(attr, ava.value.as_bytes()).map_err(DirectoryError::InvalidDn)?;
-            let has = new.get(&attr.name).is_some_and(|a| {
-                a.values.iter().any(|v| self.schema.normalize_eq(attr, v).ok().as_ref() == Some(&want))
-            });
-            if !has {
-                new.add_values(&attr.name.clone(), [ava.value.clone().into_bytes()]);
-            }
-        }
-        if delete_old_rdn && let Some(old_rdn) = dn.rdn() {
-            for ava in &old_rdn.avas {
-                let (_, attr) = self.schema.attr_of(&ava.attr)?;
-                let gone = self.schema.normalize_eq(attr, ava.value.as_bytes()).ok();
-                let kept_by_new_rdn = new_rdn.avas.iter().any(|n| {
-                    self.schema.attr_id(&n.attr) == self.schema.attr_id(&ava.attr)
-                        && self.schema.normalize_eq(attr, n.value.as_bytes()).ok() == gone
-                });
-                if kept_by_new_rdn {
-                    continue;
-                }
-                if let Some(a) = new.get_mut(&attr.name) {
-                    a.values.retain(|v| self.schema.normalize_eq(attr, v).ok() != gone);
-                    if a.values.is_empty() {
-                        new.remove(&attr.name.clone());
-                    }
-                }
-            }
-        }
-        self.schema.check_entry(&mut new)?;
-        access.check_add(w, &new_ndn, &new)?;
-        self.check_uid_unique(w, &new, Some(id))?;
-        new.set("modifyTimestamp", vec![now_generalized().into_bytes()]);
-        new.set("modifiersName", vec![actor.dn.clone().into_bytes()]);
-        self.reindex(w, id, &old, &new)?;
-        w.delete_dn(&ndn)?;
-        w.put_dn(&new_ndn, id)?;
-        if rec.parent != new_parent {
-            w.remove_child(rec.parent, id)?;
-            w.add_child(new_parent, id)?;
-        }
-        w.put_entry(id, &self.record(&new, &new_ndn, new_parent))?;
-        self.update_references(w, &ndn, Some(&new_dn))?;
-
-        // Descendants keep their RDNs under the new base.
-        let depth = dn.rdns().len();
-        let mut stack = w.children(id)?;
-        while let Some(child) = stack.pop() {
-            stack.extend(w.children(child)?);
-            let Some(crec) = w.entry(child)? else { continue };
-            let cdn = Dn::parse(&crec.dn)?;
-            let moved = cdn.rebase(depth, &new_dn);
-            let moved_ndn = self.normalize_dn(&moved)?;
-            w.delete_dn(&crec.ndn)?;
-            w.put_dn(&moved_ndn, child)?;
-            let mut centry = self.to_entry(&crec)?;
-            centry.dn = moved.clone();
-            w.put_entry(child, &self.record(&centry, &moved_ndn, crec.parent))?;
-            self.update_references(w, &crec.ndn, Some(&moved))?;
-        }
-        self.log(w, actor, "modrdn", dn, &ndn, vec![new_dn.to_string()])?;
-        Ok(())
-    }
-
-    /// Referential integrity: every member / uniqueMember / manager value naming
-    /// `old_ndn` follows the entry to `new_dn`, or is removed with it.
-    fn update_references(&self, w: &mut WriteTx, old_ndn: &str, new_dn: Option<&Dn>) -> Result<()> {
-        for attr_name in REFERENCE_ATTRS {
-            let (_, attr) = self.schema.attr_of(attr_name)?;
-            let key = index_key(IndexKind::Equality, &attr.lname, old_ndn.as_bytes());
-            for rid in w.postings(&key)? {
-                let Some(rrec) = w.entry(rid)? else { continue };
-                let old = self.to_entry(&rrec)?;
-                let mut new = old.clone();
-                if let Some(a) = new.get_mut(&attr.name) {
-                    let mut replaced = Vec::with_capacity(a.values.len());
-                    for v in a.values.drain(..) {
-                        let matches = self.schema.normalize_eq(attr, &v).is_ok_and(|n| n == old_ndn.as_bytes());
-                        match (matches, new_dn) {
-                            (false, _) => replaced.push(v),
-                            (true, Some(d)) => replaced.push(d.to_string().into_bytes()),
-                            (true, None) => {}
-                        }
-                    }
-                    a.values = replaced;
-                }
-                // groupOfNames / groupOfUniqueNames must keep a member: a group
-                // that loses its last one keeps the empty DN, the placeholder
-                // OpenLDAP's refint uses too (`refint_nothing`). A manager just goes.
-                if new.get(&attr.name).is_some_and(|a| a.values.is_empty()) {
-                    if attr.lname == "manager" {
-                        new.remove(&attr.name.clone());
-                    } else {
-                        new.set(&attr.name.clone(), vec![EMPTY_GROUP_MEMBER.as_bytes().to_vec()]);
-                    }
-                }
-                self.reindex(w, rid, &old, &new)?;
-                w.put_entry(rid, &self.record(&new, &rrec.ndn, rrec.parent))?;
-            }
-        }
-        Ok(())
-    }
-
     pub(super) fn reindex(&self, w: &mut WriteTx, id: u64, old: &Entry, new: &Entry) -> Result<()> {
         let before = self.index_keys(old);
         let after = self.index_keys(new);
@@ -778,27 +544,7 @@ impl Directory {
         Ok(())
     }
 
-    /// `uid` is unique in the whole directory (DESIGN.md): constraintViolation on a duplicate.
-    fn check_uid_unique(&self, w: &WriteTx, entry: &Entry, own: Option<u64>) -> Result<()> {
-        let Some(uids) = entry.get("uid") else { return Ok(()) };
-        let (_, attr) = self.schema.attr_of("uid")?;
-        for v in &uids.values {
-            let n = self
-                .schema
-                .normalize_eq(attr, v)
-                .map_err(|e| DirectoryError::InvalidAttributeSyntax(format!("uid: {e}")))?;
-            let holders = w.postings(&index_key(IndexKind::Equality, "uid", &n))?;
-            if holders.iter().any(|&h| Some(h) != own) {
-                return Err(DirectoryError::ConstraintViolation(format!(
-                    "uid '{}' is already used by another entry",
-                    String::from_utf8_lossy(v)
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    fn hash_plain_passwords(&self, actor: &Actor, entry: &mut Entry) -> Result<()> {
+    pub(super) fn hash_plain_passwords(&self, actor: &Actor, entry: &mut Entry) -> Result<()> {
         if let Some(a) = entry.get_mut("userPassword") {
             let values = std::mem::take(&mut a.values);
             a.values = values.into_iter().map(|v| self.hash_if_plain(actor, v)).collect::<Result<_>>()?;
@@ -809,7 +555,7 @@ impl Directory {
     /// A plain-text userPassword is checked against the password policy and
     /// hashed before it is stored; a value that is already a `{SCHEME}` hash
     /// is kept as it is (an administrator migrating accounts).
-    fn hash_if_plain(&self, actor: &Actor, v: Vec<u8>) -> Result<Vec<u8>> {
+    pub(super) fn hash_if_plain(&self, actor: &Actor, v: Vec<u8>) -> Result<Vec<u8>> {
         if password::is_hashed(&v) { Ok(v) } else { self.prepare_password(actor, &v) }
     }
 
@@ -822,7 +568,15 @@ impl Directory {
         }
     }
 
-    fn log(&self, w: &mut WriteTx, actor: &Actor, op: &str, dn: &Dn, ndn: &str, attrs: Vec<String>) -> Result<()> {
+    pub(super) fn log(
+        &self,
+        w: &mut WriteTx,
+        actor: &Actor,
+        op: &str,
+        dn: &Dn,
+        ndn: &str,
+        attrs: Vec<String>,
+    ) -> Result<()> {
         self.log_change(w, actor, op, &dn.to_string(), Some(ndn), attrs, "success")
     }
 }

@@ -22,7 +22,8 @@ use super::{Conn, Context, convert};
 use crate::directory::filter::Tri;
 use crate::directory::schema::MatchingRule;
 use crate::directory::{
-    Actor, Attribute, Directory, DirectoryError, Dn, Entry, ModOp, Modification, Principal, Rdn, Scope, SearchRequest,
+    Actor, Attribute, Change, Condition, Directory, DirectoryError, Dn, Entry, ModOp, Modification, Principal, Rdn,
+    Scope, SearchRequest, Write,
 };
 
 /// A search whose index candidates are at most this many is answered inline
@@ -135,19 +136,19 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) {
             match msg.op {
                 LdapOp::AddRequest(req) => {
                     let target = Target { dn: req.dn.clone(), after: Some(req.dn.clone()) };
-                    spawn_write(conn, session, WriteOp { id, tag, controls: wc, target }, move |d, a| add(d, a, req))
+                    spawn_write(conn, session, WriteOp { id, tag, controls: wc, target }, move || add(req))
                 }
                 LdapOp::ModifyRequest(req) => {
                     let target = Target { dn: req.dn.clone(), after: Some(req.dn.clone()) };
-                    spawn_write(conn, session, WriteOp { id, tag, controls: wc, target }, move |d, a| modify(d, a, req))
+                    spawn_write(conn, session, WriteOp { id, tag, controls: wc, target }, move || modify(req))
                 }
                 LdapOp::DelRequest(dn) => {
                     let target = Target { dn: dn.clone(), after: None };
-                    spawn_write(conn, session, WriteOp { id, tag, controls: wc, target }, move |d, a| delete(d, a, dn))
+                    spawn_write(conn, session, WriteOp { id, tag, controls: wc, target }, move || delete(dn))
                 }
                 LdapOp::ModifyDNRequest(req) => {
                     let target = Target { dn: req.dn.clone(), after: renamed_dn(&req) };
-                    spawn_write(conn, session, WriteOp { id, tag, controls: wc, target }, move |d, a| moddn(d, a, req))
+                    spawn_write(conn, session, WriteOp { id, tag, controls: wc, target }, move || moddn(req))
                 }
                 LdapOp::CompareRequest(req) => {
                     let res = compare(&conn.ctx, session, req, &wc);
@@ -786,7 +787,7 @@ fn spawn_write(
     conn: &Arc<Conn>,
     session: &Session,
     op: WriteOp,
-    f: impl FnOnce(&Directory, &Actor) -> Result<(), DirectoryError> + Send + 'static,
+    f: impl FnOnce() -> Result<Change, DirectoryError> + Send + 'static,
 ) {
     let WriteOp { id, tag, controls: wc, target } = op;
     let conn = conn.clone();
@@ -797,18 +798,17 @@ fn spawn_write(
         let dir = &conn.ctx.directory;
         let mut ctrls = Vec::new();
         let outcome = (|| {
-            // The assertion and the pre-read see the entry just before the change;
-            // another write may slip in between (the core has no conditional write yet).
-            if let (Some(filter), Some(dn)) = (&wc.assertion, Dn::parse(&target.dn).ok())
-                && tag != ber::ADD_RESPONSE
-                && !assertion_holds(dir, &session, &dn, filter)?
-            {
-                return Ok(result(LdapResultCode::AssertionFailed, "the assertion control's filter does not match"));
+            let mut write = Write::one(f()?);
+            // RFC 4528: tested in the write's own transaction, so that no
+            // other write comes between the test and the change.
+            if let Some(filter) = &wc.assertion {
+                write = write.guarded(Dn::parse(&target.dn)?, Condition::Matches(filter.clone()));
             }
+            // The pre-read is taken just before the write, on a snapshot of its own.
             if let Some(attrs) = &wc.pre_read {
                 ctrls.extend(read_control(dir, &session, &target.dn, attrs, controls::OID_PRE_READ));
             }
-            f(dir, &session.actor())?;
+            dir.write_one(&session.actor(), write)?;
             if let (Some(attrs), Some(after)) = (&wc.post_read, &target.after) {
                 ctrls.extend(read_control(dir, &session, after, attrs, controls::OID_POST_READ));
             }
@@ -823,14 +823,14 @@ fn spawn_write(
     });
 }
 
-fn add(dir: &Directory, actor: &Actor, req: LdapAddRequest) -> Result<(), DirectoryError> {
+fn add(req: LdapAddRequest) -> Result<Change, DirectoryError> {
     let dn = Dn::parse(&req.dn)?;
     let entry =
         Entry { dn, attrs: req.attributes.into_iter().map(|a| Attribute { name: a.atype, values: a.vals }).collect() };
-    dir.add(actor, entry)
+    Ok(Change::Add(entry))
 }
 
-fn modify(dir: &Directory, actor: &Actor, req: LdapModifyRequest) -> Result<(), DirectoryError> {
+fn modify(req: LdapModifyRequest) -> Result<Change, DirectoryError> {
     let dn = Dn::parse(&req.dn)?;
     let mods: Vec<Modification> = req
         .changes
@@ -846,19 +846,18 @@ fn modify(dir: &Directory, actor: &Actor, req: LdapModifyRequest) -> Result<(), 
             values: c.modification.vals,
         })
         .collect();
-    dir.modify(actor, &dn, &mods)
+    Ok(Change::Modify(dn, mods))
 }
 
-fn delete(dir: &Directory, actor: &Actor, dn: String) -> Result<(), DirectoryError> {
-    let dn = Dn::parse(&dn)?;
-    dir.delete(actor, &dn)
+fn delete(dn: String) -> Result<Change, DirectoryError> {
+    Ok(Change::Delete(Dn::parse(&dn)?))
 }
 
-fn moddn(dir: &Directory, actor: &Actor, req: LdapModifyDNRequest) -> Result<(), DirectoryError> {
+fn moddn(req: LdapModifyDNRequest) -> Result<Change, DirectoryError> {
     let dn = Dn::parse(&req.dn)?;
-    let rdn = Rdn::parse(&req.newrdn)?;
-    let sup = req.new_superior.as_deref().map(Dn::parse).transpose()?;
-    dir.rename(actor, &dn, &rdn, req.deleteoldrdn, sup.as_ref())
+    let new_rdn = Rdn::parse(&req.newrdn)?;
+    let new_superior = req.new_superior.as_deref().map(Dn::parse).transpose()?;
+    Ok(Change::Rename { dn, new_rdn, delete_old_rdn: req.deleteoldrdn, new_superior })
 }
 
 fn compare(ctx: &Arc<Context>, session: &Session, req: LdapCompareRequest, wc: &WriteControls) -> LdapResult {

@@ -29,9 +29,10 @@ pub fn from_error(e: &DirectoryError) -> LdapResult {
         DirectoryError::InvalidDn(_) => C::InvalidDNSyntax,
         DirectoryError::UndefinedAttributeType(_) => C::UndefinedAttributeType,
         DirectoryError::ObjectClassViolation(_) => C::ObjectClassViolation,
-        DirectoryError::ConstraintViolation(_) | DirectoryError::ConstraintNoUserModification(_) => {
-            C::ConstraintViolation
-        }
+        DirectoryError::ConstraintViolation(_)
+        | DirectoryError::NotUnique(_)
+        | DirectoryError::ConstraintNoUserModification(_) => C::ConstraintViolation,
+        DirectoryError::PreconditionFailed(_) => C::AssertionFailed,
         DirectoryError::InvalidAttributeSyntax(_) => C::InvalidAttributeSyntax,
         DirectoryError::AttributeOrValueExists(_) => C::AttributeOrValueExists,
         DirectoryError::NoSuchAttribute(_) => C::NoSuchAttribute,

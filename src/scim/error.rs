@@ -41,7 +41,8 @@ impl From<DirectoryError> for ScimError {
         let (status, scim_type) = match &e {
             E::NoSuchObject { .. } => (StatusCode::NOT_FOUND, None),
             E::AlreadyExists(_) => (StatusCode::CONFLICT, Some("uniqueness")),
-            E::ConstraintViolation(m) if m.contains("uid") => (StatusCode::CONFLICT, Some("uniqueness")),
+            E::NotUnique(_) => (StatusCode::CONFLICT, Some("uniqueness")),
+            E::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, None),
             E::ConstraintNoUserModification(_) => (StatusCode::BAD_REQUEST, Some("mutability")),
             E::InvalidDn(_)
             | E::UndefinedAttributeType(_)

@@ -44,7 +44,9 @@ pub trait Resource: Send + Sync + 'static {
     /// Create the resource and return it as stored (for Bulk, on the blocking pool).
     fn create(dir: &Directory, caller: &Caller, body: &Value) -> Result<Entry, ScimError> {
         let changes = Self::create_changes(dir, caller, body)?;
-        let stored = dir.add_with_others(&users::actor_of(caller), changes).map_err(users::refused)?;
+        let written =
+            dir.write(&users::actor_of(caller), crate::directory::Write::new(changes)).map_err(users::refused)?;
+        let stored = written.added.ok_or_else(|| ScimError::not_found("resource"))?;
         Self::created(dir, caller, stored)
     }
     /// Make the entry say what the resource JSON says, in one transaction.
@@ -237,8 +239,9 @@ pub async fn create<R: Resource>(
         blocking(move || R::create_changes(&dir, &caller, &body)).await
     };
     let created = match changes {
-        Ok(changes) => match dir.add_with_others_async(&users::actor_of(&caller), changes).await {
-            Ok(stored) => R::created(&dir, &caller, stored),
+        Ok(changes) => match dir.write_async(&users::actor_of(&caller), crate::directory::Write::new(changes)).await {
+            Ok(crate::directory::Written { added: Some(stored) }) => R::created(&dir, &caller, stored),
+            Ok(_) => Err(ScimError::not_found("resource")),
             Err(refusal) => Err(users::refused(refusal)),
         },
         Err(e) => Err(e),

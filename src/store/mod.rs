@@ -478,6 +478,8 @@ pub trait Reader {
     fn token(&self, hash: &[u8]) -> Result<Option<TokenRecord>>;
     /// Every token (hash, record).
     fn tokens(&self) -> Result<Vec<(Vec<u8>, TokenRecord)>>;
+    /// A value of the meta table (counters, format, the directory's notes).
+    fn meta(&self, name: &str) -> Result<Option<u64>>;
 }
 
 /// A read snapshot; clones share it.
@@ -661,6 +663,10 @@ impl ReadTx {
         f(&self.txn.open_table(CHANGELOG)?)
     }
 
+    fn with_meta<T>(&self, f: impl FnOnce(&redb::ReadOnlyTable<&'static str, u64>) -> Result<T>) -> Result<T> {
+        f(&self.txn.open_table(META)?)
+    }
+
     /// Read an entry in place (see [`RecordView`]).
     pub fn entry_view<T>(&self, id: u64, f: impl FnOnce(RecordView<'_>) -> Result<T>) -> Result<Option<T>> {
         self.entry_with(id, |b| f(RecordView::parse(b)?))
@@ -813,6 +819,10 @@ macro_rules! impl_reader {
                 })
             }
 
+            fn meta(&self, name: &str) -> Result<Option<u64>> {
+                self.with_meta(|t| Ok(t.get(name)?.map(|g| g.value())))
+            }
+
             fn changes_since(&self, seq: u64, max: usize) -> Result<Vec<(u64, ChangeRecord)>> {
                 self.with_changelog(|t| {
                     let mut out = Vec::new();
@@ -959,6 +969,18 @@ impl WriteTx<'_> {
 
     fn with_changelog<T>(&self, f: impl FnOnce(&redb::Table<'_, u64, &'static [u8]>) -> Result<T>) -> Result<T> {
         f(&self.t.changelog)
+    }
+
+    fn with_meta<T>(&self, f: impl FnOnce(&redb::Table<'_, &'static str, u64>) -> Result<T>) -> Result<T> {
+        f(&self.t.meta)
+    }
+
+    /// Set a value of the meta table (a note the directory keeps, such as
+    /// which attributes have posting lists).
+    pub fn set_meta(&mut self, name: &str, value: u64) -> Result<()> {
+        self.t.meta.insert(name, value)?;
+        self.log(|| Op::SetCounter(name.to_string(), value));
+        Ok(())
     }
 
     fn entry_with<T>(&self, id: u64, f: impl FnOnce(&[u8]) -> Result<T>) -> Result<Option<T>> {
