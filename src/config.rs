@@ -139,6 +139,11 @@ pub struct ScimLimits {
     pub max_concurrent_requests: usize,
     /// Seconds an online backup or export may go unread before it is abandoned.
     pub stall_secs: u64,
+    /// Seconds a pagination cursor (RFC 9865) stays valid between two pages.
+    pub cursor_timeout_secs: u64,
+    /// Times a PATCH is computed again when another write changed the
+    /// resource between its read and its write (409 beyond).
+    pub patch_retries: usize,
 }
 
 impl Default for ScimLimits {
@@ -152,6 +157,8 @@ impl Default for ScimLimits {
             max_filter_depth: 16,
             max_concurrent_requests: 256,
             stall_secs: 60,
+            cursor_timeout_secs: 3600,
+            patch_retries: 8,
         }
     }
 }
@@ -339,6 +346,12 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_SCIM_STALL_SECS") {
             self.scim_limits.stall_secs = parse("CONVERGENCES_SCIM_STALL_SECS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_SCIM_CURSOR_TIMEOUT_SECS") {
+            self.scim_limits.cursor_timeout_secs = parse("CONVERGENCES_SCIM_CURSOR_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_SCIM_PATCH_RETRIES") {
+            self.scim_limits.patch_retries = parse("CONVERGENCES_SCIM_PATCH_RETRIES", &v)?;
         }
         if let Some(v) = get("CONVERGENCES_SCIM_MAX_CONCURRENT_REQUESTS") {
             self.scim_limits.max_concurrent_requests = parse("CONVERGENCES_SCIM_MAX_CONCURRENT_REQUESTS", &v)?;

@@ -61,7 +61,7 @@ const LDAP_MATRIX: [(&str, &str, [&str; 13]); 6] = [
 #[rustfmt::skip]
 const SCIM_MATRIX: [(&str, [&str; 13]); 2] = [
     //                       search   read   password  compare cmp-pw add    modify delete move grant grant-unsub other-pw own-pw
-    ("SCIM token of A",     ["200:3", "200", "hidden", "-",    "-",   "201", "200", "204", "-", "200", "400",     "200",   "-"]),
+    ("SCIM token of A",     ["200:3", "200", "hidden", "-",    "-",   "201", "200", "204", "-", "200", "403",     "200",   "-"]),
     ("SCIM token of B",     ["200:2", "404", "404",    "-",    "-",   "-",   "404", "404", "-", "404", "404",     "404",   "-"]),
 ];
 
@@ -246,8 +246,8 @@ async fn scim_cell(srv: &TestServer, scim: &Scim, token: &str, row: usize, op: &
             if status == 200 {
                 revoke(srv, group);
             }
-            // A SCIM grant is a change of the user (its entitlements).
-            (status.to_string(), Some(NEWCOMER.to_string()))
+            // A SCIM grant is the same change as over LDAP: the application group's members.
+            (status.to_string(), Some(group.to_string()))
         }
         "other-pw" => {
             let body = patch(json!([{"op": "replace", "path": "password", "value": "Un-Secret-Tout-Neuf-3"}]));

@@ -14,6 +14,7 @@ pub mod entry;
 pub mod error;
 pub mod filter;
 mod indexes;
+mod lookup;
 pub mod password;
 mod rename;
 pub mod request;

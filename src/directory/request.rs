@@ -174,9 +174,17 @@ impl Directory {
     ) -> std::result::Result<(Vec<Queued>, Option<Guard>), (usize, DirectoryError)> {
         let Write { changes, guard } = write;
         let mut queued = Vec::with_capacity(changes.len());
+        // Where an earlier change of the same write renamed an entry: a later
+        // change names it by its new DN, the snapshot knows it by its old one.
+        let mut renamed: Vec<(Dn, Dn)> = Vec::new();
         for (i, change) in changes.into_iter().enumerate() {
             let (op, dn, attrs) = write::describe(&change);
-            match self.prepare_change(actor, change) {
+            if let Change::Rename { dn, new_rdn, new_superior, .. } = &change {
+                let to = new_superior.clone().unwrap_or_else(|| dn.parent()).child(new_rdn.clone());
+                renamed.push((to, dn.clone()));
+            }
+            let known_as = renamed.iter().rev().find(|(to, _)| *to == dn).map(|(_, from)| from.clone());
+            match self.prepare_change(actor, change, known_as.as_ref()) {
                 Ok(q) => queued.push(q),
                 Err(e) => {
                     self.audit_refusal(actor, op, &dn, attrs, &e);
@@ -187,7 +195,7 @@ impl Directory {
         Ok((queued, guard))
     }
 
-    fn prepare_change(&self, actor: &Actor, change: Change) -> Result<Queued> {
+    fn prepare_change(&self, actor: &Actor, change: Change, known_as: Option<&Dn>) -> Result<Queued> {
         match change {
             Change::Add(mut entry) => {
                 if entry.get("userPassword").is_some_and(|a| a.values.iter().any(|v| !password::is_hashed(v))) {
@@ -202,7 +210,7 @@ impl Directory {
                 };
                 if mods.iter().any(|m| is_password(m) && m.values.iter().any(|v| !password::is_hashed(v))) {
                     let names: Vec<String> = mods.iter().map(|m| m.attr.clone()).collect();
-                    self.precheck(actor, &dn, Some(&names))?;
+                    self.precheck(actor, known_as.unwrap_or(&dn), Some(&names))?;
                     for m in mods.iter_mut().filter(|m| is_password(m)) {
                         let values = std::mem::take(&mut m.values);
                         m.values = values.into_iter().map(|v| self.hash_if_plain(actor, v)).collect::<Result<_>>()?;

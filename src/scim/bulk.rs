@@ -12,8 +12,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::handlers::{Groups, Resource, Users};
-use super::{Caller, ScimContext, ScimError, mapping, scim_json, users};
+use super::handlers::{self, Groups, ResourceType, Users, blocking, parse_body};
+use super::{Caller, ScimContext, ScimError, patch, scim_json};
+use crate::directory::{Write, request};
 
 const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
@@ -68,45 +69,75 @@ fn run_one(
     // bulkId references inside data (e.g. a group's members) name earlier creations.
     resolve(&mut data, ids)
         .map_err(|b| ScimError::new(StatusCode::CONFLICT, Some("invalidValue"), format!("unknown bulkId {b}")))?;
-    let version = op.get("version").and_then(Value::as_str);
-    let dir = &ctx.directory;
     let location = |kind: &Kind, id: &str| match kind {
         Kind::Users => format!("/scim/v2/Users/{id}"),
         Kind::Groups => format!("/scim/v2/Groups/{id}"),
     };
+    // RFC 7644 §3.7: an operation's `version` is its If-Match.
+    let versions = op.get("version").and_then(Value::as_str).map(|v| vec![v.to_string()]);
     match (method.as_str(), id) {
         ("POST", None) => {
-            let created = match kind {
-                Kind::Users => Users::create(dir, caller, &data),
-                Kind::Groups => Groups::create(dir, caller, &data),
+            let (new_id, version) = match kind {
+                Kind::Users => create::<Users>(ctx, caller, &data)?,
+                Kind::Groups => create::<Groups>(ctx, caller, &data)?,
             };
-            let created = super::handlers::audit_refusal(dir, caller, "add", &path, created)?;
-            let new_id = created.first_str("entryUUID").unwrap_or_default().to_string();
             if let Some(b) = op.get("bulkId").and_then(Value::as_str) {
                 ids.insert(b.to_string(), new_id.clone());
             }
-            Ok((201, Some(location(&kind, &new_id)), Some(mapping::version(&created))))
+            Ok((201, Some(location(&kind, &new_id)), Some(version)))
         }
         (m @ ("PUT" | "PATCH"), Some(id)) => {
-            let patch = m == "PATCH";
-            if patch {
-                super::handlers::check_patch_paths(&data, &ctx.filter_limits)?;
-            }
-            let updated = match kind {
-                Kind::Users => Users::update(dir, caller, &id, &data, patch, version)?,
-                Kind::Groups => Groups::update(dir, caller, &id, &data, patch, version)?,
+            let ops = if m == "PATCH" {
+                check_patch_paths(&data, &ctx.filter_limits)?;
+                Some(patch::operations(&data)?)
+            } else {
+                None
             };
-            Ok((200, Some(location(&kind, &id)), Some(mapping::version(&updated))))
+            let version = match kind {
+                Kind::Users => Users::version(
+                    &ctx.directory,
+                    &handlers::update::<Users>(ctx, caller, &id, &data, ops.as_deref(), versions)?,
+                ),
+                Kind::Groups => Groups::version(
+                    &ctx.directory,
+                    &handlers::update::<Groups>(ctx, caller, &id, &data, ops.as_deref(), versions)?,
+                ),
+            };
+            Ok((200, Some(location(&kind, &id)), Some(version)))
         }
         ("DELETE", Some(id)) => {
             match kind {
-                Kind::Users => Users::delete(dir, caller, &id, version)?,
-                Kind::Groups => Groups::delete(dir, caller, &id, version)?,
+                Kind::Users => handlers::delete::<Users>(&ctx.directory, caller, &id, versions)?,
+                Kind::Groups => handlers::delete::<Groups>(&ctx.directory, caller, &id, versions)?,
             }
             Ok((204, Some(location(&kind, &id)), None))
         }
         (m, _) => Err(ScimError::invalid_value(format!("bulk method {m} does not fit path /{path}"))),
     }
+}
+
+/// One creation of a Bulk request: its id and version.
+fn create<R: ResourceType>(ctx: &ScimContext, caller: &Caller, data: &Value) -> Result<(String, String), ScimError> {
+    let dir = &ctx.directory;
+    let created = handlers::check_schemas(R::MAPPING, data)
+        .and_then(|()| R::create_changes(dir, caller, data))
+        .and_then(|changes| dir.write(&caller.1, Write::new(changes)).map_err(handlers::refused));
+    let created = handlers::audit_refusal(dir, caller, "add", R::MAPPING.endpoint, created)?;
+    let request::Written { added: Some(stored) } = created else { return Err(ScimError::not_found(R::MAPPING.name)) };
+    let id = stored.first_str("entryUUID").unwrap_or_default().to_string();
+    let entry = handlers::find::<R>(dir, caller, &id).unwrap_or(stored);
+    Ok((id, R::version(dir, &entry)))
+}
+
+/// A PATCH operation's `path` may hold a value filter (`emails[type eq
+/// "work"]`): the same length and depth limits as a `filter` apply, before
+/// the parser sees it.
+pub(super) fn check_patch_paths(body: &Value, limits: &super::query::FilterLimits) -> Result<(), ScimError> {
+    let ops = body.get("Operations").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    for path in ops.iter().filter_map(|op| op.get("path").and_then(Value::as_str)) {
+        limits.check(path)?;
+    }
+    Ok(())
 }
 
 pub async fn bulk(caller: Caller, State(ctx): State<Arc<ScimContext>>, body: Bytes) -> Result<Response, ScimError> {
@@ -117,7 +148,7 @@ pub async fn bulk(caller: Caller, State(ctx): State<Arc<ScimContext>>, body: Byt
             format!("a bulk request may carry {} bytes at most", ctx.bulk_max_payload),
         ));
     }
-    let req = users::parse_body(&body)?;
+    let req = parse_body(&body)?;
     let schemas_ok = req.get("schemas").and_then(Value::as_array).is_some_and(|s| s.iter().any(|x| x == BULK_REQUEST));
     if !schemas_ok {
         return Err(ScimError::new(
@@ -135,7 +166,7 @@ pub async fn bulk(caller: Caller, State(ctx): State<Arc<ScimContext>>, body: Byt
         ));
     }
     let fail_on_errors = req.get("failOnErrors").and_then(Value::as_u64).map(|n| n as usize);
-    users::blocking(move || {
+    blocking(move || {
         let mut ids = HashMap::new();
         let mut results = Vec::new();
         let mut errors = 0usize;

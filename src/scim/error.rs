@@ -30,6 +30,18 @@ impl ScimError {
         ScimError::new(StatusCode::BAD_REQUEST, Some("invalidValue"), detail)
     }
 
+    pub fn invalid_syntax(detail: impl Into<String>) -> ScimError {
+        ScimError::new(StatusCode::BAD_REQUEST, Some("invalidSyntax"), detail)
+    }
+
+    pub fn invalid_path(detail: impl Into<String>) -> ScimError {
+        ScimError::new(StatusCode::BAD_REQUEST, Some("invalidPath"), detail)
+    }
+
+    pub fn mutability(detail: impl Into<String>) -> ScimError {
+        ScimError::new(StatusCode::BAD_REQUEST, Some("mutability"), detail)
+    }
+
     pub fn invalid_filter(detail: impl Into<String>) -> ScimError {
         ScimError::new(StatusCode::BAD_REQUEST, Some("invalidFilter"), detail)
     }

@@ -1,141 +1,339 @@
-//! SCIM filters (RFC 7644 §3.4.2.2, parsed by `scim_v2`) lowered into the
-//! directory's filter language, so that they use the same indexes as LDAP.
+//! SCIM filters (RFC 7644 §3.4.2.2, parsed by `scim_v2`) lowered, row by
+//! row of the mapping table, into the directory's filter language, so that
+//! they use the same indexes as LDAP. A lowered filter is exact, or a
+//! superset of the matches that `evaluate` then narrows on the rendered
+//! candidates (an email's `type`, a value kept only as JSON).
 
 use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter as Scim, ValFilter};
 
 use super::ScimError;
-use super::mapping::{AGENT, ENTERPRISE, USER};
+use super::mapping::{Attr, Elements, Home, Path, Resource, Source, Type, generalized_time};
 use crate::directory::filter::Substrings;
-use crate::directory::{Directory, Filter, Scope, SearchRequest};
+use crate::directory::{Filter, Schema};
 
-/// The LDAP attribute(s) a User attribute path names.
-fn user_attr(path: &AttrPath) -> Option<Vec<&'static str>> {
-    let uri = path.uri.as_deref().map(str::to_ascii_lowercase);
-    let name = path.name.to_ascii_lowercase();
-    let sub = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
-    let attrs: &[&str] = match (uri.as_deref(), name.as_str(), sub.as_deref()) {
-        (Some(u), n, _) if u == ENTERPRISE.to_ascii_lowercase() => match n {
-            "employeenumber" => &["employeeNumber"],
-            "department" => &["departmentNumber"],
-            _ => return None,
-        },
-        (Some(u), _, _) if u == AGENT.to_ascii_lowercase() => return None,
-        (Some(u), _, _) if u != USER.to_ascii_lowercase() => return None,
-        (_, "id", None) => &["entryUUID"],
-        (_, "username", None) => &["uid"],
-        (_, "externalid", None) => &["cigExternalId"],
-        (_, "displayname", None) => &["displayName"],
-        (_, "title", None) => &["title"],
-        (_, "active", None) => &["cigActive"],
-        (_, "name", Some("givenname")) => &["givenName"],
-        (_, "name", Some("familyname")) => &["sn"],
-        (_, "name", Some("formatted")) => &["cn"],
-        (_, "emails", None | Some("value")) => &["mail"],
-        (_, "phonenumbers", None | Some("value")) => &["telephoneNumber", "mobile"],
-        (_, "meta", Some("created")) => &["createTimestamp"],
-        (_, "meta", Some("lastmodified")) => &["modifyTimestamp"],
-        _ => return None,
+/// A SCIM filter in the directory's language.
+#[derive(Debug)]
+pub struct Lowered {
+    pub filter: Filter,
+    /// Whether the directory's answer is the answer: otherwise the
+    /// candidates are evaluated again on their SCIM documents.
+    pub exact: bool,
+}
+
+fn exact(filter: Filter) -> Lowered {
+    Lowered { filter, exact: true }
+}
+
+/// Candidates only: everything this part could match.
+fn superset(filter: Filter) -> Lowered {
+    Lowered { filter, exact: false }
+}
+
+fn everything() -> Filter {
+    Filter::And(Vec::new())
+}
+
+fn nothing() -> Filter {
+    Filter::Or(Vec::new())
+}
+
+/// What lowering needs of the directory.
+pub struct Context<'a> {
+    pub schema: &'a Schema,
+    /// The DN of the resource with this id, as the caller sees it.
+    pub dn_of: &'a dyn Fn(&str) -> Option<String>,
+    /// The DN of the application group named by an entitlement.
+    pub application_dn: &'a dyn Fn(&str) -> String,
+}
+
+fn and(parts: Vec<Lowered>) -> Lowered {
+    let exact = parts.iter().all(|p| p.exact);
+    Lowered { filter: Filter::And(parts.into_iter().map(|p| p.filter).collect()), exact }
+}
+
+fn or(parts: Vec<Lowered>) -> Lowered {
+    let exact = parts.iter().all(|p| p.exact);
+    Lowered { filter: Filter::Or(parts.into_iter().map(|p| p.filter).collect()), exact }
+}
+
+fn not(inner: Lowered) -> Lowered {
+    // The negation of a superset is a subset: only an exact part negates.
+    if inner.exact { exact(Filter::Not(Box::new(inner.filter))) } else { superset(everything()) }
+}
+
+/// Lower a parsed filter for a resource.
+pub fn lower(res: &Resource, f: &Scim, ctx: &Context<'_>) -> Result<Lowered, ScimError> {
+    Ok(match f {
+        Scim::Attr(e) => attr_exp(res, e, None, ctx)?,
+        Scim::ValuePath(vp) => {
+            let path = resolve(res, &vp.attr)?;
+            if path.attr.ty != Type::Complex || path.sub.is_some() {
+                return Err(ScimError::invalid_filter(format!("'{}' takes no value filter", vp.attr.name)));
+            }
+            let inner = val_filter(res, &vp.filter, &path, ctx)?;
+            // An element's sub-attributes together: the directory sees them apart.
+            Lowered { exact: false, ..inner }
+        }
+        Scim::Not(x) => not(lower(res, x, ctx)?),
+        Scim::And(xs) => and(xs.iter().map(|x| lower(res, x, ctx)).collect::<Result<_, _>>()?),
+        Scim::Or(xs) => or(xs.iter().map(|x| lower(res, x, ctx)).collect::<Result<_, _>>()?),
+    })
+}
+
+fn val_filter(res: &Resource, f: &ValFilter, parent: &Path, ctx: &Context<'_>) -> Result<Lowered, ScimError> {
+    Ok(match f {
+        ValFilter::Attr(e) => attr_exp(res, e, Some(parent), ctx)?,
+        ValFilter::Not(x) => not(val_filter(res, x, parent, ctx)?),
+        ValFilter::And(xs) => and(xs.iter().map(|x| val_filter(res, x, parent, ctx)).collect::<Result<_, _>>()?),
+        ValFilter::Or(xs) => or(xs.iter().map(|x| val_filter(res, x, parent, ctx)).collect::<Result<_, _>>()?),
+    })
+}
+
+fn resolve(res: &Resource, p: &AttrPath) -> Result<Path, ScimError> {
+    res.resolve(p.uri.as_deref(), &p.name, p.sub_attr.as_deref()).ok_or_else(|| {
+        let name = match &p.sub_attr {
+            Some(s) => format!("{}.{s}", p.name),
+            None => p.name.clone(),
+        };
+        ScimError::invalid_filter(format!("'{name}' is not an attribute of {}", res.name))
+    })
+}
+
+fn attr_exp(res: &Resource, e: &AttrExp, parent: Option<&Path>, ctx: &Context<'_>) -> Result<Lowered, ScimError> {
+    let (p, cmp) = match e {
+        AttrExp::Present(p) => (p, None),
+        AttrExp::Comparison(p, op, v) => (p, Some((op, v))),
     };
-    Some(attrs.to_vec())
+    let path = match parent {
+        // Inside `emails[...]`, names are the parent's sub-attributes.
+        Some(par) => {
+            let sub = par.attr.sub(&p.name).ok_or_else(|| {
+                ScimError::invalid_filter(format!("'{}' is not a sub-attribute of {}", p.name, par.attr.name))
+            })?;
+            Path { sub: Some(sub), ..*par }
+        }
+        None => resolve(res, p)?,
+    };
+    if matches!(cmp, Some((_, CompValue::Null))) {
+        return Err(ScimError::invalid_filter("a comparison with null is not supported; use pr"));
+    }
+    let leaf = path.leaf();
+    if let Some((op, _)) = cmp
+        && leaf.ty == Type::Boolean
+        && !matches!(op, CompareOp::Eq | CompareOp::Ne)
+    {
+        return Err(ScimError::invalid_filter(format!("{} is a boolean: only eq and ne compare it", leaf.name)));
+    }
+    if let Some((op, _)) = cmp
+        && leaf.ty == Type::Complex
+        && !matches!(op, CompareOp::Eq | CompareOp::Ne)
+        && path.attr.sub("value").is_none()
+    {
+        return Err(ScimError::invalid_filter(format!("{} is complex: compare one of its sub-attributes", leaf.name)));
+    }
+    let sub_name = path.sub.map(|s| s.name);
+    Ok(match (path.attr.home, sub_name) {
+        (Home::Ldap(ldap), None) => ldap_term(ldap, leaf, cmp, true)?,
+        (Home::Required(ldap, _), None) => Lowered { exact: false, ..ldap_term(ldap, leaf, cmp, true)? },
+        (Home::Flag(ldap, default), None) => flag(ldap, default, cmp),
+        (Home::Parts, Some(_)) => match leaf.home {
+            Home::Ldap(ldap) => ldap_term(ldap, leaf, cmp, true)?,
+            // A filled value is not the client's: the documents decide.
+            Home::Required(ldap, _) => Lowered { exact: false, ..ldap_term(ldap, leaf, cmp, true)? },
+            _ => superset(everything()),
+        },
+        (Home::Parts, None) => match cmp {
+            None => or(path
+                .attr
+                .subs
+                .iter()
+                .filter_map(|s| match s.home {
+                    Home::Ldap(l) | Home::Required(l, _) => Some(superset(Filter::Present(l.into()))),
+                    _ => None,
+                })
+                .collect()),
+            Some(_) => {
+                return Err(ScimError::invalid_filter(format!(
+                    "{} is complex: compare one of its sub-attributes",
+                    path.attr.name
+                )));
+            }
+        },
+        (Home::Elements(el), sub) => elements(el, sub.unwrap_or("value"), leaf, cmp, ctx)?,
+        (Home::Reference(ldap), None | Some("value")) => match cmp {
+            None => exact(Filter::Present(ldap.into())),
+            Some((op @ (CompareOp::Eq | CompareOp::Ne), CompValue::Str(id))) => {
+                let eq = match (ctx.dn_of)(id) {
+                    Some(dn) => Filter::Equality(ldap.into(), dn.into_bytes()),
+                    None => nothing(),
+                };
+                exact(if matches!(op, CompareOp::Ne) { Filter::Not(Box::new(eq)) } else { eq })
+            }
+            Some(_) => superset(everything()),
+        },
+        (Home::Server, _) => server(res, &path, cmp, ctx)?,
+        _ => superset(everything()),
+    })
 }
 
-/// `2026-11-23T21:30:00Z` → `20261123213000Z`, for comparisons on meta times.
-fn generalized(iso: &str) -> String {
-    iso.chars().filter(|c| c.is_ascii_digit()).take(14).collect::<String>() + "Z"
-}
-
-fn value(attr: &str, v: &CompValue) -> Result<Vec<u8>, ScimError> {
-    Ok(match v {
-        CompValue::Str(s) if attr.ends_with("Timestamp") => generalized(s).into_bytes(),
+/// A comparison on one LDAP attribute.
+fn ldap_term(
+    ldap: &str,
+    leaf: &Attr,
+    cmp: Option<(&CompareOp, &CompValue)>,
+    is_exact: bool,
+) -> Result<Lowered, ScimError> {
+    let Some((op, v)) = cmp else { return Ok(Lowered { filter: Filter::Present(ldap.into()), exact: is_exact }) };
+    let value = match v {
+        CompValue::Str(s) if leaf.ty == Type::DateTime => generalized_time(s)
+            .ok_or_else(|| ScimError::invalid_filter(format!("'{s}' is not a dateTime (RFC 3339)")))?
+            .into_bytes(),
         CompValue::Str(s) => s.clone().into_bytes(),
         CompValue::True => b"TRUE".to_vec(),
         CompValue::False => b"FALSE".to_vec(),
         CompValue::Number(n) => n.to_string().into_bytes(),
-        CompValue::Null => return Err(ScimError::invalid_filter("comparison with null is not supported")),
-    })
-}
-
-fn comparison(attr: &str, op: &CompareOp, v: &CompValue) -> Result<Filter, ScimError> {
-    let a = attr.to_string();
-    let val = value(attr, v)?;
+        CompValue::Null => return Err(ScimError::invalid_filter("a comparison with null is not supported")),
+    };
+    let a = ldap.to_string();
     let sub = |s: Substrings| Filter::Substrings(a.clone(), s);
-    Ok(match op {
-        CompareOp::Eq => Filter::Equality(a, val),
-        CompareOp::Ne => Filter::Not(Box::new(Filter::Equality(a, val))),
-        CompareOp::Co => sub(Substrings { initial: None, any: vec![val], final_: None }),
-        CompareOp::Sw => sub(Substrings { initial: Some(val), any: vec![], final_: None }),
-        CompareOp::Ew => sub(Substrings { initial: None, any: vec![], final_: Some(val) }),
-        CompareOp::Ge => Filter::GreaterOrEqual(a, val),
-        CompareOp::Le => Filter::LessOrEqual(a, val),
+    let filter = match op {
+        CompareOp::Eq => Filter::Equality(a, value),
+        CompareOp::Ne => Filter::Not(Box::new(Filter::Equality(a, value))),
+        CompareOp::Co => sub(Substrings { initial: None, any: vec![value], final_: None }),
+        CompareOp::Sw => sub(Substrings { initial: Some(value), any: vec![], final_: None }),
+        CompareOp::Ew => sub(Substrings { initial: None, any: vec![], final_: Some(value) }),
+        CompareOp::Ge => Filter::GreaterOrEqual(a, value),
+        CompareOp::Le => Filter::LessOrEqual(a, value),
         CompareOp::Gt => Filter::And(vec![
-            Filter::GreaterOrEqual(a.clone(), val.clone()),
-            Filter::Not(Box::new(Filter::Equality(a, val))),
+            Filter::GreaterOrEqual(a.clone(), value.clone()),
+            Filter::Not(Box::new(Filter::Equality(a, value))),
         ]),
         CompareOp::Lt => Filter::And(vec![
-            Filter::LessOrEqual(a.clone(), val.clone()),
-            Filter::Not(Box::new(Filter::Equality(a, val))),
+            Filter::LessOrEqual(a.clone(), value.clone()),
+            Filter::Not(Box::new(Filter::Equality(a, value))),
         ]),
-    })
+    };
+    // Strings compare by SCIM's rules, the directory's by its matching rules:
+    // the same for the mapped attributes, but ordering is the documents' call.
+    let ordering = matches!(op, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le);
+    Ok(Lowered { filter, exact: is_exact && (!ordering || leaf.ty == Type::DateTime) })
 }
 
-fn attr_exp(e: &AttrExp, parent: Option<&AttrPath>) -> Result<Filter, ScimError> {
-    let (path, op) = match e {
-        AttrExp::Present(p) => (p, None),
-        AttrExp::Comparison(p, op, v) => (p, Some((op, v))),
+/// A Boolean kept as TRUE / FALSE, absent meaning `default`.
+fn flag(ldap: &str, default: bool, cmp: Option<(&CompareOp, &CompValue)>) -> Lowered {
+    let Some((op, v)) = cmp else { return exact(everything()) };
+    let wanted = match v {
+        CompValue::True => true,
+        CompValue::False => false,
+        CompValue::Str(s) if s.eq_ignore_ascii_case("true") => true,
+        CompValue::Str(s) if s.eq_ignore_ascii_case("false") => false,
+        _ => return exact(nothing()),
     };
-    // Inside a value path (`emails[type eq "work"]`), names are sub-attributes of the parent.
-    let full = match parent {
-        Some(par) => {
-            let sub = path.name.to_ascii_lowercase();
-            if sub == "type" || sub == "primary" || sub == "display" {
-                // Every value is of the kinds we store; these select nothing away.
-                return Ok(Filter::And(Vec::new()));
+    let wanted = if matches!(op, CompareOp::Ne) { !wanted } else { wanted };
+    // The value that is stored when it is not the default one.
+    let other = if default { b"FALSE".to_vec() } else { b"TRUE".to_vec() };
+    let is_other = Filter::Equality(ldap.into(), other);
+    exact(if wanted == default { Filter::Not(Box::new(is_other)) } else { is_other })
+}
+
+/// An element's sub-attribute: the mirrors that hold it, and the JSON store.
+fn elements(
+    el: &Elements,
+    sub: &str,
+    leaf: &Attr,
+    cmp: Option<(&CompareOp, &CompValue)>,
+    ctx: &Context<'_>,
+) -> Result<Lowered, ScimError> {
+    let mut parts = Vec::new();
+    for m in el.mirrors.iter().filter(|m| m.sub.eq_ignore_ascii_case(sub)) {
+        match m.source {
+            Source::Ldap(ldap) | Source::Postal(ldap) => {
+                let usable = match cmp {
+                    // Where the asserted value cannot be stored, the store alone may hold it.
+                    Some((CompareOp::Eq, CompValue::Str(s))) => ctx
+                        .schema
+                        .attr_of(ldap)
+                        .is_ok_and(|(id, _)| ctx.schema.check_values(id, &[s.clone().into_bytes()]).is_ok()),
+                    Some((CompareOp::Co | CompareOp::Sw | CompareOp::Ew, _)) | None => true,
+                    Some(_) => false,
+                };
+                if usable {
+                    parts.push(ldap_term(ldap, leaf, cmp, false)?);
+                }
             }
-            AttrPath { uri: par.uri.clone(), name: par.name.clone(), sub_attr: Some(path.name.clone()) }
+            Source::Base64(ldap) => parts.push(superset(Filter::Present(ldap.into()))),
+            Source::Applications => match cmp {
+                Some((CompareOp::Eq, CompValue::Str(app))) => {
+                    parts.push(superset(Filter::Equality("memberOf".into(), (ctx.application_dn)(app).into_bytes())))
+                }
+                _ => return Ok(superset(everything())),
+            },
         }
-        None => path.clone(),
-    };
-    let attrs =
-        user_attr(&full).ok_or_else(|| ScimError::invalid_filter(format!("cannot filter on '{}'", path.name)))?;
-    let mut each = Vec::new();
-    for a in attrs {
-        each.push(match op {
-            None => Filter::Present(a.to_string()),
-            Some((op, v)) => comparison(a, op, v)?,
-        });
     }
-    Ok(if each.len() == 1 { each.remove(0) } else { Filter::Or(each) })
+    // The JSON store: a value it holds appears in it as a JSON string.
+    let store = match cmp {
+        Some((CompareOp::Eq | CompareOp::Co | CompareOp::Sw | CompareOp::Ew, CompValue::Str(s)))
+            if !s.is_empty() && !s.contains(['"', '\\']) && !s.chars().any(char::is_control) =>
+        {
+            Filter::Substrings(
+                el.store.into(),
+                Substrings { initial: None, any: vec![s.clone().into_bytes()], final_: None },
+            )
+        }
+        Some((CompareOp::Ne, _)) => return Ok(superset(everything())),
+        _ => Filter::Present(el.store.into()),
+    };
+    parts.push(superset(store));
+    Ok(superset(or(parts).filter))
 }
 
-fn val_filter(f: &ValFilter, parent: &AttrPath) -> Result<Filter, ScimError> {
-    Ok(match f {
-        ValFilter::Attr(e) => attr_exp(e, Some(parent))?,
-        ValFilter::Not(x) => Filter::Not(Box::new(val_filter(x, parent)?)),
-        ValFilter::And(xs) => Filter::And(xs.iter().map(|x| val_filter(x, parent)).collect::<Result<_, _>>()?),
-        ValFilter::Or(xs) => Filter::Or(xs.iter().map(|x| val_filter(x, parent)).collect::<Result<_, _>>()?),
+/// Attributes the server computes.
+fn server(
+    res: &Resource,
+    path: &Path,
+    cmp: Option<(&CompareOp, &CompValue)>,
+    ctx: &Context<'_>,
+) -> Result<Lowered, ScimError> {
+    let sub = path.sub.map(|s| s.name);
+    let by_id = |attr: &str| -> Result<Lowered, ScimError> {
+        Ok(match cmp {
+            None => exact(Filter::Present(attr.into())),
+            Some((CompareOp::Eq, CompValue::Str(id))) => match (ctx.dn_of)(id) {
+                Some(dn) => exact(Filter::Equality(attr.into(), dn.into_bytes())),
+                None => exact(nothing()),
+            },
+            Some(_) => superset(everything()),
+        })
+    };
+    Ok(match (path.attr.name, sub) {
+        ("id", None) => match cmp {
+            None => exact(everything()),
+            Some((CompareOp::Eq, CompValue::Str(id))) => {
+                exact(Filter::Equality("entryUUID".into(), id.clone().into_bytes()))
+            }
+            Some((CompareOp::Ne, CompValue::Str(id))) => {
+                exact(Filter::Not(Box::new(Filter::Equality("entryUUID".into(), id.clone().into_bytes()))))
+            }
+            Some(_) => superset(everything()),
+        },
+        ("meta", Some("created")) => ldap_term("createTimestamp", path.leaf(), cmp, true)?,
+        ("meta", Some("lastModified")) => ldap_term("modifyTimestamp", path.leaf(), cmp, true)?,
+        ("groups", None | Some("value")) => by_id("memberOf")?,
+        ("members", None | Some("value")) => by_id("member")?,
+        ("applications", None) if res.name == "User" => match cmp {
+            Some((CompareOp::Eq, CompValue::Str(app))) => {
+                superset(Filter::Equality("memberOf".into(), (ctx.application_dn)(app).into_bytes()))
+            }
+            _ => superset(everything()),
+        },
+        _ => superset(everything()),
     })
-}
-
-/// Lower a SCIM User filter.
-pub fn lower(f: &Scim) -> Result<Filter, ScimError> {
-    Ok(match f {
-        Scim::Attr(e) => attr_exp(e, None)?,
-        Scim::ValuePath(vp) => val_filter(&vp.filter, &vp.attr)?,
-        Scim::Not(x) => Filter::Not(Box::new(lower(x)?)),
-        Scim::And(xs) => Filter::And(xs.iter().map(lower).collect::<Result<_, _>>()?),
-        Scim::Or(xs) => Filter::Or(xs.iter().map(lower).collect::<Result<_, _>>()?),
-    })
-}
-
-/// Parse and lower the `filter` query parameter.
-pub fn parse(s: &str) -> Result<Filter, ScimError> {
-    lower(&parse_scim(s)?)
 }
 
 /// Parse a SCIM filter. `attr eq "value"` — what Entra ID and Okta send before
 /// every provisioning write — is read directly: the general parser costs tens
 /// of microseconds a call, more than the lookup it serves.
-fn parse_scim(s: &str) -> Result<Scim, ScimError> {
+pub fn parse(s: &str) -> Result<Scim, ScimError> {
     if let Some(simple) = simple_equality(s) {
         return Ok(simple);
     }
@@ -174,81 +372,6 @@ fn simple_equality(s: &str) -> Option<Scim> {
     }
     let attr = AttrPath { uri: None, name: name.to_string(), sub_attr: sub.map(str::to_string) };
     Some(Scim::Attr(AttrExp::Comparison(attr, CompareOp::Eq, CompValue::Str(value.to_string()))))
-}
-
-/// The LDAP attribute a Group attribute path names.
-fn group_attr(path: &AttrPath) -> Option<Vec<&'static str>> {
-    let name = path.name.to_ascii_lowercase();
-    match (name.as_str(), path.sub_attr.as_deref()) {
-        ("id", None) => Some(vec!["entryUUID"]),
-        ("displayname", None) => Some(vec!["cn"]),
-        ("members", None) | ("members", Some("value")) => Some(vec!["member"]),
-        _ => None,
-    }
-}
-
-/// `members[.value] eq "<user id>"`: the member's DN, looked up by its id.
-fn member_equality(dir: &Directory, v: &CompValue) -> Result<Filter, ScimError> {
-    let CompValue::Str(id) = v else { return Err(ScimError::invalid_filter("members are compared with a user id")) };
-    let mut req = SearchRequest::new(
-        dir.suffix().clone(),
-        Scope::Sub,
-        Filter::Equality("entryUUID".into(), id.clone().into_bytes()),
-    );
-    req.attrs = vec!["1.1".into()];
-    let mut dns = Vec::new();
-    // Only turns an id into a DN: what the caller may see is decided by the search it goes in.
-    dir.search(&crate::directory::Principal::Server, &req, |e| {
-        dns.push(e.dn.to_string());
-        Ok(())
-    })?;
-    Ok(match dns.pop() {
-        Some(dn) => Filter::Equality("member".into(), dn.into_bytes()),
-        // No such user: nothing matches (an unknown attribute is Undefined).
-        None => Filter::Or(Vec::new()),
-    })
-}
-
-fn lower_group(f: &Scim, dir: &Directory) -> Result<Filter, ScimError> {
-    Ok(match f {
-        Scim::Attr(AttrExp::Comparison(p, CompareOp::Eq, v)) if p.name.eq_ignore_ascii_case("members") => {
-            member_equality(dir, v)?
-        }
-        Scim::ValuePath(vp) if vp.attr.name.eq_ignore_ascii_case("members") => match vp.filter.as_ref() {
-            ValFilter::Attr(AttrExp::Comparison(p, CompareOp::Eq, v)) if p.name.eq_ignore_ascii_case("value") => {
-                member_equality(dir, v)?
-            }
-            _ => return Err(ScimError::invalid_filter("members[...] supports value eq \"<id>\"")),
-        },
-        Scim::Attr(e) => {
-            let (path, op) = match e {
-                AttrExp::Present(p) => (p, None),
-                AttrExp::Comparison(p, op, v) => (p, Some((op, v))),
-            };
-            if path.name.eq_ignore_ascii_case("members") && op.is_some() {
-                return Err(ScimError::invalid_filter("members are compared with eq and a user id"));
-            }
-            let attrs = group_attr(path)
-                .ok_or_else(|| ScimError::invalid_filter(format!("cannot filter groups on '{}'", path.name)))?;
-            let mut each = Vec::new();
-            for a in attrs {
-                each.push(match op {
-                    None => Filter::Present(a.to_string()),
-                    Some((op, v)) => comparison(a, op, v)?,
-                });
-            }
-            if each.len() == 1 { each.remove(0) } else { Filter::Or(each) }
-        }
-        Scim::ValuePath(_) => return Err(ScimError::invalid_filter("this value path is not supported on groups")),
-        Scim::Not(x) => Filter::Not(Box::new(lower_group(x, dir)?)),
-        Scim::And(xs) => Filter::And(xs.iter().map(|x| lower_group(x, dir)).collect::<Result<_, _>>()?),
-        Scim::Or(xs) => Filter::Or(xs.iter().map(|x| lower_group(x, dir)).collect::<Result<_, _>>()?),
-    })
-}
-
-/// Parse and lower a Group `filter` (id, displayName, members / members.value).
-pub fn parse_group(s: &str, dir: &Directory) -> Result<Filter, ScimError> {
-    lower_group(&parse_scim(s)?, dir)
 }
 
 #[cfg(test)]

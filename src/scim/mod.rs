@@ -1,21 +1,28 @@
-//! SCIM 2.0 front end (RFC 7643 / 7644): HTTP ⇄ JSON ⇄ directory calls.
-//! Never touches redb; the directory core holds every rule.
+//! SCIM 2.0 front end (RFC 7643 / 7644, RFC 9865 cursors): HTTP ⇄ JSON ⇄
+//! directory calls. Never touches redb; the directory core holds every rule,
+//! access included: a request acts as its token's identity.
 //!
-//! This first part serves discovery and Users (create, read, list with
-//! filters and pagination, replace, patch, delete, ETags) with
-//! per-organisation bearer tokens, and Groups under each organisation's
-//! `ou=groupes`, and Bulk.
+//! Users are an organisation's agents (`ou=agents`), Groups its groups
+//! (`ou=groupes`); one mapping table per resource (`mapping/`) drives
+//! rendering, parsing, PATCH paths, filters, sorting and `/Schemas`.
 
 mod admin;
 mod bulk;
+mod cursor;
+mod elements;
 mod error;
+mod evaluate;
 mod filter;
 mod groups;
 mod handlers;
 pub mod https;
-mod mapping;
+mod listing;
+mod lookup;
+pub mod mapping;
+mod parse;
 mod patch;
 mod query;
+mod render;
 mod users;
 
 use std::sync::Arc;
@@ -27,11 +34,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use handlers::{Groups, Users};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub use error::ScimError;
 
 use crate::directory::{Actor, Directory, TokenScope};
+use mapping::{group::GROUPS, user::USERS};
 
 /// SCIM media type (RFC 7644 §3.1).
 pub const MEDIA_TYPE: &str = "application/scim+json";
@@ -39,11 +47,8 @@ pub const MEDIA_TYPE: &str = "application/scim+json";
 /// What every request shares.
 pub struct ScimContext {
     pub directory: Arc<Directory>,
-    /// `/Schemas` resources, from `scim/schemas/*.json`.
-    pub schemas: Vec<Value>,
-    pub resource_types: Value,
-    pub service_provider_config: Value,
-    /// Most resources one list response carries (RFC 7644 §3.4.2.4 `count`).
+    /// Most resources one list response carries (RFC 7644 §3.4.2.4 `count`,
+    /// RFC 9865 `maxPageSize`).
     pub max_results: usize,
     /// Bulk limits (RFC 7644 §3.7.4), advertised in ServiceProviderConfig.
     pub bulk_max_operations: usize,
@@ -56,30 +61,22 @@ pub struct ScimContext {
     in_flight: std::sync::atomic::AtomicUsize,
     /// An online backup or export whose client stops reading this long is abandoned.
     pub stall_limit: std::time::Duration,
+    /// Seals and opens RFC 9865 cursors.
+    cursors: cursor::Cursors,
+    /// Times a PATCH overtaken by another write is computed again.
+    patch_retries: usize,
 }
 
-const SCHEMA_FILES: &[&str] = &[
-    include_str!("../../scim/schemas/User.json"),
-    include_str!("../../scim/schemas/EnterpriseUser.json"),
-    include_str!("../../scim/schemas/Agent.json"),
-    include_str!("../../scim/schemas/Group.json"),
-];
+/// The resource types served, in `/ResourceTypes` order.
+const RESOURCES: [&mapping::Resource; 2] = [&USERS, &GROUPS];
 
 impl ScimContext {
     pub fn new(
         directory: Arc<Directory>,
         limits: &crate::config::ScimLimits,
     ) -> Result<ScimContext, serde_json::Error> {
-        let schemas = SCHEMA_FILES.iter().map(|s| serde_json::from_str(s)).collect::<Result<_, _>>()?;
-        let mut spc: Value = serde_json::from_str(include_str!("../../scim/ServiceProviderConfig.json"))?;
-        spc["filter"]["maxResults"] = limits.max_results.into();
-        spc["bulk"]["maxOperations"] = limits.bulk_max_operations.into();
-        spc["bulk"]["maxPayloadSize"] = limits.bulk_max_payload.into();
         Ok(ScimContext {
             directory,
-            schemas,
-            resource_types: serde_json::from_str(include_str!("../../scim/ResourceTypes.json"))?,
-            service_provider_config: spc,
             max_results: limits.max_results,
             bulk_max_operations: limits.bulk_max_operations,
             bulk_max_payload: limits.bulk_max_payload,
@@ -92,7 +89,90 @@ impl ScimContext {
             max_concurrent_requests: limits.max_concurrent_requests.max(1),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             stall_limit: std::time::Duration::from_secs(limits.stall_secs.max(1)),
+            cursors: cursor::Cursors::new(limits.cursor_timeout_secs),
+            patch_retries: limits.patch_retries,
         })
+    }
+
+    /// RFC 7643 §5, as this server behaves: every feature it says it has, it has.
+    fn service_provider_config(&self) -> Value {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "documentationUri": "https://www.rfc-editor.org/rfc/rfc7644",
+            "patch": {"supported": true},
+            "bulk": {"supported": true, "maxOperations": self.bulk_max_operations, "maxPayloadSize": self.bulk_max_payload},
+            "filter": {"supported": true, "maxResults": self.max_results},
+            "changePassword": {"supported": true},
+            "sort": {"supported": true},
+            "etag": {"supported": true},
+            "pagination": {
+                "cursor": true,
+                "index": true,
+                "defaultPaginationMethod": "index",
+                "defaultPageSize": self.max_results,
+                "maxPageSize": self.max_results,
+                "cursorTimeout": self.cursors.timeout_secs(),
+            },
+            "authenticationSchemes": [{
+                "type": "oauthbearertoken",
+                "name": "OAuth Bearer Token",
+                "description": "Bearer token issued per organisation with `convergences token create`",
+                "specUri": "https://www.rfc-editor.org/info/rfc6750",
+                "primary": true,
+            }],
+            "meta": {"resourceType": "ServiceProviderConfig", "location": "/scim/v2/ServiceProviderConfig"},
+        })
+    }
+
+    /// Every schema of every resource type, as `/Schemas` gives them: the
+    /// entitlements' canonical values are the applications the caller's
+    /// organisation subscribes to.
+    fn schemas(&self, caller: &Caller) -> Vec<Value> {
+        let applications = self.subscribed_applications(caller);
+        let canonical = |path: &str| -> Option<Vec<String>> {
+            (path == "entitlements.value" && !applications.is_empty()).then(|| applications.clone())
+        };
+        RESOURCES
+            .iter()
+            .flat_map(|r| std::iter::once(r.core).chain(r.extensions.iter().copied()))
+            .map(|s| s.describe(&canonical))
+            .collect()
+    }
+
+    /// The applications an organisation's token may grant (its
+    /// `cigApplication`); for a CIG token, every application.
+    fn subscribed_applications(&self, caller: &Caller) -> Vec<String> {
+        let dir = &self.directory;
+        let mut out: Vec<String> = match &caller.0 {
+            TokenScope::Organisation(dn) => dir
+                .read_many(&caller.1.principal, &[&dn.to_string()], &["cigApplication"])
+                .ok()
+                .and_then(|mut v| v.pop().flatten())
+                .and_then(|e| {
+                    e.get("cigApplication")
+                        .map(|a| a.values.iter().map(|v| String::from_utf8_lossy(v).to_lowercase()).collect())
+                })
+                .unwrap_or_default(),
+            TokenScope::Cig => {
+                let base = dir.suffix().child(crate::directory::Rdn::single("ou", "applications"));
+                let req = crate::directory::SearchRequest::new(
+                    base,
+                    crate::directory::Scope::One,
+                    crate::directory::Filter::everything(),
+                );
+                let mut apps = Vec::new();
+                let _ = dir.search(&caller.1.principal, &req, |e| {
+                    if let Some(cn) = e.first_str("cn") {
+                        apps.push(cn.to_lowercase());
+                    }
+                    Ok(())
+                });
+                apps
+            }
+        };
+        out.sort();
+        out.dedup();
+        out
     }
 }
 
@@ -101,10 +181,12 @@ pub fn fuzz_filter(s: &str) {
     let _ = filter::parse(s);
 }
 
-/// For the fuzz target: a PATCH body applied to a document.
+/// For the fuzz target: a PATCH body applied to a User document.
 pub fn fuzz_patch(doc: &[u8], body: &[u8]) {
-    if let (Ok(mut doc), Ok(body)) = (serde_json::from_slice::<Value>(doc), serde_json::from_slice::<Value>(body)) {
-        let _ = patch::apply(&mut doc, &body);
+    if let (Ok(mut doc), Ok(body)) = (serde_json::from_slice::<Value>(doc), serde_json::from_slice::<Value>(body))
+        && let Ok(ops) = patch::operations(&body)
+    {
+        let _ = patch::apply(&USERS, &mut doc, &ops);
     }
 }
 
@@ -114,8 +196,10 @@ pub fn router(ctx: Arc<ScimContext>) -> Router {
     let api = Router::new()
         .route("/ServiceProviderConfig", get(service_provider_config))
         .route("/ResourceTypes", get(resource_types))
+        .route("/ResourceTypes/{id}", get(resource_type))
         .route("/Schemas", get(schemas))
         .route("/Schemas/{id}", get(schema))
+        .route("/.search", post(handlers::search_all))
         .route("/Users", get(handlers::list::<Users>).post(handlers::create::<Users>))
         .route("/Users/.search", post(handlers::search::<Users>))
         .route(
@@ -287,60 +371,39 @@ async fn service_provider_config(
     _: Caller,
     axum::extract::State(ctx): axum::extract::State<Arc<ScimContext>>,
 ) -> Response {
-    scim_json(StatusCode::OK, ctx.service_provider_config.clone())
+    scim_json(StatusCode::OK, ctx.service_provider_config())
 }
 
-async fn resource_types(_: Caller, axum::extract::State(ctx): axum::extract::State<Arc<ScimContext>>) -> Response {
-    list_response(ctx.resource_types.as_array().cloned().unwrap_or_default(), 1)
+async fn resource_types(_: Caller) -> Response {
+    list_response(RESOURCES.iter().map(|r| r.describe()).collect())
 }
 
-async fn schemas(_: Caller, axum::extract::State(ctx): axum::extract::State<Arc<ScimContext>>) -> Response {
-    list_response(ctx.schemas.clone(), 1)
+/// RFC 7644 §4: one resource type by its id.
+async fn resource_type(_: Caller, axum::extract::Path(id): axum::extract::Path<String>) -> Response {
+    match RESOURCES.iter().find(|r| r.name.eq_ignore_ascii_case(&id)) {
+        Some(r) => scim_json(StatusCode::OK, r.describe()),
+        None => ScimError::not_found("resource type").into_response(),
+    }
 }
 
+async fn schemas(caller: Caller, axum::extract::State(ctx): axum::extract::State<Arc<ScimContext>>) -> Response {
+    list_response(ctx.schemas(&caller))
+}
+
+/// RFC 7644 §4: one schema by its URN.
 async fn schema(
-    _: Caller,
+    caller: Caller,
     axum::extract::State(ctx): axum::extract::State<Arc<ScimContext>>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    match ctx.schemas.iter().find(|s| s["id"] == id.as_str()) {
-        Some(s) => scim_json(StatusCode::OK, s.clone()),
+    match ctx.schemas(&caller).into_iter().find(|s| s["id"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(&id))) {
+        Some(s) => scim_json(StatusCode::OK, s),
         None => ScimError::not_found("schema").into_response(),
     }
 }
 
-/// RFC 7644 §3.4.2 ListResponse.
-pub fn list_response_with_total(resources: Vec<Value>, start_index: usize, total: usize) -> Response {
-    let body = serde_json::json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-        "totalResults": total,
-        "startIndex": start_index,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    });
-    scim_json(StatusCode::OK, body)
-}
-
-/// RFC 7644 §3.4.2 ListResponse around resources already written out.
-pub fn list_response_of_bodies(resources: &[Vec<u8>], start_index: usize, total: usize) -> Response {
-    let mut body = Vec::with_capacity(160 + resources.iter().map(|r| r.len() + 1).sum::<usize>());
-    body.extend_from_slice(b"{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:ListResponse\"],");
-    body.extend_from_slice(
-        format!("\"totalResults\":{total},\"startIndex\":{start_index},\"itemsPerPage\":{},", resources.len())
-            .as_bytes(),
-    );
-    body.extend_from_slice(b"\"Resources\":[");
-    for (i, r) in resources.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(r);
-    }
-    body.extend_from_slice(b"]}");
-    scim_body(StatusCode::OK, body)
-}
-
-fn list_response(resources: Vec<Value>, start_index: usize) -> Response {
+/// A ListResponse of discovery resources, all on one page.
+fn list_response(resources: Vec<Value>) -> Response {
     let total = resources.len();
-    list_response_with_total(resources, start_index, total)
+    scim_json(StatusCode::OK, query::list_response(resources, &query::Paging::Index { start: 1 }, total, None, None))
 }

@@ -1,242 +1,263 @@
-//! `/Users` (RFC 7644 §3.3–3.6): agents under their organisation's `ou=agents`.
+//! `/Users` (RFC 7644 §3.3–3.6): agents under their organisation's
+//! `ou=agents`, rendered and parsed through the User mapping table. What
+//! the caller may do is the access policy's call, in the core: this module
+//! only says what the document asks for.
 
-use axum::body::Bytes;
-use axum::http::StatusCode;
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
-use super::mapping::{self, AGENT};
+use super::lookup::{self, Memberships};
+use super::mapping::user::{AGENT, ENTERPRISE, ENTERPRISE_SCHEMA, USER, USER_SCHEMA, USERS};
+use super::mapping::{COMMON_ATTRS, iso_time};
+use super::parse::{self, Parsed};
+use super::render::{self, DirSyntax, Sources};
 use super::{Caller, ScimError};
-use crate::directory::{
-    Actor, AddMode, Change, Directory, Dn, Entry, Filter, ModOp, Modification, Rdn, Scope, SearchRequest, TokenScope,
-    password,
-};
+use crate::directory::request::version;
+use crate::directory::{Change, Directory, Dn, Entry, ModOp, Modification, Rdn, TokenScope};
 
-/// Where a caller's users live: its organisation, or the whole tree for the CIG.
-pub(super) fn base_of(dir: &Directory, caller: &Caller) -> Dn {
-    match &caller.0 {
-        TokenScope::Cig => dir.suffix().clone(),
-        TokenScope::Organisation(dn) => dn.clone(),
-    }
-}
-
-/// The actor the core judges and records in creatorsName / modifiersName and the audit trail.
-pub(super) fn actor_of(caller: &Caller) -> Actor {
-    caller.1.clone()
-}
-
-fn users_filter(extra: Filter) -> Filter {
-    Filter::And(vec![Filter::Equality("objectClass".into(), b"inetOrgPerson".to_vec()), extra])
-}
-
-fn search(dir: &Directory, caller: &Caller, base: Dn, filter: Filter) -> Result<Vec<Entry>, ScimError> {
-    let mut req = SearchRequest::new(base, Scope::Sub, users_filter(filter));
-    req.attrs = vec!["*".into(), "+".into()];
-    let mut out = Vec::new();
-    dir.search(&caller.1.principal, &req, |e| {
-        out.push(e);
-        Ok(())
-    })?;
-    Ok(out)
-}
-
-/// The caller's user with this id; another organisation's is a 404, as if absent.
-pub(super) fn find_user(dir: &Directory, caller: &Caller, id: &str) -> Result<Entry, ScimError> {
-    let f = Filter::Equality("entryUUID".into(), id.as_bytes().to_vec());
-    search(dir, caller, base_of(dir, caller), f)?.pop().ok_or_else(|| ScimError::not_found("User"))
-}
-
-/// The organisation an agent or group belongs to (the core's definition).
-pub(super) fn organisation_of(dir: &Directory, dn: &Dn) -> Option<Entry> {
-    dir.organisation(dn).ok().flatten()
-}
-
-/// What a User shows besides its entry: the applications it is granted and
-/// its organisation's SIREN.
+/// Everything a User shows besides its entry.
 pub(super) struct Context {
-    apps: Vec<String>,
+    memberships: Memberships,
+    /// The SCIM Groups it is in: (id, DN, display name).
+    groups: Vec<(String, String, String)>,
     siren: Option<String>,
 }
 
 impl Context {
-    pub(super) fn of(dir: &Directory, entry: &Entry) -> Context {
-        // Normalised once for both lookups.
-        let ndn = dir.normalize_dn(&entry.dn).ok();
-        let siren = ndn.as_deref().and_then(|ndn| dir.organisation_siren(ndn).ok().flatten());
-        let apps = ndn.as_deref().map(|ndn| mapping::applications_of(dir, ndn)).unwrap_or_default();
-        Context { apps, siren }
+    pub(super) fn of(dir: &Directory, caller: &Caller, entry: &Entry) -> Context {
+        let memberships = Memberships::of(dir, entry);
+        let scim_groups = memberships.scim_groups();
+        let groups = if scim_groups.is_empty() {
+            Vec::new()
+        } else {
+            let found = dir.read_many(&caller.1.principal, &scim_groups, &["entryUUID", "cn"]).unwrap_or_default();
+            scim_groups
+                .iter()
+                .zip(found)
+                .filter_map(|(dn, e)| {
+                    let e = e?;
+                    Some((
+                        e.first_str("entryUUID")?.to_string(),
+                        dn.to_string(),
+                        e.first_str("cn").unwrap_or("").to_string(),
+                    ))
+                })
+                .collect()
+        };
+        let siren = dir.normalize_dn(&entry.dn).ok().and_then(|ndn| dir.organisation_siren(&ndn).ok().flatten());
+        Context { memberships, groups, siren }
     }
+}
 
-    pub(super) fn doc<'a>(&'a self, entry: &'a Entry) -> mapping::UserDoc<'a> {
-        mapping::UserDoc::new(entry, &self.apps, self.siren.as_deref())
+/// The User an agent entry is, as the caller sees it.
+pub(super) fn render(dir: &Directory, caller: &Caller, entry: &Entry) -> Value {
+    let ctx = Context::of(dir, caller, entry);
+    let syntax = DirSyntax(dir.schema());
+    let resolve = |dn: &str| -> Option<render::Referenced> {
+        let found = dir.read_many(&caller.1.principal, &[dn], &["entryUUID", "displayName", "cn"]).ok()?.pop()??;
+        let display = found.first_str("displayName").or(found.first_str("cn")).map(str::to_string);
+        Some((found.first_str("entryUUID")?.to_string(), display))
+    };
+    let src = Sources { entry, applications: &ctx.memberships.applications, syntax: &syntax, resolve: &resolve };
+    let id = entry.first_str("entryUUID").unwrap_or_default().to_string();
+    let mut doc = Map::new();
+    doc.insert("id".into(), Value::String(id.clone()));
+    render::attributes(COMMON_ATTRS, &src, &mut doc);
+    render::attributes(USER_SCHEMA.attrs, &src, &mut doc);
+    if !ctx.groups.is_empty() {
+        let groups: Vec<Value> = ctx
+            .groups
+            .iter()
+            .map(|(gid, _, display)| {
+                json!({"value": gid, "$ref": format!("/scim/v2/Groups/{gid}"), "display": display, "type": "direct"})
+            })
+            .collect();
+        doc.insert("groups".into(), Value::Array(groups));
     }
+    let mut schemas = vec![Value::String(USER.into())];
+    let mut enterprise = Map::new();
+    render::attributes(ENTERPRISE_SCHEMA.attrs, &src, &mut enterprise);
+    if !enterprise.is_empty() {
+        schemas.push(ENTERPRISE.into());
+        doc.insert(ENTERPRISE.into(), Value::Object(enterprise));
+    }
+    let mut agent = Map::new();
+    if let Some(s) = &ctx.siren {
+        agent.insert("siren".into(), Value::String(s.clone()));
+    }
+    if !ctx.memberships.applications.is_empty() {
+        agent.insert("applications".into(), json!(ctx.memberships.applications));
+    }
+    if !agent.is_empty() {
+        schemas.push(AGENT.into());
+        doc.insert(AGENT.into(), Value::Object(agent));
+    }
+    doc.insert("schemas".into(), Value::Array(schemas));
+    doc.insert("meta".into(), meta(entry, "User", &id, &ctx.memberships.groups));
+    Value::Object(doc)
 }
 
-pub(super) fn render(dir: &Directory, entry: &Entry) -> Value {
-    Context::of(dir, entry).doc(entry).to_value()
+/// RFC 7643 §3.1 `meta`.
+pub(super) fn meta(entry: &Entry, resource_type: &str, id: &str, memberships: &[String]) -> Value {
+    let mut m = Map::new();
+    m.insert("resourceType".into(), resource_type.into());
+    if let Some(t) = entry.first_str("createTimestamp") {
+        m.insert("created".into(), iso_time(t).into());
+    }
+    if let Some(t) = entry.first_str("modifyTimestamp") {
+        m.insert("lastModified".into(), iso_time(t).into());
+    }
+    m.insert("location".into(), format!("/scim/v2/{resource_type}s/{id}").into());
+    m.insert("version".into(), version(entry, memberships).into());
+    Value::Object(m)
 }
 
-pub(super) fn parse_body(body: &Bytes) -> Result<Value, ScimError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ScimError::new(StatusCode::BAD_REQUEST, Some("invalidSyntax"), format!("the body is not valid JSON: {e}"))
-    })
+/// The version of a User as the precondition check computes it.
+pub(super) fn version_of(dir: &Directory, entry: &Entry) -> String {
+    version(entry, &Memberships::of(dir, entry).groups)
 }
 
-/// The application groups to add the user to / remove it from, checked
-/// against the organisation's subscriptions (`cigApplication`): a request
-/// naming an application its organisation does not subscribe to is refused whole.
-fn grant_changes(
-    dir: &Directory,
-    org: &Entry,
-    member: &str,
-    wanted: &[String],
-    current: &[String],
-) -> Result<Vec<Change>, ScimError> {
-    let subscribed: Vec<String> = org
-        .get("cigApplication")
-        .map(|a| a.values.iter().filter_map(|v| std::str::from_utf8(v).ok()).map(str::to_lowercase).collect())
-        .unwrap_or_default();
-    let mut changes = Vec::new();
-    for app in wanted {
-        if !subscribed.contains(app) {
-            return Err(ScimError::invalid_value(format!(
-                "the organisation does not subscribe to the application '{app}'"
-            )));
+/// The DN a reference's id names, as the caller sees it (a manager must be a User).
+fn reference_dn(dir: &Directory, caller: &Caller, attr: &str, id: &str) -> Result<Dn, ScimError> {
+    match lookup::dn_of(dir, caller, id)? {
+        Some((dn, classes))
+            if classes.iter().any(|c| c.eq_ignore_ascii_case("person") || c.eq_ignore_ascii_case("inetOrgPerson")) =>
+        {
+            Ok(dn)
         }
-        if !current.iter().any(|c| c.eq_ignore_ascii_case(app)) {
-            changes.push(app_change(dir, app, member, ModOp::Add));
-        }
+        _ => Err(ScimError::invalid_value(format!("{attr}: no user with id {id}"))),
     }
-    for app in current {
-        if !wanted.iter().any(|w| w.eq_ignore_ascii_case(app)) {
-            changes.push(app_change(dir, app, member, ModOp::Delete));
-        }
-    }
-    Ok(changes)
 }
 
-fn app_change(dir: &Directory, app: &str, member: &str, op: ModOp) -> Change {
-    let group = dir.suffix().child(Rdn::single("ou", "applications")).child(Rdn::single("cn", app));
-    Change::Modify(group, vec![Modification { op, attr: "member".into(), values: vec![member.as_bytes().to_vec()] }])
+fn parse_user(dir: &Directory, doc: &Value) -> Result<Parsed, ScimError> {
+    parse::parse(&USERS, doc, &DirSyntax(dir.schema()))
 }
 
-/// Check and hash a plain password before the write transaction (argon2 takes milliseconds).
-fn hash_passwords(
-    dir: &Directory,
-    caller: &Caller,
-    attrs: &mut [(&'static str, Vec<Vec<u8>>)],
-) -> Result<(), ScimError> {
-    for (_, values) in attrs.iter_mut().filter(|(n, _)| *n == "userPassword") {
-        for v in values.iter_mut() {
-            if !password::is_hashed(v) {
-                *v = dir.prepare_password(&caller.1, v)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ScimError> + Send + 'static,
-) -> Result<T, ScimError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, "the operation failed"))?
-}
-
-pub(super) fn apply(dir: &Directory, caller: &Caller, changes: Vec<Change>) -> Result<(), ScimError> {
-    dir.apply_batch(&actor_of(caller), changes.into_iter().map(Ok), AddMode::Client, |_| {})
-        .map_err(refused)
-        .map(|_| ())
-}
-
-/// A batch the core refused: it has already recorded the refusal in the audit trail.
-pub(super) fn refused((_, e): (usize, crate::directory::DirectoryError)) -> ScimError {
-    ScimError { audited: true, ..e.into() }
-}
-
-/// The changes that create a user from its JSON: its entry, then the
-/// application groups it is granted.
-pub(super) fn create_changes(dir: &Directory, caller: &Caller, u: &Value) -> Result<Vec<Change>, ScimError> {
+/// The changes that create a user: its entry, then the application groups it is granted.
+pub(super) fn create_changes(dir: &Directory, caller: &Caller, doc: &Value) -> Result<Vec<Change>, ScimError> {
     let org_dn = match &caller.0 {
         TokenScope::Organisation(dn) => dn.clone(),
         TokenScope::Cig => {
-            let siren = u.get(AGENT).and_then(|a| a.get("siren")).and_then(Value::as_str).ok_or_else(|| {
+            let siren = doc.get(AGENT).and_then(|a| a.get("siren")).and_then(Value::as_str).ok_or_else(|| {
                 ScimError::invalid_value(format!("a CIG token must say where the user goes: {AGENT}:siren"))
             })?;
             dir.find_organisation(siren)?
         }
     };
-    let mut attrs = mapping::user_attributes(u)?;
-    hash_passwords(dir, caller, &mut attrs)?;
-    let uid = attrs.iter().find(|(n, _)| *n == "uid").and_then(|(_, v)| v.first()).cloned().unwrap_or_default();
-    let uid = String::from_utf8(uid).map_err(|_| ScimError::invalid_value("userName is not UTF-8"))?;
+    let parsed = parse_user(dir, doc)?;
+    let uid = parsed.first("uid").ok_or_else(|| ScimError::invalid_value("userName is required"))?.to_string();
     let dn = org_dn.child(Rdn::single("ou", "agents")).child(Rdn::single("uid", &uid));
-    let wanted = mapping::entitlements(u)?;
-    // The organisation's entry says which applications it subscribes to:
-    // read only when some are asked for (an organisation that is gone
-    // fails the add itself, its ou=agents being gone too).
-    let grants = if wanted.is_empty() {
-        Vec::new()
-    } else {
-        let org = dir.get(&org_dn)?.ok_or_else(|| ScimError::not_found("organisation"))?;
-        grant_changes(dir, &org, &dn.to_string(), &wanted, &[])?
-    };
-    let mut entry = Entry::new(dn).with("objectClass", ["inetOrgPerson", "cigAgent"]);
-    for (name, values) in attrs.into_iter().filter(|(_, v)| !v.is_empty()) {
-        entry.add_values(name, values);
+    let mut entry = Entry::new(dn.clone()).with("objectClass", ["inetOrgPerson", "cigAgent"]);
+    for (name, values) in parsed.values.iter().filter(|(_, v)| !v.is_empty()) {
+        entry.add_values(name, values.clone());
+    }
+    if !parsed.filled.is_empty() {
+        entry.add_values("cigScimFilled", parsed.filled.iter().map(|f| f.as_bytes().to_vec()));
+    }
+    if let Some(p) = &parsed.password {
+        entry.add_values("userPassword", [p.clone()]);
+    }
+    for (attr, id) in &parsed.references {
+        if let Some(id) = id {
+            entry.add_values(attr, [reference_dn(dir, caller, attr, id)?.to_string().into_bytes()]);
+        }
     }
     let mut changes = vec![Change::Add(entry)];
-    changes.extend(grants);
+    for app in parsed.applications.iter().flatten() {
+        changes.push(grant(dir, app, &dn, ModOp::Add));
+    }
     Ok(changes)
 }
 
-/// RFC 7644 §3.14: the version a client expects (`If-Match`, or a Bulk
-/// operation's `version`) must be the entry's current one, or `*`.
-pub(super) fn check_version(wanted: Option<&str>, entry: &Entry) -> Result<(), ScimError> {
-    let Some(wanted) = wanted else { return Ok(()) };
-    let current = mapping::version(entry);
-    if wanted.split(',').map(str::trim).any(|w| w == "*" || w == current) {
-        Ok(())
-    } else {
-        Err(ScimError::new(StatusCode::PRECONDITION_FAILED, None, format!("the resource is at version {current}")))
-    }
+fn grant(dir: &Directory, app: &str, member: &Dn, op: ModOp) -> Change {
+    let values = vec![member.to_string().into_bytes()];
+    Change::Modify(lookup::application_dn(dir, app), vec![Modification { op, attr: "member".into(), values }])
 }
 
-/// Make the entry say what the User JSON `u` says: every mapped attribute
-/// replaced, uid renamed, applications granted or revoked, in one transaction.
-pub(super) fn write_user(dir: &Directory, caller: &Caller, entry: &Entry, u: &Value) -> Result<(), ScimError> {
-    let org = organisation_of(dir, &entry.dn).ok_or_else(|| ScimError::not_found("organisation"))?;
-    let mut attrs = mapping::user_attributes(u)?;
-    hash_passwords(dir, caller, &mut attrs)?;
+/// The values an entry holds of an attribute.
+fn current<'a>(entry: &'a Entry, attr: &str) -> &'a [Vec<u8>] {
+    entry.get(attr).map(|a| a.values.as_slice()).unwrap_or_default()
+}
+
+/// The changes that make the entry say what the document says: mapped
+/// attributes that differ replaced, uid renamed, applications granted or
+/// revoked. `complete`: the document is the whole resource (a patched
+/// one), so that an attribute it lacks is cleared; a PUT body that does
+/// not mention `entitlements` leaves the grants as they are (RFC 7644
+/// §3.5.1 lets the server choose; référents grant applications over LDAP
+/// too, and an HR system's PUT must not revoke them).
+pub(super) fn write_changes(
+    dir: &Directory,
+    caller: &Caller,
+    entry: &Entry,
+    doc: &Value,
+    complete: bool,
+) -> Result<Vec<Change>, ScimError> {
+    let parsed = parse_user(dir, doc)?;
     let mut changes = Vec::new();
     let mut dn = entry.dn.clone();
-    let new_uid = attrs.iter().find(|(n, _)| *n == "uid").and_then(|(_, v)| v.first()).cloned().unwrap_or_default();
-    let new_uid = String::from_utf8(new_uid).map_err(|_| ScimError::invalid_value("userName is not UTF-8"))?;
-    if entry.first_str("uid").is_none_or(|old| old != new_uid) {
-        let rdn = Rdn::single("uid", &new_uid);
+    let uid = parsed.first("uid").ok_or_else(|| ScimError::invalid_value("userName is required"))?.to_string();
+    if entry.first_str("uid").is_none_or(|old| old != uid) {
+        let rdn = Rdn::single("uid", &uid);
         changes.push(Change::Rename { dn: dn.clone(), new_rdn: rdn.clone(), delete_old_rdn: true, new_superior: None });
         dn = dn.parent().child(rdn);
     }
     let mut mods = Vec::new();
-    let has_class =
-        entry.get("objectClass").is_some_and(|a| a.values.iter().any(|v| v.eq_ignore_ascii_case(b"cigAgent")));
-    if !has_class {
+    if !lookup::has_class(entry, "cigAgent") {
         mods.push(Modification::new(ModOp::Add, "objectClass", ["cigAgent"]));
     }
-    for (name, values) in attrs.into_iter().filter(|(n, _)| *n != "uid") {
-        mods.push(Modification { op: ModOp::Replace, attr: name.into(), values });
+    let filled: Vec<Vec<u8>> = parsed.filled.iter().map(|f| f.as_bytes().to_vec()).collect();
+    let values = parsed.values.iter().filter(|(n, _)| *n != "uid").map(|(n, v)| (*n, v.clone()));
+    for (name, values) in values.chain([("cigScimFilled", filled)]) {
+        if !same_values(current(entry, name), &values) {
+            mods.push(Modification { op: ModOp::Replace, attr: name.into(), values });
+        }
     }
-    changes.push(Change::Modify(dn.clone(), mods));
-    let current = mapping::applications(dir, entry);
-    changes.extend(grant_changes(dir, &org, &dn.to_string(), &mapping::entitlements(u)?, &current)?);
-    apply(dir, caller, changes)
+    if let Some(p) = &parsed.password {
+        mods.push(Modification { op: ModOp::Replace, attr: "userPassword".into(), values: vec![p.clone()] });
+    }
+    for (attr, id) in &parsed.references {
+        let values = match id {
+            Some(id) => vec![reference_dn(dir, caller, attr, id)?.to_string().into_bytes()],
+            None => Vec::new(),
+        };
+        let same = match (current(entry, attr).first(), values.first()) {
+            (Some(a), Some(b)) => dir
+                .schema()
+                .attr_of(attr)
+                .is_ok_and(|(_, at)| dir.schema().normalize_eq(at, a).ok() == dir.schema().normalize_eq(at, b).ok()),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            mods.push(Modification { op: ModOp::Replace, attr: (*attr).into(), values });
+        }
+    }
+    if !mods.is_empty() {
+        changes.push(Change::Modify(dn.clone(), mods));
+    }
+    let wanted = match (&parsed.applications, complete) {
+        (Some(apps), _) => Some(apps.clone()),
+        (None, true) => Some(Vec::new()),
+        (None, false) => None,
+    };
+    if let Some(wanted) = wanted {
+        let held = Memberships::of(dir, entry).applications;
+        for app in &wanted {
+            if !held.iter().any(|h| h.eq_ignore_ascii_case(app)) {
+                changes.push(grant(dir, app, &dn, ModOp::Add));
+            }
+        }
+        for app in &held {
+            if !wanted.iter().any(|w| w.eq_ignore_ascii_case(app)) {
+                changes.push(grant(dir, app, &dn, ModOp::Delete));
+            }
+        }
+    }
+    Ok(changes)
 }
 
-/// The caller's users matching a SCIM filter.
-pub(super) fn list_entries(dir: &Directory, caller: &Caller, filter: Option<&str>) -> Result<Vec<Entry>, ScimError> {
-    let filter = match filter {
-        Some(f) => super::filter::parse(f)?,
-        None => Filter::And(Vec::new()),
-    };
-    search(dir, caller, base_of(dir, caller), filter)
+/// Whether two value lists hold the same values, in the same order (the
+/// first mail is the one applications use).
+fn same_values(a: &[Vec<u8>], b: &[Vec<u8>]) -> bool {
+    a == b
 }

@@ -1,0 +1,102 @@
+//! Finding resources as the caller sees them: every read runs through the
+//! directory core with the caller's identity, so that a token reaches only
+//! what the access policy lets it read (another organisation's id is a 404,
+//! as if absent).
+
+use super::{Caller, ScimError};
+use crate::directory::{Directory, Dn, Entry, Filter, Scope, SearchRequest, TokenScope};
+
+/// Where a caller's resources live: its organisation, or the whole tree for the CIG.
+pub fn base_of(dir: &Directory, caller: &Caller) -> Dn {
+    match &caller.0 {
+        TokenScope::Cig => dir.suffix().clone(),
+        TokenScope::Organisation(dn) => dn.clone(),
+    }
+}
+
+/// The entries under the caller's base matching `filter`, with their stored
+/// and operational attributes.
+pub fn search(dir: &Directory, caller: &Caller, filter: Filter) -> Result<Vec<Entry>, ScimError> {
+    let mut req = SearchRequest::new(base_of(dir, caller), Scope::Sub, filter);
+    req.attrs = vec!["*".into(), "+".into()];
+    let mut out = Vec::new();
+    dir.search(&caller.1.principal, &req, |e| {
+        out.push(e);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn by_id(id: &str) -> Filter {
+    Filter::Equality("entryUUID".into(), id.as_bytes().to_vec())
+}
+
+/// The entry with this SCIM id that the caller sees, of the given class.
+pub fn find(dir: &Directory, caller: &Caller, id: &str, class: &str) -> Result<Option<Entry>, ScimError> {
+    let f = Filter::And(vec![Filter::Equality("objectClass".into(), class.as_bytes().to_vec()), by_id(id)]);
+    Ok(search(dir, caller, f)?.pop())
+}
+
+/// The DN and object classes of the entry with this SCIM id the caller sees
+/// (a member, a manager, a group in a filter).
+pub fn dn_of(dir: &Directory, caller: &Caller, id: &str) -> Result<Option<(Dn, Vec<String>)>, ScimError> {
+    let mut req = SearchRequest::new(base_of(dir, caller), Scope::Sub, by_id(id));
+    req.attrs = vec!["objectClass".into()];
+    let mut found = None;
+    dir.search(&caller.1.principal, &req, |e| {
+        let classes =
+            e.get("objectClass").map(|a| a.values.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect());
+        found = Some((e.dn, classes.unwrap_or_default()));
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Whether an entry has this object class.
+pub fn has_class(entry: &Entry, class: &str) -> bool {
+    entry.get("objectClass").is_some_and(|a| a.values.iter().any(|v| v.eq_ignore_ascii_case(class.as_bytes())))
+}
+
+/// The groups (DNs) an entry is a direct member of, and among them the
+/// applications (the cn of the groups under `ou=applications`).
+pub struct Memberships {
+    pub groups: Vec<String>,
+    pub applications: Vec<String>,
+}
+
+impl Memberships {
+    pub fn of(dir: &Directory, entry: &Entry) -> Memberships {
+        let groups = dir.normalize_dn(&entry.dn).and_then(|ndn| dir.member_of(&ndn)).unwrap_or_default();
+        let apps_suffix = format!(",ou=applications,{}", dir.suffix()).to_lowercase();
+        let mut applications: Vec<String> = groups
+            .iter()
+            .filter(|g| g.to_lowercase().ends_with(&apps_suffix))
+            .filter_map(|g| Dn::parse(g).ok())
+            .filter_map(|d| d.rdn().and_then(|r| r.avas.first()).map(|a| a.value.clone()))
+            .collect();
+        applications.sort();
+        Memberships { groups, applications }
+    }
+
+    /// The groups that are SCIM Groups: those under an organisation's `ou=groupes`.
+    pub fn scim_groups(&self) -> Vec<&str> {
+        self.groups.iter().filter(|g| is_scim_group_dn(g)).map(String::as_str).collect()
+    }
+}
+
+/// Whether a DN is that of a SCIM Group (the entry right below an `ou=groupes`).
+pub fn is_scim_group_dn(dn: &str) -> bool {
+    Dn::parse(dn).is_ok_and(|d| {
+        d.parent()
+            .rdn()
+            .and_then(|r| r.avas.first())
+            .is_some_and(|a| a.attr.eq_ignore_ascii_case("ou") && a.value.eq_ignore_ascii_case("groupes"))
+    })
+}
+
+/// The DN of an application's group.
+pub fn application_dn(dir: &Directory, app: &str) -> Dn {
+    dir.suffix()
+        .child(crate::directory::Rdn::single("ou", "applications"))
+        .child(crate::directory::Rdn::single("cn", app))
+}

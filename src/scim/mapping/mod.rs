@@ -1,0 +1,574 @@
+//! The mapping tables: for each SCIM resource, one row per attribute and
+//! sub-attribute (RFC 7643 §2, §7) saying what it is (type, mutability,
+//! returned, uniqueness, caseExact, canonical values) and where it lives in
+//! the directory. The same rows drive rendering, parsing, PATCH paths,
+//! filters, sorting and `/Schemas`: what `/Schemas` says cannot disagree
+//! with what is stored, and a new attribute is one row.
+
+pub mod group;
+pub mod user;
+
+use serde_json::{Map, Value, json};
+
+/// RFC 7643 §2.3 data types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    String,
+    Boolean,
+    DateTime,
+    Binary,
+    Reference,
+    Complex,
+}
+
+/// RFC 7643 §7 `mutability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutability {
+    ReadOnly,
+    ReadWrite,
+    Immutable,
+    WriteOnly,
+}
+
+/// RFC 7643 §7 `returned`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returned {
+    Always,
+    Never,
+    Default,
+    Request,
+}
+
+/// RFC 7643 §7 `uniqueness`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uniqueness {
+    None,
+    Server,
+}
+
+/// Where an attribute lives in the directory.
+#[derive(Debug, Clone, Copy)]
+pub enum Home {
+    /// Computed by the server (id, meta, groups, members …): the resource's code renders it.
+    Server,
+    /// The first value of one LDAP attribute.
+    Ldap(&'static str),
+    /// An LDAP attribute the schema requires: when the client gives no value,
+    /// the server fills one (`Fill`) and notes it in `cigScimFilled`, so that
+    /// the filled value is not shown as the client's.
+    Required(&'static str, Fill),
+    /// A Boolean as `TRUE` / `FALSE`; absent means the given value.
+    Flag(&'static str, bool),
+    /// A complex attribute whose sub-attributes say where they live.
+    Parts,
+    /// A multi-valued complex attribute (see [`Elements`]).
+    Elements(&'static Elements),
+    /// The password: hashed into `userPassword`, never read back.
+    Password,
+    /// A reference to another resource by its id, kept as a DN in this LDAP
+    /// attribute (the enterprise `manager`): referential integrity follows it.
+    Reference(&'static str),
+}
+
+/// How the server fills a required LDAP attribute the client left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// The userName (an agent's `sn`).
+    UserName,
+    /// "given family", else the displayName, else the userName (an agent's `cn`).
+    FullName,
+}
+
+/// A multi-valued complex attribute: each element is kept whole, as compact
+/// JSON, one value of `store`; the sub-attribute values that have a
+/// standard LDAP home are also written there (`mirrors`), so that legacy
+/// applications read them, and what an LDAP client changes there is what
+/// SCIM shows.
+#[derive(Debug)]
+pub struct Elements {
+    pub store: &'static str,
+    pub mirrors: &'static [Mirror],
+    /// The `type` of an element found only in a mirror with no type of its own.
+    pub default_type: Option<&'static str>,
+    /// Without stored elements, the first mirrored value is the primary one
+    /// (legacy entries: the first `mail` is the address applications use).
+    pub first_is_primary: bool,
+}
+
+/// One sub-attribute of the elements of one `type` (any type when `None`)
+/// kept in an LDAP attribute, every such element's value, or only the
+/// first element's (`first_only`: the work address in `street`, `l` …).
+#[derive(Debug)]
+pub struct Mirror {
+    pub when_type: Option<&'static str>,
+    pub sub: &'static str,
+    pub source: Source,
+    pub first_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Text in this LDAP attribute.
+    Ldap(&'static str),
+    /// Base64 in SCIM, the bytes in this LDAP attribute (certificates).
+    Base64(&'static str),
+    /// Lines of a formatted address in this Postal Address attribute (`$`-separated, RFC 4517 §3.3.28).
+    Postal(&'static str),
+    /// Membership of `cn=<value>,ou=applications` (entitlements).
+    Applications,
+}
+
+impl Source {
+    pub fn ldap(self) -> Option<&'static str> {
+        match self {
+            Source::Ldap(a) | Source::Base64(a) | Source::Postal(a) => Some(a),
+            Source::Applications => None,
+        }
+    }
+}
+
+/// One attribute or sub-attribute.
+#[derive(Debug)]
+pub struct Attr {
+    pub name: &'static str,
+    pub ty: Type,
+    pub multi: bool,
+    pub required: bool,
+    pub case_exact: bool,
+    pub mutability: Mutability,
+    pub returned: Returned,
+    pub uniqueness: Uniqueness,
+    pub canonical: &'static [&'static str],
+    pub reference_types: &'static [&'static str],
+    pub description: &'static str,
+    pub subs: &'static [Attr],
+    pub home: Home,
+}
+
+impl Attr {
+    pub const fn new(name: &'static str, ty: Type, home: Home, description: &'static str) -> Attr {
+        Attr {
+            name,
+            ty,
+            multi: false,
+            required: false,
+            case_exact: false,
+            mutability: Mutability::ReadWrite,
+            returned: Returned::Default,
+            uniqueness: Uniqueness::None,
+            canonical: &[],
+            reference_types: &[],
+            description,
+            subs: &[],
+            home,
+        }
+    }
+
+    pub const fn string(name: &'static str, home: Home, description: &'static str) -> Attr {
+        Attr::new(name, Type::String, home, description)
+    }
+
+    pub const fn multi(self) -> Attr {
+        Attr { multi: true, ..self }
+    }
+
+    pub const fn required(self) -> Attr {
+        Attr { required: true, ..self }
+    }
+
+    pub const fn case_exact(self) -> Attr {
+        Attr { case_exact: true, ..self }
+    }
+
+    pub const fn read_only(self) -> Attr {
+        Attr { mutability: Mutability::ReadOnly, ..self }
+    }
+
+    pub const fn immutable(self) -> Attr {
+        Attr { mutability: Mutability::Immutable, ..self }
+    }
+
+    pub const fn write_only(self) -> Attr {
+        Attr { mutability: Mutability::WriteOnly, returned: Returned::Never, ..self }
+    }
+
+    pub const fn always(self) -> Attr {
+        Attr { returned: Returned::Always, ..self }
+    }
+
+    pub const fn unique(self) -> Attr {
+        Attr { uniqueness: Uniqueness::Server, ..self }
+    }
+
+    pub const fn canonical(self, values: &'static [&'static str]) -> Attr {
+        Attr { canonical: values, ..self }
+    }
+
+    pub const fn references(self, types: &'static [&'static str]) -> Attr {
+        Attr { reference_types: types, ..self }
+    }
+
+    pub const fn subs(self, subs: &'static [Attr]) -> Attr {
+        Attr { subs, ..self }
+    }
+
+    /// A sub-attribute by name, case-insensitively (RFC 7643 §2.1).
+    pub fn sub(&self, name: &str) -> Option<&'static Attr> {
+        self.subs.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether a client may write it (RFC 7643 §7: readOnly is the server's).
+    pub fn writable(&self) -> bool {
+        self.mutability != Mutability::ReadOnly
+    }
+
+    /// This attribute's `/Schemas` description (RFC 7643 §7).
+    fn describe(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("name".into(), self.name.into());
+        out.insert("type".into(), type_name(self.ty).into());
+        out.insert("multiValued".into(), self.multi.into());
+        out.insert("description".into(), self.description.into());
+        out.insert("required".into(), self.required.into());
+        if self.ty != Type::Complex && self.ty != Type::Boolean {
+            out.insert("caseExact".into(), self.case_exact.into());
+        }
+        if !self.canonical.is_empty() {
+            out.insert("canonicalValues".into(), json!(self.canonical));
+        }
+        if self.ty == Type::Reference {
+            out.insert("referenceTypes".into(), json!(self.reference_types));
+        }
+        out.insert("mutability".into(), mutability_name(self.mutability).into());
+        out.insert("returned".into(), returned_name(self.returned).into());
+        if self.ty != Type::Complex && self.ty != Type::Boolean {
+            out.insert(
+                "uniqueness".into(),
+                match self.uniqueness {
+                    Uniqueness::None => "none",
+                    Uniqueness::Server => "server",
+                }
+                .into(),
+            );
+        }
+        if !self.subs.is_empty() {
+            out.insert("subAttributes".into(), Value::Array(self.subs.iter().map(Attr::describe).collect()));
+        }
+        Value::Object(out)
+    }
+}
+
+fn type_name(t: Type) -> &'static str {
+    match t {
+        Type::String => "string",
+        Type::Boolean => "boolean",
+        Type::DateTime => "dateTime",
+        Type::Binary => "binary",
+        Type::Reference => "reference",
+        Type::Complex => "complex",
+    }
+}
+
+fn mutability_name(m: Mutability) -> &'static str {
+    match m {
+        Mutability::ReadOnly => "readOnly",
+        Mutability::ReadWrite => "readWrite",
+        Mutability::Immutable => "immutable",
+        Mutability::WriteOnly => "writeOnly",
+    }
+}
+
+fn returned_name(r: Returned) -> &'static str {
+    match r {
+        Returned::Always => "always",
+        Returned::Never => "never",
+        Returned::Default => "default",
+        Returned::Request => "request",
+    }
+}
+
+/// One schema (a core schema or an extension): its URN and attributes.
+#[derive(Debug)]
+pub struct Schema {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub attrs: &'static [Attr],
+}
+
+impl Schema {
+    /// An attribute by name, case-insensitively.
+    pub fn attr(&self, name: &str) -> Option<&'static Attr> {
+        self.attrs.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The `/Schemas` resource (RFC 7643 §7). `canonical` gives canonical
+    /// values decided at run time (an organisation's applications), by
+    /// attribute path.
+    pub fn describe(&self, canonical: &dyn Fn(&str) -> Option<Vec<String>>) -> Value {
+        let mut attrs: Vec<Value> = self.attrs.iter().map(Attr::describe).collect();
+        for (attr, described) in self.attrs.iter().zip(attrs.iter_mut()) {
+            for (sub, d) in attr.subs.iter().zip(described["subAttributes"].as_array_mut().into_iter().flatten()) {
+                if let Some(values) = canonical(&format!("{}.{}", attr.name, sub.name)) {
+                    d["canonicalValues"] = json!(values);
+                }
+            }
+        }
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "attributes": attrs,
+            "meta": {"resourceType": "Schema", "location": format!("/scim/v2/Schemas/{}", self.id)},
+        })
+    }
+}
+
+/// A resource type (RFC 7643 §6): its core schema and extensions.
+#[derive(Debug)]
+pub struct Resource {
+    pub name: &'static str,
+    pub endpoint: &'static str,
+    pub description: &'static str,
+    pub core: &'static Schema,
+    pub extensions: &'static [&'static Schema],
+}
+
+const META_SUBS: &[Attr] = &[
+    Attr::string("resourceType", Home::Server, "The name of the resource type of the resource.")
+        .case_exact()
+        .read_only(),
+    Attr::new("created", Type::DateTime, Home::Server, "When the resource was added (createTimestamp).").read_only(),
+    Attr::new("lastModified", Type::DateTime, Home::Server, "When the resource was last changed (modifyTimestamp).")
+        .read_only(),
+    Attr::new("location", Type::Reference, Home::Server, "The URI of the resource.")
+        .references(&["uri"])
+        .case_exact()
+        .read_only(),
+    Attr::string("version", Home::Server, "The version (ETag) of the resource: its revision and its groups.")
+        .case_exact()
+        .read_only(),
+];
+
+/// Attributes common to every resource (RFC 7643 §3.1), part of no schema.
+pub const COMMON_ATTRS: &[Attr] = &[
+    Attr::string("id", Home::Server, "A unique identifier for the resource, its entryUUID.")
+        .case_exact()
+        .read_only()
+        .always()
+        .unique(),
+    Attr::string(
+        "externalId",
+        Home::Ldap("cigExternalId"),
+        "An identifier for the resource as defined by the provisioning client.",
+    )
+    .case_exact(),
+    Attr::new("meta", Type::Complex, Home::Server, "Resource metadata.").read_only().subs(META_SUBS),
+];
+
+/// An attribute path resolved against a resource's tables.
+#[derive(Debug, Clone, Copy)]
+pub struct Path {
+    /// The extension it belongs to (its URN is its key in a document); `None`
+    /// for the core schema and the common attributes.
+    pub extension: Option<&'static Schema>,
+    pub attr: &'static Attr,
+    pub sub: Option<&'static Attr>,
+}
+
+impl Path {
+    /// The row the path ends at.
+    pub fn leaf(&self) -> &'static Attr {
+        self.sub.unwrap_or(self.attr)
+    }
+}
+
+impl Resource {
+    /// The schema a URN names, case-insensitively (the core or an extension).
+    pub fn schema(&self, urn: &str) -> Option<&'static Schema> {
+        std::iter::once(self.core).chain(self.extensions.iter().copied()).find(|s| s.id.eq_ignore_ascii_case(urn))
+    }
+
+    /// Split an attribute path's URN prefix (`urn:…:User:name.givenName`)
+    /// from the attribute: the schema it names, and the rest.
+    pub fn split_urn<'p>(&self, path: &'p str) -> Option<(&'static Schema, &'p str)> {
+        for schema in std::iter::once(self.core).chain(self.extensions.iter().copied()) {
+            let id = schema.id;
+            if path.len() > id.len() && path.is_char_boundary(id.len()) && path[..id.len()].eq_ignore_ascii_case(id) {
+                let rest = &path[id.len()..];
+                if let Some(rest) = rest.strip_prefix(':') {
+                    return Some((schema, rest));
+                }
+            }
+        }
+        None
+    }
+
+    /// Resolve `[uri:]name[.sub]`, parts already split (the filter and PATCH
+    /// parsers give them so); `None` when the path names nothing.
+    pub fn resolve(&self, uri: Option<&str>, name: &str, sub: Option<&str>) -> Option<Path> {
+        let (extension, attrs): (Option<&'static Schema>, &[&'static [Attr]]) = match uri {
+            None => (None, &[COMMON_ATTRS, self.core.attrs]),
+            Some(u) if u.eq_ignore_ascii_case(self.core.id) => (None, &[COMMON_ATTRS, self.core.attrs]),
+            Some(u) => {
+                let ext = self.extensions.iter().copied().find(|s| s.id.eq_ignore_ascii_case(u))?;
+                (Some(ext), std::slice::from_ref(&ext.attrs))
+            }
+        };
+        let attr = attrs.iter().flat_map(|t| t.iter()).find(|a| a.name.eq_ignore_ascii_case(name))?;
+        let sub = match sub {
+            Some(s) => Some(attr.sub(s)?),
+            None => None,
+        };
+        Some(Path { extension, attr, sub })
+    }
+
+    /// Resolve a path written out (`sortBy`, `attributes`):
+    /// `urn:…:User:name.givenName`, `name.givenName`, `emails`.
+    pub fn resolve_text(&self, path: &str) -> Option<Path> {
+        let path = path.trim();
+        let (uri, rest) = match self.split_urn(path) {
+            Some((schema, rest)) => (Some(schema.id), rest),
+            None => (None, path),
+        };
+        let (name, sub) = match rest.split_once('.') {
+            Some((n, s)) => (n, Some(s)),
+            None => (rest, None),
+        };
+        self.resolve(uri, name, sub)
+    }
+
+    /// The `/ResourceTypes` resource (RFC 7643 §6).
+    pub fn describe(&self) -> Value {
+        let extensions: Vec<Value> =
+            self.extensions.iter().map(|s| json!({"schema": s.id, "required": false})).collect();
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+            "id": self.name,
+            "name": self.name,
+            "endpoint": self.endpoint,
+            "description": self.description,
+            "schema": self.core.id,
+            "schemaExtensions": extensions,
+            "meta": {"resourceType": "ResourceType", "location": format!("/scim/v2/ResourceTypes/{}", self.name)},
+        })
+    }
+
+    /// The LDAP attributes this resource's mapping writes (what a PUT may clear).
+    pub fn ldap_attributes(&self) -> Vec<&'static str> {
+        let mut out = vec!["cigScimFilled"];
+        collect_ldap(COMMON_ATTRS, &mut out);
+        for schema in std::iter::once(self.core).chain(self.extensions.iter().copied()) {
+            collect_ldap(schema.attrs, &mut out);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+fn collect_ldap(attrs: &[Attr], out: &mut Vec<&'static str>) {
+    for a in attrs {
+        match a.home {
+            Home::Ldap(l) | Home::Required(l, _) | Home::Flag(l, _) | Home::Reference(l) => out.push(l),
+            Home::Elements(e) => {
+                out.push(e.store);
+                out.extend(e.mirrors.iter().filter_map(|m| m.source.ldap()));
+            }
+            Home::Parts => collect_ldap(a.subs, out),
+            Home::Server | Home::Password => {}
+        }
+    }
+}
+
+/// `20261123213000Z` → `2026-11-23T21:30:00Z` (RFC 7643 §2.3.5 dateTime).
+pub fn iso_time(gt: &str) -> String {
+    let b = gt.as_bytes();
+    if b.len() < 15 || !b[..14].iter().all(u8::is_ascii_digit) {
+        return gt.to_string();
+    }
+    let mut out = String::with_capacity(20);
+    for (piece, sep) in [(0..4, "-"), (4..6, "-"), (6..8, "T"), (8..10, ":"), (10..12, ":"), (12..14, "Z")] {
+        out.push_str(&gt[piece]);
+        out.push_str(sep);
+    }
+    out
+}
+
+/// An RFC 3339 dateTime (any offset) → `YYYYmmddHHMMSSZ` in UTC, for
+/// comparisons on meta times; `None` when it is not one.
+pub fn generalized_time(iso: &str) -> Option<String> {
+    let s = iso.trim();
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+    };
+    if b.len() < 19
+        || b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || !matches!(b.get(10), Some(b'T' | b't' | b' '))
+    {
+        return None;
+    }
+    let (y, mo, d, h, mi, sec) =
+        (digits(0..4)?, digits(5..7)?, digits(8..10)?, digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &frac[n..];
+    }
+    let offset_minutes = match rest {
+        "Z" | "z" | "" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?)
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm), then back, in UTC.
+    let days = days_from_civil(y, mo, d);
+    let total = days * 86_400 + h * 3600 + mi * 60 + sec - offset_minutes * 60;
+    let (days, secs) = (total.div_euclid(86_400), total.rem_euclid(86_400));
+    let (y, mo, d) = civil_from_days(days);
+    Some(format!("{y:04}{mo:02}{d:02}{:02}{:02}{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60))
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_times_with_offsets_compare_in_utc() {
+        assert_eq!(generalized_time("2026-11-23T21:30:00Z").unwrap(), "20261123213000Z");
+        assert_eq!(generalized_time("2026-11-23T22:30:00+01:00").unwrap(), "20261123213000Z");
+        assert_eq!(generalized_time("2026-01-01T00:30:00.123+01:00").unwrap(), "20251231233000Z");
+        assert_eq!(generalized_time("2024-02-29T23:00:00-02:00").unwrap(), "20240301010000Z");
+        assert!(generalized_time("demain").is_none());
+        assert_eq!(iso_time("20261123213000Z"), "2026-11-23T21:30:00Z");
+    }
+}

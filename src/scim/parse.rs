@@ -1,0 +1,170 @@
+//! A SCIM document → the LDAP values it asks for, row by row of a mapping
+//! table: every value checked against its type (RFC 7643 §2.3), names
+//! matched case-insensitively (§2.1), unknown attributes ignored (RFC 7644
+//! §3.3) and read-only ones left to the server (§3.5.1).
+
+use serde_json::{Map, Value};
+
+use super::ScimError;
+use super::elements::{self, Syntax};
+use super::mapping::{Attr, COMMON_ATTRS, Fill, Home, Resource, Type};
+use super::render::filled_value;
+
+/// What a document asks of the directory.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// Every LDAP attribute the mapping writes, with its new values (none: absent).
+    pub values: Vec<(&'static str, Vec<Vec<u8>>)>,
+    /// Required attributes the server filled (`cigScimFilled`).
+    pub filled: Vec<&'static str>,
+    /// A new password, in clear: the core checks and hashes it.
+    pub password: Option<Vec<u8>>,
+    /// Attributes holding a reference (the manager), with the id of the
+    /// resource it names; the resource's code turns it into a DN.
+    pub references: Vec<(&'static str, Option<String>)>,
+    /// The applications granted (entitlements); `None` when the document does not say.
+    pub applications: Option<Vec<String>>,
+}
+
+impl Parsed {
+    /// The first new value of an LDAP attribute, as text.
+    pub fn first(&self, ldap: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(a, _)| a.eq_ignore_ascii_case(ldap))
+            .and_then(|(_, v)| v.first())
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+}
+
+/// A key of an object, case-insensitively (RFC 7643 §2.1).
+pub fn get_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.get(name).or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+}
+
+/// Parse a resource document (a POST or PUT body, or a patched document).
+pub fn parse(res: &Resource, doc: &Value, syntax: &dyn Syntax) -> Result<Parsed, ScimError> {
+    let Value::Object(root) = doc else {
+        return Err(ScimError::invalid_syntax(format!("a {} is a JSON object", res.name)));
+    };
+    let mut parsed = Parsed::default();
+    let mut required = Vec::new();
+    table(COMMON_ATTRS, root, syntax, &mut parsed, &mut required)?;
+    table(res.core.attrs, root, syntax, &mut parsed, &mut required)?;
+    for ext in res.extensions {
+        let inner = match get_ci(root, ext.id) {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(o)) => o.clone(),
+            Some(_) => return Err(ScimError::invalid_value(format!("{} must be an object", ext.id))),
+        };
+        table(ext.attrs, &inner, syntax, &mut parsed, &mut required)?;
+    }
+    for (ldap, fill) in required {
+        let family = if ldap == "sn" { None } else { parsed.first("sn").map(str::to_string) };
+        let value = filled_value(
+            fill,
+            parsed.first("uid"),
+            parsed.first("givenName"),
+            family.as_deref(),
+            parsed.first("displayName"),
+        );
+        if let Some(v) = value {
+            parsed.values.push((ldap, vec![v.into_bytes()]));
+            parsed.filled.push(ldap);
+        }
+    }
+    Ok(parsed)
+}
+
+fn table(
+    attrs: &[Attr],
+    obj: &Map<String, Value>,
+    syntax: &dyn Syntax,
+    parsed: &mut Parsed,
+    required: &mut Vec<(&'static str, Fill)>,
+) -> Result<(), ScimError> {
+    for attr in attrs {
+        let given = get_ci(obj, attr.name).filter(|v| !v.is_null());
+        if attr.required && attr.writable() && given.is_none_or(|v| v.as_str().is_some_and(|s| s.trim().is_empty())) {
+            return Err(ScimError::invalid_value(format!("{} is required", attr.name)));
+        }
+        if !attr.writable() {
+            continue;
+        }
+        let given = given.unwrap_or(&Value::Null);
+        match attr.home {
+            Home::Server => {}
+            Home::Ldap(ldap) => parsed.values.push((ldap, text(attr, given)?)),
+            Home::Required(ldap, fill) => {
+                let values = text(attr, given)?;
+                if values.is_empty() {
+                    required.push((ldap, fill));
+                } else {
+                    parsed.values.push((ldap, values));
+                }
+            }
+            Home::Flag(ldap, default) => {
+                let on = match elements::scalar(attr, attr, given)? {
+                    Some(Value::Bool(b)) => b,
+                    _ => default,
+                };
+                // Written explicitly: legacy applications filter on (cigActive=TRUE).
+                parsed.values.push((ldap, vec![if on { b"TRUE".to_vec() } else { b"FALSE".to_vec() }]));
+            }
+            Home::Parts => {
+                let inner = match given {
+                    Value::Null => Map::new(),
+                    Value::Object(o) => o.clone(),
+                    _ => return Err(ScimError::invalid_value(format!("{} must be an object", attr.name))),
+                };
+                table(attr.subs, &inner, syntax, parsed, required)?;
+            }
+            Home::Elements(el) => {
+                let elems = elements::canonical(attr, given)?;
+                let written = elements::write(el, &elems, syntax);
+                parsed.values.push((el.store, written.store));
+                parsed.values.extend(written.mirrors);
+                if written.applications.is_some() {
+                    // Entitlements the document does not mention are left as they are (see users::write).
+                    parsed.applications =
+                        if given.is_null() && get_ci(obj, attr.name).is_none() { None } else { written.applications };
+                }
+            }
+            Home::Password => {
+                if let Some(Value::String(p)) = elements::scalar(attr, attr, given)? {
+                    parsed.password = Some(p.into_bytes());
+                }
+            }
+            Home::Reference(ldap) => {
+                let id = match given {
+                    Value::Null => None,
+                    // Entra ID sends the manager's id alone.
+                    Value::String(s) if s.is_empty() => None,
+                    Value::String(s) => Some(s.clone()),
+                    Value::Object(o) => match get_ci(o, "value") {
+                        None | Some(Value::Null) => None,
+                        Some(Value::String(s)) if s.is_empty() => None,
+                        Some(Value::String(s)) => Some(s.clone()),
+                        Some(_) => {
+                            return Err(ScimError::invalid_value(format!("{}.value must be a string", attr.name)));
+                        }
+                    },
+                    _ => return Err(ScimError::invalid_value(format!("{} must be an object", attr.name))),
+                };
+                parsed.references.push((ldap, id));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A single-valued simple attribute's value, as the LDAP value.
+fn text(attr: &Attr, v: &Value) -> Result<Vec<Vec<u8>>, ScimError> {
+    if attr.ty == Type::Complex || attr.multi {
+        return Err(ScimError::invalid_value(format!("{} is not a simple attribute", attr.name)));
+    }
+    Ok(match elements::scalar(attr, attr, v)? {
+        Some(Value::String(s)) => vec![s.into_bytes()],
+        _ => Vec::new(),
+    })
+}
