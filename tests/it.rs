@@ -3,6 +3,7 @@
 
 mod access_policy;
 mod common;
+mod conformance;
 mod crash_safety;
 mod directory_core;
 mod hostile_input;
@@ -11,5 +12,7 @@ mod ldap_server;
 mod ldif_cli;
 mod operations;
 mod other_clients;
+mod provisioning;
 mod revisions;
+mod scim_roundtrip;
 mod scim_users;

@@ -244,8 +244,14 @@ fn elements(
     cmp: Option<(&CompareOp, &CompValue)>,
     ctx: &Context<'_>,
 ) -> Result<Lowered, ScimError> {
+    let mirrors: Vec<_> = el.mirrors.iter().filter(|m| m.sub.eq_ignore_ascii_case(sub)).collect();
+    // A sub-attribute no mirror holds may be the default of elements that are
+    // not stored as JSON (an email's type "work"): nothing narrows it here.
+    if mirrors.is_empty() {
+        return Ok(superset(everything()));
+    }
     let mut parts = Vec::new();
-    for m in el.mirrors.iter().filter(|m| m.sub.eq_ignore_ascii_case(sub)) {
+    for m in mirrors {
         match m.source {
             Source::Ldap(ldap) | Source::Postal(ldap) => {
                 let usable = match cmp {
@@ -337,7 +343,114 @@ pub fn parse(s: &str) -> Result<Scim, ScimError> {
     if let Some(simple) = simple_equality(s) {
         return Ok(simple);
     }
-    s.parse().map_err(|e| ScimError::invalid_filter(format!("bad filter '{s}': {e}")))
+    match s.parse() {
+        Ok(f) => Ok(f),
+        Err(e) => match lenient(s) {
+            Some(rewritten) => {
+                rewritten.parse().map_err(|_| ScimError::invalid_filter(format!("bad filter '{s}': {e}")))
+            }
+            None => Err(ScimError::invalid_filter(format!("bad filter '{s}': {e}"))),
+        },
+    }
+}
+
+const OPERATORS: [&str; 10] = ["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr"];
+
+/// Forms real clients send that RFC 7644's grammar lacks, written as the
+/// grammar has them: Entra ID's `emails[type eq "work"].value eq "x"`
+/// (`emails[type eq "work" and value eq "x"]`), and a comparison value
+/// without quotes (`externalId eq jyoung`, in Microsoft's own examples).
+/// `None` when there is nothing to rewrite.
+fn lenient(s: &str) -> Option<String> {
+    let tokens = tokens(s);
+    let mut out = String::with_capacity(s.len() + 16);
+    let mut changed = false;
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = tokens[i];
+        // `attr[…].sub op value` → `attr[… and sub op value]`
+        if t == "]"
+            && let Some(rest) = tokens.get(i + 1).and_then(|n| n.strip_prefix('.'))
+            && let Some(op) = tokens.get(i + 2).filter(|o| OPERATORS.iter().any(|x| x.eq_ignore_ascii_case(o)))
+        {
+            out.push_str(" and ");
+            out.push_str(rest);
+            out.push(' ');
+            out.push_str(op);
+            let mut next = i + 3;
+            if !op.eq_ignore_ascii_case("pr")
+                && let Some(v) = tokens.get(i + 3)
+            {
+                out.push(' ');
+                out.push_str(&quoted(v));
+                next += 1;
+            }
+            out.push(']');
+            changed = true;
+            i = next;
+            continue;
+        }
+        // `attr op bareword` → `attr op "bareword"`
+        if i >= 1
+            && OPERATORS.iter().any(|x| x.eq_ignore_ascii_case(tokens[i - 1]) && *x != "pr")
+            && !t.starts_with('"')
+            && quoted(t) != t
+        {
+            out.push_str(&quoted(t));
+            out.push(' ');
+            changed = true;
+            i += 1;
+            continue;
+        }
+        out.push_str(t);
+        if !matches!(t, "(" | "[") && !tokens.get(i + 1).is_some_and(|n| matches!(*n, ")" | "]") || n.starts_with('.'))
+        {
+            out.push(' ');
+        }
+        i += 1;
+    }
+    changed.then(|| out.trim().to_string())
+}
+
+/// A comparison value as the grammar wants it: literals as they are, a bare word quoted.
+fn quoted(v: &str) -> String {
+    let literal = v.starts_with('"')
+        || ["true", "false", "null"].iter().any(|l| l.eq_ignore_ascii_case(v))
+        || v.parse::<f64>().is_ok();
+    if literal { v.to_string() } else { format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")) }
+}
+
+/// Words, string literals (kept whole) and brackets of a filter.
+fn tokens(s: &str) -> Vec<&str> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            c if c.is_ascii_whitespace() => i += 1,
+            b'(' | b')' | b'[' | b']' => {
+                out.push(&s[i..i + 1]);
+                i += 1;
+            }
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(b.len());
+                out.push(&s[start..i]);
+            }
+            _ => {
+                let start = i;
+                while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'(' | b')' | b'[' | b']' | b'"') {
+                    i += 1;
+                }
+                out.push(&s[start..i]);
+            }
+        }
+    }
+    out
 }
 
 /// `name[.sub] eq "value"` with a plain attribute name and a string holding no
@@ -391,6 +504,23 @@ mod tests {
             let general: Scim = s.parse().unwrap();
             assert_eq!(simple_equality(s), Some(general), "{s}");
         }
+    }
+
+    #[test]
+    fn the_forms_entra_id_sends_outside_the_grammar_are_read_as_it_means_them() {
+        let read = |s: &str| parse(s).unwrap();
+        assert_eq!(
+            read(r#"emails[type eq "work"].value eq "a@b.fr""#),
+            read(r#"emails[type eq "work" and value eq "a@b.fr"]"#)
+        );
+        assert_eq!(
+            read(r#"userName eq "x" and emails[type eq "work"].value co "@b.fr""#),
+            read(r#"userName eq "x" and emails[type eq "work" and value co "@b.fr"]"#)
+        );
+        assert_eq!(read("externalId eq jyoung"), read(r#"externalId eq "jyoung""#));
+        assert_eq!(read("active eq true"), read("active eq true"));
+        assert!(parse("userName eq").is_err());
+        assert!(parse(r#"emails[type eq "work"].value"#).is_err());
     }
 
     #[test]

@@ -190,3 +190,21 @@ impl Scim {
 pub fn token(srv: &TestServer, scope: TokenScope) -> String {
     srv.directory().create_token(&scope, "test").unwrap().1
 }
+
+/// Whether python3 can import these modules; under CI a missing one is a failure, not a skip.
+pub fn have_python(modules: &[&str]) -> bool {
+    let script = modules.iter().map(|m| format!("import {m}")).collect::<Vec<_>>().join("; ");
+    let found = have("python3") && Command::new("python3").args(["-c", &script]).status().is_ok_and(|s| s.success());
+    if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("python modules {modules:?} are required under CI (.ci/run installs them)");
+    }
+    if !found {
+        eprintln!("skipping: python modules {modules:?} are not installed");
+    }
+    found
+}
+
+/// A script of tests/clients.
+pub fn client_script(name: &str) -> String {
+    format!("{}/tests/clients/{name}", env!("CARGO_MANIFEST_DIR"))
+}
