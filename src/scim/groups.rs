@@ -130,7 +130,22 @@ fn parse_group(dir: &Directory, doc: &Value) -> Result<parse::Parsed, ScimError>
 /// The change that creates a group from its document.
 pub(super) fn create_changes(dir: &Directory, caller: &Caller, doc: &Value) -> Result<Vec<Change>, ScimError> {
     let org = match &caller.0 {
-        TokenScope::Organisation(dn) => dn.clone(),
+        TokenScope::Organisation(dn) => {
+            // Its own organisation: naming another is asking for what the token may not do.
+            if let Some(siren) = doc.get(GROUP_EXTENSION).and_then(|a| a.get("siren")).and_then(Value::as_str)
+                && dir
+                    .find_organisation(siren)
+                    .ok()
+                    .is_none_or(|named| dir.normalize_dn(&named).ok() != dir.normalize_dn(dn).ok())
+            {
+                return Err(ScimError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    None,
+                    format!("an organisation's token creates in its own organisation, not in {siren}"),
+                ));
+            }
+            dn.clone()
+        }
         TokenScope::Cig => {
             let siren =
                 doc.get(GROUP_EXTENSION).and_then(|a| a.get("siren")).and_then(Value::as_str).ok_or_else(|| {

@@ -135,7 +135,22 @@ fn parse_user(dir: &Directory, doc: &Value) -> Result<Parsed, ScimError> {
 /// The changes that create a user: its entry, then the application groups it is granted.
 pub(super) fn create_changes(dir: &Directory, caller: &Caller, doc: &Value) -> Result<Vec<Change>, ScimError> {
     let org_dn = match &caller.0 {
-        TokenScope::Organisation(dn) => dn.clone(),
+        TokenScope::Organisation(dn) => {
+            // Its own organisation: naming another is asking for what the token may not do.
+            if let Some(siren) = doc.get(AGENT).and_then(|a| a.get("siren")).and_then(Value::as_str)
+                && dir
+                    .find_organisation(siren)
+                    .ok()
+                    .is_none_or(|named| dir.normalize_dn(&named).ok() != dir.normalize_dn(dn).ok())
+            {
+                return Err(ScimError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    None,
+                    format!("an organisation's token creates in its own organisation, not in {siren}"),
+                ));
+            }
+            dn.clone()
+        }
         TokenScope::Cig => {
             let siren = doc.get(AGENT).and_then(|a| a.get("siren")).and_then(Value::as_str).ok_or_else(|| {
                 ScimError::invalid_value(format!("a CIG token must say where the user goes: {AGENT}:siren"))

@@ -169,12 +169,27 @@ impl Scim {
 
     /// (status, headers as `name: value` lines, body as JSON or Null), with reqwest.
     pub async fn call(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, String, Value) {
+        self.call_with(token, method, path, body, &[]).await
+    }
+
+    /// [`Scim::call`] with extra request headers.
+    pub async fn call_with(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String, Value) {
         let client = reqwest::Client::new();
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = client
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(token)
             .header("Content-Type", "application/scim+json");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(b) = body {
             req = req.body(b.to_string());
         }
