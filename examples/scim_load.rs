@@ -1,7 +1,14 @@
-//! SCIM load generator (issue 6): `--users` creates (no password) by
-//! `--clients` concurrent clients, while `--lookup-clients` more look users up
-//! by `userName eq` and time it; then the same lookups alone. Every answer is
+//! SCIM load generator: `--users` creates (no password) by `--clients`
+//! concurrent clients, while `--lookup-clients` more look users up by
+//! `userName eq` and time it; then the same lookups alone. Every answer is
 //! checked (201 with the userName back; exactly one match per lookup).
+//!
+//! `--mode minimal` creates users with a name and an email (issue 6's
+//! figure); `--mode full` with every attribute of RFC 7643 §4.1 and the
+//! enterprise extension (a manager included, and `--entitlement APP` grants
+//! an application too); `--mode patch` creates minimal users, then PATCHes
+//! each one (a title, a work phone, the work email) and times that.
+//! `--server-pid` reads the server's CPU time around each phase.
 //!
 //!   cargo run --release --example scim_load -- --url http://127.0.0.1:8080/scim/v2 --token SECRET
 //!
@@ -28,6 +35,16 @@ struct Args {
     lookup_clients: usize,
     lookup_secs: u64,
     prefix: String,
+    mode: Mode,
+    entitlement: Option<String>,
+    server_pid: Option<u32>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Minimal,
+    Full,
+    Patch,
 }
 
 fn args() -> Result<Args, String> {
@@ -39,6 +56,9 @@ fn args() -> Result<Args, String> {
         lookup_clients: 2,
         lookup_secs: 5,
         prefix: format!("charge{}", std::process::id()),
+        mode: Mode::Minimal,
+        entitlement: None,
+        server_pid: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,6 +72,16 @@ fn args() -> Result<Args, String> {
             "--lookup-clients" => a.lookup_clients = number(value()?)?,
             "--lookup-secs" => a.lookup_secs = number(value()?)? as u64,
             "--prefix" => a.prefix = value()?,
+            "--mode" => {
+                a.mode = match value()?.as_str() {
+                    "minimal" => Mode::Minimal,
+                    "full" => Mode::Full,
+                    "patch" => Mode::Patch,
+                    other => return Err(format!("--mode {other}: minimal, full or patch")),
+                }
+            }
+            "--entitlement" => a.entitlement = Some(value()?),
+            "--server-pid" => a.server_pid = Some(number(value()?)? as u32),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -164,6 +194,82 @@ async fn lookup(conn: &mut Conn, a: &Args, uid: &str) -> Result<Duration, String
     Ok(took)
 }
 
+/// The server's CPU time (user + system), in microseconds, from /proc.
+fn server_cpu_us(pid: Option<u32>) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the command name (which may hold spaces), from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 1e6 / 100.0)
+}
+
+/// The body of user `i`.
+fn user_body(a: &Args, i: usize, manager: Option<&str>) -> Value {
+    let uid = format!("{}-{i}", a.prefix);
+    if a.mode != Mode::Full {
+        return json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": uid,
+            "name": {"givenName": "Agent", "familyName": format!("Charge {i}")},
+            "emails": [{"value": format!("{uid}@example.fr"), "primary": true}],
+            "active": true
+        });
+    }
+    let mut body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "userName": uid,
+        "externalId": format!("RH-{i:07}"),
+        "name": {"formatted": format!("Mme Agnès Charge {i}"), "familyName": format!("Charge {i}"), "givenName": "Agnès",
+                 "middleName": "Marie", "honorificPrefix": "Mme", "honorificSuffix": "PhD"},
+        "displayName": format!("Agnès Charge {i}"),
+        "nickName": "Nénette",
+        "profileUrl": format!("https://intranet.example.fr/agents/{i}"),
+        "title": "Rédactrice territoriale",
+        "userType": "Titulaire",
+        "preferredLanguage": "fr-FR",
+        "locale": "fr-FR",
+        "timezone": "Europe/Paris",
+        "active": true,
+        "emails": [{"value": format!("{uid}@example.fr"), "type": "work", "primary": true, "display": "Travail"},
+                   {"value": format!("{uid}@maison.example"), "type": "home"}],
+        "phoneNumbers": [{"value": "+33 1 43 99 00 00", "type": "work", "primary": true},
+                         {"value": "+33 6 12 34 56 78", "type": "mobile"},
+                         {"value": "+33 1 43 99 00 01", "type": "fax"}],
+        "ims": [{"value": format!("{uid}@xmpp.example.fr"), "type": "xmpp"}],
+        "photos": [{"value": format!("https://intranet.example.fr/photos/{i}.jpg"), "type": "photo"}],
+        "addresses": [{"type": "work", "primary": true, "streetAddress": "1 place Salvador Allende", "locality": "Créteil",
+                       "region": "Île-de-France", "postalCode": "94000", "country": "FR",
+                       "formatted": "1 place Salvador Allende\n94000 Créteil"},
+                      {"type": "home", "streetAddress": "12 rue des Lilas", "locality": "Vitry-sur-Seine", "postalCode": "94400", "country": "FR"}],
+        "roles": [{"value": "gestionnaire-paie", "display": "Gestionnaire de paie", "primary": true}],
+        "x509Certificates": [{"value": "MIIBszCCAVmgAwIBAgIUAQIDBAUGBwgJCgsMDQ4PEBESExQwCgYIKoZIzj0EAwI="}],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+            "employeeNumber": format!("{i:07}"), "costCenter": "CC-4410", "organization": "Commune de Créteil",
+            "division": "Pôle ressources", "department": "Direction des ressources humaines"
+        }
+    });
+    if let Some(m) = manager {
+        body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"] = json!({"value": m});
+    }
+    if let Some(app) = &a.entitlement {
+        body["entitlements"] = json!([{"value": app, "primary": true}]);
+    }
+    body
+}
+
+/// A phase's figures: operations, seconds, latency percentiles, server CPU per operation.
+fn report(name: &str, ops: usize, secs: f64, lat: &mut [Duration], cpu_us: Option<f64>) -> String {
+    lat.sort();
+    let per_op = cpu_us.map(|c| format!("{:.0}", c / ops.max(1) as f64)).unwrap_or_else(|| "-".into());
+    format!(
+        "{name}={ops} {name}_per_sec={:.0} {name}_p50_us={:.0} {name}_p99_us={:.0} {name}_server_cpu_us={per_op}",
+        ops as f64 / secs,
+        percentile(lat, 0.50),
+        percentile(lat, 0.99)
+    )
+}
+
 #[tokio::main]
 async fn main() {
     let a = match args() {
@@ -177,10 +283,26 @@ async fn main() {
         eprintln!("scim_load: {e}");
         std::process::exit(2);
     }
+    // Full users have a manager: one user created first.
+    let manager: Option<Arc<String>> = if a.mode == Mode::Full {
+        let Ok(mut conn) = Conn::new(&a.url) else { std::process::exit(2) };
+        let body = json!({"userName": format!("{}-manager", a.prefix), "displayName": "La Cheffe"}).to_string();
+        match conn.call(&a.token, "POST", "/Users", Some(&body)).await {
+            Ok((201, b)) => {
+                serde_json::from_slice::<Value>(&b).ok().and_then(|v| v["id"].as_str().map(|s| Arc::new(s.to_string())))
+            }
+            other => {
+                eprintln!("scim_load: the manager was not created: {other:?}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        None
+    };
     let next = Arc::new(AtomicUsize::new(0));
     let created = Arc::new(AtomicUsize::new(0));
     // Indexes of the users whose creation was acknowledged: lookups pick among them.
-    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<(usize, String)>::new()));
     let errors = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicBool::new(false));
 
@@ -196,7 +318,7 @@ async fn main() {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                let pick = acknowledged.lock().ok().and_then(|v| (!v.is_empty()).then(|| v[x as usize % v.len()]));
+                let pick = acknowledged.lock().ok().and_then(|v| (!v.is_empty()).then(|| v[x as usize % v.len()].0));
                 let Some(i) = pick else {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     continue;
@@ -214,64 +336,116 @@ async fn main() {
         }));
     }
 
+    let cpu_before = server_cpu_us(a.server_pid);
     let started = Instant::now();
     let mut creators = Vec::new();
     for _ in 0..a.clients {
-        let (a, next, created, errors, acknowledged) =
-            (a.clone(), next.clone(), created.clone(), errors.clone(), acknowledged.clone());
+        let (a, next, created, errors, acknowledged, manager) =
+            (a.clone(), next.clone(), created.clone(), errors.clone(), acknowledged.clone(), manager.clone());
         creators.push(tokio::spawn(async move {
-            let Ok(mut conn) = Conn::new(&a.url) else { return };
+            let Ok(mut conn) = Conn::new(&a.url) else { return Vec::new() };
+            let mut lat = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= a.users {
                     break;
                 }
                 let uid = format!("{}-{i}", a.prefix);
-                let body = json!({
-                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                    "userName": uid,
-                    "name": {"givenName": "Agent", "familyName": format!("Charge {i}")},
-                    "emails": [{"value": format!("{uid}@example.fr"), "primary": true}],
-                    "active": true
-                });
-                let resp = conn.call(&a.token, "POST", "/Users", Some(&body.to_string())).await;
-                let ok = match resp {
+                let body = user_body(&a, i, manager.as_deref().map(String::as_str)).to_string();
+                let t0 = Instant::now();
+                let resp = conn.call(&a.token, "POST", "/Users", Some(&body)).await;
+                let took = t0.elapsed();
+                let id = match resp {
                     Ok((201, body)) => serde_json::from_slice::<Value>(&body)
                         .ok()
-                        .is_some_and(|v| v["userName"].as_str() == Some(uid.as_str())),
+                        .filter(|v| v["userName"].as_str() == Some(uid.as_str()))
+                        .and_then(|v| v["id"].as_str().map(str::to_string)),
                     Ok((status, body)) => {
                         let text = String::from_utf8_lossy(&body);
                         if errors.load(Ordering::Relaxed) < 5 {
                             eprintln!("create {uid}: {status} {text}");
                         }
-                        false
+                        None
                     }
                     Err(e) => {
                         eprintln!("create {uid}: {e}");
-                        false
+                        None
                     }
                 };
-                if ok {
-                    created.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut v) = acknowledged.lock() {
-                        v.push(i);
+                match id {
+                    Some(id) => {
+                        lat.push(took);
+                        created.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut v) = acknowledged.lock() {
+                            v.push((i, id));
+                        }
                     }
-                } else {
-                    errors.fetch_add(1, Ordering::Relaxed);
+                    None => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
+            lat
         }));
     }
+    let mut create_lat = Vec::new();
     for c in creators {
-        let _ = c.await;
+        create_lat.extend(c.await.unwrap_or_default());
     }
     let create_secs = started.elapsed().as_secs_f64();
+    let create_cpu = server_cpu_us(a.server_pid).zip(cpu_before).map(|(after, before)| after - before);
     done.store(true, Ordering::Relaxed);
     let mut during = Vec::new();
     for l in lookers {
         during.extend(l.await.unwrap_or_default());
     }
     during.sort();
+
+    // PATCH mode: every user created is patched once, by the same clients.
+    let mut patch_line = String::new();
+    if a.mode == Mode::Patch {
+        let targets: Arc<Vec<(usize, String)>> = Arc::new(acknowledged.lock().map(|v| v.clone()).unwrap_or_default());
+        let cursor = Arc::new(AtomicUsize::new(0));
+        let cpu_before = server_cpu_us(a.server_pid);
+        let started = Instant::now();
+        let mut patchers = Vec::new();
+        for _ in 0..a.clients {
+            let (a, targets, cursor, errors) = (a.clone(), targets.clone(), cursor.clone(), errors.clone());
+            patchers.push(tokio::spawn(async move {
+                let Ok(mut conn) = Conn::new(&a.url) else { return Vec::new() };
+                let mut lat = Vec::new();
+                loop {
+                    let k = cursor.fetch_add(1, Ordering::Relaxed);
+                    let Some((i, id)) = targets.get(k) else { break };
+                    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+                        {"op": "replace", "path": "title", "value": "Attachée territoriale"},
+                        {"op": "add", "path": "phoneNumbers[type eq \"work\"].value", "value": "+33 1 43 99 00 00"},
+                        {"op": "replace", "path": "emails[type eq \"work\"].value", "value": format!("{}-{i}@creteil.example.fr", a.prefix)}
+                    ]})
+                    .to_string();
+                    let t0 = Instant::now();
+                    match conn.call(&a.token, "PATCH", &format!("/Users/{id}"), Some(&body)).await {
+                        Ok((200, b)) if serde_json::from_slice::<Value>(&b).ok().is_some_and(|v| v["title"] == "Attachée territoriale") => {
+                            lat.push(t0.elapsed())
+                        }
+                        other => {
+                            if errors.fetch_add(1, Ordering::Relaxed) < 5 {
+                                eprintln!("patch {id}: {other:?}");
+                            }
+                        }
+                    }
+                }
+                lat
+            }));
+        }
+        let mut patch_lat = Vec::new();
+        for p in patchers {
+            patch_lat.extend(p.await.unwrap_or_default());
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let cpu = server_cpu_us(a.server_pid).zip(cpu_before).map(|(after, before)| after - before);
+        patch_line = format!(" {}", report("patches", patch_lat.len(), secs, &mut patch_lat, cpu));
+    }
 
     // Lookups alone.
     let n = created.load(Ordering::Relaxed).max(1);
@@ -303,11 +477,12 @@ async fn main() {
 
     let creates = created.load(Ordering::Relaxed);
     println!(
-        "creates={creates} clients={} seconds={create_secs:.2} creates_per_sec={:.0} \
+        "mode={:?} clients={} {}{patch_line} \
          lookups_during={} lookup_during_p50_us={:.0} lookup_during_p99_us={:.0} \
          lookups_alone={} lookups_alone_per_sec={:.0} lookup_alone_p50_us={:.0} lookup_alone_p99_us={:.0} errors={}",
+        a.mode,
         a.clients,
-        creates as f64 / create_secs,
+        report("creates", creates, create_secs, &mut create_lat, create_cpu),
         during.len(),
         percentile(&during, 0.50),
         percentile(&during, 0.99),

@@ -257,7 +257,7 @@ impl Directory {
             }
             super::request::bump_revision(&mut after);
             self.reindex(w, id, &before, &after)?;
-            w.put_entry(id, &self.record(&after, &ndn, rec.parent))?;
+            w.put_encoded_entry(id, self.record(&after, &ndn, rec.parent))?;
             self.log_audit(w, &server, "rehash", &dn.to_string(), vec!["userPassword".into()], "success")
         })
     }

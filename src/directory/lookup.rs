@@ -1,46 +1,68 @@
-//! Reading given entries by DN, as an identity sees them: the members of a
-//! group, the groups of a user, a manager. One snapshot and one access
-//! check set for the lot, and only the attributes asked for decoded, so
-//! that rendering a large group does not cost a search per member.
+//! Reading given entries by DN or by entryUUID, as an identity sees them:
+//! the members of a group, the groups of a user, a manager, a SCIM id. One
+//! snapshot and one access check set for the lot, and only the attributes
+//! asked for decoded, so that rendering a large group does not cost a
+//! search per member.
 
 use super::*;
+use crate::store::ReadTx;
+
+/// What one lookup reads of each entry.
+struct Wanted<'a> {
+    /// Lower-case names decoded: those asked for and those the policy's rule filters test.
+    decoded: Vec<String>,
+    attrs: &'a [&'a str],
+}
 
 impl Directory {
+    fn wanted<'a>(&self, attrs: &'a [&'a str]) -> Wanted<'a> {
+        let names: Vec<String> = attrs.iter().map(|a| a.to_string()).collect();
+        let mut decoded = lnames_with_subtypes(&self.schema, &names);
+        decoded.extend(self.policy_attrs.iter().cloned());
+        Wanted { decoded, attrs }
+    }
+
+    /// The entry `id` with the attributes asked for, if `access` lets it be seen.
+    fn read_id(&self, r: &ReadTx, access: &Access<'_>, id: u64, wanted: &Wanted<'_>) -> Result<Option<Entry>> {
+        let keep = |stored: &[u8]| wanted.decoded.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(stored));
+        let Some(mut rec) = r.entry_keeping(id, &keep)? else { return Ok(None) };
+        let mut entry = self.take_entry(&mut rec)?;
+        let Some(mask) = access.readable(r, &rec.ndn, &entry)? else { return Ok(None) };
+        entry.attrs.retain(|a| {
+            self.schema.attr_id(&a.name).is_some_and(|aid| {
+                mask.allows(&self.schema.attr(aid).lname)
+                    && wanted.attrs.iter().any(|w| self.schema.attr_id(w) == Some(aid))
+            })
+        });
+        Ok(Some(entry))
+    }
+
+    /// The entry with this entryUUID (a SCIM id) and the attributes asked
+    /// for, if the identity may see it; found through the UUID table.
+    pub fn read_by_uuid(&self, who: &Principal, uuid: &str, attrs: &[&str]) -> Result<Option<Entry>> {
+        let Ok(u) = uuid::Uuid::try_parse(uuid.trim()) else { return Ok(None) };
+        let r = self.store.read()?;
+        let Some(id) = r.id_of_uuid(u.as_bytes())? else { return Ok(None) };
+        let access = self.access(who);
+        self.read_id(&r, &access, id, &self.wanted(attrs))
+    }
+
     /// Each DN's entry with the attributes asked for (stored ones), or `None`
     /// where there is none or the identity may not see it.
     pub fn read_many(&self, who: &Principal, dns: &[&str], attrs: &[&str]) -> Result<Vec<Option<Entry>>> {
         let r = self.store.read()?;
         let access = self.access(who);
-        let mut wanted: Vec<String> =
-            lnames_with_subtypes(&self.schema, &attrs.iter().map(|a| a.to_string()).collect::<Vec<_>>());
-        wanted.extend(self.policy_attrs.iter().cloned());
-        let keep = |stored: &[u8]| wanted.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(stored));
+        let wanted = self.wanted(attrs);
         let mut out = Vec::with_capacity(dns.len());
         for text in dns {
-            let Some(ndn) = Dn::parse(text).ok().and_then(|dn| self.normalize_dn(&dn).ok()) else {
-                out.push(None);
-                continue;
+            let id = match Dn::parse(text).ok().and_then(|dn| self.normalize_dn(&dn).ok()) {
+                Some(ndn) => r.id_of_dn(&ndn)?,
+                None => None,
             };
-            let Some(id) = r.id_of_dn(&ndn)? else {
-                out.push(None);
-                continue;
-            };
-            let Some(mut rec) = r.entry_keeping(id, &keep)? else {
-                out.push(None);
-                continue;
-            };
-            let mut entry = self.take_entry(&mut rec)?;
-            let Some(mask) = access.readable(&r, &ndn, &entry)? else {
-                out.push(None);
-                continue;
-            };
-            entry.attrs.retain(|a| {
-                self.schema.attr_id(&a.name).is_some_and(|aid| {
-                    let lname = &self.schema.attr(aid).lname;
-                    mask.allows(lname) && attrs.iter().any(|w| self.schema.attr_id(w) == Some(aid))
-                })
+            out.push(match id {
+                Some(id) => self.read_id(&r, &access, id, &wanted)?,
+                None => None,
             });
-            out.push(Some(entry));
         }
         Ok(out)
     }

@@ -106,7 +106,7 @@ impl Directory {
             w.remove_child(rec.parent, id)?;
             w.add_child(new_parent, id)?;
         }
-        w.put_entry(id, &self.record(&new, &new_ndn, new_parent))?;
+        w.put_encoded_entry(id, self.record(&new, &new_ndn, new_parent))?;
         self.update_references(w, &ndn, Some(&new_dn))?;
 
         // Descendants keep their RDNs under the new base.
@@ -123,7 +123,7 @@ impl Directory {
             let mut centry = self.to_entry(&crec)?;
             centry.dn = moved.clone();
             super::request::bump_revision(&mut centry);
-            w.put_entry(child, &self.record(&centry, &moved_ndn, crec.parent))?;
+            w.put_encoded_entry(child, self.record(&centry, &moved_ndn, crec.parent))?;
             self.update_references(w, &crec.ndn, Some(&moved))?;
         }
         self.log(w, actor, "modrdn", dn, &ndn, vec![new_dn.to_string()])?;
@@ -164,7 +164,7 @@ impl Directory {
                 }
                 super::request::bump_revision(&mut new);
                 self.reindex(w, rid, &old, &new)?;
-                w.put_entry(rid, &self.record(&new, &rrec.ndn, rrec.parent))?;
+                w.put_encoded_entry(rid, self.record(&new, &rrec.ndn, rrec.parent))?;
             }
         }
         Ok(())

@@ -86,7 +86,9 @@ pub fn version(entry: &Entry, memberships: &[String]) -> String {
     if memberships.is_empty() {
         return format!("W/\"{rev}\"");
     }
-    let mut sorted: Vec<String> = memberships.iter().map(|m| m.to_ascii_lowercase()).collect();
+    // The same groups however their DNs are spelled (case, spaces).
+    let mut sorted: Vec<String> =
+        memberships.iter().map(|m| m.chars().filter(|c| *c != ' ').collect::<String>().to_lowercase()).collect();
     sorted.sort_unstable();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for m in &sorted {

@@ -292,9 +292,8 @@ impl Directory {
         }
         let keys = self.index_keys(&full);
         // The DN is written out once, for the record and the changelog.
-        let record = self.record(&full, &ndn, 0);
-        let dn_text = record.dn.clone();
-        let record = record.encode();
+        let dn_text = full.dn.to_string();
+        let record = encode(&full, &dn_text, &ndn, 0);
         Ok(PreparedAdd { entry, full, ndn, uuid, keys, record, dn_text })
     }
 
@@ -496,7 +495,7 @@ impl Directory {
         super::request::bump_revision(&mut new);
         new.set("modifiersName", vec![actor.dn.clone().into_bytes()]);
         self.reindex(w, id, &old, &new)?;
-        w.put_entry(id, &self.record(&new, &ndn, rec.parent))?;
+        w.put_encoded_entry(id, self.record(&new, &ndn, rec.parent))?;
         self.log(w, actor, "modify", dn, &ndn, touched)?;
         Ok(())
     }
@@ -559,13 +558,9 @@ impl Directory {
         if password::is_hashed(&v) { Ok(v) } else { self.prepare_password(actor, &v) }
     }
 
-    pub(super) fn record(&self, entry: &Entry, ndn: &str, parent: u64) -> Record {
-        Record {
-            parent,
-            dn: entry.dn.to_string(),
-            ndn: ndn.to_string(),
-            attrs: entry.attrs.iter().map(|a| (a.name.clone(), a.values.clone())).collect(),
-        }
+    /// An entry's record, encoded from the entry (no copy of its values).
+    pub(super) fn record(&self, entry: &Entry, ndn: &str, parent: u64) -> Vec<u8> {
+        encode(entry, &entry.dn.to_string(), ndn, parent)
     }
 
     pub(super) fn log(
@@ -579,6 +574,10 @@ impl Directory {
     ) -> Result<()> {
         self.log_change(w, actor, op, &dn.to_string(), Some(ndn), attrs, "success")
     }
+}
+
+fn encode(entry: &Entry, dn_text: &str, ndn: &str, parent: u64) -> Vec<u8> {
+    Record::encode_parts(parent, dn_text, ndn, entry.attrs.iter().map(|a| (a.name.as_str(), a.values.as_slice())))
 }
 
 /// What the audit trail says of a change: operation, target, attributes.

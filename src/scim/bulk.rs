@@ -121,7 +121,7 @@ fn create<R: ResourceType>(ctx: &ScimContext, caller: &Caller, data: &Value) -> 
     let dir = &ctx.directory;
     let created = handlers::check_schemas(R::MAPPING, data)
         .and_then(|()| R::create_changes(dir, caller, data))
-        .and_then(|changes| dir.write(&caller.1, Write::new(changes)).map_err(handlers::refused));
+        .and_then(|(changes, _)| dir.write(&caller.1, Write::new(changes)).map_err(handlers::refused));
     let created = handlers::audit_refusal(dir, caller, "add", R::MAPPING.endpoint, created)?;
     let request::Written { added: Some(stored) } = created else { return Err(ScimError::not_found(R::MAPPING.name)) };
     let id = stored.first_str("entryUUID").unwrap_or_default().to_string();

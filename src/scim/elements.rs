@@ -91,6 +91,15 @@ fn current(m: &Mirror, stored: &Stored<'_>) -> Vec<String> {
 
 /// The elements an entry shows for one attribute.
 pub fn render(el: &Elements, stored: &Stored<'_>, syntax: &dyn Syntax) -> Vec<Value> {
+    // Most attributes are absent from most entries: nothing to build then.
+    let held = |ldap: &str| !(stored.values)(ldap).is_empty();
+    let any_mirrored = el.mirrors.iter().any(|m| match m.source.ldap() {
+        Some(ldap) => held(ldap),
+        None => !stored.applications.is_empty(),
+    });
+    if !any_mirrored && !held(el.store) {
+        return Vec::new();
+    }
     let mut elems: Vec<Map<String, Value>> = (stored.values)(el.store)
         .into_iter()
         .filter_map(|v| match serde_json::from_slice(v) {
@@ -241,6 +250,18 @@ pub fn scalar(parent: &Attr, attr: &Attr, v: &Value) -> Result<Option<Value>, Sc
     })
 }
 
+/// What no elements write: every mirror emptied.
+pub fn none(el: &Elements) -> Written {
+    let mut written = Written::default();
+    for m in el.mirrors {
+        match m.source.ldap() {
+            Some(ldap) => written.mirrors.push((ldap, Vec::new())),
+            None => written.applications = Some(Vec::new()),
+        }
+    }
+    written
+}
+
 /// What canonical elements write.
 pub fn write(el: &Elements, elems: &[Map<String, Value>], syntax: &dyn Syntax) -> Written {
     // The primary element's values come first: legacy applications take the first mail.
@@ -272,7 +293,18 @@ pub fn write(el: &Elements, elems: &[Map<String, Value>], syntax: &dyn Syntax) -
             }
         }
     }
-    // Stored whole unless the mirrors alone give the elements back.
+    // Stored whole unless the mirrors alone give the elements back: a
+    // sub-attribute no mirror holds (a display) rules that out at once.
+    let plain = elems.iter().all(|e| {
+        e.keys().all(|k| k == "type" || k == "primary" || el.mirrors.iter().any(|m| m.sub == k))
+            && type_of(e).is_none_or(|t| {
+                el.mirrors.iter().any(|m| m.when_type.or(el.default_type).is_some_and(|w| w.eq_ignore_ascii_case(t)))
+            })
+    });
+    if !plain {
+        written.store = elems.iter().map(|e| serde_json::to_vec(e).unwrap_or_default()).collect();
+        return written;
+    }
     let values = |ldap: &str| -> Vec<&[u8]> {
         written
             .mirrors

@@ -33,7 +33,18 @@ pub trait ResourceType: Send + Sync + 'static {
     /// The resource as the caller sees it; `projection` may spare work.
     fn render(dir: &Directory, caller: &Caller, entry: &Entry, projection: &Projection) -> Value;
     fn version(dir: &Directory, entry: &Entry) -> String;
-    fn create_changes(dir: &Directory, caller: &Caller, body: &Value) -> Result<Vec<Change>, ScimError>;
+    /// The changes that create the resource, its entry first, and what to
+    /// answer with once stored (`None`: the stored entry, rendered).
+    fn create_changes(
+        dir: &Directory,
+        caller: &Caller,
+        body: &Value,
+    ) -> Result<(Vec<Change>, Option<Value>), ScimError>;
+    /// The resource just created, as a GET would read it back.
+    fn created(dir: &Directory, caller: &Caller, stored: &Entry, answer: Option<Value>) -> Value {
+        let _ = answer;
+        Self::render(dir, caller, stored, &Projection::default())
+    }
     fn write_changes(
         dir: &Directory,
         caller: &Caller,
@@ -64,8 +75,18 @@ impl ResourceType for Users {
     fn version(dir: &Directory, entry: &Entry) -> String {
         users::version_of(dir, entry)
     }
-    fn create_changes(dir: &Directory, caller: &Caller, body: &Value) -> Result<Vec<Change>, ScimError> {
-        users::create_changes(dir, caller, body)
+    fn create_changes(
+        dir: &Directory,
+        caller: &Caller,
+        body: &Value,
+    ) -> Result<(Vec<Change>, Option<Value>), ScimError> {
+        users::create_changes(dir, caller, body).map(|(changes, answer)| (changes, Some(answer)))
+    }
+    fn created(dir: &Directory, caller: &Caller, stored: &Entry, answer: Option<Value>) -> Value {
+        match answer {
+            Some(answer) => users::created(dir, stored, answer),
+            None => users::render(dir, caller, stored),
+        }
     }
     fn write_changes(
         dir: &Directory,
@@ -90,8 +111,12 @@ impl ResourceType for Groups {
     fn version(dir: &Directory, entry: &Entry) -> String {
         groups::version_of(dir, entry)
     }
-    fn create_changes(dir: &Directory, caller: &Caller, body: &Value) -> Result<Vec<Change>, ScimError> {
-        groups::create_changes(dir, caller, body)
+    fn create_changes(
+        dir: &Directory,
+        caller: &Caller,
+        body: &Value,
+    ) -> Result<(Vec<Change>, Option<Value>), ScimError> {
+        groups::create_changes(dir, caller, body).map(|changes| (changes, None))
     }
     fn write_changes(
         dir: &Directory,
@@ -195,7 +220,10 @@ fn respond<R: ResourceType>(
     entry: &Entry,
     projection: &Projection,
 ) -> Response {
-    let doc = R::render(dir, caller, entry, projection);
+    respond_with::<R>(status, R::render(dir, caller, entry, projection), projection)
+}
+
+fn respond_with<R: ResourceType>(status: StatusCode, doc: Value, projection: &Projection) -> Response {
     let version = doc["meta"]["version"].as_str().map(str::to_string);
     let location = doc["meta"]["location"].as_str().and_then(|l| HeaderValue::from_str(l).ok());
     let mut r = scim_json(status, projection.apply(R::MAPPING, doc));
@@ -223,7 +251,11 @@ pub async fn create<R: ResourceType>(
 ) -> Result<Response, ScimError> {
     let body = parse_body(&body)?;
     let dir = ctx.directory.clone();
-    let changes = check_schemas(R::MAPPING, &body).and_then(|()| R::create_changes(&dir, &caller, &body));
+    let prepared = check_schemas(R::MAPPING, &body).and_then(|()| R::create_changes(&dir, &caller, &body));
+    let (changes, answer) = match prepared {
+        Ok((changes, answer)) => (Ok(changes), answer),
+        Err(e) => (Err(e), None),
+    };
     let written = match changes {
         // A password is checked and hashed on the blocking pool (argon2 takes milliseconds).
         Ok(changes) if body.get("password").is_some() => {
@@ -243,13 +275,10 @@ pub async fn create<R: ResourceType>(
             return blocking(move || audit_refusal(&d, &caller, "add", "", Err(e))).await;
         }
     };
-    let id = stored.first_str("entryUUID").unwrap_or_default().to_string();
-    blocking(move || {
-        // Read back as the caller sees it (memberships, the organisation's SIREN).
-        let entry = find::<R>(&ctx.directory, &caller, &id).unwrap_or(stored);
-        Ok(respond::<R>(&ctx.directory, &caller, StatusCode::CREATED, &entry, &Projection::default()))
-    })
-    .await
+    // The entry as stored, operational attributes included: what a GET reads
+    // back (its memberships, written in the same transaction, are read by the render).
+    let doc = R::created(&dir, &caller, &stored, answer);
+    Ok(respond_with::<R>(StatusCode::CREATED, doc, &Projection::default()))
 }
 
 pub async fn read<R: ResourceType>(

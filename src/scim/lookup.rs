@@ -66,7 +66,15 @@ pub struct Memberships {
 
 impl Memberships {
     pub fn of(dir: &Directory, entry: &Entry) -> Memberships {
-        let groups = dir.normalize_dn(&entry.dn).and_then(|ndn| dir.member_of(&ndn)).unwrap_or_default();
+        Memberships::of_ndn(dir, dir.normalize_dn(&entry.dn).ok().as_deref())
+    }
+
+    /// [`Memberships::of`] the entry whose normalised DN is known.
+    pub fn of_ndn(dir: &Directory, ndn: Option<&str>) -> Memberships {
+        let groups = ndn.and_then(|ndn| dir.member_of(ndn).ok()).unwrap_or_default();
+        if groups.is_empty() {
+            return Memberships { groups, applications: Vec::new() };
+        }
         let apps_suffix = format!(",ou=applications,{}", dir.suffix()).to_lowercase();
         let mut applications: Vec<String> = groups
             .iter()

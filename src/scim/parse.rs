@@ -24,6 +24,9 @@ pub struct Parsed {
     pub references: Vec<(&'static str, Option<String>)>,
     /// The applications granted (entitlements); `None` when the document does not say.
     pub applications: Option<Vec<String>>,
+    /// The document as stored: what reading it back gives, but for what the
+    /// server computes (id, meta, groups, a reference's `$ref` and display).
+    pub doc: Map<String, Value>,
 }
 
 impl Parsed {
@@ -49,16 +52,23 @@ pub fn parse(res: &Resource, doc: &Value, syntax: &dyn Syntax) -> Result<Parsed,
     };
     let mut parsed = Parsed::default();
     let mut required = Vec::new();
-    table(COMMON_ATTRS, root, syntax, &mut parsed, &mut required)?;
-    table(res.core.attrs, root, syntax, &mut parsed, &mut required)?;
+    let mut doc = Map::new();
+    table(COMMON_ATTRS, root, syntax, &mut parsed, &mut required, &mut doc)?;
+    table(res.core.attrs, root, syntax, &mut parsed, &mut required, &mut doc)?;
+    let empty = Map::new();
     for ext in res.extensions {
         let inner = match get_ci(root, ext.id) {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(o)) => o.clone(),
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(o)) => o,
             Some(_) => return Err(ScimError::invalid_value(format!("{} must be an object", ext.id))),
         };
-        table(ext.attrs, &inner, syntax, &mut parsed, &mut required)?;
+        let mut ext_doc = Map::new();
+        table(ext.attrs, inner, syntax, &mut parsed, &mut required, &mut ext_doc)?;
+        if !ext_doc.is_empty() {
+            doc.insert(ext.id.to_string(), Value::Object(ext_doc));
+        }
     }
+    parsed.doc = doc;
     for (ldap, fill) in required {
         let family = if ldap == "sn" { None } else { parsed.first("sn").map(str::to_string) };
         let value = filled_value(
@@ -82,9 +92,18 @@ fn table(
     syntax: &dyn Syntax,
     parsed: &mut Parsed,
     required: &mut Vec<(&'static str, Fill)>,
+    doc: &mut Map<String, Value>,
 ) -> Result<(), ScimError> {
-    for attr in attrs {
-        let given = get_ci(obj, attr.name).filter(|v| !v.is_null());
+    // Each key of the document matched to its row once (names are case-insensitive).
+    let mut found: Vec<Option<&Value>> = vec![None; attrs.len()];
+    for (k, v) in obj {
+        if let Some(i) = attrs.iter().position(|a| a.name.eq_ignore_ascii_case(k)) {
+            found[i] = Some(v);
+        }
+    }
+    for (attr, given) in attrs.iter().zip(found) {
+        let present = given.is_some();
+        let given = given.filter(|v| !v.is_null());
         if attr.required && attr.writable() && given.is_none_or(|v| v.as_str().is_some_and(|s| s.trim().is_empty())) {
             return Err(ScimError::invalid_value(format!("{} is required", attr.name)));
         }
@@ -94,12 +113,17 @@ fn table(
         let given = given.unwrap_or(&Value::Null);
         match attr.home {
             Home::Server => {}
-            Home::Ldap(ldap) => parsed.values.push((ldap, text(attr, given)?)),
+            Home::Ldap(ldap) => {
+                let values = text(attr, given)?;
+                keep_text(doc, attr, &values);
+                parsed.values.push((ldap, values));
+            }
             Home::Required(ldap, fill) => {
                 let values = text(attr, given)?;
                 if values.is_empty() {
                     required.push((ldap, fill));
                 } else {
+                    keep_text(doc, attr, &values);
                     parsed.values.push((ldap, values));
                 }
             }
@@ -110,24 +134,32 @@ fn table(
                 };
                 // Written explicitly: legacy applications filter on (cigActive=TRUE).
                 parsed.values.push((ldap, vec![if on { b"TRUE".to_vec() } else { b"FALSE".to_vec() }]));
+                doc.insert(attr.name.into(), Value::Bool(on));
             }
             Home::Parts => {
+                let empty = Map::new();
                 let inner = match given {
-                    Value::Null => Map::new(),
-                    Value::Object(o) => o.clone(),
+                    Value::Null => &empty,
+                    Value::Object(o) => o,
                     _ => return Err(ScimError::invalid_value(format!("{} must be an object", attr.name))),
                 };
-                table(attr.subs, &inner, syntax, parsed, required)?;
+                let mut sub_doc = Map::new();
+                table(attr.subs, inner, syntax, parsed, required, &mut sub_doc)?;
+                if !sub_doc.is_empty() {
+                    doc.insert(attr.name.into(), Value::Object(sub_doc));
+                }
             }
             Home::Elements(el) => {
                 let elems = elements::canonical(attr, given)?;
-                let written = elements::write(el, &elems, syntax);
+                let written = if elems.is_empty() { elements::none(el) } else { elements::write(el, &elems, syntax) };
+                if !elems.is_empty() {
+                    doc.insert(attr.name.into(), Value::Array(elems.into_iter().map(Value::Object).collect()));
+                }
                 parsed.values.push((el.store, written.store));
                 parsed.values.extend(written.mirrors);
                 if written.applications.is_some() {
                     // Entitlements the document does not mention are left as they are (see users::write).
-                    parsed.applications =
-                        if given.is_null() && get_ci(obj, attr.name).is_none() { None } else { written.applications };
+                    parsed.applications = if present { written.applications } else { None };
                 }
             }
             Home::Password => {
@@ -151,11 +183,23 @@ fn table(
                     },
                     _ => return Err(ScimError::invalid_value(format!("{} must be an object", attr.name))),
                 };
+                if let Some(id) = &id {
+                    let mut m = Map::new();
+                    m.insert("value".into(), Value::String(id.clone()));
+                    doc.insert(attr.name.into(), Value::Object(m));
+                }
                 parsed.references.push((ldap, id));
             }
         }
     }
     Ok(())
+}
+
+/// A simple value, in the document as stored.
+fn keep_text(doc: &mut Map<String, Value>, attr: &Attr, values: &[Vec<u8>]) {
+    if let Some(v) = values.first().and_then(|v| std::str::from_utf8(v).ok()) {
+        doc.insert(attr.name.into(), Value::String(v.to_string()));
+    }
 }
 
 /// A single-valued simple attribute's value, as the LDAP value.

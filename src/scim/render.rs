@@ -13,7 +13,7 @@ pub struct DirSyntax<'a>(pub &'a Schema);
 
 impl Syntax for DirSyntax<'_> {
     fn accepts(&self, ldap: &str, value: &[u8]) -> bool {
-        self.0.attr_of(ldap).is_ok_and(|(id, _)| self.0.check_values(id, &[value.to_vec()]).is_ok())
+        self.0.accepts(ldap, value)
     }
 
     fn same(&self, ldap: &str, a: &[u8], b: &[u8]) -> bool {
@@ -41,7 +41,10 @@ pub struct Sources<'a> {
 
 impl Sources<'_> {
     fn values(&self, ldap: &str) -> Vec<&[u8]> {
-        self.entry.get(ldap).map(|a| a.values.iter().map(Vec::as_slice).collect()).unwrap_or_default()
+        match self.entry.get(ldap) {
+            Some(a) => a.values.iter().map(Vec::as_slice).collect(),
+            None => Vec::new(),
+        }
     }
 
     fn first(&self, ldap: &str) -> Option<&str> {

@@ -24,7 +24,9 @@ pub(super) struct Context {
 
 impl Context {
     pub(super) fn of(dir: &Directory, caller: &Caller, entry: &Entry) -> Context {
-        let memberships = Memberships::of(dir, entry);
+        // Normalised once for both lookups.
+        let ndn = dir.normalize_dn(&entry.dn).ok();
+        let memberships = Memberships::of_ndn(dir, ndn.as_deref());
         let scim_groups = memberships.scim_groups();
         let groups = if scim_groups.is_empty() {
             Vec::new()
@@ -43,7 +45,7 @@ impl Context {
                 })
                 .collect()
         };
-        let siren = dir.normalize_dn(&entry.dn).ok().and_then(|ndn| dir.organisation_siren(&ndn).ok().flatten());
+        let siren = ndn.as_deref().and_then(|ndn| dir.organisation_siren(ndn).ok().flatten());
         Context { memberships, groups, siren }
     }
 }
@@ -116,13 +118,18 @@ pub(super) fn version_of(dir: &Directory, entry: &Entry) -> String {
     version(entry, &Memberships::of(dir, entry).groups)
 }
 
-/// The DN a reference's id names, as the caller sees it (a manager must be a User).
-fn reference_dn(dir: &Directory, caller: &Caller, attr: &str, id: &str) -> Result<Dn, ScimError> {
-    match lookup::dn_of(dir, caller, id)? {
-        Some((dn, classes))
-            if classes.iter().any(|c| c.eq_ignore_ascii_case("person") || c.eq_ignore_ascii_case("inetOrgPerson")) =>
+/// The DN a reference's id names, as the caller sees it (a manager must be
+/// a User), and its display name.
+fn reference_dn(dir: &Directory, caller: &Caller, attr: &str, id: &str) -> Result<(Dn, Option<String>), ScimError> {
+    let found = dir.read_by_uuid(&caller.1.principal, id, &["objectClass", "displayName", "cn"])?;
+    let base = dir.normalize_dn(&lookup::base_of(dir, caller))?;
+    match found {
+        Some(e)
+            if lookup::has_class(&e, "person")
+                && dir.normalize_dn(&e.dn).is_ok_and(|n| crate::directory::dn::is_under(&n, &base)) =>
         {
-            Ok(dn)
+            let display = e.first_str("displayName").or(e.first_str("cn")).map(str::to_string);
+            Ok((e.dn, display))
         }
         _ => Err(ScimError::invalid_value(format!("{attr}: no user with id {id}"))),
     }
@@ -132,8 +139,9 @@ fn parse_user(dir: &Directory, doc: &Value) -> Result<Parsed, ScimError> {
     parse::parse(&USERS, doc, &DirSyntax(dir.schema()))
 }
 
-/// The changes that create a user: its entry, then the application groups it is granted.
-pub(super) fn create_changes(dir: &Directory, caller: &Caller, doc: &Value) -> Result<Vec<Change>, ScimError> {
+/// The changes that create a user: its entry, then the application groups
+/// it is granted; and the User as stored, but for what the server computes.
+pub(super) fn create_changes(dir: &Directory, caller: &Caller, doc: &Value) -> Result<(Vec<Change>, Value), ScimError> {
     let org_dn = match &caller.0 {
         TokenScope::Organisation(dn) => {
             // Its own organisation: naming another is asking for what the token may not do.
@@ -158,7 +166,7 @@ pub(super) fn create_changes(dir: &Directory, caller: &Caller, doc: &Value) -> R
             dir.find_organisation(siren)?
         }
     };
-    let parsed = parse_user(dir, doc)?;
+    let mut parsed = parse_user(dir, doc)?;
     let uid = parsed.first("uid").ok_or_else(|| ScimError::invalid_value("userName is required"))?.to_string();
     let dn = org_dn.child(Rdn::single("ou", "agents")).child(Rdn::single("uid", &uid));
     let mut entry = Entry::new(dn.clone()).with("objectClass", ["inetOrgPerson", "cigAgent"]);
@@ -173,14 +181,61 @@ pub(super) fn create_changes(dir: &Directory, caller: &Caller, doc: &Value) -> R
     }
     for (attr, id) in &parsed.references {
         if let Some(id) = id {
-            entry.add_values(attr, [reference_dn(dir, caller, attr, id)?.to_string().into_bytes()]);
+            let (target, display) = reference_dn(dir, caller, attr, id)?;
+            entry.add_values(attr, [target.to_string().into_bytes()]);
+            // The manager as a GET shows it.
+            if let Some(Value::Object(m)) = parsed.doc.get_mut(ENTERPRISE).and_then(|e| e.get_mut("manager")) {
+                m.insert("$ref".into(), format!("/scim/v2/Users/{id}").into());
+                if let Some(d) = display {
+                    m.insert("displayName".into(), d.into());
+                }
+            }
         }
     }
     let mut changes = vec![Change::Add(entry)];
     for app in parsed.applications.iter().flatten() {
         changes.push(grant(dir, app, &dn, ModOp::Add));
     }
-    Ok(changes)
+    let mut answer = parsed.doc;
+    if let Some(mut apps) = parsed.applications.filter(|a| !a.is_empty()) {
+        apps.sort();
+        answer.insert(AGENT.into(), json!({"applications": apps}));
+    }
+    Ok((changes, Value::Object(answer)))
+}
+
+/// The User just created, from the document it was created with (what a
+/// GET reads back, without rendering the entry again): the server's id,
+/// meta and SIREN added.
+pub(super) fn created(dir: &Directory, entry: &Entry, answer: Value) -> Value {
+    let Value::Object(mut doc) = answer else { return answer };
+    let id = entry.first_str("entryUUID").unwrap_or_default().to_string();
+    doc.insert("id".into(), Value::String(id.clone()));
+    let siren = dir.normalize_dn(&entry.dn).ok().and_then(|ndn| dir.organisation_siren(&ndn).ok().flatten());
+    let mut agent = match doc.remove(AGENT) {
+        Some(Value::Object(a)) => a,
+        _ => Map::new(),
+    };
+    let applications: Vec<String> = agent
+        .get("applications")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    if let Some(s) = siren {
+        agent.insert("siren".into(), s.into());
+    }
+    let mut schemas = vec![Value::String(USER.into())];
+    if doc.contains_key(ENTERPRISE) {
+        schemas.push(ENTERPRISE.into());
+    }
+    if !agent.is_empty() {
+        schemas.push(AGENT.into());
+        doc.insert(AGENT.into(), Value::Object(agent));
+    }
+    doc.insert("schemas".into(), Value::Array(schemas));
+    let memberships: Vec<String> = applications.iter().map(|a| lookup::application_dn(dir, a).to_string()).collect();
+    doc.insert("meta".into(), meta(entry, "User", &id, &memberships));
+    Value::Object(doc)
 }
 
 fn grant(dir: &Directory, app: &str, member: &Dn, op: ModOp) -> Change {
@@ -232,7 +287,7 @@ pub(super) fn write_changes(
     }
     for (attr, id) in &parsed.references {
         let values = match id {
-            Some(id) => vec![reference_dn(dir, caller, attr, id)?.to_string().into_bytes()],
+            Some(id) => vec![reference_dn(dir, caller, attr, id)?.0.to_string().into_bytes()],
             None => Vec::new(),
         };
         let same = match (current(entry, attr).first(), values.first()) {

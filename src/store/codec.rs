@@ -147,21 +147,31 @@ impl Record {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            16 + self.dn.len()
-                + self.ndn.len()
-                + self
-                    .attrs
-                    .iter()
-                    .map(|(n, v)| n.len() + 4 + v.iter().map(|x| x.len() + 2).sum::<usize>())
-                    .sum::<usize>(),
-        );
+        Record::encode_parts(
+            self.parent,
+            &self.dn,
+            &self.ndn,
+            self.attrs.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
+        )
+    }
+
+    /// The encoding of a record from borrowed parts: an entry is written
+    /// without copying its values into a `Record` first.
+    pub fn encode_parts<'a>(
+        parent: u64,
+        dn: &str,
+        ndn: &str,
+        attrs: impl Iterator<Item = (&'a str, &'a [Vec<u8>])> + Clone,
+    ) -> Vec<u8> {
+        let size: usize = attrs.clone().map(|(n, v)| n.len() + 4 + v.iter().map(|x| x.len() + 2).sum::<usize>()).sum();
+        let count = attrs.clone().count();
+        let mut out = Vec::with_capacity(16 + dn.len() + ndn.len() + size);
         out.push(RECORD_V1);
-        put_varint(&mut out, self.parent);
-        put_bytes(&mut out, self.dn.as_bytes());
-        put_bytes(&mut out, self.ndn.as_bytes());
-        put_varint(&mut out, self.attrs.len() as u64);
-        for (name, values) in &self.attrs {
+        put_varint(&mut out, parent);
+        put_bytes(&mut out, dn.as_bytes());
+        put_bytes(&mut out, ndn.as_bytes());
+        put_varint(&mut out, count as u64);
+        for (name, values) in attrs {
             put_bytes(&mut out, name.as_bytes());
             put_varint(&mut out, values.len() as u64);
             for v in values {

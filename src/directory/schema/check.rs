@@ -1,6 +1,7 @@
 //! Entry validation against the schema (RFC 4512 §2.4, §3.4; result codes of
 //! RFC 4511 Appendix A): the checks every write goes through.
 
+use super::syntax::Syntax;
 use super::{AttrId, ClassKind, Schema};
 use crate::directory::entry::Entry;
 use crate::directory::error::{DirectoryError, Result};
@@ -133,6 +134,15 @@ impl Schema {
     }
 
     /// Syntax, single-value and duplicate checks for one attribute's values.
+    /// Whether an attribute (by name) accepts this value, by its syntax.
+    pub fn accepts(&self, name: &str, value: &[u8]) -> bool {
+        let Some(id) = self.attr_id(name) else { return false };
+        let attr = self.attr(id);
+        attr.syntax.validate(value).is_ok()
+            && (!matches!(attr.syntax, Syntax::Dn | Syntax::NameAndOptionalUid)
+                || self.normalize_eq(attr, value).is_ok())
+    }
+
     pub fn check_values(&self, id: AttrId, values: &[Vec<u8>]) -> Result<()> {
         let attr = self.attr(id);
         if values.is_empty() {
@@ -148,6 +158,11 @@ impl Schema {
             attr.syntax.validate(v).map_err(|why| {
                 DirectoryError::InvalidAttributeSyntax(format!("{}: value #{i} invalid per syntax: {why}", attr.name))
             })?;
+            // A lone value needs no duplicate check: normalised only where the
+            // rule refuses more than the syntax does (a DN naming unknown types).
+            if values.len() == 1 && !matches!(attr.syntax, Syntax::Dn | Syntax::NameAndOptionalUid) {
+                continue;
+            }
             let n = self.normalize_eq(attr, v).map_err(|why| {
                 DirectoryError::InvalidAttributeSyntax(format!("{}: value #{i} invalid per syntax: {why}", attr.name))
             })?;
