@@ -52,7 +52,7 @@ MANIFEST="$WORK/cig-$AGENTS"
 
 echo "== building (release)"
 (cd "$REPO" && cargo build --release --quiet)
-CONV="$REPO/target/release/convergences"
+CONV="${CONV:-$REPO/target/release/convergences}"
 BENCH_BIN="$WORK/ldapbench-target/release/ldapbench"
 (cd "$KIT/ldapbench" && CARGO_TARGET_DIR="$WORK/ldapbench-target" cargo build --release --quiet)
 

@@ -24,21 +24,26 @@ impl Directory {
 
     /// The entry `id` with the attributes asked for, if `access` lets it be seen.
     fn read_id(&self, r: &ReadTx, access: &Access<'_>, id: u64, wanted: &Wanted<'_>) -> Result<Option<Entry>> {
-        let keep = |stored: &[u8]| wanted.decoded.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(stored));
+        let all = wanted.attrs.contains(&"*");
+        let keep = |stored: &[u8]| all || wanted.decoded.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(stored));
         let Some(mut rec) = r.entry_keeping(id, &keep)? else { return Ok(None) };
         let mut entry = self.take_entry(&mut rec)?;
         let Some(mask) = access.readable(r, &rec.ndn, &entry)? else { return Ok(None) };
+        if all && mask.is_everything() {
+            return Ok(Some(entry));
+        }
         entry.attrs.retain(|a| {
             self.schema.attr_id(&a.name).is_some_and(|aid| {
                 mask.allows(&self.schema.attr(aid).lname)
-                    && wanted.attrs.iter().any(|w| self.schema.attr_id(w) == Some(aid))
+                    && (all || wanted.attrs.iter().any(|w| self.schema.attr_id(w) == Some(aid)))
             })
         });
         Ok(Some(entry))
     }
 
     /// The entry with this entryUUID (a SCIM id) and the attributes asked
-    /// for, if the identity may see it; found through the UUID table.
+    /// for (`*`: every stored one it may read), if the identity may see it;
+    /// found through the UUID table.
     pub fn read_by_uuid(&self, who: &Principal, uuid: &str, attrs: &[&str]) -> Result<Option<Entry>> {
         let Ok(u) = uuid::Uuid::try_parse(uuid.trim()) else { return Ok(None) };
         let r = self.store.read()?;

@@ -494,7 +494,11 @@ impl Directory {
         new.set("modifyTimestamp", vec![now_generalized().into_bytes()]);
         super::request::bump_revision(&mut new);
         new.set("modifiersName", vec![actor.dn.clone().into_bytes()]);
-        self.reindex(w, id, &old, &new)?;
+        // Only what the modify touched can have other index keys (and what it sets itself).
+        let mut changed = touched.clone();
+        changed
+            .extend(["modifyTimestamp", "modifiersName", "cigRevision", "pwdChangedTime", "member"].map(String::from));
+        self.reindex_changed(w, id, &old, &new, &changed)?;
         w.put_encoded_entry(id, self.record(&new, &ndn, rec.parent))?;
         self.log(w, actor, "modify", dn, &ndn, touched)?;
         Ok(())
@@ -536,6 +540,29 @@ impl Directory {
     pub(super) fn reindex(&self, w: &mut WriteTx, id: u64, old: &Entry, new: &Entry) -> Result<()> {
         let before = self.index_keys(old);
         let after = self.index_keys(new);
+        let gone: Vec<Vec<u8>> = before.iter().filter(|k| after.binary_search(k).is_err()).cloned().collect();
+        let added: Vec<Vec<u8>> = after.iter().filter(|k| before.binary_search(k).is_err()).cloned().collect();
+        w.index(&gone, id, false)?;
+        w.index(&added, id, true)?;
+        Ok(())
+    }
+
+    /// [`Directory::reindex`] for a change confined to these attributes.
+    fn reindex_changed(&self, w: &mut WriteTx, id: u64, old: &Entry, new: &Entry, changed: &[String]) -> Result<()> {
+        let lnames: Vec<&str> = changed
+            .iter()
+            .filter_map(|n| self.schema.attr_id(n))
+            .flat_map(|id| self.schema.attr(id).with_subtypes.iter().map(|&s| self.schema.attr(s).lname.as_str()))
+            .collect();
+        let only = |set: &FoldSet<String>| -> FoldSet<String> {
+            set.iter().filter(|a| lnames.contains(&a.as_str())).cloned().collect()
+        };
+        let (eq, sub) = (only(&self.eq_indexed), only(&self.sub_indexed));
+        if eq.is_empty() && sub.is_empty() {
+            return Ok(());
+        }
+        let before = self.index_keys_with(old, &eq, &sub);
+        let after = self.index_keys_with(new, &eq, &sub);
         let gone: Vec<Vec<u8>> = before.iter().filter(|k| after.binary_search(k).is_err()).cloned().collect();
         let added: Vec<Vec<u8>> = after.iter().filter(|k| before.binary_search(k).is_err()).cloned().collect();
         w.index(&gone, id, false)?;

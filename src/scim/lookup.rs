@@ -31,10 +31,13 @@ fn by_id(id: &str) -> Filter {
     Filter::Equality("entryUUID".into(), id.as_bytes().to_vec())
 }
 
-/// The entry with this SCIM id that the caller sees, of the given class.
+/// The entry with this SCIM id that the caller sees, of the given class,
+/// with every stored attribute it may read (through the UUID table).
 pub fn find(dir: &Directory, caller: &Caller, id: &str, class: &str) -> Result<Option<Entry>, ScimError> {
-    let f = Filter::And(vec![Filter::Equality("objectClass".into(), class.as_bytes().to_vec()), by_id(id)]);
-    Ok(search(dir, caller, f)?.pop())
+    let Some(e) = dir.read_by_uuid(&caller.1.principal, id, &["*"])? else { return Ok(None) };
+    let base = dir.normalize_dn(&base_of(dir, caller))?;
+    let within = dir.normalize_dn(&e.dn).is_ok_and(|n| crate::directory::dn::is_under(&n, &base));
+    Ok((within && has_class(&e, class)).then_some(e))
 }
 
 /// The DN and object classes of the entry with this SCIM id the caller sees
