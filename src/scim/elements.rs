@@ -313,7 +313,9 @@ pub fn write(el: &Elements, elems: &[Map<String, Value>], syntax: &dyn Syntax) -
             .map(|(_, v)| v.iter().map(Vec::as_slice).collect())
             .unwrap_or_default()
     };
-    let apps = written.applications.clone().unwrap_or_default();
+    // In the order a read finds them (the application groups, sorted).
+    let mut apps = written.applications.clone().unwrap_or_default();
+    apps.sort();
     let rebuilt = render(el, &Stored { values: &values, applications: &apps }, syntax);
     let sent: Vec<Value> = elems.iter().cloned().map(Value::Object).collect();
     if rebuilt != sent {

@@ -17,7 +17,7 @@ use super::render::{self, DirSyntax, Sources};
 use super::users::meta;
 use super::{Caller, ScimError};
 use crate::directory::request::version;
-use crate::directory::{Change, Directory, Dn, EMPTY_GROUP_MEMBER, Entry, ModOp, Modification, Rdn, TokenScope};
+use crate::directory::{Change, Directory, Dn, EMPTY_GROUP_MEMBER, Entry, ModOp, Modification, Rdn};
 use scim_v2::filter::{AttrExp, CompValue, CompareOp, PatchPath, ValFilter};
 
 /// The DNs a group lists, its placeholder left out.
@@ -129,33 +129,8 @@ fn parse_group(dir: &Directory, doc: &Value) -> Result<parse::Parsed, ScimError>
 
 /// The change that creates a group from its document.
 pub(super) fn create_changes(dir: &Directory, caller: &Caller, doc: &Value) -> Result<Vec<Change>, ScimError> {
-    let org = match &caller.0 {
-        TokenScope::Organisation(dn) => {
-            // Its own organisation: naming another is asking for what the token may not do.
-            if let Some(siren) = doc.get(GROUP_EXTENSION).and_then(|a| a.get("siren")).and_then(Value::as_str)
-                && dir
-                    .find_organisation(siren)
-                    .ok()
-                    .is_none_or(|named| dir.normalize_dn(&named).ok() != dir.normalize_dn(dn).ok())
-            {
-                return Err(ScimError::new(
-                    axum::http::StatusCode::FORBIDDEN,
-                    None,
-                    format!("an organisation's token creates in its own organisation, not in {siren}"),
-                ));
-            }
-            dn.clone()
-        }
-        TokenScope::Cig => {
-            let siren =
-                doc.get(GROUP_EXTENSION).and_then(|a| a.get("siren")).and_then(Value::as_str).ok_or_else(|| {
-                    ScimError::invalid_value(format!(
-                        "a CIG token must say where the group goes: {GROUP_EXTENSION}:siren"
-                    ))
-                })?;
-            dir.find_organisation(siren)?
-        }
-    };
+    let named = doc.get(GROUP_EXTENSION).and_then(|a| a.get("siren")).and_then(Value::as_str);
+    let org = lookup::organisation_for(dir, caller, named, "group", GROUP_EXTENSION)?;
     let parsed = parse_group(dir, doc)?;
     let name = parsed.first("cn").ok_or_else(|| ScimError::invalid_value("displayName is required"))?.to_string();
     let ids = doc.as_object().and_then(|o| get_ci(o, "members")).map(listed_ids).transpose()?.unwrap_or_default();

@@ -111,3 +111,38 @@ pub fn application_dn(dir: &Directory, app: &str) -> Dn {
         .child(crate::directory::Rdn::single("ou", "applications"))
         .child(crate::directory::Rdn::single("cn", app))
 }
+
+/// The organisation a new resource goes to: an organisation's token's own
+/// (naming another is asking for what the token may not do: 403), or, for
+/// a CIG-wide token, the one whose SIREN the document names.
+pub fn organisation_for(
+    dir: &Directory,
+    caller: &Caller,
+    named: Option<&str>,
+    what: &str,
+    extension: &str,
+) -> Result<Dn, ScimError> {
+    match &caller.0 {
+        TokenScope::Organisation(own) => {
+            if let Some(siren) = named
+                && dir
+                    .find_organisation(siren)
+                    .ok()
+                    .is_none_or(|n| dir.normalize_dn(&n).ok() != dir.normalize_dn(own).ok())
+            {
+                return Err(ScimError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    None,
+                    format!("an organisation's token creates in its own organisation, not in {siren}"),
+                ));
+            }
+            Ok(own.clone())
+        }
+        TokenScope::Cig => {
+            let siren = named.ok_or_else(|| {
+                ScimError::invalid_value(format!("a CIG token must say where the {what} goes: {extension}:siren"))
+            })?;
+            Ok(dir.find_organisation(siren)?)
+        }
+    }
+}

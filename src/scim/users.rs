@@ -12,7 +12,7 @@ use super::parse::{self, Parsed};
 use super::render::{self, DirSyntax, Sources};
 use super::{Caller, ScimError};
 use crate::directory::request::version;
-use crate::directory::{Change, Directory, Dn, Entry, ModOp, Modification, Rdn, TokenScope};
+use crate::directory::{Change, Directory, Dn, Entry, ModOp, Modification, Rdn};
 
 /// Everything a User shows besides its entry.
 pub(super) struct Context {
@@ -142,36 +142,15 @@ fn parse_user(dir: &Directory, doc: &Value) -> Result<Parsed, ScimError> {
 /// The changes that create a user: its entry, then the application groups
 /// it is granted; and the User as stored, but for what the server computes.
 pub(super) fn create_changes(dir: &Directory, caller: &Caller, doc: &Value) -> Result<(Vec<Change>, Value), ScimError> {
-    let org_dn = match &caller.0 {
-        TokenScope::Organisation(dn) => {
-            // Its own organisation: naming another is asking for what the token may not do.
-            if let Some(siren) = doc.get(AGENT).and_then(|a| a.get("siren")).and_then(Value::as_str)
-                && dir
-                    .find_organisation(siren)
-                    .ok()
-                    .is_none_or(|named| dir.normalize_dn(&named).ok() != dir.normalize_dn(dn).ok())
-            {
-                return Err(ScimError::new(
-                    axum::http::StatusCode::FORBIDDEN,
-                    None,
-                    format!("an organisation's token creates in its own organisation, not in {siren}"),
-                ));
-            }
-            dn.clone()
-        }
-        TokenScope::Cig => {
-            let siren = doc.get(AGENT).and_then(|a| a.get("siren")).and_then(Value::as_str).ok_or_else(|| {
-                ScimError::invalid_value(format!("a CIG token must say where the user goes: {AGENT}:siren"))
-            })?;
-            dir.find_organisation(siren)?
-        }
-    };
+    let named = doc.get(AGENT).and_then(|a| a.get("siren")).and_then(Value::as_str);
+    let org_dn = lookup::organisation_for(dir, caller, named, "user", AGENT)?;
     let mut parsed = parse_user(dir, doc)?;
     let uid = parsed.first("uid").ok_or_else(|| ScimError::invalid_value("userName is required"))?.to_string();
     let dn = org_dn.child(Rdn::single("ou", "agents")).child(Rdn::single("uid", &uid));
     let mut entry = Entry::new(dn.clone()).with("objectClass", ["inetOrgPerson", "cigAgent"]);
-    for (name, values) in parsed.values.iter().filter(|(_, v)| !v.is_empty()) {
-        entry.add_values(name, values.clone());
+    // Each LDAP attribute once in the mapping: appended, not looked up.
+    for (name, values) in std::mem::take(&mut parsed.values).into_iter().filter(|(_, v)| !v.is_empty()) {
+        entry.attrs.push(crate::directory::Attribute { name: name.to_string(), values });
     }
     if !parsed.filled.is_empty() {
         entry.add_values("cigScimFilled", parsed.filled.iter().map(|f| f.as_bytes().to_vec()));

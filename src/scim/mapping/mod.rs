@@ -6,7 +6,12 @@
 //! with what is stored, and a new attribute is one row.
 
 pub mod group;
+mod markdown;
+mod time;
 pub mod user;
+
+pub use markdown::markdown;
+pub use time::{generalized_time, iso_time};
 
 use serde_json::{Map, Value, json};
 
@@ -478,175 +483,6 @@ fn collect_ldap(attrs: &[Attr], out: &mut Vec<&'static str>) {
             }
             Home::Parts => collect_ldap(a.subs, out),
             Home::Server | Home::Password => {}
-        }
-    }
-}
-
-/// `20261123213000Z` → `2026-11-23T21:30:00Z` (RFC 7643 §2.3.5 dateTime).
-pub fn iso_time(gt: &str) -> String {
-    let b = gt.as_bytes();
-    if b.len() < 15 || !b[..14].iter().all(u8::is_ascii_digit) {
-        return gt.to_string();
-    }
-    let mut out = String::with_capacity(20);
-    for (piece, sep) in [(0..4, "-"), (4..6, "-"), (6..8, "T"), (8..10, ":"), (10..12, ":"), (12..14, "Z")] {
-        out.push_str(&gt[piece]);
-        out.push_str(sep);
-    }
-    out
-}
-
-/// An RFC 3339 dateTime (any offset) → `YYYYmmddHHMMSSZ` in UTC, for
-/// comparisons on meta times; `None` when it is not one.
-pub fn generalized_time(iso: &str) -> Option<String> {
-    let s = iso.trim();
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
-    };
-    if b.len() < 19
-        || b.get(4) != Some(&b'-')
-        || b.get(7) != Some(&b'-')
-        || !matches!(b.get(10), Some(b'T' | b't' | b' '))
-    {
-        return None;
-    }
-    let (y, mo, d, h, mi, sec) =
-        (digits(0..4)?, digits(5..7)?, digits(8..10)?, digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-        rest = &frac[n..];
-    }
-    let offset_minutes = match rest {
-        "Z" | "z" | "" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?)
-        }
-        _ => return None,
-    };
-    // Days from the civil date (Howard Hinnant's algorithm), then back, in UTC.
-    let days = days_from_civil(y, mo, d);
-    let total = days * 86_400 + h * 3600 + mi * 60 + sec - offset_minutes * 60;
-    let (days, secs) = (total.div_euclid(86_400), total.rem_euclid(86_400));
-    let (y, mo, d) = civil_from_days(days);
-    Some(format!("{y:04}{mo:02}{d:02}{:02}{:02}{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60))
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn date_times_with_offsets_compare_in_utc() {
-        assert_eq!(generalized_time("2026-11-23T21:30:00Z").unwrap(), "20261123213000Z");
-        assert_eq!(generalized_time("2026-11-23T22:30:00+01:00").unwrap(), "20261123213000Z");
-        assert_eq!(generalized_time("2026-01-01T00:30:00.123+01:00").unwrap(), "20251231233000Z");
-        assert_eq!(generalized_time("2024-02-29T23:00:00-02:00").unwrap(), "20240301010000Z");
-        assert!(generalized_time("demain").is_none());
-        assert_eq!(iso_time("20261123213000Z"), "2026-11-23T21:30:00Z");
-    }
-}
-
-/// Where each attribute of a resource lives, as a Markdown table (the one
-/// in scim/README.md, which a test holds to this).
-pub fn markdown(res: &Resource) -> String {
-    let mut out = String::from("| SCIM attribute | LDAP | mutability | returned |\n|---|---|---|---|\n");
-    let mut row = |path: String, attr: &Attr| {
-        let home = match attr.home {
-            Home::Server => "computed".to_string(),
-            Home::Ldap(l) => format!("`{l}`"),
-            Home::Required(l, _) => format!("`{l}` (filled when absent, noted in `cigScimFilled`)"),
-            Home::Flag(l, d) => format!("`{l}` (`TRUE`/`FALSE`, absent: {d})"),
-            Home::Parts => "its sub-attributes".to_string(),
-            Home::Password => "`userPassword` (hashed)".to_string(),
-            Home::Reference(l) => format!("`{l}`: the DN of the entry whose `entryUUID` is its value"),
-            Home::Elements(e) => {
-                let mirrors: Vec<String> = e
-                    .mirrors
-                    .iter()
-                    .map(|m| {
-                        let to = match m.source {
-                            Source::Ldap(l) | Source::Base64(l) | Source::Postal(l) => format!("`{l}`"),
-                            Source::Applications => "membership of `cn=<value>,ou=applications`".to_string(),
-                        };
-                        let which = match (m.when_type, m.first_only) {
-                            (Some(t), true) => format!("the first {t} one's"),
-                            (Some(t), false) => format!("{t} ones'"),
-                            (None, _) => "every one's".to_string(),
-                        };
-                        format!("{which} {} in {to}", m.sub)
-                    })
-                    .collect();
-                if mirrors.is_empty() {
-                    format!("`{}` (JSON)", e.store)
-                } else {
-                    format!("`{}` (JSON); {}", e.store, mirrors.join("; "))
-                }
-            }
-        };
-        out.push_str(&format!(
-            "| {path} | {home} | {} | {} |\n",
-            mutability_name(attr.mutability),
-            returned_name(attr.returned)
-        ));
-    };
-    for schema in std::iter::once(res.core).chain(res.extensions.iter().copied()) {
-        let prefix = if std::ptr::eq(schema, res.core) { String::new() } else { format!("{}:", schema.name) };
-        let attrs: Vec<&Attr> = if std::ptr::eq(schema, res.core) {
-            COMMON_ATTRS.iter().chain(schema.attrs).collect()
-        } else {
-            schema.attrs.iter().collect()
-        };
-        for attr in attrs {
-            row(format!("{prefix}{}", attr.name), attr);
-            if matches!(attr.home, Home::Parts) || attr.name == "meta" {
-                for sub in attr.subs {
-                    row(format!("{prefix}{}.{}", attr.name, sub.name), sub);
-                }
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod readme {
-    #[test]
-    fn the_readme_gives_the_mapping_the_tables_implement() {
-        let readme = include_str!("../../../scim/README.md");
-        for res in [&super::user::USERS, &super::group::GROUPS] {
-            let table = super::markdown(res);
-            assert!(
-                readme.contains(&table),
-                "scim/README.md must give the {} mapping as the code has it:\n{table}",
-                res.name
-            );
         }
     }
 }
