@@ -175,6 +175,14 @@ async fn a_refused_patch_applies_none_of_its_operations() {
         assert_eq!((status, err["scimType"].as_str()), (400, Some(scim_type)), "{bad}: {err}");
         assert!(err["detail"].as_str().is_some_and(|d| !d.is_empty()), "{err}");
     }
+    // A path nested past the filter limits, in a path or as a path-less key, is refused before parsing.
+    let deep = format!("emails{}", "[value eq \"x\"".repeat(200));
+    for bad in
+        [json!([{"op": "add", "path": deep, "value": "x"}]), json!([{"op": "add", "value": {deep.clone(): "x"}}])]
+    {
+        let (status, err) = f.patch(&id, bad).await;
+        assert_eq!((status, err["scimType"].as_str()), (400, Some("invalidFilter")), "{err}");
+    }
     let after = f.get(&id).await;
     assert_eq!(after, before, "nothing of a refused request applies");
     // A read-only attribute sent with the value it has is ignored (Okta repeats the id).

@@ -134,8 +134,14 @@ fn create<R: ResourceType>(ctx: &ScimContext, caller: &Caller, data: &Value) -> 
 /// the parser sees it.
 pub(super) fn check_patch_paths(body: &Value, limits: &super::query::FilterLimits) -> Result<(), ScimError> {
     let ops = body.get("Operations").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    for path in ops.iter().filter_map(|op| op.get("path").and_then(Value::as_str)) {
-        limits.check(path)?;
+    for op in ops {
+        if let Some(path) = op.get("path").and_then(Value::as_str) {
+            limits.check(path)?;
+        }
+        // A path-less value's keys are paths too (`name.givenName`).
+        for key in op.get("value").and_then(Value::as_object).into_iter().flat_map(|o| o.keys()) {
+            limits.check(key)?;
+        }
     }
     Ok(())
 }
