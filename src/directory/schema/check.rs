@@ -11,12 +11,19 @@ impl Schema {
     /// unknown types (undefinedAttributeType, 17).
     pub fn canonicalize(&self, entry: &mut Entry) -> Result<()> {
         let mut out: Vec<crate::directory::entry::Attribute> = Vec::with_capacity(entry.attrs.len());
+        // Duplicates found by id (an integer), names copied only when they differ.
+        let mut ids: Vec<AttrId> = Vec::with_capacity(entry.attrs.len());
         for mut a in std::mem::take(&mut entry.attrs) {
-            let (_, attr) = self.attr_of(&a.name)?;
-            a.name = attr.name.clone();
-            match out.iter_mut().find(|o| o.name == a.name) {
-                Some(o) => o.values.append(&mut a.values),
-                None => out.push(a),
+            let (id, attr) = self.attr_of(&a.name)?;
+            if a.name != attr.name {
+                a.name = attr.name.clone();
+            }
+            match ids.iter().position(|&i| i == id) {
+                Some(k) => out[k].values.append(&mut a.values),
+                None => {
+                    ids.push(id);
+                    out.push(a);
+                }
             }
         }
         entry.attrs = out;
