@@ -522,6 +522,22 @@ async fn what_the_big_identity_providers_check_first_holds() {
             .iter()
             .all(|g| g.get("members").is_none() && g.get("displayName").is_some())
     );
+    // A schema the server does not know: refused when attributes come under it
+    // (they would be lost), tolerated when only listed (Entra ID's ADSCIM URN).
+    let lost = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:example:params:scim:Inconnu"],
+                      "userName": "inconnu", "urn:example:params:scim:Inconnu": {"badge": "42"}});
+    let (status, _, err) = f.scim.call(&f.token, "POST", "/Users", Some(&lost)).await;
+    assert_eq!((status, err["scimType"].as_str()), (400, Some("invalidSyntax")), "{err}");
+    assert!(err["detail"].as_str().unwrap().contains("urn:example:params:scim:Inconnu"), "{err}");
+    let listed = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group",
+                                    "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+                        "displayName": "Liste"});
+    let (status, _, _) = f.scim.call(&f.token, "POST", "/Groups", Some(&listed)).await;
+    assert_eq!(status, 201);
+    let coreless =
+        json!({"schemas": ["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"], "userName": "sans.coeur"});
+    let (status, _, err) = f.scim.call(&f.token, "POST", "/Users", Some(&coreless)).await;
+    assert_eq!((status, err["scimType"].as_str()), (400, Some("invalidSyntax")), "{err}");
     // String Booleans and a string primary.
     let id = f
         .create(
