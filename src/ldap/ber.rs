@@ -2,12 +2,9 @@
 //! SearchResultEntry, SearchResultDone and the plain LDAPResult responses are
 //! written straight into the output buffer, without building ldap3_proto
 //! message structures (PERFORMANCE.md: 0.08 µs instead of 1.35 µs an entry).
-//! Rarer responses go through ldap3_proto's encoder ([`encode_msg`]).
+//! Every response is written here: nothing is left to an encoder that can fail.
 
-use bytes::BytesMut;
-use ldap3_proto::LdapCodec;
-use ldap3_proto::proto::{LdapMsg, LdapResult};
-use tokio_util::codec::Encoder;
+use ldap3_proto::proto::LdapResult;
 
 use crate::directory::Entry;
 
@@ -23,6 +20,7 @@ pub const ADD_RESPONSE: u8 = 0x69;
 pub const DEL_RESPONSE: u8 = 0x6b;
 pub const MODDN_RESPONSE: u8 = 0x6d;
 pub const COMPARE_RESPONSE: u8 = 0x6f;
+pub const EXTENDED_RESPONSE: u8 = 0x78;
 
 fn len_len(n: usize) -> usize {
     match n {
@@ -140,14 +138,19 @@ pub fn result(out: &mut Vec<u8>, msgid: i32, tag: u8, res: &LdapResult, controls
     put_int(out, 0x0a, code);
     put_octets(out, 0x04, res.matcheddn.as_bytes());
     put_octets(out, 0x04, res.message.as_bytes());
-    if !controls.is_empty() {
-        put_header(out, 0xa0, ctrls_len);
-        for (c, &n) in controls.iter().zip(&ctrl_items) {
-            put_header(out, 0x30, n);
-            put_octets(out, 0x04, c.oid.as_bytes());
-            if let Some(v) = &c.value {
-                put_octets(out, 0x04, v);
-            }
+    put_controls(out, controls, &ctrl_items, ctrls_len);
+}
+
+fn put_controls(out: &mut Vec<u8>, controls: &[ResponseControl], items: &[usize], len: usize) {
+    if controls.is_empty() {
+        return;
+    }
+    put_header(out, 0xa0, len);
+    for (c, &n) in controls.iter().zip(items) {
+        put_header(out, 0x30, n);
+        put_octets(out, 0x04, c.oid.as_bytes());
+        if let Some(v) = &c.value {
+            put_octets(out, 0x04, v);
         }
     }
 }
@@ -169,12 +172,48 @@ pub fn sort_value(code: i64) -> Vec<u8> {
     v
 }
 
-/// Anything else, through ldap3_proto's encoder.
-pub fn encode_msg(out: &mut Vec<u8>, msg: LdapMsg) {
-    let mut buf = BytesMut::new();
-    if LdapCodec::default().encode(msg, &mut buf).is_ok() {
-        out.extend_from_slice(&buf);
+/// Append an ExtendedResponse (RFC 4511 §4.12): an LDAPResult, then the
+/// optional responseName [10] and responseValue [11]. Written here rather
+/// than by ldap3_proto, whose encoder can fail and then sends nothing, and
+/// which cannot leave the value out.
+pub fn extended(
+    out: &mut Vec<u8>,
+    msgid: i32,
+    res: &LdapResult,
+    name: Option<&str>,
+    value: Option<&[u8]>,
+    controls: &[ResponseControl],
+) {
+    let mut tail = Vec::new();
+    if let Some(n) = name {
+        put_octets(&mut tail, 0x8a, n.as_bytes());
     }
+    if let Some(v) = value {
+        put_octets(&mut tail, 0x8b, v);
+    }
+    let code = res.code.clone() as i64;
+    let op_len = tlv(int_len(code)) + tlv(res.matcheddn.len()) + tlv(res.message.len()) + tail.len();
+    let ctrl_items: Vec<usize> =
+        controls.iter().map(|c| tlv(c.oid.len()) + c.value.as_ref().map(|v| tlv(v.len())).unwrap_or(0)).collect();
+    let ctrls_len: usize = ctrl_items.iter().map(|&n| tlv(n)).sum();
+    let mut msg_len = tlv(int_len(msgid.into())) + tlv(op_len);
+    if !controls.is_empty() {
+        msg_len += tlv(ctrls_len);
+    }
+    put_header(out, 0x30, msg_len);
+    put_int(out, 0x02, msgid.into());
+    put_header(out, EXTENDED_RESPONSE, op_len);
+    put_int(out, 0x0a, code);
+    put_octets(out, 0x04, res.matcheddn.as_bytes());
+    put_octets(out, 0x04, res.message.as_bytes());
+    out.extend_from_slice(&tail);
+    put_controls(out, controls, &ctrl_items, ctrls_len);
+}
+
+/// RFC 3062 §2.2 response value: `SEQUENCE { genPasswd [0] OCTET STRING }`.
+pub fn gen_passwd_value(out: &mut Vec<u8>, password: &[u8]) {
+    put_header(out, 0x30, tlv(password.len()));
+    put_octets(out, 0x80, password);
 }
 
 #[cfg(test)]
@@ -182,7 +221,9 @@ pub fn encode_msg(out: &mut Vec<u8>, msg: LdapMsg) {
 mod tests {
     use super::*;
     use crate::directory::{Dn, Entry};
-    use ldap3_proto::proto::{LdapOp, LdapResultCode};
+    use bytes::BytesMut;
+    use ldap3_proto::LdapCodec;
+    use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResultCode};
     use tokio_util::codec::Decoder;
 
     fn decode(bytes: &[u8]) -> LdapMsg {
@@ -230,5 +271,30 @@ mod tests {
         let mut out = Vec::new();
         result(&mut out, 300, BIND_RESPONSE, &res, &[]);
         assert!(matches!(decode(&out).op, LdapOp::BindResponse(_)));
+    }
+
+    #[test]
+    fn extended_responses_decode_with_ldap3_proto_with_and_without_a_value() {
+        let ok = LdapResult {
+            code: LdapResultCode::Success,
+            matcheddn: String::new(),
+            message: String::new(),
+            referral: vec![],
+        };
+        let mut out = Vec::new();
+        extended(&mut out, 9, &ok, Some("1.3.6.1.4.1.1466.20037"), None, &[]);
+        let LdapOp::ExtendedResponse(r) = decode(&out).op else { unreachable!("not extended") };
+        assert_eq!((r.name.as_deref(), r.value), (Some("1.3.6.1.4.1.1466.20037"), None));
+        let mut value = Vec::new();
+        gen_passwd_value(&mut value, b"s3cret");
+        let mut out = Vec::new();
+        extended(&mut out, 70_000, &ok, None, Some(&value), &[]);
+        let msg = decode(&out);
+        assert_eq!(msg.msgid, 70_000);
+        let LdapOp::ExtendedResponse(r) = msg.op else { unreachable!("not extended") };
+        assert_eq!(
+            (r.name, r.value.as_deref()),
+            (None, Some(&[0x30, 8, 0x80, 6, b's', b'3', b'c', b'r', b'e', b't'][..]))
+        );
     }
 }

@@ -4,12 +4,8 @@
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::LdapFilter;
 
-use super::convert;
+use super::{convert, oids};
 use crate::directory::Filter;
-
-pub const OID_ASSERTION: &str = "1.3.6.1.1.12";
-pub const OID_PRE_READ: &str = "1.3.6.1.1.13.1";
-pub const OID_POST_READ: &str = "1.3.6.1.1.13.2";
 
 /// Deepest BER nesting accepted inside a control value.
 const MAX_DEPTH: usize = 64;
@@ -33,14 +29,14 @@ pub fn write_controls(ctrls: &[LdapControl]) -> Result<WriteControls, String> {
             continue;
         };
         match oid.as_str() {
-            OID_ASSERTION => {
+            oids::ASSERTION => {
                 let v = value.as_deref().ok_or("assertion control without a filter")?;
                 let (_, tag) =
                     ldap3_lber::parse::parse_tag(v, MAX_DEPTH).map_err(|_| "assertion control value is not BER")?;
                 let f = LdapFilter::try_from(tag).map_err(|_| "assertion control value is not a filter")?;
                 out.assertion = Some(convert::filter(&f));
             }
-            OID_PRE_READ | OID_POST_READ => {
+            oids::PRE_READ | oids::POST_READ => {
                 let attrs = match value.as_deref() {
                     None => Vec::new(),
                     Some(v) => {
@@ -54,7 +50,7 @@ pub fn write_controls(ctrls: &[LdapControl]) -> Result<WriteControls, String> {
                             .ok_or("read entry control holds a bad attribute name")?
                     }
                 };
-                if oid == OID_PRE_READ {
+                if oid == oids::PRE_READ {
                     out.pre_read = Some(attrs);
                 } else {
                     out.post_read = Some(attrs);

@@ -14,6 +14,7 @@ mod controls;
 mod convert;
 pub mod decode;
 mod external;
+mod oids;
 mod ops;
 mod paging;
 mod result;
@@ -25,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use ldap3_proto::proto::{LdapExtendedResponse, LdapMsg, LdapOp, LdapResult, LdapResultCode};
+use ldap3_proto::proto::{LdapResult, LdapResultCode};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -221,6 +222,18 @@ pub(crate) struct Started {
 }
 
 impl Conn {
+    /// A connection whose responses go to `out`.
+    pub fn new(ctx: Arc<Context>, out: mpsc::UnboundedSender<Vec<u8>>) -> Conn {
+        Conn {
+            id: NEXT_CONN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            started: Mutex::new(HashMap::new()),
+            cursors: Mutex::new(paging::Cursors::new(ctx.max_paged_cursors)),
+            ctx,
+            out,
+            outstanding: Mutex::new(HashMap::new()),
+        }
+    }
+
     pub fn send(&self, buf: Vec<u8>) {
         if !buf.is_empty() {
             let _ = self.out.send(buf);
@@ -244,10 +257,10 @@ impl Conn {
     }
 
     /// The ExtendedResponse PDU of operation `id`, counted and logged.
-    pub fn extended_pdu(&self, id: i32, resp: LdapExtendedResponse) -> Vec<u8> {
-        self.finish(id, &resp.res);
+    pub fn extended_pdu(&self, id: i32, res: &LdapResult, name: Option<&str>, value: Option<&[u8]>) -> Vec<u8> {
+        self.finish(id, res);
         let mut out = Vec::new();
-        ber::encode_msg(&mut out, LdapMsg::new(id, LdapOp::ExtendedResponse(resp)));
+        ber::extended(&mut out, id, res, name, value, &[]);
         out
     }
 
@@ -294,7 +307,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch
                             Err(why) => {
                                 // Told in plain text even on LDAPS: no handshake is spent on a refusal.
                                 tracing::warn!(%peer, "connection refused: {why}");
-                                let _ = stream.write_all(&notice(LdapResultCode::Unavailable, why)).await;
+                                let _ = stream.write_all(&ops::notice(LdapResultCode::Unavailable, why)).await;
                                 let _ = stream.shutdown().await;
                                 return;
                             }
@@ -331,8 +344,6 @@ static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-/// RFC 4511 §4.14.1 StartTLS.
-pub const OID_STARTTLS: &str = "1.3.6.1.4.1.1466.20037";
 
 /// How a session over one stream ended.
 enum Outcome<S> {
@@ -391,14 +402,7 @@ where
     // Responses of operations running elsewhere come back through this
     // channel; this task writes everything, so an inline answer costs no hop.
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let conn = Arc::new(Conn {
-        id: NEXT_CONN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        started: Mutex::new(HashMap::new()),
-        cursors: Mutex::new(paging::Cursors::new(ctx.max_paged_cursors)),
-        ctx,
-        out: tx,
-        outstanding: Mutex::new(HashMap::new()),
-    });
+    let conn = Arc::new(Conn::new(ctx, tx));
     let mut upgrade = false;
     let mut healthy = true;
     loop {
@@ -412,7 +416,7 @@ where
                 continue;
             }
             _ = shutdown.changed() => {
-                conn.send(notice(LdapResultCode::Unavailable, "server shutting down"));
+                conn.send(ops::notice(LdapResultCode::Unavailable, "server shutting down"));
                 break;
             }
             n = tokio::time::timeout(conn.ctx.idle_timeout, reader.next()) => n,
@@ -420,7 +424,7 @@ where
         let msg = match next {
             Err(_) => {
                 if conn.outstanding.lock().map(|o| o.is_empty()).unwrap_or(true) {
-                    conn.send(notice(LdapResultCode::Other, "idle timeout"));
+                    conn.send(ops::notice(LdapResultCode::Other, "idle timeout"));
                     break;
                 }
                 continue;
@@ -431,44 +435,29 @@ where
                 // limit, refused before it is buffered whole) ends the
                 // connection with a Notice of Disconnection.
                 tracing::info!("protocol error, closing connection: {e}");
-                conn.send(notice(LdapResultCode::ProtocolError, "malformed or oversized PDU"));
+                conn.send(ops::notice(LdapResultCode::ProtocolError, "malformed or oversized PDU"));
                 break;
             }
             Ok(Some(Ok(msg))) => msg,
         };
-        // RFC 4511 §4.1.1.1: message ID 0 is reserved for unsolicited notifications.
-        if msg.msgid <= 0 {
-            conn.send(notice(LdapResultCode::ProtocolError, "message ID must be between 1 and 2147483647"));
-            break;
-        }
-        match &msg.op {
-            LdapOp::UnbindRequest => break,
-            LdapOp::ExtendedRequest(req) if req.name == OID_STARTTLS => {
-                // RFC 4511 §4.14.1, RFC 4513 §3.1.1.
-                let busy = !conn.outstanding.lock().map(|o| o.is_empty()).unwrap_or(false);
-                let (code, text) = if session.is_tls {
-                    (LdapResultCode::OperationsError, "TLS is already established")
-                } else if conn.ctx.tls.is_none() {
-                    (LdapResultCode::Unavailable, "TLS is not configured on this server")
-                } else if busy {
-                    (LdapResultCode::OperationsError, "operations are outstanding on this connection")
-                } else {
-                    upgrade = true;
-                    (LdapResultCode::Success, "")
-                };
-                let resp = LdapExtendedResponse {
-                    res: result::result(code, text),
-                    name: Some(OID_STARTTLS.to_string()),
-                    value: None,
-                };
-                let mut out = Vec::new();
-                ber::encode_msg(&mut out, LdapMsg::new(msg.msgid, LdapOp::ExtendedResponse(resp)));
-                conn.send(out);
-                if upgrade {
+        match ops::dispatch(&conn, &mut session, msg).await {
+            ops::Reply::Silent | ops::Reply::Pending(_) => {}
+            ops::Reply::Now(buf) => {
+                if wr.write_all(&buf).await.is_err() {
+                    healthy = false;
                     break;
                 }
             }
-            _ => ops::dispatch(&conn, &mut session, msg).await,
+            ops::Reply::StartTls(buf) => {
+                conn.send(buf);
+                upgrade = true;
+                break;
+            }
+            // RFC 4511 §4.4.1: after a Notice of Disconnection the server closes.
+            ops::Reply::Close(buf) => {
+                conn.send(buf);
+                break;
+            }
         }
         // Write what the operation answered inline, in one write.
         while let Ok(buf) = rx.try_recv() {
@@ -498,11 +487,4 @@ where
     }
     let _ = wr.shutdown().await;
     Outcome::Closed
-}
-
-/// RFC 4511 §4.4.1 Notice of Disconnection, encoded.
-fn notice(code: LdapResultCode, msg: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    ber::encode_msg(&mut out, ldap3_proto::DisconnectionNotice::gen_response(code, msg));
-    out
 }

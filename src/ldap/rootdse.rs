@@ -1,22 +1,19 @@
 //! The root DSE (RFC 4512 §5.1) and the subschema subentry (RFC 4512 §4.2),
 //! readable anonymously so that generic tools can discover the server.
 
-use super::ops::{OID_MANAGE_DSA_IT, OID_PAGED_RESULTS, OID_SORT_REQUEST};
+use super::oids;
 use crate::directory::{Directory, Dn, Entry, Rdn};
 
 pub const SUBSCHEMA_DN: &str = "cn=Subschema";
-pub const OID_WHOAMI: &str = "1.3.6.1.4.1.4203.1.11.3";
-pub const OID_PASSWORD_MODIFY: &str = "1.3.6.1.4.1.4203.1.11.1";
 
 pub fn root_dse(dir: &Directory, sasl_mechanisms: &[&str]) -> Entry {
     let mut e = Entry::new(Dn::root())
         .with("objectClass", ["top"])
         .with("namingContexts", [dir.suffix().to_string()])
         .with("supportedLDAPVersion", ["3"])
-        .with("supportedControl", [OID_PAGED_RESULTS, OID_SORT_REQUEST, OID_MANAGE_DSA_IT])
-        .with("supportedExtension", [OID_WHOAMI, OID_PASSWORD_MODIFY, super::OID_STARTTLS])
-        // RFC 4512 §5.1: all operational attributes (+), objectClass attributes (@), absolute true/false filters (RFC 4526).
-        .with("supportedFeatures", ["1.3.6.1.4.1.4203.1.5.1", "1.3.6.1.4.1.4203.1.5.2", "1.3.6.1.4.1.4203.1.5.3"])
+        .with("supportedControl", oids::CONTROLS.iter().copied())
+        .with("supportedExtension", oids::EXTENSIONS.iter().copied())
+        .with("supportedFeatures", oids::FEATURES.iter().copied())
         .with("subschemaSubentry", [SUBSCHEMA_DN])
         .with("vendorName", ["Convergences"])
         .with("vendorVersion", [concat!("Convergences ", env!("CARGO_PKG_VERSION"))]);
@@ -98,13 +95,18 @@ pub fn subschema(dir: &Directory) -> Entry {
     e
 }
 
-/// Attribute selection for these two special entries, whose attributes are
-/// operational: `+`, `*` or no list give everything, `1.1` nothing, names those.
+/// Attribute selection for these two special entries. Their attributes
+/// are operational (RFC 4512 §5.1, §4.2) but for `objectClass` and the
+/// subschema's `cn`: no list or `*` gives those, `+` every operational one,
+/// `1.1` nothing, names those — what slapd answers.
 pub fn select(mut e: Entry, attrs: &[String], types_only: bool) -> Entry {
-    let everything = attrs.is_empty() || attrs.iter().any(|a| a == "*" || a == "+");
-    if !everything {
-        e.attrs.retain(|a| attrs.iter().any(|want| want.eq_ignore_ascii_case(&a.name)));
-    }
+    let user = |name: &str| name.eq_ignore_ascii_case("objectClass") || name.eq_ignore_ascii_case("cn");
+    let all_user = attrs.is_empty() || attrs.iter().any(|a| a == "*");
+    let all_operational = attrs.iter().any(|a| a == "+");
+    e.attrs.retain(|a| {
+        let by_kind = if user(&a.name) { all_user } else { all_operational };
+        by_kind || attrs.iter().any(|want| want.eq_ignore_ascii_case(&a.name))
+    });
     if types_only {
         for a in &mut e.attrs {
             a.values.clear();

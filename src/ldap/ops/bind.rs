@@ -1,0 +1,146 @@
+//! Bind (RFC 4511 §4.2, RFC 4513 §5): simple binds and SASL EXTERNAL.
+
+use std::sync::Arc;
+
+use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult, LdapResultCode};
+
+use super::Session;
+use crate::directory::Directory;
+use crate::directory::{DirectoryError, Dn, Entry, Principal, Scope, SearchRequest};
+use crate::ldap::Context;
+use crate::ldap::result::{from_error, result, success};
+
+pub async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -> LdapResult {
+    // A new bind starts from anonymous whatever its outcome (RFC 4511 §4.2.1).
+    let tls_client_dn = session.tls_client_dn.take();
+    *session = Session { is_tls: session.is_tls, tls_client_dn: tls_client_dn.clone(), ..Session::default() };
+    if req.version != 3 {
+        return result(LdapResultCode::ProtocolError, "only LDAP version 3 is supported");
+    }
+    let password = match req.cred {
+        LdapBindCred::Simple(pw) => pw,
+        LdapBindCred::SASL(sasl) if sasl.mechanism.eq_ignore_ascii_case("EXTERNAL") => {
+            return external_bind(ctx, session, tls_client_dn, &sasl.credentials).await;
+        }
+        LdapBindCred::SASL(sasl) => {
+            let why = format!("SASL mechanism {} is not supported", sasl.mechanism);
+            return result(LdapResultCode::AuthMethodNotSupported, why);
+        }
+        LdapBindCred::Unsupported => {
+            return result(LdapResultCode::AuthMethodNotSupported, "this authentication method is not supported");
+        }
+    };
+    if req.dn.is_empty() && password.is_empty() {
+        return success();
+    }
+    if ctx.require_tls_for_bind && !session.is_tls {
+        return result(LdapResultCode::ConfidentialityRequired, "simple binds need TLS here: use LDAPS or StartTLS");
+    }
+    if password.is_empty() {
+        // RFC 4513 §5.1.2: an unauthenticated bind (DN, no password) is refused.
+        return result(
+            LdapResultCode::UnwillingToPerform,
+            "unauthenticated bind (DN with an empty password) is not allowed",
+        );
+    }
+    // RFC 4513 §5.1.3: a name that is not a DN is invalidDNSyntax. Whether
+    // a well-formed one exists is never told (see `authenticate`).
+    let dn = match Dn::parse(&req.dn) {
+        Ok(dn) => dn,
+        Err(e) => return from_error(&e),
+    };
+    let dir = ctx.directory.clone();
+    let account = dir.account(&dn).ok().flatten();
+    let cheap = dir.bind_is_cheap(account.as_ref());
+    let peer = session.peer.clone();
+    let check = move || dir.authenticate(account, password.as_bytes(), &peer);
+    // Salted digests ({SSHA} …) take a microsecond: check inline. argon2, crypt,
+    // the decoy of an unknown DN and a re-hash take milliseconds: keep them off
+    // the reactor threads.
+    let outcome = if cheap { Ok(check()) } else { tokio::task::spawn_blocking(check).await };
+    match outcome {
+        Ok(Ok(principal)) => {
+            // The entry's DN as stored: one person is one name in the audit
+            // trail and in Who am I?, however they typed it.
+            (session.bound_dn, session.bound_ndn) = match &principal {
+                Principal::Entry(e) => (e.dn.clone(), e.ndn.clone()),
+                _ => (String::new(), String::new()),
+            };
+            session.principal = principal;
+            session.generation = ctx.directory.generation();
+            success()
+        }
+        Ok(Err(e)) => from_error(&e),
+        Err(_) => result(LdapResultCode::Other, "bind failed"),
+    }
+}
+
+/// SASL EXTERNAL: bind as the entry the TLS client certificate names. Its
+/// subject is read as a DN: the entry with that DN if there is one, else the
+/// entry whose `uid` (unique in the directory) is the subject's `uid`, else
+/// the one entry whose `mail` is the subject's `emailAddress` — what CIG
+/// certificates carry. An authorization identity, when given, must name the
+/// same entry (RFC 4422 Appendix A); a disabled account is refused.
+async fn external_bind(ctx: &Arc<Context>, session: &mut Session, client_dn: Option<Dn>, authz: &[u8]) -> LdapResult {
+    let Some(subject) = client_dn else {
+        return result(LdapResultCode::InappropriateAuthentication, "EXTERNAL needs a TLS client certificate");
+    };
+    let dir = ctx.directory.clone();
+    let authz = String::from_utf8_lossy(authz).into_owned();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let entry = certificate_entry(&dir, &subject)?.ok_or(DirectoryError::InvalidCredentials)?;
+        let ndn = dir.normalize_dn(&entry.dn)?;
+        if !authz.is_empty() {
+            let asked = Dn::parse(authz.strip_prefix("dn:").unwrap_or(&authz))?;
+            if dir.normalize_dn(&asked)? != ndn {
+                return Err(DirectoryError::InvalidCredentials);
+            }
+        }
+        if entry.first_str("cigActive").is_some_and(|v| v.eq_ignore_ascii_case("FALSE")) {
+            return Err(DirectoryError::InvalidCredentials);
+        }
+        let principal = dir.principal_of(&entry.dn)?;
+        Ok((entry.dn.to_string(), ndn, principal, dir.generation()))
+    })
+    .await;
+    match outcome {
+        Ok(Ok((dn, ndn, principal, generation))) => {
+            session.principal = principal;
+            session.generation = generation;
+            session.bound_dn = dn;
+            session.bound_ndn = ndn;
+            success()
+        }
+        Ok(Err(e)) => from_error(&e),
+        Err(_) => result(LdapResultCode::Other, "bind failed"),
+    }
+}
+
+/// The entry a certificate subject designates (see [`external_bind`]).
+fn certificate_entry(dir: &Directory, subject: &Dn) -> Result<Option<Entry>, DirectoryError> {
+    if dir.normalize_dn(subject).is_ok()
+        && let Some(e) = dir.get(subject)?
+    {
+        return Ok(Some(e));
+    }
+    let value_of = |attr: &str| {
+        subject.rdns().iter().flat_map(|r| &r.avas).find(|a| a.attr.eq_ignore_ascii_case(attr)).map(|a| a.value.clone())
+    };
+    let candidates = [("uid", value_of("uid")), ("mail", value_of("emailAddress"))];
+    for (attr, value) in candidates {
+        let Some(value) = value else { continue };
+        let filter = crate::directory::Filter::Equality(attr.into(), value.into_bytes());
+        let mut req = SearchRequest::new(dir.suffix().clone(), Scope::Sub, filter);
+        req.size_limit = 2;
+        let mut found = Vec::new();
+        match dir.search(&Principal::Server, &req, |e| {
+            found.push(e);
+            Ok(())
+        }) {
+            Ok(_) if found.len() == 1 => return Ok(found.pop()),
+            Ok(_) | Err(DirectoryError::SizeLimitExceeded) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,126 @@
+//! Extended operations (RFC 4511 §4.12): Who am I? (RFC 4532), Password
+//! Modify (RFC 3062) and StartTLS (RFC 4511 §4.14, RFC 4513 §3).
+
+use std::sync::Arc;
+
+use ldap3_proto::proto::{LdapExtendedRequest, LdapPasswordModifyRequest, LdapResult, LdapResultCode};
+
+use super::{InFlight, Reply, Session, Shape, parse_dn};
+use crate::directory::{ModOp, Modification};
+use crate::ldap::result::{from_error, result, success};
+use crate::ldap::{Conn, Context, oids};
+
+pub fn extended(conn: &Arc<Conn>, session: &Session, id: i32, req: LdapExtendedRequest) -> Reply {
+    match req.name.as_str() {
+        // RFC 4532 §2: the authzId in responseValue, empty for anonymous.
+        oids::WHOAMI => {
+            let authz = if session.anonymous() { String::new() } else { format!("dn:{}", session.bound_dn) };
+            Reply::Now(conn.extended_pdu(id, &success(), None, Some(authz.as_bytes())))
+        }
+        oids::PASSWORD_MODIFY => password_modify(conn, session, id, &req),
+        oids::STARTTLS => starttls(conn, session, id),
+        // RFC 4511 §4.12: an unrecognised extended operation gets protocolError.
+        other => {
+            let res = result(LdapResultCode::ProtocolError, format!("extended operation {other} is not supported"));
+            Reply::Now(conn.extended_pdu(id, &res, None, None))
+        }
+    }
+}
+
+/// RFC 4511 §4.14.1, RFC 4513 §3.1.1: yes only on a plain connection with
+/// TLS set up and nothing outstanding; the caller upgrades the stream.
+fn starttls(conn: &Conn, session: &Session, id: i32) -> Reply {
+    let busy = !conn.outstanding.lock().map(|o| o.is_empty()).unwrap_or(false);
+    let refusal = if session.is_tls {
+        Some((LdapResultCode::OperationsError, "TLS is already established"))
+    } else if conn.ctx.tls.is_none() {
+        Some((LdapResultCode::Unavailable, "TLS is not configured on this server"))
+    } else if busy {
+        Some((LdapResultCode::OperationsError, "operations are outstanding on this connection"))
+    } else {
+        None
+    };
+    match refusal {
+        Some((code, why)) => Reply::Now(conn.extended_pdu(id, &result(code, why), Some(oids::STARTTLS), None)),
+        None => Reply::StartTls(conn.extended_pdu(id, &success(), Some(oids::STARTTLS), None)),
+    }
+}
+
+fn password_modify(conn: &Arc<Conn>, session: &Session, id: i32, req: &LdapExtendedRequest) -> Reply {
+    // ldap3_proto refuses an absent request value, which RFC 3062 allows
+    // ("change my password to a generated one"): treat it as empty.
+    let parsed = match &req.value {
+        None => Ok(LdapPasswordModifyRequest { user_identity: None, old_password: None, new_password: None }),
+        Some(_) => LdapPasswordModifyRequest::try_from(req),
+    };
+    let Ok(pm) = parsed else {
+        let res = result(LdapResultCode::ProtocolError, "malformed password modify request");
+        return Reply::Now(conn.extended_pdu(id, &res, None, None));
+    };
+    let op = InFlight::new(conn, id, Shape::Extended);
+    let conn = conn.clone();
+    let session = session.clone();
+    Reply::Pending(tokio::task::spawn_blocking(move || {
+        // RFC 3062 §2.2: a responseValue only when the server generated the
+        // password, holding it as genPasswd; none on any failure.
+        let pdu = match change_password(&conn.ctx, &session, pm) {
+            Ok(Some(generated)) => {
+                let mut value = Vec::new();
+                crate::ldap::ber::gen_passwd_value(&mut value, generated.as_bytes());
+                conn.extended_pdu(id, &success(), None, Some(&value))
+            }
+            Ok(None) => conn.extended_pdu(id, &success(), None, None),
+            Err(res) => conn.extended_pdu(id, &res, None, None),
+        };
+        op.answer(pdu);
+    }))
+}
+
+/// RFC 3062 Password Modify: anyone bound changes their own password by
+/// giving the old one; whether anyone else's may be set is the access
+/// policy's call. Returns the generated password when none was given.
+fn change_password(
+    ctx: &Context,
+    session: &Session,
+    req: LdapPasswordModifyRequest,
+) -> Result<Option<String>, LdapResult> {
+    if session.anonymous() {
+        return Err(result(LdapResultCode::UnwillingToPerform, "only authenticated users may change passwords"));
+    }
+    let dir = &ctx.directory;
+    let target = match req.user_identity.as_deref() {
+        None | Some("") => parse_dn(&session.bound_dn)?,
+        // RFC 4513 §5.2.1.8 authzId forms: "dn:<DN>" (and a bare DN, as slapd accepts).
+        Some(id) => parse_dn(id.strip_prefix("dn:").unwrap_or(id))?,
+    };
+    let target_ndn = dir.normalize_dn(&target).map_err(|e| from_error(&e))?;
+    let own = target_ndn == session.bound_ndn;
+    // Changing one's own password takes the current one (RFC 3062 §2 leaves it
+    // to the server); whether anyone else's may be set is the access policy's call.
+    if own && !session.principal.is_admin(&ctx.directory) {
+        let Some(old) = req.old_password.as_deref() else {
+            return Err(result(LdapResultCode::UnwillingToPerform, "the current password is required to change it"));
+        };
+        let account = dir.account(&target).map_err(|e| from_error(&e))?;
+        if dir.authenticate(account, old.as_bytes(), &session.peer).is_err() {
+            return Err(result(LdapResultCode::InvalidCredentials, "the current password is wrong"));
+        }
+    }
+    let (new, generated) = match req.new_password {
+        Some(p) if !p.is_empty() => (p, None),
+        _ => {
+            let g = generate_password().map_err(|e| result(LdapResultCode::Other, e))?;
+            (g.clone(), Some(g))
+        }
+    };
+    let m = Modification { op: ModOp::Replace, attr: "userPassword".into(), values: vec![new.into_bytes()] };
+    dir.modify(&session.actor(), &target, &[m]).map_err(|e| from_error(&e))?;
+    Ok(generated)
+}
+
+fn generate_password() -> Result<String, String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| e.to_string())?;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789-_";
+    Ok(b.iter().map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char).collect())
+}
