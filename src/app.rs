@@ -59,6 +59,7 @@ pub fn open_directory(cfg: &Config) -> Result<Directory, AppError> {
         suffix,
         indexed: cfg.index.clone(),
         substring_indexed: cfg.substring_index.clone(),
+        approx_indexed: cfg.approx_index.clone(),
         admins,
         policy: cfg.access_policy.clone(),
         password: cfg.password.policy(),
@@ -236,7 +237,10 @@ pub fn import(cfg: &Config, file: &Path) -> Result<ImportReport, AppError> {
             Err((i, crate::directory::DirectoryError::Protocol(e.reason)))
         }
     });
-    let result = directory.apply_batch(&Actor::new(""), changes, AddMode::Import, |n| {
+    // Imported entries are created in the name of the first administrator,
+    // as slapadd names its rootdn (unless the LDIF carries creatorsName).
+    let importer = Actor::new(format!("cn=admin,{}", directory.suffix()));
+    let result = directory.apply_batch(&importer, changes, AddMode::Import, |n| {
         if n % 1000 == 0 {
             bar.set_message(format!("{n} entries"));
         }

@@ -58,6 +58,8 @@ pub struct Config {
     pub index: Vec<String>,
     /// Attributes that also get a substring index.
     pub substring_index: Vec<String>,
+    /// Attributes whose `~=` searches are answered from an index (folded values).
+    pub approx_index: Vec<String>,
     /// Log format: `text` or `json`.
     pub log_format: String,
     /// One log line per LDAP operation and SCIM request (connection, identity,
@@ -272,6 +274,7 @@ impl Default for Config {
             .map(String::from)
             .to_vec(),
             substring_index: ["cn", "sn", "givenName"].map(String::from).to_vec(),
+            approx_index: ["cn", "sn", "givenName"].map(String::from).to_vec(),
             log_format: "text".into(),
             log_operations: true,
             limits: Limits::default(),
@@ -425,6 +428,9 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_SUBSTRING_INDEX") {
             self.substring_index = list(&v);
+        }
+        if let Some(v) = get("CONVERGENCES_APPROX_INDEX") {
+            self.approx_index = list(&v);
         }
         if let Some(v) = get("CONVERGENCES_LOG_FORMAT") {
             self.log_format = v;

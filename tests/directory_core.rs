@@ -139,11 +139,20 @@ fn every_filter_kind_matches_french_names() {
     assert_eq!(sub("(cn=*œuvre*)"), ["floeuvre", "omartin"]);
     assert_eq!(sub("(cn=*ŒUVRE)"), ["floeuvre"]);
     assert_eq!(sub("(givenName=H*l*ne)"), ["hdupre"]);
-    assert_eq!(sub("(&(objectClass=inetOrgPerson)(employeeNumber>=3))"), ["jdupont", "omartin"]);
-    assert_eq!(sub("(&(objectClass=person)(employeeNumber<=2))"), ["floeuvre", "hdupre"]);
+    // employeeNumber has no ORDERING rule: >= and <= are Undefined (RFC 4511 §4.5.1.7), as in slapd.
+    assert!(sub("(&(objectClass=inetOrgPerson)(employeeNumber>=3))").is_empty());
+    assert!(sub("(&(objectClass=person)(employeeNumber<=2))").is_empty());
+    assert_eq!(sub("(&(uid=*)(createTimestamp>=19700101000000Z))").len(), 4);
+    assert!(sub("(&(uid=*)(createTimestamp<=19700101000000Z))").is_empty());
+    // No SUBSTR rule on objectClass: a substring assertion is Undefined too.
+    assert!(sub("(objectClass=inet*)").is_empty());
     assert_eq!(sub("(&(uid=*)(!(sn=Dupr*)))"), ["floeuvre", "jdupont", "omartin"]);
     assert_eq!(sub("(|(uid=hdupre)(sn=Martin))"), ["hdupre", "omartin"]);
     assert_eq!(sub("(sn~=dupont)"), ["jdupont"]);
+    // ~= folds case, accents and punctuation (schema::approx).
+    assert_eq!(sub("(sn~=dupre)"), ["hdupre"]);
+    assert_eq!(sub("(cn~=HELENE-DUPRE)"), ["hdupre"]);
+    assert_eq!(sub("(&(uid=*)(sn~=DUPRÉ))"), ["hdupre"]);
     assert_eq!(sub("(cn:caseExactMatch:=Hélène Dupré)"), ["hdupre"]);
     assert!(sub("(cn:caseExactMatch:=hélène dupré)").is_empty());
     assert_eq!(sub("(&(uid=*)(ou:dn:=agents))").len(), 4);

@@ -209,6 +209,7 @@ fn describe_mismatch(key: &[u8], want: &[u64], have: &[u64]) -> String {
         Some(b'e') => "equality",
         Some(b'p') => "presence",
         Some(b's') => "substring",
+        Some(b'a') => "approximate",
         _ => "unknown",
     };
     let name = String::from_utf8_lossy(key.get(1..).unwrap_or_default()).replace('\0', "=");

@@ -7,7 +7,7 @@ use std::fmt;
 
 use super::entry::Entry;
 use super::error::{DirectoryError, Result};
-use super::schema::{Attr, MatchingRule, Schema};
+use super::schema::{Attr, MatchingRule, Schema, approx};
 
 /// Substring assertion components (RFC 4511 §4.5.1.7.2).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -153,7 +153,7 @@ impl Filter {
             }
             // The stored value is compared in place when it need not be
             // normalised (a listing tests five objectClass values per entry).
-            Filter::Equality(a, v) | Filter::Approx(a, v) => compare_values(
+            Filter::Equality(a, v) => compare_values(
                 schema,
                 entry,
                 a,
@@ -161,6 +161,7 @@ impl Filter {
                 v,
                 |rule, stored, asserted| schema.matches_normalized(rule, stored, asserted),
             ),
+            Filter::Approx(a, v) => approximately(schema, entry, a, v),
             Filter::GreaterOrEqual(a, v) => compare_values(
                 schema,
                 entry,
@@ -216,11 +217,7 @@ impl Filter {
 }
 
 fn rule_of(schema: &Schema, a: &str) -> MatchingRule {
-    schema
-        .attr_id(a)
-        .map(|i| schema.attr(i))
-        .and_then(|attr| attr.ordering.or(attr.equality))
-        .unwrap_or(MatchingRule::OctetString)
+    schema.attr_id(a).map(|i| schema.attr(i)).and_then(|attr| attr.ordering).unwrap_or(MatchingRule::OctetString)
 }
 
 /// Shared body of equality / ordering assertions: normalise the asserted value
@@ -238,7 +235,8 @@ fn compare_values(
         return Tri::Undefined;
     };
     let attr = schema.attr(id);
-    let Some(rule) = pick(attr).or(attr.equality) else {
+    // RFC 4511 §4.5.1.7: no rule of the kind asked for, Undefined.
+    let Some(rule) = pick(attr) else {
         return Tri::Undefined;
     };
     let Ok(asserted) = schema.normalize(rule, asserted) else {
@@ -253,6 +251,32 @@ fn compare_values(
         }
     }
     Tri::False
+}
+
+/// `~=`: folded strings compared (see `schema::approx`), other syntaxes by
+/// their equality rule.
+fn approximately(schema: &Schema, entry: &Entry, a: &str, asserted: &[u8]) -> Tri {
+    let rule = schema.attr_id(a).and_then(|id| schema.attr(id).equality);
+    let Some(rule) = rule.filter(|r| approx::folds(*r)) else {
+        return compare_values(
+            schema,
+            entry,
+            a,
+            |attr| attr.equality,
+            asserted,
+            |rule, stored, asserted| schema.matches_normalized(rule, stored, asserted),
+        );
+    };
+    let Ok(n) = schema.normalize(rule, asserted) else { return Tri::Undefined };
+    let folded = approx::fold(&n);
+    compare_values(
+        schema,
+        entry,
+        a,
+        |attr| attr.equality,
+        asserted,
+        |rule, stored, _| schema.normalize(rule, stored).is_ok_and(|s| approx::fold(&s) == folded),
+    )
 }
 
 /// Normalise a substring component: like the rule's normalisation, but without
@@ -272,7 +296,8 @@ fn substrings(schema: &Schema, entry: &Entry, a: &str, sub: &Substrings) -> Tri 
         return Tri::Undefined;
     };
     let attr = schema.attr(id);
-    let Some(rule) = attr.substr.or(attr.equality) else {
+    // RFC 4511 §4.5.1.7.2: an attribute without a SUBSTR rule, Undefined.
+    let Some(rule) = attr.substr else {
         return Tri::Undefined;
     };
     let comp = |v: &Vec<u8>| normalize_component(schema, rule, v);

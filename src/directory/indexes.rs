@@ -1,6 +1,6 @@
 //! Which attributes the store keeps posting lists for, kept in line with the
 //! configuration at every start. The store notes each indexed attribute in
-//! its meta table (`index.eq.<name>`, `index.sub.<name>`): an attribute newly
+//! its meta table (`index.eq.<name>`, `index.sub.<name>`, `index.approx.<name>`): an attribute newly
 //! indexed (a configuration change, or one this version always indexes, as
 //! `cigExternalId` for SCIM's uniqueness) gets its lists built from the
 //! entries before the server serves, and one no longer indexed has them
@@ -26,8 +26,9 @@ impl Directory {
     pub(super) fn maintain_indexes(&self) -> Result<()> {
         let r = self.store.read()?;
         let legacy = r.meta(NOTED)?.is_none() && r.entry_count()? > 0;
-        let (mut build_eq, mut build_sub) = (FoldSet::default(), FoldSet::default());
-        let mut dropped: Vec<(String, bool, bool)> = Vec::new();
+        let (mut build_eq, mut build_sub, mut build_approx) =
+            (FoldSet::default(), FoldSet::default(), FoldSet::default());
+        let mut dropped: Vec<(String, Vec<IndexKind>)> = Vec::new();
         let mut notes: Vec<(String, u64)> = Vec::new();
         for attr in self.schema.attrs() {
             let lname = &attr.lname;
@@ -39,20 +40,44 @@ impl Directory {
                 || (legacy && eq_wanted && !INDEXED_SINCE_NOTES.contains(&lname.as_str()));
             let sub_kept = r.meta(&note("sub", lname))?.is_some_and(|v| v == 1)
                 || (legacy && sub_wanted && !INDEXED_SINCE_NOTES.contains(&lname.as_str()));
+            // Approximate lists are newer than the notes: a legacy store has none.
+            let approx_wanted = self.approx_indexed.contains(lname);
+            let approx_kept = r.meta(&note("approx", lname))?.is_some_and(|v| v == 1);
             if eq_wanted && !eq_kept {
                 build_eq.insert(lname.clone());
             }
             if sub_wanted && !sub_kept {
                 build_sub.insert(lname.clone());
             }
-            if (eq_kept && !eq_wanted) || (sub_kept && !sub_wanted) {
-                dropped.push((lname.clone(), eq_kept && !eq_wanted, sub_kept && !sub_wanted));
+            // An equality list built or dropped changes which folded values need their own key.
+            if approx_wanted && (!approx_kept || eq_wanted != eq_kept) {
+                build_approx.insert(lname.clone());
+            }
+            let mut gone = Vec::new();
+            if eq_kept && !eq_wanted {
+                gone.push(IndexKind::Equality);
+            }
+            if sub_kept && !sub_wanted {
+                gone.push(IndexKind::Substring);
+            }
+            if approx_kept && (!approx_wanted || eq_wanted != eq_kept) {
+                gone.push(IndexKind::Approx);
+            }
+            if (eq_kept || sub_kept) && !eq_wanted && !sub_wanted {
+                // Presence lists serve either index: they go with the last one.
+                gone.push(IndexKind::Presence);
+            }
+            if !gone.is_empty() {
+                dropped.push((lname.clone(), gone));
             }
             if eq_wanted != eq_kept || legacy {
                 notes.push((note("eq", lname), u64::from(eq_wanted)));
             }
             if sub_wanted != sub_kept || legacy {
                 notes.push((note("sub", lname), u64::from(sub_wanted)));
+            }
+            if approx_wanted != approx_kept {
+                notes.push((note("approx", lname), u64::from(approx_wanted)));
             }
         }
         if r.meta(NOTED)?.is_none() {
@@ -62,20 +87,8 @@ impl Directory {
             return Ok(());
         }
         drop(r);
-        for (lname, eq, sub) in &dropped {
-            let mut kinds = Vec::new();
-            if *eq {
-                kinds.push(IndexKind::Equality);
-            }
-            if *sub {
-                kinds.push(IndexKind::Substring);
-            }
-            // Presence lists serve either index: they go with the last one.
-            let still_indexed = self.eq_indexed.contains(lname) || self.sub_indexed.contains(lname);
-            if !still_indexed {
-                kinds.push(IndexKind::Presence);
-            }
-            for kind in kinds {
+        for (lname, kinds) in &dropped {
+            for &kind in kinds {
                 let chunks = self.store.drop_posting_lists(&index_key(kind, lname, b""))?;
                 tracing::info!(chunks, "dropped the {kind:?} posting lists of {lname}: no longer indexed");
             }
@@ -83,16 +96,16 @@ impl Directory {
         let txn = self.store.write_unlogged()?;
         let mut w = txn.tables()?;
         w.bulk();
-        if !build_eq.is_empty() || !build_sub.is_empty() {
+        if !build_eq.is_empty() || !build_sub.is_empty() || !build_approx.is_empty() {
             let started = std::time::Instant::now();
             let mut entries = 0u64;
             for id in w.all_ids()? {
                 let Some(rec) = w.entry(id)? else { continue };
-                let keys = self.index_keys_with(&self.to_entry(&rec)?, &build_eq, &build_sub);
+                let keys = self.index_keys_with(&self.to_entry(&rec)?, &build_eq, &build_sub, &build_approx);
                 w.index(&keys, id, true)?;
                 entries += 1;
             }
-            let mut names: Vec<&String> = build_eq.iter().chain(build_sub.iter()).collect();
+            let mut names: Vec<&String> = build_eq.iter().chain(build_sub.iter()).chain(build_approx.iter()).collect();
             names.sort();
             names.dedup();
             tracing::info!(

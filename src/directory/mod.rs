@@ -55,6 +55,8 @@ pub struct DirectorySettings {
     pub indexed: Vec<String>,
     /// Attributes with a substring (trigram) index as well.
     pub substring_indexed: Vec<String>,
+    /// Attributes with an approximate (`~=`) index: folded values.
+    pub approx_indexed: Vec<String>,
     /// DNs of CIG administrators besides `cn=admin` and `cn=administrateurs,ou=admins`.
     pub admins: Vec<Dn>,
     /// A shipped access policy (`cig`, `baseline`) or the path of a policy file.
@@ -134,6 +136,7 @@ pub struct Directory {
     /// Lower-case primary names of equality-indexed attributes.
     eq_indexed: FoldSet<String>,
     sub_indexed: FoldSet<String>,
+    approx_indexed: FoldSet<String>,
     policy: Policy,
     /// What the policy's rule filters test (lower-case names, subtypes
     /// included): read of every entry a search examines.
@@ -182,6 +185,13 @@ impl Directory {
                 sub_indexed.insert(attr.lname.clone());
             }
         }
+        let mut approx_indexed = FoldSet::default();
+        for a in &settings.approx_indexed {
+            let (_, attr) = schema.attr_of(a)?;
+            if attr.lname != UUID_ATTR {
+                approx_indexed.insert(attr.lname.clone());
+            }
+        }
         for prefix in unkept_posting_lists() {
             if store.read()?.postings_with_prefix(&prefix, 0)?.is_none() {
                 let chunks = store.drop_posting_lists(&prefix)?;
@@ -206,6 +216,7 @@ impl Directory {
             suffix_ndn,
             eq_indexed,
             sub_indexed,
+            approx_indexed,
             policy,
             policy_attrs,
             admins,
@@ -359,7 +370,7 @@ impl Directory {
 
     /// Index keys of an entry's stored attributes.
     fn index_keys(&self, entry: &Entry) -> Vec<Vec<u8>> {
-        self.index_keys_with(entry, &self.eq_indexed, &self.sub_indexed)
+        self.index_keys_with(entry, &self.eq_indexed, &self.sub_indexed, &self.approx_indexed)
     }
 
     /// Index keys of an entry's stored attributes, for these indexed attributes.
@@ -368,6 +379,7 @@ impl Directory {
         entry: &Entry,
         eq_indexed: &FoldSet<String>,
         sub_indexed: &FoldSet<String>,
+        approx_indexed: &FoldSet<String>,
     ) -> Vec<Vec<u8>> {
         let mut keys = Vec::new();
         for a in &entry.attrs {
@@ -377,11 +389,12 @@ impl Directory {
             let attr = self.schema.attr(id);
             let eq = eq_indexed.contains(&attr.lname);
             let sub = sub_indexed.contains(&attr.lname);
-            if !eq && !sub {
+            let approx = approx_indexed.contains(&attr.lname) && attr.equality.is_some_and(schema::approx::folds);
+            if !eq && !sub && !approx {
                 continue;
             }
             // Every entry has an objectClass: its presence list would never narrow a search.
-            if attr.lname != "objectclass" {
+            if (eq || sub) && attr.lname != "objectclass" {
                 keys.push(index_key(IndexKind::Presence, &attr.lname, b""));
             }
             for v in &a.values {
@@ -393,7 +406,17 @@ impl Directory {
                         keys.push(index_key(IndexKind::Substring, &attr.lname, t));
                     }
                 }
-                keys.push(index_key(IndexKind::Equality, &attr.lname, &n));
+                if approx {
+                    // A folded value equal to the normalised one is found
+                    // through the equality list (see `plan_approx`).
+                    let folded = schema::approx::fold(&n);
+                    if !folded.is_empty() && (folded != n || !self.eq_indexed.contains(&attr.lname)) {
+                        keys.push(index_key(IndexKind::Approx, &attr.lname, &folded));
+                    }
+                }
+                if eq || sub {
+                    keys.push(index_key(IndexKind::Equality, &attr.lname, &n));
+                }
             }
         }
         // Equal keys are identical bytes: an unstable sort loses nothing and

@@ -226,7 +226,9 @@ impl Directory {
 
     /// The access checks that need no values, on a read snapshot, before any
     /// password is checked or hashed: the target (or, for an add, its parent)
-    /// must be visible, and each attribute a modify names writable. The write
+    /// must be visible, and each attribute a modify names writable. A target
+    /// missing or hidden gets the same noSuchObject, whose matchedDN is the
+    /// deepest ancestor the identity may see (RFC 4511 §4.1.9). The write
     /// transaction checks everything again, values included.
     fn precheck(&self, actor: &Actor, dn: &Dn, modified: Option<&[String]>) -> Result<()> {
         let access = self.access(&actor.principal);
@@ -236,22 +238,22 @@ impl Directory {
         let r = self.store.read()?;
         let target = if modified.is_some() { dn.clone() } else { dn.parent() };
         let ndn = self.normalize_dn(&target)?;
-        let Some(id) = r.id_of_dn(&ndn)? else { return Err(self.hidden(dn)) };
+        let Some(id) = r.id_of_dn(&ndn)? else { return Err(self.no_such_object_for(&access, &r, dn)) };
         // A modify's rules test the entry itself; an add only needs its parent browsable.
         let entry = match modified {
             Some(_) => r.entry(id)?.map(|rec| self.to_entry(&rec)).transpose()?,
             None => self.entry_for_rules(&access, Rights::BROWSE, &r, id)?,
         };
-        let Some(entry) = entry else { return Err(self.hidden(dn)) };
+        let Some(entry) = entry else { return Err(self.no_such_object_for(&access, &r, dn)) };
         match modified {
             Some(names) => {
                 if access.readable(&r, &ndn, &entry)?.is_none() {
-                    return Err(self.hidden(dn));
+                    return Err(self.no_such_object_for(&access, &r, dn));
                 }
                 access.check_modify(&r, &ndn, &entry, &entry, names)
             }
             None if access.browsable(&r, &ndn, &entry)? => Ok(()),
-            None => Err(self.hidden(dn)),
+            None => Err(self.no_such_object_for(&access, &r, dn)),
         }
     }
 

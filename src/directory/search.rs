@@ -66,6 +66,20 @@ impl Selection {
                 "*" => s.all_user = true,
                 "+" => s.all_operational = true,
                 "1.1" => {}
+                // RFC 4529 §2: every attribute the class allows, its superclasses'
+                // included; an unknown class is an unknown attribute: ignored.
+                other if other.starts_with('@') => {
+                    let Some(cid) = schema.class_id(other.trim_start_matches('@')) else { continue };
+                    let class = schema.class(cid);
+                    let classes = std::iter::once(class).chain(class.ancestors.iter().map(|&c| schema.class(c)));
+                    for c in classes {
+                        for &id in c.must.iter().chain(&c.may) {
+                            for &sub in &schema.attr(id).with_subtypes {
+                                s.named.push(schema.attr(sub).lname.clone());
+                            }
+                        }
+                    }
+                }
                 other => {
                     if let Some(id) = schema.attr_id(other) {
                         for &sub in &schema.attr(id).with_subtypes {
@@ -432,7 +446,8 @@ impl Directory {
                 all.dedup();
                 (all.len() <= cap).then_some(all)
             }
-            Filter::Equality(a, v) | Filter::Approx(a, v) => self.plan_equality(r, a, v, cap)?,
+            Filter::Equality(a, v) => self.plan_equality(r, a, v, cap)?,
+            Filter::Approx(a, v) => self.plan_approx(r, a, v, cap)?,
             Filter::Present(a) => {
                 let Some(id) = self.schema.attr_id(a) else {
                     return Ok(Some(Vec::new()));
@@ -456,6 +471,37 @@ impl Directory {
             Filter::And(_) | Filter::Or(_) => 2,
             _ => 3,
         }
+    }
+
+    /// `~=` on a string attribute: the entries whose folded value is the
+    /// asserted one's, from the approximate list (values that fold to
+    /// something else than their normalised form) and the equality list
+    /// (those that fold to themselves). Other syntaxes match by equality.
+    fn plan_approx(&self, r: &impl Reader, a: &str, v: &[u8], cap: usize) -> Result<Option<Vec<u64>>> {
+        let Some(id) = self.schema.attr_id(a) else {
+            return Ok(Some(Vec::new()));
+        };
+        let attr = self.schema.attr(id);
+        let Some(rule) = attr.equality.filter(|r| schema::approx::folds(*r)) else {
+            return self.plan_equality(r, a, v, cap);
+        };
+        if attr.with_subtypes.len() != 1 || !self.approx_indexed.contains(&attr.lname) {
+            return Ok(None);
+        }
+        let Ok(n) = self.schema.normalize(rule, v) else { return Ok(Some(Vec::new())) };
+        let folded = schema::approx::fold(&n);
+        let Some(mut ids) = r.postings_at_most(&index_key(IndexKind::Approx, &attr.lname, &folded), cap)? else {
+            return Ok(None);
+        };
+        if self.eq_indexed.contains(&attr.lname) {
+            let Some(same) = r.postings_at_most(&index_key(IndexKind::Equality, &attr.lname, &folded), cap)? else {
+                return Ok(None);
+            };
+            ids.extend(same);
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        Ok((ids.len() <= cap).then_some(ids))
     }
 
     fn plan_equality(&self, r: &impl Reader, a: &str, v: &[u8], cap: usize) -> Result<Option<Vec<u64>>> {

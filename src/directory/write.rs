@@ -257,6 +257,7 @@ impl Directory {
                 }
             }
         }
+        self.schema.add_naming_values(&mut entry)?;
         self.hash_plain_passwords(actor, &mut entry)?;
         if entry.get("userPassword").is_some() && entry.get("pwdChangedTime").is_none() {
             entry.set("pwdChangedTime", vec![now_generalized().into_bytes()]);
@@ -308,12 +309,12 @@ impl Directory {
             // there: before any existence check, so refusals disclose nothing.
             let pndn = dn::parent_ndn(ndn);
             let parent = w.id_of_dn(pndn).ok().flatten();
-            let Some(pid) = parent else { return Err(self.hidden(&entry.dn)) };
+            let Some(pid) = parent else { return Err(self.no_such_object_for(&access, w, &entry.dn)) };
             let Some(parent_entry) = self.entry_for_rules(&access, Rights::BROWSE, w, pid)? else {
-                return Err(self.hidden(&entry.dn));
+                return Err(self.no_such_object_for(&access, w, &entry.dn));
             };
             if !access.browsable(w, pndn, &parent_entry)? {
-                return Err(self.hidden(&entry.dn));
+                return Err(self.no_such_object_for(&access, w, &entry.dn));
             }
             access.check_add(w, ndn, entry)?;
             visible_parent = Some(pid);
@@ -481,7 +482,7 @@ impl Directory {
                 }
             }
         }
-        keep_group_member(&old, &mut new);
+        keep_group_member(&mut new);
         if touched.iter().any(|t| t.eq_ignore_ascii_case("userPassword")) {
             new.set("pwdChangedTime", vec![now_generalized().into_bytes()]);
         }
@@ -557,12 +558,12 @@ impl Directory {
         let only = |set: &FoldSet<String>| -> FoldSet<String> {
             set.iter().filter(|a| lnames.contains(&a.as_str())).cloned().collect()
         };
-        let (eq, sub) = (only(&self.eq_indexed), only(&self.sub_indexed));
-        if eq.is_empty() && sub.is_empty() {
+        let (eq, sub, approx) = (only(&self.eq_indexed), only(&self.sub_indexed), only(&self.approx_indexed));
+        if eq.is_empty() && sub.is_empty() && approx.is_empty() {
             return Ok(());
         }
-        let before = self.index_keys_with(old, &eq, &sub);
-        let after = self.index_keys_with(new, &eq, &sub);
+        let before = self.index_keys_with(old, &eq, &sub, &approx);
+        let after = self.index_keys_with(new, &eq, &sub, &approx);
         let gone: Vec<Vec<u8>> = before.iter().filter(|k| after.binary_search(k).is_err()).cloned().collect();
         let added: Vec<Vec<u8>> = after.iter().filter(|k| before.binary_search(k).is_err()).cloned().collect();
         w.index(&gone, id, false)?;
@@ -620,20 +621,17 @@ pub(super) fn describe(change: &Change) -> (&'static str, Dn, Vec<String>) {
     }
 }
 
-/// A group of names keeps a member (RFC 4519 groupOfNames MUST member): the
-/// placeholder when its last real one goes, and no placeholder beside real ones.
-fn keep_group_member(old: &Entry, new: &mut Entry) {
-    let is_group = |e: &Entry| {
-        e.get("objectClass").is_some_and(|a| a.values.iter().any(|v| v.eq_ignore_ascii_case(b"groupOfNames")))
-    };
-    if !is_group(new) || old.get("member").is_none() {
-        return;
-    }
+/// No placeholder member beside real ones. A modify that removes a group's
+/// last member is refused by the schema (RFC 4519 groupOfNames MUST member:
+/// objectClassViolation, as slapd answers); the placeholder is only written
+/// by the server's own cascades (referential integrity) and by SCIM, whose
+/// groups may be empty.
+fn keep_group_member(new: &mut Entry) {
     let placeholder = EMPTY_GROUP_MEMBER.as_bytes();
-    match new.get_mut("member") {
-        None => new.set("member", vec![placeholder.to_vec()]),
-        Some(a) if a.values.len() > 1 => a.values.retain(|v| v.as_slice() != placeholder),
-        Some(_) => {}
+    if let Some(a) = new.get_mut("member")
+        && a.values.len() > 1
+    {
+        a.values.retain(|v| v.as_slice() != placeholder);
     }
 }
 

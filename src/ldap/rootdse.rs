@@ -92,7 +92,59 @@ pub fn subschema(dir: &Directory) -> Entry {
         "matchingRules",
         MATCHING_RULES.iter().map(|(oid, n, syn)| format!("( {oid} NAME '{n}' SYNTAX {syn} )").into_bytes()).collect(),
     );
+    e.set("matchingRuleUse", matching_rule_use(dir));
+    // The schema is read at start and changes only with a restart: clients
+    // that cache it (Apache Directory Studio) compare these to know.
+    let loaded = SCHEMA_LOADED.get_or_init(crate::directory::schema::syntax::now_generalized).clone();
+    e.set("createTimestamp", vec![loaded.clone().into_bytes()]);
+    e.set("modifyTimestamp", vec![loaded.into_bytes()]);
     e
+}
+
+/// When this process first published its schema.
+static SCHEMA_LOADED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// RFC 4512 §4.1.4: for each matching rule, the attribute types it applies
+/// to (by their EQUALITY, ORDERING or SUBSTR, inherited from SUP).
+fn matching_rule_use(dir: &Directory) -> Vec<Vec<u8>> {
+    let schema = dir.schema();
+    let rule_of = |a: &crate::directory::schema::Attr,
+                   pick: fn(&crate::directory::schema::AttributeType) -> Option<&String>| {
+        let mut cur = Some(a);
+        for _ in 0..16 {
+            let at = cur?;
+            if let Some(r) = pick(&at.def) {
+                return Some(r.to_ascii_lowercase());
+            }
+            cur = at.def.sup.as_deref().and_then(|s| schema.attr_id(s)).map(|i| schema.attr(i));
+        }
+        None
+    };
+    let mut out = Vec::new();
+    for (oid, name, _) in MATCHING_RULES {
+        let lname = name.to_ascii_lowercase();
+        let applies: Vec<&str> = schema
+            .attrs()
+            .iter()
+            .filter(|a| {
+                [
+                    rule_of(a, |d| d.equality.as_ref()),
+                    rule_of(a, |d| d.ordering.as_ref()),
+                    rule_of(a, |d| d.substr.as_ref()),
+                ]
+                .iter()
+                .any(|r| r.as_deref() == Some(lname.as_str()) || r.as_deref() == Some(*oid))
+            })
+            .map(|a| a.name.as_str())
+            .collect();
+        let list = match applies.as_slice() {
+            [] => continue,
+            [one] => (*one).to_string(),
+            many => format!("( {} )", many.join(" $ ")),
+        };
+        out.push(format!("( {oid} NAME '{name}' APPLIES {list} )").into_bytes());
+    }
+    out
 }
 
 /// Attribute selection for these two special entries. Their attributes

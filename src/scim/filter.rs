@@ -133,13 +133,13 @@ fn attr_exp(res: &Resource, e: &AttrExp, parent: Option<&Path>, ctx: &Context<'_
     }
     let sub_name = path.sub.map(|s| s.name);
     Ok(match (path.attr.home, sub_name) {
-        (Home::Ldap(ldap), None) => ldap_term(ldap, leaf, cmp, true)?,
-        (Home::Required(ldap, _), None) => Lowered { exact: false, ..ldap_term(ldap, leaf, cmp, true)? },
+        (Home::Ldap(ldap), None) => ldap_term(ctx.schema, ldap, leaf, cmp, true)?,
+        (Home::Required(ldap, _), None) => Lowered { exact: false, ..ldap_term(ctx.schema, ldap, leaf, cmp, true)? },
         (Home::Flag(ldap, default), None) => flag(ldap, default, cmp),
         (Home::Parts, Some(_)) => match leaf.home {
-            Home::Ldap(ldap) => ldap_term(ldap, leaf, cmp, true)?,
+            Home::Ldap(ldap) => ldap_term(ctx.schema, ldap, leaf, cmp, true)?,
             // A filled value is not the client's: the documents decide.
-            Home::Required(ldap, _) => Lowered { exact: false, ..ldap_term(ldap, leaf, cmp, true)? },
+            Home::Required(ldap, _) => Lowered { exact: false, ..ldap_term(ctx.schema, ldap, leaf, cmp, true)? },
             _ => superset(everything()),
         },
         (Home::Parts, None) => match cmp {
@@ -178,12 +178,23 @@ fn attr_exp(res: &Resource, e: &AttrExp, parent: Option<&Path>, ctx: &Context<'_
 
 /// A comparison on one LDAP attribute.
 fn ldap_term(
+    schema: &Schema,
     ldap: &str,
     leaf: &Attr,
     cmp: Option<(&CompareOp, &CompValue)>,
     is_exact: bool,
 ) -> Result<Lowered, ScimError> {
     let Some((op, v)) = cmp else { return Ok(Lowered { filter: Filter::Present(ldap.into()), exact: is_exact }) };
+    // An LDAP attribute without an ORDERING or SUBSTR rule evaluates such an
+    // assertion to Undefined (RFC 4511 §4.5.1.7): the documents decide then.
+    let rules = schema.attr_id(ldap).map(|i| schema.attr(i));
+    let ordering = matches!(op, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le);
+    let substrings = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
+    if (ordering && rules.is_none_or(|a| a.ordering.is_none()))
+        || (substrings && rules.is_none_or(|a| a.substr.is_none()))
+    {
+        return Ok(superset(Filter::Present(ldap.into())));
+    }
     let value = match v {
         CompValue::Str(s) if leaf.ty == Type::DateTime => generalized_time(s)
             .ok_or_else(|| ScimError::invalid_filter(format!("'{s}' is not a dateTime (RFC 3339)")))?
@@ -215,7 +226,6 @@ fn ldap_term(
     };
     // Strings compare by SCIM's rules, the directory's by its matching rules:
     // the same for the mapped attributes, but ordering is the documents' call.
-    let ordering = matches!(op, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le);
     Ok(Lowered { filter, exact: is_exact && (!ordering || leaf.ty == Type::DateTime) })
 }
 
@@ -264,7 +274,7 @@ fn elements(
                     Some(_) => false,
                 };
                 if usable {
-                    parts.push(ldap_term(ldap, leaf, cmp, false)?);
+                    parts.push(ldap_term(ctx.schema, ldap, leaf, cmp, false)?);
                 }
             }
             Source::Base64(ldap) => parts.push(superset(Filter::Present(ldap.into()))),
@@ -322,8 +332,8 @@ fn server(
             }
             Some(_) => superset(everything()),
         },
-        ("meta", Some("created")) => ldap_term("createTimestamp", path.leaf(), cmp, true)?,
-        ("meta", Some("lastModified")) => ldap_term("modifyTimestamp", path.leaf(), cmp, true)?,
+        ("meta", Some("created")) => ldap_term(ctx.schema, "createTimestamp", path.leaf(), cmp, true)?,
+        ("meta", Some("lastModified")) => ldap_term(ctx.schema, "modifyTimestamp", path.leaf(), cmp, true)?,
         ("groups", None | Some("value")) => by_id("memberOf")?,
         ("members", None | Some("value")) => by_id("member")?,
         ("applications", None) if res.name == "User" => match cmp {

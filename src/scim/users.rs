@@ -12,7 +12,7 @@ use super::parse::{self, Parsed};
 use super::render::{self, DirSyntax, Sources};
 use super::{Caller, ScimError};
 use crate::directory::request::version;
-use crate::directory::{Change, Directory, Dn, Entry, ModOp, Modification, Rdn};
+use crate::directory::{Change, Directory, Dn, EMPTY_GROUP_MEMBER, Entry, ModOp, Modification, Rdn};
 
 /// Everything a User shows besides its entry.
 pub(super) struct Context {
@@ -219,7 +219,12 @@ pub(super) fn created(dir: &Directory, entry: &Entry, answer: Value) -> Value {
 
 fn grant(dir: &Directory, app: &str, member: &Dn, op: ModOp) -> Change {
     let values = vec![member.to_string().into_bytes()];
-    Change::Modify(lookup::application_dn(dir, app), vec![Modification { op, attr: "member".into(), values }])
+    let mut mods = vec![Modification { op, attr: "member".into(), values }];
+    if op == ModOp::Delete {
+        // The application's group keeps the placeholder when its last member goes.
+        mods.push(Modification { op: ModOp::Add, attr: "member".into(), values: vec![EMPTY_GROUP_MEMBER.into()] });
+    }
+    Change::Modify(lookup::application_dn(dir, app), mods)
 }
 
 /// The values an entry holds of an attribute.

@@ -77,6 +77,8 @@ pub enum IndexKind {
     Presence,
     /// attribute value contains a trigram
     Substring,
+    /// attribute ~= folded value (`schema::approx`)
+    Approx,
 }
 
 /// Build the key of an index posting: kind, attribute, value.
@@ -86,6 +88,7 @@ pub fn index_key(kind: IndexKind, attr: &str, value: &[u8]) -> Vec<u8> {
         IndexKind::Equality => b'e',
         IndexKind::Presence => b'p',
         IndexKind::Substring => b's',
+        IndexKind::Approx => b'a',
     });
     k.extend_from_slice(attr.as_bytes());
     k.push(0);

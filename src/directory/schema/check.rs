@@ -140,7 +140,27 @@ impl Schema {
         Ok(structural_name)
     }
 
-    /// Syntax, single-value and duplicate checks for one attribute's values.
+    /// RFC 4511 §4.7: "Clients MAY or MAY NOT include the RDN attribute(s)
+    /// in this list": the RDN's values an added entry lacks are added to it,
+    /// before its schema is checked.
+    pub fn add_naming_values(&self, entry: &mut Entry) -> Result<()> {
+        let Some(rdn) = entry.dn.rdn().cloned() else { return Ok(()) };
+        for ava in &rdn.avas {
+            let (_, attr) = self.attr_of(&ava.attr)?;
+            let want = self
+                .normalize_eq(attr, ava.value.as_bytes())
+                .map_err(|e| DirectoryError::InvalidDn(format!("{}: {e}", ava.attr)))?;
+            let present = entry
+                .get(&attr.name)
+                .is_some_and(|a| a.values.iter().any(|v| self.normalize_eq(attr, v).is_ok_and(|n| n == want)));
+            if !present {
+                let name = entry.get(&attr.name).map(|a| a.name.clone()).unwrap_or_else(|| ava.attr.clone());
+                entry.add_values(&name, vec![ava.value.as_bytes().to_vec()]);
+            }
+        }
+        Ok(())
+    }
+
     /// Whether an attribute (by name) accepts this value, by its syntax.
     pub fn accepts(&self, name: &str, value: &[u8]) -> bool {
         let Some(id) = self.attr_id(name) else { return false };

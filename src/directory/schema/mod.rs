@@ -3,6 +3,7 @@
 //! on "what kind of value is this" goes through here: normalisation for
 //! indexes and DNs, filter matching, syntax checks on write.
 
+pub mod approx;
 mod check;
 mod parse;
 pub mod syntax;
