@@ -18,3 +18,4 @@ mod revisions;
 mod scim_behaviour;
 mod scim_roundtrip;
 mod scim_users;
+mod slapd_parity;

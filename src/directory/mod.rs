@@ -426,12 +426,12 @@ impl Directory {
         keys
     }
 
-    /// The deepest existing ancestor of `dn`, for noSuchObject's matchedDN.
+    /// The deepest existing ancestor of `dn`, as stored, for noSuchObject's matchedDN.
     fn matched_dn(&self, r: &impl Reader, dn: &Dn) -> Result<String> {
         let mut cur = dn.parent();
         while !cur.is_root() {
-            if r.id_of_dn(&self.normalize_dn(&cur)?)?.is_some() {
-                return Ok(cur.to_string());
+            if let Some(id) = r.id_of_dn(&self.normalize_dn(&cur)?)? {
+                return Ok(r.entry(id)?.map(|rec| rec.dn.to_string()).unwrap_or_else(|| cur.to_string()));
             }
             cur = cur.parent();
         }

@@ -372,11 +372,14 @@ impl Directory {
                 let id = r.id_of_dn(&n).ok().flatten()?;
                 let rec = r.entry(id).ok().flatten()?;
                 let e = self.to_entry(&rec).ok()?;
-                Some(access.browsable(r, &n, &e).unwrap_or(false))
+                Some((access.browsable(r, &n, &e).unwrap_or(false), e.dn))
             });
             match found {
-                Some(true) => return DirectoryError::NoSuchObject { dn: dn.to_string(), matched: cur.to_string() },
-                Some(false) => return self.hidden(dn),
+                // The ancestor's DN as stored, as slapd gives it.
+                Some((true, stored)) => {
+                    return DirectoryError::NoSuchObject { dn: dn.to_string(), matched: stored.to_string() };
+                }
+                Some((false, _)) => return self.hidden(dn),
                 None => cur = cur.parent(),
             }
         }

@@ -223,3 +223,20 @@ pub fn have_python(modules: &[&str]) -> bool {
 pub fn client_script(name: &str) -> String {
     format!("{}/tests/clients/{name}", env!("CARGO_MANIFEST_DIR"))
 }
+
+pub mod slapd;
+
+impl TestServer {
+    /// The server on `ldif` alone (no demo tree), imported as `convergences
+    /// import` does: the twin of a slapd loaded with the same file.
+    pub async fn start_from_ldif(ldif: &str) -> TestServer {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = Config::for_test(tmp.path());
+        let file = tmp.path().join("load.ldif");
+        std::fs::write(&file, ldif).unwrap();
+        app::import(&cfg, &file).unwrap();
+        let handle = app::start(cfg).await.unwrap();
+        let url = format!("ldap://{}", handle.ldap_addr);
+        TestServer { tmp, handle: Some(handle), url }
+    }
+}

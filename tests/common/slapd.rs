@@ -1,0 +1,109 @@
+//! A stock OpenLDAP slapd (Debian's), started by a test on a free port with
+//! the schema files this project ships and an LDIF loaded by slapadd: the
+//! reference the differential tests compare the server with.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// slapd's rootdn and its password, also the administrator of the twin server.
+pub const ROOT_DN: &str = "cn=admin,dc=cig,dc=fr";
+pub const ROOT_PASSWORD: &str = "parity-admin-secret";
+
+pub struct Slapd {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub url: String,
+}
+
+fn find(name: &str) -> String {
+    ["/usr/sbin", "/usr/local/sbin", "/usr/bin"]
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// Whether slapd and slapadd are installed (in /usr/sbin, often off a
+/// user's PATH); under CI a missing one is a failure, not a skip.
+pub fn installed() -> bool {
+    let found = ["slapd", "slapadd"].iter().all(|n| Path::new(&find(n)).is_absolute());
+    if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("slapd is required under CI (.ci/run installs it)");
+    }
+    if !found {
+        eprintln!("skipping: slapd is not installed");
+    }
+    found
+}
+
+impl Slapd {
+    /// slapd with `ldif` loaded; the caller checked `have("slapd")`.
+    pub fn start(ldif: &str) -> Slapd {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        std::fs::create_dir(&db).unwrap();
+        let repo = env!("CARGO_MANIFEST_DIR");
+        let module = ["/usr/lib/ldap", "/usr/lib/openldap", "/usr/lib64/openldap"]
+            .iter()
+            .find(|d| Path::new(&format!("{d}/back_mdb.so")).exists())
+            .map(|d| format!("modulepath {d}\nmoduleload back_mdb\n"))
+            .unwrap_or_default();
+        let conf = format!(
+            "include /etc/ldap/schema/core.schema\n\
+             include /etc/ldap/schema/cosine.schema\n\
+             include /etc/ldap/schema/inetorgperson.schema\n\
+             include {repo}/schema/cig.schema\n\
+             {module}\
+             pidfile {d}/slapd.pid\n\
+             database mdb\n\
+             suffix \"dc=cig,dc=fr\"\n\
+             rootdn \"{ROOT_DN}\"\n\
+             rootpw {ROOT_PASSWORD}\n\
+             directory {db}\n\
+             access to attrs=userPassword by self write by anonymous auth by * none\n\
+             access to * by self write by users read by * none\n",
+            d = dir.path().display(),
+            db = db.display(),
+        );
+        let conf_path = dir.path().join("slapd.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let ldif_path = dir.path().join("data.ldif");
+        std::fs::write(&ldif_path, ldif).unwrap();
+        let out = Command::new(find("slapadd"))
+            .arg("-q")
+            .arg("-f")
+            .arg(&conf_path)
+            .arg("-l")
+            .arg(&ldif_path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "slapadd: {}", String::from_utf8_lossy(&out.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("ldap://127.0.0.1:{port}");
+        // -d 0: in the foreground, so that the test owns the process.
+        let child = Command::new(find("slapd"))
+            .arg("-f")
+            .arg(&conf_path)
+            .arg("-h")
+            .arg(format!("{url}/"))
+            .args(["-d", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "slapd did not start on {url}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Slapd { child, _dir: dir, url }
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
