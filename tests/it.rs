@@ -12,6 +12,7 @@ mod ldap_server;
 mod ldif_cli;
 mod operations;
 mod other_clients;
+mod password_policy;
 mod policy_parity;
 mod provisioning;
 mod revisions;

@@ -115,15 +115,29 @@ impl Directory {
             .map_err(DirectoryError::Internal)
     }
 
+    /// RFC 3062 Password Modify's change: the new password is a password,
+    /// checked by the quality policy and hashed here, whoever asks; a
+    /// `{SCHEME}` value is refused, administrators included (they may store
+    /// a hash with a modify of `userPassword`).
+    pub fn change_password(&self, actor: &Actor, dn: &Dn, new: &[u8]) -> Result<()> {
+        if password::is_hashed(new) {
+            return Err(DirectoryError::ConstraintViolation(
+                "the new password is the password itself, not a {SCHEME} hash (RFC 3062)".into(),
+            ));
+        }
+        let m = Modification { op: ModOp::Replace, attr: "userPassword".into(), values: vec![new.to_vec()] };
+        self.modify(actor, dn, &[m])
+    }
+
     /// Whether a bind against this entry is only a salted-digest check: no
     /// argon2 or crypt, and no write to follow (re-hash). Such binds run inline.
     pub fn bind_is_cheap(&self, account: Option<&Account>) -> bool {
-        account.is_some_and(|a| {
-            !a.passwords.is_empty()
-                && a.passwords
-                    .iter()
-                    .all(|v| password::is_cheap(v) && !(self.password_policy.rehash && password::needs_rehash(v)))
-        })
+        let cheap = |v: &[u8]| password::is_cheap(v) && !(self.password_policy.rehash && password::needs_rehash(v));
+        match account {
+            // The decoy runs where the accounts it stands for run.
+            Some(a) if !a.passwords.is_empty() => a.passwords.iter().all(|v| cheap(v)),
+            _ => cheap(&self.decoy.current()),
+        }
     }
 
     /// What a bind needs of the entry named `dn`, read in place: its stored
@@ -153,12 +167,14 @@ impl Directory {
     /// [`Directory::account`]. On success, the principal the session acts as.
     pub fn authenticate(&self, account: Option<Account>, password: &[u8], peer: &str) -> Result<Principal> {
         let Some(account) = account else {
-            password::verify(password::decoy(), password);
+            password::verify(&self.decoy.current(), password);
             return Err(DirectoryError::InvalidCredentials);
         };
         let Account { dn, ndn, passwords: stored, locked_at, disabled } = account;
         if stored.is_empty() {
-            password::verify(password::decoy(), password);
+            password::verify(&self.decoy.current(), password);
+        } else {
+            self.decoy.sample(&stored);
         }
         let matched = stored.iter().find(|v| password::verify(v, password)).cloned();
         let policy = &self.password_policy;
@@ -264,3 +280,37 @@ impl Directory {
 }
 
 pub(crate) type FailureTable = std::sync::Mutex<HashMap<String, Failures>>;
+
+/// What a bind to a DN with no password (unknown, or without userPassword)
+/// is checked against, so that it costs what a bind to an account costs and
+/// response time does not tell which DNs exist: a stored hash of a recent
+/// bind, sampled every [`DECOY_SAMPLE`] binds, so that the decoy's scheme
+/// and cost follow the accounts (salted digests after an import from
+/// slapd, argon2 once they are re-hashed). Before the first sample, argon2.
+#[derive(Default)]
+pub(crate) struct Decoy {
+    stored: std::sync::RwLock<Option<std::sync::Arc<[u8]>>>,
+    binds: std::sync::atomic::AtomicU64,
+}
+
+/// One bind in this many to an existing account refreshes the decoy.
+const DECOY_SAMPLE: u64 = 256;
+
+impl Decoy {
+    fn current(&self) -> std::sync::Arc<[u8]> {
+        match self.stored.read().ok().and_then(|s| s.clone()) {
+            Some(s) => s,
+            None => std::sync::Arc::from(password::decoy()),
+        }
+    }
+
+    fn sample(&self, stored: &[Vec<u8>]) {
+        let n = self.binds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !n.is_multiple_of(DECOY_SAMPLE) {
+            return;
+        }
+        if let (Some(first), Ok(mut s)) = (stored.first(), self.stored.write()) {
+            *s = Some(std::sync::Arc::from(first.as_slice()));
+        }
+    }
+}

@@ -153,6 +153,7 @@ pub struct Directory {
     tokens: tokens::TokenCache,
     password_policy: PasswordPolicy,
     failures: auth::FailureTable,
+    decoy: auth::Decoy,
     group_commit: Arc<commit::GroupCommit>,
 }
 
@@ -227,6 +228,7 @@ impl Directory {
             tokens: Default::default(),
             password_policy: settings.password,
             failures: Default::default(),
+            decoy: Default::default(),
             group_commit: Default::default(),
         };
         directory.maintain_indexes()?;

@@ -200,6 +200,9 @@ impl Directory {
     fn prepare_change(&self, actor: &Actor, change: Change, known_as: Option<&Dn>) -> Result<Queued> {
         match change {
             Change::Add(mut entry) => {
+                if let Some(a) = entry.get("userPassword") {
+                    self.may_store_hashes(actor, a.values.iter().map(Vec::as_slice))?;
+                }
                 if entry.get("userPassword").is_some_and(|a| a.values.iter().any(|v| !password::is_hashed(v))) {
                     self.precheck(actor, &entry.dn, None)?;
                     self.hash_plain_passwords(actor, &mut entry)?;
@@ -210,6 +213,10 @@ impl Directory {
                 let is_password = |m: &Modification| {
                     self.schema.attr_id(&m.attr).is_some_and(|id| self.schema.attr(id).lname == "userpassword")
                 };
+                // Values deleted are named, not stored: a hash is how they are named.
+                let stored = |m: &&Modification| is_password(m) && m.op != ModOp::Delete;
+                let sent = mods.iter().filter(stored).flat_map(|m| m.values.iter().map(Vec::as_slice));
+                self.may_store_hashes(actor, sent)?;
                 if mods.iter().any(|m| is_password(m) && m.values.iter().any(|v| !password::is_hashed(v))) {
                     let names: Vec<String> = mods.iter().map(|m| m.attr.clone()).collect();
                     self.precheck(actor, known_as.unwrap_or(&dn), Some(&names))?;

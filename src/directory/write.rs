@@ -581,9 +581,22 @@ impl Directory {
 
     /// A plain-text userPassword is checked against the password policy and
     /// hashed before it is stored; a value that is already a `{SCHEME}` hash
-    /// is kept as it is (an administrator migrating accounts).
+    /// is kept as it is (who may send one is [`Directory::may_store_hashes`]'s
+    /// call, before any hashing).
     pub(super) fn hash_if_plain(&self, actor: &Actor, v: Vec<u8>) -> Result<Vec<u8>> {
         if password::is_hashed(&v) { Ok(v) } else { self.prepare_password(actor, &v) }
+    }
+
+    /// A `{SCHEME}` hash escapes the password policy: only an administrator
+    /// (migrating accounts) or the server itself (import) may store one;
+    /// anyone else who may write a password sends the password itself.
+    pub(super) fn may_store_hashes<'v>(&self, actor: &Actor, mut values: impl Iterator<Item = &'v [u8]>) -> Result<()> {
+        if values.any(password::is_hashed) && !actor.principal.is_admin(self) {
+            return Err(DirectoryError::ConstraintViolation(
+                "userPassword: only an administrator may store a {SCHEME} hash; send the password itself".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// An entry's record, encoded from the entry (no copy of its values).

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use ldap3_proto::proto::{LdapExtendedRequest, LdapPasswordModifyRequest, LdapResult, LdapResultCode};
 
 use super::{InFlight, Reply, Session, Shape, parse_dn};
-use crate::directory::{ModOp, Modification};
 use crate::ldap::result::{from_error, result, success};
 use crate::ldap::{Conn, Context, oids};
 
@@ -113,8 +112,7 @@ fn change_password(
             (g.clone(), Some(g))
         }
     };
-    let m = Modification { op: ModOp::Replace, attr: "userPassword".into(), values: vec![new.into_bytes()] };
-    dir.modify(&session.actor(), &target, &[m]).map_err(|e| from_error(&e))?;
+    dir.change_password(&session.actor(), &target, new.as_bytes()).map_err(|e| from_error(&e))?;
     Ok(generated)
 }
 
