@@ -37,6 +37,41 @@ pub enum AppError {
     Import { line: usize, reason: String },
     #[error("{0}")]
     Setting(String),
+    /// A listener that could not be opened, named the way the operator wrote it.
+    #[error("{what} {addr}: {error}")]
+    Listen { what: &'static str, addr: String, error: std::io::Error },
+    /// The store is held by another process: a running server.
+    #[error(
+        "the server is running on this data directory ({path} is locked by another process): stop it, or let this command reach it through its ldapi socket or --url"
+    )]
+    Running { path: String },
+}
+
+/// Bind a TCP listener, or say which one failed.
+async fn listen(what: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener, AppError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|error| AppError::Listen { what, addr: addr.to_string(), error })
+}
+
+/// Bind the ldapi socket with its mode. A socket file left by a server that
+/// died is replaced; one a running server answers on is not.
+fn listen_local(path: &Path, mode: u32) -> Result<tokio::net::UnixListener, AppError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let failed = |error| AppError::Listen { what: "LDAPI", addr: path.display().to_string(), error };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(failed(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            )));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(failed(std::io::Error::new(std::io::ErrorKind::AddrInUse, "another server answers on it")));
+        }
+        std::fs::remove_file(path).map_err(failed)?;
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(failed)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(failed)?;
+    Ok(listener)
 }
 
 /// Open the configured store and schema as a directory.
@@ -48,7 +83,10 @@ pub fn open_directory(cfg: &Config) -> Result<Directory, AppError> {
     let path = cfg.store_path();
     let store =
         Store::open(&path, cfg.cache_mb.saturating_mul(1024 * 1024), cfg.redo_log_mb.saturating_mul(1024 * 1024))
-            .map_err(|source| AppError::Store { path: path.display().to_string(), source })?;
+            .map_err(|source| match source {
+                crate::store::StoreError::Locked => AppError::Running { path: path.display().to_string() },
+                source => AppError::Store { path: path.display().to_string(), source },
+            })?;
     let suffix = Dn::parse(&cfg.suffix).map_err(|e| AppError::Suffix(cfg.suffix.clone(), e.to_string()))?;
     let admins = cfg
         .admins
@@ -71,6 +109,8 @@ pub fn open_directory(cfg: &Config) -> Result<Directory, AppError> {
 pub struct ServerHandle {
     pub ldap_addr: SocketAddr,
     pub ldaps_addr: SocketAddr,
+    /// The ldapi socket, when it is on.
+    pub ldapi: Option<std::path::PathBuf>,
     /// The SCIM HTTPS address.
     pub scim_addr: SocketAddr,
     /// The plain-HTTP SCIM address, when configured.
@@ -112,6 +152,9 @@ impl ServerHandle {
                 self.grace
             );
         }
+        if let Some(path) = &self.ldapi {
+            let _ = std::fs::remove_file(path);
+        }
         let directory = self.directory;
         match tokio::task::spawn_blocking(move || directory.checkpoint()).await {
             Ok(Ok(())) => {}
@@ -125,6 +168,23 @@ impl ServerHandle {
 pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
     let directory = Arc::new(open_directory(&cfg)?);
     directory.start_writer()?;
+    // Every listener is bound before anything is written: a port in use
+    // stops the start with the store as it was.
+    let listener = listen("LDAP", cfg.ldap).await?;
+    let ldap_addr = listener.local_addr()?;
+    let tls_listener = listen("LDAPS", cfg.ldaps).await?;
+    let ldaps_addr = tls_listener.local_addr()?;
+    let https = listen("SCIM", cfg.scim).await?;
+    let scim_addr = https.local_addr()?;
+    let http = match cfg.scim_http {
+        Some(addr) => Some(listen("SCIM HTTP", addr).await?),
+        None => None,
+    };
+    let ldapi = cfg.ldapi_path();
+    let local = match &ldapi {
+        Some(path) => Some(listen_local(path, cfg.ldapi_mode)?),
+        None => None,
+    };
     let mut generated_admin_password = None;
     if cfg.demo && directory.is_empty()? {
         let outcome = crate::seed::seed_demo(&directory, cfg.admin_password.as_deref())?;
@@ -145,33 +205,30 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
     let ldap_acceptor = acceptor.clone();
     let (tx, rx) = watch::channel(false);
-    let listener = tokio::net::TcpListener::bind(cfg.ldap).await?;
-    let ldap_addr = listener.local_addr()?;
-    let tls_listener = tokio::net::TcpListener::bind(cfg.ldaps).await?;
-    let ldaps_addr = tls_listener.local_addr()?;
     let ctx =
         Arc::new(crate::ldap::Context::new(directory.clone(), &cfg, Some(ldap_acceptor)).map_err(AppError::Setting)?);
     let mut tasks = vec![
         tokio::spawn(crate::ldap::serve(listener, ctx.clone(), rx.clone(), false)),
         tokio::spawn(crate::ldap::serve(tls_listener, ctx.clone(), rx.clone(), true)),
     ];
+    if let Some(local) = local {
+        tasks.push(tokio::spawn(crate::ldap::serve_local(local, ctx.clone(), rx.clone())));
+    }
     let mut scim = crate::scim::ScimContext::new(directory.clone(), &cfg.scim_limits)
         .map_err(|e| AppError::Scim(e.to_string()))?;
     scim.log_operations = cfg.log_operations;
     let scim = Arc::new(scim);
-    let https = tokio::net::TcpListener::bind(cfg.scim).await?;
-    let scim_addr = https.local_addr()?;
     let https = crate::scim::https::TlsListener::new(https, acceptor)?;
     tasks.push(tokio::spawn(serve_http(https, crate::scim::router(scim.clone()), rx.clone())));
     let mut scim_http_addr = None;
-    if let Some(addr) = cfg.scim_http {
-        let http = tokio::net::TcpListener::bind(addr).await?;
+    if let Some(http) = http {
         scim_http_addr = Some(http.local_addr()?);
         tasks.push(tokio::spawn(serve_http(http, crate::scim::router(scim), rx)));
     }
     Ok(ServerHandle {
         ldap_addr,
         ldaps_addr,
+        ldapi,
         scim_addr,
         scim_http_addr,
         tls,
@@ -270,7 +327,7 @@ pub fn export(cfg: &Config, output: Option<&Path>) -> Result<(), AppError> {
 /// `convergences backup FILE` with the server stopped.
 pub fn backup(cfg: &Config, file: &Path) -> Result<u64, AppError> {
     let directory = open_directory(cfg)?;
-    write_then_rename(file, |out| Ok(directory.backup(out)?))
+    Ok(crate::commands::write_file(file, |out| directory.backup(out))?)
 }
 
 /// Download `path` (`/admin/backup`, `/admin/export`) from a running
@@ -300,7 +357,7 @@ pub async fn fetch(url: &str, token: &str, path: &str, out: &Path) -> Result<u64
         let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         return Err(http(String::from_utf8_lossy(&body).into_owned()));
     }
-    let partial = partial_path(out);
+    let partial = crate::commands::partial_path(out);
     let mut file = std::io::BufWriter::new(std::fs::File::create(&partial)?);
     let mut written = 0u64;
     let copied: Result<(), AppError> = async {
@@ -330,31 +387,6 @@ pub async fn fetch(url: &str, token: &str, path: &str, out: &Path) -> Result<u64
 
 /// Where a file is written before it replaces `path`: a failed backup never
 /// destroys the previous one.
-fn partial_path(path: &Path) -> std::path::PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".partial");
-    path.with_file_name(name)
-}
-
-fn write_then_rename(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> Result<u64, AppError>,
-) -> Result<u64, AppError> {
-    let partial = partial_path(path);
-    let result = (|| {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
-        let n = write(&mut out)?;
-        out.flush()?;
-        out.get_ref().sync_all()?;
-        std::fs::rename(&partial, path)?;
-        Ok(n)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    result
-}
-
 /// `convergences restore FILE`: a new store in the (empty) data directory.
 pub fn restore(cfg: &Config, file: &Path) -> Result<u64, AppError> {
     let input = std::fs::File::open(file)?;
@@ -391,4 +423,55 @@ pub fn init_logging(cfg: &Config) {
             .unwrap_or_default();
         tracing::error!(thread, location, "panic: {what}");
     }));
+}
+
+/// Run an administration command: through the running server when one
+/// answers on the ldapi socket (it holds the store), else on the data
+/// directory. A store locked by a server that does not answer there is
+/// [`AppError::Running`].
+pub fn run_command(cfg: &Config, cmd: &crate::commands::Command) -> Result<crate::commands::Outcome, AppError> {
+    if let Some(path) = cfg.ldapi_path()
+        && std::os::unix::net::UnixStream::connect(&path).is_ok()
+    {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        return rt.block_on(ask_server(&path, cmd));
+    }
+    let directory = open_directory(cfg)?;
+    Ok(crate::commands::run(&directory, &crate::directory::Actor::new(""), cmd)?)
+}
+
+/// Send `cmd` to the server on the ldapi socket at `path`, bound with SASL
+/// EXTERNAL as this process's uid maps.
+async fn ask_server(path: &Path, cmd: &crate::commands::Command) -> Result<crate::commands::Outcome, AppError> {
+    use futures_util::{SinkExt, StreamExt};
+    use ldap3_proto::proto::{
+        LdapBindCred, LdapBindRequest, LdapExtendedRequest, LdapMsg, LdapOp, LdapResultCode, SaslCredentials,
+    };
+    let server = |why: String| AppError::Setting(format!("the server on {}: {why}", path.display()));
+    let stream = tokio::net::UnixStream::connect(path).await?;
+    let mut framed = tokio_util::codec::Framed::new(stream, ldap3_proto::LdapCodec::default());
+    let bind = LdapBindRequest {
+        version: 3,
+        dn: String::new(),
+        cred: LdapBindCred::SASL(SaslCredentials { mechanism: "EXTERNAL".into(), credentials: Vec::new() }),
+    };
+    let value = serde_json::to_vec(cmd).map_err(|e| server(e.to_string()))?;
+    let ext = LdapExtendedRequest { name: crate::commands::OID.into(), value: Some(value) };
+    for (id, op) in [(1, LdapOp::BindRequest(bind)), (2, LdapOp::ExtendedRequest(ext))] {
+        framed.send(LdapMsg::new(id, op)).await.map_err(|e| server(e.to_string()))?;
+        let reply = framed.next().await.ok_or_else(|| server("closed the connection".into()))?;
+        let reply = reply.map_err(|e| server(e.to_string()))?;
+        match reply.op {
+            LdapOp::BindResponse(r) if r.res.code == LdapResultCode::Success => {}
+            LdapOp::BindResponse(r) => return Err(server(format!("refused the local bind: {}", r.res.message))),
+            LdapOp::ExtendedResponse(r) if r.res.code == LdapResultCode::Success => {
+                let value = r.value.unwrap_or_default();
+                return serde_json::from_slice(&value)
+                    .map_err(|e| server(format!("an answer that does not decode: {e}")));
+            }
+            LdapOp::ExtendedResponse(r) => return Err(server(r.res.message)),
+            other => return Err(server(format!("an unexpected answer: {other:?}"))),
+        }
+    }
+    Err(server("no answer".into()))
 }

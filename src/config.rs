@@ -23,6 +23,15 @@ pub struct Config {
     pub scim_http: Option<SocketAddr>,
     /// SCIM limits.
     pub scim_limits: ScimLimits,
+    /// LDAP over a Unix domain socket (`ldapi://`): its path; unset:
+    /// `<data>/ldapi`; empty: off. SASL EXTERNAL binds there as the peer's
+    /// uid maps (root and the server's own uid: `cn=admin,<suffix>`).
+    pub ldapi: Option<PathBuf>,
+    /// Permissions of the socket file (octal in TOML: `0o600`).
+    pub ldapi_mode: u32,
+    /// Other local uids and the entry each binds as with SASL EXTERNAL; any
+    /// other uid is refused.
+    pub ldapi_identities: Vec<LdapiIdentity>,
     /// The naming context.
     pub suffix: String,
     /// Directory of `*.schema` files; the schema compiled into the binary when unset.
@@ -200,6 +209,16 @@ pub struct Limits {
     pub shutdown_grace_secs: u64,
 }
 
+/// One local account allowed on the ldapi socket (`[[ldapi_identities]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapiIdentity {
+    /// The peer's numeric uid (SO_PEERCRED).
+    pub uid: u32,
+    /// The entry it binds as.
+    pub dn: String,
+}
+
 /// One per-identity search limit (`[[limits.search_rules]]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,6 +265,9 @@ impl Default for Config {
             scim: addr("127.0.0.1:8443"),
             scim_http: Some(addr("127.0.0.1:8080")),
             scim_limits: ScimLimits::default(),
+            ldapi: None,
+            ldapi_mode: 0o600,
+            ldapi_identities: Vec::new(),
             suffix: "dc=cig,dc=fr".into(),
             schema_dir: None,
             tls_cert: None,
@@ -322,6 +344,15 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_LDAP") {
             self.ldap = parse("CONVERGENCES_LDAP", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_LDAPI") {
+            self.ldapi = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("CONVERGENCES_LDAPI_MODE") {
+            self.ldapi_mode = u32::from_str_radix(v.trim_start_matches("0o"), 8).map_err(|e| ConfigError::Env {
+                var: "CONVERGENCES_LDAPI_MODE".into(),
+                why: format!("an octal mode such as 0600: {e}"),
+            })?;
         }
         if let Some(v) = get("CONVERGENCES_LDAPS") {
             self.ldaps = parse("CONVERGENCES_LDAPS", &v)?;
@@ -487,6 +518,15 @@ impl Config {
 
     pub fn store_path(&self) -> PathBuf {
         self.data.join("convergences.redb")
+    }
+
+    /// The ldapi socket's path; `None` when it is off.
+    pub fn ldapi_path(&self) -> Option<PathBuf> {
+        match &self.ldapi {
+            None => Some(self.data.join("ldapi")),
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => Some(p.clone()),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use convergences::commands::Command as Cmd;
 use convergences::{Config, app};
 
 /// Convergences: the directory of a centre de gestion, served over LDAP v3
@@ -75,8 +76,8 @@ enum Command {
         online: Online,
     },
     /// A consistent backup of the whole store (entries, indexes, tokens, audit
-    /// trail). With --url, from the running server while it serves; without,
-    /// from the data directory of a stopped server.
+    /// trail). While the server runs, it writes the file (asked through its
+    /// ldapi socket, or over HTTP with --url); otherwise this command does.
     Backup {
         #[command(flatten)]
         common: Common,
@@ -92,22 +93,24 @@ enum Command {
         /// A file written by `convergences backup`.
         file: PathBuf,
     },
-    /// Verify the store's consistency (server stopped): the DN, UUID and
-    /// attribute indexes, the tree links and uid uniqueness are recomputed
-    /// from the entries and compared. Exits 1 when anything disagrees.
+    /// Verify the store's consistency: the DN, UUID and attribute indexes, the
+    /// tree links and uid uniqueness are recomputed from the entries and
+    /// compared. Exits 1 when anything disagrees. While the server runs, it
+    /// checks (through its ldapi socket), on a snapshot.
     Check {
         #[command(flatten)]
         common: Common,
     },
-    /// SCIM bearer tokens: each bound to one organisation or to the CIG.
+    /// SCIM bearer tokens: each bound to one organisation or to the CIG. These
+    /// and the other administration commands work with the server running
+    /// (through its ldapi socket, as root or the server's user) or stopped.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
     /// List the audit trail: every write, accepted or refused, with who, when,
-    /// from where, what and the result (never a password value). The server
-    /// must be stopped; while it runs, CIG administrators read the same
-    /// records over LDAP under cn=changelog.
+    /// from where, what and the result (never a password value). CIG
+    /// administrators also read the same records over LDAP under cn=changelog.
     Audit {
         #[command(flatten)]
         common: Common,
@@ -195,8 +198,30 @@ fn load(common: &Common) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// An administration command, on the running server (its ldapi socket) or
+/// on the data directory of a stopped one; exits 1 when it failed.
+fn command(common: &Common, cmd: Cmd) -> anyhow::Result<()> {
+    let outcome = app::run_command(&load(common)?, &cmd)?;
+    print!("{}", outcome.stdout);
+    eprint!("{}", outcome.stderr);
+    if outcome.failed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// An operator's mistake is one line (the error and its causes), never a backtrace.
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("convergences: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { common, ldap, ldaps, scim, scim_http, no_demo } => {
             let mut cfg = load(&common)?;
@@ -256,51 +281,28 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Check { common } => {
-            let cfg = load(&common)?;
-            let started = std::time::Instant::now();
-            let report = app::open_directory(&cfg)?.check()?;
-            for p in &report.problems {
-                println!("problem: {p}");
-            }
-            for w in &report.warnings {
-                println!("warning: {w}");
-            }
-            println!(
-                "checked {} entries and {} index lists in {:.2}s: {}",
-                report.entries,
-                report.posting_lists,
-                started.elapsed().as_secs_f64(),
-                if report.is_consistent() {
-                    "consistent".to_string()
-                } else {
-                    format!("{} problems", report.problem_count)
-                }
-            );
-            if !report.is_consistent() {
-                std::process::exit(1);
-            }
-            Ok(())
-        }
+        Command::Check { common } => command(&common, Cmd::Check),
         Command::Export { common, output, online } => {
             if online.url.is_some() {
                 let out = output.context("an online export needs -o FILE")?;
                 online.fetch("/admin/export", &out)?;
                 return Ok(());
             }
-            let cfg = load(&common)?;
-            app::export(&cfg, output.as_deref())?;
-            Ok(())
+            match output {
+                // The file is written by whoever holds the store: the running server, or this process.
+                Some(file) => command(&common, Cmd::Export { file: std::path::absolute(&file)? }),
+                None => {
+                    let cfg = load(&common)?;
+                    app::export(&cfg, None).context("while the server runs, export writes a file: give -o FILE")?;
+                    Ok(())
+                }
+            }
         }
         Command::Backup { common, file, online } => {
             if online.fetch("/admin/backup", &file)? {
                 return Ok(());
             }
-            let cfg = load(&common)?;
-            let records = app::backup(&cfg, &file)
-                .context("a running server keeps its store locked: back it up with --url and a CIG token")?;
-            eprintln!("backed up {records} records to {}", file.display());
-            Ok(())
+            command(&common, Cmd::Backup { file: std::path::absolute(&file)? })
         }
         Command::Restore { common, file } => {
             let cfg = load(&common)?;
@@ -311,70 +313,12 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Token { command } => {
-            use convergences::directory::TokenScope;
-            match command {
-                TokenCommand::Create { common, org, cig, name } => {
-                    let dir = app::open_directory(&load(&common)?)?;
-                    let scope = match (cig, org) {
-                        (true, _) => TokenScope::Cig,
-                        (false, Some(org)) => TokenScope::Organisation(dir.find_organisation(&org)?),
-                        (false, None) => anyhow::bail!("give --org or --cig"),
-                    };
-                    let (id, secret) = dir.create_token(&scope, &name)?;
-                    match &scope {
-                        TokenScope::Cig => println!("token {id} for the CIG as a whole"),
-                        TokenScope::Organisation(dn) => println!("token {id} for {dn}"),
-                    }
-                    println!("{secret}");
-                }
-                TokenCommand::List { common } => {
-                    let dir = app::open_directory(&load(&common)?)?;
-                    for t in dir.list_tokens()? {
-                        let scope = match t.scope {
-                            TokenScope::Cig => "CIG".to_string(),
-                            TokenScope::Organisation(dn) => dn.to_string(),
-                        };
-                        println!("{}\t{}\t{}\t{}", t.id, t.created, scope, t.name);
-                    }
-                }
-                TokenCommand::Revoke { common, id } => {
-                    let dir = app::open_directory(&load(&common)?)?;
-                    if !dir.revoke_token(&id)? {
-                        anyhow::bail!("no token has the id {id}");
-                    }
-                    println!("token {id} revoked");
-                }
-            }
-            Ok(())
+        Command::Token { command: TokenCommand::Create { common, org, cig, name } } => {
+            command(&common, Cmd::TokenCreate { org, cig, name })
         }
-        Command::Audit { common, org, since } => {
-            let dir = app::open_directory(&load(&common)?)?;
-            let mut q = convergences::directory::AuditQuery::default();
-            if let Some(org) = org {
-                q.org_ndn = Some(dir.normalize_dn(&dir.find_organisation(&org)?)?);
-            }
-            if let Some(since) = since {
-                q.since = Some(convergences::directory::audit::parse_since(&since)?);
-            }
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            dir.audit(&q, |seq, c| {
-                use std::io::Write;
-                let line = format!(
-                    "{seq}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-                    c.time,
-                    if c.actor.is_empty() { "-" } else { &c.actor },
-                    if c.peer.is_empty() { "-" } else { &c.peer },
-                    c.op,
-                    c.dn,
-                    c.attrs.join(","),
-                    c.result
-                );
-                out.write_all(line.as_bytes())
-                    .map_err(|e| convergences::directory::DirectoryError::Internal(e.to_string()))
-            })?;
-            Ok(())
-        }
+        Command::Token { command: TokenCommand::List { common } } => command(&common, Cmd::TokenList),
+        Command::Token { command: TokenCommand::Revoke { common, id } } => command(&common, Cmd::TokenRevoke { id }),
+        Command::Audit { common, org, since } => command(&common, Cmd::Audit { org, since }),
         Command::Passwd { command: PasswdCommand::Hash { common } } => {
             let cfg = load(&common)?;
             let mut pw = String::new();

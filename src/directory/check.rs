@@ -56,7 +56,12 @@ impl Directory {
     /// Recompute every index from the entries of one snapshot and compare.
     pub fn check(&self) -> Result<CheckReport> {
         let mut report = CheckReport::default();
-        let r = self.store.read()?;
+        // A running server keeps recent postings in memory: have them written first.
+        let mut r = self.store.read()?;
+        if !r.settled() {
+            drop(r);
+            r = self.store.read_settled()?;
+        }
         let mut seen: HashMap<u64, Seen> = HashMap::new();
         let mut by_ndn: HashSet<String> = HashSet::new();
         let mut uuids: HashMap<[u8; 16], u64> = HashMap::new();

@@ -14,6 +14,7 @@ mod controls;
 mod convert;
 pub mod decode;
 mod external;
+mod local;
 mod oids;
 mod ops;
 mod paging;
@@ -36,6 +37,7 @@ use tokio_util::codec::FramedRead;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::metrics;
+pub use local::serve_local;
 pub use ops::Session;
 
 /// What every connection shares.
@@ -60,6 +62,8 @@ pub struct Context {
     pub connections: Connections,
     /// One log line per operation (`log_operations`).
     pub log_operations: bool,
+    /// Who SASL EXTERNAL binds as on the ldapi socket.
+    pub local: local::LocalIdentities,
 }
 
 /// Open LDAP connections, counted against `limits.max_connections` overall
@@ -178,6 +182,7 @@ impl Context {
     pub fn new(directory: Arc<Directory>, cfg: &Config, tls: Option<TlsAcceptor>) -> Result<Context, String> {
         let search_rules =
             cfg.limits.search_rules.iter().map(|r| SearchRule::resolve(&directory, r)).collect::<Result<_, _>>()?;
+        let local = local::LocalIdentities::new(&directory, cfg)?;
         Ok(Context {
             directory,
             max_pdu_bytes: cfg.limits.max_pdu_bytes,
@@ -188,11 +193,16 @@ impl Context {
             max_paged_cursors: cfg.limits.max_paged_cursors,
             tls,
             require_tls_for_bind: cfg.require_tls_for_bind,
-            sasl_mechanisms: if cfg.tls_client_ca.is_some() { vec!["EXTERNAL"] } else { Vec::new() },
+            sasl_mechanisms: if cfg.tls_client_ca.is_some() || cfg.ldapi_path().is_some() {
+                vec!["EXTERNAL"]
+            } else {
+                Vec::new()
+            },
             max_outstanding_ops: cfg.limits.max_outstanding_ops.max(1),
             require_bind: cfg.limits.require_bind,
             connections: Connections::new(cfg.limits.max_connections, cfg.limits.max_connections_per_peer),
             log_operations: cfg.log_operations,
+            local,
         })
     }
 }

@@ -37,5 +37,8 @@ pub const FEATURES: &[&str] =
 /// The controls the server acts on, as the root DSE lists them.
 pub const CONTROLS: &[&str] = &[PAGED_RESULTS, SORT_REQUEST, MANAGE_DSA_IT, ASSERTION, PRE_READ, POST_READ];
 
+/// The project's administration command (`crate::commands`).
+pub const COMMAND: &str = crate::commands::OID;
+
 /// The extended operations the server answers.
-pub const EXTENSIONS: &[&str] = &[WHOAMI, PASSWORD_MODIFY, STARTTLS];
+pub const EXTENSIONS: &[&str] = &[WHOAMI, PASSWORD_MODIFY, STARTTLS, COMMAND];

@@ -13,13 +13,22 @@ use crate::ldap::result::{from_error, result, success};
 pub async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -> LdapResult {
     // A new bind starts from anonymous whatever its outcome (RFC 4511 §4.2.1).
     let tls_client_dn = session.tls_client_dn.take();
-    *session = Session { is_tls: session.is_tls, tls_client_dn: tls_client_dn.clone(), ..Session::default() };
+    *session = Session {
+        is_tls: session.is_tls,
+        tls_client_dn: tls_client_dn.clone(),
+        peer: std::mem::take(&mut session.peer),
+        local_uid: session.local_uid,
+        ..Session::default()
+    };
     if req.version != 3 {
         return result(LdapResultCode::ProtocolError, "only LDAP version 3 is supported");
     }
     let password = match req.cred {
         LdapBindCred::Simple(pw) => pw,
         LdapBindCred::SASL(sasl) if sasl.mechanism.eq_ignore_ascii_case("EXTERNAL") => {
+            if let Some(uid) = session.local_uid {
+                return local_bind(ctx, session, uid, &sasl.credentials);
+            }
             return external_bind(ctx, session, tls_client_dn, &sasl.credentials).await;
         }
         LdapBindCred::SASL(sasl) => {
@@ -33,7 +42,8 @@ pub async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindReques
     if req.dn.is_empty() && password.is_empty() {
         return success();
     }
-    if ctx.require_tls_for_bind && !session.is_tls {
+    // The local socket never leaves the machine: as private as TLS.
+    if ctx.require_tls_for_bind && !session.is_tls && session.local_uid.is_none() {
         return result(LdapResultCode::ConfidentialityRequired, "simple binds need TLS here: use LDAPS or StartTLS");
     }
     if password.is_empty() {
@@ -72,6 +82,42 @@ pub async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindReques
         }
         Ok(Err(e)) => from_error(&e),
         Err(_) => result(LdapResultCode::Other, "bind failed"),
+    }
+}
+
+/// SASL EXTERNAL on the ldapi socket: bind as the entry the peer's uid maps
+/// to (see `ldap::local`); an authorization identity, when given, must name
+/// that entry (RFC 4422 Appendix A).
+fn local_bind(ctx: &Context, session: &mut Session, uid: u32, authz: &[u8]) -> LdapResult {
+    let dir = &ctx.directory;
+    let Some(dn) = ctx.local.dn_of(uid) else {
+        return result(
+            LdapResultCode::InvalidCredentials,
+            format!("local uid {uid} is not mapped to an entry (ldapi_identities)"),
+        );
+    };
+    let outcome = (|| {
+        let ndn = dir.normalize_dn(dn)?;
+        let authz = String::from_utf8_lossy(authz);
+        if !authz.is_empty() {
+            let asked = Dn::parse(authz.strip_prefix("dn:").unwrap_or(&authz))?;
+            if dir.normalize_dn(&asked)? != ndn {
+                return Err(DirectoryError::InvalidCredentials);
+            }
+        }
+        // The entry as stored names the session, when there is one.
+        let stored = dir.get(dn)?.map(|e| e.dn).unwrap_or_else(|| dn.clone());
+        Ok((stored.to_string(), ndn, dir.principal_of(&stored)?))
+    })();
+    match outcome {
+        Ok((dn, ndn, principal)) => {
+            session.principal = principal;
+            session.generation = dir.generation();
+            session.bound_dn = dn;
+            session.bound_ndn = ndn;
+            success()
+        }
+        Err(e) => from_error(&e),
     }
 }
 

@@ -18,6 +18,7 @@ pub fn extended(conn: &Arc<Conn>, session: &Session, id: i32, req: LdapExtendedR
         }
         oids::PASSWORD_MODIFY => password_modify(conn, session, id, &req),
         oids::STARTTLS => starttls(conn, session, id),
+        oids::COMMAND => command(conn, session, id, &req),
         // RFC 4511 §4.12: an unrecognised extended operation gets protocolError.
         other => {
             let res = result(LdapResultCode::ProtocolError, format!("extended operation {other} is not supported"));
@@ -30,7 +31,9 @@ pub fn extended(conn: &Arc<Conn>, session: &Session, id: i32, req: LdapExtendedR
 /// TLS set up and nothing outstanding; the caller upgrades the stream.
 fn starttls(conn: &Conn, session: &Session, id: i32) -> Reply {
     let busy = !conn.outstanding.lock().map(|o| o.is_empty()).unwrap_or(false);
-    let refusal = if session.is_tls {
+    let refusal = if session.local_uid.is_some() {
+        Some((LdapResultCode::OperationsError, "the local socket needs no TLS"))
+    } else if session.is_tls {
         Some((LdapResultCode::OperationsError, "TLS is already established"))
     } else if conn.ctx.tls.is_none() {
         Some((LdapResultCode::Unavailable, "TLS is not configured on this server"))
@@ -43,6 +46,37 @@ fn starttls(conn: &Conn, session: &Session, id: i32) -> Reply {
         Some((code, why)) => Reply::Now(conn.extended_pdu(id, &result(code, why), Some(oids::STARTTLS), None)),
         None => Reply::StartTls(conn.extended_pdu(id, &success(), Some(oids::STARTTLS), None)),
     }
+}
+
+/// An administration command of the command line (`crate::commands`),
+/// run as the session's identity: JSON in the request value, the
+/// command's output as JSON in the response value.
+fn command(conn: &Arc<Conn>, session: &Session, id: i32, req: &LdapExtendedRequest) -> Reply {
+    // Commands write files where the server runs (backups): only for
+    // someone on its machine.
+    if session.local_uid.is_none() {
+        let res =
+            result(LdapResultCode::UnwillingToPerform, "administration commands are taken on the ldapi socket only");
+        return Reply::Now(conn.extended_pdu(id, &res, None, None));
+    }
+    let parsed = req.value.as_deref().map(serde_json::from_slice::<crate::commands::Command>);
+    let Some(Ok(cmd)) = parsed else {
+        let res = result(LdapResultCode::ProtocolError, "the request value is not a command");
+        return Reply::Now(conn.extended_pdu(id, &res, None, None));
+    };
+    let op = InFlight::new(conn, id, Shape::Extended);
+    let conn = conn.clone();
+    let actor = session.actor();
+    Reply::Pending(tokio::task::spawn_blocking(move || {
+        let pdu = match crate::commands::run(&conn.ctx.directory, &actor, &cmd) {
+            Ok(outcome) => {
+                let value = serde_json::to_vec(&outcome).unwrap_or_default();
+                conn.extended_pdu(id, &success(), None, Some(&value))
+            }
+            Err(e) => conn.extended_pdu(id, &from_error(&e), None, None),
+        };
+        op.answer(pdu);
+    }))
 }
 
 fn password_modify(conn: &Arc<Conn>, session: &Session, id: i32, req: &LdapExtendedRequest) -> Reply {

@@ -37,6 +37,8 @@ pub struct Session {
     pub tls_client_dn: Option<Dn>,
     /// The client's address, for the audit trail.
     pub peer: String,
+    /// On the ldapi socket: the peer's uid, for SASL EXTERNAL.
+    pub local_uid: Option<u32>,
 }
 
 impl Default for Session {
@@ -49,6 +51,7 @@ impl Default for Session {
             is_tls: false,
             tls_client_dn: None,
             peer: String::new(),
+            local_uid: None,
         }
     }
 }

@@ -1,0 +1,179 @@
+//! The administration commands (`token`, `audit`, `check`, `backup`,
+//! `export`) as one set of operations on a directory. The command line runs
+//! them on the data directory of a stopped server; while the server runs,
+//! it holds the store, so the command line sends the same command over the
+//! ldapi socket (an extended operation, [`OID`]) and the server runs it
+//! here, as the identity the socket's peer binds as. The output is the same
+//! text either way.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::directory::{Actor, AuditQuery, Directory, DirectoryError, TokenScope, audit};
+
+/// The extended operation that carries a command (under the project's OID arc).
+pub const OID: &str = "2.25.8454349690524137459045039418936221212.3.1";
+
+/// One command, as the command line parsed it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum Command {
+    TokenCreate {
+        org: Option<String>,
+        cig: bool,
+        name: String,
+    },
+    TokenList,
+    TokenRevoke {
+        id: String,
+    },
+    Audit {
+        org: Option<String>,
+        since: Option<String>,
+    },
+    Check,
+    /// Written by the process that holds the store; an absolute path.
+    Backup {
+        file: PathBuf,
+    },
+    Export {
+        file: PathBuf,
+    },
+}
+
+/// What a command printed, and whether it failed (exit status 1).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    pub stdout: String,
+    pub stderr: String,
+    pub failed: bool,
+}
+
+type Result<T> = std::result::Result<T, DirectoryError>;
+
+fn io(e: std::io::Error) -> DirectoryError {
+    DirectoryError::Internal(e.to_string())
+}
+
+/// Run `cmd` on `dir` as `actor`: a CIG administrator (or the server itself).
+pub fn run(dir: &Directory, actor: &Actor, cmd: &Command) -> Result<Outcome> {
+    if !actor.principal.is_admin(dir) {
+        return Err(DirectoryError::InsufficientAccess(format!(
+            "{} may not run administration commands: they are for CIG administrators",
+            if actor.dn.is_empty() { "an anonymous session" } else { actor.dn.as_str() }
+        )));
+    }
+    let mut out = Outcome::default();
+    match cmd {
+        Command::TokenCreate { org, cig, name } => {
+            let scope = match (cig, org) {
+                (true, _) => TokenScope::Cig,
+                (false, Some(org)) => TokenScope::Organisation(dir.find_organisation(org)?),
+                (false, None) => return Err(DirectoryError::Unwilling("give --org or --cig".into())),
+            };
+            let (id, secret) = dir.create_token(&scope, name)?;
+            match &scope {
+                TokenScope::Cig => out.stdout.push_str(&format!("token {id} for the CIG as a whole\n")),
+                TokenScope::Organisation(dn) => out.stdout.push_str(&format!("token {id} for {dn}\n")),
+            }
+            out.stdout.push_str(&format!("{secret}\n"));
+        }
+        Command::TokenList => {
+            for t in dir.list_tokens()? {
+                let scope = match t.scope {
+                    TokenScope::Cig => "CIG".to_string(),
+                    TokenScope::Organisation(dn) => dn.to_string(),
+                };
+                out.stdout.push_str(&format!("{}\t{}\t{}\t{}\n", t.id, t.created, scope, t.name));
+            }
+        }
+        Command::TokenRevoke { id } => {
+            if !dir.revoke_token(id)? {
+                out.stderr.push_str(&format!("no token has the id {id}\n"));
+                out.failed = true;
+            } else {
+                out.stdout.push_str(&format!("token {id} revoked\n"));
+            }
+        }
+        Command::Audit { org, since } => {
+            let mut q = AuditQuery::default();
+            if let Some(org) = org {
+                q.org_ndn = Some(dir.normalize_dn(&dir.find_organisation(org)?)?);
+            }
+            if let Some(since) = since {
+                q.since = Some(audit::parse_since(since)?);
+            }
+            dir.audit(&q, |seq, c| {
+                out.stdout.push_str(&format!(
+                    "{seq}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                    c.time,
+                    if c.actor.is_empty() { "-" } else { &c.actor },
+                    if c.peer.is_empty() { "-" } else { &c.peer },
+                    c.op,
+                    c.dn,
+                    c.attrs.join(","),
+                    c.result
+                ));
+                Ok(())
+            })?;
+        }
+        Command::Check => {
+            let started = std::time::Instant::now();
+            let report = dir.check()?;
+            for p in &report.problems {
+                out.stdout.push_str(&format!("problem: {p}\n"));
+            }
+            for w in &report.warnings {
+                out.stdout.push_str(&format!("warning: {w}\n"));
+            }
+            let verdict = if report.is_consistent() {
+                "consistent".to_string()
+            } else {
+                format!("{} problems", report.problem_count)
+            };
+            out.stdout.push_str(&format!(
+                "checked {} entries and {} index lists in {:.2}s: {verdict}\n",
+                report.entries,
+                report.posting_lists,
+                started.elapsed().as_secs_f64(),
+            ));
+            out.failed = !report.is_consistent();
+        }
+        Command::Backup { file } => {
+            let records = write_file(file, |w| dir.backup(w))?;
+            out.stderr.push_str(&format!("backed up {records} records to {}\n", file.display()));
+        }
+        Command::Export { file } => {
+            write_file(file, |mut w| crate::ldif::export(dir, &mut w).map(|_| 0))?;
+            out.stderr.push_str(&format!("exported the directory to {}\n", file.display()));
+        }
+    }
+    Ok(out)
+}
+
+/// Where a file is written before it is renamed into place.
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+/// Write `path` through a temporary file renamed into place once synced:
+/// a backup that fails half-way leaves nothing that looks like one.
+pub fn write_file(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<u64>) -> Result<u64> {
+    let partial = partial_path(path);
+    let result = (|| {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial).map_err(io)?);
+        let n = write(&mut out)?;
+        out.flush().map_err(io)?;
+        out.get_ref().sync_all().map_err(io)?;
+        std::fs::rename(&partial, path).map_err(io)?;
+        Ok(n)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
+}
