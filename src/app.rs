@@ -330,63 +330,6 @@ pub fn backup(cfg: &Config, file: &Path) -> Result<u64, AppError> {
     Ok(crate::commands::write_file(file, |out| directory.backup(out))?)
 }
 
-/// Download `path` (`/admin/backup`, `/admin/export`) from a running
-/// server's plain-HTTP SCIM listener into `out`, with a CIG token. Over
-/// HTTPS, use curl with the same URL and header.
-pub async fn fetch(url: &str, token: &str, path: &str, out: &Path) -> Result<u64, AppError> {
-    use http_body_util::BodyExt;
-    let http = |e: String| AppError::Http(format!("{url}: {e}"));
-    let uri: hyper::Uri = format!("{}{path}", url.trim_end_matches('/')).parse().map_err(|e| http(format!("{e}")))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(http("only http:// URLs (the scim_http listener); for https, use curl".into()));
-    }
-    let host = uri.host().ok_or_else(|| http("no host".into()))?.to_string();
-    let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(|e| http(e.to_string()))?;
-    tokio::spawn(conn);
-    let req = hyper::Request::get(uri.path())
-        .header(hyper::header::HOST, format!("{host}:{port}"))
-        .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
-        .map_err(|e| http(e.to_string()))?;
-    let mut resp = sender.send_request(req).await.map_err(|e| http(e.to_string()))?;
-    if !resp.status().is_success() {
-        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        return Err(http(String::from_utf8_lossy(&body).into_owned()));
-    }
-    let partial = crate::commands::partial_path(out);
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&partial)?);
-    let mut written = 0u64;
-    let copied: Result<(), AppError> = async {
-        while let Some(frame) = resp.body_mut().frame().await {
-            let frame = frame.map_err(|e| http(format!("the transfer broke off: {e}")))?;
-            if let Some(data) = frame.data_ref() {
-                file.write_all(data)?;
-                written += data.len() as u64;
-            }
-        }
-        file.flush()?;
-        file.get_ref().sync_all()?;
-        Ok(())
-    }
-    .await;
-    match copied {
-        Ok(()) => {
-            std::fs::rename(&partial, out)?;
-            Ok(written)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            Err(e)
-        }
-    }
-}
-
-/// Where a file is written before it replaces `path`: a failed backup never
-/// destroys the previous one.
 /// `convergences restore FILE`: a new store in the (empty) data directory.
 pub fn restore(cfg: &Config, file: &Path) -> Result<u64, AppError> {
     let input = std::fs::File::open(file)?;
@@ -423,55 +366,4 @@ pub fn init_logging(cfg: &Config) {
             .unwrap_or_default();
         tracing::error!(thread, location, "panic: {what}");
     }));
-}
-
-/// Run an administration command: through the running server when one
-/// answers on the ldapi socket (it holds the store), else on the data
-/// directory. A store locked by a server that does not answer there is
-/// [`AppError::Running`].
-pub fn run_command(cfg: &Config, cmd: &crate::commands::Command) -> Result<crate::commands::Outcome, AppError> {
-    if let Some(path) = cfg.ldapi_path()
-        && std::os::unix::net::UnixStream::connect(&path).is_ok()
-    {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        return rt.block_on(ask_server(&path, cmd));
-    }
-    let directory = open_directory(cfg)?;
-    Ok(crate::commands::run(&directory, &crate::directory::Actor::new(""), cmd)?)
-}
-
-/// Send `cmd` to the server on the ldapi socket at `path`, bound with SASL
-/// EXTERNAL as this process's uid maps.
-async fn ask_server(path: &Path, cmd: &crate::commands::Command) -> Result<crate::commands::Outcome, AppError> {
-    use futures_util::{SinkExt, StreamExt};
-    use ldap3_proto::proto::{
-        LdapBindCred, LdapBindRequest, LdapExtendedRequest, LdapMsg, LdapOp, LdapResultCode, SaslCredentials,
-    };
-    let server = |why: String| AppError::Setting(format!("the server on {}: {why}", path.display()));
-    let stream = tokio::net::UnixStream::connect(path).await?;
-    let mut framed = tokio_util::codec::Framed::new(stream, ldap3_proto::LdapCodec::default());
-    let bind = LdapBindRequest {
-        version: 3,
-        dn: String::new(),
-        cred: LdapBindCred::SASL(SaslCredentials { mechanism: "EXTERNAL".into(), credentials: Vec::new() }),
-    };
-    let value = serde_json::to_vec(cmd).map_err(|e| server(e.to_string()))?;
-    let ext = LdapExtendedRequest { name: crate::commands::OID.into(), value: Some(value) };
-    for (id, op) in [(1, LdapOp::BindRequest(bind)), (2, LdapOp::ExtendedRequest(ext))] {
-        framed.send(LdapMsg::new(id, op)).await.map_err(|e| server(e.to_string()))?;
-        let reply = framed.next().await.ok_or_else(|| server("closed the connection".into()))?;
-        let reply = reply.map_err(|e| server(e.to_string()))?;
-        match reply.op {
-            LdapOp::BindResponse(r) if r.res.code == LdapResultCode::Success => {}
-            LdapOp::BindResponse(r) => return Err(server(format!("refused the local bind: {}", r.res.message))),
-            LdapOp::ExtendedResponse(r) if r.res.code == LdapResultCode::Success => {
-                let value = r.value.unwrap_or_default();
-                return serde_json::from_slice(&value)
-                    .map_err(|e| server(format!("an answer that does not decode: {e}")));
-            }
-            LdapOp::ExtendedResponse(r) => return Err(server(r.res.message)),
-            other => return Err(server(format!("an unexpected answer: {other:?}"))),
-        }
-    }
-    Err(server("no answer".into()))
 }

@@ -25,6 +25,7 @@ pub mod fuzzing;
 pub mod ldap;
 pub mod ldif;
 pub mod metrics;
+pub mod online;
 pub mod scim;
 pub mod seed;
 pub mod store;

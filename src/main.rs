@@ -100,6 +100,8 @@ enum Command {
     Check {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        online: Online,
     },
     /// SCIM bearer tokens: each bound to one organisation or to the CIG. These
     /// and the other administration commands work with the server running
@@ -120,6 +122,8 @@ enum Command {
         /// Only changes at or after this time (2026-11-23, 2026-11-23T10:00:00Z or 20261123100000Z).
         #[arg(long)]
         since: Option<String>,
+        #[command(flatten)]
+        online: Online,
     },
     /// Password utilities.
     Passwd {
@@ -145,7 +149,7 @@ impl Online {
         let Some(url) = &self.url else { return Ok(false) };
         let token = self.token.as_deref().context("--url needs --token (or CONVERGENCES_TOKEN), a CIG token")?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let bytes = rt.block_on(app::fetch(url, token, path, out))?;
+        let bytes = rt.block_on(convergences::online::fetch(url, token, path, out))?;
         eprintln!("{bytes} bytes from {url}{path} written to {}", out.display());
         Ok(true)
     }
@@ -166,17 +170,23 @@ enum TokenCommand {
         /// A label to recognise it by (e.g. the HR software's name).
         #[arg(long, default_value = "")]
         name: String,
+        #[command(flatten)]
+        online: Online,
     },
     /// List tokens (id, scope, label, creation time); never the secrets.
     List {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        online: Online,
     },
     /// Revoke a token by its id.
     Revoke {
         #[command(flatten)]
         common: Common,
         id: String,
+        #[command(flatten)]
+        online: Online,
     },
 }
 
@@ -200,8 +210,13 @@ fn load(common: &Common) -> anyhow::Result<Config> {
 
 /// An administration command, on the running server (its ldapi socket) or
 /// on the data directory of a stopped one; exits 1 when it failed.
-fn command(common: &Common, cmd: Cmd) -> anyhow::Result<()> {
-    let outcome = app::run_command(&load(common)?, &cmd)?;
+fn command(common: &Common, online: &Online, cmd: Cmd) -> anyhow::Result<()> {
+    let remote = match (&online.url, &online.token) {
+        (None, _) => None,
+        (Some(url), Some(token)) => Some(convergences::online::Remote { url, token }),
+        (Some(_), None) => anyhow::bail!("--url needs --token (or CONVERGENCES_TOKEN), a CIG token"),
+    };
+    let outcome = convergences::online::run_command(&load(common)?, remote, &cmd)?;
     print!("{}", outcome.stdout);
     eprint!("{}", outcome.stderr);
     if outcome.failed {
@@ -281,7 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Check { common } => command(&common, Cmd::Check),
+        Command::Check { common, online } => command(&common, &online, Cmd::Check),
         Command::Export { common, output, online } => {
             if online.url.is_some() {
                 let out = output.context("an online export needs -o FILE")?;
@@ -290,7 +305,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             match output {
                 // The file is written by whoever holds the store: the running server, or this process.
-                Some(file) => command(&common, Cmd::Export { file: std::path::absolute(&file)? }),
+                Some(file) => command(&common, &online, Cmd::Export { file: std::path::absolute(&file)? }),
                 None => {
                     let cfg = load(&common)?;
                     app::export(&cfg, None).context("while the server runs, export writes a file: give -o FILE")?;
@@ -302,7 +317,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if online.fetch("/admin/backup", &file)? {
                 return Ok(());
             }
-            command(&common, Cmd::Backup { file: std::path::absolute(&file)? })
+            command(&common, &online, Cmd::Backup { file: std::path::absolute(&file)? })
         }
         Command::Restore { common, file } => {
             let cfg = load(&common)?;
@@ -313,12 +328,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Token { command: TokenCommand::Create { common, org, cig, name } } => {
-            command(&common, Cmd::TokenCreate { org, cig, name })
+        Command::Token { command: TokenCommand::Create { common, org, cig, name, online } } => {
+            command(&common, &online, Cmd::TokenCreate { org, cig, name })
         }
-        Command::Token { command: TokenCommand::List { common } } => command(&common, Cmd::TokenList),
-        Command::Token { command: TokenCommand::Revoke { common, id } } => command(&common, Cmd::TokenRevoke { id }),
-        Command::Audit { common, org, since } => command(&common, Cmd::Audit { org, since }),
+        Command::Token { command: TokenCommand::List { common, online } } => command(&common, &online, Cmd::TokenList),
+        Command::Token { command: TokenCommand::Revoke { common, id, online } } => {
+            command(&common, &online, Cmd::TokenRevoke { id })
+        }
+        Command::Audit { common, org, since, online } => command(&common, &online, Cmd::Audit { org, since }),
         Command::Passwd { command: PasswdCommand::Hash { common } } => {
             let cfg = load(&common)?;
             let mut pw = String::new();

@@ -532,3 +532,49 @@ async fn an_agent_changes_its_own_password_with_ldapmodify() {
         run("ldapmodify", &["-x", "-H", &url, "-D", JDUPONT, "-w", "mon-nouveau-secret"], Some(&mixed)).await;
     assert_eq!(code, 50);
 }
+
+/// StartTLS goes through the dispatcher like any operation: it is counted in
+/// the metrics, and a critical control it cannot honour refuses it (RFC 4511
+/// §4.1.11) instead of upgrading the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_is_an_operation_like_the_others() {
+    use futures_util::{SinkExt, StreamExt};
+    use ldap3_proto::control::LdapControl;
+    use ldap3_proto::proto::{LdapExtendedRequest, LdapMsg, LdapOp, LdapResultCode};
+    if !have("ldapsearch") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let h = srv.handle.as_ref().unwrap();
+    let ca = h.tls.ca.as_ref().unwrap().display().to_string();
+    let env = [("LDAPTLS_CACERT", ca.as_str()), ("LDAPTLS_REQCERT", "demand")];
+    let plain = format!("ldap://127.0.0.1:{}", h.ldap_addr.port());
+    let metrics = format!("http://{}/metrics", h.scim_http_addr.unwrap());
+    let extended_ok = || async {
+        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        let series = "convergences_ldap_operations_total{op=\"extended\",result=\"0\"}";
+        text.lines().find_map(|l| l.strip_prefix(series).and_then(|r| r.trim().parse::<f64>().ok())).unwrap_or(0.0)
+    };
+    // A search over StartTLS: the only extended operation is StartTLS itself.
+    let before = extended_ok().await;
+    let (code, _, err) =
+        run_env("ldapsearch", &["-x", "-ZZ", "-H", &plain, "-b", "", "-s", "base", "1.1"], None, &env).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(extended_ok().await > before, "StartTLS is counted");
+    // A critical control it cannot honour: refused, and the connection stays as it was.
+    let tcp = tokio::net::TcpStream::connect(h.ldap_addr).await.unwrap();
+    let mut framed = tokio_util::codec::Framed::new(tcp, ldap3_proto::LdapCodec::default());
+    let starttls = LdapOp::ExtendedRequest(LdapExtendedRequest { name: "1.3.6.1.4.1.1466.20037".into(), value: None });
+    let ctrl = vec![LdapControl::Unknown { oid: "1.2.3.4.5".into(), criticality: true, value: None }];
+    framed.send(LdapMsg { msgid: 1, op: starttls, ctrl }).await.unwrap();
+    let LdapOp::ExtendedResponse(r) = framed.next().await.unwrap().unwrap().op else {
+        panic!("not an ExtendedResponse")
+    };
+    assert_eq!(r.res.code, LdapResultCode::UnavailableCriticalExtension, "{}", r.res.message);
+    let whoami = LdapOp::ExtendedRequest(LdapExtendedRequest { name: "1.3.6.1.4.1.4203.1.11.3".into(), value: None });
+    framed.send(LdapMsg::new(2, whoami)).await.unwrap();
+    let LdapOp::ExtendedResponse(r) = framed.next().await.unwrap().unwrap().op else {
+        panic!("not an ExtendedResponse")
+    };
+    assert_eq!(r.res.code, LdapResultCode::Success, "still plain LDAP");
+}

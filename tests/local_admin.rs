@@ -169,3 +169,29 @@ async fn an_operators_mistake_is_one_clear_line() {
     );
     assert!(!err.contains("backtrace") && !err.contains("panicked"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_reach_a_server_elsewhere_with_a_cig_token() {
+    use convergences::directory::TokenScope;
+    let srv = TestServer::start().await;
+    let url = format!("http://{}", srv.handle.as_ref().unwrap().scim_http_addr.unwrap());
+    let cig = crate::common::token(&srv, TokenScope::Cig);
+    // No data directory here: everything goes to the server at --url.
+    let nowhere = tempfile::tempdir().unwrap();
+    let data = nowhere.path().join("absent").display().to_string();
+    let (code, out, err) = run(
+        BIN,
+        &["token", "create", "--data", &data, "--cig", "--name", "distant", "--url", &url, "--token", &cig],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("for the CIG as a whole"), "{out}");
+    let (code, out, err) = run(BIN, &["check", "--data", &data, "--url", &url, "--token", &cig], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": consistent"), "{out}");
+    let org = crate::common::token(&srv, TokenScope::Organisation(crate::common::dn(crate::common::ORG)));
+    let (code, _, err) = run(BIN, &["token", "list", "--data", &data, "--url", &url, "--token", &org], None).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("CIG token"), "{err}");
+}

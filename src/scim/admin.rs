@@ -1,6 +1,7 @@
-//! Online backup and LDIF export for the centre's administrators: a CIG
-//! token (the whole directory), never an organisation's. Both read one
-//! snapshot while the server keeps serving, and stream what they write.
+//! Online backup, LDIF export and the administration commands for the
+//! centre's administrators: a CIG token (the whole directory), never an
+//! organisation's. Backups and exports read one snapshot while the server
+//! keeps serving, and stream what they write.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -24,6 +25,31 @@ pub async fn backup(caller: Caller, State(ctx): State<Arc<ScimContext>>) -> Resu
 pub async fn export(caller: Caller, State(ctx): State<Arc<ScimContext>>) -> Result<Response, ScimError> {
     only_cig(&caller)?;
     Ok(stream("text/plain; charset=utf-8", &ctx, |dir, out| crate::ldif::export(dir, out).map_err(|e| e.to_string())))
+}
+
+/// POST `/admin/command`: a `convergences` command (`token`, `audit`,
+/// `check`) as JSON, run as the token's identity; its output as JSON. A
+/// backup or an export is the GET above: over HTTP the file is the client's.
+pub async fn command(
+    caller: Caller,
+    State(ctx): State<Arc<ScimContext>>,
+    body: Bytes,
+) -> Result<axum::Json<crate::commands::Outcome>, ScimError> {
+    only_cig(&caller)?;
+    let cmd: crate::commands::Command =
+        serde_json::from_slice(&body).map_err(|e| ScimError::invalid_syntax(format!("not a command: {e}")))?;
+    if matches!(cmd, crate::commands::Command::Backup { .. } | crate::commands::Command::Export { .. }) {
+        return Err(ScimError::new(
+            StatusCode::BAD_REQUEST,
+            None,
+            "backups and exports are GET /admin/backup and /admin/export",
+        ));
+    }
+    let dir = ctx.directory.clone();
+    let outcome = tokio::task::spawn_blocking(move || crate::commands::run(&dir, &caller.1, &cmd))
+        .await
+        .map_err(|e| ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()))?;
+    Ok(axum::Json(outcome.map_err(ScimError::from)?))
 }
 
 fn only_cig(caller: &Caller) -> Result<(), ScimError> {

@@ -231,6 +231,7 @@ pub fn router(ctx: Arc<ScimContext>) -> Router {
         .nest("/scim/v2", api)
         .route("/admin/backup", get(admin::backup))
         .route("/admin/export", get(admin::export))
+        .route("/admin/command", post(admin::command))
         .with_state(ctx)
         .merge(operations)
 }
