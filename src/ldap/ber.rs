@@ -123,8 +123,14 @@ pub struct ResponseControl {
 
 /// Append an LDAPResult-shaped response (`tag` says which) with optional controls.
 pub fn result(out: &mut Vec<u8>, msgid: i32, tag: u8, res: &LdapResult, controls: &[ResponseControl]) {
+    put_response(out, msgid, tag, res, &[], controls);
+}
+
+/// A response: the LDAPResult, then `tail` (the fields an operation adds
+/// after it, already encoded), then the controls.
+fn put_response(out: &mut Vec<u8>, msgid: i32, tag: u8, res: &LdapResult, tail: &[u8], controls: &[ResponseControl]) {
     let code = res.code.clone() as i64;
-    let op_len = tlv(int_len(code)) + tlv(res.matcheddn.len()) + tlv(res.message.len());
+    let op_len = tlv(int_len(code)) + tlv(res.matcheddn.len()) + tlv(res.message.len()) + tail.len();
     let ctrl_items: Vec<usize> =
         controls.iter().map(|c| tlv(c.oid.len()) + c.value.as_ref().map(|v| tlv(v.len())).unwrap_or(0)).collect();
     let ctrls_len: usize = ctrl_items.iter().map(|&n| tlv(n)).sum();
@@ -138,6 +144,7 @@ pub fn result(out: &mut Vec<u8>, msgid: i32, tag: u8, res: &LdapResult, controls
     put_int(out, 0x0a, code);
     put_octets(out, 0x04, res.matcheddn.as_bytes());
     put_octets(out, 0x04, res.message.as_bytes());
+    out.extend_from_slice(tail);
     put_controls(out, controls, &ctrl_items, ctrls_len);
 }
 
@@ -191,23 +198,7 @@ pub fn extended(
     if let Some(v) = value {
         put_octets(&mut tail, 0x8b, v);
     }
-    let code = res.code.clone() as i64;
-    let op_len = tlv(int_len(code)) + tlv(res.matcheddn.len()) + tlv(res.message.len()) + tail.len();
-    let ctrl_items: Vec<usize> =
-        controls.iter().map(|c| tlv(c.oid.len()) + c.value.as_ref().map(|v| tlv(v.len())).unwrap_or(0)).collect();
-    let ctrls_len: usize = ctrl_items.iter().map(|&n| tlv(n)).sum();
-    let mut msg_len = tlv(int_len(msgid.into())) + tlv(op_len);
-    if !controls.is_empty() {
-        msg_len += tlv(ctrls_len);
-    }
-    put_header(out, 0x30, msg_len);
-    put_int(out, 0x02, msgid.into());
-    put_header(out, EXTENDED_RESPONSE, op_len);
-    put_int(out, 0x0a, code);
-    put_octets(out, 0x04, res.matcheddn.as_bytes());
-    put_octets(out, 0x04, res.message.as_bytes());
-    out.extend_from_slice(&tail);
-    put_controls(out, controls, &ctrl_items, ctrls_len);
+    put_response(out, msgid, EXTENDED_RESPONSE, res, &tail, controls);
 }
 
 /// RFC 3062 §2.2 response value: `SEQUENCE { genPasswd [0] OCTET STRING }`.

@@ -316,15 +316,22 @@ impl Store {
         // The backup holds the postings table: the deferred postings are
         // written there first, and the snapshot taken before another write
         // can defer more.
+        let gate = self.settle()?;
+        let snapshot = self.db.begin_read()?;
+        drop(gate);
+        backup::write(&snapshot, out)
+    }
+
+    /// Write the deferred postings to the postings table; no other write can
+    /// defer more until the returned gate is dropped.
+    fn settle(&self) -> Result<GateGuard> {
         let gate = GateGuard::enter(&self.gate)?;
         let txn = self.write_gated(None)?;
         let mut w = txn.tables()?;
         w.flush_deferred()?;
         let staged = w.finish()?;
         txn.commit(staged)?;
-        let snapshot = self.db.begin_read()?;
-        drop(gate);
-        backup::write(&snapshot, out)
+        Ok(gate)
     }
 
     /// A read snapshot whose postings table holds every posting (none pending
@@ -332,12 +339,7 @@ impl Store {
     /// postings are written first, and the snapshot taken before another
     /// write can defer more.
     pub fn read_settled(&self) -> Result<ReadTx> {
-        let gate = GateGuard::enter(&self.gate)?;
-        let txn = self.write_gated(None)?;
-        let mut w = txn.tables()?;
-        w.flush_deferred()?;
-        let staged = w.finish()?;
-        txn.commit(staged)?;
+        let gate = self.settle()?;
         let r = self.read()?;
         drop(gate);
         Ok(r)

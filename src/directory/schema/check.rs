@@ -122,17 +122,10 @@ impl Schema {
         // RFC 4512 §2.3: the RDN's values must be present in the entry.
         if let Some(rdn) = entry.dn.rdn() {
             for ava in &rdn.avas {
-                let (_, attr) = self.attr_of(&ava.attr)?;
-                let want = self
-                    .normalize_eq(attr, ava.value.as_bytes())
-                    .map_err(|e| DirectoryError::InvalidDn(format!("{}: {e}", ava.attr)))?;
-                let present = entry
-                    .get(&attr.name)
-                    .is_some_and(|a| a.values.iter().any(|v| self.normalize_eq(attr, v).is_ok_and(|n| n == want)));
-                if !present {
+                if !self.holds_naming_value(entry, ava)? {
                     return Err(DirectoryError::NamingViolation(format!(
                         "the naming value {}={} is not present in the entry",
-                        attr.name, ava.value
+                        ava.attr, ava.value
                     )));
                 }
             }
@@ -146,19 +139,24 @@ impl Schema {
     pub fn add_naming_values(&self, entry: &mut Entry) -> Result<()> {
         let Some(rdn) = entry.dn.rdn().cloned() else { return Ok(()) };
         for ava in &rdn.avas {
-            let (_, attr) = self.attr_of(&ava.attr)?;
-            let want = self
-                .normalize_eq(attr, ava.value.as_bytes())
-                .map_err(|e| DirectoryError::InvalidDn(format!("{}: {e}", ava.attr)))?;
-            let present = entry
-                .get(&attr.name)
-                .is_some_and(|a| a.values.iter().any(|v| self.normalize_eq(attr, v).is_ok_and(|n| n == want)));
-            if !present {
+            if !self.holds_naming_value(entry, ava)? {
+                let (_, attr) = self.attr_of(&ava.attr)?;
                 let name = entry.get(&attr.name).map(|a| a.name.clone()).unwrap_or_else(|| ava.attr.clone());
                 entry.add_values(&name, vec![ava.value.as_bytes().to_vec()]);
             }
         }
         Ok(())
+    }
+
+    /// Whether the entry holds this value of its RDN, by the attribute's equality rule.
+    fn holds_naming_value(&self, entry: &Entry, ava: &crate::directory::dn::Ava) -> Result<bool> {
+        let (_, attr) = self.attr_of(&ava.attr)?;
+        let want = self
+            .normalize_eq(attr, ava.value.as_bytes())
+            .map_err(|e| DirectoryError::InvalidDn(format!("{}: {e}", ava.attr)))?;
+        Ok(entry
+            .get(&attr.name)
+            .is_some_and(|a| a.values.iter().any(|v| self.normalize_eq(attr, v).is_ok_and(|n| n == want))))
     }
 
     /// Whether an attribute (by name) accepts this value, by its syntax.
