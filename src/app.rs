@@ -69,9 +69,23 @@ fn listen_local(path: &Path, mode: u32) -> Result<tokio::net::UnixListener, AppE
         }
         std::fs::remove_file(path).map_err(failed)?;
     }
-    let listener = tokio::net::UnixListener::bind(path).map_err(failed)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(failed)?;
-    Ok(listener)
+    // Bound in a private directory, given its mode, then moved into place:
+    // nobody can connect in between, whatever the umask.
+    use std::os::unix::fs::DirBuilderExt;
+    let mut private = path.as_os_str().to_owned();
+    private.push(format!(".{}", std::process::id()));
+    let private = std::path::PathBuf::from(private);
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new().mode(0o700).create(&private).map_err(failed)?;
+    let bound = (|| {
+        let inside = private.join("ldapi");
+        let listener = tokio::net::UnixListener::bind(&inside)?;
+        std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(mode))?;
+        std::fs::rename(&inside, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    bound.map_err(failed)
 }
 
 /// Open the configured store and schema as a directory.

@@ -142,15 +142,35 @@ pub fn run(dir: &Directory, actor: &Actor, cmd: &Command) -> Result<Outcome> {
             out.failed = !report.is_consistent();
         }
         Command::Backup { file } => {
+            writable_target(dir, file)?;
             let records = write_file(file, |w| dir.backup(w))?;
             out.stderr.push_str(&format!("backed up {records} records to {}\n", file.display()));
         }
         Command::Export { file } => {
+            writable_target(dir, file)?;
             write_file(file, |mut w| crate::ldif::export(dir, &mut w).map(|_| 0))?;
             out.stderr.push_str(&format!("exported the directory to {}\n", file.display()));
         }
     }
     Ok(out)
+}
+
+/// A backup or export may not land in the data directory (it could replace
+/// the store itself) and is named by an absolute path: the process that
+/// writes it may not be the one that was asked, nor share its directory.
+fn writable_target(dir: &Directory, file: &Path) -> Result<()> {
+    if !file.is_absolute() {
+        return Err(DirectoryError::Unwilling(format!("{}: give an absolute path", file.display())));
+    }
+    let parent = file.parent().and_then(|p| std::fs::canonicalize(p).ok());
+    let data = dir.data_dir().and_then(|d| std::fs::canonicalize(d).ok());
+    if parent.is_some() && parent == data {
+        return Err(DirectoryError::Unwilling(format!(
+            "{}: not in the data directory, where it could replace the store",
+            file.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Where a file is written before it is renamed into place.
@@ -165,7 +185,17 @@ pub fn partial_path(path: &Path) -> PathBuf {
 pub fn write_file(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<u64>) -> Result<u64> {
     let partial = partial_path(path);
     let result = (|| {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial).map_err(io)?);
+        // A new file only (never one planted there, nor a link's target), readable
+        // by its owner alone: a backup holds password and token hashes.
+        use std::os::unix::fs::OpenOptionsExt;
+        let file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&partial).map_err(|e| {
+                DirectoryError::Unwilling(format!(
+                    "{}: {e} (a file left by an interrupted run? remove it)",
+                    partial.display()
+                ))
+            })?;
+        let mut out = std::io::BufWriter::new(file);
         let n = write(&mut out)?;
         out.flush().map_err(io)?;
         out.get_ref().sync_all().map_err(io)?;

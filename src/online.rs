@@ -10,6 +10,9 @@ use crate::app::{AppError, open_directory};
 use crate::commands::{Command, Outcome};
 use crate::config::Config;
 
+/// The largest command output read back from the ldapi socket.
+const MAX_ANSWER_BYTES: usize = 1 << 30;
+
 /// What `--url` and `--token` give: the server's scim_http base URL and a CIG token.
 pub struct Remote<'a> {
     pub url: &'a str,
@@ -91,7 +94,10 @@ async fn ask_server(path: &Path, cmd: &Command) -> Result<Outcome, AppError> {
     };
     let server = |why: String| AppError::Setting(format!("the server on {}: {why}", path.display()));
     let stream = tokio::net::UnixStream::connect(path).await?;
-    let mut framed = tokio_util::codec::Framed::new(stream, ldap3_proto::LdapCodec::default());
+    // The whole output comes back in one response (an audit trail runs to
+    // megabytes): the codec's default limit of 32 KiB would refuse it.
+    let codec = ldap3_proto::LdapCodec::new(Some(MAX_ANSWER_BYTES), None);
+    let mut framed = tokio_util::codec::Framed::new(stream, codec);
     let bind = LdapBindRequest {
         version: 3,
         dn: String::new(),

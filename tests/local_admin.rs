@@ -123,11 +123,19 @@ async fn check_audit_backup_and_export_run_while_the_server_runs() {
     let (code, out, err) = run(BIN, &["audit", "--data", &data, "--org", "219400280"], None).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\tadd\t"), "{out}");
-    let backup = srv.tmp.path().join("online.backup");
+    // Elsewhere than the data directory, where a backup could replace the store.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let inside = srv.tmp.path().join("online.backup");
+    let (code, _, err) = run(BIN, &["backup", "--data", &data, inside.to_str().unwrap()], None).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not in the data directory"), "{err}");
+    let backup = elsewhere.path().join("online.backup");
     let (code, _, err) = run(BIN, &["backup", "--data", &data, backup.to_str().unwrap()], None).await;
     assert_eq!(code, 0, "{err}");
-    assert!(std::fs::metadata(&backup).unwrap().len() > 0);
-    let ldif = srv.tmp.path().join("online.ldif");
+    let meta = std::fs::metadata(&backup).unwrap();
+    assert!(meta.len() > 0);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "a backup holds password hashes");
+    let ldif = elsewhere.path().join("online.ldif");
     let (code, _, err) = run(BIN, &["export", "--data", &data, "-o", ldif.to_str().unwrap()], None).await;
     assert_eq!(code, 0, "{err}");
     assert!(std::fs::read_to_string(&ldif).unwrap().contains(&format!("dn: {HDUPRE}")));

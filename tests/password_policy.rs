@@ -25,7 +25,7 @@ fn ssha(password: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prehashed_password_is_taken_from_an_administrator_only() {
-    if !have("ldapmodify") || !have("ldappasswd") || !have("ldapwhoami") {
+    if !have("ldapmodify") || !have("ldapadd") || !have("ldappasswd") || !have("ldapwhoami") {
         return;
     }
     let srv = TestServer::start().await;
@@ -50,6 +50,22 @@ async fn a_prehashed_password_is_taken_from_an_administrator_only() {
         run("ldappasswd", &["-x", "-H", &srv.url, "-D", admin, "-w", ADMIN_PASSWORD, "-s", &hashed, JDUPONT], None)
             .await;
     assert!(code != 0 && out.contains("Constraint violation (19)"), "{code}: {out}{err}");
+    // Under another name of the attribute, or as the entry's name: refused too.
+    let add = |name: &str, rdn: &str| {
+        format!(
+            "dn: {rdn},ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr\nobjectClass: inetOrgPerson\n\
+             cn: Nouvel Agent\nsn: Agent\n{name}: {hashed}\n"
+        )
+    };
+    for (name, rdn) in [("2.5.4.35", "uid=nouvel.agent"), ("userPassword;binary", "uid=nouvel.agent")] {
+        let (code, _, err) =
+            run("ldapadd", &["-x", "-H", &srv.url, "-D", HDUPRE, "-w", demo], Some(&add(name, rdn))).await;
+        assert_eq!(code, 19, "{name}: {err}");
+    }
+    let rdn = format!("userPassword={hashed}");
+    let (code, _, err) =
+        run("ldapadd", &["-x", "-H", &srv.url, "-D", HDUPRE, "-w", demo], Some(&add("description", &rdn))).await;
+    assert_eq!(code, 64, "{err}");
     // An administrator migrating accounts stores the hash, which then binds.
     let (code, _, err) =
         run("ldapmodify", &["-x", "-H", &srv.url, "-D", admin, "-w", ADMIN_PASSWORD], Some(&change)).await;

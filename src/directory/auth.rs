@@ -173,8 +173,6 @@ impl Directory {
         let Account { dn, ndn, passwords: stored, locked_at, disabled } = account;
         if stored.is_empty() {
             password::verify(&self.decoy.current(), password);
-        } else {
-            self.decoy.sample(&stored);
         }
         let matched = stored.iter().find(|v| password::verify(v, password)).cloned();
         let policy = &self.password_policy;
@@ -194,6 +192,10 @@ impl Directory {
         if disabled {
             return Err(DirectoryError::InvalidCredentials);
         }
+        // Sampled from successful binds only, so that failed binds (anyone can
+        // send those) do not steer it; what a re-hash leaves, where there is one.
+        let rehashed = policy.rehash && password::needs_rehash(&matched);
+        self.decoy.sample(if rehashed { password::decoy() } else { &matched });
         if let Ok(mut f) = self.failures.lock() {
             f.remove(&ndn);
         }
@@ -283,10 +285,11 @@ pub(crate) type FailureTable = std::sync::Mutex<HashMap<String, Failures>>;
 
 /// What a bind to a DN with no password (unknown, or without userPassword)
 /// is checked against, so that it costs what a bind to an account costs and
-/// response time does not tell which DNs exist: a stored hash of a recent
-/// bind, sampled every [`DECOY_SAMPLE`] binds, so that the decoy's scheme
-/// and cost follow the accounts (salted digests after an import from
-/// slapd, argon2 once they are re-hashed). Before the first sample, argon2.
+/// response time does not tell which DNs exist: the hash a recent
+/// successful bind checked, sampled every [`DECOY_SAMPLE`] of them, so that
+/// the decoy's scheme and cost follow the accounts people use (salted
+/// digests after an import from slapd, argon2 once they are re-hashed).
+/// Before the first sample, argon2.
 #[derive(Default)]
 pub(crate) struct Decoy {
     stored: std::sync::RwLock<Option<std::sync::Arc<[u8]>>>,
@@ -304,13 +307,13 @@ impl Decoy {
         }
     }
 
-    fn sample(&self, stored: &[Vec<u8>]) {
+    fn sample(&self, stored: &[u8]) {
         let n = self.binds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if !n.is_multiple_of(DECOY_SAMPLE) {
             return;
         }
-        if let (Some(first), Ok(mut s)) = (stored.first(), self.stored.write()) {
-            *s = Some(std::sync::Arc::from(first.as_slice()));
+        if let Ok(mut s) = self.stored.write() {
+            *s = Some(std::sync::Arc::from(stored));
         }
     }
 }

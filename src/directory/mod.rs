@@ -236,6 +236,11 @@ impl Directory {
     }
 
     /// A consistent backup of the whole store (see [`crate::store::Store::backup`]).
+    /// The directory holding the store (and its redo log).
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.store.path().parent()
+    }
+
     pub fn backup(&self, out: impl std::io::Write) -> Result<u64> {
         Ok(self.store.backup(out)?)
     }

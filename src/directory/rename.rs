@@ -29,7 +29,7 @@ impl Directory {
         let old_entry = self.to_entry(&rec)?;
         if !access.unrestricted() {
             if access.readable(w, &ndn, &old_entry)?.is_none() {
-                return Err(self.hidden(dn));
+                return Err(self.no_such_object_for(&access, w, dn));
             }
             access.check_delete(w, &ndn, &old_entry)?;
         }

@@ -200,9 +200,13 @@ impl Directory {
     fn prepare_change(&self, actor: &Actor, change: Change, known_as: Option<&Dn>) -> Result<Queued> {
         match change {
             Change::Add(mut entry) => {
-                if let Some(a) = entry.get("userPassword") {
-                    self.may_store_hashes(actor, a.values.iter().map(Vec::as_slice))?;
-                }
+                // Whatever the attribute is called (`2.5.4.35`, `userPassword;binary`).
+                self.refuse_password_rdn(&entry.dn)?;
+                let is_password = |name: &str| {
+                    self.schema.attr_id(name).is_some_and(|id| self.schema.attr(id).lname == "userpassword")
+                };
+                let sent = entry.attrs.iter().filter(|a| is_password(&a.name)).flat_map(|a| a.values.iter());
+                self.may_store_hashes(actor, sent.map(Vec::as_slice))?;
                 if entry.get("userPassword").is_some_and(|a| a.values.iter().any(|v| !password::is_hashed(v))) {
                     self.precheck(actor, &entry.dn, None)?;
                     self.hash_plain_passwords(actor, &mut entry)?;
@@ -227,8 +231,26 @@ impl Directory {
                 }
                 Ok(Queued::Other(Change::Modify(dn, mods)))
             }
+            Change::Rename { dn, new_rdn, delete_old_rdn, new_superior } => {
+                self.refuse_password_rdn(&Dn::root().child(new_rdn.clone()))?;
+                Ok(Queued::Other(Change::Rename { dn, new_rdn, delete_old_rdn, new_superior }))
+            }
             other => Ok(Queued::Other(other)),
         }
+    }
+
+    /// A password never names an entry: its value would be in the DN, in
+    /// clear, and would escape the password policy.
+    fn refuse_password_rdn(&self, dn: &Dn) -> Result<()> {
+        let named = dn.rdn().is_some_and(|r| {
+            r.avas
+                .iter()
+                .any(|a| self.schema.attr_id(&a.attr).is_some_and(|id| self.schema.attr(id).lname == "userpassword"))
+        });
+        if named {
+            return Err(DirectoryError::NamingViolation("userPassword cannot name an entry".into()));
+        }
+        Ok(())
     }
 
     /// The access checks that need no values, on a read snapshot, before any

@@ -361,7 +361,9 @@ impl Directory {
     }
 
     /// noSuchObject whose matchedDN is the deepest ancestor the identity may
-    /// name as a search base, so that it discloses nothing hidden.
+    /// name as a search base, so that it discloses nothing hidden: the same
+    /// whether `dn` exists or not, and whether an ancestor it may not see
+    /// exists or not.
     pub(super) fn no_such_object_for(&self, access: &Access<'_>, r: &impl Reader, dn: &Dn) -> DirectoryError {
         if access.unrestricted() || access.principal().is_admin(self) {
             return self.no_such_object(r, dn);
@@ -379,8 +381,7 @@ impl Directory {
                 Some((true, stored)) => {
                     return DirectoryError::NoSuchObject { dn: dn.to_string(), matched: stored.to_string() };
                 }
-                Some((false, _)) => return self.hidden(dn),
-                None => cur = cur.parent(),
+                Some((false, _)) | None => cur = cur.parent(),
             }
         }
         self.hidden(dn)
@@ -493,6 +494,9 @@ impl Directory {
         }
         let Ok(n) = self.schema.normalize(rule, v) else { return Ok(Some(Vec::new())) };
         let folded = schema::approx::fold(&n);
+        if folded.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
         let Some(mut ids) = r.postings_at_most(&index_key(IndexKind::Approx, &attr.lname, &folded), cap)? else {
             return Ok(None);
         };

@@ -367,7 +367,7 @@ impl Directory {
         let access = self.access(&actor.principal).uncached();
         if !access.unrestricted() {
             if access.readable(w, &ndn, &old)?.is_none() {
-                return Err(self.hidden(dn));
+                return Err(self.no_such_object_for(&access, w, dn));
             }
             // Attribute by attribute first, so a refusal says nothing of the values.
             let names: Vec<String> = mods.iter().map(|m| m.attr.clone()).collect();
@@ -517,7 +517,7 @@ impl Directory {
         let access = self.access(&actor.principal).uncached();
         if !access.unrestricted() {
             if access.readable(w, &ndn, &entry)?.is_none() {
-                return Err(self.hidden(dn));
+                return Err(self.no_such_object_for(&access, w, dn));
             }
             access.check_delete(w, &ndn, &entry)?;
         }

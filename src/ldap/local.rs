@@ -38,6 +38,11 @@ impl LocalIdentities {
         Ok(LocalIdentities { server_uid, admin: dir.suffix().child(Rdn::single("cn", "admin")), mapped })
     }
 
+    /// Whether `dn` is the name root and the server's uid bind as.
+    pub fn is_admin_name(&self, dn: &Dn) -> bool {
+        *dn == self.admin
+    }
+
     /// The entry `uid` binds as, if it may.
     pub fn dn_of(&self, uid: u32) -> Option<&Dn> {
         if uid == 0 || Some(uid) == self.server_uid {

@@ -334,6 +334,11 @@ impl Store {
         Ok(gate)
     }
 
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// A read snapshot whose postings table holds every posting (none pending
     /// in memory), for a check of the running server's store: the deferred
     /// postings are written first, and the snapshot taken before another

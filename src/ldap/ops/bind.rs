@@ -105,8 +105,16 @@ fn local_bind(ctx: &Context, session: &mut Session, uid: u32, authz: &[u8]) -> L
                 return Err(DirectoryError::InvalidCredentials);
             }
         }
-        // The entry as stored names the session, when there is one.
-        let stored = dir.get(dn)?.map(|e| e.dn).unwrap_or_else(|| dn.clone());
+        // The entry as stored names the session. Only the administrator may be
+        // a name without an entry (a directory imported without cn=admin).
+        let stored = match dir.get(dn)? {
+            Some(e) if e.first_str("cigActive").is_some_and(|v| v.eq_ignore_ascii_case("FALSE")) => {
+                return Err(DirectoryError::InvalidCredentials);
+            }
+            Some(e) => e.dn,
+            None if ctx.local.is_admin_name(dn) => dn.clone(),
+            None => return Err(DirectoryError::InvalidCredentials),
+        };
         Ok((stored.to_string(), ndn, dir.principal_of(&stored)?))
     })();
     match outcome {

@@ -147,7 +147,9 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Ok(mut o) = self.conn.outstanding.lock() {
+        if let Ok(mut o) = self.conn.outstanding.lock()
+            && o.get(&self.id).is_some_and(|flag| Arc::ptr_eq(flag, &self.cancel))
+        {
             o.remove(&self.id);
         }
         if self.answered {
@@ -186,7 +188,7 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) -> 
     if let Some(refusal) = unsupported_critical(&msg.op, &msg.ctrl) {
         return refuse(conn, id, &msg.op, refusal);
     }
-    if let Some(refusal) = over_limits(conn, session, &msg.op) {
+    if let Some(refusal) = over_limits(conn, session, id, &msg.op) {
         return refuse(conn, id, &msg.op, refusal);
     }
     if !matches!(msg.op, LdapOp::BindRequest(_)) {
@@ -282,7 +284,7 @@ fn unsupported_critical(op: &LdapOp, ctrls: &[LdapControl]) -> Option<LdapResult
 /// Why this request is refused before it runs: an anonymous session where
 /// binding first is required, or too many operations already running on the
 /// connection (busy, RFC 4511 §4.1.9: the client may retry).
-fn over_limits(conn: &Conn, session: &Session, op: &LdapOp) -> Option<LdapResult> {
+fn over_limits(conn: &Conn, session: &Session, id: i32, op: &LdapOp) -> Option<LdapResult> {
     if matches!(op, LdapOp::BindRequest(_) | LdapOp::AbandonRequest(_) | LdapOp::UnbindRequest) {
         return None;
     }
@@ -292,6 +294,14 @@ fn over_limits(conn: &Conn, session: &Session, op: &LdapOp) -> Option<LdapResult
         if !root_dse && !allowed {
             return Some(result(LdapResultCode::UnwillingToPerform, "this server requires a bind first"));
         }
+    }
+    // RFC 4511 §4.1.1.1: a message ID is not reused while its operation is
+    // outstanding; one that is would escape Abandon and the limit below.
+    if conn.outstanding.lock().is_ok_and(|o| o.contains_key(&id)) {
+        return Some(result(
+            LdapResultCode::ProtocolError,
+            "this message ID belongs to an operation still outstanding",
+        ));
     }
     let running = conn.outstanding.lock().map(|o| o.len()).unwrap_or(0);
     if running >= conn.ctx.max_outstanding_ops {
