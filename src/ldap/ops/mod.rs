@@ -297,13 +297,13 @@ fn over_limits(conn: &Conn, session: &Session, id: i32, op: &LdapOp) -> Option<L
     }
     // RFC 4511 §4.1.1.1: a message ID is not reused while its operation is
     // outstanding; one that is would escape Abandon and the limit below.
-    if conn.outstanding.lock().is_ok_and(|o| o.contains_key(&id)) {
+    let (reused, running) = conn.outstanding.lock().map(|o| (o.contains_key(&id), o.len())).unwrap_or((false, 0));
+    if reused {
         return Some(result(
             LdapResultCode::ProtocolError,
             "this message ID belongs to an operation still outstanding",
         ));
     }
-    let running = conn.outstanding.lock().map(|o| o.len()).unwrap_or(0);
     if running >= conn.ctx.max_outstanding_ops {
         tracing::warn!(peer = %session.peer, running, "operation refused: too many outstanding on one connection");
         return Some(result(LdapResultCode::Busy, "too many operations outstanding on this connection"));

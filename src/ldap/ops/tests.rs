@@ -197,3 +197,32 @@ async fn every_request_kind_gets_its_own_response_type() {
     assert!(conn.outstanding.lock().unwrap().is_empty(), "every operation gave its slot back");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_id_still_outstanding_is_refused_and_keeps_its_slot() {
+    let tmp = std::env::temp_dir().join(format!("convergences-reuse-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let ctx = context(&tmp);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let conn = Arc::new(Conn::new(ctx, tx));
+    let mut session = Session::default();
+    // Operation 77 runs (a long search, say).
+    let running = super::InFlight::new(&conn, 77, super::Shape::Result(crate::ldap::ber::SEARCH_RESULT_DONE));
+    let search = LdapOp::SearchRequest(LdapSearchRequest {
+        base: String::new(),
+        scope: LdapSearchScope::Base,
+        aliases: LdapDerefAliases::Never,
+        sizelimit: 0,
+        timelimit: 0,
+        typesonly: false,
+        filter: LdapFilter::Present("objectClass".into()),
+        attrs: vec![],
+    });
+    let got = ask(&conn, &mut rx, &mut session, LdapMsg::new(77, search)).await;
+    let [LdapMsg { op: LdapOp::SearchResultDone(r), .. }] = got.as_slice() else { panic!("{got:?}") };
+    assert_eq!(r.code, LdapResultCode::ProtocolError);
+    assert!(conn.outstanding.lock().unwrap().contains_key(&77), "the running operation keeps its slot");
+    running.settle();
+    assert!(conn.outstanding.lock().unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
