@@ -23,7 +23,7 @@ fn root() -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_on_the_local_socket_is_the_administrator() {
-    if !have("ldapwhoami") || !have("ldapmodify") {
+    if !have("ldapwhoami") || !have("ldapmodify") || !have("ldapsearch") {
         return;
     }
     let srv = TestServer::start().await;
@@ -35,6 +35,15 @@ async fn root_on_the_local_socket_is_the_administrator() {
         assert_eq!(code, 0, "{err}");
         assert_eq!(out.trim(), "dn:cn=admin,dc=cig,dc=fr");
     }
+    // EXTERNAL is offered where it works: on the socket, not over TCP
+    // (this server has no client certificates set up).
+    let (_, local, _) =
+        run("ldapsearch", &["-x", "-LLL", "-H", &url, "-b", "", "-s", "base", "supportedSASLMechanisms"], None).await;
+    assert!(local.contains("supportedSASLMechanisms: EXTERNAL"), "{local}");
+    let (_, tcp, _) =
+        run("ldapsearch", &["-x", "-LLL", "-H", &srv.url, "-b", "", "-s", "base", "supportedSASLMechanisms"], None)
+            .await;
+    assert!(!tcp.contains("EXTERNAL"), "{tcp}");
     // What Debian's slapd admins type: ldapmodify as root over ldapi.
     let change = format!("dn: {HDUPRE}\nchangetype: modify\nreplace: title\ntitle: Responsable RH\n");
     let (code, _, err) = run("ldapmodify", &["-Q", "-Y", "EXTERNAL", "-H", &url], Some(&change)).await;

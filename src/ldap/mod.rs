@@ -193,11 +193,7 @@ impl Context {
             max_paged_cursors: cfg.limits.max_paged_cursors,
             tls,
             require_tls_for_bind: cfg.require_tls_for_bind,
-            sasl_mechanisms: if cfg.tls_client_ca.is_some() || cfg.ldapi_path().is_some() {
-                vec!["EXTERNAL"]
-            } else {
-                Vec::new()
-            },
+            sasl_mechanisms: if cfg.tls_client_ca.is_some() { vec!["EXTERNAL"] } else { Vec::new() },
             max_outstanding_ops: cfg.limits.max_outstanding_ops.max(1),
             require_bind: cfg.limits.require_bind,
             connections: Connections::new(cfg.limits.max_connections, cfg.limits.max_connections_per_peer),

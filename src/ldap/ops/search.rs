@@ -71,7 +71,7 @@ pub fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchReques
     // Root DSE and subschema: readable by anyone (RFC 4512 §5.1, §4.4).
     if scope == Scope::Base && (base.is_root() || base.to_string().eq_ignore_ascii_case(SUBSCHEMA_DN)) {
         let entry =
-            if base.is_root() { rootdse::root_dse(dir, &conn.ctx.sasl_mechanisms) } else { rootdse::subschema(dir) };
+            if base.is_root() { rootdse::root_dse(dir, mechanisms(conn, &session)) } else { rootdse::subschema(dir) };
         let mut out = Vec::new();
         if filter.evaluate(dir.schema(), &entry) == Tri::True {
             ber::search_entry(&mut out, id, &rootdse::select(entry, &req.attrs, req.typesonly));
@@ -172,6 +172,12 @@ pub fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchReques
             }))
         }
     }
+}
+
+/// The SASL mechanisms this session may use: EXTERNAL on the ldapi socket
+/// (the peer's uid), and over TCP when client certificates are set up.
+fn mechanisms(conn: &Conn, session: &Session) -> &'static [&'static str] {
+    if session.local_uid.is_some() || !conn.ctx.sasl_mechanisms.is_empty() { &["EXTERNAL"] } else { &[] }
 }
 
 /// The server's size and time limits for this identity: the first matching
