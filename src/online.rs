@@ -64,36 +64,34 @@ pub async fn fetch(url: &str, token: &str, path: &str, out: &Path) -> Result<u64
     }
 }
 
-/// Where a file is written before it replaces `path`: a failed backup never
-/// destroys the previous one.
 /// Run an administration command: on the server at `remote` when given;
 /// else through the running server when one answers on the ldapi socket (it
-/// holds the store), else on the data directory. A store locked by a server that does not answer there is
-/// [`AppError::Running`].
+/// holds the store), else on the data directory. A store locked by a server
+/// that does not answer there is [`AppError::Running`].
 pub fn run_command(cfg: &Config, remote: Option<Remote<'_>>, cmd: &Command) -> Result<Outcome, AppError> {
     if let Some(remote) = remote {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         return rt.block_on(post_command(&remote, cmd));
     }
     if let Some(path) = cfg.ldapi_path()
-        && std::os::unix::net::UnixStream::connect(&path).is_ok()
+        && let Ok(stream) = std::os::unix::net::UnixStream::connect(&path)
     {
+        stream.set_nonblocking(true)?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        return rt.block_on(ask_server(&path, cmd));
+        return rt.block_on(async { ask_server(&path, tokio::net::UnixStream::from_std(stream)?, cmd).await });
     }
     let directory = open_directory(cfg)?;
     Ok(crate::commands::run(&directory, &crate::directory::Actor::new(""), cmd)?)
 }
 
-/// Send `cmd` to the server on the ldapi socket at `path`, bound with SASL
-/// EXTERNAL as this process's uid maps.
-async fn ask_server(path: &Path, cmd: &Command) -> Result<Outcome, AppError> {
+/// Send `cmd` over `stream`, connected to the ldapi socket at `path`, bound
+/// with SASL EXTERNAL as this process's uid maps.
+async fn ask_server(path: &Path, stream: tokio::net::UnixStream, cmd: &Command) -> Result<Outcome, AppError> {
     use futures_util::{SinkExt, StreamExt};
     use ldap3_proto::proto::{
         LdapBindCred, LdapBindRequest, LdapExtendedRequest, LdapMsg, LdapOp, LdapResultCode, SaslCredentials,
     };
     let server = |why: String| AppError::Setting(format!("the server on {}: {why}", path.display()));
-    let stream = tokio::net::UnixStream::connect(path).await?;
     // The whole output comes back in one response (an audit trail runs to
     // megabytes): the codec's default limit of 32 KiB would refuse it.
     let codec = ldap3_proto::LdapCodec::new(Some(MAX_ANSWER_BYTES), None);

@@ -42,7 +42,7 @@ pub use request::{Condition, Guard, Write, Written};
 pub use schema::Schema;
 pub use search::{Scope, SearchRequest};
 pub use tokens::{TokenGrant, TokenInfo, TokenScope};
-pub use write::{AddMode, Change, EMPTY_GROUP_MEMBER};
+pub use write::{AddMode, Change, EMPTY_GROUP_MEMBER, keep_placeholder_member};
 
 use crate::store::{IndexKind, Reader, Record, Store, index_key};
 

@@ -202,10 +202,7 @@ impl Directory {
             Change::Add(mut entry) => {
                 // Whatever the attribute is called (`2.5.4.35`, `userPassword;binary`).
                 self.refuse_password_rdn(&entry.dn)?;
-                let is_password = |name: &str| {
-                    self.schema.attr_id(name).is_some_and(|id| self.schema.attr(id).lname == "userpassword")
-                };
-                let sent = entry.attrs.iter().filter(|a| is_password(&a.name)).flat_map(|a| a.values.iter());
+                let sent = entry.attrs.iter().filter(|a| self.is_password(&a.name)).flat_map(|a| a.values.iter());
                 self.may_store_hashes(actor, sent.map(Vec::as_slice))?;
                 if entry.get("userPassword").is_some_and(|a| a.values.iter().any(|v| !password::is_hashed(v))) {
                     self.precheck(actor, &entry.dn, None)?;
@@ -214,9 +211,7 @@ impl Directory {
                 Ok(Queued::Add(Box::new(self.prepare_add(actor, entry, AddMode::Client)?)))
             }
             Change::Modify(dn, mut mods) => {
-                let is_password = |m: &Modification| {
-                    self.schema.attr_id(&m.attr).is_some_and(|id| self.schema.attr(id).lname == "userpassword")
-                };
+                let is_password = |m: &Modification| self.is_password(&m.attr);
                 // Values deleted are named, not stored: a hash is how they are named.
                 let stored = |m: &&Modification| is_password(m) && m.op != ModOp::Delete;
                 let sent = mods.iter().filter(stored).flat_map(|m| m.values.iter().map(Vec::as_slice));
@@ -239,14 +234,16 @@ impl Directory {
         }
     }
 
+    /// Whether an attribute description names `userPassword`, whatever its
+    /// spelling (`2.5.4.35`, `userPassword;binary`).
+    fn is_password(&self, name: &str) -> bool {
+        self.schema.attr_id(name).is_some_and(|id| self.schema.attr(id).lname == "userpassword")
+    }
+
     /// A password never names an entry: its value would be in the DN, in
     /// clear, and would escape the password policy.
     fn refuse_password_rdn(&self, dn: &Dn) -> Result<()> {
-        let named = dn.rdn().is_some_and(|r| {
-            r.avas
-                .iter()
-                .any(|a| self.schema.attr_id(&a.attr).is_some_and(|id| self.schema.attr(id).lname == "userpassword"))
-        });
+        let named = dn.rdn().is_some_and(|r| r.avas.iter().any(|a| self.is_password(&a.attr)));
         if named {
             return Err(DirectoryError::NamingViolation("userPassword cannot name an entry".into()));
         }

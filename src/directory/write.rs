@@ -26,6 +26,13 @@ const VIRTUAL: &[&str] = &["entryDN", "hasSubordinates", "numSubordinates", "mem
 /// The member value a group keeps when it has no one: the empty DN.
 pub const EMPTY_GROUP_MEMBER: &str = "";
 
+/// The modification that keeps a group valid when a change of the same
+/// modify may remove its last member (SCIM, whose groups may be empty): the
+/// placeholder, dropped by the core beside real members.
+pub fn keep_placeholder_member() -> Modification {
+    Modification { op: ModOp::Add, attr: "member".into(), values: vec![EMPTY_GROUP_MEMBER.into()] }
+}
+
 /// Where an add comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddMode {

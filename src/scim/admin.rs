@@ -55,7 +55,7 @@ pub async fn command(
 fn only_cig(caller: &Caller) -> Result<(), ScimError> {
     match caller.0 {
         TokenScope::Cig => {
-            tracing::info!(peer = %caller.1.peer, "online backup or export started");
+            tracing::info!(peer = %caller.1.peer, "administration request (backup, export or command)");
             Ok(())
         }
         TokenScope::Organisation(_) => {

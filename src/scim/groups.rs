@@ -212,7 +212,7 @@ fn member_diff(dir: &Directory, entry: &Entry, wanted: &[String]) -> Vec<Modific
         mods.push(Modification { op: ModOp::Delete, attr: "member".into(), values: gone });
         // A SCIM group may be empty; a groupOfNames may not: the placeholder
         // stays when the last member goes (dropped by the core beside real ones).
-        mods.push(Modification { op: ModOp::Add, attr: "member".into(), values: vec![EMPTY_GROUP_MEMBER.into()] });
+        mods.push(crate::directory::keep_placeholder_member());
     }
     mods
 }

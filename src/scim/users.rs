@@ -12,7 +12,7 @@ use super::parse::{self, Parsed};
 use super::render::{self, DirSyntax, Sources};
 use super::{Caller, ScimError};
 use crate::directory::request::version;
-use crate::directory::{Change, Directory, Dn, EMPTY_GROUP_MEMBER, Entry, ModOp, Modification, Rdn};
+use crate::directory::{Change, Directory, Dn, Entry, ModOp, Modification, Rdn};
 
 /// Everything a User shows besides its entry.
 pub(super) struct Context {
@@ -222,7 +222,7 @@ fn grant(dir: &Directory, app: &str, member: &Dn, op: ModOp) -> Change {
     let mut mods = vec![Modification { op, attr: "member".into(), values }];
     if op == ModOp::Delete {
         // The application's group keeps the placeholder when its last member goes.
-        mods.push(Modification { op: ModOp::Add, attr: "member".into(), values: vec![EMPTY_GROUP_MEMBER.into()] });
+        mods.push(crate::directory::keep_placeholder_member());
     }
     Change::Modify(lookup::application_dn(dir, app), mods)
 }

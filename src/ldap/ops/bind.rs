@@ -86,8 +86,7 @@ pub async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindReques
 }
 
 /// SASL EXTERNAL on the ldapi socket: bind as the entry the peer's uid maps
-/// to (see `ldap::local`); an authorization identity, when given, must name
-/// that entry (RFC 4422 Appendix A).
+/// to (see `ldap::local`).
 fn local_bind(ctx: &Context, session: &mut Session, uid: u32, authz: &[u8]) -> LdapResult {
     let dir = &ctx.directory;
     let Some(dn) = ctx.local.dn_of(uid) else {
@@ -98,43 +97,25 @@ fn local_bind(ctx: &Context, session: &mut Session, uid: u32, authz: &[u8]) -> L
     };
     let outcome = (|| {
         let ndn = dir.normalize_dn(dn)?;
-        let authz = String::from_utf8_lossy(authz);
-        if !authz.is_empty() {
-            let asked = Dn::parse(authz.strip_prefix("dn:").unwrap_or(&authz))?;
-            if dir.normalize_dn(&asked)? != ndn {
-                return Err(DirectoryError::InvalidCredentials);
-            }
-        }
+        authorizes(dir, &ndn, &String::from_utf8_lossy(authz))?;
         // The entry as stored names the session. Only the administrator may be
         // a name without an entry (a directory imported without cn=admin).
         let stored = match dir.get(dn)? {
-            Some(e) if e.first_str("cigActive").is_some_and(|v| v.eq_ignore_ascii_case("FALSE")) => {
-                return Err(DirectoryError::InvalidCredentials);
-            }
+            Some(e) if disabled(&e) => return Err(DirectoryError::InvalidCredentials),
             Some(e) => e.dn,
             None if ctx.local.is_admin_name(dn) => dn.clone(),
             None => return Err(DirectoryError::InvalidCredentials),
         };
-        Ok((stored.to_string(), ndn, dir.principal_of(&stored)?))
+        Ok(Bound { dn: stored.to_string(), ndn, principal: dir.principal_of(&stored)?, generation: dir.generation() })
     })();
-    match outcome {
-        Ok((dn, ndn, principal)) => {
-            session.principal = principal;
-            session.generation = dir.generation();
-            session.bound_dn = dn;
-            session.bound_ndn = ndn;
-            success()
-        }
-        Err(e) => from_error(&e),
-    }
+    establish(session, outcome)
 }
 
 /// SASL EXTERNAL: bind as the entry the TLS client certificate names. Its
 /// subject is read as a DN: the entry with that DN if there is one, else the
 /// entry whose `uid` (unique in the directory) is the subject's `uid`, else
 /// the one entry whose `mail` is the subject's `emailAddress` — what CIG
-/// certificates carry. An authorization identity, when given, must name the
-/// same entry (RFC 4422 Appendix A); a disabled account is refused.
+/// certificates carry. A disabled account is refused.
 async fn external_bind(ctx: &Arc<Context>, session: &mut Session, client_dn: Option<Dn>, authz: &[u8]) -> LdapResult {
     let Some(subject) = client_dn else {
         return result(LdapResultCode::InappropriateAuthentication, "EXTERNAL needs a TLS client certificate");
@@ -144,30 +125,62 @@ async fn external_bind(ctx: &Arc<Context>, session: &mut Session, client_dn: Opt
     let outcome = tokio::task::spawn_blocking(move || {
         let entry = certificate_entry(&dir, &subject)?.ok_or(DirectoryError::InvalidCredentials)?;
         let ndn = dir.normalize_dn(&entry.dn)?;
-        if !authz.is_empty() {
-            let asked = Dn::parse(authz.strip_prefix("dn:").unwrap_or(&authz))?;
-            if dir.normalize_dn(&asked)? != ndn {
-                return Err(DirectoryError::InvalidCredentials);
-            }
-        }
-        if entry.first_str("cigActive").is_some_and(|v| v.eq_ignore_ascii_case("FALSE")) {
+        authorizes(&dir, &ndn, &authz)?;
+        if disabled(&entry) {
             return Err(DirectoryError::InvalidCredentials);
         }
-        let principal = dir.principal_of(&entry.dn)?;
-        Ok((entry.dn.to_string(), ndn, principal, dir.generation()))
+        Ok(Bound {
+            dn: entry.dn.to_string(),
+            ndn,
+            principal: dir.principal_of(&entry.dn)?,
+            generation: dir.generation(),
+        })
     })
     .await;
     match outcome {
-        Ok(Ok((dn, ndn, principal, generation))) => {
+        Ok(outcome) => establish(session, outcome),
+        Err(_) => result(LdapResultCode::Other, "bind failed"),
+    }
+}
+
+/// Who a SASL EXTERNAL bind authenticated.
+struct Bound {
+    dn: String,
+    ndn: String,
+    principal: Principal,
+    generation: u64,
+}
+
+/// The session becomes the entry a bind authenticated, or stays anonymous.
+fn establish(session: &mut Session, outcome: Result<Bound, DirectoryError>) -> LdapResult {
+    match outcome {
+        Ok(Bound { dn, ndn, principal, generation }) => {
             session.principal = principal;
             session.generation = generation;
             session.bound_dn = dn;
             session.bound_ndn = ndn;
             success()
         }
-        Ok(Err(e)) => from_error(&e),
-        Err(_) => result(LdapResultCode::Other, "bind failed"),
+        Err(e) => from_error(&e),
     }
+}
+
+/// RFC 4422 Appendix A: an authorization identity, when given, must name
+/// the entry the credentials authenticated.
+fn authorizes(dir: &Directory, ndn: &str, authz: &str) -> Result<(), DirectoryError> {
+    if authz.is_empty() {
+        return Ok(());
+    }
+    let asked = Dn::parse(authz.strip_prefix("dn:").unwrap_or(authz))?;
+    if dir.normalize_dn(&asked)? != ndn {
+        return Err(DirectoryError::InvalidCredentials);
+    }
+    Ok(())
+}
+
+/// `cigActive: FALSE`: suspended, no bind of any kind.
+fn disabled(entry: &Entry) -> bool {
+    entry.first_str("cigActive").is_some_and(|v| v.eq_ignore_ascii_case("FALSE"))
 }
 
 /// The entry a certificate subject designates (see [`external_bind`]).

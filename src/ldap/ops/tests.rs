@@ -25,6 +25,29 @@ fn context(dir: &std::path::Path) -> Arc<Context> {
     Arc::new(Context::new(directory, &cfg, None).unwrap())
 }
 
+/// A connection of a server on a fresh demo store, its responses in the receiver.
+fn connection(name: &str) -> (std::path::PathBuf, Arc<Conn>, mpsc::UnboundedReceiver<Vec<u8>>) {
+    let tmp = std::env::temp_dir().join(format!("convergences-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let conn = Arc::new(Conn::new(context(&tmp), tx));
+    (tmp, conn, rx)
+}
+
+/// A base search of the root DSE, which anyone may read.
+fn root_dse_search() -> LdapOp {
+    LdapOp::SearchRequest(LdapSearchRequest {
+        base: String::new(),
+        scope: LdapSearchScope::Base,
+        aliases: LdapDerefAliases::Never,
+        sizelimit: 0,
+        timelimit: 0,
+        typesonly: false,
+        filter: LdapFilter::Present("objectClass".into()),
+        attrs: vec![],
+    })
+}
+
 /// The messages one request got back, in order.
 async fn ask(
     conn: &Arc<Conn>,
@@ -68,11 +91,8 @@ fn kind(op: &LdapOp) -> &'static str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_kind_gets_its_own_response_type() {
-    let tmp = std::env::temp_dir().join(format!("convergences-dispatch-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let ctx = context(&tmp);
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let conn = Arc::new(Conn::new(ctx.clone(), tx));
+    let (tmp, conn, mut rx) = connection("dispatch");
+    let ctx = conn.ctx.clone();
     let mut session = Session::default();
     let suffix = ctx.directory.suffix().to_string();
     let admin = format!("cn=admin,{suffix}");
@@ -88,20 +108,7 @@ async fn every_request_kind_gets_its_own_response_type() {
             vec![],
             &["BindResponse"],
         ),
-        (
-            LdapOp::SearchRequest(LdapSearchRequest {
-                base: String::new(),
-                scope: LdapSearchScope::Base,
-                aliases: LdapDerefAliases::Never,
-                sizelimit: 0,
-                timelimit: 0,
-                typesonly: false,
-                filter: LdapFilter::Present("objectClass".into()),
-                attrs: vec![],
-            }),
-            vec![],
-            &["SearchResultEntry", "SearchResultDone"],
-        ),
+        (root_dse_search(), vec![], &["SearchResultEntry", "SearchResultDone"]),
         (
             LdapOp::AddRequest(LdapAddRequest {
                 dn: agent.clone(),
@@ -200,24 +207,11 @@ async fn every_request_kind_gets_its_own_response_type() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_id_still_outstanding_is_refused_and_keeps_its_slot() {
-    let tmp = std::env::temp_dir().join(format!("convergences-reuse-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let ctx = context(&tmp);
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let conn = Arc::new(Conn::new(ctx, tx));
+    let (tmp, conn, mut rx) = connection("reuse");
     let mut session = Session::default();
     // Operation 77 runs (a long search, say).
     let running = super::InFlight::new(&conn, 77, super::Shape::Result(crate::ldap::ber::SEARCH_RESULT_DONE));
-    let search = LdapOp::SearchRequest(LdapSearchRequest {
-        base: String::new(),
-        scope: LdapSearchScope::Base,
-        aliases: LdapDerefAliases::Never,
-        sizelimit: 0,
-        timelimit: 0,
-        typesonly: false,
-        filter: LdapFilter::Present("objectClass".into()),
-        attrs: vec![],
-    });
+    let search = root_dse_search();
     let got = ask(&conn, &mut rx, &mut session, LdapMsg::new(77, search)).await;
     let [LdapMsg { op: LdapOp::SearchResultDone(r), .. }] = got.as_slice() else { panic!("{got:?}") };
     assert_eq!(r.code, LdapResultCode::ProtocolError);
