@@ -137,6 +137,9 @@ pub struct Directory {
     eq_indexed: FoldSet<String>,
     sub_indexed: FoldSet<String>,
     approx_indexed: FoldSet<String>,
+    /// By attribute id: whether any of the three index sets names it. Most
+    /// of an entry's attributes are not indexed; one look skips them.
+    indexed_ids: Vec<bool>,
     policy: Policy,
     /// What the policy's rule filters test (lower-case names, subtypes
     /// included): read of every entry a search examines.
@@ -193,6 +196,9 @@ impl Directory {
                 approx_indexed.insert(attr.lname.clone());
             }
         }
+        let indexed_ids = (schema.attrs().iter())
+            .map(|a| [&eq_indexed, &sub_indexed, &approx_indexed].iter().any(|set| set.contains(&a.lname)))
+            .collect();
         for prefix in unkept_posting_lists() {
             if store.read()?.postings_with_prefix(&prefix, 0)?.is_none() {
                 let chunks = store.drop_posting_lists(&prefix)?;
@@ -218,6 +224,7 @@ impl Directory {
             eq_indexed,
             sub_indexed,
             approx_indexed,
+            indexed_ids,
             policy,
             policy_attrs,
             admins,
@@ -380,7 +387,8 @@ impl Directory {
         self.index_keys_with(entry, &self.eq_indexed, &self.sub_indexed, &self.approx_indexed)
     }
 
-    /// Index keys of an entry's stored attributes, for these indexed attributes.
+    /// Index keys of an entry's stored attributes, for these indexed
+    /// attributes (each set a subset of the configured one).
     fn index_keys_with(
         &self,
         entry: &Entry,
@@ -390,7 +398,7 @@ impl Directory {
     ) -> Vec<Vec<u8>> {
         let mut keys = Vec::new();
         for a in &entry.attrs {
-            let Some(id) = self.schema.attr_id(&a.name) else {
+            let Some(id) = self.schema.attr_id(&a.name).filter(|&id| self.indexed_ids.get(id) == Some(&true)) else {
                 continue;
             };
             let attr = self.schema.attr(id);

@@ -317,8 +317,8 @@ pub fn write(el: &Elements, elems: &[Map<String, Value>], syntax: &dyn Syntax) -
     let mut apps = written.applications.clone().unwrap_or_default();
     apps.sort();
     let rebuilt = render(el, &Stored { values: &values, applications: &apps }, syntax);
-    let sent: Vec<Value> = elems.iter().cloned().map(Value::Object).collect();
-    if rebuilt != sent {
+    let same = rebuilt.len() == elems.len() && rebuilt.iter().zip(elems).all(|(r, e)| r.as_object() == Some(e));
+    if !same {
         written.store = elems.iter().map(|e| serde_json::to_vec(e).unwrap_or_default()).collect();
     }
     written
