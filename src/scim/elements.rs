@@ -317,8 +317,7 @@ pub fn write(el: &Elements, elems: &[Map<String, Value>], syntax: &dyn Syntax) -
     let mut apps = written.applications.clone().unwrap_or_default();
     apps.sort();
     let rebuilt = render(el, &Stored { values: &values, applications: &apps }, syntax);
-    let same = rebuilt.len() == elems.len() && rebuilt.iter().zip(elems).all(|(r, e)| r.as_object() == Some(e));
-    if !same {
+    if !rebuilt.iter().map(Value::as_object).eq(elems.iter().map(Some)) {
         written.store = elems.iter().map(|e| serde_json::to_vec(e).unwrap_or_default()).collect();
     }
     written
