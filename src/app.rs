@@ -228,6 +228,10 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
     if let Some(local) = local {
         tasks.push(tokio::spawn(crate::ldap::serve_local(local, ctx.clone(), rx.clone())));
     }
+    if cfg.lifecycle_interval_secs > 0 {
+        let every = std::time::Duration::from_secs(cfg.lifecycle_interval_secs);
+        tasks.push(tokio::spawn(lifecycle(directory.clone(), every, rx.clone())));
+    }
     let mut scim = crate::scim::ScimContext::new(directory.clone(), &cfg.scim_limits)
         .map_err(|e| AppError::Scim(e.to_string()))?;
     scim.log_operations = cfg.log_operations;
@@ -253,6 +257,30 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         ldap: ctx,
         grace: std::time::Duration::from_secs(cfg.limits.shutdown_grace_secs),
     })
+}
+
+/// The server's own lifecycle steps, from its start to its shutdown: what
+/// is due is read from the store each time (see `directory::lifecycle`).
+async fn lifecycle(
+    directory: Arc<crate::directory::Directory>,
+    every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let dir = directory.clone();
+        let now = crate::directory::lifecycle::now_instant();
+        match tokio::task::spawn_blocking(move || dir.lifecycle(&now)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("lifecycle step: {e}"),
+            Err(e) => tracing::warn!("lifecycle step: {e}"),
+        }
+    }
 }
 
 /// Serve the SCIM router on a listener until shutdown.

@@ -1,5 +1,5 @@
-//! The administration commands (`token`, `audit`, `check`, `backup`,
-//! `export`) as one set of operations on a directory. The command line runs
+//! The administration commands (`token`, `audit`, `check`, `lifecycle`,
+//! `backup`, `export`) as one set of operations on a directory. The command line runs
 //! them on the data directory of a stopped server; while the server runs,
 //! it holds the store, so the command line sends the same command over the
 //! ldapi socket (an extended operation, [`OID`]) and the server runs it
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::directory::{Actor, AuditQuery, Directory, DirectoryError, TokenScope, audit};
+use crate::directory::{Actor, AuditQuery, Directory, DirectoryError, TokenScope, audit, lifecycle};
 
 /// The extended operation that carries a command (under the project's OID arc).
 pub const OID: &str = "2.25.8454349690524137459045039418936221212.3.1";
@@ -34,6 +34,9 @@ pub enum Command {
         since: Option<String>,
     },
     Check,
+    Lifecycle {
+        as_of: Option<String>,
+    },
     /// Written by the process that holds the store; an absolute path.
     Backup {
         file: PathBuf,
@@ -140,6 +143,17 @@ pub fn run(dir: &Directory, actor: &Actor, cmd: &Command) -> Result<Outcome> {
                 started.elapsed().as_secs_f64(),
             ));
             out.failed = !report.is_consistent();
+        }
+        Command::Lifecycle { as_of } => {
+            let as_of = match as_of {
+                Some(t) => audit::parse_since(t)?.trim_end_matches('Z').to_string(),
+                None => lifecycle::now_instant(),
+            };
+            let report = dir.lifecycle(&as_of)?;
+            for dn in &report.ended {
+                out.stdout.push_str(&format!("disabled: end of validity\t{dn}\n"));
+            }
+            out.stdout.push_str(&format!("{} transitions applied as of {as_of}Z\n", report.ended.len()));
         }
         Command::Backup { file } => {
             writable_target(dir, file)?;

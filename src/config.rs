@@ -75,6 +75,9 @@ pub struct Config {
     /// operation, target, result, duration; never a password).
     pub log_operations: bool,
     pub limits: Limits,
+    /// Seconds between two lifecycle steps, which apply the transitions
+    /// that are due (end of validity); 0: only `convergences lifecycle` applies them.
+    pub lifecycle_interval_secs: u64,
 }
 
 /// The password policy (issue 5): quality of new passwords, lockout, hashing.
@@ -300,6 +303,7 @@ impl Default for Config {
             log_format: "text".into(),
             log_operations: true,
             limits: Limits::default(),
+            lifecycle_interval_secs: 60,
         }
     }
 }
@@ -465,6 +469,9 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_LOG_FORMAT") {
             self.log_format = v;
+        }
+        if let Some(v) = get("CONVERGENCES_LIFECYCLE_INTERVAL_SECS") {
+            self.lifecycle_interval_secs = parse("CONVERGENCES_LIFECYCLE_INTERVAL_SECS", &v)?;
         }
         if let Some(v) = get("CONVERGENCES_LOG_OPERATIONS") {
             self.log_operations = parse("CONVERGENCES_LOG_OPERATIONS", &v)?;

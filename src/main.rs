@@ -125,6 +125,20 @@ enum Command {
         #[command(flatten)]
         online: Online,
     },
+    /// Apply the transitions that are due (today: record the end of validity
+    /// of accounts whose pwdEndTime has passed). The server does this by
+    /// itself every `lifecycle_interval_secs`; each transition is applied
+    /// once, whoever runs it.
+    Lifecycle {
+        #[command(flatten)]
+        common: Common,
+        /// Apply what is due at this time instead of now (2026-11-23,
+        /// 2026-11-23T10:00:00Z or 20261123100000Z): a rehearsal of a date to come.
+        #[arg(long)]
+        as_of: Option<String>,
+        #[command(flatten)]
+        online: Online,
+    },
     /// Password utilities.
     Passwd {
         #[command(subcommand)]
@@ -336,6 +350,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command(&common, &online, Cmd::TokenRevoke { id })
         }
         Command::Audit { common, org, since, online } => command(&common, &online, Cmd::Audit { org, since }),
+        Command::Lifecycle { common, as_of, online } => command(&common, &online, Cmd::Lifecycle { as_of }),
         Command::Passwd { command: PasswdCommand::Hash { common } } => {
             let cfg = load(&common)?;
             let mut pw = String::new();

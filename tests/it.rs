@@ -10,6 +10,7 @@ mod hostile_input;
 mod ldap_clients;
 mod ldap_server;
 mod ldif_cli;
+mod lifecycle;
 mod local_admin;
 mod operations;
 mod other_clients;

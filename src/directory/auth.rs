@@ -1,15 +1,17 @@
 //! Simple-bind authentication and the password policy (issue 5 §5–6):
-//! quality of new passwords, lockout after repeated failures
-//! (`pwdAccountLockedTime`, draft-behera names), disabled accounts, and the
-//! move of old hashes to argon2id after a successful bind.
+//! quality of new passwords, lockout after repeated failures (counted in
+//! `pwdFailureTime`, locked with `pwdAccountLockedTime`, draft-behera names;
+//! both in the store, so that a restart forgets nothing), disabled accounts
+//! and windows of validity, and the move of old hashes to argon2id after a
+//! successful bind.
 //!
 //! Every refusal is the same invalidCredentials after the same kind of work,
 //! whether the DN is unknown, the password wrong, the account locked or
 //! disabled (RFC 4513 §6.2): a failed bind is no oracle for which accounts exist.
 
-use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::lifecycle;
 use super::password::{self, Argon2Params};
 use super::schema::syntax::{format_epoch, now_generalized};
 use super::*;
@@ -26,7 +28,16 @@ pub struct Account {
     pub locked_at: Option<String>,
     /// `cigActive: FALSE`.
     pub disabled: bool,
+    /// `pwdStartTime` / `pwdEndTime`, in the form of [`lifecycle::instant`].
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+    /// Failed binds are counted (`pwdFailureTime`): a success clears them.
+    pub failed: bool,
 }
+
+/// The draft's attributes of the lockout.
+const FAILURES: &str = "pwdFailureTime";
+const LOCKED: &str = "pwdAccountLockedTime";
 
 /// The configurable password policy.
 #[derive(Debug, Clone)]
@@ -58,18 +69,15 @@ impl Default for PasswordPolicy {
     }
 }
 
-/// Failed binds of one account since its last success.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Failures {
-    count: u32,
-    last: u64,
-}
-
-/// Most accounts whose failures are remembered (memory stays bounded under a spray).
-const MAX_TRACKED_FAILURES: usize = 100_000;
-
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Now as a GeneralizedTime to the microsecond: failures within one second
+/// stay distinct values of `pwdFailureTime`.
+fn now_precise() -> String {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:06}Z", lifecycle::epoch_instant(d.as_secs() as i64), d.subsec_micros())
 }
 
 impl Directory {
@@ -156,6 +164,12 @@ impl Directory {
                     a.locked_at = first.and_then(|x| std::str::from_utf8(x).ok()).map(str::to_string);
                 } else if name.eq_ignore_ascii_case(b"cigActive") {
                     a.disabled = values.filter_map(|x| x.ok()).any(|x| x.eq_ignore_ascii_case(b"FALSE"));
+                } else if name.eq_ignore_ascii_case(lifecycle::START.as_bytes()) {
+                    a.valid_from = values.next().and_then(|x| x.ok()).and_then(lifecycle::instant);
+                } else if name.eq_ignore_ascii_case(lifecycle::END.as_bytes()) {
+                    a.valid_until = values.next().and_then(|x| x.ok()).and_then(lifecycle::instant);
+                } else if name.eq_ignore_ascii_case(FAILURES.as_bytes()) {
+                    a.failed = true;
                 }
             })?;
             Ok(a)
@@ -170,7 +184,7 @@ impl Directory {
             password::verify(&self.decoy.current(), password);
             return Err(DirectoryError::InvalidCredentials);
         };
-        let Account { dn, ndn, passwords: stored, locked_at, disabled } = account;
+        let Account { dn, ndn, passwords: stored, locked_at, disabled, valid_from, valid_until, failed } = account;
         if stored.is_empty() {
             password::verify(&self.decoy.current(), password);
         }
@@ -184,28 +198,31 @@ impl Directory {
             return Err(DirectoryError::InvalidCredentials);
         }
         let Some(matched) = matched else {
-            if !stored.is_empty() && self.count_failure(&ndn, now) {
-                self.lock(&Dn::parse(&dn)?, peer);
+            if !stored.is_empty() && policy.max_failures > 0 {
+                match self.record_failure(&dn, peer) {
+                    Ok(true) => tracing::warn!(%dn, %peer, "account locked after {} failed binds", policy.max_failures),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(%dn, "could not record a failed bind: {e}"),
+                }
             }
             return Err(DirectoryError::InvalidCredentials);
         };
-        if disabled {
+        // Suspended, or outside the window of validity: refused after the
+        // same work as a wrong password (no oracle).
+        let window = lifecycle::validity(valid_from.as_deref(), valid_until.as_deref(), &lifecycle::now_instant());
+        if disabled || window != lifecycle::Validity::Open {
             return Err(DirectoryError::InvalidCredentials);
         }
         // Sampled from successful binds only, so that failed binds (anyone can
         // send those) do not steer it; what a re-hash leaves, where there is one.
         let rehashed = policy.rehash && password::needs_rehash(&matched);
         self.decoy.sample(if rehashed { password::decoy() } else { &matched });
-        if let Ok(mut f) = self.failures.lock() {
-            f.remove(&ndn);
-        }
-        if locked_at.is_some() {
-            // The lock has run its time: the account is usable again.
-            let unlock = Modification { op: ModOp::Delete, attr: "pwdAccountLockedTime".into(), values: Vec::new() };
-            let server = Actor { peer: peer.to_string(), ..Actor::new(dn.clone()) };
-            if let Err(e) = self.modify(&server, &Dn::parse(&dn)?, &[unlock]) {
-                tracing::warn!(dn = %dn, "could not clear an expired lock: {e}");
-            }
+        // Failures count in a row: a success forgets them, and a lock that
+        // has run its time.
+        if (failed || locked_at.is_some())
+            && let Err(e) = self.clear_failures(&dn, peer)
+        {
+            tracing::warn!(dn = %dn, "could not clear failed binds or an expired lock: {e}");
         }
         if policy.rehash && password::needs_rehash(&matched) {
             match password::hash_with(password, &policy.argon2) {
@@ -220,42 +237,72 @@ impl Directory {
         Ok(Principal::Entry(std::sync::Arc::new(BoundEntry::new(dn, ndn))))
     }
 
-    /// Count a failed bind; true when it reaches the lockout threshold.
-    fn count_failure(&self, ndn: &str, now: u64) -> bool {
+    /// Add a failed bind to the account's `pwdFailureTime` (the ones older
+    /// than the lockout's duration are forgotten), and lock the account
+    /// when they reach the threshold; true when this failure locked it.
+    /// Read and written in one transaction: concurrent failures all count.
+    fn record_failure(&self, dn: &str, peer: &str) -> Result<bool> {
         let policy = &self.password_policy;
-        if policy.max_failures == 0 {
-            return false;
-        }
-        let Ok(mut all) = self.failures.lock() else { return false };
-        if all.len() >= MAX_TRACKED_FAILURES && !all.contains_key(ndn) {
-            let horizon = now.saturating_sub(policy.lockout_secs.max(60));
-            all.retain(|_, f| f.last >= horizon);
-            if all.len() >= MAX_TRACKED_FAILURES {
-                all.clear();
+        let keep = policy.max_failures as usize;
+        let horizon = (policy.lockout_secs > 0)
+            .then(|| lifecycle::epoch_instant(now_secs().saturating_sub(policy.lockout_secs) as i64));
+        let now = now_precise();
+        let server = Actor { peer: peer.to_string(), ..Actor::new(dn.to_string()) };
+        let ndn = self.normalize_dn(&Dn::parse(dn)?)?;
+        let locked = self.store.write_with(|w| -> Result<bool> {
+            let Some(id) = w.id_of_dn(&ndn)? else { return Ok(false) };
+            let Some(rec) = w.entry(id)? else { return Ok(false) };
+            let before = self.to_entry(&rec)?;
+            let mut times = before.get(FAILURES).map(|a| a.values.clone()).unwrap_or_default();
+            if let Some(h) = &horizon {
+                times.retain(|t| lifecycle::instant(t).is_some_and(|i| i > *h));
             }
-        }
-        let f = all.entry(ndn.to_string()).or_insert(Failures { count: 0, last: now });
-        if policy.lockout_secs > 0 && now.saturating_sub(f.last) > policy.lockout_secs {
-            f.count = 0;
-        }
-        f.count += 1;
-        f.last = now;
-        if f.count >= policy.max_failures {
-            all.remove(ndn);
-            return true;
-        }
-        false
+            times.push(now.clone().into_bytes());
+            if times.len() > keep {
+                times.drain(..times.len() - keep);
+            }
+            // Only an expired lock can be there (a locked account is refused before).
+            let lock = times.len() >= keep;
+            let mut after = before.clone();
+            after.set(FAILURES, times);
+            if lock {
+                after.set(LOCKED, vec![now_generalized().into_bytes()]);
+            }
+            self.reindex(w, id, &before, &after)?;
+            w.put_encoded_entry(id, self.record(&after, &rec.ndn, rec.parent))?;
+            if lock {
+                self.log_audit(w, &server, "modify", &rec.dn, vec![LOCKED.into()], "success")?;
+            }
+            Ok(lock)
+        })?;
+        self.committed(false);
+        Ok(locked)
     }
 
-    fn lock(&self, dn: &Dn, peer: &str) {
-        let m = Modification::new(ModOp::Replace, "pwdAccountLockedTime", [now_generalized()]);
+    /// Forget an account's failed binds and its lock (which has run its
+    /// time) after a successful bind.
+    fn clear_failures(&self, dn: &str, peer: &str) -> Result<()> {
         let server = Actor { peer: peer.to_string(), ..Actor::new(dn.to_string()) };
-        match self.modify(&server, dn, &[m]) {
-            Ok(()) => {
-                tracing::warn!(%dn, %peer, "account locked after {} failed binds", self.password_policy.max_failures)
+        let ndn = self.normalize_dn(&Dn::parse(dn)?)?;
+        self.store.write_with(|w| -> Result<()> {
+            let Some(id) = w.id_of_dn(&ndn)? else { return Ok(()) };
+            let Some(rec) = w.entry(id)? else { return Ok(()) };
+            let before = self.to_entry(&rec)?;
+            let mut after = before.clone();
+            after.remove(FAILURES);
+            let unlocked = after.remove(LOCKED).is_some();
+            if after.attrs.len() == before.attrs.len() {
+                return Ok(());
             }
-            Err(e) => tracing::warn!(%dn, "could not lock an account: {e}"),
-        }
+            self.reindex(w, id, &before, &after)?;
+            w.put_encoded_entry(id, self.record(&after, &rec.ndn, rec.parent))?;
+            if unlocked {
+                self.log_audit(w, &server, "modify", &rec.dn, vec![LOCKED.into()], "success")?;
+            }
+            Ok(())
+        })?;
+        self.committed(false);
+        Ok(())
     }
 
     /// Replace one stored hash by its argon2id equivalent; the password is the
@@ -280,8 +327,6 @@ impl Directory {
         })
     }
 }
-
-pub(crate) type FailureTable = std::sync::Mutex<HashMap<String, Failures>>;
 
 /// What a bind to a DN with no password (unknown, or without userPassword)
 /// is checked against, so that it costs what a bind to an account costs and

@@ -14,6 +14,7 @@ pub mod entry;
 pub mod error;
 pub mod filter;
 mod indexes;
+pub mod lifecycle;
 mod lookup;
 pub mod password;
 mod rename;
@@ -66,8 +67,10 @@ pub struct DirectorySettings {
 
 /// Attributes that are always indexed for equality, whatever the
 /// configuration: uniqueness (uid, cigExternalId), memberOf and referential
-/// integrity (member, uniqueMember, manager) and object class filters depend on them.
-const ALWAYS_INDEXED: &[&str] = &["objectClass", "uid", "member", "uniqueMember", "manager", "cigExternalId"];
+/// integrity (member, uniqueMember, manager) and object class filters depend on them;
+/// pwdEndTime: the lifecycle step finds the accounts with an end date from its presence list.
+const ALWAYS_INDEXED: &[&str] =
+    &["objectClass", "uid", "member", "uniqueMember", "manager", "cigExternalId", "pwdEndTime"];
 
 /// The attribute found through the store's UUID table, never through
 /// posting lists: an entryUUID list would hold one id, at a B-tree record
@@ -155,7 +158,6 @@ pub struct Directory {
     generation: AtomicU64,
     tokens: tokens::TokenCache,
     password_policy: PasswordPolicy,
-    failures: auth::FailureTable,
     decoy: auth::Decoy,
     group_commit: Arc<commit::GroupCommit>,
 }
@@ -234,7 +236,6 @@ impl Directory {
             generation: AtomicU64::new(0),
             tokens: Default::default(),
             password_policy: settings.password,
-            failures: Default::default(),
             decoy: Default::default(),
             group_commit: Default::default(),
         };

@@ -270,6 +270,7 @@ impl Directory {
             entry.set("pwdChangedTime", vec![now_generalized().into_bytes()]);
         }
         let structural = self.schema.check_entry(&mut entry)?;
+        super::lifecycle::check_window(&entry)?;
 
         // Operational attributes (RFC 4512 §3.4, RFC 4530).
         let now = now_generalized();
@@ -493,8 +494,18 @@ impl Directory {
         if touched.iter().any(|t| t.eq_ignore_ascii_case("userPassword")) {
             new.set("pwdChangedTime", vec![now_generalized().into_bytes()]);
         }
+        // An administrator's unlock forgets the failures that led to the lock.
+        let unlocked = touched.iter().any(|t| t.eq_ignore_ascii_case("pwdAccountLockedTime"))
+            && new.get("pwdAccountLockedTime").is_none()
+            && new.remove("pwdFailureTime").is_some();
+        // A new end date is a new transition to record when it passes.
+        let end_moved = touched.iter().any(|t| t.eq_ignore_ascii_case(super::lifecycle::END));
+        if end_moved {
+            new.remove(super::lifecycle::END_RECORDED);
+        }
         access.check_modify(w, &ndn, &old, &new, &touched)?;
         self.schema.check_entry(&mut new)?;
+        super::lifecycle::check_window(&new)?;
         self.check_uid_unique(w, &new, Some(id))?;
         if touched.iter().any(|t| t.eq_ignore_ascii_case("cigExternalId")) {
             self.check_external_id_unique(w, &new, Some(id), rec.parent)?;
@@ -506,6 +517,12 @@ impl Directory {
         let mut changed = touched.clone();
         changed
             .extend(["modifyTimestamp", "modifiersName", "cigRevision", "pwdChangedTime", "member"].map(String::from));
+        if end_moved {
+            changed.push(super::lifecycle::END_RECORDED.to_string());
+        }
+        if unlocked {
+            changed.push("pwdFailureTime".to_string());
+        }
         self.reindex_changed(w, id, &old, &new, &changed)?;
         w.put_encoded_entry(id, self.record(&new, &ndn, rec.parent))?;
         self.log(w, actor, "modify", dn, &ndn, touched)?;

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value};
 
 use super::ScimError;
-use super::mapping::{Attr, Elements, Mirror, Source, Type};
+use super::mapping::{Attr, Elements, Mirror, Source, Type, generalized_time};
 
 /// What the directory's schema says of LDAP values, for deciding what a
 /// mirror can hold.
@@ -245,7 +245,16 @@ pub fn scalar(parent: &Attr, attr: &Attr, v: &Value) -> Result<Option<Value>, Sc
             }
             Some(Value::String(s.clone()))
         }
-        (Type::String | Type::Reference | Type::DateTime, Value::String(s)) => Some(Value::String(s.clone())),
+        (Type::DateTime, Value::String(s)) => {
+            if generalized_time(s).is_none() {
+                return Err(ScimError::invalid_value(format!(
+                    "{} must be a dateTime such as 2026-12-31T23:59:59Z (RFC 7643 §2.3.5): '{s}'",
+                    what()
+                )));
+            }
+            Some(Value::String(s.clone()))
+        }
+        (Type::String | Type::Reference, Value::String(s)) => Some(Value::String(s.clone())),
         _ => return Err(ScimError::invalid_value(format!("{} must be a string", what()))),
     })
 }

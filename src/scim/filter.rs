@@ -9,7 +9,7 @@ use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter as Scim, V
 use super::ScimError;
 use super::mapping::{Attr, Elements, Home, Path, Resource, Source, Type, generalized_time};
 use crate::directory::filter::Substrings;
-use crate::directory::{Filter, Schema};
+use crate::directory::{Filter, Schema, lifecycle};
 
 /// A SCIM filter in the directory's language.
 #[derive(Debug)]
@@ -135,7 +135,7 @@ fn attr_exp(res: &Resource, e: &AttrExp, parent: Option<&Path>, ctx: &Context<'_
     Ok(match (path.attr.home, sub_name) {
         (Home::Ldap(ldap), None) => ldap_term(ctx.schema, ldap, leaf, cmp, true)?,
         (Home::Required(ldap, _), None) => Lowered { exact: false, ..ldap_term(ctx.schema, ldap, leaf, cmp, true)? },
-        (Home::Flag(ldap, default), None) => flag(ldap, default, cmp),
+        (Home::Active(ldap), None) => active(ldap, cmp),
         (Home::Parts, Some(_)) => match leaf.home {
             Home::Ldap(ldap) => ldap_term(ctx.schema, ldap, leaf, cmp, true)?,
             // A filled value is not the client's: the documents decide.
@@ -230,7 +230,9 @@ fn ldap_term(
 }
 
 /// A Boolean kept as TRUE / FALSE, absent meaning `default`.
-fn flag(ldap: &str, default: bool, cmp: Option<(&CompareOp, &CompValue)>) -> Lowered {
+/// `active`: the flag's filter, a superset when the window of validity can
+/// make the answer false (the documents decide then).
+fn active(ldap: &str, cmp: Option<(&CompareOp, &CompValue)>) -> Lowered {
     let Some((op, v)) = cmp else { return exact(everything()) };
     let wanted = match v {
         CompValue::True => true,
@@ -240,10 +242,12 @@ fn flag(ldap: &str, default: bool, cmp: Option<(&CompareOp, &CompValue)>) -> Low
         _ => return exact(nothing()),
     };
     let wanted = if matches!(op, CompareOp::Ne) { !wanted } else { wanted };
-    // The value that is stored when it is not the default one.
-    let other = if default { b"FALSE".to_vec() } else { b"TRUE".to_vec() };
-    let is_other = Filter::Equality(ldap.into(), other);
-    exact(if wanted == default { Filter::Not(Box::new(is_other)) } else { is_other })
+    let suspended = Filter::Equality(ldap.into(), b"FALSE".to_vec());
+    superset(if wanted {
+        Filter::Not(Box::new(suspended))
+    } else {
+        Filter::Or(vec![suspended, Filter::Present(lifecycle::START.into()), Filter::Present(lifecycle::END.into())])
+    })
 }
 
 /// An element's sub-attribute: the mirrors that hold it, and the JSON store.

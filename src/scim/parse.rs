@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::ScimError;
 use super::elements::{self, Syntax};
-use super::mapping::{Attr, COMMON_ATTRS, Fill, Home, Resource, Type};
+use super::mapping::{Attr, COMMON_ATTRS, Fill, Home, Resource, Type, generalized_time, iso_time};
 use super::render::filled_value;
 
 /// What a document asks of the directory.
@@ -113,6 +113,18 @@ fn table(
         let given = given.unwrap_or(&Value::Null);
         match attr.home {
             Home::Server => {}
+            Home::Ldap(ldap) if attr.ty == Type::DateTime => {
+                // Kept as a GeneralizedTime in UTC (RFC 4517 §3.3.13), shown back in RFC 3339.
+                let values = text(attr, given)?;
+                let times: Vec<Vec<u8>> = (values.iter().filter_map(|v| std::str::from_utf8(v).ok()))
+                    .filter_map(generalized_time)
+                    .map(String::into_bytes)
+                    .collect();
+                if let Some(t) = times.first().and_then(|t| std::str::from_utf8(t).ok()) {
+                    doc.insert(attr.name.into(), Value::String(iso_time(t)));
+                }
+                parsed.values.push((ldap, times));
+            }
             Home::Ldap(ldap) => {
                 let values = text(attr, given)?;
                 keep_text(doc, attr, &values);
@@ -127,10 +139,10 @@ fn table(
                     parsed.values.push((ldap, values));
                 }
             }
-            Home::Flag(ldap, default) => {
+            Home::Active(ldap) => {
                 let on = match elements::scalar(attr, attr, given)? {
                     Some(Value::Bool(b)) => b,
-                    _ => default,
+                    _ => true,
                 };
                 // Written explicitly: legacy applications filter on (cigActive=TRUE).
                 parsed.values.push((ldap, vec![if on { b"TRUE".to_vec() } else { b"FALSE".to_vec() }]));

@@ -5,8 +5,8 @@
 use serde_json::{Map, Value};
 
 use super::elements::{self, Stored, Syntax};
-use super::mapping::{Attr, Fill, Home};
-use crate::directory::{Entry, Schema};
+use super::mapping::{Attr, Fill, Home, Type, iso_time};
+use crate::directory::{Entry, Schema, lifecycle};
 
 /// The directory's schema as the elements need it.
 pub struct DirSyntax<'a>(pub &'a Schema);
@@ -96,6 +96,7 @@ pub fn attributes(attrs: &[Attr], src: &Sources<'_>, out: &mut Map<String, Value
 fn attribute(attr: &Attr, src: &Sources<'_>) -> Option<Value> {
     match attr.home {
         Home::Server | Home::Password => None,
+        Home::Ldap(ldap) if attr.ty == Type::DateTime => src.first(ldap).map(|v| Value::String(iso_time(v))),
         Home::Ldap(ldap) => src.first(ldap).map(|v| Value::String(v.to_string())),
         Home::Required(ldap, fill) => {
             if is_filled(src, ldap, fill) {
@@ -104,9 +105,10 @@ fn attribute(attr: &Attr, src: &Sources<'_>) -> Option<Value> {
                 src.first(ldap).map(|v| Value::String(v.to_string()))
             }
         }
-        Home::Flag(ldap, default) => {
-            let set = src.first(ldap).map(|v| v.eq_ignore_ascii_case("TRUE"));
-            Some(Value::Bool(set.unwrap_or(default)))
+        Home::Active(ldap) => {
+            let set = src.first(ldap).is_none_or(|v| v.eq_ignore_ascii_case("TRUE"));
+            let open = lifecycle::validity_of(src.entry, &lifecycle::now_instant()) == lifecycle::Validity::Open;
+            Some(Value::Bool(set && open))
         }
         Home::Parts => {
             let mut inner = Map::new();

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::lookup::{self, Memberships};
-use super::mapping::user::{AGENT, ENTERPRISE, ENTERPRISE_SCHEMA, USER, USER_SCHEMA, USERS};
+use super::mapping::user::{AGENT, AGENT_SCHEMA, ENTERPRISE, ENTERPRISE_SCHEMA, USER, USER_SCHEMA, USERS};
 use super::mapping::{COMMON_ATTRS, iso_time};
 use super::parse::{self, Parsed};
 use super::render::{self, DirSyntax, Sources};
@@ -83,6 +83,7 @@ pub(super) fn render(dir: &Directory, caller: &Caller, entry: &Entry) -> Value {
         doc.insert(ENTERPRISE.into(), Value::Object(enterprise));
     }
     let mut agent = Map::new();
+    render::attributes(AGENT_SCHEMA.attrs, &src, &mut agent);
     if let Some(s) = &ctx.siren {
         agent.insert("siren".into(), Value::String(s.clone()));
     }

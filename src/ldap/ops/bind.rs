@@ -178,9 +178,9 @@ fn authorizes(dir: &Directory, ndn: &str, authz: &str) -> Result<(), DirectoryEr
     Ok(())
 }
 
-/// `cigActive: FALSE`: suspended, no bind of any kind.
+/// Suspended, or outside its window of validity: no bind of any kind.
 fn disabled(entry: &Entry) -> bool {
-    entry.first_str("cigActive").is_some_and(|v| v.eq_ignore_ascii_case("FALSE"))
+    !crate::directory::lifecycle::usable(entry)
 }
 
 /// The entry a certificate subject designates (see [`external_bind`]).

@@ -11,7 +11,11 @@ pub fn markdown(res: &Resource) -> String {
             Home::Server => "computed".to_string(),
             Home::Ldap(l) => format!("`{l}`"),
             Home::Required(l, _) => format!("`{l}` (filled when absent, noted in `cigScimFilled`)"),
-            Home::Flag(l, d) => format!("`{l}` (`TRUE`/`FALSE`, absent: {d})"),
+            Home::Active(l) => format!(
+                "`{l}` (`TRUE`/`FALSE`, absent: true); false outside `{}` … `{}`",
+                lifecycle::START,
+                lifecycle::END
+            ),
             Home::Parts => "its sub-attributes".to_string(),
             Home::Password => "`userPassword` (hashed)".to_string(),
             Home::Reference(l) => format!("`{l}`: the DN of the entry whose `entryUUID` is its value"),

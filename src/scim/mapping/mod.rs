@@ -15,6 +15,8 @@ pub use time::{generalized_time, iso_time};
 
 use serde_json::{Map, Value, json};
 
+use crate::directory::lifecycle;
+
 /// RFC 7643 §2.3 data types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Type {
@@ -62,8 +64,11 @@ pub enum Home {
     /// the server fills one (`Fill`) and notes it in `cigScimFilled`, so that
     /// the filled value is not shown as the client's.
     Required(&'static str, Fill),
-    /// A Boolean as `TRUE` / `FALSE`; absent means the given value.
-    Flag(&'static str, bool),
+    /// The administrative status (`active`): `TRUE` / `FALSE` in this LDAP
+    /// attribute, absent meaning true; shown false, whatever it says, outside
+    /// the account's window of validity (`pwdStartTime` / `pwdEndTime`, see
+    /// `directory::lifecycle`), which a bind honours too.
+    Active(&'static str),
     /// A complex attribute whose sub-attributes say where they live.
     Parts,
     /// A multi-valued complex attribute (see [`Elements`]).
@@ -476,7 +481,8 @@ impl Resource {
 fn collect_ldap(attrs: &[Attr], out: &mut Vec<&'static str>) {
     for a in attrs {
         match a.home {
-            Home::Ldap(l) | Home::Required(l, _) | Home::Flag(l, _) | Home::Reference(l) => out.push(l),
+            Home::Ldap(l) | Home::Required(l, _) | Home::Reference(l) => out.push(l),
+            Home::Active(l) => out.extend([l, lifecycle::START, lifecycle::END]),
             Home::Elements(e) => {
                 out.push(e.store);
                 out.extend(e.mirrors.iter().filter_map(|m| m.source.ldap()));

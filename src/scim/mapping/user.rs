@@ -183,8 +183,8 @@ const USER_ATTRS: &[Attr] = &[
     Attr::new(
         "active",
         Type::Boolean,
-        Home::Flag("cigActive", true),
-        "The User's administrative status: false, LDAP binds fail.",
+        Home::Active("cigActive"),
+        "The User's administrative status: false when suspended or outside the validity dates (validFrom, validUntil); LDAP binds then fail.",
     )
     .always(),
     Attr::string("password", Home::Password, "The User's cleartext password, hashed when stored; never returned.")
@@ -239,6 +239,18 @@ const AGENT_ATTRS: &[Attr] = &[
     Attr::string("applications", Home::Server, "The applications the agent may use (cn of the application groups it is in).")
         .multi()
         .read_only(),
+    Attr::new(
+        "validFrom",
+        Type::DateTime,
+        Home::Ldap("pwdStartTime"),
+        "Start of the account's validity (the contract's first day): before it, active is false and LDAP binds fail.",
+    ),
+    Attr::new(
+        "validUntil",
+        Type::DateTime,
+        Home::Ldap("pwdEndTime"),
+        "End of the account's validity (end of contract, retirement, mutation): from it, active is false and LDAP binds fail; the server records the transition in its audit trail.",
+    ),
 ];
 
 pub static USER_SCHEMA: Schema = Schema { id: USER, name: "User", description: "User Account", attrs: USER_ATTRS };
