@@ -115,6 +115,8 @@ pub fn open_directory(cfg: &Config) -> Result<Directory, AppError> {
         admins,
         policy: cfg.access_policy.clone(),
         password: cfg.password.policy(),
+        recycle_bin_days: cfg.recycle_bin_days,
+        last_bind_interval_secs: cfg.last_bind_interval_secs,
     };
     Ok(Directory::new(store, Arc::new(schema), settings)?)
 }
@@ -228,6 +230,7 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
     if let Some(local) = local {
         tasks.push(tokio::spawn(crate::ldap::serve_local(local, ctx.clone(), rx.clone())));
     }
+    tasks.push(tokio::spawn(flush_last_binds(directory.clone(), rx.clone())));
     if cfg.lifecycle_interval_secs > 0 {
         let every = std::time::Duration::from_secs(cfg.lifecycle_interval_secs);
         tasks.push(tokio::spawn(lifecycle(directory.clone(), every, rx.clone())));
@@ -257,6 +260,28 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         ldap: ctx,
         grace: std::time::Duration::from_secs(cfg.limits.shutdown_grace_secs),
     })
+}
+
+/// The binds noted since the last second, written together (see
+/// `directory::last_bind`); the last ones at shutdown.
+async fn flush_last_binds(directory: Arc<crate::directory::Directory>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.changed() => true,
+        };
+        let dir = directory.clone();
+        match tokio::task::spawn_blocking(move || dir.flush_last_binds()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("recording last binds: {e}"),
+            Err(e) => tracing::warn!("recording last binds: {e}"),
+        }
+        if stopping {
+            return;
+        }
+    }
 }
 
 /// The server's own lifecycle steps, from its start to its shutdown: what

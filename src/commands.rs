@@ -1,5 +1,5 @@
 //! The administration commands (`token`, `audit`, `check`, `lifecycle`,
-//! `backup`, `export`) as one set of operations on a directory. The command line runs
+//! `bin`, `backup`, `export`) as one set of operations on a directory. The command line runs
 //! them on the data directory of a stopped server; while the server runs,
 //! it holds the store, so the command line sends the same command over the
 //! ldapi socket (an extended operation, [`OID`]) and the server runs it
@@ -36,6 +36,12 @@ pub enum Command {
     Check,
     Lifecycle {
         as_of: Option<String>,
+    },
+    BinList {
+        org: Option<String>,
+    },
+    BinRestore {
+        uuid: String,
     },
     /// Written by the process that holds the store; an absolute path.
     Backup {
@@ -153,7 +159,24 @@ pub fn run(dir: &Directory, actor: &Actor, cmd: &Command) -> Result<Outcome> {
             for dn in &report.ended {
                 out.stdout.push_str(&format!("disabled: end of validity\t{dn}\n"));
             }
-            out.stdout.push_str(&format!("{} transitions applied as of {as_of}Z\n", report.ended.len()));
+            for dn in &report.purged {
+                out.stdout.push_str(&format!("purged from the recycle bin\t{dn}\n"));
+            }
+            let n = report.ended.len() + report.purged.len();
+            out.stdout.push_str(&format!("{n} transitions applied as of {as_of}Z\n"));
+        }
+        Command::BinList { org } => {
+            let org = match org {
+                Some(o) => Some(dir.normalize_dn(&dir.find_organisation(o)?)?),
+                None => None,
+            };
+            for d in dir.deleted_agents(&actor.principal, org.as_deref())? {
+                out.stdout.push_str(&format!("{}\t{}\t{}\t{}\n", d.uuid, d.deleted, d.purge_at, d.dn));
+            }
+        }
+        Command::BinRestore { uuid } => {
+            let dn = dir.restore(actor, uuid)?;
+            out.stdout.push_str(&format!("restored {dn}\n"));
         }
         Command::Backup { file } => {
             writable_target(dir, file)?;

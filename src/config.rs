@@ -78,6 +78,12 @@ pub struct Config {
     /// Seconds between two lifecycle steps, which apply the transitions
     /// that are due (end of validity); 0: only `convergences lifecycle` applies them.
     pub lifecycle_interval_secs: u64,
+    /// Days a deleted agent stays restorable in the recycle bin before it is
+    /// purged (an organisation's `cigRecycleBinDays` overrides it).
+    pub recycle_bin_days: u64,
+    /// Seconds within which an account's successful binds are recorded
+    /// once (`pwdLastSuccess`): binds stay fast, the time is that precise.
+    pub last_bind_interval_secs: u64,
 }
 
 /// The password policy (issue 5): quality of new passwords, lockout, hashing.
@@ -304,6 +310,8 @@ impl Default for Config {
             log_operations: true,
             limits: Limits::default(),
             lifecycle_interval_secs: 60,
+            recycle_bin_days: 30,
+            last_bind_interval_secs: 3600,
         }
     }
 }
@@ -469,6 +477,12 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_LOG_FORMAT") {
             self.log_format = v;
+        }
+        if let Some(v) = get("CONVERGENCES_LAST_BIND_INTERVAL_SECS") {
+            self.last_bind_interval_secs = parse("CONVERGENCES_LAST_BIND_INTERVAL_SECS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_RECYCLE_BIN_DAYS") {
+            self.recycle_bin_days = parse("CONVERGENCES_RECYCLE_BIN_DAYS", &v)?;
         }
         if let Some(v) = get("CONVERGENCES_LIFECYCLE_INTERVAL_SECS") {
             self.lifecycle_interval_secs = parse("CONVERGENCES_LIFECYCLE_INTERVAL_SECS", &v)?;

@@ -139,6 +139,12 @@ enum Command {
         #[command(flatten)]
         online: Online,
     },
+    /// The recycle bin: deleted agents, restorable by their entryUUID until
+    /// their organisation's retention (recycle_bin_days) is over.
+    Bin {
+        #[command(subcommand)]
+        command: BinCommand,
+    },
     /// Password utilities.
     Passwd {
         #[command(subcommand)]
@@ -199,6 +205,30 @@ enum TokenCommand {
         #[command(flatten)]
         common: Common,
         id: String,
+        #[command(flatten)]
+        online: Online,
+    },
+}
+
+#[derive(Subcommand)]
+enum BinCommand {
+    /// List the deleted agents (entryUUID, deletion, purge, DN), oldest first.
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// Only this organisation's (its DN, or its SIREN).
+        #[arg(long)]
+        org: Option<String>,
+        #[command(flatten)]
+        online: Online,
+    },
+    /// Put a deleted agent back: same entryUUID (SCIM id), attributes,
+    /// password and group memberships.
+    Restore {
+        #[command(flatten)]
+        common: Common,
+        /// Its entryUUID, as `bin list` shows it.
+        uuid: String,
         #[command(flatten)]
         online: Online,
     },
@@ -351,6 +381,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Audit { common, org, since, online } => command(&common, &online, Cmd::Audit { org, since }),
         Command::Lifecycle { common, as_of, online } => command(&common, &online, Cmd::Lifecycle { as_of }),
+        Command::Bin { command: BinCommand::List { common, org, online } } => {
+            command(&common, &online, Cmd::BinList { org })
+        }
+        Command::Bin { command: BinCommand::Restore { common, uuid, online } } => {
+            command(&common, &online, Cmd::BinRestore { uuid })
+        }
         Command::Passwd { command: PasswdCommand::Hash { common } } => {
             let cfg = load(&common)?;
             let mut pw = String::new();

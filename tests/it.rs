@@ -17,6 +17,7 @@ mod other_clients;
 mod password_policy;
 mod policy_parity;
 mod provisioning;
+mod recycle_bin;
 mod revisions;
 mod scim_behaviour;
 mod scim_roundtrip;

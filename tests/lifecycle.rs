@@ -252,3 +252,52 @@ async fn failed_binds_are_counted_in_the_store_and_a_restart_does_not_forget_the
     assert_eq!(whoami(url.clone(), convergences::seed::DEMO_PASSWORD).await, 0);
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_successful_bind_is_recorded_once_an_interval_and_searchable() {
+    if !have("ldapwhoami") || !have("ldapsearch") || !have("ldapmodify") {
+        return;
+    }
+    let srv = TestServer::start_with(|c| c.last_bind_interval_secs = 3600).await;
+    let admin = ["-x", "-H", &srv.url, "-D", "cn=admin,dc=cig,dc=fr", "-w", crate::common::ADMIN_PASSWORD];
+    let search = |who: &'static [&'static str], filter: &'static str, attr: &'static str| {
+        let url = srv.url.clone();
+        async move {
+            let base = ["-x", "-LLL", "-H", url.as_str(), "-b", "ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr"];
+            let (_, out, _) = run("ldapsearch", &[&base[..], who, &[filter, attr]].concat(), None).await;
+            out
+        }
+    };
+    const ADMIN: &[&str] = &["-D", "cn=admin,dc=cig,dc=fr", "-w", crate::common::ADMIN_PASSWORD];
+    const REFERENT: &[&str] = &["-D", HDUPRE, "-w", "demo-convergences"];
+    let demo = convergences::seed::DEMO_PASSWORD;
+    assert_eq!(bind(&srv, JDUPONT, demo).await.0, 0);
+    // Written within a second or so (the server writes noted binds together).
+    let mut found = String::new();
+    for _ in 0..50 {
+        found = search(ADMIN, "(pwdLastSuccess=*)", "pwdLastSuccess").await;
+        if found.contains("uid=jdupont") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let first = found.lines().find_map(|l| l.strip_prefix("pwdLastSuccess: ")).unwrap_or_else(|| panic!("{found}"));
+    let now = lifecycle::now_instant();
+    assert!(first.len() == 15 && first[..10] == now[..10], "{first} is now ({now})");
+    // The référent reads it; accounts never used are found, as are old ones.
+    assert!(search(REFERENT, "(uid=jdupont)", "pwdLastSuccess").await.contains(first));
+    let never = search(REFERENT, "(!(pwdLastSuccess=*))", "uid").await;
+    assert!(never.contains("uid: cmartin") && !never.contains("uid: jdupont"), "{never}");
+    assert!(!search(REFERENT, "(pwdLastSuccess<=20200101000000Z)", "uid").await.contains("uid: "));
+    assert!(search(REFERENT, "(pwdLastSuccess>=20200101000000Z)", "uid").await.contains("uid: jdupont"));
+    // Within the interval, another bind records nothing new.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(bind(&srv, JDUPONT, demo).await.0, 0);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(search(ADMIN, "(uid=jdupont)", "pwdLastSuccess").await.contains(first));
+    // Nobody writes it.
+    let forge =
+        format!("dn: {JDUPONT}\nchangetype: modify\nreplace: pwdLastSuccess\npwdLastSuccess: 20300101000000Z\n");
+    let (code, _, err) = run("ldapmodify", &admin[..], Some(&forge)).await;
+    assert_eq!(code, 19, "{err}");
+}

@@ -33,6 +33,9 @@ pub struct Account {
     pub valid_until: Option<String>,
     /// Failed binds are counted (`pwdFailureTime`): a success clears them.
     pub failed: bool,
+    /// The entry's id, and its last successful bind recorded (seconds).
+    pub id: u64,
+    pub last_bind: Option<u64>,
 }
 
 /// The draft's attributes of the lockout.
@@ -154,8 +157,15 @@ impl Directory {
         let ndn = self.normalize_dn(dn)?;
         let r = self.store.read()?;
         let Some(id) = r.id_of_dn(&ndn)? else { return Ok(None) };
+        let last_bind = r.kept_value(crate::store::Kept::LastBind, &id.to_be_bytes())?;
         let account = r.entry_view(id, |v| {
-            let mut a = Account { dn: v.dn.to_string(), ndn: v.ndn.to_string(), ..Account::default() };
+            let mut a = Account {
+                dn: v.dn.to_string(),
+                ndn: v.ndn.to_string(),
+                id,
+                last_bind: last_bind.as_deref().and_then(super::last_bind::decode),
+                ..Account::default()
+            };
             v.for_each_attr(|name, values| {
                 if name.eq_ignore_ascii_case(b"userPassword") {
                     a.passwords.extend(values.filter_map(|x| x.ok()).map(<[u8]>::to_vec));
@@ -184,7 +194,8 @@ impl Directory {
             password::verify(&self.decoy.current(), password);
             return Err(DirectoryError::InvalidCredentials);
         };
-        let Account { dn, ndn, passwords: stored, locked_at, disabled, valid_from, valid_until, failed } = account;
+        let Account { dn, ndn, passwords: stored, locked_at, disabled, valid_from, valid_until, failed, id, last_bind } =
+            account;
         if stored.is_empty() {
             password::verify(&self.decoy.current(), password);
         }
@@ -213,6 +224,7 @@ impl Directory {
         if disabled || window != lifecycle::Validity::Open {
             return Err(DirectoryError::InvalidCredentials);
         }
+        self.note_bind(id, last_bind);
         // Sampled from successful binds only, so that failed binds (anyone can
         // send those) do not steer it; what a re-hash leaves, where there is one.
         let rehashed = policy.rehash && password::needs_rehash(&matched);

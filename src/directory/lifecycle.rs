@@ -97,12 +97,15 @@ pub(super) fn check_window(entry: &Entry) -> Result<()> {
 pub struct LifecycleReport {
     /// Accounts whose end of validity was recorded (DNs as stored).
     pub ended: Vec<String>,
+    /// Deleted agents purged from the recycle bin, their retention over.
+    pub purged: Vec<String>,
 }
 
 impl Directory {
     /// Apply every transition due at `as_of` (the form of [`instant`]) that
-    /// is not applied yet: today, the end of validity of accounts, recorded
-    /// in the audit trail as `disabled: end of validity` by the server.
+    /// is not applied yet: the end of validity of accounts, recorded in the
+    /// audit trail as `disabled: end of validity` by the server, and the
+    /// purge of deleted agents whose time in the recycle bin is over.
     pub fn lifecycle(&self, as_of: &str) -> Result<LifecycleReport> {
         let candidates = {
             let r = self.store.read()?;
@@ -125,6 +128,10 @@ impl Directory {
         }
         if !report.ended.is_empty() {
             tracing::info!(accounts = report.ended.len(), "end of validity recorded");
+        }
+        report.purged = self.purge_bin(as_of)?;
+        if !report.purged.is_empty() {
+            tracing::info!(agents = report.purged.len(), "purged from the recycle bin");
         }
         Ok(report)
     }

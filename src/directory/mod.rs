@@ -14,9 +14,11 @@ pub mod entry;
 pub mod error;
 pub mod filter;
 mod indexes;
+pub mod last_bind;
 pub mod lifecycle;
 mod lookup;
 pub mod password;
+pub mod recycle;
 mod rename;
 pub mod request;
 pub mod schema;
@@ -63,6 +65,12 @@ pub struct DirectorySettings {
     /// A shipped access policy (`cig`, `baseline`) or the path of a policy file.
     pub policy: String,
     pub password: PasswordPolicy,
+    /// Days a deleted agent stays in the recycle bin (an organisation's
+    /// `cigRecycleBinDays` overrides it).
+    pub recycle_bin_days: u64,
+    /// Seconds within which an account's next successful bind is not
+    /// recorded again (`pwdLastSuccess`).
+    pub last_bind_interval_secs: u64,
 }
 
 /// Attributes that are always indexed for equality, whatever the
@@ -158,6 +166,9 @@ pub struct Directory {
     generation: AtomicU64,
     tokens: tokens::TokenCache,
     password_policy: PasswordPolicy,
+    recycle_bin_days: u64,
+    last_bind_interval: u64,
+    noted_binds: last_bind::NotedBinds,
     decoy: auth::Decoy,
     group_commit: Arc<commit::GroupCommit>,
 }
@@ -236,6 +247,9 @@ impl Directory {
             generation: AtomicU64::new(0),
             tokens: Default::default(),
             password_policy: settings.password,
+            recycle_bin_days: settings.recycle_bin_days,
+            last_bind_interval: settings.last_bind_interval_secs,
+            noted_binds: Default::default(),
             decoy: Default::default(),
             group_commit: Default::default(),
         };

@@ -316,6 +316,11 @@ impl Directory {
         if needed("numsubordinates") {
             entry.set("numSubordinates", vec![r.child_count(id)?.to_string().into_bytes()]);
         }
+        if needed("pwdlastsuccess")
+            && let Some(t) = self.last_bind_value(r, id)?
+        {
+            entry.set(super::last_bind::ATTR, vec![t]);
+        }
         if needed("subschemasubentry") {
             entry.set("subschemaSubentry", vec![b"cn=Subschema".to_vec()]);
         }

@@ -21,7 +21,8 @@ const STORED_OPERATIONAL: &[&str] = &[
 ];
 
 /// Computed on read, never stored; dropped if an import carries them.
-const VIRTUAL: &[&str] = &["entryDN", "hasSubordinates", "numSubordinates", "memberOf", "subschemaSubentry"];
+const VIRTUAL: &[&str] =
+    &["entryDN", "hasSubordinates", "numSubordinates", "memberOf", "subschemaSubentry", "pwdLastSuccess"];
 
 /// The member value a group keeps when it has no one: the empty DN.
 pub const EMPTY_GROUP_MEMBER: &str = "";
@@ -83,7 +84,14 @@ pub enum Change {
     Add(Entry),
     Modify(Dn, Vec<Modification>),
     Delete(Dn),
-    Rename { dn: Dn, new_rdn: Rdn, delete_old_rdn: bool, new_superior: Option<Dn> },
+    Rename {
+        dn: Dn,
+        new_rdn: Rdn,
+        delete_old_rdn: bool,
+        new_superior: Option<Dn>,
+    },
+    /// Put the agent with this entryUUID back from the recycle bin.
+    Restore(String),
 }
 
 impl PreparedAdd {
@@ -103,6 +111,7 @@ impl Directory {
             Change::Rename { dn, new_rdn, delete_old_rdn, new_superior } => {
                 self.rename_in(w, actor, &dn, &new_rdn, delete_old_rdn, new_superior.as_ref())
             }
+            Change::Restore(uuid) => self.restore_in(w, actor, &uuid),
         }
     }
 
@@ -347,6 +356,7 @@ impl Directory {
         if w.id_of_uuid(uuid.as_bytes())?.is_some() {
             return Err(DirectoryError::ConstraintViolation(format!("entryUUID {uuid} is already used")));
         }
+        self.check_uuid_not_binned(w, uuid)?;
 
         let id = w.next_id()?;
         w.put_encoded_entry(id, Record::with_parent(record, parent))?;
@@ -548,6 +558,8 @@ impl Directory {
         if w.has_children(id)? {
             return Err(DirectoryError::NotAllowedOnNonLeaf(format!("{dn} has subordinate entries")));
         }
+        self.keep_in_bin(w, id, &entry, &ndn)?;
+        w.delete_kept(crate::store::Kept::LastBind, &id.to_be_bytes())?;
         w.index(&self.index_keys(&entry), id, false)?;
         w.delete_dn(&ndn)?;
         if let Some(Ok(u)) = entry.first_str("entryUUID").map(uuid::Uuid::try_parse) {
@@ -655,6 +667,7 @@ pub(super) fn describe(change: &Change) -> (&'static str, Dn, Vec<String>) {
             let to = new_superior.clone().unwrap_or_else(|| dn.parent()).child(new_rdn.clone());
             ("modrdn", dn.clone(), vec![to.to_string()])
         }
+        Change::Restore(uuid) => ("restore", Dn::root().child(Rdn::single("entryUUID", uuid)), Vec::new()),
     }
 }
 

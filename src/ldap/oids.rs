@@ -40,5 +40,13 @@ pub const CONTROLS: &[&str] = &[PAGED_RESULTS, SORT_REQUEST, MANAGE_DSA_IT, ASSE
 /// The project's administration command (`crate::commands`).
 pub const COMMAND: &str = crate::commands::OID;
 
+/// The project's recycle bin: restore a deleted agent by its entryUUID
+/// (request value), answered with its DN (response value).
+pub const RESTORE: &str = "2.25.8454349690524137459045039418936221212.3.2";
+/// The project's recycle bin: the deleted agents the identity may restore
+/// (request value: nothing, or an organisation's DN or SIREN), one per
+/// line of the response value: entryUUID, deletion, purge, DN, tab-separated.
+pub const RECYCLE_BIN: &str = "2.25.8454349690524137459045039418936221212.3.3";
+
 /// The extended operations the server answers.
-pub const EXTENSIONS: &[&str] = &[WHOAMI, PASSWORD_MODIFY, STARTTLS, COMMAND];
+pub const EXTENSIONS: &[&str] = &[WHOAMI, PASSWORD_MODIFY, STARTTLS, COMMAND, RESTORE, RECYCLE_BIN];

@@ -31,6 +31,8 @@ const T_POSTINGS: u8 = 5;
 const T_CHANGELOG: u8 = 6;
 const T_META: u8 = 7;
 const T_TOKENS: u8 = 8;
+const T_BIN: u8 = 9;
+const T_LAST_BIND: u8 = 10;
 
 /// A writer that keeps the CRC and the record count.
 struct Out<W> {
@@ -87,7 +89,7 @@ pub fn write(txn: &redb::ReadTransaction, out: impl Write) -> Result<u64> {
         let (parent, child) = link_ends(link.value());
         o.record(T_CHILDREN, &parent.to_be_bytes(), &child.to_be_bytes())?;
     }
-    for (table, def) in [(T_POSTINGS, POSTINGS), (T_TOKENS, TOKENS)] {
+    for (table, def) in [(T_POSTINGS, POSTINGS), (T_TOKENS, TOKENS), (T_BIN, BIN), (T_LAST_BIND, LAST_BIND)] {
         for item in txn.open_table(def)?.iter()? {
             let (k, v) = item?;
             o.record(table, k.value(), v.value())?;
@@ -211,6 +213,8 @@ fn restore_into(path: &Path, input: impl Read) -> Result<u64> {
         let mut changelog = txn.open_table(CHANGELOG)?;
         let mut meta = txn.open_table(META)?;
         let mut tokens = txn.open_table(TOKENS)?;
+        let mut bin = txn.open_table(BIN)?;
+        let mut last_bind = txn.open_table(LAST_BIND)?;
         loop {
             let table = i.byte()?;
             if table == END {
@@ -234,6 +238,8 @@ fn restore_into(path: &Path, input: impl Read) -> Result<u64> {
                 }
                 T_POSTINGS => insert_bytes(&mut postings, &k, &v)?,
                 T_TOKENS => insert_bytes(&mut tokens, &k, &v)?,
+                T_BIN => insert_bytes(&mut bin, &k, &v)?,
+                T_LAST_BIND => insert_bytes(&mut last_bind, &k, &v)?,
                 T_CHANGELOG => {
                     changelog.insert(u64_of(&k, false)?, v.as_slice())?;
                 }

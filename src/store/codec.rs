@@ -82,13 +82,13 @@ pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+pub(super) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_varint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
 
-struct Cursor<'a> {
-    b: &'a [u8],
+pub(super) struct Cursor<'a> {
+    pub(super) b: &'a [u8],
 }
 
 impl<'a> Cursor<'a> {
@@ -96,13 +96,13 @@ impl<'a> Cursor<'a> {
         StoreError::Corrupt(what.to_string())
     }
 
-    fn byte(&mut self) -> Result<u8> {
+    pub(super) fn byte(&mut self) -> Result<u8> {
         let (&x, rest) = self.b.split_first().ok_or_else(|| Self::corrupt("truncated"))?;
         self.b = rest;
         Ok(x)
     }
 
-    fn varint(&mut self) -> Result<u64> {
+    pub(super) fn varint(&mut self) -> Result<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let x = self.byte()?;
@@ -114,7 +114,7 @@ impl<'a> Cursor<'a> {
         Err(Self::corrupt("varint too long"))
     }
 
-    fn bytes(&mut self) -> Result<&'a [u8]> {
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8]> {
         let n = usize::try_from(self.varint()?).map_err(|_| Self::corrupt("length"))?;
         if n > self.b.len() {
             return Err(Self::corrupt("length beyond record"));
@@ -128,7 +128,7 @@ impl<'a> Cursor<'a> {
         std::str::from_utf8(self.bytes()?).map_err(|_| Self::corrupt("string is not UTF-8"))
     }
 
-    fn string(&mut self) -> Result<String> {
+    pub(super) fn string(&mut self) -> Result<String> {
         String::from_utf8(self.bytes()?.to_vec()).map_err(|_| Self::corrupt("string is not UTF-8"))
     }
 }

@@ -7,6 +7,7 @@
 mod backup;
 mod codec;
 mod deferred;
+pub mod kept;
 mod postings;
 mod redo;
 mod tables;
@@ -17,6 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 pub use codec::{ChangeRecord, Record, RecordView, TokenRecord};
 use deferred::{Deferred, MAX_DEFERRED};
+pub use kept::{DeletedRecord, Kept};
 use redb::{Durability, ReadableDatabase, ReadableMultimapTable, ReadableTable, ReadableTableMetadata};
 use redo::{Op, RedoLog};
 use tables::*;
@@ -512,6 +514,8 @@ pub trait Reader {
     fn tokens(&self) -> Result<Vec<(Vec<u8>, TokenRecord)>>;
     /// A value of the meta table (counters, format, the directory's notes).
     fn meta(&self, name: &str) -> Result<Option<u64>>;
+    /// A value of a table of [`kept`].
+    fn kept_value(&self, kind: Kept, key: &[u8]) -> Result<Option<Vec<u8>>>;
 }
 
 /// A read snapshot; clones share it.
@@ -579,6 +583,8 @@ struct Tables<'t> {
     changelog: redb::Table<'t, u64, &'static [u8]>,
     meta: redb::Table<'t, &'static str, u64>,
     tokens: redb::Table<'t, &'static [u8], &'static [u8]>,
+    bin: redb::Table<'t, &'static [u8], &'static [u8]>,
+    last_bind: redb::Table<'t, &'static [u8], &'static [u8]>,
 }
 
 /// The changes of a write transaction, through its open tables.
@@ -858,6 +864,10 @@ macro_rules! impl_reader {
                 self.with_meta(|t| Ok(t.get(name)?.map(|g| g.value())))
             }
 
+            fn kept_value(&self, kind: Kept, key: &[u8]) -> Result<Option<Vec<u8>>> {
+                self.kept(kind, key)
+            }
+
             fn changes_since(&self, seq: u64, max: usize) -> Result<Vec<(u64, ChangeRecord)>> {
                 self.with_changelog(|t| {
                     let mut out = Vec::new();
@@ -888,6 +898,8 @@ impl Txn {
                 changelog: txn.open_table(CHANGELOG)?,
                 meta: txn.open_table(META)?,
                 tokens: txn.open_table(TOKENS)?,
+                bin: txn.open_table(BIN)?,
+                last_bind: txn.open_table(LAST_BIND)?,
             },
             bulk: None,
             counters: Vec::new(),
@@ -1057,6 +1069,8 @@ impl WriteTx<'_> {
             Op::SetCounter(name, value) => {
                 self.t.meta.insert(name.as_str(), value)?;
             }
+            Op::PutKept(table, key, value) => self.put_kept(Kept::of_tag(table)?, &key, &value)?,
+            Op::DeleteKept(table, key) => self.delete_kept(Kept::of_tag(table)?, &key)?,
         }
         Ok(())
     }

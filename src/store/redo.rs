@@ -51,6 +51,9 @@ pub enum Op {
     DeleteToken(Vec<u8>),
     PutChange(u64, Vec<u8>),
     SetCounter(String, u64),
+    /// A value of a table of `kept` (its [`super::kept::Kept`] tag), key, value.
+    PutKept(u8, Vec<u8>, Vec<u8>),
+    DeleteKept(u8, Vec<u8>),
 }
 
 impl Op {
@@ -131,6 +134,17 @@ impl Op {
                 bytes(out, name.as_bytes());
                 num(out, *value);
             }
+            Op::PutKept(table, key, value) => {
+                out.push(15);
+                out.push(*table);
+                bytes(out, key);
+                bytes(out, value);
+            }
+            Op::DeleteKept(table, key) => {
+                out.push(16);
+                out.push(*table);
+                bytes(out, key);
+            }
         }
     }
 
@@ -186,6 +200,8 @@ impl Op {
             12 => Op::DeleteToken(bytes(b)?),
             13 => Op::PutChange(num(b)?, bytes(b)?),
             14 => Op::SetCounter(text(b)?, num(b)?),
+            15 => Op::PutKept(take(b, 1)?[0], bytes(b)?, bytes(b)?),
+            16 => Op::DeleteKept(take(b, 1)?[0], bytes(b)?),
             other => return Err(StoreError::Corrupt(format!("unknown redo operation {other}"))),
         })
     }
@@ -437,6 +453,8 @@ mod tests {
             Op::DeleteToken(vec![9]),
             Op::PutChange(42, b"change".to_vec()),
             Op::SetCounter("next_id".into(), 9),
+            Op::PutKept(1, vec![7; 16], b"corbeille".to_vec()),
+            Op::DeleteKept(2, 42u64.to_be_bytes().to_vec()),
         ];
         let mut buf = Vec::new();
         for op in &ops {

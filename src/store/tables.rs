@@ -33,3 +33,7 @@ pub const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changel
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// SHA-256 of a SCIM bearer token → encoded [`super::TokenRecord`]
 pub const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens");
+/// entryUUID (16 bytes) → encoded [`super::DeletedRecord`]: the recycle bin
+pub const BIN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bin");
+/// entry id (big-endian) → its last successful bind, seconds since the epoch (big-endian)
+pub const LAST_BIND: TableDefinition<&[u8], &[u8]> = TableDefinition::new("last_bind");

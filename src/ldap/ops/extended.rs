@@ -1,5 +1,6 @@
 //! Extended operations (RFC 4511 §4.12): Who am I? (RFC 4532), Password
-//! Modify (RFC 3062) and StartTLS (RFC 4511 §4.14, RFC 4513 §3).
+//! Modify (RFC 3062), StartTLS (RFC 4511 §4.14, RFC 4513 §3), and the
+//! project's own: administration commands and the recycle bin.
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub fn extended(conn: &Arc<Conn>, session: &Session, id: i32, req: LdapExtendedR
         oids::PASSWORD_MODIFY => password_modify(conn, session, id, &req),
         oids::STARTTLS => starttls(conn, session, id),
         oids::COMMAND => command(conn, session, id, &req),
+        oids::RESTORE | oids::RECYCLE_BIN => recycle_bin(conn, session, id, &req),
         // RFC 4511 §4.12: an unrecognised extended operation gets protocolError.
         other => {
             let res = result(LdapResultCode::ProtocolError, format!("extended operation {other} is not supported"));
@@ -73,6 +75,41 @@ fn command(conn: &Arc<Conn>, session: &Session, id: i32, req: &LdapExtendedReque
                 let value = serde_json::to_vec(&outcome).unwrap_or_default();
                 conn.extended_pdu(id, &success(), None, Some(&value))
             }
+            Err(e) => conn.extended_pdu(id, &from_error(&e), None, None),
+        };
+        op.answer(pdu);
+    }))
+}
+
+/// The recycle bin, as the session's identity: what it may restore is what
+/// it could create again (the access policy's add right).
+fn recycle_bin(conn: &Arc<Conn>, session: &Session, id: i32, req: &LdapExtendedRequest) -> Reply {
+    let value = req.value.as_deref().map(|v| String::from_utf8_lossy(v).trim().to_string()).unwrap_or_default();
+    let restore = req.name == oids::RESTORE;
+    if restore && value.is_empty() {
+        let res = result(LdapResultCode::ProtocolError, "the request value is the entryUUID of the agent to restore");
+        return Reply::Now(conn.extended_pdu(id, &res, None, None));
+    }
+    let op = InFlight::new(conn, id, Shape::Extended);
+    let conn = conn.clone();
+    let actor = session.actor();
+    Reply::Pending(tokio::task::spawn_blocking(move || {
+        let dir = &conn.ctx.directory;
+        let answer = if restore {
+            dir.restore(&actor, &value).map(|dn| dn.to_string().into_bytes())
+        } else {
+            let org = match value.as_str() {
+                "" => Ok(None),
+                o => dir.find_organisation(o).and_then(|dn| dir.normalize_dn(&dn)).map(Some),
+            };
+            org.and_then(|org| dir.deleted_agents(&actor.principal, org.as_deref())).map(|agents| {
+                let lines: String =
+                    agents.iter().map(|d| format!("{}\t{}\t{}\t{}\n", d.uuid, d.deleted, d.purge_at, d.dn)).collect();
+                lines.into_bytes()
+            })
+        };
+        let pdu = match answer {
+            Ok(v) => conn.extended_pdu(id, &success(), None, Some(&v)),
             Err(e) => conn.extended_pdu(id, &from_error(&e), None, None),
         };
         op.answer(pdu);
