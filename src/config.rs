@@ -104,6 +104,15 @@ pub struct PasswordSettings {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    /// Days after which a password no longer binds (draft pwdMaxAge; 0: never).
+    pub max_age_days: u64,
+    /// Days before that during which binds are warned (pwdExpireWarning).
+    pub expire_warning_days: u64,
+    /// Previous passwords that may not be used again (pwdInHistory; 0: none kept).
+    pub history: usize,
+    /// A password set by someone else (référent, administrator, HR software)
+    /// must be changed by its person before anything else (pwdMustChange).
+    pub must_change_after_reset: bool,
 }
 
 impl Default for PasswordSettings {
@@ -118,6 +127,10 @@ impl Default for PasswordSettings {
             argon2_memory_kib: p.argon2.memory_kib,
             argon2_iterations: p.argon2.iterations,
             argon2_parallelism: p.argon2.parallelism,
+            max_age_days: p.max_age_secs / 86_400,
+            expire_warning_days: p.expire_warning_secs / 86_400,
+            history: p.history,
+            must_change_after_reset: p.must_change_after_reset,
         }
     }
 }
@@ -135,6 +148,10 @@ impl PasswordSettings {
                 iterations: self.argon2_iterations,
                 parallelism: self.argon2_parallelism,
             },
+            max_age_secs: self.max_age_days.saturating_mul(86_400),
+            expire_warning_secs: self.expire_warning_days.saturating_mul(86_400),
+            history: self.history,
+            must_change_after_reset: self.must_change_after_reset,
         }
     }
 }
@@ -441,6 +458,18 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_PASSWORD_REHASH") {
             p.rehash = parse("CONVERGENCES_PASSWORD_REHASH", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_PASSWORD_MAX_AGE_DAYS") {
+            p.max_age_days = parse("CONVERGENCES_PASSWORD_MAX_AGE_DAYS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_PASSWORD_EXPIRE_WARNING_DAYS") {
+            p.expire_warning_days = parse("CONVERGENCES_PASSWORD_EXPIRE_WARNING_DAYS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_PASSWORD_HISTORY") {
+            p.history = parse("CONVERGENCES_PASSWORD_HISTORY", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_PASSWORD_MUST_CHANGE_AFTER_RESET") {
+            p.must_change_after_reset = parse("CONVERGENCES_PASSWORD_MUST_CHANGE_AFTER_RESET", &v)?;
         }
         for (var, field) in [
             ("CONVERGENCES_PASSWORD_ARGON2_MEMORY_KIB", &mut p.argon2_memory_kib),

@@ -14,6 +14,7 @@ mod lifecycle;
 mod local_admin;
 mod operations;
 mod other_clients;
+mod password_lifecycle;
 mod password_policy;
 mod policy_parity;
 mod provisioning;

@@ -29,7 +29,13 @@ fn ldif() -> String {
 /// Both servers on the same data: (ours, slapd).
 async fn twins() -> (TestServer, Slapd) {
     let ldif = ldif();
-    let ours = TestServer::start_from_ldif(&ldif).await;
+    // The stock slapd runs without the ppolicy overlay: ours without its
+    // history and must-change rules, which it would add.
+    let ours = TestServer::start_from_ldif_with(&ldif, |c| {
+        c.password.history = 0;
+        c.password.must_change_after_reset = false;
+    })
+    .await;
     let slapd = tokio::task::spawn_blocking(move || Slapd::start(&ldif)).await.unwrap();
     (ours, slapd)
 }

@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::lifecycle;
 use super::password::{self, Argon2Params};
+use super::ppolicy::{Age, PasswordProblem, PolicyNotice};
 use super::schema::syntax::{format_epoch, now_generalized};
 use super::*;
 use crate::store::WriteTx;
@@ -36,6 +37,10 @@ pub struct Account {
     /// The entry's id, and its last successful bind recorded (seconds).
     pub id: u64,
     pub last_bind: Option<u64>,
+    /// `pwdChangedTime`, in the form of [`lifecycle::instant`].
+    pub changed: Option<String>,
+    /// `pwdReset: TRUE`: someone else set the password.
+    pub reset: bool,
 }
 
 /// The draft's attributes of the lockout.
@@ -57,6 +62,15 @@ pub struct PasswordPolicy {
     /// Re-hash to argon2id after a successful bind with an older scheme.
     pub rehash: bool,
     pub argon2: Argon2Params,
+    /// draft pwdMaxAge: a password this old no longer binds; 0: never.
+    pub max_age_secs: u64,
+    /// draft pwdExpireWarning: binds are warned this long before.
+    pub expire_warning_secs: u64,
+    /// draft pwdInHistory: none of the last this many passwords again.
+    pub history: usize,
+    /// draft pwdMustChange: a password someone else set must be changed
+    /// by its person before anything else.
+    pub must_change_after_reset: bool,
 }
 
 impl Default for PasswordPolicy {
@@ -68,6 +82,10 @@ impl Default for PasswordPolicy {
             lockout_secs: 900,
             rehash: true,
             argon2: Argon2Params::default(),
+            max_age_secs: 0,
+            expire_warning_secs: 14 * 86_400,
+            history: 5,
+            must_change_after_reset: true,
         }
     }
 }
@@ -91,10 +109,10 @@ impl Directory {
             .map_err(|_| DirectoryError::ConstraintViolation("the new password is not valid UTF-8".into()))?;
         let len = s.chars().count();
         if len < p.min_length {
-            return Err(DirectoryError::ConstraintViolation(format!(
-                "the new password is too short: {len} characters, at least {} are required",
-                p.min_length
-            )));
+            return Err(DirectoryError::PasswordRefused(
+                PasswordProblem::TooShort,
+                format!("the new password is too short: {len} characters, at least {} are required", p.min_length),
+            ));
         }
         let classes = [
             s.chars().any(char::is_lowercase),
@@ -106,11 +124,14 @@ impl Directory {
         .filter(|&&b| b)
         .count();
         if classes < p.min_classes {
-            return Err(DirectoryError::ConstraintViolation(format!(
-                "the new password mixes {classes} kinds of characters, at least {} of lower case, upper case, \
-                 digits and others are required",
-                p.min_classes
-            )));
+            return Err(DirectoryError::PasswordRefused(
+                PasswordProblem::InsufficientQuality,
+                format!(
+                    "the new password mixes {classes} kinds of characters, at least {} of lower case, upper case, \
+                     digits and others are required",
+                    p.min_classes
+                ),
+            ));
         }
         Ok(())
     }
@@ -180,6 +201,10 @@ impl Directory {
                     a.valid_until = values.next().and_then(|x| x.ok()).and_then(lifecycle::instant);
                 } else if name.eq_ignore_ascii_case(FAILURES.as_bytes()) {
                     a.failed = true;
+                } else if name.eq_ignore_ascii_case(b"pwdChangedTime") {
+                    a.changed = values.next().and_then(|x| x.ok()).and_then(lifecycle::instant);
+                } else if name.eq_ignore_ascii_case(super::ppolicy::RESET.as_bytes()) {
+                    a.reset = values.filter_map(|x| x.ok()).any(|x| x.eq_ignore_ascii_case(b"TRUE"));
                 }
             })?;
             Ok(a)
@@ -190,12 +215,49 @@ impl Directory {
     /// A simple bind (RFC 4513 §5.1.3) against an account read before with
     /// [`Directory::account`]. On success, the principal the session acts as.
     pub fn authenticate(&self, account: Option<Account>, password: &[u8], peer: &str) -> Result<Principal> {
+        self.authenticate_with_policy(account, password, peer).0
+    }
+
+    /// [`Directory::authenticate`], and what the password policy tells the
+    /// client (draft §6.2). A refusal tells it something only when the
+    /// password was right (an expired password, a locked account): to
+    /// anyone else every refusal is the same.
+    pub fn authenticate_with_policy(
+        &self,
+        account: Option<Account>,
+        password: &[u8],
+        peer: &str,
+    ) -> (Result<Principal>, PolicyNotice) {
+        let mut notice = PolicyNotice::default();
+        let outcome = self.check_bind(account, password, peer, &mut notice);
+        (outcome, notice)
+    }
+
+    fn check_bind(
+        &self,
+        account: Option<Account>,
+        password: &[u8],
+        peer: &str,
+        notice: &mut PolicyNotice,
+    ) -> Result<Principal> {
         let Some(account) = account else {
             password::verify(&self.decoy.current(), password);
             return Err(DirectoryError::InvalidCredentials);
         };
-        let Account { dn, ndn, passwords: stored, locked_at, disabled, valid_from, valid_until, failed, id, last_bind } =
-            account;
+        let Account {
+            dn,
+            ndn,
+            passwords: stored,
+            locked_at,
+            disabled,
+            valid_from,
+            valid_until,
+            failed,
+            id,
+            last_bind,
+            changed,
+            reset,
+        } = account;
         if stored.is_empty() {
             password::verify(&self.decoy.current(), password);
         }
@@ -206,6 +268,9 @@ impl Directory {
             policy.lockout_secs == 0 || t > format_epoch(now.saturating_sub(policy.lockout_secs) as i64).as_str()
         });
         if locked {
+            if matched.is_some() {
+                notice.problem = Some(PasswordProblem::AccountLocked);
+            }
             return Err(DirectoryError::InvalidCredentials);
         }
         let Some(matched) = matched else {
@@ -223,6 +288,17 @@ impl Directory {
         let window = lifecycle::validity(valid_from.as_deref(), valid_until.as_deref(), &lifecycle::now_instant());
         if disabled || window != lifecycle::Validity::Open {
             return Err(DirectoryError::InvalidCredentials);
+        }
+        match self.password_age(changed.as_deref()) {
+            Age::Fresh => {}
+            Age::Expiring(secs) => notice.expires_in = Some(secs),
+            Age::Expired => {
+                notice.problem = Some(PasswordProblem::Expired);
+                return Err(DirectoryError::InvalidCredentials);
+            }
+        }
+        if reset && self.password_policy.must_change_after_reset {
+            notice.problem = Some(PasswordProblem::ChangeAfterReset);
         }
         self.note_bind(id, last_bind);
         // Sampled from successful binds only, so that failed binds (anyone can

@@ -59,6 +59,10 @@ pub enum DirectoryError {
     AdminLimitExceeded(String),
     #[error("no user modification allowed: {0}")]
     ConstraintNoUserModification(String),
+    /// A new password the password policy refuses (LDAP constraintViolation,
+    /// with the draft's error in the Password Policy response control).
+    #[error("constraint violation: {1}")]
+    PasswordRefused(super::ppolicy::PasswordProblem, String),
     /// The client abandoned the operation (RFC 4511 §4.11): nothing is sent.
     #[error("operation abandoned")]
     Abandoned,

@@ -18,6 +18,7 @@ pub mod last_bind;
 pub mod lifecycle;
 mod lookup;
 pub mod password;
+pub mod ppolicy;
 pub mod recycle;
 mod rename;
 pub mod request;

@@ -219,6 +219,11 @@ impl Directory {
                 if mods.iter().any(|m| is_password(m) && m.values.iter().any(|v| !password::is_hashed(v))) {
                     let names: Vec<String> = mods.iter().map(|m| m.attr.clone()).collect();
                     self.precheck(actor, known_as.unwrap_or(&dn), Some(&names))?;
+                    let plain: Vec<&[u8]> = (mods.iter().filter(|m| is_password(m) && m.op != ModOp::Delete))
+                        .flat_map(|m| m.values.iter().map(Vec::as_slice))
+                        .filter(|v| !password::is_hashed(v))
+                        .collect();
+                    self.refuse_reused(actor, known_as.unwrap_or(&dn), &plain)?;
                     for m in mods.iter_mut().filter(|m| is_password(m)) {
                         let values = std::mem::take(&mut m.values);
                         m.values = values.into_iter().map(|v| self.hash_if_plain(actor, v)).collect::<Result<_>>()?;

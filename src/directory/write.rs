@@ -503,6 +503,7 @@ impl Directory {
         keep_group_member(&mut new);
         if touched.iter().any(|t| t.eq_ignore_ascii_case("userPassword")) {
             new.set("pwdChangedTime", vec![now_generalized().into_bytes()]);
+            self.password_changed(w, actor, id, &ndn, &old, &mut new)?;
         }
         // An administrator's unlock forgets the failures that led to the lock.
         let unlocked = touched.iter().any(|t| t.eq_ignore_ascii_case("pwdAccountLockedTime"))
@@ -560,6 +561,7 @@ impl Directory {
         }
         self.keep_in_bin(w, id, &entry, &ndn)?;
         w.delete_kept(crate::store::Kept::LastBind, &id.to_be_bytes())?;
+        w.delete_kept(crate::store::Kept::History, &id.to_be_bytes())?;
         w.index(&self.index_keys(&entry), id, false)?;
         w.delete_dn(&ndn)?;
         if let Some(Ok(u)) = entry.first_str("entryUUID").map(uuid::Uuid::try_parse) {

@@ -201,6 +201,25 @@ pub fn extended(
     put_response(out, msgid, EXTENDED_RESPONSE, res, &tail, controls);
 }
 
+/// draft-behera-ldap-password-policy §6.2 response value:
+/// `SEQUENCE { warning [0] CHOICE { timeBeforeExpiration [0] INTEGER, … } OPTIONAL,
+/// error [1] ENUMERATED OPTIONAL }`.
+pub fn password_policy_value(expires_in: Option<u64>, error: Option<u8>) -> Vec<u8> {
+    let mut inner = Vec::new();
+    if let Some(secs) = expires_in {
+        let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+        put_header(&mut inner, 0xa0, tlv(int_len(secs)));
+        put_int(&mut inner, 0x80, secs);
+    }
+    if let Some(e) = error {
+        put_int(&mut inner, 0x81, i64::from(e));
+    }
+    let mut v = Vec::new();
+    put_header(&mut v, 0x30, inner.len());
+    v.extend_from_slice(&inner);
+    v
+}
+
 /// RFC 3062 §2.2 response value: `SEQUENCE { genPasswd [0] OCTET STRING }`.
 pub fn gen_passwd_value(out: &mut Vec<u8>, password: &[u8]) {
     put_header(out, 0x30, tlv(password.len()));

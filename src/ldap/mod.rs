@@ -270,6 +270,20 @@ impl Conn {
         out
     }
 
+    /// [`Conn::extended_pdu`] without a name, with response controls.
+    pub fn extended_pdu_with(
+        &self,
+        id: i32,
+        res: &LdapResult,
+        value: Option<&[u8]>,
+        ctrls: &[ber::ResponseControl],
+    ) -> Vec<u8> {
+        self.finish(id, res);
+        let mut out = Vec::new();
+        ber::extended(&mut out, id, res, None, value, ctrls);
+        out
+    }
+
     fn finish(&self, id: i32, res: &LdapResult) {
         let Some(s) = self.started.lock().ok().and_then(|mut s| s.remove(&id)) else { return };
         let took = s.at.elapsed();

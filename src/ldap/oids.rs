@@ -19,6 +19,9 @@ pub const MODIFY_INCREMENT: &str = "1.3.6.1.1.14";
 /// RFC 4533 Sync Request: recognised by the codec, not implemented.
 pub const SYNC_REQUEST: &str = "1.3.6.1.4.1.4203.1.9.1.1";
 
+/// draft-behera-ldap-password-policy §6: the Password Policy control.
+pub const PASSWORD_POLICY: &str = "1.3.6.1.4.1.42.2.27.8.5.1";
+
 /// RFC 4532 Who am I?
 pub const WHOAMI: &str = "1.3.6.1.4.1.4203.1.11.3";
 /// RFC 3062 Password Modify.
@@ -35,7 +38,8 @@ pub const FEATURES: &[&str] =
     &["1.3.6.1.4.1.4203.1.5.1", "1.3.6.1.4.1.4203.1.5.2", "1.3.6.1.4.1.4203.1.5.3", MODIFY_INCREMENT];
 
 /// The controls the server acts on, as the root DSE lists them.
-pub const CONTROLS: &[&str] = &[PAGED_RESULTS, SORT_REQUEST, MANAGE_DSA_IT, ASSERTION, PRE_READ, POST_READ];
+pub const CONTROLS: &[&str] =
+    &[PAGED_RESULTS, SORT_REQUEST, MANAGE_DSA_IT, ASSERTION, PRE_READ, POST_READ, PASSWORD_POLICY];
 
 /// The project's administration command (`crate::commands`).
 pub const COMMAND: &str = crate::commands::OID;

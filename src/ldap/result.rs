@@ -31,7 +31,8 @@ pub fn from_error(e: &DirectoryError) -> LdapResult {
         DirectoryError::ObjectClassViolation(_) => C::ObjectClassViolation,
         DirectoryError::ConstraintViolation(_)
         | DirectoryError::NotUnique(_)
-        | DirectoryError::ConstraintNoUserModification(_) => C::ConstraintViolation,
+        | DirectoryError::ConstraintNoUserModification(_)
+        | DirectoryError::PasswordRefused(..) => C::ConstraintViolation,
         DirectoryError::PreconditionFailed(_) => C::AssertionFailed,
         DirectoryError::InvalidAttributeSyntax(_) => C::InvalidAttributeSyntax,
         DirectoryError::AttributeOrValueExists(_) => C::AttributeOrValueExists,

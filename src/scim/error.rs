@@ -60,6 +60,7 @@ impl From<DirectoryError> for ScimError {
             | E::UndefinedAttributeType(_)
             | E::ObjectClassViolation(_)
             | E::ConstraintViolation(_)
+            | E::PasswordRefused(..)
             | E::InvalidAttributeSyntax(_)
             | E::AttributeOrValueExists(_)
             | E::NoSuchAttribute(_)

@@ -33,6 +33,7 @@ const T_META: u8 = 7;
 const T_TOKENS: u8 = 8;
 const T_BIN: u8 = 9;
 const T_LAST_BIND: u8 = 10;
+const T_HISTORY: u8 = 11;
 
 /// A writer that keeps the CRC and the record count.
 struct Out<W> {
@@ -89,7 +90,9 @@ pub fn write(txn: &redb::ReadTransaction, out: impl Write) -> Result<u64> {
         let (parent, child) = link_ends(link.value());
         o.record(T_CHILDREN, &parent.to_be_bytes(), &child.to_be_bytes())?;
     }
-    for (table, def) in [(T_POSTINGS, POSTINGS), (T_TOKENS, TOKENS), (T_BIN, BIN), (T_LAST_BIND, LAST_BIND)] {
+    for (table, def) in
+        [(T_POSTINGS, POSTINGS), (T_TOKENS, TOKENS), (T_BIN, BIN), (T_LAST_BIND, LAST_BIND), (T_HISTORY, HISTORY)]
+    {
         for item in txn.open_table(def)?.iter()? {
             let (k, v) = item?;
             o.record(table, k.value(), v.value())?;
@@ -215,6 +218,7 @@ fn restore_into(path: &Path, input: impl Read) -> Result<u64> {
         let mut tokens = txn.open_table(TOKENS)?;
         let mut bin = txn.open_table(BIN)?;
         let mut last_bind = txn.open_table(LAST_BIND)?;
+        let mut history = txn.open_table(HISTORY)?;
         loop {
             let table = i.byte()?;
             if table == END {
@@ -240,6 +244,7 @@ fn restore_into(path: &Path, input: impl Read) -> Result<u64> {
                 T_TOKENS => insert_bytes(&mut tokens, &k, &v)?,
                 T_BIN => insert_bytes(&mut bin, &k, &v)?,
                 T_LAST_BIND => insert_bytes(&mut last_bind, &k, &v)?,
+                T_HISTORY => insert_bytes(&mut history, &k, &v)?,
                 T_CHANGELOG => {
                     changelog.insert(u64_of(&k, false)?, v.as_slice())?;
                 }

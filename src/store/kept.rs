@@ -8,7 +8,7 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::codec::{Cursor, put_bytes, put_varint};
 use super::redo::Op;
-use super::tables::{BIN, LAST_BIND};
+use super::tables::{BIN, HISTORY, LAST_BIND};
 use super::{ReadTx, Result, StoreError, WriteTx};
 
 /// The tables of this module, as the redo log names them.
@@ -16,6 +16,8 @@ use super::{ReadTx, Result, StoreError, WriteTx};
 pub enum Kept {
     Bin = 1,
     LastBind = 2,
+    /// entry id → its old password hashes, newest last (see `directory::ppolicy`)
+    History = 3,
 }
 
 impl Kept {
@@ -23,6 +25,7 @@ impl Kept {
         match tag {
             1 => Ok(Kept::Bin),
             2 => Ok(Kept::LastBind),
+            3 => Ok(Kept::History),
             other => Err(StoreError::Corrupt(format!("unknown kept table {other}"))),
         }
     }
@@ -31,6 +34,7 @@ impl Kept {
         match self {
             Kept::Bin => BIN,
             Kept::LastBind => LAST_BIND,
+            Kept::History => HISTORY,
         }
     }
 }
@@ -88,6 +92,7 @@ impl<'t> WriteTx<'t> {
         match kind {
             Kept::Bin => &mut self.t.bin,
             Kept::LastBind => &mut self.t.last_bind,
+            Kept::History => &mut self.t.history,
         }
     }
 
@@ -107,6 +112,7 @@ impl<'t> WriteTx<'t> {
         let t = match kind {
             Kept::Bin => &self.t.bin,
             Kept::LastBind => &self.t.last_bind,
+            Kept::History => &self.t.history,
         };
         Ok(t.get(key)?.map(|g| g.value().to_vec()))
     }
@@ -116,6 +122,7 @@ impl<'t> WriteTx<'t> {
         let t = match kind {
             Kept::Bin => &self.t.bin,
             Kept::LastBind => &self.t.last_bind,
+            Kept::History => &self.t.history,
         };
         let mut out = Vec::new();
         for item in t.iter()? {

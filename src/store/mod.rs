@@ -585,6 +585,7 @@ struct Tables<'t> {
     tokens: redb::Table<'t, &'static [u8], &'static [u8]>,
     bin: redb::Table<'t, &'static [u8], &'static [u8]>,
     last_bind: redb::Table<'t, &'static [u8], &'static [u8]>,
+    history: redb::Table<'t, &'static [u8], &'static [u8]>,
 }
 
 /// The changes of a write transaction, through its open tables.
@@ -900,6 +901,7 @@ impl Txn {
                 tokens: txn.open_table(TOKENS)?,
                 bin: txn.open_table(BIN)?,
                 last_bind: txn.open_table(LAST_BIND)?,
+                history: txn.open_table(HISTORY)?,
             },
             bulk: None,
             counters: Vec::new(),

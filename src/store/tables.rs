@@ -37,3 +37,5 @@ pub const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens")
 pub const BIN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bin");
 /// entry id (big-endian) → its last successful bind, seconds since the epoch (big-endian)
 pub const LAST_BIND: TableDefinition<&[u8], &[u8]> = TableDefinition::new("last_bind");
+/// entry id (big-endian) → its previous password hashes, newline-separated, oldest first
+pub const HISTORY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("password_history");

@@ -230,8 +230,14 @@ impl TestServer {
     /// The server on `ldif` alone (no demo tree), imported as `convergences
     /// import` does: the twin of a slapd loaded with the same file.
     pub async fn start_from_ldif(ldif: &str) -> TestServer {
+        TestServer::start_from_ldif_with(ldif, |_| {}).await
+    }
+
+    /// [`TestServer::start_from_ldif`] with some settings changed.
+    pub async fn start_from_ldif_with(ldif: &str, change: impl FnOnce(&mut Config)) -> TestServer {
         let tmp = tempfile::tempdir().unwrap();
-        let cfg = Config::for_test(tmp.path());
+        let mut cfg = Config::for_test(tmp.path());
+        change(&mut cfg);
         let file = tmp.path().join("load.ldif");
         std::fs::write(&file, ldif).unwrap();
         app::import(&cfg, &file).unwrap();

@@ -396,6 +396,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
+/// Seconds since the Unix epoch of a canonical time (`YYYYMMDDHHMMSS`, what
+/// [`parse_generalized_time`] starts with); `None` when it is not one.
+pub fn epoch_of(t: &str) -> Option<i64> {
+    let num =
+        |r: std::ops::Range<usize>| t.get(r).filter(|p| p.bytes().all(|c| c.is_ascii_digit()))?.parse::<i64>().ok();
+    let days = days_from_civil(num(0..4)?, num(4..6)?, num(6..8)?);
+    Some(days * 86400 + num(8..10)? * 3600 + num(10..12)? * 60 + num(12..14)?)
+}
+
 /// `YYYYMMDDHHMMSSZ` for seconds since the Unix epoch.
 pub fn format_epoch(secs: i64) -> String {
     let (y, m, d) = civil_from_days(secs.div_euclid(86400));
@@ -438,6 +447,8 @@ mod tests {
             assert!(parse_generalized_time(bad).is_err(), "{bad}");
         }
         assert_eq!(format_epoch(0), "19700101000000Z");
+        assert_eq!(epoch_of("20261207150000"), Some(1_796_655_600));
+        assert_eq!(format_epoch(epoch_of("20240229235959").unwrap()), "20240229235959Z");
         assert_eq!(format_epoch(1_795_989_599), "20261129215959Z");
         assert_eq!(format_epoch(253_402_300_799), "99991231235959Z");
         assert_eq!(format_epoch(-1), "19691231235959Z");

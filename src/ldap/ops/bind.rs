@@ -6,11 +6,18 @@ use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult, LdapResultCo
 
 use super::Session;
 use crate::directory::Directory;
+use crate::directory::ppolicy::{PasswordProblem, PolicyNotice};
 use crate::directory::{DirectoryError, Dn, Entry, Principal, Scope, SearchRequest};
 use crate::ldap::Context;
 use crate::ldap::result::{from_error, result, success};
 
-pub async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindRequest) -> LdapResult {
+/// A bind; what the password policy tells the client lands in `notice`.
+pub async fn bind(
+    ctx: &Arc<Context>,
+    session: &mut Session,
+    req: LdapBindRequest,
+    notice: &mut PolicyNotice,
+) -> LdapResult {
     // A new bind starts from anonymous whatever its outcome (RFC 4511 §4.2.1).
     let tls_client_dn = session.tls_client_dn.take();
     *session = Session {
@@ -63,13 +70,15 @@ pub async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindReques
     let account = dir.account(&dn).ok().flatten();
     let cheap = dir.bind_is_cheap(account.as_ref());
     let peer = session.peer.clone();
-    let check = move || dir.authenticate(account, password.as_bytes(), &peer);
+    let check = move || dir.authenticate_with_policy(account, password.as_bytes(), &peer);
     // Salted digests ({SSHA} …) take a microsecond: check inline. argon2, crypt,
     // the decoy of an unknown DN and a re-hash take milliseconds: keep them off
     // the reactor threads.
     let outcome = if cheap { Ok(check()) } else { tokio::task::spawn_blocking(check).await };
     match outcome {
-        Ok(Ok(principal)) => {
+        Ok((Ok(principal), told)) => {
+            *notice = told;
+            session.must_change = told.problem == Some(PasswordProblem::ChangeAfterReset);
             // The entry's DN as stored: one person is one name in the audit
             // trail and in Who am I?, however they typed it.
             (session.bound_dn, session.bound_ndn) = match &principal {
@@ -80,7 +89,10 @@ pub async fn bind(ctx: &Arc<Context>, session: &mut Session, req: LdapBindReques
             session.generation = ctx.directory.generation();
             success()
         }
-        Ok(Err(e)) => from_error(&e),
+        Ok((Err(e), told)) => {
+            *notice = told;
+            from_error(&e)
+        }
         Err(_) => result(LdapResultCode::Other, "bind failed"),
     }
 }

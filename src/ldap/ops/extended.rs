@@ -7,17 +7,25 @@ use std::sync::Arc;
 use ldap3_proto::proto::{LdapExtendedRequest, LdapPasswordModifyRequest, LdapResult, LdapResultCode};
 
 use super::{InFlight, Reply, Session, Shape, parse_dn};
+use crate::directory::DirectoryError;
+use crate::directory::ppolicy::{PasswordProblem, PolicyNotice};
 use crate::ldap::result::{from_error, result, success};
 use crate::ldap::{Conn, Context, oids};
 
-pub fn extended(conn: &Arc<Conn>, session: &Session, id: i32, req: LdapExtendedRequest) -> Reply {
+pub fn extended(
+    conn: &Arc<Conn>,
+    session: &Session,
+    id: i32,
+    req: LdapExtendedRequest,
+    ctrls: &[ldap3_proto::control::LdapControl],
+) -> Reply {
     match req.name.as_str() {
         // RFC 4532 §2: the authzId in responseValue, empty for anonymous.
         oids::WHOAMI => {
             let authz = if session.anonymous() { String::new() } else { format!("dn:{}", session.bound_dn) };
             Reply::Now(conn.extended_pdu(id, &success(), None, Some(authz.as_bytes())))
         }
-        oids::PASSWORD_MODIFY => password_modify(conn, session, id, &req),
+        oids::PASSWORD_MODIFY => password_modify(conn, session, id, &req, ctrls),
         oids::STARTTLS => starttls(conn, session, id),
         oids::COMMAND => command(conn, session, id, &req),
         oids::RESTORE | oids::RECYCLE_BIN => recycle_bin(conn, session, id, &req),
@@ -116,7 +124,13 @@ fn recycle_bin(conn: &Arc<Conn>, session: &Session, id: i32, req: &LdapExtendedR
     }))
 }
 
-fn password_modify(conn: &Arc<Conn>, session: &Session, id: i32, req: &LdapExtendedRequest) -> Reply {
+fn password_modify(
+    conn: &Arc<Conn>,
+    session: &Session,
+    id: i32,
+    req: &LdapExtendedRequest,
+    ctrls: &[ldap3_proto::control::LdapControl],
+) -> Reply {
     // ldap3_proto refuses an absent request value, which RFC 3062 allows
     // ("change my password to a generated one"): treat it as empty.
     let parsed = match &req.value {
@@ -130,6 +144,7 @@ fn password_modify(conn: &Arc<Conn>, session: &Session, id: i32, req: &LdapExten
     let op = InFlight::new(conn, id, Shape::Extended);
     let conn = conn.clone();
     let session = session.clone();
+    let ctrls = ctrls.to_vec();
     Reply::Pending(tokio::task::spawn_blocking(move || {
         // RFC 3062 §2.2: a responseValue only when the server generated the
         // password, holding it as genPasswd; none on any failure.
@@ -140,7 +155,10 @@ fn password_modify(conn: &Arc<Conn>, session: &Session, id: i32, req: &LdapExten
                 conn.extended_pdu(id, &success(), None, Some(&value))
             }
             Ok(None) => conn.extended_pdu(id, &success(), None, None),
-            Err(res) => conn.extended_pdu(id, &res, None, None),
+            Err((res, problem)) => {
+                let notice = PolicyNotice { expires_in: None, problem };
+                conn.extended_pdu_with(id, &res, None, &super::policy_control(&ctrls, &notice))
+            }
         };
         op.answer(pdu);
     }))
@@ -153,9 +171,41 @@ fn change_password(
     ctx: &Context,
     session: &Session,
     req: LdapPasswordModifyRequest,
-) -> Result<Option<String>, LdapResult> {
+) -> Result<Option<String>, (LdapResult, Option<PasswordProblem>)> {
+    change_password_as(ctx, session, req).map_err(|e| match e {
+        Refusal::Result(res) => (res, None),
+        Refusal::Directory(e) => {
+            let problem = match &e {
+                DirectoryError::PasswordRefused(p, _) => Some(*p),
+                _ => None,
+            };
+            (from_error(&e), problem)
+        }
+    })
+}
+
+/// Why a Password Modify was refused: by the protocol, or by the directory.
+enum Refusal {
+    Result(LdapResult),
+    Directory(DirectoryError),
+}
+
+impl From<LdapResult> for Refusal {
+    fn from(r: LdapResult) -> Refusal {
+        Refusal::Result(r)
+    }
+}
+
+fn change_password_as(
+    ctx: &Context,
+    session: &Session,
+    req: LdapPasswordModifyRequest,
+) -> Result<Option<String>, Refusal> {
     if session.anonymous() {
-        return Err(result(LdapResultCode::UnwillingToPerform, "only authenticated users may change passwords"));
+        return Err(Refusal::Result(result(
+            LdapResultCode::UnwillingToPerform,
+            "only authenticated users may change passwords",
+        )));
     }
     let dir = &ctx.directory;
     let target = match req.user_identity.as_deref() {
@@ -169,11 +219,14 @@ fn change_password(
     // to the server); whether anyone else's may be set is the access policy's call.
     if own && !session.principal.is_admin(&ctx.directory) {
         let Some(old) = req.old_password.as_deref() else {
-            return Err(result(LdapResultCode::UnwillingToPerform, "the current password is required to change it"));
+            return Err(Refusal::Result(result(
+                LdapResultCode::UnwillingToPerform,
+                "the current password is required to change it",
+            )));
         };
         let account = dir.account(&target).map_err(|e| from_error(&e))?;
         if dir.authenticate(account, old.as_bytes(), &session.peer).is_err() {
-            return Err(result(LdapResultCode::InvalidCredentials, "the current password is wrong"));
+            return Err(Refusal::Result(result(LdapResultCode::InvalidCredentials, "the current password is wrong")));
         }
     }
     let (new, generated) = match req.new_password {
@@ -183,7 +236,7 @@ fn change_password(
             (g.clone(), Some(g))
         }
     };
-    dir.change_password(&session.actor(), &target, new.as_bytes()).map_err(|e| from_error(&e))?;
+    dir.change_password(&session.actor(), &target, new.as_bytes()).map_err(Refusal::Directory)?;
     Ok(generated)
 }
 

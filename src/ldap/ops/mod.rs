@@ -14,6 +14,7 @@ mod write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::directory::ppolicy::PolicyNotice;
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResult, LdapResultCode, LdapSearchScope};
 
@@ -39,6 +40,9 @@ pub struct Session {
     pub peer: String,
     /// On the ldapi socket: the peer's uid, for SASL EXTERNAL.
     pub local_uid: Option<u32>,
+    /// The bound entry's password was set by someone else: until it changes
+    /// it, the session may only change it (draft-behera §8.1.2.2).
+    pub must_change: bool,
 }
 
 impl Default for Session {
@@ -52,6 +56,7 @@ impl Default for Session {
             tls_client_dn: None,
             peer: String::new(),
             local_uid: None,
+            must_change: false,
         }
     }
 }
@@ -194,10 +199,20 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) -> 
     if !matches!(msg.op, LdapOp::BindRequest(_)) {
         session.refresh(&conn.ctx.directory);
     }
+    if session.must_change && !changes_own_password(&conn.ctx.directory, session, &msg.op) {
+        if conn.ctx.directory.must_change_password(&session.bound_ndn).unwrap_or(true) {
+            let why = "the password of this account was reset: change it first (Password Modify, or a modify of \
+                       userPassword), then go on";
+            return refuse(conn, id, &msg.op, result(LdapResultCode::InsufficentAccessRights, why));
+        }
+        session.must_change = false;
+    }
     match msg.op {
         LdapOp::BindRequest(req) => {
-            let res = bind::bind(&conn.ctx, session, req).await;
-            Reply::Now(conn.result_pdu(id, ber::BIND_RESPONSE, &res, &[]))
+            let mut notice = PolicyNotice::default();
+            let res = bind::bind(&conn.ctx, session, req, &mut notice).await;
+            let ctrls = policy_control(&msg.ctrl, &notice);
+            Reply::Now(conn.result_pdu(id, ber::BIND_RESPONSE, &res, &ctrls))
         }
         LdapOp::SearchRequest(req) => search::search(conn, session.clone(), id, req, msg.ctrl),
         LdapOp::CompareRequest(req) => compare::compare(conn, session, id, req, &msg.ctrl),
@@ -205,7 +220,7 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) -> 
         @ (LdapOp::AddRequest(_) | LdapOp::ModifyRequest(_) | LdapOp::DelRequest(_) | LdapOp::ModifyDNRequest(_)) => {
             write::write(conn, session, id, op, &msg.ctrl)
         }
-        LdapOp::ExtendedRequest(req) => extended::extended(conn, session, id, req),
+        LdapOp::ExtendedRequest(req) => extended::extended(conn, session, id, req, &msg.ctrl),
         // RFC 4511 §4.11: no response to Abandon; the operation stops if it still runs.
         // The operation stays outstanding until its task ends (its guard drops):
         // abandoning does not free a slot of max_outstanding_ops.
@@ -219,6 +234,34 @@ pub async fn dispatch(conn: &Arc<Conn>, session: &mut Session, msg: LdapMsg) -> 
         }
         // A response PDU sent to a server is a protocol error (RFC 4511 §4.1.1).
         _ => Reply::Close(notice(LdapResultCode::ProtocolError, "unexpected PDU from a client")),
+    }
+}
+
+/// The Password Policy response control (draft-behera §6.2), for a client
+/// that sent the request control and when the policy has something to say.
+pub fn policy_control(ctrls: &[LdapControl], notice: &PolicyNotice) -> Vec<ber::ResponseControl> {
+    let asked = ctrls.iter().any(|c| matches!(c, LdapControl::PasswordPolicyRequest { .. }));
+    if !asked || notice.is_empty() {
+        return Vec::new();
+    }
+    let value = ber::password_policy_value(notice.expires_in, notice.problem.map(|p| p as u8));
+    vec![ber::ResponseControl { oid: oids::PASSWORD_POLICY, value: Some(value) }]
+}
+
+/// What a session whose password was reset may still do: bind, Who am I?,
+/// StartTLS, and change its own password (draft-behera §8.1.2.2).
+fn changes_own_password(dir: &crate::directory::Directory, session: &Session, op: &LdapOp) -> bool {
+    match op {
+        LdapOp::BindRequest(_) | LdapOp::AbandonRequest(_) | LdapOp::UnbindRequest => true,
+        LdapOp::ExtendedRequest(r) => [oids::PASSWORD_MODIFY, oids::WHOAMI, oids::STARTTLS].contains(&r.name.as_str()),
+        LdapOp::ModifyRequest(r) => {
+            let own = crate::directory::Dn::parse(&r.dn)
+                .ok()
+                .and_then(|d| dir.normalize_dn(&d).ok())
+                .is_some_and(|n| n == session.bound_ndn);
+            own && r.changes.iter().all(|c| c.modification.atype.eq_ignore_ascii_case("userPassword"))
+        }
+        _ => false,
     }
 }
 
@@ -257,8 +300,11 @@ fn unsupported_critical(op: &LdapOp, ctrls: &[LdapControl]) -> Option<LdapResult
             // ldap3_proto keeps no criticality for these: honoured on a search, ignored elsewhere.
             LdapControl::SimplePagedResults { .. } | LdapControl::ServerSort { .. } => {}
             LdapControl::SyncRequest { criticality: true, .. } => return refused(oids::SYNC_REQUEST),
-            LdapControl::PasswordPolicyRequest { criticality: true } => {
-                return refused("1.3.6.1.4.1.42.2.27.8.5.1");
+            // Honoured on binds, Password Modify and modifies (draft-behera §6).
+            LdapControl::PasswordPolicyRequest { criticality: true }
+                if !matches!(op, LdapOp::BindRequest(_) | LdapOp::ExtendedRequest(_) | LdapOp::ModifyRequest(_)) =>
+            {
+                return refused(oids::PASSWORD_POLICY);
             }
             LdapControl::SearchOptions { criticality: true, .. } => return refused("1.2.840.113556.1.4.1340"),
             LdapControl::ShowDeleted { criticality: true } => return refused("1.2.840.113556.1.4.417"),
