@@ -117,6 +117,7 @@ pub fn open_directory(cfg: &Config) -> Result<Directory, AppError> {
         password: cfg.password.policy(),
         recycle_bin_days: cfg.recycle_bin_days,
         last_bind_interval_secs: cfg.last_bind_interval_secs,
+        audit_retention_days: cfg.audit_retention_days,
     };
     Ok(Directory::new(store, Arc::new(schema), settings)?)
 }

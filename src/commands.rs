@@ -49,6 +49,12 @@ pub enum Command {
     },
     Export {
         file: PathBuf,
+        /// One organisation only (its DN or SIREN), its agents also as SCIM JSON.
+        #[serde(default)]
+        org: Option<String>,
+        /// Everything held about one person (a DN), as JSON.
+        #[serde(default)]
+        person: Option<String>,
     },
 }
 
@@ -127,6 +133,14 @@ pub fn run(dir: &Directory, actor: &Actor, cmd: &Command) -> Result<Outcome> {
                 ));
                 Ok(())
             })?;
+            // What remains of the records purged at the end of their retention: counts.
+            for (month, org, n) in dir.purged_audit_counts()? {
+                if q.org_ndn.as_deref().is_some_and(|o| o != org) {
+                    continue;
+                }
+                let org = if org.is_empty() { "-" } else { org.as_str() };
+                out.stdout.push_str(&format!("# purged\t{month}\t{org}\t{n} records\n"));
+            }
         }
         Command::Check => {
             let started = std::time::Instant::now();
@@ -162,6 +176,9 @@ pub fn run(dir: &Directory, actor: &Actor, cmd: &Command) -> Result<Outcome> {
             for dn in &report.purged {
                 out.stdout.push_str(&format!("purged from the recycle bin\t{dn}\n"));
             }
+            if report.audit_purged > 0 {
+                out.stdout.push_str(&format!("{} audit records purged, their retention over\n", report.audit_purged));
+            }
             let n = report.ended.len() + report.purged.len();
             out.stdout.push_str(&format!("{n} transitions applied as of {as_of}Z\n"));
         }
@@ -183,13 +200,117 @@ pub fn run(dir: &Directory, actor: &Actor, cmd: &Command) -> Result<Outcome> {
             let records = write_file(file, |w| dir.backup(w))?;
             out.stderr.push_str(&format!("backed up {records} records to {}\n", file.display()));
         }
-        Command::Export { file } => {
+        Command::Export { file, org: None, person: None } => {
             writable_target(dir, file)?;
             write_file(file, |mut w| crate::ldif::export(dir, &mut w).map(|_| 0))?;
             out.stderr.push_str(&format!("exported the directory to {}\n", file.display()));
         }
+        Command::Export { file, org: Some(org), person: None } => {
+            writable_target(dir, file)?;
+            let org = dir.find_organisation(org)?;
+            let json = scim_path(file);
+            let mut agents = Vec::new();
+            let entries = write_file(file, |mut w| {
+                let mut n = 0;
+                dir.for_each_entry_under(&org, |e| {
+                    n += 1;
+                    if is_agent(e) {
+                        agents.push(crate::scim::user_document(dir, e));
+                    }
+                    let attrs: Vec<(String, Vec<Vec<u8>>)> =
+                        e.attrs.iter().map(|a| (a.name.clone(), a.values.clone())).collect();
+                    crate::ldif::write_entry(&mut w, &e.dn.to_string(), &attrs).map_err(io)
+                })?;
+                Ok(n)
+            })?;
+            let count = agents.len();
+            write_file(&json, |w| {
+                serde_json::to_writer_pretty(&mut *w, &crate::scim::user_list(agents)).map_err(|e| io(e.into()))?;
+                Ok(0)
+            })?;
+            out.stderr.push_str(&format!(
+                "exported the {entries} entries of {org} to {} and its {count} agents, as SCIM shows them, to {}\n",
+                file.display(),
+                json.display()
+            ));
+        }
+        Command::Export { file, org: None, person: Some(person) } => {
+            writable_target(dir, file)?;
+            let dn = crate::directory::Dn::parse(person)?;
+            let record = dir.person_record(&dn)?;
+            let doc = person_document(dir, &record);
+            write_file(file, |w| {
+                serde_json::to_writer_pretty(&mut *w, &doc).map_err(|e| io(e.into()))?;
+                Ok(0)
+            })?;
+            out.stderr.push_str(&format!(
+                "exported what the directory holds about {} ({} audit records) to {}\n",
+                record.entry.dn,
+                record.audit.len(),
+                file.display()
+            ));
+        }
+        Command::Export { .. } => {
+            return Err(DirectoryError::Unwilling("export takes --org or --person, not both".into()));
+        }
     }
     Ok(out)
+}
+
+/// Where `export --org FILE` writes the agents as SCIM JSON: beside FILE.
+fn scim_path(file: &Path) -> PathBuf {
+    let mut name = file.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".scim.json");
+    file.with_file_name(name)
+}
+
+/// An agent: an entry of an organisation's `ou=agents`.
+fn is_agent(e: &crate::directory::Entry) -> bool {
+    e.dn.parent().rdn().is_some_and(|r| {
+        r.avas.iter().any(|a| a.attr.eq_ignore_ascii_case("ou") && a.value.eq_ignore_ascii_case("agents"))
+    })
+}
+
+/// A value as JSON text: itself when it is UTF-8, else `base64:` and its base64.
+fn text_of(v: &[u8]) -> serde_json::Value {
+    use base64::Engine;
+    match std::str::from_utf8(v) {
+        Ok(s) => s.into(),
+        Err(_) => format!("base64:{}", base64::engine::general_purpose::STANDARD.encode(v)).into(),
+    }
+}
+
+/// What the directory holds about one person, as a data-subject access
+/// request answers it (RGPD art. 15): the entry (a password is said to be
+/// held, its hash is not given), the groups, the last bind, the audit
+/// records about or by the person, and the agent as SCIM shows it.
+fn person_document(dir: &Directory, r: &crate::directory::personal_data::PersonRecord) -> serde_json::Value {
+    let mut attributes = serde_json::Map::new();
+    for a in &r.entry.attrs {
+        attributes.insert(a.name.clone(), a.values.iter().map(|v| text_of(v)).collect());
+    }
+    let audit: Vec<serde_json::Value> = r
+        .audit
+        .iter()
+        .map(|(seq, c)| {
+            serde_json::json!({
+                "number": seq, "time": c.time, "actor": c.actor, "from": c.peer, "operation": c.op,
+                "target": c.dn, "attributes": c.attrs, "result": c.result,
+            })
+        })
+        .collect();
+    let mut doc = serde_json::json!({
+        "dn": r.entry.dn.to_string(),
+        "attributes": attributes,
+        "passwordHeld": r.password_held,
+        "groups": r.groups,
+        "lastSuccessfulBind": r.last_bind,
+        "audit": audit,
+    });
+    if is_agent(&r.entry) {
+        doc["scim"] = crate::scim::user_document(dir, &r.entry);
+    }
+    doc
 }
 
 /// A backup or export may not land in the data directory (it could replace

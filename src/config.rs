@@ -84,6 +84,10 @@ pub struct Config {
     /// Seconds within which an account's successful binds are recorded
     /// once (`pwdLastSuccess`): binds stay fast, the time is that precise.
     pub last_bind_interval_secs: u64,
+    /// Days the audit trail's records are kept before the lifecycle step
+    /// purges them, leaving counts (an organisation's
+    /// `cigAuditRetentionDays` overrides it).
+    pub audit_retention_days: u64,
 }
 
 /// The password policy (issue 5): quality of new passwords, lockout, hashing.
@@ -329,6 +333,7 @@ impl Default for Config {
             lifecycle_interval_secs: 60,
             recycle_bin_days: 30,
             last_bind_interval_secs: 3600,
+            audit_retention_days: 365,
         }
     }
 }
@@ -509,6 +514,9 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_LAST_BIND_INTERVAL_SECS") {
             self.last_bind_interval_secs = parse("CONVERGENCES_LAST_BIND_INTERVAL_SECS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_AUDIT_RETENTION_DAYS") {
+            self.audit_retention_days = parse("CONVERGENCES_AUDIT_RETENTION_DAYS", &v)?;
         }
         if let Some(v) = get("CONVERGENCES_RECYCLE_BIN_DAYS") {
             self.recycle_bin_days = parse("CONVERGENCES_RECYCLE_BIN_DAYS", &v)?;

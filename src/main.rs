@@ -65,13 +65,22 @@ enum Command {
         /// The LDIF file.
         file: PathBuf,
     },
-    /// Write the whole directory as LDIF (parents first, operational attributes included).
+    /// Write the whole directory as LDIF (parents first, operational attributes included);
+    /// or, for the RGPD, one organisation (--org) or everything held about one person (--person).
     Export {
         #[command(flatten)]
         common: Common,
-        /// Output file; standard output when absent (required with --url).
+        /// Output file; standard output when absent (required with --url, --org and --person).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Only this organisation (its DN, or its SIREN): its entries as LDIF, and
+        /// its agents as SCIM shows them in OUTPUT.scim.json.
+        #[arg(long, conflicts_with = "person")]
+        org: Option<String>,
+        /// Everything held about this person (a DN), as JSON: the entry, its groups,
+        /// its last bind and the audit records about or by them.
+        #[arg(long)]
+        person: Option<String>,
         #[command(flatten)]
         online: Online,
     },
@@ -341,7 +350,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Check { common, online } => command(&common, &online, Cmd::Check),
-        Command::Export { common, output, online } => {
+        Command::Export { common, output, org, person, online } => {
+            if org.is_some() || person.is_some() {
+                anyhow::ensure!(online.url.is_none(), "--org and --person run on the server's machine, not with --url");
+                let out = output.context("--org and --person write files: give -o FILE")?;
+                return command(&common, &online, Cmd::Export { file: std::path::absolute(&out)?, org, person });
+            }
             if online.url.is_some() {
                 let out = output.context("an online export needs -o FILE")?;
                 online.fetch("/admin/export", &out)?;
@@ -349,7 +363,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             match output {
                 // The file is written by whoever holds the store: the running server, or this process.
-                Some(file) => command(&common, &online, Cmd::Export { file: std::path::absolute(&file)? }),
+                Some(file) => command(
+                    &common,
+                    &online,
+                    Cmd::Export { file: std::path::absolute(&file)?, org: None, person: None },
+                ),
                 None => {
                     let cfg = load(&common)?;
                     app::export(&cfg, None).context("while the server runs, export writes a file: give -o FILE")?;

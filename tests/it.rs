@@ -16,6 +16,7 @@ mod operations;
 mod other_clients;
 mod password_lifecycle;
 mod password_policy;
+mod personal_data;
 mod policy_parity;
 mod provisioning;
 mod recycle_bin;

@@ -99,6 +99,8 @@ pub struct LifecycleReport {
     pub ended: Vec<String>,
     /// Deleted agents purged from the recycle bin, their retention over.
     pub purged: Vec<String>,
+    /// Audit records purged, their retention over.
+    pub audit_purged: usize,
 }
 
 impl Directory {
@@ -130,6 +132,7 @@ impl Directory {
             tracing::info!(accounts = report.ended.len(), "end of validity recorded");
         }
         report.purged = self.purge_bin(as_of)?;
+        report.audit_purged = self.purge_audit(as_of)?;
         if !report.purged.is_empty() {
             tracing::info!(agents = report.purged.len(), "purged from the recycle bin");
         }

@@ -18,6 +18,7 @@ pub mod last_bind;
 pub mod lifecycle;
 mod lookup;
 pub mod password;
+pub mod personal_data;
 pub mod ppolicy;
 pub mod recycle;
 mod rename;
@@ -72,6 +73,9 @@ pub struct DirectorySettings {
     /// Seconds within which an account's next successful bind is not
     /// recorded again (`pwdLastSuccess`).
     pub last_bind_interval_secs: u64,
+    /// Days audit records are kept (an organisation's
+    /// `cigAuditRetentionDays` overrides it).
+    pub audit_retention_days: u64,
 }
 
 /// Attributes that are always indexed for equality, whatever the
@@ -169,6 +173,7 @@ pub struct Directory {
     password_policy: PasswordPolicy,
     recycle_bin_days: u64,
     last_bind_interval: u64,
+    audit_retention_days: u64,
     noted_binds: last_bind::NotedBinds,
     decoy: auth::Decoy,
     group_commit: Arc<commit::GroupCommit>,
@@ -250,6 +255,7 @@ impl Directory {
             password_policy: settings.password,
             recycle_bin_days: settings.recycle_bin_days,
             last_bind_interval: settings.last_bind_interval_secs,
+            audit_retention_days: settings.audit_retention_days,
             noted_binds: Default::default(),
             decoy: Default::default(),
             group_commit: Default::default(),
@@ -369,10 +375,15 @@ impl Directory {
     }
 
     /// Every entry, parents before children, for export (stored attributes only).
-    pub fn for_each_entry(&self, mut f: impl FnMut(&Entry) -> Result<()>) -> Result<()> {
+    pub fn for_each_entry(&self, f: impl FnMut(&Entry) -> Result<()>) -> Result<()> {
+        self.for_each_entry_under(&self.suffix.clone(), f)
+    }
+
+    /// [`Directory::for_each_entry`] for the subtree of `base`, parents first.
+    pub fn for_each_entry_under(&self, base: &Dn, mut f: impl FnMut(&Entry) -> Result<()>) -> Result<()> {
         let r = self.store.read()?;
-        let Some(root) = r.id_of_dn(&self.suffix_ndn)? else {
-            return Ok(());
+        let Some(root) = r.id_of_dn(&self.normalize_dn(base)?)? else {
+            return Err(self.no_such_object(&r, base));
         };
         let mut stack = vec![root];
         while let Some(id) = stack.pop() {

@@ -403,6 +403,19 @@ async fn schema(
     }
 }
 
+/// An agent's entry as SCIM shows it to a CIG-wide token: what the RGPD
+/// exports (`convergences export --org / --person`) give for the agents.
+pub fn user_document(dir: &Directory, entry: &crate::directory::Entry) -> Value {
+    let caller = Caller(TokenScope::Cig, Actor::new(crate::directory::lifecycle::SERVER_ACTOR));
+    users::render(dir, &caller, entry)
+}
+
+/// Users as one ListResponse (RFC 7644 §3.4.2), all on one page.
+pub fn user_list(users: Vec<Value>) -> Value {
+    let total = users.len();
+    query::list_response(users, &query::Paging::Index { start: 1 }, total, None, None)
+}
+
 /// A ListResponse of discovery resources, all on one page.
 fn list_response(resources: Vec<Value>) -> Response {
     let total = resources.len();

@@ -516,6 +516,8 @@ pub trait Reader {
     fn meta(&self, name: &str) -> Result<Option<u64>>;
     /// A value of a table of [`kept`].
     fn kept_value(&self, kind: Kept, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// The meta table's values whose names start with `prefix`, in name order.
+    fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, u64)>>;
 }
 
 /// A read snapshot; clones share it.
@@ -869,6 +871,20 @@ macro_rules! impl_reader {
                 self.kept(kind, key)
             }
 
+            fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+                self.with_meta(|t| {
+                    let mut out = Vec::new();
+                    for item in t.range(prefix..)? {
+                        let (k, v) = item?;
+                        if !k.value().starts_with(prefix) {
+                            break;
+                        }
+                        out.push((k.value().to_string(), v.value()));
+                    }
+                    Ok(out)
+                })
+            }
+
             fn changes_since(&self, seq: u64, max: usize) -> Result<Vec<(u64, ChangeRecord)>> {
                 self.with_changelog(|t| {
                     let mut out = Vec::new();
@@ -1073,6 +1089,7 @@ impl WriteTx<'_> {
             }
             Op::PutKept(table, key, value) => self.put_kept(Kept::of_tag(table)?, &key, &value)?,
             Op::DeleteKept(table, key) => self.delete_kept(Kept::of_tag(table)?, &key)?,
+            Op::DeleteChange(seq) => self.delete_change(seq)?,
         }
         Ok(())
     }
@@ -1270,6 +1287,13 @@ impl WriteTx<'_> {
         self.t.changelog.insert(seq, encoded.as_slice())?;
         self.log(|| Op::PutChange(seq, encoded));
         Ok(seq)
+    }
+
+    /// Remove an audit record (its retention is over).
+    pub fn delete_change(&mut self, seq: u64) -> Result<()> {
+        self.t.changelog.remove(seq)?;
+        self.log(|| Op::DeleteChange(seq));
+        Ok(())
     }
 
     /// Write what is pending (bulk postings) and close the tables: the

@@ -54,6 +54,8 @@ pub enum Op {
     /// A value of a table of `kept` (its [`super::kept::Kept`] tag), key, value.
     PutKept(u8, Vec<u8>, Vec<u8>),
     DeleteKept(u8, Vec<u8>),
+    /// An audit record purged at the end of its retention.
+    DeleteChange(u64),
 }
 
 impl Op {
@@ -145,6 +147,10 @@ impl Op {
                 out.push(*table);
                 bytes(out, key);
             }
+            Op::DeleteChange(seq) => {
+                out.push(17);
+                num(out, *seq);
+            }
         }
     }
 
@@ -202,6 +208,7 @@ impl Op {
             14 => Op::SetCounter(text(b)?, num(b)?),
             15 => Op::PutKept(take(b, 1)?[0], bytes(b)?, bytes(b)?),
             16 => Op::DeleteKept(take(b, 1)?[0], bytes(b)?),
+            17 => Op::DeleteChange(num(b)?),
             other => return Err(StoreError::Corrupt(format!("unknown redo operation {other}"))),
         })
     }
@@ -455,6 +462,7 @@ mod tests {
             Op::SetCounter("next_id".into(), 9),
             Op::PutKept(1, vec![7; 16], b"corbeille".to_vec()),
             Op::DeleteKept(2, 42u64.to_be_bytes().to_vec()),
+            Op::DeleteChange(7),
         ];
         let mut buf = Vec::new();
         for op in &ops {
