@@ -179,6 +179,8 @@ impl Directory {
         let r = self.store.read()?;
         let Some(id) = r.id_of_dn(&ndn)? else { return Ok(None) };
         let last_bind = r.kept_value(crate::store::Kept::LastBind, &id.to_be_bytes())?;
+        // The change time matters only where passwords expire.
+        let expiring = self.password_policy.max_age_secs > 0;
         let account = r.entry_view(id, |v| {
             let mut a = Account {
                 dn: v.dn.to_string(),
@@ -201,7 +203,7 @@ impl Directory {
                     a.valid_until = values.next().and_then(|x| x.ok()).and_then(lifecycle::instant);
                 } else if name.eq_ignore_ascii_case(FAILURES.as_bytes()) {
                     a.failed = true;
-                } else if name.eq_ignore_ascii_case(b"pwdChangedTime") {
+                } else if expiring && name.eq_ignore_ascii_case(b"pwdChangedTime") {
                     a.changed = values.next().and_then(|x| x.ok()).and_then(lifecycle::instant);
                 } else if name.eq_ignore_ascii_case(super::ppolicy::RESET.as_bytes()) {
                     a.reset = values.filter_map(|x| x.ok()).any(|x| x.eq_ignore_ascii_case(b"TRUE"));
@@ -285,8 +287,11 @@ impl Directory {
         };
         // Suspended, or outside the window of validity: refused after the
         // same work as a wrong password (no oracle).
-        let window = lifecycle::validity(valid_from.as_deref(), valid_until.as_deref(), &lifecycle::now_instant());
-        if disabled || window != lifecycle::Validity::Open {
+        let dated = valid_from.is_some() || valid_until.is_some();
+        let outside = dated
+            && lifecycle::validity(valid_from.as_deref(), valid_until.as_deref(), &lifecycle::now_instant())
+                != lifecycle::Validity::Open;
+        if disabled || outside {
             return Err(DirectoryError::InvalidCredentials);
         }
         match self.password_age(changed.as_deref()) {

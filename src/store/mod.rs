@@ -237,6 +237,7 @@ impl Store {
                 dn2id: OnceLock::new(),
                 postings: OnceLock::new(),
                 children: OnceLock::new(),
+                last_bind: OnceLock::new(),
             }),
         };
         let mut shared = self.snapshot.lock()?;
@@ -536,6 +537,8 @@ pub struct ReadInner {
     dn2id: OnceLock<redb::ReadOnlyTable<&'static str, u64>>,
     postings: OnceLock<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
     children: OnceLock<redb::ReadOnlyTable<u128, ()>>,
+    /// Read by every bind (`pwdLastSuccess`): opened once per snapshot too.
+    pub(super) last_bind: OnceLock<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
 }
 
 impl std::ops::Deref for ReadTx {
