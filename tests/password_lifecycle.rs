@@ -3,10 +3,7 @@
 //! history, "must change after reset", and the Password Policy response
 //! control (1.3.6.1.4.1.42.2.27.8.5.1) on binds and Password Modify.
 
-use base64::Engine;
-use sha1::Digest;
-
-use crate::common::{ADMIN_PASSWORD, TestServer, have, have_python, run};
+use crate::common::{ADMIN_PASSWORD, TestServer, have, have_python, run, ssha};
 
 const JDUPONT: &str = "uid=jdupont,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
 const HDUPRE: &str = "uid=hdupre,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
@@ -14,15 +11,6 @@ const ADMIN: &str = "cn=admin,dc=cig,dc=fr";
 
 fn demo() -> &'static str {
     convergences::seed::DEMO_PASSWORD
-}
-
-fn ssha(password: &str) -> String {
-    let mut h = sha1::Sha1::new();
-    h.update(password.as_bytes());
-    h.update(b"grain");
-    let mut raw = h.finalize().to_vec();
-    raw.extend_from_slice(b"grain");
-    format!("{{SSHA}}{}", base64::engine::general_purpose::STANDARD.encode(raw))
 }
 
 /// ldapwhoami with the Password Policy request control; (exit code, stderr).

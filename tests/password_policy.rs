@@ -3,25 +3,14 @@
 //! store one; and a bind to a DN without a password costs what a bind to
 //! the directory's accounts costs.
 
-use base64::Engine;
 use convergences::directory::{Actor, Entry, TokenScope};
 use serde_json::json;
-use sha1::Digest;
 
-use crate::common::{ADMIN_PASSWORD, Scim, TestServer, dn, have, run, token};
+use crate::common::{ADMIN_PASSWORD, Scim, TestServer, dn, have, run, ssha, token};
 
 const CRETEIL: &str = "o=219400280,ou=organisations,dc=cig,dc=fr";
 const JDUPONT: &str = "uid=jdupont,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
 const HDUPRE: &str = "uid=hdupre,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
-
-fn ssha(password: &str) -> String {
-    let mut h = sha1::Sha1::new();
-    h.update(password.as_bytes());
-    h.update(b"sel!");
-    let mut raw = h.finalize().to_vec();
-    raw.extend_from_slice(b"sel!");
-    format!("{{SSHA}}{}", base64::engine::general_purpose::STANDARD.encode(raw))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prehashed_password_is_taken_from_an_administrator_only() {

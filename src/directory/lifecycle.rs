@@ -13,7 +13,7 @@
 
 use super::schema::syntax::{format_epoch, parse_generalized_time};
 use super::*;
-use crate::store::WriteTx;
+use crate::store::{Reader, WriteTx};
 
 /// The attributes of the window, and the server's note of a recorded end.
 pub const START: &str = "pwdStartTime";
@@ -90,6 +90,18 @@ pub(super) fn check_window(entry: &Entry) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A count of days an organisation's entry sets in `attr` (a retention
+/// that overrides the server's setting), when it sets one.
+pub(super) fn organisation_days(r: &impl Reader, org_ndn: &str, attr: &str) -> Result<Option<u64>> {
+    let Some(id) = r.id_of_dn(org_ndn)? else { return Ok(None) };
+    Ok(r.entry(id)?.and_then(|rec| {
+        (rec.attrs.into_iter())
+            .find(|(n, _)| n.eq_ignore_ascii_case(attr))
+            .and_then(|(_, v)| v.into_iter().next())
+            .and_then(|v| String::from_utf8(v).ok()?.trim().parse::<u64>().ok())
+    }))
 }
 
 /// What one lifecycle step did.

@@ -42,15 +42,7 @@ impl Directory {
         if org_ndn.is_empty() {
             return Ok(self.audit_retention_days);
         }
-        let own = match r.id_of_dn(org_ndn)? {
-            Some(id) => r.entry(id)?.and_then(|rec| {
-                (rec.attrs.into_iter())
-                    .find(|(n, _)| n.eq_ignore_ascii_case(AUDIT_RETENTION_ATTR))
-                    .and_then(|(_, v)| v.into_iter().next())
-                    .and_then(|v| String::from_utf8(v).ok()?.trim().parse::<u64>().ok())
-            }),
-            None => None,
-        };
+        let own = lifecycle::organisation_days(r, org_ndn, AUDIT_RETENTION_ATTR)?;
         Ok(own.unwrap_or(self.audit_retention_days))
     }
 

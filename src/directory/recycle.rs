@@ -58,15 +58,7 @@ impl Directory {
 
     /// Days an organisation's deleted agents stay in the bin.
     fn retention_days(&self, r: &impl Reader, org_ndn: &str) -> Result<u64> {
-        let own = match r.id_of_dn(org_ndn)? {
-            Some(id) => r.entry(id)?.and_then(|rec| {
-                (rec.attrs.into_iter())
-                    .find(|(n, _)| n.eq_ignore_ascii_case(RETENTION_ATTR))
-                    .and_then(|(_, v)| v.into_iter().next())
-                    .and_then(|v| String::from_utf8(v).ok()?.trim().parse::<u64>().ok())
-            }),
-            None => None,
-        };
+        let own = lifecycle::organisation_days(r, org_ndn, RETENTION_ATTR)?;
         Ok(own.unwrap_or(self.recycle_bin_days))
     }
 

@@ -219,6 +219,18 @@ pub fn have_python(modules: &[&str]) -> bool {
     found
 }
 
+/// An `{SSHA}` hash of `password` (salt `sel!`), as slapd and older tools store them.
+pub fn ssha(password: &str) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    h.update(password.as_bytes());
+    h.update(b"sel!");
+    let mut raw = h.finalize().to_vec();
+    raw.extend_from_slice(b"sel!");
+    format!("{{SSHA}}{}", base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
 /// A script of tests/clients.
 pub fn client_script(name: &str) -> String {
     format!("{}/tests/clients/{name}", env!("CARGO_MANIFEST_DIR"))
