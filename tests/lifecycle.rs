@@ -301,3 +301,30 @@ async fn the_last_successful_bind_is_recorded_once_an_interval_and_searchable() 
     let (code, _, err) = run("ldapmodify", &admin[..], Some(&forge)).await;
     assert_eq!(code, 19, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_read_outside_its_dates_and_put_back_as_read_is_not_suspended() {
+    let srv = TestServer::start_with(|c| c.lifecycle_interval_secs = 0).await;
+    let scim = Scim::new(&srv);
+    let org = crate::common::token(&srv, TokenScope::Organisation(dn(CRETEIL)));
+    let id = uuid(&srv, JDUPONT);
+    let ended = json!({"schemas": [PATCH], "Operations": [
+        {"op": "replace", "path": format!("{AGENT}:validUntil"), "value": "2020-01-01T00:00:00Z"}]});
+    let (status, _, read) = scim.call(&org, "PATCH", &format!("/Users/{id}"), Some(&ended)).await;
+    assert_eq!((status, read["active"].clone()), (200, json!(false)), "{read}");
+    // What the HR software read, sent back whole: nothing changes.
+    let (status, _, _) = scim.call(&org, "PUT", &format!("/Users/{id}"), Some(&read)).await;
+    assert_eq!(status, 200);
+    let stored = srv.directory().get(&dn(JDUPONT)).unwrap().unwrap();
+    assert_ne!(stored.first_str("cigActive"), Some("FALSE"), "not suspended by the dates' false");
+    // The contract is prolonged: the account is active again.
+    let prolonged = json!({"schemas": [PATCH], "Operations": [
+        {"op": "remove", "path": format!("{AGENT}:validUntil")}]});
+    let (status, _, user) = scim.call(&org, "PATCH", &format!("/Users/{id}"), Some(&prolonged)).await;
+    assert_eq!((status, user["active"].clone()), (200, json!(true)), "{user}");
+    // A real suspension, sent as such, still suspends.
+    let off = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    let (status, _, user) = scim.call(&org, "PATCH", &format!("/Users/{id}"), Some(&off)).await;
+    assert_eq!((status, user["active"].clone()), (200, json!(false)), "{user}");
+    assert_eq!(srv.directory().get(&dn(JDUPONT)).unwrap().unwrap().first_str("cigActive"), Some("FALSE"));
+}

@@ -12,7 +12,7 @@ use super::parse::{self, Parsed};
 use super::render::{self, DirSyntax, Sources};
 use super::{Caller, ScimError};
 use crate::directory::request::version;
-use crate::directory::{Change, Directory, Dn, Entry, ModOp, Modification, Rdn};
+use crate::directory::{Change, Directory, Dn, Entry, ModOp, Modification, Rdn, lifecycle};
 
 /// Everything a User shows besides its entry.
 pub(super) struct Context {
@@ -262,7 +262,17 @@ pub(super) fn write_changes(
     }
     let filled: Vec<Vec<u8>> = parsed.filled.iter().map(|f| f.as_bytes().to_vec()).collect();
     let values = parsed.values.iter().filter(|(n, _)| *n != "uid").map(|(n, v)| (*n, v.clone()));
+    // Outside its dates an account reads `active: false` whatever its flag:
+    // that false, sent back, is what the dates say, not a suspension (a PUT
+    // of what a GET read changes nothing).
+    let flag = USERS.active_flag();
+    let dated_out = lifecycle::validity_of(entry, &lifecycle::now_instant()) != lifecycle::Validity::Open;
     for (name, values) in values.chain([("cigScimFilled", filled)]) {
+        let suspends = values.first().is_some_and(|v| v.eq_ignore_ascii_case(b"FALSE"));
+        let suspended = current(entry, name).first().is_some_and(|v| v.eq_ignore_ascii_case(b"FALSE"));
+        if Some(name) == flag && dated_out && suspends && !suspended {
+            continue;
+        }
         if !same_values(current(entry, name), &values) {
             mods.push(Modification { op: ModOp::Replace, attr: name.into(), values });
         }

@@ -395,6 +395,16 @@ impl Path {
 }
 
 impl Resource {
+    /// The LDAP attribute of the `active` row (see [`Home::Active`]), if the resource has one.
+    pub fn active_flag(&self) -> Option<&'static str> {
+        std::iter::once(self.core).chain(self.extensions.iter().copied()).flat_map(|s| s.attrs).find_map(|a| {
+            match a.home {
+                Home::Active(l) => Some(l),
+                _ => None,
+            }
+        })
+    }
+
     /// The schema a URN names, case-insensitively (the core or an extension).
     pub fn schema(&self, urn: &str) -> Option<&'static Schema> {
         std::iter::once(self.core).chain(self.extensions.iter().copied()).find(|s| s.id.eq_ignore_ascii_case(urn))
