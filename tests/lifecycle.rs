@@ -328,3 +328,32 @@ async fn a_user_read_outside_its_dates_and_put_back_as_read_is_not_suspended() {
     assert_eq!((status, user["active"].clone()), (200, json!(false)), "{user}");
     assert_eq!(srv.directory().get(&dn(JDUPONT)).unwrap().unwrap().first_str("cigActive"), Some("FALSE"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_by_sasl_external_on_the_local_socket_is_a_last_use_too() {
+    if !have("ldapwhoami") || !have("ldapsearch") {
+        return;
+    }
+    let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
+    // CI runs as root: there, the local socket binds as cn=admin and this is checked.
+    assert!(root || std::env::var("CI").is_err(), "CI runs the tests as root");
+    if !root {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let path = srv.handle.as_ref().unwrap().ldapi.clone().unwrap();
+    let url = format!("ldapi://{}", path.display().to_string().replace('/', "%2F"));
+    let (code, out, err) = run("ldapwhoami", &["-Q", "-Y", "EXTERNAL", "-H", &url], None).await;
+    assert_eq!((code, out.trim()), (0, "dn:cn=admin,dc=cig,dc=fr"), "{err}");
+    let mut found = String::new();
+    for _ in 0..50 {
+        let args =
+            ["-Q", "-Y", "EXTERNAL", "-LLL", "-H", &url, "-b", "cn=admin,dc=cig,dc=fr", "-s", "base", "pwdLastSuccess"];
+        found = run("ldapsearch", &args, None).await.1;
+        if found.contains("pwdLastSuccess: ") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(found.contains(&format!("pwdLastSuccess: {}", &lifecycle::now_instant()[..8])), "{found}");
+}

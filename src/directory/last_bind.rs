@@ -51,6 +51,16 @@ impl Directory {
         }
     }
 
+    /// After a bind without a password (SASL EXTERNAL, by certificate or on
+    /// the local socket) of the entry `ndn`: note it as a simple bind's is.
+    pub fn note_bind_of(&self, ndn: &str) -> Result<()> {
+        let r = self.store.read()?;
+        let Some(id) = r.id_of_dn(ndn)? else { return Ok(()) };
+        let recorded = r.kept_value(Kept::LastBind, &id.to_be_bytes())?.as_deref().and_then(decode);
+        self.note_bind(id, recorded);
+        Ok(())
+    }
+
     /// Write the binds noted since the last flush, in one transaction; how many.
     pub fn flush_last_binds(&self) -> Result<usize> {
         let noted = match self.noted_binds.0.lock() {

@@ -120,7 +120,7 @@ fn local_bind(ctx: &Context, session: &mut Session, uid: u32, authz: &[u8]) -> L
         };
         Ok(Bound { dn: stored.to_string(), ndn, principal: dir.principal_of(&stored)?, generation: dir.generation() })
     })();
-    establish(session, outcome)
+    establish(dir, session, outcome)
 }
 
 /// SASL EXTERNAL: bind as the entry the TLS client certificate names. Its
@@ -150,7 +150,7 @@ async fn external_bind(ctx: &Arc<Context>, session: &mut Session, client_dn: Opt
     })
     .await;
     match outcome {
-        Ok(outcome) => establish(session, outcome),
+        Ok(outcome) => establish(&ctx.directory, session, outcome),
         Err(_) => result(LdapResultCode::Other, "bind failed"),
     }
 }
@@ -164,9 +164,12 @@ struct Bound {
 }
 
 /// The session becomes the entry a bind authenticated, or stays anonymous.
-fn establish(session: &mut Session, outcome: Result<Bound, DirectoryError>) -> LdapResult {
+fn establish(dir: &Directory, session: &mut Session, outcome: Result<Bound, DirectoryError>) -> LdapResult {
     match outcome {
         Ok(Bound { dn, ndn, principal, generation }) => {
+            if let Err(e) = dir.note_bind_of(&ndn) {
+                tracing::warn!(%dn, "could not note a bind's time: {e}");
+            }
             session.principal = principal;
             session.generation = generation;
             session.bound_dn = dn;
