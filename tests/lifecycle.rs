@@ -73,6 +73,7 @@ async fn outside_its_validity_an_account_binds_like_a_wrong_password_and_scim_sh
     assert_eq!(status, 200, "{user}");
     assert_eq!(user["active"], json!(false), "{user}");
     assert_eq!(user[AGENT]["validUntil"], json!("2020-01-01T00:00:00Z"), "{user}");
+    assert_eq!(user[AGENT]["status"], json!("ended"), "what an administrator reads: {user}");
 
     // Prolonged (the date removed): the account works again.
     let prolonged = format!("dn: {JDUPONT}\nchangetype: modify\ndelete: pwdEndTime\n");
@@ -86,6 +87,7 @@ async fn outside_its_validity_an_account_binds_like_a_wrong_password_and_scim_sh
     assert_eq!(status, 200, "{user}");
     assert_eq!(user[AGENT]["validFrom"], json!("2099-09-01T06:00:00Z"), "kept in UTC: {user}");
     assert_eq!(user["active"], json!(false), "{user}");
+    assert_eq!(user[AGENT]["status"], json!("notYetValid"), "{user}");
     assert_eq!(bind(&srv, JDUPONT, demo).await, (49, wrong));
     let stored = srv.directory().get(&dn(JDUPONT)).unwrap().unwrap();
     assert_eq!(stored.first_str("pwdStartTime"), Some("20990901060000Z"), "LDAP tools read the draft's attribute");
@@ -327,6 +329,7 @@ async fn a_user_read_outside_its_dates_and_put_back_as_read_is_not_suspended() {
     let (status, _, user) = scim.call(&org, "PATCH", &format!("/Users/{id}"), Some(&off)).await;
     assert_eq!((status, user["active"].clone()), (200, json!(false)), "{user}");
     assert_eq!(srv.directory().get(&dn(JDUPONT)).unwrap().unwrap().first_str("cigActive"), Some("FALSE"));
+    assert_eq!(user[AGENT]["status"], json!("suspended"), "told apart from an end of validity: {user}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,6 +78,20 @@ pub fn usable(entry: &Entry) -> bool {
     !suspended && validity_of(entry, &now_instant()) == Validity::Open
 }
 
+/// Why an account may or may not log in now, as an administrator reads it
+/// (SCIM `status`): `suspended` (`cigActive: FALSE`), `notYetValid`,
+/// `ended`, or `active`.
+pub fn standing(entry: &Entry) -> &'static str {
+    if entry.first_str("cigActive").is_some_and(|v| v.eq_ignore_ascii_case("FALSE")) {
+        return "suspended";
+    }
+    match validity_of(entry, &now_instant()) {
+        Validity::NotYet => "notYetValid",
+        Validity::Ended => "ended",
+        Validity::Open => "active",
+    }
+}
+
 /// Refuse a window that never opens (constraintViolation): an end at or
 /// before the start is a mistake, not a way to disable an account.
 pub(super) fn check_window(entry: &Entry) -> Result<()> {

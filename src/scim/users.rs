@@ -84,6 +84,7 @@ pub(super) fn render(dir: &Directory, caller: &Caller, entry: &Entry) -> Value {
     }
     let mut agent = Map::new();
     render::attributes(AGENT_SCHEMA.attrs, &src, &mut agent);
+    agent.insert("status".into(), lifecycle::standing(entry).into());
     if let Some(s) = &ctx.siren {
         agent.insert("siren".into(), Value::String(s.clone()));
     }
@@ -204,6 +205,7 @@ pub(super) fn created(dir: &Directory, entry: &Entry, answer: Value) -> Value {
     if let Some(s) = siren {
         agent.insert("siren".into(), s.into());
     }
+    agent.insert("status".into(), lifecycle::standing(entry).into());
     let mut schemas = vec![Value::String(USER.into())];
     if doc.contains_key(ENTERPRISE) {
         schemas.push(ENTERPRISE.into());

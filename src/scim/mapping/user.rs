@@ -239,6 +239,13 @@ const AGENT_ATTRS: &[Attr] = &[
     Attr::string("applications", Home::Server, "The applications the agent may use (cn of the application groups it is in).")
         .multi()
         .read_only(),
+    Attr::string(
+        "status",
+        Home::Server,
+        "Why the account may or may not log in: active; suspended (active set to false); notYetValid (before validFrom); ended (from validUntil).",
+    )
+    .read_only()
+    .canonical(&["active", "suspended", "notYetValid", "ended"]),
     Attr::new(
         "validFrom",
         Type::DateTime,
