@@ -217,8 +217,11 @@ pub fn run(dir: &Directory, actor: &Actor, cmd: &Command) -> Result<Outcome> {
                     if is_agent(e) {
                         agents.push(crate::scim::user_document(dir, e));
                     }
-                    let attrs: Vec<(String, Vec<Vec<u8>>)> =
-                        e.attrs.iter().map(|a| (a.name.clone(), a.values.clone())).collect();
+                    // Handed over to the organisation: never a password hash.
+                    let attrs: Vec<(String, Vec<Vec<u8>>)> = (e.attrs.iter())
+                        .filter(|a| !a.name.eq_ignore_ascii_case("userPassword"))
+                        .map(|a| (a.name.clone(), a.values.clone()))
+                        .collect();
                     crate::ldif::write_entry(&mut w, &e.dn.to_string(), &attrs).map_err(io)
                 })?;
                 Ok(n)

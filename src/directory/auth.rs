@@ -34,6 +34,8 @@ pub struct Account {
     pub valid_until: Option<String>,
     /// Failed binds are counted (`pwdFailureTime`): a success clears them.
     pub failed: bool,
+    /// The `pwdFailureTime` values, in the form of [`lifecycle::instant`].
+    pub failure_times: Vec<String>,
     /// The entry's id, and its last successful bind recorded (seconds).
     pub id: u64,
     pub last_bind: Option<u64>,
@@ -42,6 +44,19 @@ pub struct Account {
     /// `pwdReset: TRUE`: someone else set the password.
     pub reset: bool,
 }
+
+/// Failed binds noted for one account, not yet written.
+pub(crate) struct NotedFailures {
+    dn: String,
+    peer: String,
+    times: Vec<String>,
+}
+
+/// Most accounts with noted failures between two flushes (memory stays
+/// bounded under a spray; the store still counts what was written).
+const MAX_NOTED_FAILURES: usize = 100_000;
+
+pub(crate) type FailureNotes = std::sync::Mutex<std::collections::HashMap<String, NotedFailures>>;
 
 /// The draft's attributes of the lockout.
 const FAILURES: &str = "pwdFailureTime";
@@ -203,6 +218,7 @@ impl Directory {
                     a.valid_until = values.next().and_then(|x| x.ok()).and_then(lifecycle::instant);
                 } else if name.eq_ignore_ascii_case(FAILURES.as_bytes()) {
                     a.failed = true;
+                    a.failure_times = values.filter_map(|x| x.ok()).filter_map(lifecycle::instant).collect();
                 } else if expiring && name.eq_ignore_ascii_case(b"pwdChangedTime") {
                     a.changed = values.next().and_then(|x| x.ok()).and_then(lifecycle::instant);
                 } else if name.eq_ignore_ascii_case(super::ppolicy::RESET.as_bytes()) {
@@ -255,6 +271,7 @@ impl Directory {
             valid_from,
             valid_until,
             failed,
+            failure_times,
             id,
             last_bind,
             changed,
@@ -266,9 +283,7 @@ impl Directory {
         let matched = stored.iter().find(|v| password::verify(v, password)).cloned();
         let policy = &self.password_policy;
         let now = now_secs();
-        let locked = locked_at.as_deref().is_some_and(|t| {
-            policy.lockout_secs == 0 || t > format_epoch(now.saturating_sub(policy.lockout_secs) as i64).as_str()
-        });
+        let locked = locked_at.as_deref().is_some_and(|t| self.lock_holds(t));
         if locked {
             if matched.is_some() {
                 notice.problem = Some(PasswordProblem::AccountLocked);
@@ -277,10 +292,21 @@ impl Directory {
         }
         let Some(matched) = matched else {
             if !stored.is_empty() && policy.max_failures > 0 {
-                match self.record_failure(&dn, peer) {
-                    Ok(true) => tracing::warn!(%dn, %peer, "account locked after {} failed binds", policy.max_failures),
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(%dn, "could not record a failed bind: {e}"),
+                // Noted in memory and written in the background (see
+                // `flush_failures`): a failure costs what a bind to an unknown
+                // DN costs, except the one that locks the account.
+                let horizon = (policy.lockout_secs > 0)
+                    .then(|| lifecycle::epoch_instant(now.saturating_sub(policy.lockout_secs) as i64));
+                let recent = failure_times.iter().filter(|t| horizon.as_ref().is_none_or(|h| *t > h)).count();
+                let noted = self.note_failure(&ndn, &dn, peer);
+                if recent + noted >= policy.max_failures as usize {
+                    match self.write_failures(&ndn) {
+                        Ok(true) => {
+                            tracing::warn!(%dn, %peer, "account locked after {} failed binds", policy.max_failures)
+                        }
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(%dn, "could not record failed binds: {e}"),
+                    }
                 }
             }
             return Err(DirectoryError::InvalidCredentials);
@@ -312,6 +338,7 @@ impl Directory {
         self.decoy.sample(if rehashed { password::decoy() } else { &matched });
         // Failures count in a row: a success forgets them, and a lock that
         // has run its time.
+        self.forget_failures(&ndn);
         if (failed || locked_at.is_some())
             && let Err(e) = self.clear_failures(&dn, peer)
         {
@@ -330,32 +357,72 @@ impl Directory {
         Ok(Principal::Entry(std::sync::Arc::new(BoundEntry::new(dn, ndn))))
     }
 
-    /// Add a failed bind to the account's `pwdFailureTime` (the ones older
-    /// than the lockout's duration are forgotten), and lock the account
-    /// when they reach the threshold; true when this failure locked it.
+    /// Note a failed bind of `ndn` in memory; how many are noted for it now.
+    fn note_failure(&self, ndn: &str, dn: &str, peer: &str) -> usize {
+        let Ok(mut noted) = self.noted_failures.lock() else { return 0 };
+        if noted.len() >= MAX_NOTED_FAILURES && !noted.contains_key(ndn) {
+            return 0;
+        }
+        let f = noted.entry(ndn.to_string()).or_insert_with(|| NotedFailures {
+            dn: dn.to_string(),
+            peer: peer.to_string(),
+            times: Vec::new(),
+        });
+        f.times.push(now_precise());
+        f.times.len()
+    }
+
+    fn forget_failures(&self, ndn: &str) {
+        if let Ok(mut noted) = self.noted_failures.lock() {
+            noted.remove(ndn);
+        }
+    }
+
+    /// Write the failed binds noted since the last flush (the server does
+    /// once a second); how many accounts they locked.
+    pub fn flush_failures(&self) -> Result<usize> {
+        let ndns: Vec<String> = match self.noted_failures.lock() {
+            Ok(n) => n.keys().cloned().collect(),
+            Err(_) => return Ok(0),
+        };
+        let mut locked = 0;
+        for ndn in ndns {
+            if self.write_failures(&ndn)? {
+                locked += 1;
+            }
+        }
+        Ok(locked)
+    }
+
+    /// Add the failed binds noted for `ndn` to its `pwdFailureTime` (the
+    /// ones older than the lockout's duration are forgotten), and lock the
+    /// account when they reach the threshold; true when this locked it.
     /// Read and written in one transaction: concurrent failures all count.
-    fn record_failure(&self, dn: &str, peer: &str) -> Result<bool> {
+    fn write_failures(&self, ndn: &str) -> Result<bool> {
+        let Some(noted) = self.noted_failures.lock().ok().and_then(|mut n| n.remove(ndn)) else { return Ok(false) };
         let policy = &self.password_policy;
-        let keep = policy.max_failures as usize;
+        let keep = (policy.max_failures as usize).max(1);
         let horizon = (policy.lockout_secs > 0)
             .then(|| lifecycle::epoch_instant(now_secs().saturating_sub(policy.lockout_secs) as i64));
-        let now = now_precise();
-        let server = Actor { peer: peer.to_string(), ..Actor::new(dn.to_string()) };
-        let ndn = self.normalize_dn(&Dn::parse(dn)?)?;
+        let server = Actor { peer: noted.peer.clone(), ..Actor::new(noted.dn.clone()) };
         let locked = self.store.write_with(|w| -> Result<bool> {
-            let Some(id) = w.id_of_dn(&ndn)? else { return Ok(false) };
+            let Some(id) = w.id_of_dn(ndn)? else { return Ok(false) };
             let Some(rec) = w.entry(id)? else { return Ok(false) };
             let before = self.to_entry(&rec)?;
             let mut times = before.get(FAILURES).map(|a| a.values.clone()).unwrap_or_default();
             if let Some(h) = &horizon {
                 times.retain(|t| lifecycle::instant(t).is_some_and(|i| i > *h));
             }
-            times.push(now.clone().into_bytes());
+            times.extend(noted.times.iter().map(|t| t.clone().into_bytes()));
             if times.len() > keep {
                 times.drain(..times.len() - keep);
             }
-            // Only an expired lock can be there (a locked account is refused before).
-            let lock = times.len() >= keep;
+            let still_locked = before
+                .get(LOCKED)
+                .and_then(|a| a.values.first())
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .is_some_and(|t| self.lock_holds(t));
+            let lock = times.len() >= keep && !still_locked;
             let mut after = before.clone();
             after.set(FAILURES, times);
             if lock {
@@ -372,6 +439,12 @@ impl Directory {
         Ok(locked)
     }
 
+    /// Whether a lock set at `t` (`pwdAccountLockedTime`) still holds now.
+    fn lock_holds(&self, t: &str) -> bool {
+        let policy = &self.password_policy;
+        policy.lockout_secs == 0 || t > format_epoch(now_secs().saturating_sub(policy.lockout_secs) as i64).as_str()
+    }
+
     /// Forget an account's failed binds and its lock (which has run its
     /// time) after a successful bind.
     fn clear_failures(&self, dn: &str, peer: &str) -> Result<()> {
@@ -383,7 +456,11 @@ impl Directory {
             let before = self.to_entry(&rec)?;
             let mut after = before.clone();
             after.remove(FAILURES);
-            let unlocked = after.remove(LOCKED).is_some();
+            // A lock set since the bind's snapshot stays.
+            let fresh = (after.get(LOCKED).and_then(|a| a.values.first()))
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .is_some_and(|t| self.lock_holds(t));
+            let unlocked = !fresh && after.remove(LOCKED).is_some();
             if after.attrs.len() == before.attrs.len() {
                 return Ok(());
             }

@@ -92,6 +92,35 @@ pub fn standing(entry: &Entry) -> &'static str {
     }
 }
 
+/// A retention of `days` after `secs` (seconds since the epoch), capped at
+/// the last second GeneralizedTime can write: "keep for ever" never wraps
+/// round into the past.
+pub fn days_after(secs: u64, days: u64) -> u64 {
+    const LAST: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    secs.saturating_add(days.saturating_mul(86_400)).min(LAST)
+}
+
+/// Seconds since the epoch of `secs` minus `days` (at least the epoch).
+pub fn days_before(secs: i64, days: u64) -> i64 {
+    secs.saturating_sub(i64::try_from(days.saturating_mul(86_400)).unwrap_or(i64::MAX)).max(0)
+}
+
+/// The window's dates as stored: canonical GeneralizedTime in UTC
+/// (RFC 4517 §3.3.13), so that they read back as they compare, and a value
+/// sent back unchanged in another spelling is no new end date.
+pub(super) fn canonicalize_window(entry: &mut Entry) {
+    for name in [START, END] {
+        if let Some(a) = entry.get_mut(name) {
+            for v in a.values.iter_mut() {
+                if let Some(c) = std::str::from_utf8(v).ok().and_then(|s| parse_generalized_time(s).ok()) {
+                    let second = c.get(..14).map(|t| format!("{t}Z")).unwrap_or(c);
+                    *v = second.into_bytes();
+                }
+            }
+        }
+    }
+}
+
 /// Refuse a window that never opens (constraintViolation): an end at or
 /// before the start is a mistake, not a way to disable an account.
 pub(super) fn check_window(entry: &Entry) -> Result<()> {

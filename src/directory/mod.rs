@@ -175,6 +175,7 @@ pub struct Directory {
     last_bind_interval: u64,
     audit_retention_days: u64,
     noted_binds: last_bind::NotedBinds,
+    noted_failures: auth::FailureNotes,
     decoy: auth::Decoy,
     group_commit: Arc<commit::GroupCommit>,
 }
@@ -257,6 +258,7 @@ impl Directory {
             last_bind_interval: settings.last_bind_interval_secs,
             audit_retention_days: settings.audit_retention_days,
             noted_binds: Default::default(),
+            noted_failures: Default::default(),
             decoy: Default::default(),
             group_commit: Default::default(),
         };

@@ -71,7 +71,7 @@ impl Directory {
         let Some(now) = epoch_of(as_of) else { return Ok(0) };
         let (due, mut purged) = (|| -> Result<(Vec<u64>, usize)> {
             let r = self.store.read()?;
-            let horizon = lifecycle::epoch_instant(now - (self.shortest_audit_retention(&r)? * 86_400) as i64);
+            let horizon = lifecycle::epoch_instant(lifecycle::days_before(now, self.shortest_audit_retention(&r)?));
             let mut cutoffs: HashMap<String, String> = HashMap::new();
             let mut due = Vec::new();
             let mut next = 0;
@@ -89,7 +89,7 @@ impl Directory {
                         Some(t) => t.clone(),
                         None => {
                             let days = self.audit_retention(&r, &org)?;
-                            let t = lifecycle::epoch_instant(now - (days * 86_400) as i64);
+                            let t = lifecycle::epoch_instant(lifecycle::days_before(now, days));
                             cutoffs.insert(org, t.clone());
                             t
                         }

@@ -84,7 +84,7 @@ impl Directory {
                 uuid: uuid::Uuid::from_bytes(bytes).to_string(),
                 dn: entry.dn.to_string(),
                 deleted: format_epoch(d.deleted as i64),
-                purge_at: format_epoch(d.deleted.saturating_add(days * 86_400) as i64),
+                purge_at: format_epoch(lifecycle::days_after(d.deleted, days) as i64),
             });
         }
         out.sort_by(|a, b| a.deleted.cmp(&b.deleted));
@@ -162,8 +162,9 @@ impl Directory {
             for (key, value) in r.kept_all(Kept::Bin)? {
                 let d = DeletedRecord::decode(&value)?;
                 let days = self.retention_days(&r, &d.org)?;
-                let purge_at = lifecycle::epoch_instant(d.deleted.saturating_add(days * 86_400) as i64);
-                if purge_at.as_str() <= as_of {
+                let purge_at = lifecycle::days_after(d.deleted, days);
+                let due_at = super::schema::syntax::epoch_of(as_of).unwrap_or(0).max(0) as u64;
+                if purge_at <= due_at {
                     due.push(key);
                 }
             }

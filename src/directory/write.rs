@@ -279,6 +279,7 @@ impl Directory {
             entry.set("pwdChangedTime", vec![now_generalized().into_bytes()]);
         }
         let structural = self.schema.check_entry(&mut entry)?;
+        super::lifecycle::canonicalize_window(&mut entry);
         super::lifecycle::check_window(&entry)?;
 
         // Operational attributes (RFC 4512 §3.4, RFC 4530).
@@ -509,8 +510,11 @@ impl Directory {
         let unlocked = touched.iter().any(|t| t.eq_ignore_ascii_case("pwdAccountLockedTime"))
             && new.get("pwdAccountLockedTime").is_none()
             && new.remove("pwdFailureTime").is_some();
-        // A new end date is a new transition to record when it passes.
-        let end_moved = touched.iter().any(|t| t.eq_ignore_ascii_case(super::lifecycle::END));
+        // A new end date is a new transition to record when it passes (the
+        // same date in another spelling is not one).
+        super::lifecycle::canonicalize_window(&mut new);
+        let end_moved = touched.iter().any(|t| t.eq_ignore_ascii_case(super::lifecycle::END))
+            && old.get(super::lifecycle::END).map(|a| &a.values) != new.get(super::lifecycle::END).map(|a| &a.values);
         if end_moved {
             new.remove(super::lifecycle::END_RECORDED);
         }

@@ -300,9 +300,9 @@ fn unsupported_critical(op: &LdapOp, ctrls: &[LdapControl]) -> Option<LdapResult
             // ldap3_proto keeps no criticality for these: honoured on a search, ignored elsewhere.
             LdapControl::SimplePagedResults { .. } | LdapControl::ServerSort { .. } => {}
             LdapControl::SyncRequest { criticality: true, .. } => return refused(oids::SYNC_REQUEST),
-            // Honoured on binds, Password Modify and modifies (draft-behera §6).
+            // Honoured on binds and Password Modify (draft-behera §6).
             LdapControl::PasswordPolicyRequest { criticality: true }
-                if !matches!(op, LdapOp::BindRequest(_) | LdapOp::ExtendedRequest(_) | LdapOp::ModifyRequest(_)) =>
+                if !matches!(op, LdapOp::BindRequest(_) | LdapOp::ExtendedRequest(_)) =>
             {
                 return refused(oids::PASSWORD_POLICY);
             }
