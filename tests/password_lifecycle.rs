@@ -99,6 +99,10 @@ async fn a_password_reset_by_the_referent_must_be_changed_before_anything_else()
     let (code, _, err) = search("Provisoire-2026").await;
     assert_eq!(code, 50, "insufficientAccess: {err}");
     assert!(err.contains("change it first"), "{err}");
+    // Nor may it change anybody else's password meanwhile.
+    let other = ["-x", "-H", &url, "-D", JDUPONT, "-w", "Provisoire-2026", "-s", "Pris-Au-Passage-1", HDUPRE];
+    let (code, out, _) = run("ldappasswd", &other, None).await;
+    assert!(code != 0 && out.contains("(50)"), "{out}");
     // The agent changes it; the flag goes and everything works again.
     let args =
         ["-x", "-H", &url, "-D", JDUPONT, "-w", "Provisoire-2026", "-a", "Provisoire-2026", "-s", "Le-Mien-2026"];

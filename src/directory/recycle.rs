@@ -50,7 +50,7 @@ impl Directory {
             deleted: now_secs(),
             org: org.to_string(),
             entry: self.record(entry, ndn, 0),
-            groups: self.member_of_in(w, ndn)?,
+            groups: memberships(w, ndn)?,
             last_bind: last_bind.and_then(|v| v.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0),
         };
         Ok(w.put_kept(Kept::Bin, uuid.as_bytes(), &record.encode())?)
@@ -134,18 +134,22 @@ impl Directory {
         {
             w.put_kept(Kept::LastBind, &id.to_be_bytes(), &d.last_bind.to_be_bytes())?;
         }
-        // Its memberships come back as they were: the groups' own rules
-        // (who may add whom) were satisfied when they were made.
-        let server = Actor { principal: Principal::Server, ..actor.clone() };
+        // Its memberships come back, under the restorer's rights: a group
+        // it may no longer add the agent to (an application the
+        // organisation no longer subscribes to, a group gone) is left out.
         for group in &d.groups {
+            let (attr, group) = group.split_once('\t').unwrap_or(("member", group.as_str()));
             let Ok(gdn) = Dn::parse(group) else { continue };
             let gndn = self.normalize_dn(&gdn)?;
             if w.id_of_dn(&gndn)?.is_none() {
                 continue;
             }
-            let add = Modification::new(ModOp::Add, "member", [entry.dn.to_string()]);
-            match self.modify_in(w, &server, &gdn, &[add]) {
-                Ok(()) | Err(DirectoryError::AttributeOrValueExists(_)) => {}
+            let add = Modification::new(ModOp::Add, attr, [entry.dn.to_string()]);
+            match self.modify_in(w, actor, &gdn, &[add]) {
+                Ok(())
+                | Err(DirectoryError::AttributeOrValueExists(_))
+                | Err(DirectoryError::InsufficientAccess(_))
+                | Err(DirectoryError::NoSuchObject { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -198,6 +202,22 @@ impl Directory {
         }
         Ok(())
     }
+}
+
+/// The groups an entry is a member of, each as `attribute<TAB>group DN`
+/// (`member` of a groupOfNames, `uniqueMember` of a groupOfUniqueNames),
+/// so that a restore puts it back in the attribute it was in.
+fn memberships(r: &impl crate::store::Reader, ndn: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (attr, index) in [("member", "member"), ("uniqueMember", "uniquemember")] {
+        let key = crate::store::index_key(crate::store::IndexKind::Equality, index, ndn.as_bytes());
+        for id in r.postings(&key)? {
+            if let Some(dn) = r.entry_dn(id)? {
+                out.push(format!("{attr}\t{dn}"));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn parse_uuid(uuid: &str) -> Result<uuid::Uuid> {

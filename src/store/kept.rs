@@ -48,7 +48,7 @@ pub struct DeletedRecord {
     pub org: String,
     /// The entry as it was stored (an encoded [`super::Record`]).
     pub entry: Vec<u8>,
-    /// The DNs of the groups it was a member of.
+    /// The groups it was a member of: `attribute<TAB>DN`.
     pub groups: Vec<String>,
     /// Its last successful bind (seconds since the epoch), 0 for none.
     pub last_bind: u64,

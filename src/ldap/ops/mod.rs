@@ -253,7 +253,23 @@ pub fn policy_control(ctrls: &[LdapControl], notice: &PolicyNotice) -> Vec<ber::
 fn changes_own_password(dir: &crate::directory::Directory, session: &Session, op: &LdapOp) -> bool {
     match op {
         LdapOp::BindRequest(_) | LdapOp::AbandonRequest(_) | LdapOp::UnbindRequest => true,
-        LdapOp::ExtendedRequest(r) => [oids::PASSWORD_MODIFY, oids::WHOAMI, oids::STARTTLS].contains(&r.name.as_str()),
+        // Its own password only: no identity, or its own.
+        LdapOp::ExtendedRequest(r) if r.name == oids::PASSWORD_MODIFY => {
+            let target = match &r.value {
+                None => None,
+                Some(_) => match ldap3_proto::proto::LdapPasswordModifyRequest::try_from(r) {
+                    Ok(pm) => pm.user_identity.filter(|u| !u.is_empty()),
+                    Err(_) => return true,
+                },
+            };
+            target.is_none_or(|u| {
+                crate::directory::Dn::parse(u.strip_prefix("dn:").unwrap_or(&u))
+                    .ok()
+                    .and_then(|d| dir.normalize_dn(&d).ok())
+                    .is_some_and(|n| n == session.bound_ndn)
+            })
+        }
+        LdapOp::ExtendedRequest(r) => [oids::WHOAMI, oids::STARTTLS].contains(&r.name.as_str()),
         LdapOp::ModifyRequest(r) => {
             let own = crate::directory::Dn::parse(&r.dn)
                 .ok()
