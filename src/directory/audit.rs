@@ -55,7 +55,7 @@ impl Directory {
         }
     }
 
-    fn normalize_dn_str(&self, s: &str) -> Option<String> {
+    pub(super) fn normalize_dn_str(&self, s: &str) -> Option<String> {
         Dn::parse(s).ok().and_then(|d| self.normalize_dn(&d).ok())
     }
 

@@ -105,10 +105,6 @@ impl Default for PasswordPolicy {
     }
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 /// Now as a GeneralizedTime to the microsecond: failures within one second
 /// stay distinct values of `pwdFailureTime`.
 fn now_precise() -> String {
@@ -282,7 +278,7 @@ impl Directory {
         }
         let matched = stored.iter().find(|v| password::verify(v, password)).cloned();
         let policy = &self.password_policy;
-        let now = now_secs();
+        let now = lifecycle::now_secs();
         let locked = locked_at.as_deref().is_some_and(|t| self.lock_holds(t));
         if locked {
             if matched.is_some() {
@@ -403,7 +399,7 @@ impl Directory {
         let policy = &self.password_policy;
         let keep = (policy.max_failures as usize).max(1);
         let horizon = (policy.lockout_secs > 0)
-            .then(|| lifecycle::epoch_instant(now_secs().saturating_sub(policy.lockout_secs) as i64));
+            .then(|| lifecycle::epoch_instant(lifecycle::now_secs().saturating_sub(policy.lockout_secs) as i64));
         let server = Actor { peer: noted.peer.clone(), ..Actor::new(noted.dn.clone()) };
         let locked = self.store.write_with(|w| -> Result<bool> {
             let Some(id) = w.id_of_dn(ndn)? else { return Ok(false) };
@@ -442,7 +438,8 @@ impl Directory {
     /// Whether a lock set at `t` (`pwdAccountLockedTime`) still holds now.
     fn lock_holds(&self, t: &str) -> bool {
         let policy = &self.password_policy;
-        policy.lockout_secs == 0 || t > format_epoch(now_secs().saturating_sub(policy.lockout_secs) as i64).as_str()
+        policy.lockout_secs == 0
+            || t > format_epoch(lifecycle::now_secs().saturating_sub(policy.lockout_secs) as i64).as_str()
     }
 
     /// Forget an account's failed binds and its lock (which has run its

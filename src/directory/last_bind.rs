@@ -27,10 +27,6 @@ const MAX_NOTED: usize = 1 << 20;
 #[derive(Default)]
 pub(crate) struct NotedBinds(Mutex<HashMap<u64, u64>>);
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 /// A stored time (big-endian seconds).
 pub(super) fn decode(v: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(v).ok().map(u64::from_be_bytes)
@@ -40,7 +36,7 @@ impl Directory {
     /// After a successful bind of entry `id`, whose last one recorded is
     /// `recorded`: note it, unless that one is recent enough.
     pub(super) fn note_bind(&self, id: u64, recorded: Option<u64>) {
-        let now = now_secs();
+        let now = lifecycle::now_secs();
         if recorded.is_some_and(|t| now < t.saturating_add(self.last_bind_interval)) {
             return;
         }

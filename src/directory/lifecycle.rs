@@ -41,11 +41,15 @@ pub fn instant(value: &[u8]) -> Option<String> {
     canonical.get(..14).map(str::to_string)
 }
 
+/// Now, in seconds since the epoch: the one clock of the lifecycle, the
+/// password policy and the recycle bin.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 /// The current time in the form of [`instant`].
 pub fn now_instant() -> String {
-    let secs =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    epoch_instant(secs)
+    epoch_instant(now_secs() as i64)
 }
 
 pub fn epoch_instant(secs: i64) -> String {

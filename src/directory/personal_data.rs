@@ -133,7 +133,7 @@ impl Directory {
         if !c.org.is_empty() {
             return Ok(c.org.clone());
         }
-        let Some(ndn) = self.normalize_dn_text(&c.dn) else { return Ok(String::new()) };
+        let Some(ndn) = self.normalize_dn_str(&c.dn) else { return Ok(String::new()) };
         Ok(self.organisation_of(r, &ndn, true)?.map(str::to_string).unwrap_or_default())
     }
 
@@ -161,7 +161,7 @@ impl Directory {
         let password_held = entry.remove("userPassword").is_some();
         let mut audit = Vec::new();
         self.audit(&AuditQuery::default(), |seq, c| {
-            let names = |s: &str| self.normalize_dn_text(s).is_some_and(|n| n == ndn);
+            let names = |s: &str| self.normalize_dn_str(s).is_some_and(|n| n == ndn);
             if names(&c.dn) || names(&c.actor) {
                 audit.push((seq, c.clone()));
             }
@@ -169,9 +169,5 @@ impl Directory {
         })?;
         let last_bind = last_bind.and_then(|v| String::from_utf8(v).ok());
         Ok(PersonRecord { entry, password_held, groups, last_bind, audit })
-    }
-
-    fn normalize_dn_text(&self, s: &str) -> Option<String> {
-        Dn::parse(s).ok().and_then(|d| self.normalize_dn(&d).ok())
     }
 }

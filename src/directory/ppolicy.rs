@@ -53,10 +53,6 @@ pub(super) enum Age {
     Expired,
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 fn is_person(entry: &Entry) -> bool {
     entry.get("objectClass").is_some_and(|a| {
         a.values.iter().any(|v| {
@@ -74,7 +70,7 @@ impl Directory {
         if p.max_age_secs == 0 {
             return Age::Fresh;
         }
-        let left = changed.saturating_add(p.max_age_secs as i64).saturating_sub(now_secs());
+        let left = changed.saturating_add(p.max_age_secs as i64).saturating_sub(lifecycle::now_secs() as i64);
         if left <= 0 {
             Age::Expired
         } else if (left as u64) <= p.expire_warning_secs {

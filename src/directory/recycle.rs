@@ -28,10 +28,6 @@ pub struct DeletedAgent {
     pub purge_at: String,
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 fn no_such(uuid: &str) -> DirectoryError {
     DirectoryError::NoSuchObject {
         dn: format!("entryUUID={uuid}: nothing with this entryUUID is in the recycle bin"),
@@ -47,7 +43,7 @@ impl Directory {
         let Some(Ok(uuid)) = entry.first_str("entryUUID").map(uuid::Uuid::try_parse) else { return Ok(()) };
         let last_bind = w.kept(Kept::LastBind, &id.to_be_bytes())?;
         let record = DeletedRecord {
-            deleted: now_secs(),
+            deleted: lifecycle::now_secs(),
             org: org.to_string(),
             entry: self.record(entry, ndn, 0),
             groups: memberships(w, ndn)?,
