@@ -132,6 +132,10 @@ pub struct ServerHandle {
     pub scim_addr: SocketAddr,
     /// The plain-HTTP SCIM address, when configured.
     pub scim_http_addr: Option<SocketAddr>,
+    /// The web console's HTTPS address.
+    pub console_addr: SocketAddr,
+    /// The web console's plain-HTTP address, when configured.
+    pub console_http_addr: Option<SocketAddr>,
     /// The TLS files in use (with the generated development CA, if any).
     pub tls: crate::tls::TlsFiles,
     pub directory: Arc<Directory>,
@@ -197,6 +201,12 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         Some(addr) => Some(listen("SCIM HTTP", addr).await?),
         None => None,
     };
+    let console_https = listen("console", cfg.console).await?;
+    let console_addr = console_https.local_addr()?;
+    let console_http = match cfg.console_http {
+        Some(addr) => Some(listen("console HTTP", addr).await?),
+        None => None,
+    };
     let ldapi = cfg.ldapi_path();
     let local = match &ldapi {
         Some(path) => Some(listen_local(path, cfg.ldapi_mode)?),
@@ -240,12 +250,29 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         .map_err(|e| AppError::Scim(e.to_string()))?;
     scim.log_operations = cfg.log_operations;
     let scim = Arc::new(scim);
-    let https = crate::scim::https::TlsListener::new(https, acceptor)?;
+    let https = crate::https::TlsListener::new(https, acceptor.clone())?;
     tasks.push(tokio::spawn(serve_http(https, crate::scim::router(scim.clone()), rx.clone())));
     let mut scim_http_addr = None;
     if let Some(http) = http {
         scim_http_addr = Some(http.local_addr()?);
-        tasks.push(tokio::spawn(serve_http(http, crate::scim::router(scim), rx)));
+        tasks.push(tokio::spawn(serve_http(http, crate::scim::router(scim), rx.clone())));
+    }
+    // One set of sessions for both console listeners.
+    let sessions = Arc::new(crate::console::Sessions::new(&cfg.console_limits));
+    let console = |secure| {
+        Arc::new(crate::console::Console {
+            directory: directory.clone(),
+            sessions: sessions.clone(),
+            limits: cfg.console_limits.clone(),
+            secure,
+        })
+    };
+    let console_https = crate::https::TlsListener::new(console_https, acceptor)?;
+    tasks.push(tokio::spawn(serve_http(console_https, crate::console::router(console(true)), rx.clone())));
+    let mut console_http_addr = None;
+    if let Some(http) = console_http {
+        console_http_addr = Some(http.local_addr()?);
+        tasks.push(tokio::spawn(serve_http(http, crate::console::router(console(false)), rx)));
     }
     Ok(ServerHandle {
         ldap_addr,
@@ -253,6 +280,8 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         ldapi,
         scim_addr,
         scim_http_addr,
+        console_addr,
+        console_http_addr,
         tls,
         directory,
         generated_admin_password,
@@ -309,19 +338,19 @@ async fn lifecycle(
     }
 }
 
-/// Serve the SCIM router on a listener until shutdown.
+/// Serve an HTTP router (SCIM, the console) on a listener until shutdown.
 async fn serve_http<L>(listener: L, router: axum::Router, mut stop: watch::Receiver<bool>)
 where
     L: axum::serve::Listener<Addr = SocketAddr>,
-    crate::scim::PeerAddr: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+    crate::https::PeerAddr: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
     let shutdown = async move {
         let _ = stop.changed().await;
     };
     // The peer address reaches handlers (ConnectInfo) for the audit trail.
-    let service = router.into_make_service_with_connect_info::<crate::scim::PeerAddr>();
+    let service = router.into_make_service_with_connect_info::<crate::https::PeerAddr>();
     if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(shutdown).await {
-        tracing::error!("SCIM server stopped: {e}");
+        tracing::error!("HTTP server stopped: {e}");
     }
 }
 

@@ -23,6 +23,13 @@ pub struct Config {
     pub scim_http: Option<SocketAddr>,
     /// SCIM limits.
     pub scim_limits: ScimLimits,
+    /// The web console over HTTPS, with the LDAPS certificate.
+    pub console: SocketAddr,
+    /// The web console over plain HTTP, for local use or behind a
+    /// TLS-terminating proxy (its cookies are then not `Secure`); none: off.
+    pub console_http: Option<SocketAddr>,
+    /// The web console's sessions and pages.
+    pub console_limits: ConsoleLimits,
     /// LDAP over a Unix domain socket (`ldapi://`): its path; unset:
     /// `<data>/ldapi`; empty: off. SASL EXTERNAL binds there as the peer's
     /// uid maps (root and the server's own uid: `cn=admin,<suffix>`).
@@ -156,6 +163,34 @@ impl PasswordSettings {
             expire_warning_secs: self.expire_warning_days.saturating_mul(86_400),
             history: self.history,
             must_change_after_reset: self.must_change_after_reset,
+        }
+    }
+}
+
+/// The web console's sessions and pages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleLimits {
+    /// Minutes without a request after which a session must sign in again.
+    pub idle_minutes: u64,
+    /// Minutes after sign-in after which a session ends whatever its use.
+    pub lifetime_minutes: u64,
+    /// Sessions open at once; signing in past it ends the oldest one.
+    pub max_sessions: usize,
+    /// Agents on one page of a list.
+    pub page_size: usize,
+    /// Largest form body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ConsoleLimits {
+    fn default() -> Self {
+        ConsoleLimits {
+            idle_minutes: 30,
+            lifetime_minutes: 600,
+            max_sessions: 10_000,
+            page_size: 50,
+            max_body_bytes: 1024 * 1024,
         }
     }
 }
@@ -295,6 +330,9 @@ impl Default for Config {
             scim: addr("127.0.0.1:8443"),
             scim_http: Some(addr("127.0.0.1:8080")),
             scim_limits: ScimLimits::default(),
+            console: addr("127.0.0.1:9443"),
+            console_http: Some(addr("127.0.0.1:9080")),
+            console_limits: ConsoleLimits::default(),
             ldapi: None,
             ldapi_mode: 0o600,
             ldapi_identities: Vec::new(),
@@ -396,6 +434,12 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_SCIM_HTTP") {
             self.scim_http = if v.is_empty() { None } else { Some(parse("CONVERGENCES_SCIM_HTTP", &v)?) };
+        }
+        if let Some(v) = get("CONVERGENCES_CONSOLE") {
+            self.console = parse("CONVERGENCES_CONSOLE", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_CONSOLE_HTTP") {
+            self.console_http = if v.is_empty() { None } else { Some(parse("CONVERGENCES_CONSOLE_HTTP", &v)?) };
         }
         if let Some(v) = get("CONVERGENCES_SCIM_MAX_RESULTS") {
             self.scim_limits.max_results = parse("CONVERGENCES_SCIM_MAX_RESULTS", &v)?;
@@ -568,6 +612,8 @@ impl Config {
             ldaps: addr("127.0.0.1:0"),
             scim: addr("127.0.0.1:0"),
             scim_http: Some(addr("127.0.0.1:0")),
+            console: addr("127.0.0.1:0"),
+            console_http: Some(addr("127.0.0.1:0")),
             demo: false,
             cache_mb: 16,
             ..Config::default()

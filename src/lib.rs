@@ -1,11 +1,13 @@
 //! # Convergences
 //!
-//! One directory served two ways, LDAP v3 and (later) SCIM 2.0, over one
-//! embedded store.
+//! One directory served three ways, LDAP v3, SCIM 2.0 and a web console in
+//! French, over one embedded store.
 //!
 //! ```text
-//! main.rs → app.rs ─┬─► ldap/  (ldap3_proto codec, tokio)  ─► directory/ ─► store/ (redb)
-//!                   └─► scim/  (to come)                   ─┘
+//! main.rs → app.rs ─┬─► ldap/     (ldap3_proto codec, tokio)  ─┐
+//!                   ├─► scim/     (axum, serde)                ├─► directory/ ─► store/ (redb)
+//!                   └─► console/  (axum, askama)              ─┘
+//! https.rs: the TLS listener both HTTP front ends share
 //! config.rs, ldif.rs, seed.rs: used by app and the command line
 //! ```
 //!
@@ -18,10 +20,12 @@
 pub mod app;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod directory;
 pub mod fasthash;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod https;
 pub mod ldap;
 pub mod ldif;
 pub mod metrics;

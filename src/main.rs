@@ -53,6 +53,12 @@ enum Command {
         /// SCIM over plain HTTP (default 127.0.0.1:8080), for local use or behind a TLS proxy.
         #[arg(long, env = "CONVERGENCES_SCIM_HTTP")]
         scim_http: Option<std::net::SocketAddr>,
+        /// The web console over HTTPS (default 127.0.0.1:9443).
+        #[arg(long, env = "CONVERGENCES_CONSOLE")]
+        console: Option<std::net::SocketAddr>,
+        /// The web console over plain HTTP (default 127.0.0.1:9080), for local use or behind a TLS proxy.
+        #[arg(long, env = "CONVERGENCES_CONSOLE_HTTP")]
+        console_http: Option<std::net::SocketAddr>,
         /// Do not seed demo data into an empty store.
         #[arg(long)]
         no_demo: bool,
@@ -291,7 +297,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { common, ldap, ldaps, scim, scim_http, no_demo } => {
+        Command::Serve { common, ldap, ldaps, scim, scim_http, console, console_http, no_demo } => {
             let mut cfg = load(&common)?;
             if let Some(a) = ldap {
                 cfg.ldap = a;
@@ -304,6 +310,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(a) = scim_http {
                 cfg.scim_http = Some(a);
+            }
+            if let Some(a) = console {
+                cfg.console = a;
+            }
+            if let Some(a) = console_http {
+                cfg.console_http = Some(a);
             }
             if no_demo {
                 cfg.demo = false;
@@ -324,6 +336,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("SCIM listening on https://{}/scim/v2", handle.scim_addr);
                 if let Some(a) = handle.scim_http_addr {
                     println!("SCIM listening on http://{a}/scim/v2");
+                }
+                println!("Console listening on https://{}/", handle.console_addr);
+                if let Some(a) = handle.console_http_addr {
+                    println!("Console listening on http://{a}/");
                 }
                 tokio::select! {
                     r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,

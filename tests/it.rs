@@ -4,6 +4,7 @@
 mod access_policy;
 mod common;
 mod conformance;
+mod console;
 mod crash_safety;
 mod directory_core;
 mod hostile_input;

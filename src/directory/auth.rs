@@ -113,6 +113,58 @@ fn now_precise() -> String {
 }
 
 impl Directory {
+    /// The password policy in force, for a front end to explain it before
+    /// a person types a new password.
+    pub fn password_policy(&self) -> &PasswordPolicy {
+        &self.password_policy
+    }
+
+    /// The entry a person signing in by name means: a DN as such, or the one
+    /// entry whose `uid` is that name (what an application does with its
+    /// service account before binding). None when no entry, or several,
+    /// have it: the sign-in then fails like a wrong password.
+    pub fn login_dn(&self, name: &str) -> Result<Option<Dn>> {
+        let name = name.trim();
+        if name.contains('=') {
+            return Ok(Dn::parse(name).ok());
+        }
+        if name.is_empty() || name.len() > 256 {
+            return Ok(None);
+        }
+        let filter = Filter::Equality("uid".into(), name.as_bytes().to_vec());
+        let mut req = SearchRequest::new(self.suffix.clone(), Scope::Sub, filter);
+        req.attrs = vec!["1.1".into()];
+        req.size_limit = 2;
+        let mut found = Vec::new();
+        match self.search(&Principal::Server, &req, |e| {
+            found.push(e.dn);
+            Ok(())
+        }) {
+            Ok(_) | Err(DirectoryError::SizeLimitExceeded) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(if found.len() == 1 { found.pop() } else { None })
+    }
+
+    /// A new random password the quality policy accepts (a reset by a
+    /// référent): letters of both cases and digits, without the look-alikes
+    /// (0/O, 1/l/I), at least 16 characters.
+    pub fn generate_password(&self) -> Result<String> {
+        const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+        let len = self.password_policy.min_length.max(16);
+        loop {
+            let mut b = vec![0u8; len];
+            getrandom::fill(&mut b).map_err(|e| DirectoryError::Internal(e.to_string()))?;
+            let candidate: String = b.iter().map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char).collect();
+            // Letters and digits are three kinds; a policy asking for a
+            // fourth gets one from the punctuation a person types easily.
+            let candidate = if self.password_policy.min_classes > 3 { format!("{candidate}-") } else { candidate };
+            if self.check_password_quality(candidate.as_bytes()).is_ok() {
+                return Ok(candidate);
+            }
+        }
+    }
+
     /// Refuse a new plain-text password the policy does not accept (constraintViolation).
     pub fn check_password_quality(&self, plain: &[u8]) -> Result<()> {
         let p = &self.password_policy;

@@ -58,6 +58,12 @@ impl Directory {
         Ok(own.unwrap_or(self.recycle_bin_days))
     }
 
+    /// Days a deleted agent of this organisation stays in the bin.
+    pub fn recycle_bin_days_of(&self, org: &Dn) -> Result<u64> {
+        let ndn = self.normalize_dn(org)?;
+        self.retention_days(&self.store.read()?, &ndn)
+    }
+
     /// The deleted agents `who` may restore (those it could create again),
     /// of one organisation (its normalised DN) or of all, oldest first.
     pub fn deleted_agents(&self, who: &Principal, org: Option<&str>) -> Result<Vec<DeletedAgent>> {

@@ -55,3 +55,32 @@ impl Directory {
         Ok(())
     }
 }
+
+impl Directory {
+    /// A `uid` no entry of the directory holds, made from a person's names
+    /// the way the CIG spells them: the first letter of the given name and
+    /// the family name, unaccented, lower case (Hélène Dupré: `hdupre`),
+    /// then `hdupre2`, `hdupre3` … A proposal only: the add checks again.
+    pub fn propose_uid(&self, given: &str, family: &str) -> Result<String> {
+        let letters = |s: &str| -> String {
+            String::from_utf8_lossy(&schema::approx::fold(s.as_bytes()))
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect()
+        };
+        let family = letters(family);
+        let given = letters(given);
+        let mut base: String = given.chars().take(1).chain(family.chars()).take(32).collect();
+        if base.is_empty() {
+            base = "agent".into();
+        }
+        let r = self.store.read()?;
+        for n in 1..10_000u32 {
+            let candidate = if n == 1 { base.clone() } else { format!("{base}{n}") };
+            if r.postings(&index_key(IndexKind::Equality, "uid", candidate.as_bytes()))?.is_empty() {
+                return Ok(candidate);
+            }
+        }
+        Err(DirectoryError::Unwilling(format!("no free uid starting with '{base}'")))
+    }
+}

@@ -15,7 +15,6 @@ mod evaluate;
 mod filter;
 mod groups;
 mod handlers;
-pub mod https;
 mod listing;
 mod lookup;
 pub mod mapping;
@@ -317,22 +316,6 @@ pub fn scim_json(status: StatusCode, body: Value) -> Response {
     r
 }
 
-/// The client's address, handed to handlers by `axum::serve` for the audit trail.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub std::net::SocketAddr);
-
-impl<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, tokio::net::TcpListener>> for PeerAddr {
-    fn connect_info(stream: axum::serve::IncomingStream<'a, tokio::net::TcpListener>) -> PeerAddr {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
-impl<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, https::TlsListener>> for PeerAddr {
-    fn connect_info(stream: axum::serve::IncomingStream<'a, https::TlsListener>) -> PeerAddr {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
 /// The authenticated caller: what its bearer token reaches, and the actor
 /// (principal and peer address) the core judges and records.
 #[derive(Clone)]
@@ -352,7 +335,7 @@ impl FromRequestParts<Arc<ScimContext>> for Caller {
             Some(grant) => {
                 let peer = parts
                     .extensions
-                    .get::<axum::extract::ConnectInfo<PeerAddr>>()
+                    .get::<axum::extract::ConnectInfo<crate::https::PeerAddr>>()
                     .map(|c| c.0.0.to_string())
                     .unwrap_or_default();
                 if let Some(c) = parts.extensions.get::<crate::metrics::RequestCaller>()

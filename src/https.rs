@@ -1,4 +1,5 @@
-//! SCIM over HTTPS with the same rustls configuration as LDAPS: a listener
+//! HTTP front ends (SCIM, the console) over HTTPS with the same rustls
+//! configuration as LDAPS: a listener
 //! for `axum::serve` that hands over connections once their TLS handshake is
 //! done, handshakes running in their own tasks so one slow client never
 //! holds up the others.
@@ -65,5 +66,21 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
         Ok(self.local)
+    }
+}
+
+/// The client's address, for the audit trail (axum's `ConnectInfo`).
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, TcpListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'a, TcpListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, TlsListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'a, TlsListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
     }
 }

@@ -1,0 +1,117 @@
+//! The web console (issue 22): pages in French, rendered on the server, for
+//! the référents of an organisation, CIG administrators and agents.
+//!
+//! It holds no access rule: every page reads and writes through the
+//! directory core as the signed-in identity, which the same policy engine
+//! as LDAP and SCIM judges. What another organisation's référent may not
+//! see is not found, so every route answers 404 for it.
+
+mod account;
+mod agents;
+mod error;
+mod forms;
+mod organisation;
+mod pages;
+pub mod session;
+mod signin;
+mod visitor;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::config::ConsoleLimits;
+use crate::directory::Directory;
+pub use error::PageError;
+pub use session::Sessions;
+pub use visitor::{Posted, Visitor};
+
+/// What every console request needs.
+pub struct Console {
+    pub directory: Arc<Directory>,
+    pub sessions: Arc<Sessions>,
+    pub limits: ConsoleLimits,
+    /// Served over HTTPS: cookies are `Secure` and `__Host-` named.
+    pub secure: bool,
+}
+
+impl Console {
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure { "__Host-convergences" } else { "convergences" }
+    }
+
+    /// `Set-Cookie` for a session: unreadable by scripts, never sent by
+    /// another site's request (RFC 6265bis SameSite=Strict).
+    pub fn session_cookie(&self, id: &str) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{}={id}; Path=/; HttpOnly; SameSite=Strict{secure}", self.cookie_name())
+    }
+
+    pub fn expired_cookie(&self) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}", self.cookie_name())
+    }
+}
+
+const STYLESHEET: &str = include_str!("../../templates/console/console.css");
+
+/// The console's routes on one listener.
+pub fn router(console: Arc<Console>) -> Router {
+    let limit = console.limits.max_body_bytes;
+    let secure = console.secure;
+    Router::new()
+        .route("/", get(|| async { axum::response::Redirect::to("/accueil") }))
+        .route("/connexion", get(signin::form).post(signin::submit))
+        .route("/deconnexion", post(signin::sign_out))
+        .route("/accueil", get(organisation::home))
+        .route("/accessibilite", get(pages::accessibility))
+        .route("/compte", get(account::show))
+        .route("/compte/mot-de-passe", get(account::password_form).post(account::change_password))
+        .route("/organisations/{siren}/agents", get(agents::list).post(agents::create))
+        .route("/organisations/{siren}/agents/nouveau", get(agents::new_form))
+        .route("/organisations/{siren}/agents/{id}", get(agents::show).post(agents::update))
+        .route("/organisations/{siren}/agents/{id}/etat", post(agents::set_active))
+        .route("/organisations/{siren}/agents/{id}/mot-de-passe", post(agents::reset_password))
+        .route("/organisations/{siren}/agents/{id}/deverrouiller", post(agents::unlock))
+        .route("/organisations/{siren}/agents/{id}/applications", post(agents::set_applications))
+        .route("/organisations/{siren}/agents/{id}/supprimer", post(agents::delete))
+        .route("/organisations/{siren}/corbeille", get(agents::bin))
+        .route("/organisations/{siren}/corbeille/{id}/restaurer", post(agents::restore))
+        .route("/organisations/{siren}/groupes", get(organisation::groups))
+        .route("/static/console.css", get(stylesheet))
+        .fallback(|visitor: Option<Visitor>| async move { PageError::NotFound.page(visitor.as_ref()) })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response(move |r: Response| async move { protect(r, secure) }))
+        .with_state(console)
+}
+
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], STYLESHEET)
+        .into_response()
+}
+
+/// The headers every answer carries: no script at all, no framing
+/// (clickjacking), no sniffing, no caching of pages that show personal data.
+fn protect(mut r: Response, secure: bool) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if secure {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
+    r
+}

@@ -1,0 +1,516 @@
+//! The web console over HTTP, as a browser without scripts uses it: forms
+//! posted with their token, cookies sent back, redirects read. Every page
+//! is judged by the same policy as LDAP and SCIM (issue 22).
+
+use std::collections::HashMap;
+
+use ldap3::{LdapConnAsync, Scope, SearchEntry};
+
+use crate::common::*;
+
+const CRETEIL: &str = "219400280";
+const VITRY: &str = "217500016";
+
+/// A visitor: its cookies, and the last page's anti-forgery token.
+struct Visit {
+    http: reqwest::Client,
+    base: String,
+    cookies: HashMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: String,
+    body: String,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Page {
+    /// The first form token on the page.
+    fn token(&self) -> String {
+        let at = self.body.find("name=\"jeton\" value=\"").expect("a form token on the page") + 20;
+        self.body[at..].split('"').next().unwrap().to_string()
+    }
+}
+
+impl Visit {
+    fn new(srv: &TestServer) -> Visit {
+        let addr = srv.handle.as_ref().unwrap().console_http_addr.unwrap();
+        Visit {
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            base: format!("http://{addr}"),
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn keep_cookies(&mut self, headers: &reqwest::header::HeaderMap) {
+        for v in headers.get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
+            let (k, val) = pair.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), val.to_string());
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn page(&mut self, resp: reqwest::Response) -> Page {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        self.keep_cookies(&headers);
+        let location = headers.get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        Page { status, location, body: resp.text().await.unwrap(), headers }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let resp =
+            self.http.get(format!("{}{path}", self.base)).header("cookie", self.cookie_header()).send().await.unwrap();
+        self.page(resp).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(fields))
+            .send()
+            .await
+            .unwrap();
+        self.page(resp).await
+    }
+
+    /// Post a form of the page at `from`, with that page's token.
+    async fn submit(&mut self, from: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+        let token = self.get(from).await.token();
+        let mut all = vec![("jeton", token.as_str())];
+        all.extend_from_slice(fields);
+        self.post(action, &all).await
+    }
+
+    async fn sign_in(&mut self, name: &str, password: &str) -> Page {
+        self.submit("/connexion", "/connexion", &[("identifiant", name), ("mot_de_passe", password), ("suite", "")])
+            .await
+    }
+}
+
+fn form_body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let enc = |s: &str| {
+                s.bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect::<String>()
+            };
+            format!("{}={}", enc(k), enc(v))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// An agent's console id (entryUUID), read as the administrator.
+fn agent_id(srv: &TestServer, uid: &str, siren: &str) -> String {
+    let e = srv
+        .directory()
+        .get(&dn(&format!("uid={uid},ou=agents,o={siren},ou=organisations,dc=cig,dc=fr")))
+        .unwrap()
+        .unwrap();
+    e.first_str("entryUUID").unwrap().to_string()
+}
+
+async fn referent_of_creteil(srv: &TestServer) -> Visit {
+    let mut v = Visit::new(srv);
+    let p = v.sign_in("hdupre", seed_password()).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    v
+}
+
+fn seed_password() -> &'static str {
+    convergences::seed::DEMO_PASSWORD
+}
+
+#[tokio::test]
+async fn a_referent_sees_only_their_own_organisation() {
+    let srv = TestServer::start().await;
+    let mut v = referent_of_creteil(&srv).await;
+    let home = v.get("/accueil").await;
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("Commune de Créteil"), "{}", home.body);
+    assert!(!home.body.contains("Vitry"), "{}", home.body);
+    let list = v.get(&format!("/organisations/{CRETEIL}/agents")).await;
+    assert!(list.body.contains("jdupont") && list.body.contains("3 agents"), "{}", list.body);
+    assert!(!list.body.contains("floeuvre"));
+}
+
+#[tokio::test]
+async fn every_route_with_another_organisations_ids_is_not_found() {
+    let srv = TestServer::start().await;
+    let mut v = referent_of_creteil(&srv).await;
+    let theirs = agent_id(&srv, "floeuvre", VITRY);
+    let ours = agent_id(&srv, "jdupont", CRETEIL);
+    let token = v.get("/accueil").await.token();
+    let gets = [
+        format!("/organisations/{VITRY}/agents"),
+        format!("/organisations/{VITRY}/agents/nouveau"),
+        format!("/organisations/{VITRY}/agents/{theirs}"),
+        format!("/organisations/{VITRY}/agents/{theirs}?modifier=1"),
+        format!("/organisations/{VITRY}/groupes"),
+        format!("/organisations/{VITRY}/corbeille"),
+        // Their agent through our organisation's pages.
+        format!("/organisations/{CRETEIL}/agents/{theirs}"),
+        format!("/organisations/{CRETEIL}/agents/{theirs}?modifier=1"),
+        format!("/organisations/{CRETEIL}/agents/not-a-uuid"),
+        "/organisations/999999999/agents".to_string(),
+    ];
+    for path in &gets {
+        let p = v.get(path).await;
+        assert_eq!(p.status, 404, "GET {path}: {}", p.body);
+    }
+    let posts = [
+        format!("/organisations/{VITRY}/agents"),
+        format!("/organisations/{VITRY}/agents/{theirs}"),
+        format!("/organisations/{VITRY}/agents/{theirs}/etat"),
+        format!("/organisations/{VITRY}/agents/{theirs}/mot-de-passe"),
+        format!("/organisations/{VITRY}/agents/{theirs}/deverrouiller"),
+        format!("/organisations/{VITRY}/agents/{theirs}/applications"),
+        format!("/organisations/{VITRY}/agents/{theirs}/supprimer"),
+        format!("/organisations/{VITRY}/corbeille/{theirs}/restaurer"),
+        format!("/organisations/{CRETEIL}/agents/{theirs}/etat"),
+        format!("/organisations/{CRETEIL}/agents/{theirs}/mot-de-passe"),
+        format!("/organisations/{CRETEIL}/agents/{theirs}/supprimer"),
+        format!("/organisations/{CRETEIL}/corbeille/{theirs}/restaurer"),
+    ];
+    for path in &posts {
+        let p = v
+            .post(path, &[("jeton", &token), ("actif", "non"), ("confirmer", "oui"), ("prenom", "X"), ("nom", "Y")])
+            .await;
+        assert_eq!(p.status, 404, "POST {path}: {}", p.body);
+    }
+    // Nothing of theirs changed; ours is still reachable.
+    let floeuvre = srv.directory().get(&dn(&format!("uid=floeuvre,ou=agents,o={VITRY},ou=organisations,dc=cig,dc=fr")));
+    assert_eq!(floeuvre.unwrap().unwrap().first_str("cigActive"), Some("TRUE"));
+    assert_eq!(v.get(&format!("/organisations/{CRETEIL}/agents/{ours}")).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_form_posted_without_its_token_is_refused_and_changes_nothing() {
+    let srv = TestServer::start().await;
+    let mut v = referent_of_creteil(&srv).await;
+    let id = agent_id(&srv, "jdupont", CRETEIL);
+    let path = format!("/organisations/{CRETEIL}/agents/{id}/etat");
+    for fields in [vec![("actif", "non")], vec![("actif", "non"), ("jeton", "0123456789abcdef")]] {
+        let p = v.post(&path, &fields).await;
+        assert_eq!(p.status, 403, "{}", p.body);
+        assert!(p.body.contains("Formulaire expiré"), "{}", p.body);
+    }
+    let agent = srv.directory().get(&dn(&format!("uid=jdupont,ou=agents,o={CRETEIL},ou=organisations,dc=cig,dc=fr")));
+    assert_eq!(agent.unwrap().unwrap().first_str("cigActive"), Some("TRUE"));
+    // With its token, the same form suspends.
+    let p = v.submit(&format!("/organisations/{CRETEIL}/agents/{id}"), &path, &[("actif", "non")]).await;
+    assert_eq!(p.status, 303);
+    assert!(v.get(&p.location).await.body.contains("Suspendu"));
+}
+
+#[tokio::test]
+async fn a_sign_in_form_from_another_site_is_refused() {
+    let srv = TestServer::start().await;
+    let mut v = Visit::new(&srv);
+    let p = v.post("/connexion", &[("identifiant", "hdupre"), ("mot_de_passe", seed_password()), ("jeton", "x")]).await;
+    assert_eq!(p.status, 403, "{}", p.body);
+    assert!(v.get("/accueil").await.status == 303, "no session was opened");
+}
+
+#[tokio::test]
+async fn a_signed_out_visitor_signs_in_and_comes_back_to_the_page_asked_for() {
+    let srv = TestServer::start().await;
+    let mut v = Visit::new(&srv);
+    let asked = format!("/organisations/{CRETEIL}/agents?q=dup");
+    let p = v.get(&asked).await;
+    assert_eq!(p.status, 303);
+    assert!(p.location.starts_with("/connexion?suite="), "{}", p.location);
+    let form = v.get(&p.location).await;
+    assert!(form.body.contains("value=\"/organisations/219400280/agents?q=dup\""), "{}", form.body);
+    let token = form.token();
+    let signed = v
+        .post(
+            "/connexion",
+            &[("jeton", &token), ("identifiant", "hdupre"), ("mot_de_passe", seed_password()), ("suite", &asked)],
+        )
+        .await;
+    assert_eq!((signed.status, signed.location.as_str()), (303, asked.as_str()));
+    let list = v.get(&asked).await;
+    assert!(
+        list.body.contains("Dupont") && list.body.contains("Dupré") && !list.body.contains("Martin"),
+        "{}",
+        list.body
+    );
+    // A next page elsewhere is not followed (no open redirect).
+    let mut other = Visit::new(&srv);
+    let token = other.get("/connexion").await.token();
+    let p = other
+        .post(
+            "/connexion",
+            &[
+                ("jeton", &token),
+                ("identifiant", "hdupre"),
+                ("mot_de_passe", seed_password()),
+                ("suite", "//evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(p.location, "/accueil");
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_name_get_the_same_answer() {
+    let srv = TestServer::start().await;
+    let mut v = Visit::new(&srv);
+    let wrong = v.sign_in("hdupre", "not-the-password").await;
+    let unknown = v.sign_in("nobody-here", "not-the-password").await;
+    assert_eq!((wrong.status, unknown.status), (401, 401));
+    let message =
+        |p: &Page| p.body.split("role=\"alert\"").nth(1).map(|s| s.split("</div>").next().unwrap().to_string());
+    assert_eq!(message(&wrong), message(&unknown));
+    assert!(wrong.body.contains("Identifiant ou mot de passe incorrect"));
+    // What was typed stays; the password does not.
+    assert!(wrong.body.contains("value=\"hdupre\""));
+    assert!(!wrong.body.contains("not-the-password"));
+}
+
+#[tokio::test]
+async fn pages_forbid_scripts_and_framing_and_the_session_cookie_is_strict() {
+    let srv = TestServer::start().await;
+    let mut v = Visit::new(&srv);
+    let form = v.get("/connexion").await;
+    let csp = form.headers.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'")
+    );
+    assert_eq!(form.headers.get("x-frame-options").unwrap(), "DENY");
+    assert!(!form.body.contains("<script"), "no script on any page");
+    let p = v.sign_in("hdupre", seed_password()).await;
+    let cookie = p
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap())
+        .find(|c| c.starts_with("convergences="))
+        .unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    // Over HTTPS the cookie is Secure too (curl: reqwest is built without TLS here).
+    if have("curl") {
+        let addr = srv.handle.as_ref().unwrap().console_addr;
+        let (code, out, err) =
+            run("curl", &["-sk", "-D", "-", "-o", "/dev/null", &format!("https://{addr}/connexion")], None).await;
+        assert_eq!(code, 0, "{err}");
+        let set = out.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).unwrap();
+        assert!(set.contains("__Host-") && set.contains("; Secure"), "{set}");
+        assert!(out.to_ascii_lowercase().contains("strict-transport-security"), "{out}");
+    }
+    // Signed out, the cookie no longer opens anything.
+    let token = v.get("/accueil").await.token();
+    let saved = v.cookies.clone();
+    assert_eq!(v.post("/deconnexion", &[("jeton", &token)]).await.status, 303);
+    v.cookies = saved;
+    assert_eq!(v.get("/accueil").await.status, 303);
+}
+
+#[tokio::test]
+async fn an_idle_session_returns_to_sign_in() {
+    let srv = TestServer::start_with(|c| c.console_limits.idle_minutes = 0).await;
+    let mut v = Visit::new(&srv);
+    assert_eq!(v.sign_in("hdupre", seed_password()).await.status, 303);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let p = v.get("/accueil").await;
+    assert_eq!((p.status, p.location.as_str()), (303, "/connexion?suite=/accueil"));
+}
+
+#[tokio::test]
+async fn an_agent_sees_their_own_account_and_no_organisation() {
+    let srv = TestServer::start().await;
+    let mut v = Visit::new(&srv);
+    assert_eq!(v.sign_in("jdupont", seed_password()).await.status, 303);
+    let home = v.get("/accueil").await;
+    assert!(home.body.contains("n'administre aucune collectivité"), "{}", home.body);
+    let account = v.get("/compte").await;
+    assert!(account.body.contains("jdupont@219400280.example.fr"), "{}", account.body);
+    assert!(account.body.contains("<li>bip</li>"), "{}", account.body);
+    for path in [format!("/organisations/{CRETEIL}/agents"), format!("/organisations/{CRETEIL}/agents/nouveau")] {
+        assert_eq!(v.get(&path).await.status, 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_form_says_why_next_to_the_field_and_keeps_what_was_typed() {
+    let srv = TestServer::start().await;
+    let mut v = referent_of_creteil(&srv).await;
+    let new = format!("/organisations/{CRETEIL}/agents/nouveau");
+    let create = format!("/organisations/{CRETEIL}/agents");
+    let p = v.submit(&new, &create, &[("prenom", "Anne"), ("nom", ""), ("fin", "2026-02-30")]).await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("id=\"erreur-nom\""), "{}", p.body);
+    assert!(p.body.contains("Le champ « Nom » est obligatoire."), "{}", p.body);
+    assert!(p.body.contains("id=\"erreur-fin\"") && p.body.contains("aria-describedby=\"aide-fin erreur-fin\""));
+    assert!(p.body.contains("value=\"Anne\""), "what was typed is kept");
+    // A uid another organisation's agent holds: refused by the directory, next to the field.
+    let p = v.submit(&new, &create, &[("identifiant", "floeuvre"), ("prenom", "Fabienne"), ("nom", "Loeuvre")]).await;
+    assert_eq!(p.status, 409, "{}", p.body);
+    assert!(p.body.contains("id=\"erreur-identifiant\"") && p.body.contains("déjà utilisé"), "{}", p.body);
+    assert!(p.body.contains("value=\"Fabienne\""));
+    // Nothing was half-created.
+    let d = srv.directory();
+    assert!(
+        d.get(&dn(&format!("uid=floeuvre,ou=agents,o={CRETEIL},ou=organisations,dc=cig,dc=fr"))).unwrap().is_none()
+    );
+}
+
+#[tokio::test]
+async fn an_edit_made_from_a_stale_page_is_refused_rather_than_overwriting() {
+    let srv = TestServer::start().await;
+    let mut v = referent_of_creteil(&srv).await;
+    let id = agent_id(&srv, "cmartin", CRETEIL);
+    let edit = v.get(&format!("/organisations/{CRETEIL}/agents/{id}?modifier=1")).await;
+    assert!(edit.body.contains("value=\"Céline\""), "{}", edit.body);
+    let token = edit.token();
+    let revision = edit
+        .body
+        .split("name=\"revision\" type=\"hidden\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let path = format!("/organisations/{CRETEIL}/agents/{id}");
+    // Someone else changes the agent meanwhile.
+    let other = v
+        .post(
+            &path,
+            &[("jeton", &token), ("prenom", "Céline"), ("nom", "Martin"), ("fonction", "DRH"), ("revision", &revision)],
+        )
+        .await;
+    assert_eq!(other.status, 303, "{}", other.body);
+    let stale = v
+        .post(&path, &[("jeton", &token), ("prenom", "Céline"), ("nom", "Martin-Roux"), ("revision", &revision)])
+        .await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(stale.body.contains("modifiée entre-temps"), "{}", stale.body);
+    let e = srv
+        .directory()
+        .get(&dn(&format!("uid=cmartin,ou=agents,o={CRETEIL},ou=organisations,dc=cig,dc=fr")))
+        .unwrap()
+        .unwrap();
+    assert_eq!((e.first_str("sn"), e.first_str("title")), (Some("Martin"), Some("DRH")));
+}
+
+#[tokio::test]
+async fn a_deleted_agent_waits_in_the_bin_and_comes_back_with_its_id() {
+    let srv = TestServer::start().await;
+    let mut v = referent_of_creteil(&srv).await;
+    let id = agent_id(&srv, "cmartin", CRETEIL);
+    let page = format!("/organisations/{CRETEIL}/agents/{id}");
+    let unconfirmed = v.submit(&page, &format!("{page}/supprimer"), &[]).await;
+    assert_eq!(unconfirmed.status, 303);
+    assert!(v.get(&page).await.body.contains("Cochez la case"), "nothing deleted without the confirmation");
+    let deleted = v.submit(&page, &format!("{page}/supprimer"), &[("confirmer", "oui")]).await;
+    assert_eq!(deleted.status, 303);
+    assert_eq!(v.get(&page).await.status, 404);
+    let bin_path = format!("/organisations/{CRETEIL}/corbeille");
+    let bin = v.get(&bin_path).await;
+    assert!(bin.body.contains("cmartin"), "{}", bin.body);
+    let restored = v.submit(&bin_path, &format!("{bin_path}/{id}/restaurer"), &[]).await;
+    assert_eq!((restored.status, restored.location.as_str()), (303, page.as_str()));
+    assert!(v.get(&page).await.body.contains("Martin Céline"));
+}
+
+/// The first scenario of issue 22 over HTTP: create, grant BIP, reset; the
+/// agent must change the password before anything else; then BIP's service
+/// account finds the agent over LDAP and the agent binds with it.
+#[tokio::test]
+async fn a_referent_creates_an_agent_grants_bip_and_resets_the_password_which_the_agent_then_changes() {
+    let srv = TestServer::start().await;
+    let mut r = referent_of_creteil(&srv).await;
+    let created = r
+        .submit(
+            &format!("/organisations/{CRETEIL}/agents/nouveau"),
+            &format!("/organisations/{CRETEIL}/agents"),
+            &[("prenom", "Hélène"), ("nom", "Dupré"), ("courriel", "helene.dupre2@creteil.example.fr")],
+        )
+        .await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let page = created.location.clone();
+    let shown = r.get(&page).await;
+    // hdupre is taken: the next free uid was proposed.
+    assert!(shown.body.contains(">hdupre2<"), "{}", shown.body);
+    let granted = r.submit(&page, &format!("{page}/applications"), &[("application", "bip")]).await;
+    assert_eq!(granted.status, 303);
+    assert!(r.get(&page).await.body.contains("value=\"bip\" checked"));
+    let reset = r.submit(&page, &format!("{page}/mot-de-passe"), &[]).await;
+    assert_eq!(reset.status, 303);
+    let shown = r.get(&page).await;
+    let generated =
+        shown.body.split("id=\"mot-de-passe-genere\">").nth(1).unwrap().split('<').next().unwrap().to_string();
+    assert!(generated.len() >= 12);
+    assert!(!r.get(&page).await.body.contains(&generated), "shown once");
+
+    let mut agent = Visit::new(&srv);
+    let signed = agent.sign_in("hdupre2", &generated).await;
+    assert_eq!((signed.status, signed.location.as_str()), (303, "/compte/mot-de-passe"));
+    assert_eq!(agent.get("/compte").await.location, "/compte/mot-de-passe", "nothing else before the change");
+    let form = agent.get("/compte/mot-de-passe").await;
+    assert!(form.body.contains("Au moins 12 caractères"), "the policy is explained first: {}", form.body);
+    let weak = agent
+        .submit(
+            "/compte/mot-de-passe",
+            "/compte/mot-de-passe",
+            &[("actuel", &generated), ("nouveau", "court"), ("confirmation", "court")],
+        )
+        .await;
+    assert_eq!(weak.status, 400);
+    assert!(weak.body.contains("id=\"erreur-nouveau\"") && weak.body.contains("trop court"), "{}", weak.body);
+    let new_password = "Une-phrase-de-passe-2026";
+    let changed = agent
+        .submit(
+            "/compte/mot-de-passe",
+            "/compte/mot-de-passe",
+            &[("actuel", &generated), ("nouveau", new_password), ("confirmation", new_password)],
+        )
+        .await;
+    assert_eq!(changed.status, 303, "{}", changed.body);
+    assert!(agent.get("/compte").await.body.contains("<li>bip</li>"));
+
+    // Over LDAP: BIP's service account finds the agent by memberOf; the agent binds.
+    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind("cn=bip,ou=services,dc=cig,dc=fr", seed_password()).await.unwrap().success().unwrap();
+    let (found, _) = ldap
+        .search(
+            "ou=organisations,dc=cig,dc=fr",
+            Scope::Subtree,
+            "(&(uid=hdupre2)(memberOf=cn=bip,ou=applications,dc=cig,dc=fr))",
+            vec!["uid"],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let agent_dn = SearchEntry::construct(found.into_iter().next().unwrap()).dn;
+    ldap.simple_bind(&agent_dn, new_password).await.unwrap().success().unwrap();
+    let refused = ldap.simple_bind(&agent_dn, &generated).await.unwrap();
+    assert_eq!(refused.rc, 49);
+}
