@@ -2,6 +2,7 @@
 //! Servers start on port 0 and are queried with real clients.
 
 mod access_policy;
+mod browser;
 mod common;
 mod conformance;
 mod console;

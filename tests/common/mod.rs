@@ -236,6 +236,7 @@ pub fn client_script(name: &str) -> String {
     format!("{}/tests/clients/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+pub mod browser;
 pub mod slapd;
 
 impl TestServer {
