@@ -303,7 +303,11 @@ async fn flush_last_binds(directory: Arc<crate::directory::Directory>, mut stop:
             _ = stop.changed() => true,
         };
         let dir = directory.clone();
-        match tokio::task::spawn_blocking(move || dir.flush_failures().and(dir.flush_last_binds())).await {
+        match tokio::task::spawn_blocking(move || {
+            dir.flush_failures().and(dir.flush_last_binds()).and(dir.flush_token_uses())
+        })
+        .await
+        {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!("recording last binds: {e}"),
             Err(e) => tracing::warn!("recording last binds: {e}"),

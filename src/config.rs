@@ -181,6 +181,8 @@ pub struct ConsoleLimits {
     pub page_size: usize,
     /// Largest form body, in bytes (413 beyond).
     pub max_body_bytes: usize,
+    /// Most recent audit records one journal page shows.
+    pub audit_rows: usize,
 }
 
 impl Default for ConsoleLimits {
@@ -191,6 +193,7 @@ impl Default for ConsoleLimits {
             max_sessions: 10_000,
             page_size: 50,
             max_body_bytes: 1024 * 1024,
+            audit_rows: 200,
         }
     }
 }

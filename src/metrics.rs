@@ -94,6 +94,19 @@ impl Histogram {
     }
 }
 
+/// See [`Metrics::summary`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Summary {
+    pub open_connections: u64,
+    pub connections: u64,
+    pub ldap_operations: u64,
+    /// Operations answered with another code than success.
+    pub ldap_failures: u64,
+    pub bind_failures: u64,
+    pub scim_requests: u64,
+    pub scim_failures: u64,
+}
+
 pub struct Metrics {
     ldap_ops: [[AtomicU64; CODES]; OPS],
     ldap_latency: [Histogram; OPS],
@@ -147,6 +160,30 @@ impl Metrics {
         let s = usize::from(status).clamp(100, 599) - 100;
         self.scim_requests[m][s].fetch_add(1, Ordering::Relaxed);
         self.scim_latency[m].observe(took);
+    }
+
+    /// The figures an administrator reads first (the console's server page).
+    pub fn summary(&self) -> Summary {
+        let total = |rows: &[[AtomicU64; CODES]], failed: bool| -> u64 {
+            rows.iter()
+                .flat_map(|r| r.iter().enumerate())
+                .filter(|(code, _)| !failed || *code != 0)
+                .map(|(_, n)| n.load(Ordering::Relaxed))
+                .sum()
+        };
+        let scim = |from: usize| -> u64 {
+            self.scim_requests.iter().flat_map(|r| r.iter().skip(from)).map(|n| n.load(Ordering::Relaxed)).sum()
+        };
+        Summary {
+            open_connections: self.ldap_open_connections.load(Ordering::Relaxed),
+            connections: self.ldap_connections.load(Ordering::Relaxed),
+            ldap_operations: total(&self.ldap_ops, false),
+            ldap_failures: total(&self.ldap_ops, true),
+            bind_failures: self.bind_failures.load(Ordering::Relaxed),
+            scim_requests: scim(0),
+            // Statuses from 500 on: the server's failures, not the clients'.
+            scim_failures: scim(400),
+        }
     }
 
     /// The Prometheus text exposition.

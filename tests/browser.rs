@@ -110,3 +110,73 @@ async fn a_referent_creates_an_agent_in_the_browser_who_then_signs_in_and_change
     ldap.simple_bind(&agent, new_password).await.unwrap().success().unwrap();
     assert_eq!(seen.len(), 9);
 }
+
+#[tokio::test]
+async fn an_administrator_onboards_an_employer_in_the_browser_whose_scim_token_provisions_at_once() {
+    if !installed() {
+        return;
+    }
+    let axe = axe_script();
+    let srv = TestServer::start().await;
+    let h = srv.handle.as_ref().unwrap();
+    let site = format!("http://{}", h.console_http_addr.unwrap());
+    let scim = format!("http://{}/scim/v2", h.scim_http_addr.unwrap());
+    let mut seen = Vec::new();
+    let b = Browser::start().await;
+
+    b.go(&format!("{site}/connexion")).await;
+    b.type_into("Identifiant", "cn=admin,dc=cig,dc=fr").await;
+    b.type_into("Mot de passe", ADMIN_PASSWORD).await;
+    b.press("Se connecter").await;
+    b.press("Administration du CIG").await;
+    check_page(&b, &axe, "administration", &mut seen).await;
+
+    // The organisation: a SIREN whose key is wrong is refused first.
+    b.press("Créer une organisation").await;
+    b.type_into("SIREN", "200066463").await;
+    b.type_into("Nom", "Communauté d'agglomération de test").await;
+    b.tick("BIP").await;
+    b.press("Créer l'organisation").await;
+    assert!(b.text("#erreur-siren").await.contains("clé de contrôle"));
+    check_page(&b, &axe, "organisation-nouvelle-erreurs", &mut seen).await;
+    b.type_into("SIREN", "200066462").await;
+    b.press("Créer l'organisation").await;
+    assert!(b.url().await.ends_with("/administration/organisations/200066462"), "{}", b.url().await);
+
+    // Its first agent, then that agent designated as its référent.
+    b.press("Agents de Communauté d'agglomération de test").await;
+    b.press("Créer un agent").await;
+    b.type_into("Prénom", "Inès").await;
+    b.type_into("Nom", "Moreau").await;
+    b.press("Créer l'agent").await;
+    assert_eq!(b.text("#identifiant-agent").await, "imoreau");
+    b.go(&format!("{site}/administration/organisations/200066462")).await;
+    b.type_into("Identifiant de l'agent à désigner", "imoreau").await;
+    b.press("Désigner comme référent").await;
+    assert!(b.text("main").await.contains("imoreau est désormais référent"));
+
+    // The HR software's SCIM token, shown once, works at once.
+    b.type_into("Nom du jeton", "Logiciel RH").await;
+    b.press("Créer un jeton SCIM").await;
+    let token = b.text("#jeton-scim").await;
+    check_page(&b, &axe, "organisation", &mut seen).await;
+    b.quit().await;
+    let user = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "lbernard",
+        "name": {"givenName": "Luc", "familyName": "Bernard"},
+        "emails": [{"value": "luc.bernard@agglo.example.fr", "type": "work", "primary": true}]
+    });
+    let resp = reqwest::Client::new()
+        .post(format!("{scim}/Users"))
+        .bearer_auth(&token)
+        .header("content-type", "application/scim+json")
+        .json(&user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201, "{}", resp.text().await.unwrap());
+    let d = srv.directory();
+    assert!(d.get(&dn("uid=lbernard,ou=agents,o=200066462,ou=organisations,dc=cig,dc=fr")).unwrap().is_some());
+    assert_eq!(seen.len(), 3);
+}

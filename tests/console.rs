@@ -514,3 +514,172 @@ async fn a_referent_creates_an_agent_grants_bip_and_resets_the_password_which_th
     let refused = ldap.simple_bind(&agent_dn, &generated).await.unwrap();
     assert_eq!(refused.rc, 49);
 }
+
+async fn administrator(srv: &TestServer) -> Visit {
+    let mut v = Visit::new(srv);
+    let p = v.sign_in("cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    v
+}
+
+#[tokio::test]
+async fn administration_pages_are_not_found_for_a_referent_or_an_agent() {
+    let srv = TestServer::start().await;
+    let mut referent = referent_of_creteil(&srv).await;
+    let mut agent = Visit::new(&srv);
+    assert_eq!(agent.sign_in("jdupont", seed_password()).await.status, 303);
+    let gets = [
+        "/administration".to_string(),
+        "/administration/organisations".to_string(),
+        "/administration/organisations/nouvelle".to_string(),
+        format!("/administration/organisations/{CRETEIL}"),
+        format!("/administration/organisations/{CRETEIL}/modifier"),
+        "/administration/journal".to_string(),
+    ];
+    let posts = [
+        "/administration/organisations".to_string(),
+        format!("/administration/organisations/{CRETEIL}/modifier"),
+        format!("/administration/organisations/{CRETEIL}/referents"),
+        format!("/administration/organisations/{CRETEIL}/referents/retirer"),
+        format!("/administration/organisations/{CRETEIL}/jetons"),
+        format!("/administration/organisations/{CRETEIL}/jetons/abcdef/revoquer"),
+    ];
+    for v in [&mut referent, &mut agent] {
+        let token = v.get("/accueil").await.token();
+        for path in &gets {
+            assert_eq!(v.get(path).await.status, 404, "GET {path}");
+        }
+        for path in &posts {
+            let p = v
+                .post(
+                    path,
+                    &[
+                        ("jeton", &token),
+                        ("siren", "200066462"),
+                        ("nom", "X"),
+                        ("type", "affiliee"),
+                        ("identifiant", "jdupont"),
+                    ],
+                )
+                .await;
+            assert_eq!(p.status, 404, "POST {path}: {}", p.body);
+        }
+    }
+    assert!(srv.directory().get(&dn("o=200066462,ou=organisations,dc=cig,dc=fr")).unwrap().is_none());
+    assert!(srv.directory().list_tokens().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_organisation_is_created_whole_with_a_checked_siren_and_only_once() {
+    let srv = TestServer::start().await;
+    let mut admin = administrator(&srv).await;
+    let new = "/administration/organisations/nouvelle";
+    let create = "/administration/organisations";
+    let p = admin.submit(new, create, &[("siren", "200066463"), ("nom", "Agglo"), ("type", "affiliee")]).await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("id=\"erreur-siren\"") && p.body.contains("value=\"Agglo\""), "{}", p.body);
+    let p = admin
+        .submit(
+            new,
+            create,
+            &[("siren", "200066462"), ("nom", "Agglo"), ("type", "abonne-bip"), ("application", "bip")],
+        )
+        .await;
+    assert_eq!((p.status, p.location.as_str()), (303, "/administration/organisations/200066462"));
+    let d = srv.directory();
+    for rdn in ["", "ou=agents,", "ou=groupes,", "cn=referents,"] {
+        assert!(d.get(&dn(&format!("{rdn}o=200066462,ou=organisations,dc=cig,dc=fr"))).unwrap().is_some(), "{rdn}");
+    }
+    let org = d.get(&dn("o=200066462,ou=organisations,dc=cig,dc=fr")).unwrap().unwrap();
+    assert_eq!((org.first_str("cigAffiliation"), org.first_str("cigApplication")), (Some("abonne-bip"), Some("bip")));
+    let again = admin.submit(new, create, &[("siren", "200066462"), ("nom", "Autre"), ("type", "affiliee")]).await;
+    assert_eq!(again.status, 409);
+    assert!(again.body.contains("déjà ce SIREN"), "{}", again.body);
+    let listed = admin.get("/administration/organisations?q=agglo").await;
+    assert!(listed.body.contains("200066462") && !listed.body.contains(CRETEIL), "{}", listed.body);
+}
+
+#[tokio::test]
+async fn a_designated_referent_manages_the_organisation_and_a_removed_one_no_longer_does() {
+    let srv = TestServer::start().await;
+    let mut admin = administrator(&srv).await;
+    let page = format!("/administration/organisations/{CRETEIL}");
+    let unknown = admin.submit(&page, &format!("{page}/referents"), &[("identifiant", "floeuvre")]).await;
+    assert_eq!(unknown.status, 200);
+    assert!(unknown.body.contains("id=\"erreur-referent\""), "another organisation's agent: {}", unknown.body);
+    let added = admin.submit(&page, &format!("{page}/referents"), &[("identifiant", "cmartin")]).await;
+    assert_eq!(added.status, 303);
+    let mut cmartin = Visit::new(&srv);
+    assert_eq!(cmartin.sign_in("cmartin", seed_password()).await.status, 303);
+    assert_eq!(cmartin.get(&format!("/organisations/{CRETEIL}/agents")).await.status, 200);
+    let removed = admin
+        .submit(
+            &page,
+            &format!("{page}/referents/retirer"),
+            &[("dn", "uid=cmartin,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr")],
+        )
+        .await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    // At the next request: the groups are read again.
+    assert_eq!(cmartin.get(&format!("/organisations/{CRETEIL}/agents")).await.status, 404);
+}
+
+#[tokio::test]
+async fn a_scim_token_made_in_the_console_works_at_once_shows_its_last_use_and_stops_when_revoked() {
+    let srv = TestServer::start().await;
+    let mut admin = administrator(&srv).await;
+    let page = format!("/administration/organisations/{CRETEIL}");
+    let made = admin.submit(&page, &format!("{page}/jetons"), &[("nom", "SIRH de Créteil")]).await;
+    assert_eq!(made.status, 303);
+    let shown = admin.get(&page).await;
+    let secret = shown.body.split("id=\"jeton-scim\">").nth(1).unwrap().split('<').next().unwrap().to_string();
+    assert!(secret.starts_with("cvg_"));
+    assert!(!admin.get(&page).await.body.contains(&secret), "shown once");
+    let scim = format!("http://{}/scim/v2/Users", srv.handle.as_ref().unwrap().scim_http_addr.unwrap());
+    let http = reqwest::Client::new();
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(status(http.get(&scim).bearer_auth(&secret).send().await.unwrap()), 200);
+    // The use is written within a second or so.
+    let mut used = false;
+    for _ in 0..50 {
+        let p = admin.get(&page).await;
+        if p.body.contains("SIRH de Créteil") && !p.body.contains("<td>jamais</td>") {
+            used = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(used, "the token's last use is listed");
+    let id = srv.directory().list_tokens().unwrap()[0].id.clone();
+    let revoked = admin.submit(&page, &format!("{page}/jetons/{id}/revoquer"), &[]).await;
+    assert_eq!(revoked.status, 303);
+    assert_eq!(status(http.get(&scim).bearer_auth(&secret).send().await.unwrap()), 401);
+    // A token of another organisation is not revoked through this one's page.
+    let vitry =
+        convergences::directory::TokenScope::Organisation(dn(&format!("o={VITRY},ou=organisations,dc=cig,dc=fr")));
+    let (other, _) = srv.directory().create_token(&vitry, "Vitry").unwrap();
+    assert_eq!(admin.submit(&page, &format!("{page}/jetons/{other}/revoquer"), &[]).await.status, 404);
+    assert_eq!(srv.directory().list_tokens().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_referent_reads_their_organisations_journal_filtered_and_not_anothers() {
+    let srv = TestServer::start().await;
+    let mut v = referent_of_creteil(&srv).await;
+    let id = agent_id(&srv, "jdupont", CRETEIL);
+    let agent = format!("/organisations/{CRETEIL}/agents/{id}");
+    assert_eq!(v.submit(&agent, &format!("{agent}/etat"), &[("actif", "non")]).await.status, 303);
+    let journal = v.get(&format!("/organisations/{CRETEIL}/journal?agent=jdupont&operation=modify")).await;
+    assert_eq!(journal.status, 200);
+    assert!(journal.body.contains("uid=hdupre") && journal.body.contains("cigActive"), "{}", journal.body);
+    assert!(!journal.body.contains("floeuvre"), "{}", journal.body);
+    let nothing = v.get(&format!("/organisations/{CRETEIL}/journal?auteur=personne")).await;
+    assert!(nothing.body.contains("0 modification."), "{}", nothing.body);
+    let bad_date = v.get(&format!("/organisations/{CRETEIL}/journal?depuis=31-12-2026")).await;
+    assert!(bad_date.body.contains("id=\"erreur-depuis\""), "{}", bad_date.body);
+    assert_eq!(v.get(&format!("/organisations/{VITRY}/journal")).await.status, 404);
+    assert_eq!(v.get("/administration/journal").await.status, 404);
+    let mut admin = administrator(&srv).await;
+    let all = admin.get("/administration/journal?operation=modify").await;
+    assert!(all.body.contains("uid=jdupont"), "{}", all.body);
+}

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::forms::{FieldErrors, Fields, date_to_generalized, generalized_to_date, generalized_to_french};
 use super::organisation::{Organisation, find, search_as};
-use super::pages::{self, AgentForm, AgentRow, AgentView, Application, Bin, BinRow, FormField, Nav};
+use super::pages::{self, AgentForm, AgentRow, AgentView, Application, FormField, Nav};
 use super::visitor::encode_query;
 use super::{Console, PageError, Posted, Visitor};
 use crate::directory::lifecycle::{self, standing};
@@ -52,11 +52,11 @@ const FIELDS: &[(&str, &str, &str, &str)] = &[
     ("fin", "Valide jusqu'au (inclus)", "date", lifecycle::END),
 ];
 
-fn text(e: &Entry, a: &str) -> String {
+pub(super) fn text(e: &Entry, a: &str) -> String {
     e.first_str(a).unwrap_or("").to_string()
 }
 
-fn id_of(e: &Entry) -> String {
+pub(super) fn id_of(e: &Entry) -> String {
     text(e, "entryUUID")
 }
 
@@ -71,7 +71,7 @@ fn state(e: &Entry) -> String {
     if e.get("pwdAccountLockedTime").is_some() { format!("{s}, verrouillé") } else { s.to_string() }
 }
 
-fn display_name(e: &Entry) -> String {
+pub(super) fn display_name(e: &Entry) -> String {
     match (e.first_str("givenName"), e.first_str("sn")) {
         (Some(g), Some(s)) => format!("{s} {g}"),
         _ => text(e, "cn"),
@@ -90,12 +90,17 @@ fn escape_filter(s: &str) -> String {
     out
 }
 
-fn org_or_404(console: &Console, visitor: &Visitor, siren: &str) -> Result<Organisation, PageError> {
+pub(super) fn org_or_404(console: &Console, visitor: &Visitor, siren: &str) -> Result<Organisation, PageError> {
     find(console, visitor, siren)
 }
 
 /// The agent of this entryUUID in this organisation, as the visitor reads it.
-fn agent_or_404(console: &Console, visitor: &Visitor, org: &Organisation, id: &str) -> Result<Entry, PageError> {
+pub(super) fn agent_or_404(
+    console: &Console,
+    visitor: &Visitor,
+    org: &Organisation,
+    id: &str,
+) -> Result<Entry, PageError> {
     let found = console.directory.read_by_uuid(&visitor.actor.principal, id, &["1.1"])?;
     let agents = console.directory.normalize_dn(&org.agents())?;
     match found {
@@ -312,7 +317,7 @@ fn field_of(e: &DirectoryError) -> &'static str {
         .unwrap_or("formulaire")
 }
 
-async fn write(
+pub(super) async fn write(
     console: &Console,
     visitor: &Visitor,
     changes: Vec<Change>,
@@ -477,209 +482,5 @@ pub async fn update(
             errors.add(field_of(&e), super::error::french(&e));
             form_page(&visitor, org, Some((&agent, &revision)), &typed, errors, StatusCode::CONFLICT)
         }
-    }
-}
-
-/// One change to an agent, then back to its page with `done` or the refusal.
-async fn act(
-    console: &Console,
-    visitor: &Visitor,
-    siren: &str,
-    id: &str,
-    make: impl FnOnce(&Entry) -> Vec<Modification>,
-    done: &str,
-) -> Response {
-    let org = match org_or_404(console, visitor, siren) {
-        Ok(o) => o,
-        Err(e) => return e.page(Some(visitor)),
-    };
-    let agent = match agent_or_404(console, visitor, &org, id) {
-        Ok(a) => a,
-        Err(e) => return e.page(Some(visitor)),
-    };
-    let mods = make(&agent);
-    if !mods.is_empty()
-        && let Err(e) = write(console, visitor, vec![Change::Modify(agent.dn.clone(), mods)], None).await
-    {
-        return PageError::from(e).page(Some(visitor));
-    }
-    console.sessions.set_notice(&visitor.session.id, done.to_string());
-    Redirect::to(&format!("/organisations/{siren}/agents/{id}")).into_response()
-}
-
-pub async fn set_active(
-    State(console): State<Arc<Console>>,
-    Path((siren, id)): Path<(String, String)>,
-    posted: Posted,
-) -> Response {
-    let active = posted.fields.get("actif") == "oui";
-    let (value, done) =
-        if active { ("TRUE", "Le compte a été réactivé.") } else { ("FALSE", "Le compte a été suspendu.") };
-    act(&console, &posted.visitor, &siren, &id, |_| vec![Modification::new(ModOp::Replace, "cigActive", [value])], done)
-        .await
-}
-
-pub async fn unlock(
-    State(console): State<Arc<Console>>,
-    Path((siren, id)): Path<(String, String)>,
-    posted: Posted,
-) -> Response {
-    let make = |a: &Entry| {
-        if a.get("pwdAccountLockedTime").is_some() {
-            vec![Modification::new::<&str>(ModOp::Delete, "pwdAccountLockedTime", [])]
-        } else {
-            Vec::new()
-        }
-    };
-    act(&console, &posted.visitor, &siren, &id, make, "Le compte a été déverrouillé.").await
-}
-
-pub async fn reset_password(
-    State(console): State<Arc<Console>>,
-    Path((siren, id)): Path<(String, String)>,
-    posted: Posted,
-) -> Response {
-    let visitor = posted.visitor;
-    let org = match org_or_404(&console, &visitor, &siren) {
-        Ok(o) => o,
-        Err(e) => return e.page(Some(&visitor)),
-    };
-    let agent = match agent_or_404(&console, &visitor, &org, &id) {
-        Ok(a) => a,
-        Err(e) => return e.page(Some(&visitor)),
-    };
-    let dir = console.directory.clone();
-    let actor = visitor.actor.clone();
-    // The new password is hashed (argon2) before the write: off the reactor.
-    let outcome = tokio::task::spawn_blocking(move || {
-        let password = dir.generate_password()?;
-        let m = Modification::new(ModOp::Replace, "userPassword", [password.as_str()]);
-        dir.write(&actor, Write::one(Change::Modify(agent.dn.clone(), vec![m]))).map_err(|(_, e)| e)?;
-        Ok::<_, DirectoryError>(password)
-    })
-    .await;
-    match outcome {
-        Ok(Ok(password)) => {
-            console.sessions.set_secret(&visitor.session.id, &id, password);
-            Redirect::to(&format!("/organisations/{siren}/agents/{id}")).into_response()
-        }
-        Ok(Err(e)) => PageError::from(e).page(Some(&visitor)),
-        Err(_) => PageError::Directory(DirectoryError::Internal("task".into())).page(Some(&visitor)),
-    }
-}
-
-pub async fn set_applications(
-    State(console): State<Arc<Console>>,
-    Path((siren, id)): Path<(String, String)>,
-    posted: Posted,
-) -> Response {
-    let Posted { visitor, fields } = posted;
-    let org = match org_or_404(&console, &visitor, &siren) {
-        Ok(o) => o,
-        Err(e) => return e.page(Some(&visitor)),
-    };
-    let agent = match agent_or_404(&console, &visitor, &org, &id) {
-        Ok(a) => a,
-        Err(e) => return e.page(Some(&visitor)),
-    };
-    let wanted = fields.all("application");
-    let granted = super::account::applications_of(&console, &agent);
-    let mut changes = Vec::new();
-    for app in &org.view.applications {
-        let (want, has) =
-            (wanted.iter().any(|w| w.eq_ignore_ascii_case(app)), granted.iter().any(|g| g.eq_ignore_ascii_case(app)));
-        if want == has {
-            continue;
-        }
-        let group = match Dn::parse(&format!("cn={app},ou=applications,{}", console.directory.suffix())) {
-            Ok(g) => g,
-            Err(e) => return PageError::from(e).page(Some(&visitor)),
-        };
-        let op = if want { ModOp::Add } else { ModOp::Delete };
-        changes.push(Change::Modify(group, vec![Modification::new(op, "member", [agent.dn.to_string()])]));
-    }
-    if !changes.is_empty()
-        && let Err(e) = write(&console, &visitor, changes, None).await
-    {
-        return PageError::from(e).page(Some(&visitor));
-    }
-    console.sessions.set_notice(&visitor.session.id, "Les applications ont été enregistrées.".into());
-    Redirect::to(&format!("/organisations/{siren}/agents/{id}")).into_response()
-}
-
-pub async fn delete(
-    State(console): State<Arc<Console>>,
-    Path((siren, id)): Path<(String, String)>,
-    posted: Posted,
-) -> Response {
-    let Posted { visitor, fields } = posted;
-    let org = match org_or_404(&console, &visitor, &siren) {
-        Ok(o) => o,
-        Err(e) => return e.page(Some(&visitor)),
-    };
-    let agent = match agent_or_404(&console, &visitor, &org, &id) {
-        Ok(a) => a,
-        Err(e) => return e.page(Some(&visitor)),
-    };
-    if fields.get("confirmer") != "oui" {
-        console
-            .sessions
-            .set_notice(&visitor.session.id, "Cochez la case de confirmation pour supprimer l'agent.".into());
-        return Redirect::to(&format!("/organisations/{siren}/agents/{id}")).into_response();
-    }
-    if let Err(e) = write(&console, &visitor, vec![Change::Delete(agent.dn.clone())], None).await {
-        return PageError::from(e).page(Some(&visitor));
-    }
-    console
-        .sessions
-        .set_notice(&visitor.session.id, format!("{} a été placé dans la corbeille.", display_name(&agent)));
-    Redirect::to(&format!("/organisations/{siren}/agents")).into_response()
-}
-
-pub async fn bin(State(console): State<Arc<Console>>, visitor: Visitor, Path(siren): Path<String>) -> Response {
-    let org = match org_or_404(&console, &visitor, &siren) {
-        Ok(o) => o,
-        Err(e) => return e.page(Some(&visitor)),
-    };
-    let ndn = console.directory.normalize_dn(&org.dn).unwrap_or_default();
-    let deleted = match console.directory.deleted_agents(&visitor.actor.principal, Some(&ndn)) {
-        Ok(d) => d,
-        Err(e) => return PageError::from(e).page(Some(&visitor)),
-    };
-    let rows = deleted
-        .into_iter()
-        .map(|d| BinRow {
-            name: Dn::parse(&d.dn)
-                .ok()
-                .and_then(|dn| dn.rdn().and_then(|r| r.avas.first()).map(|a| a.value.clone()))
-                .unwrap_or(d.dn),
-            id: d.uuid,
-            deleted: generalized_to_french(&d.deleted),
-            purge: generalized_to_french(&d.purge_at),
-        })
-        .collect();
-    let notice = console.sessions.take_notice(&visitor.session.id);
-    let title = format!("Corbeille de {}", org.view.name);
-    pages::render(StatusCode::OK, &Bin { nav: Nav::of(Some(&visitor)).with_notice(notice), title, org: org.view, rows })
-}
-
-pub async fn restore(
-    State(console): State<Arc<Console>>,
-    Path((siren, id)): Path<(String, String)>,
-    posted: Posted,
-) -> Response {
-    let visitor = posted.visitor;
-    if let Err(e) = org_or_404(&console, &visitor, &siren) {
-        return e.page(Some(&visitor));
-    }
-    let (dir, actor, uuid) = (console.directory.clone(), visitor.actor.clone(), id.clone());
-    match tokio::task::spawn_blocking(move || dir.restore(&actor, &uuid)).await {
-        Ok(Ok(_)) => {
-            console.sessions.set_notice(&visitor.session.id, "L'agent a été restauré.".into());
-            Redirect::to(&format!("/organisations/{siren}/agents/{id}")).into_response()
-        }
-        Ok(Err(DirectoryError::InvalidAttributeSyntax(_))) => PageError::NotFound.page(Some(&visitor)),
-        Ok(Err(e)) => PageError::from(e).page(Some(&visitor)),
-        Err(_) => PageError::Directory(DirectoryError::Internal("task".into())).page(Some(&visitor)),
     }
 }

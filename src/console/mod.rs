@@ -7,9 +7,12 @@
 //! see is not found, so every route answers 404 for it.
 
 mod account;
+mod actions;
+mod admin;
 mod agents;
 mod error;
 mod forms;
+mod journal;
 mod organisation;
 mod pages;
 pub mod session;
@@ -74,14 +77,28 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/organisations/{siren}/agents", get(agents::list).post(agents::create))
         .route("/organisations/{siren}/agents/nouveau", get(agents::new_form))
         .route("/organisations/{siren}/agents/{id}", get(agents::show).post(agents::update))
-        .route("/organisations/{siren}/agents/{id}/etat", post(agents::set_active))
-        .route("/organisations/{siren}/agents/{id}/mot-de-passe", post(agents::reset_password))
-        .route("/organisations/{siren}/agents/{id}/deverrouiller", post(agents::unlock))
-        .route("/organisations/{siren}/agents/{id}/applications", post(agents::set_applications))
-        .route("/organisations/{siren}/agents/{id}/supprimer", post(agents::delete))
-        .route("/organisations/{siren}/corbeille", get(agents::bin))
-        .route("/organisations/{siren}/corbeille/{id}/restaurer", post(agents::restore))
+        .route("/organisations/{siren}/agents/{id}/etat", post(actions::set_active))
+        .route("/organisations/{siren}/agents/{id}/mot-de-passe", post(actions::reset_password))
+        .route("/organisations/{siren}/agents/{id}/deverrouiller", post(actions::unlock))
+        .route("/organisations/{siren}/agents/{id}/applications", post(actions::set_applications))
+        .route("/organisations/{siren}/agents/{id}/supprimer", post(actions::delete))
+        .route("/organisations/{siren}/corbeille", get(actions::bin))
+        .route("/organisations/{siren}/corbeille/{id}/restaurer", post(actions::restore))
         .route("/organisations/{siren}/groupes", get(organisation::groups))
+        .route("/organisations/{siren}/journal", get(journal::organisation))
+        .route("/administration/journal", get(journal::everything))
+        .route("/administration", get(admin::home))
+        .route("/administration/organisations", get(admin::organisations).post(admin::create_organisation))
+        .route("/administration/organisations/nouvelle", get(admin::new_organisation))
+        .route("/administration/organisations/{siren}", get(admin::organisation))
+        .route(
+            "/administration/organisations/{siren}/modifier",
+            get(admin::edit_organisation).post(admin::update_organisation),
+        )
+        .route("/administration/organisations/{siren}/referents", post(admin::designate_referent))
+        .route("/administration/organisations/{siren}/referents/retirer", post(admin::remove_referent))
+        .route("/administration/organisations/{siren}/jetons", post(admin::create_token))
+        .route("/administration/organisations/{siren}/jetons/{id}/revoquer", post(admin::revoke_token))
         .route("/static/console.css", get(stylesheet))
         .fallback(|visitor: Option<Visitor>| async move { PageError::NotFound.page(visitor.as_ref()) })
         .layer(DefaultBodyLimit::max(limit))

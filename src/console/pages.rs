@@ -16,6 +16,7 @@ pub struct Nav {
     pub name: String,
     pub csrf: String,
     pub notice: String,
+    pub admin: bool,
 }
 
 impl Nav {
@@ -26,6 +27,7 @@ impl Nav {
                 name: v.session.name.clone(),
                 csrf: v.session.csrf.clone(),
                 notice: String::new(),
+                admin: v.admin,
             },
             None => Nav::default(),
         }

@@ -18,6 +18,8 @@ use crate::directory::Actor;
 pub struct Visitor {
     pub session: Session,
     pub actor: Actor,
+    /// A CIG administrator, as the core tells (for the pages to offer).
+    pub admin: bool,
 }
 
 /// The pages a session whose password was reset may still reach.
@@ -62,7 +64,8 @@ impl Visitor {
         // The groups are read again: a référent removed a minute ago is no
         // longer one.
         let principal = console.directory.refresh(&session.principal).ok()?;
-        Some(Visitor { actor: Actor::client(principal, peer), session })
+        let admin = principal.is_admin(&console.directory);
+        Some(Visitor { actor: Actor::client(principal, peer), session, admin })
     }
 
     pub fn csrf(&self) -> &str {

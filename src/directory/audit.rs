@@ -55,6 +55,36 @@ impl Directory {
         }
     }
 
+    /// The audit trail as a client identity may read it: all of it for
+    /// whoever the policy lets read `cn=changelog` (CIG administrators);
+    /// one organisation's records (`q.org_ndn`) for whoever may read that
+    /// organisation's own entry (its référents), DESIGN.md's "each
+    /// référent sees what happened to their organisation".
+    pub fn audit_as(
+        &self,
+        who: &Principal,
+        q: &AuditQuery,
+        each: impl FnMut(u64, &ChangeRecord) -> Result<()>,
+    ) -> Result<()> {
+        {
+            let r = self.store.read()?;
+            let access = self.access(who);
+            let container = Entry::new(Dn::parse(CHANGELOG_NDN)?)
+                .with("objectClass", ["top", "applicationProcess"])
+                .with("cn", ["changelog"]);
+            if access.readable(&r, CHANGELOG_NDN, &container)?.is_none() {
+                let refused = || DirectoryError::InsufficientAccess("the audit trail of this organisation".into());
+                let org = q.org_ndn.as_deref().ok_or_else(refused)?;
+                let id = r.id_of_dn(org)?.ok_or_else(refused)?;
+                let entry = r.entry(id)?.map(|rec| self.to_entry(&rec)).transpose()?.ok_or_else(refused)?;
+                if access.readable(&r, org, &entry)?.is_none() {
+                    return Err(refused());
+                }
+            }
+        }
+        self.audit(q, each)
+    }
+
     pub(super) fn normalize_dn_str(&self, s: &str) -> Option<String> {
         Dn::parse(s).ok().and_then(|d| self.normalize_dn(&d).ok())
     }

@@ -17,6 +17,7 @@ mod indexes;
 pub mod last_bind;
 pub mod lifecycle;
 mod lookup;
+pub mod organisation;
 pub mod password;
 pub mod personal_data;
 pub mod ppolicy;

@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::Digest;
 
-use super::schema::syntax::now_generalized;
+use super::schema::syntax::{format_epoch, now_generalized};
 use super::*;
 use crate::store::TokenRecord;
 
@@ -30,6 +30,9 @@ pub struct TokenGrant {
     /// The principal's name, as creatorsName and the audit trail record it
     /// (written out once, not per request).
     pub name: Arc<str>,
+    /// The minute (since the epoch) of its last use already noted: a
+    /// request costs one atomic swap, a minute of requests one note.
+    noted: Arc<AtomicU64>,
 }
 
 impl TokenGrant {
@@ -51,6 +54,8 @@ pub(super) struct TokenCache {
     /// Bumped at every token change, before the cache is emptied: a lookup
     /// that began before a change does not put back what it read.
     changes: AtomicU64,
+    /// Uses not yet written (token hash → seconds since the epoch).
+    uses: std::sync::Mutex<HashMap<Vec<u8>, u64>>,
 }
 
 impl TokenCache {
@@ -69,6 +74,8 @@ pub struct TokenInfo {
     pub name: String,
     pub scope: TokenScope,
     pub created: String,
+    /// GeneralizedTime of its last use, to the minute; empty: never used.
+    pub last_used: String,
 }
 
 /// Prefix of every token, so that a leaked one is recognisable by secret scanners.
@@ -122,7 +129,13 @@ impl Directory {
         let secret = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw));
         let hash = digest(&secret);
         let id: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        let rec = TokenRecord { id: id.clone(), name: name.to_string(), scope: scope_dn, created: now_generalized() };
+        let rec = TokenRecord {
+            id: id.clone(),
+            name: name.to_string(),
+            scope: scope_dn,
+            created: now_generalized(),
+            last_used: String::new(),
+        };
         self.store.write_with(|w| w.put_token(&hash, &rec))?;
         self.tokens.changed();
         Ok((id, secret))
@@ -138,6 +151,7 @@ impl Directory {
         if let Ok(valid) = self.tokens.valid.read()
             && let Some(grant) = valid.get(&hash)
         {
+            self.note_token_use(&hash, grant);
             return Ok(Some(grant.clone()));
         }
         let r = self.store.read()?;
@@ -148,7 +162,14 @@ impl Directory {
             TokenScope::Cig => "token of the CIG".to_string(),
         };
         let principal = self.token_principal(&scope);
-        let grant = TokenGrant { name: principal.name().into(), principal, scope, label: label.into() };
+        let grant = TokenGrant {
+            name: principal.name().into(),
+            principal,
+            scope,
+            label: label.into(),
+            noted: Arc::new(AtomicU64::new(0)),
+        };
+        self.note_token_use(&hash, &grant);
         if let Ok(mut valid) = self.tokens.valid.write()
             && self.tokens.changes.load(Ordering::Acquire) == seen
         {
@@ -160,12 +181,90 @@ impl Directory {
         Ok(Some(grant))
     }
 
+    fn note_token_use(&self, hash: &[u8], grant: &TokenGrant) {
+        let now = super::lifecycle::now_secs();
+        if grant.noted.swap(now / 60, Ordering::Relaxed) != now / 60
+            && let Ok(mut uses) = self.tokens.uses.lock()
+        {
+            uses.insert(hash.to_vec(), now);
+        }
+    }
+
+    /// Write the uses noted since the last call (the server does it every
+    /// second, and at shutdown); how many tokens' records changed.
+    pub fn flush_token_uses(&self) -> Result<usize> {
+        let uses = match self.tokens.uses.lock() {
+            Ok(mut u) if !u.is_empty() => std::mem::take(&mut *u),
+            _ => return Ok(0),
+        };
+        let written = self.store.write_with(|w| {
+            let mut n = 0;
+            for (hash, secs) in &uses {
+                // A token revoked meanwhile stays revoked.
+                if let Some(mut rec) = w.token(hash)? {
+                    rec.last_used = format_epoch(*secs as i64);
+                    w.put_token(hash, &rec)?;
+                    n += 1;
+                }
+            }
+            Ok::<_, crate::store::StoreError>(n)
+        })?;
+        Ok(written)
+    }
+
     pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
         let r = self.store.read()?;
         r.tokens()?
             .into_iter()
-            .map(|(_, rec)| Ok(TokenInfo { scope: scope_of(&rec)?, id: rec.id, name: rec.name, created: rec.created }))
+            .map(|(_, rec)| {
+                Ok(TokenInfo {
+                    scope: scope_of(&rec)?,
+                    id: rec.id,
+                    name: rec.name,
+                    created: rec.created,
+                    last_used: rec.last_used,
+                })
+            })
             .collect()
+    }
+
+    /// Tokens are the CIG administrators' to make, list and revoke (DESIGN.md),
+    /// whichever front end asks.
+    fn may_manage_tokens(&self, who: &Principal) -> Result<()> {
+        if who.is_admin(self) {
+            Ok(())
+        } else {
+            Err(DirectoryError::InsufficientAccess("only CIG administrators manage SCIM tokens".into()))
+        }
+    }
+
+    /// [`Directory::create_token`] for a client identity.
+    pub fn create_token_as(&self, who: &Principal, scope: &TokenScope, name: &str) -> Result<(String, String)> {
+        self.may_manage_tokens(who)?;
+        self.create_token(scope, name)
+    }
+
+    /// The tokens of one organisation (its DN), or all, for a client identity.
+    pub fn list_tokens_as(&self, who: &Principal, org: Option<&Dn>) -> Result<Vec<TokenInfo>> {
+        self.may_manage_tokens(who)?;
+        let org = org.map(|o| self.normalize_dn(o)).transpose()?;
+        let mut out = Vec::new();
+        for t in self.list_tokens()? {
+            let ndn = match &t.scope {
+                TokenScope::Organisation(dn) => Some(self.normalize_dn(dn)?),
+                TokenScope::Cig => None,
+            };
+            if org.is_none() || ndn == org {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Directory::revoke_token`] for a client identity.
+    pub fn revoke_token_as(&self, who: &Principal, id: &str) -> Result<bool> {
+        self.may_manage_tokens(who)?;
+        self.revoke_token(id)
     }
 
     /// Revoke by id; false when no token has it.

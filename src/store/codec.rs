@@ -52,14 +52,19 @@ pub struct TokenRecord {
     /// The DN of the organisation it is bound to; empty for the CIG as a whole.
     pub scope: String,
     pub created: String,
+    /// When a request last presented it (GeneralizedTime, to the minute);
+    /// empty: never.
+    pub last_used: String,
 }
 
 const TOKEN_V1: u8 = 1;
+/// Version 2 adds `last_used`; version 1 records read as never used.
+const TOKEN_V2: u8 = 2;
 
 impl TokenRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![TOKEN_V1];
-        for s in [&self.id, &self.name, &self.scope, &self.created] {
+        let mut out = vec![TOKEN_V2];
+        for s in [&self.id, &self.name, &self.scope, &self.created, &self.last_used] {
             put_bytes(&mut out, s.as_bytes());
         }
         out
@@ -67,10 +72,21 @@ impl TokenRecord {
 
     pub fn decode(b: &[u8]) -> Result<TokenRecord> {
         let mut c = Cursor { b };
-        if c.byte()? != TOKEN_V1 {
+        let version = c.byte()?;
+        if version != TOKEN_V1 && version != TOKEN_V2 {
             return Err(StoreError::Corrupt("unknown token record version".into()));
         }
-        Ok(TokenRecord { id: c.string()?, name: c.string()?, scope: c.string()?, created: c.string()? })
+        let mut rec = TokenRecord {
+            id: c.string()?,
+            name: c.string()?,
+            scope: c.string()?,
+            created: c.string()?,
+            ..TokenRecord::default()
+        };
+        if version == TOKEN_V2 {
+            rec.last_used = c.string()?;
+        }
+        Ok(rec)
     }
 }
 

@@ -70,7 +70,10 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("chromedriver refused the session: {created}"))
             .to_string();
-        Browser { driver, http, session, base, _profile: profile }
+        let b = Browser { driver, http, session, base, _profile: profile };
+        // Elements are looked for a few seconds before a test gives up.
+        b.call(reqwest::Method::POST, "/timeouts", Some(json!({"implicit": 5000}))).await;
+        b
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -125,7 +128,23 @@ impl Browser {
             )
             .await;
         let el = v[ELEMENT].as_str().unwrap().to_string();
+        // The page before the click marks its window; the next page's has no mark.
+        self.script("window.__avant_le_clic = true;", json!([])).await;
         self.call(reqwest::Method::POST, &format!("/element/{el}/click"), Some(json!({}))).await;
+        self.wait_for_next_page().await;
+    }
+
+    /// Wait until the page a click led to has loaded (every press submits a
+    /// form or follows a link; a form the browser itself refuses stays).
+    async fn wait_for_next_page(&self) {
+        for _ in 0..100 {
+            let loaded =
+                self.script("return !window.__avant_le_clic && document.readyState === 'complete';", json!([])).await;
+            if loaded.as_bool() == Some(true) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Tick the checkbox labelled so.
