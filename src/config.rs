@@ -183,6 +183,8 @@ pub struct ConsoleLimits {
     pub max_body_bytes: usize,
     /// Most recent audit records one journal page shows.
     pub audit_rows: usize,
+    /// Most agents one CSV import creates.
+    pub import_max_rows: usize,
 }
 
 impl Default for ConsoleLimits {
@@ -194,6 +196,7 @@ impl Default for ConsoleLimits {
             page_size: 50,
             max_body_bytes: 1024 * 1024,
             audit_rows: 200,
+            import_max_rows: 5000,
         }
     }
 }

@@ -87,6 +87,33 @@ impl Visit {
         self.page(resp).await
     }
 
+    /// Post a file as a browser does (multipart/form-data), with the token.
+    async fn post_file(&mut self, path: &str, token: &str, file: &[u8]) -> Page {
+        let boundary = "----convergences-test-boundary";
+        let mut body = Vec::new();
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"jeton\"\r\n\r\n{token}\r\n").as_bytes(),
+        );
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"fichier\"; filename=\"agents.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(file);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.page(resp).await
+    }
+
     /// Post a form of the page at `from`, with that page's token.
     async fn submit(&mut self, from: &str, action: &str, fields: &[(&str, &str)]) -> Page {
         let token = self.get(from).await.token();
@@ -682,4 +709,56 @@ async fn a_referent_reads_their_organisations_journal_filtered_and_not_anothers(
     let mut admin = administrator(&srv).await;
     let all = admin.get("/administration/journal?operation=modify").await;
     assert!(all.body.contains("uid=jdupont"), "{}", all.body);
+}
+
+#[tokio::test]
+async fn a_csv_import_is_tried_first_with_every_error_on_its_line_then_creates_all_or_nothing() {
+    let srv = TestServer::start().await;
+    let mut v = referent_of_creteil(&srv).await;
+    let import = format!("/organisations/{CRETEIL}/import");
+    let d = srv.directory();
+    let agent =
+        |uid: &str| d.get(&dn(&format!("uid={uid},ou=agents,o={CRETEIL},ou=organisations,dc=cig,dc=fr"))).unwrap();
+    let bad = "identifiant;prenom;nom;courriel;fin;applications\n\
+               ;Anne;Roux;anne.roux@creteil.example.fr;31/12/2027;bip\n\
+               ;Paul;;paul@creteil.example.fr;;\n\
+               ;Marc;Petit;;30/02/2027;\n\
+               floeuvre;Fabienne;Loeuvre;;;\n\
+               ;Zoé;Blanc;;;comite-medical\n";
+    let token = v.get(&import).await.token();
+    let p = v.post_file(&import, &token, bad.as_bytes()).await;
+    assert_eq!(p.status, 400, "{}", p.body);
+    for (line, says) in [(3, "obligatoires"), (4, "n&#39;est pas une date"), (5, "déjà utilisé"), (6, "droit")] {
+        assert!(p.body.contains(&format!("Ligne {line} : ")), "line {line}: {}", p.body);
+        let item = p.body.split(&format!("Ligne {line} : ")).nth(1).unwrap().split("</li>").next().unwrap();
+        assert!(item.contains(says), "line {line}: {item}");
+    }
+    assert!(!p.body.contains("Ligne 2 :"), "the good line has no error");
+    assert!(agent("aroux").is_none(), "nothing is created by a file with errors");
+
+    // A good file, as French Excel saves it (Windows-1252, semicolons).
+    let good = b"Pr\xe9nom;Nom;Courriel;Applications\r\nAnne;Roux;anne.roux@creteil.example.fr;bip\r\nL\xe9on;Fran\xe7ois;;bip|snapi-cap\r\n";
+    let p = v.post_file(&import, &token, good).await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(p.body.contains("créera 2 agents"), "{}", p.body);
+    assert!(agent("aroux").is_none(), "a dry run writes nothing");
+    let done = v.submit(&import, &format!("{import}/confirmer"), &[]).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(v.get(&done.location).await.body.contains("2 agents ont été importés"));
+    let leon = agent("lfrancois").expect("Léon François, uid made from his name");
+    assert_eq!(leon.first_str("cn"), Some("Léon François"));
+    let bip = d.member_of(&d.normalize_dn(&leon.dn).unwrap()).unwrap();
+    assert_eq!(bip.len(), 2, "{bip:?}");
+    assert!(agent("aroux").is_some());
+    // The confirmation imports what was tried, once.
+    let again = v.submit(&import, &format!("{import}/confirmer"), &[]).await;
+    assert_eq!(again.location, import);
+
+    let csv = v.get(&format!("/organisations/{CRETEIL}/export.csv")).await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.headers.get("content-type").unwrap(), "text/csv; charset=utf-8");
+    assert!(csv.body.starts_with("\u{feff}identifiant;prenom;nom;courriel"), "{}", csv.body);
+    assert!(csv.body.contains("lfrancois;Léon;François;;;;;;;bip|snapi-cap\r\n"), "{}", csv.body);
+    assert!(!csv.body.contains("floeuvre"));
+    assert_eq!(v.get(&format!("/organisations/{VITRY}/export.csv")).await.status, 404);
 }

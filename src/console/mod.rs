@@ -10,8 +10,10 @@ mod account;
 mod actions;
 mod admin;
 mod agents;
+mod csv;
 mod error;
 mod forms;
+mod import;
 mod journal;
 mod organisation;
 mod pages;
@@ -86,6 +88,9 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/organisations/{siren}/corbeille/{id}/restaurer", post(actions::restore))
         .route("/organisations/{siren}/groupes", get(organisation::groups))
         .route("/organisations/{siren}/journal", get(journal::organisation))
+        .route("/organisations/{siren}/import", get(import::form).post(import::check))
+        .route("/organisations/{siren}/import/confirmer", post(import::confirm))
+        .route("/organisations/{siren}/export.csv", get(import::export))
         .route("/administration/journal", get(journal::everything))
         .route("/administration", get(admin::home))
         .route("/administration/organisations", get(admin::organisations).post(admin::create_organisation))

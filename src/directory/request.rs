@@ -126,6 +126,21 @@ impl Directory {
         Ok(Written { added })
     }
 
+    /// Judge changes as [`Directory::write`] would, all of them in one
+    /// transaction that is then abandoned: nothing is written, nothing is
+    /// recorded. A CSV import's dry run; the index of the first change
+    /// refused, and why.
+    pub fn dry_run(&self, actor: &Actor, changes: Vec<Change>) -> std::result::Result<usize, (usize, DirectoryError)> {
+        let txn = self.store.write_unlogged().map_err(|e| (0, e.into()))?;
+        let mut w = txn.tables().map_err(|e| (0, e.into()))?;
+        let n = changes.len();
+        for (i, change) in changes.into_iter().enumerate() {
+            self.apply_in(&mut w, actor, change, AddMode::Client).map_err(|e| (i, e))?;
+        }
+        // Dropped uncommitted: redb discards the transaction.
+        Ok(n)
+    }
+
     /// Add an entry (RFC 4511 §4.7).
     pub fn add(&self, actor: &Actor, entry: Entry) -> Result<()> {
         self.write_one(actor, Write::one(Change::Add(entry)))
