@@ -762,3 +762,111 @@ async fn a_csv_import_is_tried_first_with_every_error_on_its_line_then_creates_a
     assert!(!csv.body.contains("floeuvre"));
     assert_eq!(v.get(&format!("/organisations/{VITRY}/export.csv")).await.status, 404);
 }
+
+#[tokio::test]
+async fn an_application_is_opened_to_several_agents_at_once_and_withdrawn() {
+    let srv = TestServer::start().await;
+    let mut v = referent_of_creteil(&srv).await;
+    let list = format!("/organisations/{CRETEIL}/agents");
+    let ids = [agent_id(&srv, "jdupont", CRETEIL), agent_id(&srv, "cmartin", CRETEIL)];
+    let app_members = |srv: &TestServer| {
+        let g = srv.directory().get(&dn("cn=snapi-cap,ou=applications,dc=cig,dc=fr")).unwrap().unwrap();
+        g.get("member").map(|a| a.values.len()).unwrap_or(0)
+    };
+    let before = app_members(&srv);
+    let token = v.get(&list).await.token();
+    let p = v
+        .post(
+            &format!("{list}/applications"),
+            &[
+                ("jeton", &token),
+                ("agent", &ids[0]),
+                ("agent", &ids[1]),
+                ("application", "snapi-cap"),
+                ("action", "retirer"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(app_members(&srv), before - 2);
+    let p = v
+        .post(
+            &format!("{list}/applications"),
+            &[
+                ("jeton", &token),
+                ("agent", &ids[0]),
+                ("agent", &ids[1]),
+                ("application", "snapi-cap"),
+                ("action", "accorder"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303);
+    assert_eq!(app_members(&srv), before);
+    // An application the organisation does not subscribe to is not offered.
+    let p = v
+        .post(
+            &format!("{list}/applications"),
+            &[("jeton", &token), ("agent", &ids[0]), ("application", "comite-medical")],
+        )
+        .await;
+    assert_eq!(p.status, 404);
+    // Another organisation's agent among them: nothing at all is changed.
+    let theirs = agent_id(&srv, "floeuvre", VITRY);
+    let p = v
+        .post(
+            &format!("{list}/applications"),
+            &[
+                ("jeton", &token),
+                ("agent", &ids[0]),
+                ("agent", &theirs),
+                ("application", "snapi-cap"),
+                ("action", "retirer"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 404);
+    assert_eq!(app_members(&srv), before);
+}
+
+#[tokio::test]
+async fn a_referent_unlocks_an_agent_locked_by_failed_binds() {
+    let srv = TestServer::start().await;
+    let (conn, mut ldap) = LdapConnAsync::new(&srv.url).await.unwrap();
+    ldap3::drive!(conn);
+    let agent_dn = format!("uid=jdupont,ou=agents,o={CRETEIL},ou=organisations,dc=cig,dc=fr");
+    for _ in 0..5 {
+        let _ = ldap.simple_bind(&agent_dn, "wrong-password").await;
+    }
+    assert_eq!(ldap.simple_bind(&agent_dn, seed_password()).await.unwrap().rc, 49, "locked");
+    let mut v = referent_of_creteil(&srv).await;
+    let page = format!("/organisations/{CRETEIL}/agents/{}", agent_id(&srv, "jdupont", CRETEIL));
+    let shown = v.get(&page).await;
+    assert!(shown.body.contains("verrouillé") && shown.body.contains("Déverrouiller le compte"), "{}", shown.body);
+    let home = v.get("/accueil").await;
+    assert!(home.body.contains("<dt>Verrouillés</dt><dd>1</dd>"), "{}", home.body);
+    assert_eq!(v.submit(&page, &format!("{page}/deverrouiller"), &[]).await.status, 303);
+    ldap.simple_bind(&agent_dn, seed_password()).await.unwrap().success().unwrap();
+}
+
+#[tokio::test]
+async fn a_session_ends_at_its_lifetime_however_busy() {
+    let srv = TestServer::start_with(|c| c.console_limits.lifetime_minutes = 0).await;
+    let mut v = Visit::new(&srv);
+    assert_eq!(v.sign_in("hdupre", seed_password()).await.status, 303);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(v.get("/accueil").await.status, 303);
+}
+
+#[tokio::test]
+async fn an_individual_subscriber_sees_their_account_and_applications() {
+    let srv = TestServer::start().await;
+    let mut v = Visit::new(&srv);
+    assert_eq!(v.sign_in("lgarnier", seed_password()).await.status, 303);
+    let account = v.get("/compte").await;
+    assert!(
+        account.body.contains("lea.garnier@example.fr") && account.body.contains("<li>bip</li>"),
+        "{}",
+        account.body
+    );
+}

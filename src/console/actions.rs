@@ -218,3 +218,57 @@ pub async fn restore(
         Err(_) => PageError::Directory(DirectoryError::Internal("task".into())).page(Some(&visitor)),
     }
 }
+
+/// One application opened to (or withdrawn from) the agents ticked in the
+/// list, in one write: all of them or none.
+pub async fn set_application_for_many(
+    State(console): State<Arc<Console>>,
+    Path(siren): Path<String>,
+    posted: Posted,
+) -> Response {
+    let Posted { visitor, fields } = posted;
+    let org = match org_or_404(&console, &visitor, &siren) {
+        Ok(o) => o,
+        Err(e) => return e.page(Some(&visitor)),
+    };
+    let app = fields.get("application");
+    let grant = fields.get("action") != "retirer";
+    let list = format!("/organisations/{siren}/agents");
+    if !org.view.applications.iter().any(|a| a.eq_ignore_ascii_case(app)) {
+        return PageError::NotFound.page(Some(&visitor));
+    }
+    let mut members = Vec::new();
+    for id in fields.all("agent") {
+        let agent = match agent_or_404(&console, &visitor, &org, id) {
+            Ok(a) => a,
+            Err(e) => return e.page(Some(&visitor)),
+        };
+        let has = super::account::applications_of(&console, &agent).iter().any(|g| g.eq_ignore_ascii_case(app));
+        if has != grant {
+            members.push(agent.dn.to_string());
+        }
+    }
+    if fields.all("agent").is_empty() {
+        console.sessions.set_notice(&visitor.session.id, "Cochez d'abord les agents concernés.".into());
+        return Redirect::to(&list).into_response();
+    }
+    if !members.is_empty() {
+        let group = match Dn::parse(&format!("cn={app},ou=applications,{}", console.directory.suffix())) {
+            Ok(g) => g,
+            Err(e) => return PageError::from(e).page(Some(&visitor)),
+        };
+        let op = if grant { ModOp::Add } else { ModOp::Delete };
+        let change = Change::Modify(group, vec![Modification::new(op, "member", members.iter())]);
+        if let Err(e) = write(&console, &visitor, vec![change], None).await {
+            return PageError::from(e).page(Some(&visitor));
+        }
+    }
+    let n = fields.all("agent").len();
+    let done = if grant {
+        format!("{app} est ouverte à {n} agent(s).")
+    } else {
+        format!("{app} est retirée à {n} agent(s).")
+    };
+    console.sessions.set_notice(&visitor.session.id, done);
+    Redirect::to(&list).into_response()
+}

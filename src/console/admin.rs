@@ -93,27 +93,21 @@ pub struct Search {
     q: String,
 }
 
-fn organisations_base(console: &Console) -> Result<Dn, PageError> {
-    Ok(Dn::parse(&format!("ou=organisations,{}", console.directory.suffix()))?)
-}
-
 pub async fn organisations(State(console): State<Arc<Console>>, visitor: Visitor, Query(s): Query<Search>) -> Response {
     if let Err(e) = administrator(&visitor) {
         return e.page(Some(&visitor));
     }
     let q = s.q.trim().to_string();
-    let attrs = ["cigSiren", "description", "cigAffiliation", "cigApplication"];
-    let found = organisations_base(&console)
-        .and_then(|base| search_as(&console, &visitor, base, Scope::One, Filter::Present("cigSiren".into()), &attrs));
-    let entries = match found {
+    let attrs = ["o", "cigSiren", "description", "cigAffiliation", "cigApplication"];
+    let entries = match console.directory.organisations_for(&visitor.actor.principal, &attrs) {
         Ok(e) => e,
-        Err(e) => return e.page(Some(&visitor)),
+        Err(e) => return PageError::from(e).page(Some(&visitor)),
     };
     let needle = q.to_lowercase();
     let mut rows: Vec<OrgLine> = entries
         .iter()
         .map(|e| OrgLine {
-            siren: e.first_str("cigSiren").unwrap_or("").into(),
+            siren: super::organisation::siren_of(e),
             name: e.first_str("description").unwrap_or("").into(),
             kind: kind_label(e.first_str("cigAffiliation").unwrap_or("")),
             applications: e

@@ -78,6 +78,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/compte/mot-de-passe", get(account::password_form).post(account::change_password))
         .route("/organisations/{siren}/agents", get(agents::list).post(agents::create))
         .route("/organisations/{siren}/agents/nouveau", get(agents::new_form))
+        .route("/organisations/{siren}/agents/applications", post(actions::set_application_for_many))
         .route("/organisations/{siren}/agents/{id}", get(agents::show).post(agents::update))
         .route("/organisations/{siren}/agents/{id}/etat", post(actions::set_active))
         .route("/organisations/{siren}/agents/{id}/mot-de-passe", post(actions::reset_password))

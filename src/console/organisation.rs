@@ -107,24 +107,17 @@ fn summary(console: &Console, visitor: &Visitor, org: &Organisation, figures: bo
 
 pub async fn home(State(console): State<Arc<Console>>, visitor: Visitor) -> Response {
     let notice = console.sessions.take_notice(&visitor.session.id);
-    let base = Dn::parse(&format!("ou=organisations,{}", console.directory.suffix()));
-    let found = base.map_err(PageError::from).and_then(|base| {
-        search_as(
-            &console,
-            &visitor,
-            base,
-            Scope::One,
-            Filter::Present("cigSiren".into()),
-            &["o", "description", "cigSiren", "cigApplication"],
-        )
-    });
-    // A base the visitor may not use is no organisation to show.
-    let entries = found.unwrap_or_default();
+    let found = console
+        .directory
+        .organisations_for(&visitor.actor.principal, &["o", "description", "cigSiren", "cigApplication"]);
+    let entries = match found {
+        Ok(e) => e,
+        Err(e) => return PageError::from(e).page(Some(&visitor)),
+    };
     let figures = entries.len() <= FIGURES_FOR_AT_MOST;
     let mut organisations = Vec::new();
     for e in &entries {
-        let siren = e.first_str("cigSiren").unwrap_or("").to_string();
-        let org = Organisation { view: view_of(e, &siren), dn: e.dn.clone() };
+        let org = Organisation { view: view_of(e, &siren_of(e)), dn: e.dn.clone() };
         match summary(&console, &visitor, &org, figures) {
             Ok(s) => organisations.push(s),
             Err(e) => return e.page(Some(&visitor)),
@@ -133,6 +126,11 @@ pub async fn home(State(console): State<Arc<Console>>, visitor: Visitor) -> Resp
     organisations.sort_by(|a, b| a.name.cmp(&b.name));
     let page = Home { nav: Nav::of(Some(&visitor)).with_notice(notice), title: "Accueil".into(), organisations };
     pages::render(StatusCode::OK, &page)
+}
+
+/// An organisation's SIREN: `cigSiren`, or its `o` (the tree names it by it).
+pub fn siren_of(e: &Entry) -> String {
+    e.first_str("cigSiren").or(e.first_str("o")).unwrap_or("").to_string()
 }
 
 pub async fn groups(State(console): State<Arc<Console>>, visitor: Visitor, Path(siren): Path<String>) -> Response {

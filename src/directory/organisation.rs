@@ -75,6 +75,34 @@ impl Directory {
         ])
     }
 
+    /// The organisations `who` may read, with the attributes asked for:
+    /// every one for an identity the policy does not restrict to some
+    /// (a CIG administrator), else those of the groups it is a member of
+    /// (a référent is one of its organisation's `cn=referents`).
+    pub fn organisations_for(&self, who: &Principal, attrs: &[&str]) -> Result<Vec<Entry>> {
+        let r = self.store.read()?;
+        let mut candidates: Vec<String> = Vec::new();
+        if who.is_admin(self) {
+            let mut req = SearchRequest::new(
+                self.suffix.clone(),
+                Scope::Sub,
+                Filter::Equality("objectClass".into(), b"organization".to_vec()),
+            );
+            req.attrs = vec!["1.1".into()];
+            self.search(&Principal::Server, &req, |e| {
+                candidates.push(self.normalize_dn(&e.dn)?);
+                Ok(())
+            })?;
+        } else if let Principal::Entry(e) = who {
+            candidates.extend(e.roles(self).groups.iter().map(|g| dn::parent_ndn(g).to_string()));
+        }
+        candidates.sort();
+        candidates.dedup();
+        let dns: Vec<&str> =
+            candidates.iter().filter(|c| self.is_organisation_ndn(&r, c)).map(String::as_str).collect();
+        Ok(self.read_many(who, &dns, attrs)?.into_iter().flatten().collect())
+    }
+
     /// The store's figures, for a CIG administrator.
     pub fn stats_as(&self, who: &Principal) -> Result<crate::store::StoreStats> {
         if !who.is_admin(self) {

@@ -315,6 +315,11 @@ impl Directory {
         Ok(None)
     }
 
+    /// Whether the entry of this normalised DN is an organisation (has an `ou=agents` child).
+    pub(crate) fn is_organisation_ndn(&self, r: &impl Reader, ndn: &str) -> bool {
+        self.is_organisation(r, ndn, true).unwrap_or(false)
+    }
+
     fn is_organisation(&self, r: &impl Reader, ndn: &str, cached: bool) -> Result<bool> {
         if cached
             && let Ok(c) = self.org_cache.read()
