@@ -366,6 +366,9 @@ impl Default for Config {
                 "member",
                 "uniqueMember",
                 "cigSiren",
+                // Organisations are named by it (o=<SIREN>): the console and
+                // `token create --org` find them by SIREN.
+                "o",
             ]
             .map(String::from)
             .to_vec(),

@@ -92,12 +92,20 @@ impl Directory {
         let candidates: Vec<Dn> = if dn_or_siren.contains('=') {
             vec![Dn::parse(dn_or_siren)?]
         } else {
+            // Agents may carry their employer's `o` too: only organization
+            // entries are candidates (both lists indexed, their intersection small).
+            let value = dn_or_siren.as_bytes().to_vec();
             let f = Filter::Or(vec![
-                Filter::Equality("cigSiren".into(), dn_or_siren.as_bytes().to_vec()),
-                Filter::Equality("o".into(), dn_or_siren.as_bytes().to_vec()),
+                Filter::Equality("cigSiren".into(), value.clone()),
+                Filter::And(vec![
+                    Filter::Equality("o".into(), value),
+                    Filter::Equality("objectClass".into(), b"organization".to_vec()),
+                ]),
             ]);
+            let mut req = SearchRequest::new(self.suffix.clone(), Scope::Sub, f);
+            req.attrs = vec!["1.1".into()];
             let mut found = Vec::new();
-            self.search(&Principal::Server, &SearchRequest::new(self.suffix.clone(), Scope::Sub, f), |e| {
+            self.search(&Principal::Server, &req, |e| {
                 found.push(e.dn);
                 Ok(())
             })?;
