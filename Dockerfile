@@ -21,15 +21,17 @@ RUN apt-get update \
     && chown convergences:convergences /data
 COPY --from=build /src/target/release/convergences /usr/local/bin/convergences
 USER convergences
-# Unprivileged ports inside the container; docker-compose.yml maps 389, 636 and 443 to them.
+# Unprivileged ports inside the container; docker-compose.yml maps 389, 636, 443 and 8443 to them.
 ENV CONVERGENCES_DATA=/data \
     CONVERGENCES_LDAP=0.0.0.0:3389 \
     CONVERGENCES_LDAPS=0.0.0.0:3636 \
     CONVERGENCES_SCIM=0.0.0.0:8443 \
     CONVERGENCES_SCIM_HTTP=127.0.0.1:8080 \
+    CONVERGENCES_CONSOLE=0.0.0.0:9443 \
+    CONVERGENCES_CONSOLE_HTTP= \
     CONVERGENCES_LOG_FORMAT=json
 VOLUME ["/data"]
-EXPOSE 3389 3636 8443
+EXPOSE 3389 3636 8443 9443
 # /readyz on the plain-HTTP listener, which only the container itself reaches.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
     CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1

@@ -88,7 +88,7 @@ CONV_IMPORT=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
 CONVERGENCES_ACCESS_POLICY=baseline CONVERGENCES_PASSWORD_REHASH=false CONVERGENCES_PASSWORD_MAX_FAILURES=0 \
 CONVERGENCES_CACHE_MB="$CACHE_MB" CONVERGENCES_LOG_OPERATIONS=false \
     "$CONV" serve --data "$WORK/convergences-data" --ldap "127.0.0.1:$CONV_PORT" --ldaps 127.0.0.1:0 \
-    --scim 127.0.0.1:0 --scim-http 127.0.0.1:0 --no-demo >"$WORK/convergences.log" 2>&1 &
+    --scim 127.0.0.1:0 --scim-http 127.0.0.1:0 --console 127.0.0.1:0 --console-http 127.0.0.1:0 --no-demo >"$WORK/convergences.log" 2>&1 &
 CONV_PID=$!
 for _ in $(seq 1 100); do
     ldapsearch -x -H "ldap://127.0.0.1:$CONV_PORT" -b "" -s base >/dev/null 2>&1 && break

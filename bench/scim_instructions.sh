@@ -67,7 +67,7 @@ count() {
     rm -rf "$dir" && cp -r "$WORK/base" "$dir"
     CONVERGENCES_LOG_OPERATIONS=false valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" \
         "$CONV" serve --data "$dir" --ldap 127.0.0.1:0 --ldaps 127.0.0.1:0 --scim 127.0.0.1:0 \
-        --scim-http "127.0.0.1:$PORT" --no-demo >"$dir/server.log" 2>&1 &
+        --scim-http "127.0.0.1:$PORT" --console 127.0.0.1:0 --console-http 127.0.0.1:0 --no-demo >"$dir/server.log" 2>&1 &
     local pid=$!
     for _ in $(seq 1 600); do
         curl -s -o /dev/null "http://127.0.0.1:$PORT/scim/v2/ServiceProviderConfig" && break

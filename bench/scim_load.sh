@@ -95,7 +95,7 @@ for MODE in $MODES; do
     # The per-request log line is off, as in compare.sh (LOG_OPERATIONS=true to measure it).
     CONVERGENCES_LOG_OPERATIONS="${LOG_OPERATIONS:-false}" \
     "$CONV" serve --data "$WORK/$MODE/data" --ldap 127.0.0.1:0 --ldaps 127.0.0.1:0 --scim 127.0.0.1:0 \
-        --scim-http "127.0.0.1:$PORT" --no-demo >"$WORK/$MODE/server.log" 2>&1 &
+        --scim-http "127.0.0.1:$PORT" --console 127.0.0.1:0 --console-http 127.0.0.1:0 --no-demo >"$WORK/$MODE/server.log" 2>&1 &
     PID=$!
     trap 'kill $PID 2>/dev/null || true' EXIT
     for _ in $(seq 1 100); do

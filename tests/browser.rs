@@ -59,10 +59,12 @@ async fn a_referent_creates_an_agent_in_the_browser_who_then_signs_in_and_change
     // BIP is granted, the password reset and shown once.
     b.tick("BIP").await;
     b.press("Enregistrer les applications").await;
+    check_page(&b, &axe, "agent", &mut seen).await;
     b.press("Réinitialiser le mot de passe").await;
     let generated = b.text("#mot-de-passe-genere").await;
     assert!(generated.len() >= 12, "{generated}");
-    check_page(&b, &axe, "agent", &mut seen).await;
+    let violations = b.accessibility_violations(&axe).await;
+    assert!(violations.is_empty(), "axe with the password shown: {violations:#?}");
     b.press("Se déconnecter").await;
     assert!(b.url().await.ends_with("/connexion"));
 
@@ -155,11 +157,15 @@ async fn an_administrator_onboards_an_employer_in_the_browser_whose_scim_token_p
     b.press("Désigner comme référent").await;
     assert!(b.text("main").await.contains("imoreau est désormais référent"));
 
-    // The HR software's SCIM token, shown once, works at once.
+    check_page(&b, &axe, "organisation", &mut seen).await;
+
+    // The HR software's SCIM token, shown once, works at once (no
+    // screenshot of it: a secret, even a test one, stays out of the README).
     b.type_into("Nom du jeton", "Logiciel RH").await;
     b.press("Créer un jeton SCIM").await;
     let token = b.text("#jeton-scim").await;
-    check_page(&b, &axe, "organisation", &mut seen).await;
+    let violations = b.accessibility_violations(&axe).await;
+    assert!(violations.is_empty(), "axe with the token shown: {violations:#?}");
     b.quit().await;
     let user = serde_json::json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],

@@ -40,6 +40,10 @@ pub(crate) fn spawn_with(data: &std::path::Path, env: &[(&str, &str)]) -> (Child
             "127.0.0.1:0",
             "--scim-http",
             "127.0.0.1:0",
+            "--console",
+            "127.0.0.1:0",
+            "--console-http",
+            "127.0.0.1:0",
             "--data",
         ])
         .arg(data)

@@ -177,6 +177,10 @@ async fn an_operators_mistake_is_one_clear_line() {
         "127.0.0.1:0",
         "--scim-http",
         "127.0.0.1:0",
+        "--console",
+        "127.0.0.1:0",
+        "--console-http",
+        "127.0.0.1:0",
         "--no-demo",
     ];
     let (code, _, err) = crate::common::run_env(BIN, &args, None, &env).await;
