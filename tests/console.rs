@@ -870,3 +870,27 @@ async fn an_individual_subscriber_sees_their_account_and_applications() {
         account.body
     );
 }
+
+#[tokio::test]
+async fn administrators_manage_individual_subscribers_whom_referents_do_not_see() {
+    let srv = TestServer::start().await;
+    let mut admin = administrator(&srv).await;
+    let list = "/organisations/particuliers/agents";
+    let p = admin.get(list).await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("<h1>Abonnés individuels</h1>") && p.body.contains("lgarnier"), "{}", p.body);
+    let created = admin
+        .submit(
+            "/organisations/particuliers/agents/nouveau",
+            list,
+            &[("prenom", "Rose"), ("nom", "Vidal"), ("courriel", "rose@example.fr")],
+        )
+        .await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    assert!(srv.directory().get(&dn("uid=rvidal,ou=particuliers,dc=cig,dc=fr")).unwrap().is_some());
+    let page = created.location.clone();
+    assert!(admin.get(&page).await.body.contains("value=\"comite-medical\""), "every application may be opened");
+    let mut referent = referent_of_creteil(&srv).await;
+    assert_eq!(referent.get(list).await.status, 404);
+    assert_eq!(referent.get(&page).await.status, 404);
+}

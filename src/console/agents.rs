@@ -191,7 +191,7 @@ pub async fn list(
     let notice = console.sessions.take_notice(&visitor.session.id);
     let page = pages::Agents {
         nav: Nav::of(Some(&visitor)).with_notice(notice),
-        title: format!("Agents de {}", org.view.name),
+        title: org.view.people.clone(),
         org: org.view,
         q_url: encode_query(&q),
         q,

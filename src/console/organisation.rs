@@ -21,11 +21,22 @@ const FIGURES_FOR_AT_MOST: usize = 25;
 pub struct Organisation {
     pub dn: Dn,
     pub view: OrgView,
+    /// Where its people are: the organisation's `ou=agents`, or for the
+    /// individual subscribers `ou=particuliers` itself.
+    people: Dn,
 }
 
+/// The individual subscribers (`ou=particuliers`), which the console shows
+/// as an organisation of their own under this name in its addresses.
+pub const PARTICULIERS: &str = "particuliers";
+
 impl Organisation {
+    pub fn of(dn: Dn, view: OrgView) -> Organisation {
+        Organisation { people: dn.child(crate::directory::Rdn::single("ou", "agents")), dn, view }
+    }
+
     pub fn agents(&self) -> Dn {
-        self.dn.child(crate::directory::Rdn::single("ou", "agents"))
+        self.people.clone()
     }
 }
 
@@ -36,17 +47,42 @@ fn view_of(entry: &Entry, siren: &str) -> OrgView {
         .map(|a| a.values.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect())
         .unwrap_or_default();
     applications.sort();
-    OrgView { siren: siren.to_string(), name, applications }
+    OrgView { siren: siren.to_string(), people: format!("Agents de {name}"), name, applications }
 }
 
 /// The organisation of this SIREN, if the visitor may read it.
 pub fn find(console: &Console, visitor: &Visitor, siren: &str) -> Result<Organisation, PageError> {
+    if siren == PARTICULIERS {
+        return particuliers(console, visitor);
+    }
     if siren.len() != 9 || !siren.bytes().all(|b| b.is_ascii_digit()) {
         return Err(PageError::NotFound);
     }
     let dn = console.directory.find_organisation(siren).map_err(|_| PageError::NotFound)?;
     let entry = read_as(console, visitor, &dn, &["o", "description", "cigSiren", "cigApplication"])?;
-    Ok(Organisation { view: view_of(&entry, siren), dn })
+    Ok(Organisation::of(dn, view_of(&entry, siren)))
+}
+
+/// The individual subscribers, for whoever may read their container; every
+/// application may be opened to them.
+fn particuliers(console: &Console, visitor: &Visitor) -> Result<Organisation, PageError> {
+    let dn = Dn::parse(&format!("ou={PARTICULIERS},{}", console.directory.suffix()))?;
+    read_as(console, visitor, &dn, &["ou"])?;
+    let apps = Dn::parse(&format!("ou=applications,{}", console.directory.suffix()))?;
+    let mut applications: Vec<String> =
+        search_as(console, visitor, apps, Scope::One, Filter::Present("cn".into()), &["cn"])
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e.first_str("cn").map(str::to_string))
+            .collect();
+    applications.sort();
+    let view = OrgView {
+        siren: PARTICULIERS.into(),
+        name: "abonnés individuels".into(),
+        people: "Abonnés individuels".into(),
+        applications,
+    };
+    Ok(Organisation { people: dn.clone(), dn, view })
 }
 
 /// Search as the visitor; what it may not read is simply not there.
@@ -117,7 +153,7 @@ pub async fn home(State(console): State<Arc<Console>>, visitor: Visitor) -> Resp
     let figures = entries.len() <= FIGURES_FOR_AT_MOST;
     let mut organisations = Vec::new();
     for e in &entries {
-        let org = Organisation { view: view_of(e, &siren_of(e)), dn: e.dn.clone() };
+        let org = Organisation::of(e.dn.clone(), view_of(e, &siren_of(e)));
         match summary(&console, &visitor, &org, figures) {
             Ok(s) => organisations.push(s),
             Err(e) => return e.page(Some(&visitor)),

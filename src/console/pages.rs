@@ -91,6 +91,8 @@ pub struct SignIn {
 pub struct OrgView {
     pub siren: String,
     pub name: String,
+    /// How its people's list is titled ("Agents de …", "Abonnés individuels").
+    pub people: String,
     /// The applications it subscribes to (`cigApplication`).
     pub applications: Vec<String>,
 }
