@@ -185,6 +185,10 @@ pub struct ConsoleLimits {
     pub audit_rows: usize,
     /// Most agents one CSV import creates.
     pub import_max_rows: usize,
+    /// Changes an organisation's card on the home page lists.
+    pub recent_changes: usize,
+    /// Most audit records read, from the newest, to find them.
+    pub recent_scan: usize,
 }
 
 impl Default for ConsoleLimits {
@@ -197,6 +201,8 @@ impl Default for ConsoleLimits {
             max_body_bytes: 1024 * 1024,
             audit_rows: 200,
             import_max_rows: 5000,
+            recent_changes: 5,
+            recent_scan: 5000,
         }
     }
 }

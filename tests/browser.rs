@@ -41,6 +41,13 @@ async fn a_referent_creates_an_agent_in_the_browser_who_then_signs_in_and_change
     // The agents list, then the creation form: first sent incomplete.
     b.press("Agents de Commune de Créteil").await;
     check_page(&b, &axe, "agents", &mut seen).await;
+    // At 200 % zoom (half the width) the page reflows; the keyboard's first
+    // stop is the link to the content.
+    b.resize(640, 900).await;
+    assert!(!b.scrolls_sideways().await, "the agents list scrolls sideways at 200 %");
+    b.go(&b.url().await).await;
+    assert_eq!(b.tab().await, "Aller au contenu");
+    b.resize(1280, 1000).await;
     b.press("Créer un agent").await;
     check_page(&b, &axe, "agent-nouveau", &mut seen).await;
     // First with a uid another organisation's agent holds: the browser

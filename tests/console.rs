@@ -696,6 +696,9 @@ async fn a_referent_reads_their_organisations_journal_filtered_and_not_anothers(
     let id = agent_id(&srv, "jdupont", CRETEIL);
     let agent = format!("/organisations/{CRETEIL}/agents/{id}");
     assert_eq!(v.submit(&agent, &format!("{agent}/etat"), &[("actif", "non")]).await.status, 303);
+    let home = v.get("/accueil").await;
+    let recent = home.body.split("Dernières modifications").nth(1).expect("recent changes on the home page");
+    assert!(recent.contains("<td>Modification</td><td>jdupont</td>"), "{recent}");
     let journal = v.get(&format!("/organisations/{CRETEIL}/journal?agent=jdupont&operation=modify")).await;
     assert_eq!(journal.status, 200);
     assert!(journal.body.contains("uid=hdupre") && journal.body.contains("cigActive"), "{}", journal.body);

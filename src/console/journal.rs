@@ -28,6 +28,11 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("purge", "Purge de la corbeille"),
 ];
 
+/// How an operation of the trail reads.
+pub fn operation_label(op: &str) -> String {
+    OPERATIONS.iter().find(|(k, _)| *k == op).map(|(_, l)| l.to_string()).unwrap_or_else(|| op.to_string())
+}
+
 #[derive(Deserialize, Default)]
 pub struct Filters {
     #[serde(default)]
@@ -67,7 +72,8 @@ struct Journal {
     truncated: bool,
 }
 
-fn when(t: &str) -> String {
+/// A changelog time as a French reader reads it: `31/12/2026 14:05` (UTC).
+pub fn when(t: &str) -> String {
     match (t.get(0..4), t.get(4..6), t.get(6..8), t.get(8..10), t.get(10..12)) {
         (Some(y), Some(m), Some(d), Some(h), Some(mi)) => format!("{d}/{m}/{y} {h}:{mi}"),
         _ => t.to_string(),
@@ -106,7 +112,7 @@ fn show(console: &Console, visitor: &Visitor, org: Option<(String, String, Strin
             rows.push_back(Row {
                 time: when(&rec.time),
                 actor: if rec.actor.is_empty() { "(serveur)".into() } else { rec.actor.clone() },
-                op: OPERATIONS.iter().find(|(k, _)| *k == rec.op).map(|(_, l)| l.to_string()).unwrap_or(rec.op.clone()),
+                op: operation_label(&rec.op),
                 dn: rec.dn.clone(),
                 attrs: rec.attrs.join(", "),
                 result: if rec.result == "success" { "réussie".into() } else { format!("refusée : {}", rec.result) },

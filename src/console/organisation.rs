@@ -113,6 +113,7 @@ fn summary(console: &Console, visitor: &Visitor, org: &Organisation, figures: bo
         locked: 0,
         ending: 0,
         unused: 0,
+        recent: Vec::new(),
     };
     if !figures {
         return Ok(s);
@@ -137,6 +138,23 @@ fn summary(console: &Console, visitor: &Visitor, org: &Organisation, figures: bo
         if date(e, "pwdLastSuccess").or_else(|| date(e, "createTimestamp")).is_some_and(|t| t < a_year_ago) {
             s.unused += 1;
         }
+    }
+    let ndn = console.directory.normalize_dn(&org.dn)?;
+    let limits = &console.limits;
+    // Whoever may not read the trail sees the figures without it.
+    if let Ok(recent) =
+        console.directory.recent_changes_as(&visitor.actor.principal, &ndn, limits.recent_changes, limits.recent_scan)
+    {
+        s.recent = recent
+            .into_iter()
+            .map(|r| {
+                let what = super::journal::operation_label(&r.op);
+                let who = if r.actor.is_empty() { "(serveur)".to_string() } else { r.actor };
+                let target =
+                    Dn::parse(&r.dn).ok().and_then(|d| d.rdn().and_then(|x| x.avas.first()).map(|a| a.value.clone()));
+                (super::journal::when(&r.time), who, what, target.unwrap_or(r.dn))
+            })
+            .collect();
     }
     Ok(s)
 }

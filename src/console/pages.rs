@@ -105,6 +105,8 @@ pub struct OrgSummary {
     pub locked: usize,
     pub ending: usize,
     pub unused: usize,
+    /// The latest changes: when, who, what, on which entry.
+    pub recent: Vec<(String, String, String, String)>,
 }
 
 #[derive(Template)]

@@ -66,23 +66,58 @@ impl Directory {
         q: &AuditQuery,
         each: impl FnMut(u64, &ChangeRecord) -> Result<()>,
     ) -> Result<()> {
-        {
-            let r = self.store.read()?;
-            let access = self.access(who);
-            let container = Entry::new(Dn::parse(CHANGELOG_NDN)?)
-                .with("objectClass", ["top", "applicationProcess"])
-                .with("cn", ["changelog"]);
-            if access.readable(&r, CHANGELOG_NDN, &container)?.is_none() {
-                let refused = || DirectoryError::InsufficientAccess("the audit trail of this organisation".into());
-                let org = q.org_ndn.as_deref().ok_or_else(refused)?;
-                let id = r.id_of_dn(org)?.ok_or_else(refused)?;
-                let entry = r.entry(id)?.map(|rec| self.to_entry(&rec)).transpose()?.ok_or_else(refused)?;
-                if access.readable(&r, org, &entry)?.is_none() {
-                    return Err(refused());
+        self.may_read_trail(who, q.org_ndn.as_deref())?;
+        self.audit(q, each)
+    }
+
+    /// Whether `who` may read the whole trail, or (`org`) one organisation's.
+    fn may_read_trail(&self, who: &Principal, org: Option<&str>) -> Result<()> {
+        let r = self.store.read()?;
+        let access = self.access(who);
+        let container = Entry::new(Dn::parse(CHANGELOG_NDN)?)
+            .with("objectClass", ["top", "applicationProcess"])
+            .with("cn", ["changelog"]);
+        if access.readable(&r, CHANGELOG_NDN, &container)?.is_some() {
+            return Ok(());
+        }
+        let refused = || DirectoryError::InsufficientAccess("the audit trail of this organisation".into());
+        let org = org.ok_or_else(refused)?;
+        let id = r.id_of_dn(org)?.ok_or_else(refused)?;
+        let entry = r.entry(id)?.map(|rec| self.to_entry(&rec)).transpose()?.ok_or_else(refused)?;
+        if access.readable(&r, org, &entry)?.is_none() {
+            return Err(refused());
+        }
+        Ok(())
+    }
+
+    /// The `limit` most recent records of one organisation (its normalised
+    /// DN), newest first, for whoever may read its trail (see
+    /// [`Directory::audit_as`]); read from the end, at most `scan` records
+    /// looked at (a dashboard's glance, not a search of the whole trail).
+    pub fn recent_changes_as(
+        &self,
+        who: &Principal,
+        org_ndn: &str,
+        limit: usize,
+        scan: usize,
+    ) -> Result<Vec<ChangeRecord>> {
+        self.may_read_trail(who, Some(org_ndn))?;
+        let r = self.store.read()?;
+        let (mut out, mut next, mut seen) = (Vec::new(), u64::MAX, 0usize);
+        while out.len() < limit && seen < scan {
+            let batch = r.changes_before(next, BATCH.min(scan - seen))?;
+            let Some((first, _)) = batch.last() else { break };
+            next = *first;
+            seen += batch.len();
+            for (_, rec) in batch {
+                let ours =
+                    rec.org == org_ndn || self.normalize_dn_str(&rec.dn).is_some_and(|n| dn::is_under(&n, org_ndn));
+                if ours && out.len() < limit {
+                    out.push(rec);
                 }
             }
         }
-        self.audit(q, each)
+        Ok(out)
     }
 
     pub(super) fn normalize_dn_str(&self, s: &str) -> Option<String> {

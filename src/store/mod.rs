@@ -509,6 +509,8 @@ pub trait Reader {
     fn all_ids(&self) -> Result<Vec<u64>>;
     fn entry_count(&self) -> Result<u64>;
     fn changes_since(&self, seq: u64, max: usize) -> Result<Vec<(u64, ChangeRecord)>>;
+    /// At most `max` changelog records before `seq` (exclusive), newest first.
+    fn changes_before(&self, seq: u64, max: usize) -> Result<Vec<(u64, ChangeRecord)>>;
     /// The token stored under this secret's hash.
     fn token(&self, hash: &[u8]) -> Result<Option<TokenRecord>>;
     /// Every token (hash, record).
@@ -892,6 +894,17 @@ macro_rules! impl_reader {
                 self.with_changelog(|t| {
                     let mut out = Vec::new();
                     for item in t.range(seq..)?.take(max) {
+                        let (k, v) = item?;
+                        out.push((k.value(), ChangeRecord::decode(v.value())?));
+                    }
+                    Ok(out)
+                })
+            }
+
+            fn changes_before(&self, seq: u64, max: usize) -> Result<Vec<(u64, ChangeRecord)>> {
+                self.with_changelog(|t| {
+                    let mut out = Vec::new();
+                    for item in t.range(..seq)?.rev().take(max) {
                         let (k, v) = item?;
                         out.push((k.value(), ChangeRecord::decode(v.value())?));
                     }

@@ -147,6 +147,31 @@ impl Browser {
         }
     }
 
+    /// Press Tab once; the text of the element that then has the focus.
+    pub async fn tab(&self) -> String {
+        let keys = json!({"actions": [{"type": "key", "id": "clavier", "actions": [
+            {"type": "keyDown", "value": "\u{E004}"}, {"type": "keyUp", "value": "\u{E004}"}]}]});
+        self.call(reqwest::Method::POST, "/actions", Some(keys)).await;
+        self.script("return document.activeElement.textContent.trim();", json!([]))
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// The window's size in CSS pixels: 640 wide is 1280 at 200 % zoom.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.call(reqwest::Method::POST, "/window/rect", Some(json!({"width": width, "height": height}))).await;
+    }
+
+    /// Whether the page scrolls sideways (RGAA 10.11: it must reflow).
+    pub async fn scrolls_sideways(&self) -> bool {
+        self.script("return document.documentElement.scrollWidth > document.documentElement.clientWidth;", json!([]))
+            .await
+            .as_bool()
+            .unwrap_or(true)
+    }
+
     /// Tick the checkbox labelled so.
     pub async fn tick(&self, label: &str) {
         let v = self
