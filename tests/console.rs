@@ -183,6 +183,37 @@ async fn a_referent_sees_only_their_own_organisation() {
     assert!(!list.body.contains("floeuvre"));
 }
 
+/// Every page of an organisation (GET) and every form (POST), for `siren`
+/// and the agent or bin id `id`.
+fn organisation_routes(siren: &str, id: &str) -> (Vec<String>, Vec<String>) {
+    let org = format!("/organisations/{siren}");
+    let gets = vec![
+        format!("{org}/agents"),
+        format!("{org}/agents?q=a&tri=courriel&page=2"),
+        format!("{org}/agents/nouveau"),
+        format!("{org}/agents/{id}"),
+        format!("{org}/agents/{id}?modifier=1"),
+        format!("{org}/groupes"),
+        format!("{org}/corbeille"),
+        format!("{org}/journal"),
+        format!("{org}/import"),
+        format!("{org}/export.csv"),
+    ];
+    let posts = vec![
+        format!("{org}/agents"),
+        format!("{org}/agents/applications"),
+        format!("{org}/agents/{id}"),
+        format!("{org}/agents/{id}/etat"),
+        format!("{org}/agents/{id}/mot-de-passe"),
+        format!("{org}/agents/{id}/deverrouiller"),
+        format!("{org}/agents/{id}/applications"),
+        format!("{org}/agents/{id}/supprimer"),
+        format!("{org}/corbeille/{id}/restaurer"),
+        format!("{org}/import/confirmer"),
+    ];
+    (gets, posts)
+}
+
 #[tokio::test]
 async fn every_route_with_another_organisations_ids_is_not_found() {
     let srv = TestServer::start().await;
@@ -190,47 +221,59 @@ async fn every_route_with_another_organisations_ids_is_not_found() {
     let theirs = agent_id(&srv, "floeuvre", VITRY);
     let ours = agent_id(&srv, "jdupont", CRETEIL);
     let token = v.get("/accueil").await.token();
-    let gets = [
-        format!("/organisations/{VITRY}/agents"),
-        format!("/organisations/{VITRY}/agents/nouveau"),
-        format!("/organisations/{VITRY}/agents/{theirs}"),
-        format!("/organisations/{VITRY}/agents/{theirs}?modifier=1"),
-        format!("/organisations/{VITRY}/groupes"),
-        format!("/organisations/{VITRY}/corbeille"),
-        // Their agent through our organisation's pages.
-        format!("/organisations/{CRETEIL}/agents/{theirs}"),
-        format!("/organisations/{CRETEIL}/agents/{theirs}?modifier=1"),
-        format!("/organisations/{CRETEIL}/agents/not-a-uuid"),
-        "/organisations/999999999/agents".to_string(),
-    ];
+    let (mut gets, mut posts) = organisation_routes(VITRY, &theirs);
+    // Their agent through our organisation's pages.
+    let (our_gets, our_posts) = organisation_routes(CRETEIL, &theirs);
+    gets.extend(our_gets.into_iter().filter(|p| p.contains(&theirs)));
+    posts.extend(our_posts.into_iter().filter(|p| p.contains(&theirs)));
+    gets.push(format!("/organisations/{CRETEIL}/agents/not-a-uuid"));
+    gets.push("/organisations/999999999/agents".to_string());
     for path in &gets {
         let p = v.get(path).await;
         assert_eq!(p.status, 404, "GET {path}: {}", p.body);
     }
-    let posts = [
-        format!("/organisations/{VITRY}/agents"),
-        format!("/organisations/{VITRY}/agents/{theirs}"),
-        format!("/organisations/{VITRY}/agents/{theirs}/etat"),
-        format!("/organisations/{VITRY}/agents/{theirs}/mot-de-passe"),
-        format!("/organisations/{VITRY}/agents/{theirs}/deverrouiller"),
-        format!("/organisations/{VITRY}/agents/{theirs}/applications"),
-        format!("/organisations/{VITRY}/agents/{theirs}/supprimer"),
-        format!("/organisations/{VITRY}/corbeille/{theirs}/restaurer"),
-        format!("/organisations/{CRETEIL}/agents/{theirs}/etat"),
-        format!("/organisations/{CRETEIL}/agents/{theirs}/mot-de-passe"),
-        format!("/organisations/{CRETEIL}/agents/{theirs}/supprimer"),
-        format!("/organisations/{CRETEIL}/corbeille/{theirs}/restaurer"),
-    ];
     for path in &posts {
-        let p = v
-            .post(path, &[("jeton", &token), ("actif", "non"), ("confirmer", "oui"), ("prenom", "X"), ("nom", "Y")])
-            .await;
+        let fields = [
+            ("jeton", token.as_str()),
+            ("actif", "non"),
+            ("confirmer", "oui"),
+            ("prenom", "X"),
+            ("nom", "Y"),
+            ("agent", &theirs),
+        ];
+        let p = v.post(path, &fields).await;
         assert_eq!(p.status, 404, "POST {path}: {}", p.body);
     }
     // Nothing of theirs changed; ours is still reachable.
     let floeuvre = srv.directory().get(&dn(&format!("uid=floeuvre,ou=agents,o={VITRY},ou=organisations,dc=cig,dc=fr")));
     assert_eq!(floeuvre.unwrap().unwrap().first_str("cigActive"), Some("TRUE"));
     assert_eq!(v.get(&format!("/organisations/{CRETEIL}/agents/{ours}")).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_signed_out_visitor_is_sent_to_sign_in_from_every_route() {
+    let srv = TestServer::start().await;
+    let mut v = Visit::new(&srv);
+    let id = agent_id(&srv, "jdupont", CRETEIL);
+    let (mut gets, posts) = organisation_routes(CRETEIL, &id);
+    gets.extend(
+        ["/accueil", "/compte", "/compte/mot-de-passe", "/administration", "/administration/journal"].map(String::from),
+    );
+    for path in &gets {
+        let p = v.get(path).await;
+        assert_eq!(p.status, 303, "GET {path}");
+        assert!(p.location.starts_with("/connexion?suite="), "GET {path}: {}", p.location);
+    }
+    for path in posts.iter().chain(&["/deconnexion".to_string(), "/compte/mot-de-passe".to_string()]) {
+        let p = v.post(path, &[("jeton", "x"), ("actif", "non")]).await;
+        assert_eq!(p.status, 303, "POST {path}");
+    }
+    let d = srv.directory();
+    let agent =
+        d.get(&dn(&format!("uid=jdupont,ou=agents,o={CRETEIL},ou=organisations,dc=cig,dc=fr"))).unwrap().unwrap();
+    assert_eq!(agent.first_str("cigActive"), Some("TRUE"));
+    // The accessibility statement is for everyone.
+    assert_eq!(v.get("/accessibilite").await.status, 200);
 }
 
 #[tokio::test]
