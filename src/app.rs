@@ -265,6 +265,7 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
             sessions: sessions.clone(),
             limits: cfg.console_limits.clone(),
             secure,
+            log_operations: cfg.log_operations,
         })
     };
     let console_https = crate::https::TlsListener::new(console_https, acceptor)?;

@@ -78,8 +78,8 @@ pub struct Config {
     pub approx_index: Vec<String>,
     /// Log format: `text` or `json`.
     pub log_format: String,
-    /// One log line per LDAP operation and SCIM request (connection, identity,
-    /// operation, target, result, duration; never a password).
+    /// One log line per LDAP operation, SCIM request and console page
+    /// (connection, identity, operation, target, result, duration; never a password).
     pub log_operations: bool,
     pub limits: Limits,
     /// Seconds between two lifecycle steps, which apply the transitions

@@ -27,6 +27,12 @@ pub(crate) fn spawn(data: &std::path::Path) -> (Child, String, String) {
 
 /// [`spawn`] with more environment variables.
 pub(crate) fn spawn_with(data: &std::path::Path, env: &[(&str, &str)]) -> (Child, String, String) {
+    let (child, ldap, scim, _) = spawn_all(data, env);
+    (child, ldap, scim)
+}
+
+/// [`spawn_with`], and the console's plain-HTTP URL.
+pub(crate) fn spawn_all(data: &std::path::Path, env: &[(&str, &str)]) -> (Child, String, String, String) {
     std::fs::create_dir_all(data).unwrap();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join("server.log")).unwrap();
     let mut child = Command::new(BIN)
@@ -58,8 +64,8 @@ pub(crate) fn spawn_with(data: &std::path::Path, env: &[(&str, &str)]) -> (Child
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let (mut ldap, mut scim) = (None, None);
-    while ldap.is_none() || scim.is_none() {
+    let (mut ldap, mut scim, mut console) = (None, None, None);
+    while ldap.is_none() || scim.is_none() || console.is_none() {
         let Some(Ok(line)) = lines.next() else {
             let log = std::fs::read_to_string(data.join("server.log")).unwrap_or_default();
             panic!("the server stopped before listening:\n{log}");
@@ -70,10 +76,13 @@ pub(crate) fn spawn_with(data: &std::path::Path, env: &[(&str, &str)]) -> (Child
         if let Some(url) = line.strip_prefix("SCIM listening on http://") {
             scim = Some(format!("http://{url}"));
         }
+        if let Some(url) = line.strip_prefix("Console listening on http://") {
+            console = Some(format!("http://{}", url.trim_end_matches('/')));
+        }
     }
     // Keep draining its output so that it never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, ldap.unwrap_or_default(), scim.unwrap_or_default())
+    (child, ldap.unwrap_or_default(), scim.unwrap_or_default(), console.unwrap_or_default())
 }
 
 async fn admin(url: &str) -> ldap3::Ldap {

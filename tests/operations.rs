@@ -47,7 +47,7 @@ async fn metrics_count_operations_by_type_and_result() {
 async fn every_operation_is_one_json_log_line_without_its_password() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (mut child, url, _) = crate::crash_safety::spawn_with(&data, &[("CONVERGENCES_LOG_FORMAT", "json")]);
+    let (mut child, url, _, console) = crate::crash_safety::spawn_all(&data, &[("CONVERGENCES_LOG_FORMAT", "json")]);
     let (conn, mut ldap) = LdapConnAsync::new(&url).await.unwrap();
     ldap3::drive!(conn);
     ldap.simple_bind("cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await.unwrap().success().unwrap();
@@ -55,6 +55,8 @@ async fn every_operation_is_one_json_log_line_without_its_password() {
     let missing = ldap.delete(&format!("uid=nobody,{AGENTS}")).await.unwrap();
     assert_eq!(missing.rc, 32);
     ldap.unbind().await.unwrap();
+    let page = reqwest::get(format!("{console}/connexion?suite=/accueil")).await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
     std::thread::sleep(std::time::Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -76,6 +78,10 @@ async fn every_operation_is_one_json_log_line_without_its_password() {
     assert_eq!(search["who"], "cn=admin,dc=cig,dc=fr");
     let delete = find("delete");
     assert_eq!(delete["result"].as_i64(), Some(32), "{delete}");
+    // A console page is one line too, without its query.
+    let page = ops.iter().find(|v| v["message"] == "console").unwrap_or_else(|| panic!("no console line in {ops:?}"));
+    assert_eq!((page["path"].as_str(), page["status"].as_u64()), (Some("/connexion"), Some(200)), "{page}");
+    assert!(!log.contains("suite=/accueil"), "a page's query reached the log");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

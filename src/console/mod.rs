@@ -42,6 +42,8 @@ pub struct Console {
     pub limits: ConsoleLimits,
     /// Served over HTTPS: cookies are `Secure` and `__Host-` named.
     pub secure: bool,
+    /// One log line per request (`log_operations`), as LDAP and SCIM have.
+    pub log_operations: bool,
 }
 
 impl Console {
@@ -68,6 +70,7 @@ const STYLESHEET: &str = include_str!("../../templates/console/console.css");
 pub fn router(console: Arc<Console>) -> Router {
     let limit = console.limits.max_body_bytes;
     let secure = console.secure;
+    let log = console.log_operations;
     Router::new()
         .route("/", get(|| async { axum::response::Redirect::to("/accueil") }))
         .route("/connexion", get(signin::form).post(signin::submit))
@@ -109,7 +112,28 @@ pub fn router(console: Arc<Console>) -> Router {
         .fallback(|visitor: Option<Visitor>| async move { PageError::NotFound.page(visitor.as_ref()) })
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::map_response(move |r: Response| async move { protect(r, secure) }))
+        .layer(axum::middleware::from_fn(move |req, next| logged(log, req, next)))
         .with_state(console)
+}
+
+/// The request's log line: method, path (never a query: it may hold a
+/// name searched for), status, duration. Who did what is the audit trail's.
+async fn logged(log: bool, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if !log {
+        return next.run(req).await;
+    }
+    let started = std::time::Instant::now();
+    let (method, path) = (req.method().as_str().to_string(), req.uri().path().to_string());
+    let resp = next.run(req).await;
+    tracing::info!(
+        target: "convergences::ops",
+        method = %method,
+        path = %path,
+        status = resp.status().as_u16(),
+        us = started.elapsed().as_micros() as u64,
+        "console"
+    );
+    resp
 }
 
 async fn stylesheet() -> Response {
