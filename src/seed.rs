@@ -39,6 +39,17 @@ const ORGS: &[DemoOrg] = &[
 
 const APPLICATIONS: &[&str] = &["bip", "snapi-cap", "commission-reforme", "comite-medical"];
 
+/// How the CIG's people name each application (its group's `description`).
+fn application_name(app: &str) -> &'static str {
+    match app {
+        "bip" => "BIP (banque d'informations du personnel)",
+        "snapi-cap" => "SNAPI-CAP (commissions administratives paritaires)",
+        "commission-reforme" => "Commission de réforme",
+        "comite-medical" => "Comité médical",
+        _ => "Application",
+    }
+}
+
 fn random_password() -> Result<String> {
     let mut b = [0u8; 12];
     getrandom::fill(&mut b).map_err(|e| crate::directory::DirectoryError::Internal(e.to_string()))?;
@@ -178,6 +189,7 @@ pub fn seed_demo(dir: &Directory, admin_password: Option<&str>) -> Result<SeedOu
             Entry::new(dn(&format!("cn={app},ou=applications"))?)
                 .with("objectClass", ["groupOfNames"])
                 .with("cn", [app])
+                .with("description", [application_name(app)])
                 .with("member", members.iter()),
         )?;
     }

@@ -64,7 +64,7 @@ async fn a_referent_creates_an_agent_in_the_browser_who_then_signs_in_and_change
     assert_eq!(b.text("#identifiant-agent").await, "mlegoff");
 
     // BIP is granted, the password reset and shown once.
-    b.tick("BIP").await;
+    b.tick("BIP (banque d'informations du personnel)").await;
     b.press("Enregistrer les applications").await;
     check_page(&b, &axe, "agent", &mut seen).await;
     b.press("Réinitialiser le mot de passe").await;
@@ -144,7 +144,7 @@ async fn an_administrator_onboards_an_employer_in_the_browser_whose_scim_token_p
     b.press("Créer une organisation").await;
     b.type_into("SIREN", "200066463").await;
     b.type_into("Nom", "Communauté d'agglomération de test").await;
-    b.tick("BIP").await;
+    b.tick("BIP (banque d'informations du personnel)").await;
     b.press("Créer l'organisation").await;
     assert!(b.text("#erreur-siren").await.contains("clé de contrôle"));
     check_page(&b, &axe, "organisation-nouvelle-erreurs", &mut seen).await;

@@ -376,6 +376,16 @@ pub async fn create(State(console): State<Arc<Console>>, Path(siren): Path<Strin
     }
 }
 
+/// Each application's name and how people know it (its `description`).
+fn application_labels(console: &Console, visitor: &Visitor) -> Vec<(String, String)> {
+    let Ok(base) = Dn::parse(&format!("ou=applications,{}", console.directory.suffix())) else { return Vec::new() };
+    search_as(console, visitor, base, Scope::One, Filter::Present("cn".into()), &["cn", "description"])
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| Some((e.first_str("cn")?.to_string(), e.first_str("description")?.to_string())))
+        .collect()
+}
+
 #[derive(Deserialize, Default)]
 pub struct ShowQuery {
     #[serde(default)]
@@ -408,13 +418,18 @@ pub async fn show(
         return form_page(&visitor, org, Some((&agent, &revision)), &stored, FieldErrors::default(), StatusCode::OK);
     }
     let granted = super::account::applications_of(&console, &agent);
+    let labels = application_labels(&console, &visitor);
     let applications = org
         .view
         .applications
         .iter()
         .map(|a| Application {
             name: a.clone(),
-            label: a.to_uppercase(),
+            label: labels
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(a))
+                .map(|(_, l)| l.clone())
+                .unwrap_or_else(|| a.to_uppercase()),
             granted: granted.iter().any(|g| g.eq_ignore_ascii_case(a)),
         })
         .collect();
