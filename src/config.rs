@@ -183,6 +183,8 @@ pub struct ConsoleLimits {
     pub max_body_bytes: usize,
     /// Most recent audit records one journal page shows.
     pub audit_rows: usize,
+    /// Most audit records read, from the newest, for one journal page.
+    pub audit_scan: usize,
     /// Most agents one CSV import creates.
     pub import_max_rows: usize,
     /// Changes an organisation's card on the home page lists.
@@ -200,6 +202,7 @@ impl Default for ConsoleLimits {
             page_size: 50,
             max_body_bytes: 1024 * 1024,
             audit_rows: 200,
+            audit_scan: 200_000,
             import_max_rows: 5000,
             recent_changes: 5,
             recent_scan: 5000,

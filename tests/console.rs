@@ -675,7 +675,7 @@ async fn a_designated_referent_manages_the_organisation_and_a_removed_one_no_lon
     let mut admin = administrator(&srv).await;
     let page = format!("/administration/organisations/{CRETEIL}");
     let unknown = admin.submit(&page, &format!("{page}/referents"), &[("identifiant", "floeuvre")]).await;
-    assert_eq!(unknown.status, 200);
+    assert_eq!(unknown.status, 400);
     assert!(unknown.body.contains("id=\"erreur-referent\""), "another organisation's agent: {}", unknown.body);
     let added = admin.submit(&page, &format!("{page}/referents"), &[("identifiant", "cmartin")]).await;
     assert_eq!(added.status, 303);
@@ -774,7 +774,7 @@ async fn a_csv_import_is_tried_first_with_every_error_on_its_line_then_creates_a
     let token = v.get(&import).await.token();
     let p = v.post_file(&import, &token, bad.as_bytes()).await;
     assert_eq!(p.status, 400, "{}", p.body);
-    for (line, says) in [(3, "obligatoires"), (4, "n&#39;est pas une date"), (5, "déjà utilisé"), (6, "droit")] {
+    for (line, says) in [(3, "obligatoires"), (4, "n&#39;est pas une date"), (5, "déjà utilisé"), (6, "abonnée")] {
         assert!(p.body.contains(&format!("Ligne {line} : ")), "line {line}: {}", p.body);
         let item = p.body.split(&format!("Ligne {line} : ")).nth(1).unwrap().split("</li>").next().unwrap();
         assert!(item.contains(says), "line {line}: {item}");
@@ -939,4 +939,102 @@ async fn administrators_manage_individual_subscribers_whom_referents_do_not_see(
     let mut referent = referent_of_creteil(&srv).await;
     assert_eq!(referent.get(list).await.status, 404);
     assert_eq!(referent.get(&page).await.status, 404);
+}
+
+#[tokio::test]
+async fn a_session_ends_at_once_when_its_account_is_suspended() {
+    let srv = TestServer::start().await;
+    let mut referent = referent_of_creteil(&srv).await;
+    assert_eq!(referent.get("/accueil").await.status, 200);
+    let mut admin = administrator(&srv).await;
+    let page = format!("/organisations/{CRETEIL}/agents/{}", agent_id(&srv, "hdupre", CRETEIL));
+    assert_eq!(admin.submit(&page, &format!("{page}/etat"), &[("actif", "non")]).await.status, 303);
+    let p = referent.get("/accueil").await;
+    assert_eq!((p.status, p.location.as_str()), (303, "/connexion?suite=/accueil"));
+}
+
+#[tokio::test]
+async fn the_page_after_sign_in_is_never_another_site_however_spelt() {
+    let srv = TestServer::start().await;
+    for next in ["/\t/evil.example", "/\\evil.example", "//evil.example", "https://evil.example", "/\n/evil.example"] {
+        let mut v = Visit::new(&srv);
+        let token = v.get("/connexion").await.token();
+        let p = v
+            .post(
+                "/connexion",
+                &[("jeton", &token), ("identifiant", "hdupre"), ("mot_de_passe", seed_password()), ("suite", next)],
+            )
+            .await;
+        assert_eq!((p.status, p.location.as_str()), (303, "/accueil"), "{next:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_application_dropped_from_the_subscriptions_is_closed_to_the_organisations_agents() {
+    let srv = TestServer::start().await;
+    let mut admin = administrator(&srv).await;
+    let edit = format!("/administration/organisations/{CRETEIL}/modifier");
+    let p = admin
+        .submit(
+            &edit,
+            &edit,
+            &[
+                ("nom", "Commune de Créteil"),
+                ("type", "affiliee"),
+                ("application", "bip"),
+                ("application", "commission-reforme"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let d = srv.directory();
+    let snapi = d.get(&dn("cn=snapi-cap,ou=applications,dc=cig,dc=fr")).unwrap().unwrap();
+    let members: Vec<String> =
+        snapi.get("member").unwrap().values.iter().map(|v| String::from_utf8_lossy(v).to_lowercase()).collect();
+    assert!(!members.iter().any(|m| m.contains(CRETEIL)), "{members:?}");
+    let bip = d.get(&dn("cn=bip,ou=applications,dc=cig,dc=fr")).unwrap().unwrap();
+    assert!(
+        bip.get("member").unwrap().values.iter().any(|v| String::from_utf8_lossy(v).contains(CRETEIL)),
+        "bip stays"
+    );
+}
+
+#[tokio::test]
+async fn making_and_revoking_a_scim_token_is_in_the_audit_trail() {
+    let srv = TestServer::start().await;
+    let mut admin = administrator(&srv).await;
+    let page = format!("/administration/organisations/{CRETEIL}");
+    assert_eq!(admin.submit(&page, &format!("{page}/jetons"), &[("nom", "SIRH")]).await.status, 303);
+    let id = srv.directory().list_tokens().unwrap()[0].id.clone();
+    assert_eq!(admin.submit(&page, &format!("{page}/jetons/{id}/revoquer"), &[]).await.status, 303);
+    let journal = admin.get(&format!("/organisations/{CRETEIL}/journal")).await;
+    assert!(
+        journal.body.contains("Jeton SCIM créé") && journal.body.contains("Jeton SCIM révoqué"),
+        "{}",
+        journal.body
+    );
+    assert!(journal.body.contains(&format!("SIRH ({id})")));
+}
+
+#[tokio::test]
+async fn rows_of_the_same_name_in_one_csv_get_the_next_free_uids() {
+    let srv = TestServer::start().await;
+    let mut v = referent_of_creteil(&srv).await;
+    let import = format!("/organisations/{CRETEIL}/import");
+    let token = v.get(&import).await.token();
+    let p = v
+        .post_file(&import, &token, "prenom;nom;telephone\nHélène;Dupré;'+33 1 02 03 04 05\nHenri;Dupré;\n".as_bytes())
+        .await;
+    assert!(p.body.contains("créera 2 agents"), "{}", p.body);
+    assert_eq!(v.submit(&import, &format!("{import}/confirmer"), &[]).await.status, 303);
+    let d = srv.directory();
+    let agent =
+        |uid: &str| d.get(&dn(&format!("uid={uid},ou=agents,o={CRETEIL},ou=organisations,dc=cig,dc=fr"))).unwrap();
+    let helene = agent("hdupre2").expect("hdupre is taken: hdupre2");
+    assert_eq!(
+        helene.first_str("telephoneNumber"),
+        Some("+33 1 02 03 04 05"),
+        "the export's formula guard is not kept"
+    );
+    assert!(agent("hdupre3").is_some());
 }

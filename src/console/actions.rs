@@ -85,6 +85,7 @@ pub async fn reset_password(
     };
     let dir = console.directory.clone();
     let actor = visitor.actor.clone();
+    let agent_dn = agent.dn.clone();
     // The new password is hashed (argon2) before the write: off the reactor.
     let outcome = tokio::task::spawn_blocking(move || {
         let password = dir.generate_password()?;
@@ -95,7 +96,11 @@ pub async fn reset_password(
     .await;
     match outcome {
         Ok(Ok(password)) => {
-            console.sessions.set_secret(&visitor.session.id, &id, password);
+            // Whoever was signed in with the old password is no longer.
+            if let Ok(ndn) = console.directory.normalize_dn(&agent_dn) {
+                console.sessions.close_all_of(&ndn, |d| console.directory.normalize_dn(d).ok());
+            }
+            console.sessions.set_secret(&visitor.session.id, &format!("mot-de-passe:{id}"), password);
             Redirect::to(&format!("/organisations/{siren}/agents/{id}")).into_response()
         }
         Ok(Err(e)) => PageError::from(e).page(Some(&visitor)),

@@ -318,9 +318,36 @@ pub async fn update_organisation(
         Modification::new(ModOp::Replace, "cigAffiliation", [kind]),
         Modification::new(ModOp::Replace, "cigApplication", applications.iter()),
     ];
-    if let Err((_, e)) =
-        console.directory.write_async(&visitor.actor, Write::one(Change::Modify(org.dn.clone(), mods))).await
-    {
+    let mut changes = vec![Change::Modify(org.dn.clone(), mods)];
+    // An application the organisation no longer subscribes to is closed to
+    // its agents in the same write: its référents could no longer do it.
+    let org_ndn = console.directory.normalize_dn(&org.dn).unwrap_or_default();
+    for dropped in org.view.applications.iter().filter(|a| !applications.iter().any(|n| n.eq_ignore_ascii_case(a))) {
+        let Ok(group) = Dn::parse(&format!("ou=applications,{}", console.directory.suffix()))
+            .map(|apps| apps.child(Rdn::single("cn", dropped)))
+        else {
+            continue;
+        };
+        let members = super::account::read_as(&console, &visitor, &group, &["member"])
+            .ok()
+            .and_then(|g| g.get("member").map(|a| a.values.clone()))
+            .unwrap_or_default();
+        let theirs: Vec<String> = members
+            .iter()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .filter(|m| {
+                Dn::parse(m)
+                    .ok()
+                    .and_then(|d| console.directory.normalize_dn(&d).ok())
+                    .is_some_and(|n| n.ends_with(&format!(",{org_ndn}")))
+            })
+            .collect();
+        if !theirs.is_empty() {
+            let mods = vec![keep_placeholder_member(), Modification::new(ModOp::Delete, "member", theirs.iter())];
+            changes.push(Change::Modify(group, mods));
+        }
+    }
+    if let Err((_, e)) = console.directory.write_async(&visitor.actor, Write::new(changes)).await {
         return PageError::from(e).page(Some(&visitor));
     }
     console.sessions.set_notice(&visitor.session.id, "L'organisation a été enregistrée.".into());
@@ -365,6 +392,7 @@ pub async fn organisation(
 }
 
 fn organisation_page(console: &Console, visitor: &Visitor, org: Organisation, referent_error: String) -> Response {
+    let status = if referent_error.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
     let kind = super::account::read_as(console, visitor, &org.dn, &["cigAffiliation"])
         .ok()
         .and_then(|e| e.first_str("cigAffiliation").map(kind_label))
@@ -404,7 +432,7 @@ fn organisation_page(console: &Console, visitor: &Visitor, org: Organisation, re
     let nav = Nav::of(Some(visitor)).with_notice(console.sessions.take_notice(&visitor.session.id));
     let page =
         AdminOrg { nav, title: org.view.name.clone(), org: org.view, kind, referents, referent_error, tokens, secret };
-    pages::render(StatusCode::OK, &page)
+    pages::render(status, &page)
 }
 
 pub async fn designate_referent(
@@ -485,7 +513,7 @@ pub async fn create_token(State(console): State<Arc<Console>>, Path(siren): Path
         n => n,
     };
     let scope = TokenScope::Organisation(org.dn.clone());
-    match console.directory.create_token_as(&visitor.actor.principal, &scope, name) {
+    match console.directory.create_token_as(&visitor.actor, &scope, name) {
         Ok((_, secret)) => {
             console.sessions.set_secret(&visitor.session.id, &format!("jeton:{siren}"), secret);
             Redirect::to(&format!("/administration/organisations/{siren}")).into_response()
@@ -512,7 +540,7 @@ pub async fn revoke_token(
         Ok(false) => return PageError::NotFound.page(Some(&visitor)),
         Err(e) => return PageError::from(e).page(Some(&visitor)),
     }
-    match console.directory.revoke_token_as(&visitor.actor.principal, &id) {
+    match console.directory.revoke_token_as(&visitor.actor, &id) {
         Ok(_) => {
             console.sessions.set_notice(&visitor.session.id, "Le jeton a été révoqué : il ne donne plus accès.".into());
             Redirect::to(&format!("/administration/organisations/{siren}")).into_response()

@@ -235,7 +235,7 @@ fn form_page(
             label,
             kind,
             help: if *kind == "date" {
-                "Au format jour/mois/année ; laissé vide, sans limite.".into()
+                "Une date (31/12/2026) ; laissée vide, sans limite.".into()
             } else {
                 String::new()
             },
@@ -343,14 +343,14 @@ pub async fn create(State(console): State<Arc<Console>>, Path(siren): Path<Strin
         return form_page(&visitor, org, None, &typed, errors, StatusCode::BAD_REQUEST);
     }
     let uid = match fields.get("identifiant") {
-        "" => match console.directory.propose_uid(fields.get("prenom"), fields.get("nom")) {
+        "" => match console.directory.propose_uid(fields.get("prenom"), fields.get("nom"), &[]) {
             Ok(u) => u,
             Err(e) => return PageError::from(e).page(Some(&visitor)),
         },
         u => u.to_string(),
     };
     let dn = org.agents().child(Rdn::single("uid", &uid));
-    let mut entry = Entry::new(dn)
+    let mut entry = Entry::new(dn.clone())
         .with("objectClass", ["inetOrgPerson", "cigAgent"])
         .with("uid", [uid.as_str()])
         .with("cn", [format!("{} {}", fields.get("prenom"), fields.get("nom"))])
@@ -362,9 +362,7 @@ pub async fn create(State(console): State<Arc<Console>>, Path(siren): Path<Strin
     }
     match write(&console, &visitor, vec![Change::Add(entry)], None).await {
         Ok(()) => {
-            let created = console.directory.login_dn(&uid).ok().flatten();
-            let id =
-                created.and_then(|dn| console.directory.get(&dn).ok().flatten()).map(|e| id_of(&e)).unwrap_or_default();
+            let id = console.directory.get(&dn).ok().flatten().map(|e| id_of(&e)).unwrap_or_default();
             console.sessions.set_notice(&visitor.session.id, format!("L'agent {uid} a été créé."));
             Redirect::to(&format!("/organisations/{siren}/agents/{id}")).into_response()
         }
@@ -447,7 +445,8 @@ pub async fn show(
         last_bind: agent.first_str("pwdLastSuccess").map(generalized_to_french).unwrap_or_else(|| "jamais".into()),
     };
     let notice = console.sessions.take_notice(&visitor.session.id);
-    let password = console.sessions.take_secret(&visitor.session.id, &view.id).unwrap_or_default();
+    let password =
+        console.sessions.take_secret(&visitor.session.id, &format!("mot-de-passe:{}", view.id)).unwrap_or_default();
     let page = pages::Agent {
         nav: Nav::of(Some(&visitor)).with_notice(notice),
         title: view.name.clone(),

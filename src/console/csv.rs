@@ -75,10 +75,20 @@ pub fn rows(text: &str) -> Result<Vec<(usize, Vec<String>)>, usize> {
     Ok(out)
 }
 
+/// A cell read back: the apostrophe [`cell`] puts before what a
+/// spreadsheet would compute is not part of the value.
+pub fn unguarded(value: &str) -> &str {
+    match value.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => value,
+    }
+}
+
 /// One cell for a spreadsheet: quoted when it must be, and a value a
 /// spreadsheet would run as a formula (`=`, `+`, `-`, `@`) kept as text.
 pub fn cell(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_string() };
+    let value =
+        if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_string() };
     if value.contains([';', '"', '\n', '\r', ',']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
 }
 
@@ -116,5 +126,7 @@ mod tests {
     fn a_cell_that_a_spreadsheet_would_compute_stays_text() {
         assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(cell("Dupré"), "Dupré");
+        assert_eq!(unguarded("'+33 1 23 45 67 89"), "+33 1 23 45 67 89");
+        assert_eq!(unguarded("l'école"), "l'école");
     }
 }

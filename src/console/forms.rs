@@ -49,6 +49,15 @@ impl FieldErrors {
 /// (UTC); `end` gives its last second instead, so that "valid until the
 /// 31st" includes the 31st.
 pub fn date_to_generalized(date: &str, end: bool) -> Option<String> {
+    // `31/12/2026`, as a person or a spreadsheet writes it, is the same day.
+    let swapped;
+    let date = match date.split('/').collect::<Vec<_>>()[..] {
+        [d, m, y] if d.len() == 2 && m.len() == 2 && y.len() == 4 => {
+            swapped = format!("{y}-{m}-{d}");
+            swapped.as_str()
+        }
+        _ => date,
+    };
     let b = date.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -90,11 +99,12 @@ mod tests {
         assert_eq!(date_to_generalized("2026-12-31", false).as_deref(), Some("20261231000000Z"));
         assert_eq!(date_to_generalized("2026-12-31", true).as_deref(), Some("20261231235959Z"));
         assert_eq!(date_to_generalized("2028-02-29", true).as_deref(), Some("20280229235959Z"));
+        assert_eq!(date_to_generalized("31/12/2026", false).as_deref(), Some("20261231000000Z"));
     }
 
     #[test]
     fn an_impossible_date_is_no_date() {
-        for bad in ["2026-02-29", "2026-13-01", "2026-00-10", "31/12/2026", "2026-1-1", "", "2026-12-3x"] {
+        for bad in ["2026-02-29", "2026-13-01", "2026-00-10", "31/12/26", "1/1/2026", "2026-1-1", "", "2026-12-3x"] {
             assert_eq!(date_to_generalized(bad, false), None, "{bad}");
         }
     }

@@ -81,7 +81,7 @@ struct Plan {
     errors: Vec<(usize, String)>,
 }
 
-fn plan(console: &Console, agents: &Dn, text: &str) -> Result<Plan, Vec<(usize, String)>> {
+fn plan(console: &Console, agents: &Dn, subscribed: &[String], text: &str) -> Result<Plan, Vec<(usize, String)>> {
     let rows = csv::rows(text).map_err(|line| vec![(line, "Un guillemet ouvert n'est jamais fermé.".to_string())])?;
     let Some(((_, header), body)) = rows.split_first() else {
         return Err(vec![(1, "Le fichier est vide.".into())]);
@@ -111,9 +111,15 @@ fn plan(console: &Console, agents: &Dn, text: &str) -> Result<Plan, Vec<(usize, 
     }
     let mut plan = Plan { changes: Vec::new(), lines: Vec::new(), rows: Vec::new(), errors: Vec::new() };
     let mut uids: Vec<String> = Vec::new();
+    let mut grants: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
     for (line, cells) in body {
         let value = |col: &str| -> &str {
-            columns.iter().position(|&i| COLUMNS[i].0 == col).and_then(|p| cells.get(p)).map(|s| s.trim()).unwrap_or("")
+            columns
+                .iter()
+                .position(|&i| COLUMNS[i].0 == col)
+                .and_then(|p| cells.get(p))
+                .map(|s| csv::unguarded(s.trim()))
+                .unwrap_or("")
         };
         let (given, family) = (value("prenom"), value("nom"));
         if given.is_empty() || family.is_empty() {
@@ -121,17 +127,9 @@ fn plan(console: &Console, agents: &Dn, text: &str) -> Result<Plan, Vec<(usize, 
             continue;
         }
         let uid = match value("identifiant") {
-            "" => match console.directory.propose_uid(given, family) {
-                // Two rows of the same name in one file: the next number.
-                Ok(mut u) => {
-                    let base = u.clone();
-                    let mut n = 2;
-                    while uids.contains(&u) {
-                        u = format!("{base}{n}");
-                        n += 1;
-                    }
-                    u
-                }
+            // Two rows of the same name in one file: the next free number.
+            "" => match console.directory.propose_uid(given, family, &uids) {
+                Ok(u) => u,
                 Err(e) => {
                     errors.push((*line, french(&e)));
                     continue;
@@ -157,12 +155,7 @@ fn plan(console: &Console, agents: &Dn, text: &str) -> Result<Plan, Vec<(usize, 
                 continue;
             }
             let v = if matches!(*col, "debut" | "fin") {
-                // 31/12/2026 as a spreadsheet writes it, or 2026-12-31.
-                let iso = match v.split('/').collect::<Vec<_>>()[..] {
-                    [d, m, y] => format!("{y:0>4}-{m:0>2}-{d:0>2}"),
-                    _ => v.to_string(),
-                };
-                match date_to_generalized(&iso, *col == "fin") {
+                match date_to_generalized(v, *col == "fin") {
                     Some(t) => t,
                     None => {
                         errors.push((*line, format!("« {v} » n'est pas une date (31/12/2026).")));
@@ -182,17 +175,34 @@ fn plan(console: &Console, agents: &Dn, text: &str) -> Result<Plan, Vec<(usize, 
         plan.changes.push(Change::Add(entry));
         plan.lines.push(*line);
         for app in value("applications").split(['|', ',']).map(str::trim).filter(|a| !a.is_empty()) {
-            let group = match Dn::parse(&format!("cn={app},ou=applications,{}", console.directory.suffix())) {
-                Ok(g) => g,
-                Err(_) => {
-                    errors.push((*line, format!("« {app} » n'est pas une application.")));
-                    continue;
+            match subscribed.iter().find(|s| s.eq_ignore_ascii_case(app)) {
+                Some(s) => grants.entry(s.clone()).or_default().push(dn.to_string()),
+                None => {
+                    errors.push((
+                        *line,
+                        format!("« {app} » n'est pas une application à laquelle l'organisation est abonnée."),
+                    ));
+                    bad = true;
                 }
-            };
-            plan.changes.push(Change::Modify(group, vec![Modification::new(ModOp::Add, "member", [dn.to_string()])]));
-            plan.lines.push(*line);
+            }
         }
-        plan.rows.push((*line, first..plan.changes.len()));
+        if bad {
+            plan.changes.pop();
+            plan.lines.pop();
+            continue;
+        }
+        plan.rows.push((*line, first..first + 1));
+    }
+    // One modify per application for the whole file: a group spans the
+    // CIG, and each modify rewrites it.
+    for (app, members) in grants {
+        let group = Dn::parse(&format!("ou=applications,{}", console.directory.suffix()))
+            .map(|apps| apps.child(Rdn::single("cn", &app)));
+        if let Ok(group) = group {
+            let line = plan.lines.last().copied().unwrap_or(0);
+            plan.changes.push(Change::Modify(group, vec![Modification::new(ModOp::Add, "member", members.iter())]));
+            plan.lines.push(line);
+        }
     }
     plan.errors = errors;
     Ok(plan)
@@ -248,9 +258,10 @@ pub async fn check(
         return PageError::Forged.page(Some(&visitor));
     }
     let text = csv::decode(&file);
-    let (dir, actor, agents) = (console.clone(), visitor.actor.clone(), org.agents());
+    let (dir, actor, agents, subscribed) =
+        (console.clone(), visitor.actor.clone(), org.agents(), org.view.applications.clone());
     // Every row is judged in a transaction of its own: off the reactor.
-    let judged = tokio::task::spawn_blocking(move || match plan(&dir, &agents, &text) {
+    let judged = tokio::task::spawn_blocking(move || match plan(&dir, &agents, &subscribed, &text) {
         Ok(p) => (rehearse(&dir, &actor, &p), p.rows.len(), text),
         Err(errors) => (errors, 0, text),
     })
@@ -279,7 +290,7 @@ pub async fn confirm(State(console): State<Arc<Console>>, Path(siren): Path<Stri
             .set_notice(&visitor.session.id, "Vérifiez d'abord le fichier (essai), puis importez-le.".into());
         return Redirect::to(&format!("/organisations/{siren}/import")).into_response();
     };
-    let p = match plan(&console, &org.agents(), &text) {
+    let p = match plan(&console, &org.agents(), &org.view.applications, &text) {
         Ok(p) if p.errors.is_empty() => p,
         Ok(p) => return page(&console, &visitor, org.view, p.errors, 0),
         Err(errors) => return page(&console, &visitor, org.view, errors, 0),

@@ -2,7 +2,6 @@
 //! all of it for CIG administrators, filtered by agent, author, operation
 //! and date, newest first. The core decides who reads which.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use askama::Template;
@@ -26,6 +25,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("restore", "Restauration"),
     ("lifecycle", "Fin de validité"),
     ("purge", "Purge de la corbeille"),
+    ("token-create", "Jeton SCIM créé"),
+    ("token-revoke", "Jeton SCIM révoqué"),
 ];
 
 /// How an operation of the trail reads.
@@ -98,28 +99,34 @@ fn show(console: &Console, visitor: &Visitor, org: Option<(String, String, Strin
     };
     let keep = console.limits.audit_rows.max(1);
     let (agent, actor) = (f.agent.trim().to_lowercase(), f.auteur.trim().to_lowercase());
-    let mut rows = VecDeque::with_capacity(keep);
-    let mut truncated = false;
-    let read = console.directory.audit_as(&visitor.actor.principal, &q, |_, rec| {
-        let wanted = (agent.is_empty() || rec.dn.to_lowercase().contains(&agent))
+    let wanted = |rec: &crate::store::ChangeRecord| {
+        (agent.is_empty() || rec.dn.to_lowercase().contains(&agent))
             && (actor.is_empty() || rec.actor.to_lowercase().contains(&actor))
-            && (f.operation.is_empty() || rec.op == f.operation);
-        if wanted {
-            if rows.len() == keep {
-                rows.pop_front();
-                truncated = true;
-            }
-            rows.push_back(Row {
-                time: when(&rec.time),
-                actor: if rec.actor.is_empty() { "(serveur)".into() } else { rec.actor.clone() },
-                op: operation_label(&rec.op),
-                dn: rec.dn.clone(),
-                attrs: rec.attrs.join(", "),
-                result: if rec.result == "success" { "réussie".into() } else { format!("refusée : {}", rec.result) },
-            });
-        }
-        Ok(())
-    });
+            && (f.operation.is_empty() || rec.op == f.operation)
+    };
+    let read =
+        console.directory.recent_changes_as(&visitor.actor.principal, &q, keep, console.limits.audit_scan, wanted);
+    let (rows, truncated) = match &read {
+        Ok((records, more)) => (
+            records
+                .iter()
+                .map(|rec| Row {
+                    time: when(&rec.time),
+                    actor: if rec.actor.is_empty() { "(serveur)".into() } else { rec.actor.clone() },
+                    op: operation_label(&rec.op),
+                    dn: rec.dn.clone(),
+                    attrs: rec.attrs.join(", "),
+                    result: if rec.result == "success" {
+                        "réussie".into()
+                    } else {
+                        format!("refusée : {}", rec.result)
+                    },
+                })
+                .collect::<Vec<_>>(),
+            *more,
+        ),
+        Err(_) => (Vec::new(), false),
+    };
     if let Err(e) = read {
         // Not theirs to read: as if the page did not exist.
         return match e {
@@ -144,7 +151,7 @@ fn show(console: &Console, visitor: &Visitor, org: Option<(String, String, Strin
         since: f.depuis,
         since_error,
         operations: OPERATIONS.to_vec(),
-        rows: rows.into_iter().rev().collect(),
+        rows,
         truncated,
     };
     pages::render(StatusCode::OK, &page)

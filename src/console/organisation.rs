@@ -142,9 +142,15 @@ fn summary(console: &Console, visitor: &Visitor, org: &Organisation, figures: bo
     let ndn = console.directory.normalize_dn(&org.dn)?;
     let limits = &console.limits;
     // Whoever may not read the trail sees the figures without it.
-    if let Ok(recent) =
-        console.directory.recent_changes_as(&visitor.actor.principal, &ndn, limits.recent_changes, limits.recent_scan)
-    {
+    let q = crate::directory::AuditQuery { org_ndn: Some(ndn), since: None };
+    let recent = console.directory.recent_changes_as(
+        &visitor.actor.principal,
+        &q,
+        limits.recent_changes,
+        limits.recent_scan,
+        |_| true,
+    );
+    if let Ok((recent, _)) = recent {
         s.recent = recent
             .into_iter()
             .map(|r| {

@@ -27,14 +27,16 @@ pub struct Session {
     /// A message for the next page shown, then forgotten (a generated
     /// password is shown once this way).
     pub notice: Option<String>,
-    /// A generated password and the agent it is for (its entryUUID), shown
-    /// once on that agent's page.
-    secret: Option<(String, String)>,
 }
 
 /// Every open session.
 pub struct Sessions {
     open: Mutex<HashMap<String, Session>>,
+    /// What a session keeps for one later page, by session id and purpose:
+    /// a generated password or token shown once, a CSV file between its
+    /// dry run and its import. Apart from [`Session`], which every request
+    /// copies.
+    kept: Mutex<HashMap<(String, String), String>>,
     idle: Duration,
     lifetime: Duration,
     max: usize,
@@ -54,6 +56,7 @@ impl Sessions {
     pub fn new(limits: &crate::config::ConsoleLimits) -> Sessions {
         Sessions {
             open: Mutex::new(HashMap::new()),
+            kept: Mutex::new(HashMap::new()),
             idle: Duration::from_secs(limits.idle_minutes.saturating_mul(60)),
             lifetime: Duration::from_secs(limits.lifetime_minutes.saturating_mul(60)),
             max: limits.max_sessions.max(1),
@@ -83,7 +86,6 @@ impl Sessions {
             last_seen: now,
             must_change,
             notice: None,
-            secret: None,
         };
         let mut open = self.lock();
         open.retain(|_, s| !self.expired(s, now));
@@ -93,6 +95,9 @@ impl Sessions {
             open.remove(&oldest);
         }
         open.insert(id, s.clone());
+        let alive: std::collections::HashSet<String> = open.keys().cloned().collect();
+        drop(open);
+        self.kept_lock().retain(|(id, _), _| alive.contains(id));
         Some(s)
     }
 
@@ -115,6 +120,21 @@ impl Sessions {
 
     pub fn close(&self, id: &str) {
         self.lock().remove(id);
+        self.kept_lock().retain(|(s, _), _| s != id);
+    }
+
+    /// End every session signed in as this DN (normalised): its account
+    /// may no longer sign in.
+    pub fn close_all_of(&self, ndn: &str, normalize: impl Fn(&Dn) -> Option<String>) {
+        let ids: Vec<String> =
+            self.lock().values().filter(|s| normalize(&s.dn).as_deref() == Some(ndn)).map(|s| s.id.clone()).collect();
+        for id in ids {
+            self.close(&id);
+        }
+    }
+
+    fn kept_lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), String>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The password was changed: the session may do everything again.
@@ -134,17 +154,16 @@ impl Sessions {
         self.lock().get_mut(id).and_then(|s| s.notice.take())
     }
 
-    pub fn set_secret(&self, id: &str, agent: &str, password: String) {
-        if let Some(s) = self.lock().get_mut(id) {
-            s.secret = Some((agent.to_string(), password));
+    /// Keep `value` for this session under `purpose`, until taken.
+    pub fn set_secret(&self, id: &str, purpose: &str, value: String) {
+        if self.lock().contains_key(id) {
+            self.kept_lock().insert((id.to_string(), purpose.to_string()), value);
         }
     }
 
-    /// The generated password for this agent, once.
-    pub fn take_secret(&self, id: &str, agent: &str) -> Option<String> {
-        let mut open = self.lock();
-        let s = open.get_mut(id)?;
-        if s.secret.as_ref().is_some_and(|(a, _)| a == agent) { s.secret.take().map(|(_, p)| p) } else { None }
+    /// What was kept for this session under `purpose`, once.
+    pub fn take_secret(&self, id: &str, purpose: &str) -> Option<String> {
+        self.kept_lock().remove(&(id.to_string(), purpose.to_string()))
     }
 }
 

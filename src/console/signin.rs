@@ -23,7 +23,9 @@ pub struct Next {
 /// Where to go after signing in: a path of this site only (never
 /// `//elsewhere` or a full URL, which would make the form an open redirect).
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && !next.starts_with("/connexion") {
+    // Browsers drop tabs and line breaks and read `\` as `/`: `/\t/host` is `//host`.
+    let plain = next.bytes().all(|b| b > 0x20 && b != 0x7f && b != b'\\');
+    if plain && next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/connexion") {
         next.to_string()
     } else {
         "/accueil".into()
@@ -120,7 +122,12 @@ pub async fn submit(
         |message: &str| form_page(&console, StatusCode::UNAUTHORIZED, &c.suite, &c.identifiant, message.into());
     let (dn, result, notice) = match outcome {
         Ok(Ok(o)) => o,
-        Ok(Err(e)) => return super::PageError::from(e).page(None),
+        // A name that is no DN the directory knows (an unknown attribute …):
+        // as a wrong password, not a page of its own.
+        Ok(Err(e)) => {
+            tracing::debug!("console sign-in: {e}");
+            return refused("Identifiant ou mot de passe incorrect.");
+        }
         Err(_) => return refused("Le serveur n'a pas pu vérifier le mot de passe ; réessayez dans un instant."),
     };
     let (Some(dn), Ok(principal)) = (dn, result) else {

@@ -56,6 +56,12 @@ impl Visitor {
     fn resolve(parts: &Parts, console: &Console) -> Option<Visitor> {
         let id = cookie(parts, console.cookie_name())?;
         let session = console.sessions.touch(id)?;
+        // Suspended, locked, past its validity or deleted since sign-in:
+        // the session ends now, as the next LDAP bind would fail.
+        if !console.directory.may_stay_signed_in(&session.dn).unwrap_or(false) {
+            console.sessions.close(&session.id);
+            return None;
+        }
         let peer = parts
             .extensions
             .get::<ConnectInfo<crate::https::PeerAddr>>()

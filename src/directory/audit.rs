@@ -90,34 +90,53 @@ impl Directory {
         Ok(())
     }
 
-    /// The `limit` most recent records of one organisation (its normalised
-    /// DN), newest first, for whoever may read its trail (see
-    /// [`Directory::audit_as`]); read from the end, at most `scan` records
-    /// looked at (a dashboard's glance, not a search of the whole trail).
+    /// The `limit` most recent records of the trail `q` names (one
+    /// organisation's, since a time) that `wanted` keeps, newest first, for
+    /// whoever may read them (see [`Directory::audit_as`]). Read from the
+    /// end, at most `scan` records looked at: a page of the journal or a
+    /// dashboard's glance, not a search of the whole trail. Whether more
+    /// were left unread is the second value.
     pub fn recent_changes_as(
         &self,
         who: &Principal,
-        org_ndn: &str,
+        q: &AuditQuery,
         limit: usize,
         scan: usize,
-    ) -> Result<Vec<ChangeRecord>> {
-        self.may_read_trail(who, Some(org_ndn))?;
+        mut wanted: impl FnMut(&ChangeRecord) -> bool,
+    ) -> Result<(Vec<ChangeRecord>, bool)> {
+        self.may_read_trail(who, q.org_ndn.as_deref())?;
         let r = self.store.read()?;
         let (mut out, mut next, mut seen) = (Vec::new(), u64::MAX, 0usize);
-        while out.len() < limit && seen < scan {
+        loop {
+            if seen >= scan {
+                return Ok((out, true));
+            }
             let batch = r.changes_before(next, BATCH.min(scan - seen))?;
-            let Some((first, _)) = batch.last() else { break };
+            let Some((first, _)) = batch.last() else { return Ok((out, false)) };
             next = *first;
             seen += batch.len();
             for (_, rec) in batch {
-                let ours =
-                    rec.org == org_ndn || self.normalize_dn_str(&rec.dn).is_some_and(|n| dn::is_under(&n, org_ndn));
-                if ours && out.len() < limit {
+                // Records are in time order: past `since`, nothing older counts.
+                if q.since.as_deref().is_some_and(|s| rec.time.as_str() < s) {
+                    return Ok((out, false));
+                }
+                let ours = match &q.org_ndn {
+                    None => true,
+                    Some(org) if rec.org == *org => true,
+                    // The organisation is stored with each record; only
+                    // records without one are placed by their DN.
+                    Some(org) => {
+                        rec.org.is_empty() && self.normalize_dn_str(&rec.dn).is_some_and(|n| dn::is_under(&n, org))
+                    }
+                };
+                if ours && wanted(&rec) {
+                    if out.len() == limit {
+                        return Ok((out, true));
+                    }
                     out.push(rec);
                 }
             }
         }
-        Ok(out)
     }
 
     pub(super) fn normalize_dn_str(&self, s: &str) -> Option<String> {

@@ -146,13 +146,25 @@ impl Directory {
         Ok(if found.len() == 1 { found.pop() } else { None })
     }
 
+    /// Whether a session signed in as this DN may go on: the entry still
+    /// exists, is not suspended, is inside its window of validity and is
+    /// not locked. A console asks at every request, as an LDAP connection
+    /// binds again (a suspension takes effect at once, not at sign-out).
+    pub fn may_stay_signed_in(&self, dn: &Dn) -> Result<bool> {
+        let Some(a) = self.account(dn)? else { return Ok(false) };
+        let now = lifecycle::now_instant();
+        let window = lifecycle::validity(a.valid_from.as_deref(), a.valid_until.as_deref(), &now);
+        let locked = a.locked_at.as_deref().is_some_and(|t| self.lock_holds(t));
+        Ok(!a.disabled && !locked && window == lifecycle::Validity::Open)
+    }
+
     /// A new random password the quality policy accepts (a reset by a
     /// référent): letters of both cases and digits, without the look-alikes
     /// (0/O, 1/l/I), at least 16 characters.
     pub fn generate_password(&self) -> Result<String> {
         const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
         let len = self.password_policy.min_length.max(16);
-        loop {
+        for _ in 0..64 {
             let mut b = vec![0u8; len];
             getrandom::fill(&mut b).map_err(|e| DirectoryError::Internal(e.to_string()))?;
             let candidate: String = b.iter().map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char).collect();
@@ -163,6 +175,9 @@ impl Directory {
                 return Ok(candidate);
             }
         }
+        Err(DirectoryError::Unwilling(
+            "no generated password meets the password policy (min_classes above 4?): set the password by hand".into(),
+        ))
     }
 
     /// Refuse a new plain-text password the policy does not accept (constraintViolation).

@@ -128,6 +128,12 @@ impl Directory {
 
     /// Make a token; returns its id and the secret, which is not kept.
     pub fn create_token(&self, scope: &TokenScope, name: &str) -> Result<(String, String)> {
+        self.make_token(scope, name, None)
+    }
+
+    /// [`Directory::create_token`]; with `actor`, recorded in the audit
+    /// trail in the same transaction (the organisation, the token's name and id).
+    fn make_token(&self, scope: &TokenScope, name: &str, actor: Option<&Actor>) -> Result<(String, String)> {
         let scope_dn = match scope {
             TokenScope::Cig => String::new(),
             TokenScope::Organisation(dn) => dn.to_string(),
@@ -144,7 +150,14 @@ impl Directory {
             created: now_generalized(),
             last_used: String::new(),
         };
-        self.store.write_with(|w| w.put_token(&hash, &rec))?;
+        self.store.write_with(|w| {
+            w.put_token(&hash, &rec)?;
+            if let Some(actor) = actor {
+                let target = if rec.scope.is_empty() { self.suffix.to_string() } else { rec.scope.clone() };
+                self.log_audit(w, actor, "token-create", &target, vec![format!("{} ({id})", rec.name)], "success")?;
+            }
+            Ok::<_, DirectoryError>(())
+        })?;
         self.tokens.changed();
         Ok((id, secret))
     }
@@ -246,10 +259,10 @@ impl Directory {
         }
     }
 
-    /// [`Directory::create_token`] for a client identity.
-    pub fn create_token_as(&self, who: &Principal, scope: &TokenScope, name: &str) -> Result<(String, String)> {
-        self.may_manage_tokens(who)?;
-        self.create_token(scope, name)
+    /// [`Directory::create_token`] for a client identity, recorded in the audit trail.
+    pub fn create_token_as(&self, actor: &Actor, scope: &TokenScope, name: &str) -> Result<(String, String)> {
+        self.may_manage_tokens(&actor.principal)?;
+        self.make_token(scope, name, Some(actor))
     }
 
     /// The tokens of one organisation (its DN), or all, for a client identity.
@@ -269,20 +282,28 @@ impl Directory {
         Ok(out)
     }
 
-    /// [`Directory::revoke_token`] for a client identity.
-    pub fn revoke_token_as(&self, who: &Principal, id: &str) -> Result<bool> {
-        self.may_manage_tokens(who)?;
-        self.revoke_token(id)
+    /// [`Directory::revoke_token`] for a client identity, recorded in the audit trail.
+    pub fn revoke_token_as(&self, actor: &Actor, id: &str) -> Result<bool> {
+        self.may_manage_tokens(&actor.principal)?;
+        self.drop_token(id, Some(actor))
     }
 
     /// Revoke by id; false when no token has it.
     pub fn revoke_token(&self, id: &str) -> Result<bool> {
+        self.drop_token(id, None)
+    }
+
+    fn drop_token(&self, id: &str, actor: Option<&Actor>) -> Result<bool> {
         let revoked = self.store.write_with(|w| {
-            let hashes: Vec<Vec<u8>> = w.tokens()?.into_iter().filter(|(_, r)| r.id == id).map(|(h, _)| h).collect();
-            for h in &hashes {
+            let found: Vec<(Vec<u8>, TokenRecord)> = w.tokens()?.into_iter().filter(|(_, r)| r.id == id).collect();
+            for (h, rec) in &found {
                 w.delete_token(h)?;
+                if let Some(actor) = actor {
+                    let target = if rec.scope.is_empty() { self.suffix.to_string() } else { rec.scope.clone() };
+                    self.log_audit(w, actor, "token-revoke", &target, vec![format!("{} ({id})", rec.name)], "success")?;
+                }
             }
-            Ok::<_, crate::store::StoreError>(!hashes.is_empty())
+            Ok::<_, DirectoryError>(!found.is_empty())
         })?;
         self.tokens.changed();
         Ok(revoked)

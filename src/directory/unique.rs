@@ -60,8 +60,10 @@ impl Directory {
     /// A `uid` no entry of the directory holds, made from a person's names
     /// the way the CIG spells them: the first letter of the given name and
     /// the family name, unaccented, lower case (Hélène Dupré: `hdupre`),
-    /// then `hdupre2`, `hdupre3` … A proposal only: the add checks again.
-    pub fn propose_uid(&self, given: &str, family: &str) -> Result<String> {
+    /// then `hdupre2`, `hdupre3` …, none of `avoid` either (the uids
+    /// already given to earlier rows of one import). A proposal only: the
+    /// add checks again.
+    pub fn propose_uid(&self, given: &str, family: &str, avoid: &[String]) -> Result<String> {
         let letters = |s: &str| -> String {
             String::from_utf8_lossy(&schema::approx::fold(s.as_bytes()))
                 .chars()
@@ -77,7 +79,9 @@ impl Directory {
         let r = self.store.read()?;
         for n in 1..10_000u32 {
             let candidate = if n == 1 { base.clone() } else { format!("{base}{n}") };
-            if r.postings(&index_key(IndexKind::Equality, "uid", candidate.as_bytes()))?.is_empty() {
+            if !avoid.contains(&candidate)
+                && r.postings(&index_key(IndexKind::Equality, "uid", candidate.as_bytes()))?.is_empty()
+            {
                 return Ok(candidate);
             }
         }
