@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::agents::{agent_or_404, display_name, org_or_404, write};
+use super::agents::{agent_or_404, display_name, org_and_agent, org_or_404, write};
 use super::forms::generalized_to_french;
 use super::pages::{self, Bin, BinRow, Nav};
 use super::{Console, PageError, Posted, Visitor};
@@ -24,12 +24,8 @@ async fn act(
     make: impl FnOnce(&Entry) -> Vec<Modification>,
     done: &str,
 ) -> Response {
-    let org = match org_or_404(console, visitor, siren) {
-        Ok(o) => o,
-        Err(e) => return e.page(Some(visitor)),
-    };
-    let agent = match agent_or_404(console, visitor, &org, id) {
-        Ok(a) => a,
+    let (_, agent) = match org_and_agent(console, visitor, siren, id) {
+        Ok(found) => found,
         Err(e) => return e.page(Some(visitor)),
     };
     let mods = make(&agent);
@@ -75,12 +71,8 @@ pub async fn reset_password(
     posted: Posted,
 ) -> Response {
     let visitor = posted.visitor;
-    let org = match org_or_404(&console, &visitor, &siren) {
-        Ok(o) => o,
-        Err(e) => return e.page(Some(&visitor)),
-    };
-    let agent = match agent_or_404(&console, &visitor, &org, &id) {
-        Ok(a) => a,
+    let (_, agent) = match org_and_agent(&console, &visitor, &siren, &id) {
+        Ok(found) => found,
         Err(e) => return e.page(Some(&visitor)),
     };
     let dir = console.directory.clone();
@@ -114,12 +106,8 @@ pub async fn set_applications(
     posted: Posted,
 ) -> Response {
     let Posted { visitor, fields } = posted;
-    let org = match org_or_404(&console, &visitor, &siren) {
-        Ok(o) => o,
-        Err(e) => return e.page(Some(&visitor)),
-    };
-    let agent = match agent_or_404(&console, &visitor, &org, &id) {
-        Ok(a) => a,
+    let (org, agent) = match org_and_agent(&console, &visitor, &siren, &id) {
+        Ok(found) => found,
         Err(e) => return e.page(Some(&visitor)),
     };
     let wanted = fields.all("application");
@@ -131,10 +119,7 @@ pub async fn set_applications(
         if want == has {
             continue;
         }
-        let group = match Dn::parse(&format!("cn={app},ou=applications,{}", console.directory.suffix())) {
-            Ok(g) => g,
-            Err(e) => return PageError::from(e).page(Some(&visitor)),
-        };
+        let group = console.application(app);
         let op = if want { ModOp::Add } else { ModOp::Delete };
         changes.push(Change::Modify(group, vec![Modification::new(op, "member", [agent.dn.to_string()])]));
     }
@@ -153,12 +138,8 @@ pub async fn delete(
     posted: Posted,
 ) -> Response {
     let Posted { visitor, fields } = posted;
-    let org = match org_or_404(&console, &visitor, &siren) {
-        Ok(o) => o,
-        Err(e) => return e.page(Some(&visitor)),
-    };
-    let agent = match agent_or_404(&console, &visitor, &org, &id) {
-        Ok(a) => a,
+    let (_, agent) = match org_and_agent(&console, &visitor, &siren, &id) {
+        Ok(found) => found,
         Err(e) => return e.page(Some(&visitor)),
     };
     if fields.get("confirmer") != "oui" {
@@ -258,10 +239,7 @@ pub async fn set_application_for_many(
         return Redirect::to(&list).into_response();
     }
     if !members.is_empty() {
-        let group = match Dn::parse(&format!("cn={app},ou=applications,{}", console.directory.suffix())) {
-            Ok(g) => g,
-            Err(e) => return PageError::from(e).page(Some(&visitor)),
-        };
+        let group = console.application(app);
         let op = if grant { ModOp::Add } else { ModOp::Delete };
         let change = Change::Modify(group, vec![Modification::new(op, "member", members.iter())]);
         if let Err(e) = write(&console, &visitor, vec![change], None).await {

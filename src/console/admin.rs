@@ -142,10 +142,14 @@ struct OrgForm {
 
 /// The applications of the directory (`ou=applications`), ticked when chosen.
 fn application_choices(console: &Console, visitor: &Visitor, chosen: &[String]) -> Vec<Application> {
-    let base = Dn::parse(&format!("ou=applications,{}", console.directory.suffix()));
-    let found = base
-        .map_err(PageError::from)
-        .and_then(|b| search_as(console, visitor, b, Scope::One, Filter::Present("cn".into()), &["cn", "description"]));
+    let found = search_as(
+        console,
+        visitor,
+        console.applications(),
+        Scope::One,
+        Filter::Present("cn".into()),
+        &["cn", "description"],
+    );
     let mut apps: Vec<Application> = found
         .unwrap_or_default()
         .iter()
@@ -323,11 +327,7 @@ pub async fn update_organisation(
     // its agents in the same write: its référents could no longer do it.
     let org_ndn = console.directory.normalize_dn(&org.dn).unwrap_or_default();
     for dropped in org.view.applications.iter().filter(|a| !applications.iter().any(|n| n.eq_ignore_ascii_case(a))) {
-        let Ok(group) = Dn::parse(&format!("ou=applications,{}", console.directory.suffix()))
-            .map(|apps| apps.child(Rdn::single("cn", dropped)))
-        else {
-            continue;
-        };
+        let group = console.application(dropped);
         let members = super::account::read_as(&console, &visitor, &group, &["member"])
             .ok()
             .and_then(|g| g.get("member").map(|a| a.values.clone()))

@@ -112,6 +112,18 @@ pub(super) fn agent_or_404(
     }
 }
 
+/// The organisation of this SIREN and its agent of this id, as the visitor reads them.
+pub(super) fn org_and_agent(
+    console: &Console,
+    visitor: &Visitor,
+    siren: &str,
+    id: &str,
+) -> Result<(Organisation, Entry), PageError> {
+    let org = org_or_404(console, visitor, siren)?;
+    let agent = agent_or_404(console, visitor, &org, id)?;
+    Ok((org, agent))
+}
+
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
     #[serde(default)]
@@ -376,12 +388,18 @@ pub async fn create(State(console): State<Arc<Console>>, Path(siren): Path<Strin
 
 /// Each application's name and how people know it (its `description`).
 fn application_labels(console: &Console, visitor: &Visitor) -> Vec<(String, String)> {
-    let Ok(base) = Dn::parse(&format!("ou=applications,{}", console.directory.suffix())) else { return Vec::new() };
-    search_as(console, visitor, base, Scope::One, Filter::Present("cn".into()), &["cn", "description"])
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|e| Some((e.first_str("cn")?.to_string(), e.first_str("description")?.to_string())))
-        .collect()
+    search_as(
+        console,
+        visitor,
+        console.applications(),
+        Scope::One,
+        Filter::Present("cn".into()),
+        &["cn", "description"],
+    )
+    .unwrap_or_default()
+    .iter()
+    .filter_map(|e| Some((e.first_str("cn")?.to_string(), e.first_str("description")?.to_string())))
+    .collect()
 }
 
 #[derive(Deserialize, Default)]
@@ -396,12 +414,8 @@ pub async fn show(
     Path((siren, id)): Path<(String, String)>,
     Query(sq): Query<ShowQuery>,
 ) -> Response {
-    let org = match org_or_404(&console, &visitor, &siren) {
-        Ok(o) => o,
-        Err(e) => return e.page(Some(&visitor)),
-    };
-    let agent = match agent_or_404(&console, &visitor, &org, &id) {
-        Ok(a) => a,
+    let (org, agent) = match org_and_agent(&console, &visitor, &siren, &id) {
+        Ok(found) => found,
         Err(e) => return e.page(Some(&visitor)),
     };
     if sq.modifier.is_some() {
@@ -465,12 +479,8 @@ pub async fn update(
     posted: Posted,
 ) -> Response {
     let Posted { visitor, fields } = posted;
-    let org = match org_or_404(&console, &visitor, &siren) {
-        Ok(o) => o,
-        Err(e) => return e.page(Some(&visitor)),
-    };
-    let agent = match agent_or_404(&console, &visitor, &org, &id) {
-        Ok(a) => a,
+    let (org, agent) = match org_and_agent(&console, &visitor, &siren, &id) {
+        Ok(found) => found,
         Err(e) => return e.page(Some(&visitor)),
     };
     let mut errors = FieldErrors::default();

@@ -196,13 +196,10 @@ fn plan(console: &Console, agents: &Dn, subscribed: &[String], text: &str) -> Re
     // One modify per application for the whole file: a group spans the
     // CIG, and each modify rewrites it.
     for (app, members) in grants {
-        let group = Dn::parse(&format!("ou=applications,{}", console.directory.suffix()))
-            .map(|apps| apps.child(Rdn::single("cn", &app)));
-        if let Ok(group) = group {
-            let line = plan.lines.last().copied().unwrap_or(0);
-            plan.changes.push(Change::Modify(group, vec![Modification::new(ModOp::Add, "member", members.iter())]));
-            plan.lines.push(line);
-        }
+        let line = plan.lines.last().copied().unwrap_or(0);
+        let grant = Modification::new(ModOp::Add, "member", members.iter());
+        plan.changes.push(Change::Modify(console.application(&app), vec![grant]));
+        plan.lines.push(line);
     }
     plan.errors = errors;
     Ok(plan)

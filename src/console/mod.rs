@@ -51,16 +51,34 @@ impl Console {
         if self.secure { "__Host-convergences" } else { "convergences" }
     }
 
-    /// `Set-Cookie` for a session: unreadable by scripts, never sent by
-    /// another site's request (RFC 6265bis SameSite=Strict).
-    pub fn session_cookie(&self, id: &str) -> String {
+    /// `Set-Cookie` for one of the console's cookies: unreadable by
+    /// scripts, never sent by another site's request (RFC 6265bis
+    /// SameSite=Strict); `None` forgets it.
+    pub fn set_cookie(&self, name: &str, value: Option<&str>) -> String {
         let secure = if self.secure { "; Secure" } else { "" };
-        format!("{}={id}; Path=/; HttpOnly; SameSite=Strict{secure}", self.cookie_name())
+        match value {
+            Some(v) => format!("{name}={v}; Path=/; HttpOnly; SameSite=Strict{secure}"),
+            None => format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
+        }
+    }
+
+    /// `Set-Cookie` for a session.
+    pub fn session_cookie(&self, id: &str) -> String {
+        self.set_cookie(self.cookie_name(), Some(id))
+    }
+
+    /// `ou=applications` under the suffix: the application groups.
+    pub fn applications(&self) -> crate::directory::Dn {
+        self.directory.suffix().child(crate::directory::Rdn::single("ou", "applications"))
+    }
+
+    /// The group of one application (its members may use it).
+    pub fn application(&self, app: &str) -> crate::directory::Dn {
+        self.applications().child(crate::directory::Rdn::single("cn", app))
     }
 
     pub fn expired_cookie(&self) -> String {
-        let secure = if self.secure { "; Secure" } else { "" };
-        format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}", self.cookie_name())
+        self.set_cookie(self.cookie_name(), None)
     }
 }
 

@@ -68,9 +68,8 @@ pub fn find(console: &Console, visitor: &Visitor, siren: &str) -> Result<Organis
 fn particuliers(console: &Console, visitor: &Visitor) -> Result<Organisation, PageError> {
     let dn = Dn::parse(&format!("ou={PARTICULIERS},{}", console.directory.suffix()))?;
     read_as(console, visitor, &dn, &["ou"])?;
-    let apps = Dn::parse(&format!("ou=applications,{}", console.directory.suffix()))?;
     let mut applications: Vec<String> =
-        search_as(console, visitor, apps, Scope::One, Filter::Present("cn".into()), &["cn"])
+        search_as(console, visitor, console.applications(), Scope::One, Filter::Present("cn".into()), &["cn"])
             .unwrap_or_default()
             .iter()
             .filter_map(|e| e.first_str("cn").map(str::to_string))

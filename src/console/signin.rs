@@ -36,24 +36,12 @@ fn pre_cookie_name(console: &Console) -> &'static str {
     if console.secure { "__Host-convergences-connexion" } else { "convergences-connexion" }
 }
 
-fn pre_token(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
 /// The sign-in form. Before any session, its anti-forgery token is a
 /// cookie the form repeats (double submit): another site can post the form
 /// but cannot read or set the cookie.
 fn form_page(console: &Console, status: StatusCode, next: &str, name: &str, error: String) -> Response {
     let token = random_token();
-    let secure = if console.secure { "; Secure" } else { "" };
-    let cookie = format!("{}={token}; Path=/; HttpOnly; SameSite=Strict{secure}", pre_cookie_name(console));
+    let cookie = console.set_cookie(pre_cookie_name(console), Some(&token));
     let page = SignIn {
         nav: Nav::default(),
         title: "Connexion".into(),
@@ -94,7 +82,7 @@ pub async fn submit(
     headers: HeaderMap,
     Form(c): Form<Credentials>,
 ) -> Response {
-    let expected = pre_token(&headers, pre_cookie_name(&console)).unwrap_or_default();
+    let expected = super::visitor::cookie(&headers, pre_cookie_name(&console)).unwrap_or_default().to_string();
     if !same_token(&c.jeton, &expected) {
         return form_page(
             &console,
@@ -155,17 +143,12 @@ pub async fn submit(
     };
     let to = if must_change { "/compte/mot-de-passe".to_string() } else { safe_next(&c.suite) };
     let mut r = Redirect::to(&to).into_response();
-    for cookie in [console.session_cookie(&session.id), expired(pre_cookie_name(&console), console.secure)] {
+    for cookie in [console.session_cookie(&session.id), console.set_cookie(pre_cookie_name(&console), None)] {
         if let Ok(v) = cookie.parse() {
             r.headers_mut().append(header::SET_COOKIE, v);
         }
     }
     r
-}
-
-fn expired(name: &str, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
 }
 
 pub async fn sign_out(State(console): State<Arc<Console>>, posted: Posted) -> Response {

@@ -39,10 +39,9 @@ pub fn encode_query(s: &str) -> String {
     out
 }
 
-/// The session cookie's value in a `Cookie` header (RFC 6265 §5.4).
-fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+/// A cookie's value in the `Cookie` headers (RFC 6265 §5.4).
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -54,7 +53,7 @@ fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 
 impl Visitor {
     fn resolve(parts: &Parts, console: &Console) -> Option<Visitor> {
-        let id = cookie(parts, console.cookie_name())?;
+        let id = cookie(&parts.headers, console.cookie_name())?;
         let session = console.sessions.touch(id)?;
         // Suspended, locked, past its validity or deleted since sign-in:
         // the session ends now, as the next LDAP bind would fail.
