@@ -15,9 +15,10 @@ use std::path::Path;
 
 use redb::ReadableTable;
 
+use super::format::{FORMAT_VERSION, OLDEST_FORMAT};
 use super::redo::Crc32;
 use super::tables::*;
-use super::{FORMAT_VERSION, OLDEST_FORMAT, Result, StoreError};
+use super::{Result, StoreError};
 
 const MAGIC: &[u8] = b"CONVERGENCES BACKUP 1\n";
 const END: u8 = 0xFF;

@@ -136,7 +136,7 @@ impl<'t> WriteTx<'t> {
 impl ReadTx {
     pub fn kept(&self, kind: Kept, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if kind == Kept::LastBind {
-            let t = super::opened(&self.last_bind, || Ok(self.txn.open_table(LAST_BIND)?))?;
+            let t = super::read::opened(&self.last_bind, || Ok(self.txn.open_table(LAST_BIND)?))?;
             return Ok(t.get(key)?.map(|g| g.value().to_vec()));
         }
         let t = self.txn.open_table(kind.def())?;
