@@ -133,6 +133,7 @@ fn record_codec(c: &mut Criterion) {
         dn: e.dn.to_string(),
         ndn: e.dn.to_string().to_lowercase(),
         attrs: e.attrs.iter().map(|a| (a.name.clone(), a.values.clone())).collect(),
+        csn: None,
     };
     let bytes = rec.encode();
     c.bench_function("store/record_encode", |b| b.iter(|| black_box(black_box(&rec).encode())));

@@ -101,6 +101,14 @@ pub fn open_directory(cfg: &Config) -> Result<Directory, AppError> {
                 crate::store::StoreError::Locked => AppError::Running { path: path.display().to_string() },
                 source => AppError::Store { path: path.display().to_string(), source },
             })?;
+    if cfg.replication.server_id > crate::store::MAX_SERVER_ID {
+        return Err(AppError::Setting(format!(
+            "replication.server_id {} is beyond {} (three hexadecimal digits in a CSN)",
+            cfg.replication.server_id,
+            crate::store::MAX_SERVER_ID
+        )));
+    }
+    store.set_server_id(cfg.replication.server_id);
     let suffix = Dn::parse(&cfg.suffix).map_err(|e| AppError::Suffix(cfg.suffix.clone(), e.to_string()))?;
     let admins = cfg
         .admins

@@ -95,6 +95,32 @@ pub struct Config {
     /// purges them, leaving counts (an organisation's
     /// `cigAuditRetentionDays` overrides it).
     pub audit_retention_days: u64,
+    /// Content synchronisation (RFC 4533) with replicas and providers.
+    pub replication: Replication,
+}
+
+/// Replication (RFC 4533): this server as a provider to replicas.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Replication {
+    /// The server id in the CSNs this server issues (0–4095; distinct for
+    /// each server that takes writes, as slapd's `serverID`).
+    pub server_id: u16,
+    /// Days a deletion stays in the deletion log. A replica whose cookie is
+    /// older is sent the identifiers of every entry still present instead
+    /// (the present phase), which costs more but ends the same.
+    pub deletion_log_days: u64,
+    /// Most deletions the log keeps, whatever their age.
+    pub deletion_log_max: usize,
+    /// Most entries a replica's refresh sends between two checks for
+    /// abandonment, and identifiers per syncIdSet message.
+    pub batch: usize,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication { server_id: 0, deletion_log_days: 7, deletion_log_max: 1_000_000, batch: 1000 }
+    }
 }
 
 /// The password policy (issue 5): quality of new passwords, lockout, hashing.
@@ -348,6 +374,7 @@ impl Default for Config {
             console: addr("127.0.0.1:9443"),
             console_http: Some(addr("127.0.0.1:9080")),
             console_limits: ConsoleLimits::default(),
+            replication: Replication::default(),
             ldapi: None,
             ldapi_mode: 0o600,
             ldapi_identities: Vec::new(),

@@ -67,6 +67,8 @@ impl Directory {
         let mut uuids: HashMap<[u8; 16], u64> = HashMap::new();
         let mut expected: HashMap<Vec<u8>, Vec<u64>> = HashMap::new();
         let mut members: Vec<(String, String)> = Vec::new();
+        let mut csns: HashMap<u128, u64> = HashMap::new();
+        let last_csn = r.last_csn()?.unwrap_or_default();
         for id in r.all_ids()? {
             report.entries += 1;
             let mut rec = match r.entry(id) {
@@ -79,6 +81,14 @@ impl Directory {
             };
             if r.id_of_dn(&rec.ndn)? != Some(id) {
                 report.problem(format!("{}: the DN index does not lead to entry {id}", rec.dn));
+            }
+            if let Some(csn) = rec.csn {
+                if csn > last_csn {
+                    report.problem(format!("{}: its CSN {csn} is after the last one issued, {last_csn}", rec.dn));
+                }
+                if let Some(other) = csns.insert(csn.0, id) {
+                    report.problem(format!("{}: its CSN {csn} is also entry {other}'s", rec.dn));
+                }
             }
             let entry = match self.take_entry(&mut rec) {
                 Ok(e) => e,
@@ -154,6 +164,16 @@ impl Directory {
                 stale.push(format!("the DN index maps '{ndn}' to entry {id}, which has another DN or none"));
             }
         })?;
+        let mut indexed = 0usize;
+        r.for_each_csn(|csn, id| {
+            indexed += 1;
+            if csns.get(&csn.0) != Some(&id) {
+                stale.push(format!("the CSN index maps {csn} to entry {id}, whose CSN it is not"));
+            }
+        })?;
+        if indexed != csns.len() {
+            stale.push(format!("the CSN index holds {indexed} entries for {} entries with a CSN", csns.len()));
+        }
         r.for_each_uuid(|uuid, id| {
             if uuids.get(&uuid) != Some(&id) {
                 let u = uuid::Uuid::from_bytes(uuid);

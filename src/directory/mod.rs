@@ -26,6 +26,7 @@ mod rename;
 pub mod request;
 pub mod schema;
 mod search;
+pub mod sync;
 pub mod tokens;
 mod unique;
 pub mod write;
@@ -377,7 +378,8 @@ impl Directory {
         }
     }
 
-    /// Every entry, parents before children, for export (stored attributes only).
+    /// Every entry, parents before children, for export: its stored attributes
+    /// and its entryCSN, as slapcat writes them.
     pub fn for_each_entry(&self, f: impl FnMut(&Entry) -> Result<()>) -> Result<()> {
         self.for_each_entry_under(&self.suffix.clone(), f)
     }
@@ -391,7 +393,13 @@ impl Directory {
         let mut stack = vec![root];
         while let Some(id) = stack.pop() {
             if let Some(rec) = r.entry(id)? {
-                f(&self.to_entry(&rec)?)?;
+                let mut entry = self.to_entry(&rec)?;
+                // Where slapcat writes it: after createTimestamp.
+                let at = entry.attrs.iter().position(|a| a.name.eq_ignore_ascii_case("createTimestamp"));
+                let csn =
+                    Attribute { name: "entryCSN".into(), values: vec![search::entry_csn(&rec, &entry).into_bytes()] };
+                entry.attrs.insert(at.map_or(entry.attrs.len(), |i| i + 1), csn);
+                f(&entry)?;
             }
             let mut kids = r.children(id)?;
             kids.reverse();

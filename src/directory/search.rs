@@ -321,6 +321,15 @@ impl Directory {
         {
             entry.set(super::last_bind::ATTR, vec![t]);
         }
+        if needed("entrycsn") {
+            entry.set("entryCSN", vec![entry_csn(rec, entry).into_bytes()]);
+        }
+        if needed("contextcsn")
+            && rec.ndn == self.suffix_ndn
+            && let Some(csn) = r.last_csn()?
+        {
+            entry.set("contextCSN", vec![csn.to_string().into_bytes()]);
+        }
         if needed("subschemasubentry") {
             entry.set("subschemaSubentry", vec![b"cn=Subschema".to_vec()]);
         }
@@ -682,4 +691,15 @@ fn subtree_ids(r: &impl Reader, base: u64, limit: usize) -> Result<Option<Vec<u6
 fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
     let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     small.iter().copied().filter(|x| large.binary_search(x).is_ok()).collect()
+}
+
+/// An entry's `entryCSN`: its record's, or for a record written before CSNs,
+/// one made of its `modifyTimestamp` (older than any CSN issued since).
+pub(super) fn entry_csn(rec: &Record, entry: &Entry) -> String {
+    if let Some(csn) = rec.csn {
+        return csn.to_string();
+    }
+    let stamp = entry.first_str("modifyTimestamp").unwrap_or("19700101000000Z");
+    let digits: String = stamp.chars().take_while(char::is_ascii_digit).take(14).collect();
+    format!("{digits:0<14}.000000Z#000000#000#000000")
 }

@@ -6,7 +6,7 @@
 use super::access::Rights;
 use super::schema::syntax::now_generalized;
 use super::*;
-use crate::store::{ChangeRecord, WriteTx};
+use crate::store::{ChangeRecord, Csn, WriteTx};
 
 /// Operational attributes the core writes; a client may not (RFC 4512 §3.4),
 /// but an import of a slapcat file keeps them.
@@ -21,8 +21,16 @@ const STORED_OPERATIONAL: &[&str] = &[
 ];
 
 /// Computed on read, never stored; dropped if an import carries them.
-const VIRTUAL: &[&str] =
-    &["entryDN", "hasSubordinates", "numSubordinates", "memberOf", "subschemaSubentry", "pwdLastSuccess"];
+const VIRTUAL: &[&str] = &[
+    "entryDN",
+    "hasSubordinates",
+    "numSubordinates",
+    "memberOf",
+    "subschemaSubentry",
+    "pwdLastSuccess",
+    "entryCSN",
+    "contextCSN",
+];
 
 /// The member value a group keeps when it has no one: the empty DN.
 pub const EMPTY_GROUP_MEMBER: &str = "";
@@ -57,6 +65,9 @@ pub(super) struct PreparedAdd {
     /// and its DN as text: work done before the serial part of the commit.
     record: Vec<u8>,
     dn_text: String,
+    /// The CSN an imported entry carries (a slapcat file's `entryCSN`),
+    /// kept; otherwise the store gives it a new one.
+    csn: Option<Csn>,
 }
 
 impl PreparedAdd {
@@ -262,6 +273,10 @@ impl Directory {
     pub(super) fn prepare_add(&self, actor: &Actor, mut entry: Entry, mode: AddMode) -> Result<PreparedAdd> {
         let ndn = self.normalize_dn(&entry.dn)?;
         self.schema.canonicalize(&mut entry)?;
+        let csn = match mode {
+            AddMode::Import => entry.first_str("entryCSN").and_then(Csn::parse),
+            AddMode::Client => None,
+        };
         for v in VIRTUAL {
             entry.remove(v);
         }
@@ -313,13 +328,13 @@ impl Directory {
         // The DN is written out once, for the record and the changelog.
         let dn_text = full.dn.to_string();
         let record = encode(&full, &dn_text, &ndn, 0);
-        Ok(PreparedAdd { entry, full, ndn, uuid, keys, record, dn_text })
+        Ok(PreparedAdd { entry, full, ndn, uuid, keys, record, dn_text, csn })
     }
 
     /// Store a prepared add: the checks that need the store (access, existence,
     /// parent, uniqueness), then the entry and its indexes.
     pub(super) fn store_add(&self, w: &mut WriteTx, actor: &Actor, p: &PreparedAdd, mode: AddMode) -> Result<()> {
-        let PreparedAdd { entry, full, ndn, uuid, keys, record, dn_text } = p;
+        let PreparedAdd { entry, full, ndn, uuid, keys, record, dn_text, csn } = p;
         let access = self.access(&actor.principal).uncached();
         let mut visible_parent = None;
         if !access.unrestricted() {
@@ -360,7 +375,10 @@ impl Directory {
         self.check_uuid_not_binned(w, uuid)?;
 
         let id = w.next_id()?;
-        w.put_encoded_entry(id, Record::with_parent(record, parent))?;
+        match csn {
+            Some(csn) => w.put_encoded_entry_at(id, &Record::with_parent(record, parent), *csn)?,
+            None => w.put_encoded_entry(id, Record::with_parent(record, parent))?,
+        }
         w.put_dn(ndn, id)?;
         w.put_uuid(uuid.as_bytes(), id)?;
         if parent != 0 {
@@ -568,13 +586,14 @@ impl Directory {
         w.delete_kept(crate::store::Kept::History, &id.to_be_bytes())?;
         w.index(&self.index_keys(&entry), id, false)?;
         w.delete_dn(&ndn)?;
-        if let Some(Ok(u)) = entry.first_str("entryUUID").map(uuid::Uuid::try_parse) {
+        let uuid = entry.first_str("entryUUID").and_then(|u| uuid::Uuid::try_parse(u).ok());
+        if let Some(u) = &uuid {
             w.delete_uuid(u.as_bytes())?;
         }
         if rec.parent != 0 {
             w.remove_child(rec.parent, id)?;
         }
-        w.delete_entry(id)?;
+        w.delete_entry(id, uuid.as_ref().map(|u| u.as_bytes()))?;
         self.update_references(w, &ndn, None)?;
         self.log(w, actor, "delete", dn, &ndn, Vec::new())?;
         Ok(())

@@ -35,6 +35,7 @@ const T_TOKENS: u8 = 8;
 const T_BIN: u8 = 9;
 const T_LAST_BIND: u8 = 10;
 const T_HISTORY: u8 = 11;
+const T_DELETIONS: u8 = 12;
 
 /// A writer that keeps the CRC and the record count.
 struct Out<W> {
@@ -91,9 +92,14 @@ pub fn write(txn: &redb::ReadTransaction, out: impl Write) -> Result<u64> {
         let (parent, child) = link_ends(link.value());
         o.record(T_CHILDREN, &parent.to_be_bytes(), &child.to_be_bytes())?;
     }
-    for (table, def) in
-        [(T_POSTINGS, POSTINGS), (T_TOKENS, TOKENS), (T_BIN, BIN), (T_LAST_BIND, LAST_BIND), (T_HISTORY, HISTORY)]
-    {
+    for (table, def) in [
+        (T_POSTINGS, POSTINGS),
+        (T_TOKENS, TOKENS),
+        (T_BIN, BIN),
+        (T_LAST_BIND, LAST_BIND),
+        (T_HISTORY, HISTORY),
+        (T_DELETIONS, DELETIONS),
+    ] {
         for item in txn.open_table(def)?.iter()? {
             let (k, v) = item?;
             o.record(table, k.value(), v.value())?;
@@ -220,6 +226,9 @@ fn restore_into(path: &Path, input: impl Read) -> Result<u64> {
         let mut bin = txn.open_table(BIN)?;
         let mut last_bind = txn.open_table(LAST_BIND)?;
         let mut history = txn.open_table(HISTORY)?;
+        let mut deletions = txn.open_table(DELETIONS)?;
+        // Derived from the records' headers, as the store derives it.
+        let mut csns = txn.open_table(CSN_INDEX)?;
         loop {
             let table = i.byte()?;
             if table == END {
@@ -228,7 +237,11 @@ fn restore_into(path: &Path, input: impl Read) -> Result<u64> {
             let (k, v) = (i.bytes()?, i.bytes()?);
             match table {
                 T_ENTRIES => {
-                    entries.insert(u64_of(&k, false)?, v.as_slice())?;
+                    let id = u64_of(&k, false)?;
+                    if let Some(csn) = super::RecordView::parse(&v)?.csn {
+                        csns.insert(csn.0, id)?;
+                    }
+                    entries.insert(id, v.as_slice())?;
                 }
                 T_DN2ID => {
                     let ndn = std::str::from_utf8(&k).map_err(|_| corrupt("a DN is not UTF-8".into()))?;
@@ -246,6 +259,7 @@ fn restore_into(path: &Path, input: impl Read) -> Result<u64> {
                 T_BIN => insert_bytes(&mut bin, &k, &v)?,
                 T_LAST_BIND => insert_bytes(&mut last_bind, &k, &v)?,
                 T_HISTORY => insert_bytes(&mut history, &k, &v)?,
+                T_DELETIONS => insert_bytes(&mut deletions, &k, &v)?,
                 T_CHANGELOG => {
                     changelog.insert(u64_of(&k, false)?, v.as_slice())?;
                 }

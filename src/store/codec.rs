@@ -6,10 +6,14 @@
 //! varint attribute count, then per attribute a string name, a varint value
 //! count and the length-prefixed values. Values are kept as runs of
 //! length-prefixed bytes so that answering a search copies them out directly.
+//! Version 2 adds, after the parent id, the entry's CSN (16 bytes, big-endian):
+//! the store stamps it when it writes the entry ([`Record::stamped`]); the
+//! directory core encodes version 1 and never sees the difference.
 
-use super::{Result, StoreError};
+use super::{Csn, Result, StoreError};
 
 const RECORD_V1: u8 = 1;
+const RECORD_V2: u8 = 2;
 const CHANGE_V1: u8 = 1;
 const CHANGE_V2: u8 = 2;
 
@@ -23,6 +27,8 @@ pub struct Record {
     /// The normalised DN (the `dn2id` key), kept to test scope without parsing.
     pub ndn: String,
     pub attrs: Vec<(String, Vec<Vec<u8>>)>,
+    /// When it last changed; `None` for a record written before CSNs.
+    pub csn: Option<Csn>,
 }
 
 /// One changelog record: who changed what, when. Never carries values.
@@ -150,6 +156,19 @@ impl<'a> Cursor<'a> {
 }
 
 impl Record {
+    /// `encoded` (either version) as stored with `csn`, under `parent` when
+    /// given (else its own): the version-2 header, the body copied once.
+    pub fn stamped(encoded: &[u8], parent: Option<u64>, csn: Csn) -> Result<Vec<u8>> {
+        let view = RecordView::parse(encoded)?;
+        let body = encoded.get(view.body_at..).unwrap_or_default();
+        let mut out = Vec::with_capacity(body.len() + 27);
+        out.push(RECORD_V2);
+        put_varint(&mut out, parent.unwrap_or(view.parent));
+        out.extend_from_slice(&csn.0.to_be_bytes());
+        out.extend_from_slice(body);
+        Ok(out)
+    }
+
     /// The encoding of this record under another parent: `encoded` is
     /// [`Record::encode`] of a record with parent 0 (one byte), so that a
     /// record can be encoded before its parent's id is known.
@@ -162,6 +181,7 @@ impl Record {
         out
     }
 
+    /// Version 1, whatever `csn` holds: the store stamps the CSN as it writes.
     pub fn encode(&self) -> Vec<u8> {
         Record::encode_parts(
             self.parent,
@@ -231,7 +251,7 @@ impl Record {
             let name = std::str::from_utf8(name).map_err(|_| Cursor::corrupt("string is not UTF-8"))?;
             attrs.push((name.to_string(), values));
         }
-        Ok(Record { parent: view.parent, dn: view.dn.to_string(), ndn: view.ndn.to_string(), attrs })
+        Ok(Record { parent: view.parent, dn: view.dn.to_string(), ndn: view.ndn.to_string(), attrs, csn: view.csn })
     }
 }
 
@@ -242,20 +262,31 @@ pub struct RecordView<'a> {
     pub parent: u64,
     pub dn: &'a str,
     pub ndn: &'a str,
+    pub csn: Option<Csn>,
     attrs: &'a [u8],
+    /// Where the DN starts: what follows the header (see [`Record::stamped`]).
+    body_at: usize,
 }
 
 impl<'a> RecordView<'a> {
     pub fn parse(b: &'a [u8]) -> Result<RecordView<'a>> {
         let mut c = Cursor { b };
-        match c.byte()? {
-            RECORD_V1 => {}
-            v => return Err(StoreError::Corrupt(format!("unknown record version {v}"))),
-        }
+        let version = c.byte()?;
         let parent = c.varint()?;
+        let csn = match version {
+            RECORD_V1 => None,
+            RECORD_V2 => {
+                let (raw, rest) = c.b.split_at_checked(16).ok_or_else(|| Cursor::corrupt("truncated"))?;
+                c.b = rest;
+                let raw: [u8; 16] = raw.try_into().map_err(|_| Cursor::corrupt("truncated"))?;
+                Some(Csn(u128::from_be_bytes(raw)))
+            }
+            v => return Err(StoreError::Corrupt(format!("unknown record version {v}"))),
+        };
+        let body_at = b.len() - c.b.len();
         let dn = c.str()?;
         let ndn = c.str()?;
-        Ok(RecordView { parent, dn, ndn, attrs: c.b })
+        Ok(RecordView { parent, dn, ndn, csn, attrs: c.b, body_at })
     }
 
     /// Every attribute as stored: its name's bytes and its values. Names are
@@ -334,14 +365,14 @@ mod tests {
         #[test]
         fn record_round_trips(parent in any::<u64>(), dn in ".{0,20}", attrs in proptest::collection::vec(
             ("[a-z]{1,8}", proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..4)), 0..6)) {
-            let r = Record { parent, ndn: dn.to_lowercase(), dn, attrs };
+            let r = Record { parent, ndn: dn.to_lowercase(), dn, attrs, csn: None };
             prop_assert_eq!(Record::decode(&r.encode()).unwrap(), r);
         }
 
         #[test]
         fn a_record_encoded_before_its_parent_is_known_is_the_same(parent in any::<u64>(), dn in ".{0,20}",
             attrs in proptest::collection::vec(("[a-z]{1,8}", proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..4)), 0..6)) {
-            let r = Record { parent, ndn: dn.to_lowercase(), dn, attrs };
+            let r = Record { parent, ndn: dn.to_lowercase(), dn, attrs, csn: None };
             let orphan = Record { parent: 0, ..r.clone() }.encode();
             prop_assert_eq!(Record::with_parent(&orphan, parent), r.encode());
         }
@@ -350,7 +381,7 @@ mod tests {
         fn record_view_reads_what_decode_reads(parent in any::<u64>(), dn in ".{0,20}", attrs in proptest::collection::vec(
             ("[a-z]{1,8}", proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..4)), 0..6),
             read_first_only in any::<bool>()) {
-            let r = Record { parent, ndn: dn.to_lowercase(), dn, attrs };
+            let r = Record { parent, ndn: dn.to_lowercase(), dn, attrs, csn: None };
             let bytes = r.encode();
             let v = RecordView::parse(&bytes).unwrap();
             prop_assert_eq!((v.parent, v.dn, v.ndn), (r.parent, r.dn.as_str(), r.ndn.as_str()));
@@ -368,6 +399,17 @@ mod tests {
                 (n.clone(), if read_first_only { vs.iter().take(1).cloned().collect() } else { vs.clone() })
             }).collect();
             prop_assert_eq!(seen, want);
+        }
+
+        #[test]
+        fn a_stamped_record_reads_as_it_was_with_its_csn(parent in any::<u64>(), other in any::<u64>(), dn in ".{0,20}",
+            attrs in proptest::collection::vec(("[a-z]{1,8}", proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..4)), 0..6),
+            csn in any::<u128>(), again in any::<u128>()) {
+            let r = Record { parent, ndn: dn.to_lowercase(), dn, attrs, csn: None };
+            let stamped = Record::stamped(&r.encode(), None, Csn(csn)).unwrap();
+            prop_assert_eq!(Record::decode(&stamped).unwrap(), Record { csn: Some(Csn(csn)), ..r.clone() });
+            let moved = Record::stamped(&stamped, Some(other), Csn(again)).unwrap();
+            prop_assert_eq!(Record::decode(&moved).unwrap(), Record { parent: other, csn: Some(Csn(again)), ..r });
         }
 
         #[test]

@@ -12,10 +12,13 @@ use super::{Result, StoreError};
 /// build would read as entry 0. Format 4 keeps no posting lists for
 /// entryUUID (the UUID table answers those filters): a format-3 build would
 /// find no entry by its entryUUID. Format 5 keeps the tree's links in
-/// `child_links`, where an older build would find no children. Older stores
+/// `child_links`, where an older build would find no children. Format 6
+/// stamps records with their CSN (record version 2, which a format-5 build
+/// cannot read) and keeps the CSN index and the deletion log; records
+/// written before it have no CSN until they change. Older stores
 /// are upgraded in place: their links are moved, and the directory drops
 /// the posting lists it no longer keeps when it opens the store.
-pub(super) const FORMAT_VERSION: u64 = 5;
+pub(super) const FORMAT_VERSION: u64 = 6;
 
 /// The oldest format this build upgrades (and restores from a backup).
 pub(super) const OLDEST_FORMAT: u64 = 1;

@@ -8,7 +8,7 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::codec::{Cursor, put_bytes, put_varint};
 use super::redo::Op;
-use super::tables::{BIN, HISTORY, LAST_BIND};
+use super::tables::{BIN, DELETIONS, HISTORY, LAST_BIND};
 use super::{ReadTx, Result, StoreError, WriteTx};
 
 /// The tables of this module, as the redo log names them.
@@ -18,6 +18,8 @@ pub enum Kept {
     LastBind = 2,
     /// entry id → its old password hashes, newest last (see `directory::ppolicy`)
     History = 3,
+    /// deletion CSN → entryUUID and normalised DN (see [`super::Csn`])
+    Deletions = 4,
 }
 
 impl Kept {
@@ -26,6 +28,7 @@ impl Kept {
             1 => Ok(Kept::Bin),
             2 => Ok(Kept::LastBind),
             3 => Ok(Kept::History),
+            4 => Ok(Kept::Deletions),
             other => Err(StoreError::Corrupt(format!("unknown kept table {other}"))),
         }
     }
@@ -35,6 +38,7 @@ impl Kept {
             Kept::Bin => BIN,
             Kept::LastBind => LAST_BIND,
             Kept::History => HISTORY,
+            Kept::Deletions => DELETIONS,
         }
     }
 }
@@ -93,6 +97,7 @@ impl<'t> WriteTx<'t> {
             Kept::Bin => &mut self.t.bin,
             Kept::LastBind => &mut self.t.last_bind,
             Kept::History => &mut self.t.history,
+            Kept::Deletions => &mut self.t.deletions,
         }
     }
 
@@ -113,6 +118,7 @@ impl<'t> WriteTx<'t> {
             Kept::Bin => &self.t.bin,
             Kept::LastBind => &self.t.last_bind,
             Kept::History => &self.t.history,
+            Kept::Deletions => &self.t.deletions,
         };
         Ok(t.get(key)?.map(|g| g.value().to_vec()))
     }
@@ -123,6 +129,7 @@ impl<'t> WriteTx<'t> {
             Kept::Bin => &self.t.bin,
             Kept::LastBind => &self.t.last_bind,
             Kept::History => &self.t.history,
+            Kept::Deletions => &self.t.deletions,
         };
         let mut out = Vec::new();
         for item in t.iter()? {
@@ -141,6 +148,23 @@ impl ReadTx {
         }
         let t = self.txn.open_table(kind.def())?;
         Ok(t.get(key)?.map(|g| g.value().to_vec()))
+    }
+
+    /// At most `max` (key, value) of a kept table after `key` (exclusive), in key order.
+    pub fn kept_after(&self, kind: Kept, key: &[u8], max: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let t = self.txn.open_table(kind.def())?;
+        let mut out = Vec::new();
+        for item in t.range::<&[u8]>((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))?.take(max) {
+            let (k, v) = item?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The first key of a kept table, if any.
+    pub fn kept_first(&self, kind: Kept) -> Result<Option<Vec<u8>>> {
+        let t = self.txn.open_table(kind.def())?;
+        Ok(t.first()?.map(|(k, _)| k.value().to_vec()))
     }
 
     /// Every (key, value) of a kept table, in key order.

@@ -6,6 +6,7 @@
 
 mod backup;
 mod codec;
+mod csn;
 mod deferred;
 mod error;
 mod format;
@@ -23,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use redb::{ReadableDatabase, ReadableTable};
 
 pub use codec::{ChangeRecord, Record, RecordView, TokenRecord};
+pub use csn::{Csn, MAX_SERVER_ID, now_micros};
 use deferred::Deferred;
 pub use error::{Result, StoreError};
 pub use kept::{DeletedRecord, Kept};
@@ -43,6 +45,8 @@ pub struct Store {
     /// One write transaction at a time, from before redb's own lock until
     /// its deferred postings are published (see [`deferred`]).
     gate: Arc<WriterGate>,
+    /// The server id of the CSNs this store issues (`replication.server_id`).
+    server_id: std::sync::atomic::AtomicU16,
 }
 
 impl Store {
@@ -65,6 +69,7 @@ impl Store {
             snapshot: Arc::default(),
             checkpoint_bytes,
             gate: Arc::default(),
+            server_id: Default::default(),
         };
         let txn = store.write_unlogged()?;
         let mut w = txn.tables()?;
@@ -150,6 +155,7 @@ impl Store {
             snapshot: self.snapshot.clone(),
             checkpoint_bytes: self.checkpoint_bytes,
             deferred,
+            server_id: self.server_id.load(std::sync::atomic::Ordering::Relaxed),
             _gate: gate,
         })
     }
@@ -218,6 +224,11 @@ impl Store {
         let staged = w.finish()?;
         txn.commit(staged)?;
         Ok(gate)
+    }
+
+    /// The server id the CSNs of later changes carry (at most [`MAX_SERVER_ID`]).
+    pub fn set_server_id(&self, sid: u16) {
+        self.server_id.store(sid.min(MAX_SERVER_ID), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The store file.

@@ -6,7 +6,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::deferred::{self, Deferred};
 use super::tables::*;
-use super::{ChangeRecord, Kept, Record, RecordView, Result, StoreError, TokenRecord, WriteTx, postings};
+use super::{ChangeRecord, Csn, Kept, Record, RecordView, Result, StoreError, TokenRecord, WriteTx, postings};
 
 /// Hand `f` the ids under `parent` in the links table, ascending, until it
 /// returns `false`.
@@ -58,6 +58,8 @@ pub trait Reader {
     fn kept_value(&self, kind: Kept, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// The meta table's values whose names start with `prefix`, in name order.
     fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, u64)>>;
+    /// The last CSN this store issued or followed; `None` before the first.
+    fn last_csn(&self) -> Result<Option<Csn>>;
 }
 
 /// A read snapshot; clones share it.
@@ -95,6 +97,55 @@ pub(super) fn opened<T>(cell: &OnceLock<T>, open: impl FnOnce() -> Result<T>) ->
     }
     let t = open()?;
     Ok(cell.get_or_init(|| t))
+}
+
+/// What a replica's refresh reads: the entries by their last change, and
+/// the deletion log (see [`super::Csn`]).
+impl ReadTx {
+    /// At most `max` (CSN, entry id) of entries whose last change is after
+    /// `after`, in CSN order.
+    pub fn changed_after(&self, after: Csn, max: usize) -> Result<Vec<(Csn, u64)>> {
+        let t = self.txn.open_table(CSN_INDEX)?;
+        let mut out = Vec::new();
+        for item in t.range((std::ops::Bound::Excluded(after.0), std::ops::Bound::Unbounded))?.take(max) {
+            let (k, v) = item?;
+            out.push((Csn(k.value()), v.value()));
+        }
+        Ok(out)
+    }
+
+    /// At most `max` deletions after `after`, in CSN order: (CSN, entryUUID,
+    /// normalised DN).
+    pub fn deletions_after(&self, after: Csn, max: usize) -> Result<Vec<(Csn, [u8; 16], String)>> {
+        let mut out = Vec::new();
+        for (k, v) in self.kept_after(Kept::Deletions, &after.0.to_be_bytes(), max)? {
+            let corrupt = || StoreError::Corrupt("a deletion log record is malformed".into());
+            let key: [u8; 16] = k.as_slice().try_into().map_err(|_| corrupt())?;
+            let (uuid, ndn) = v.split_at_checked(16).ok_or_else(corrupt)?;
+            let uuid: [u8; 16] = uuid.try_into().map_err(|_| corrupt())?;
+            let ndn = String::from_utf8(ndn.to_vec()).map_err(|_| corrupt())?;
+            out.push((Csn(u128::from_be_bytes(key)), uuid, ndn));
+        }
+        Ok(out)
+    }
+
+    /// The CSN before which the deletion log may have forgotten deletions:
+    /// a refresh from an older cookie must send what is present instead.
+    pub fn deletions_known_since(&self) -> Result<Csn> {
+        let hi = self.with_meta(|t| Ok(t.get(super::write::DELETIONS_PRUNED)?.map(|g| g.value())))?;
+        let lo = self.with_meta(|t| Ok(t.get(super::write::DELETIONS_PRUNED_LOW)?.map(|g| g.value())))?;
+        Ok(Csn((u128::from(hi.unwrap_or(0)) << 64) | u128::from(lo.unwrap_or(0))))
+    }
+
+    /// Every (CSN, entry id) of the CSN index, for the consistency check.
+    pub fn for_each_csn(&self, mut f: impl FnMut(Csn, u64)) -> Result<()> {
+        let t = self.txn.open_table(CSN_INDEX)?;
+        for item in t.iter()? {
+            let (k, v) = item?;
+            f(Csn(k.value()), v.value());
+        }
+        Ok(())
+    }
 }
 
 /// Whole-table walks, for the consistency check (`convergences check`).
@@ -356,6 +407,12 @@ macro_rules! impl_reader {
 
             fn kept_value(&self, kind: Kept, key: &[u8]) -> Result<Option<Vec<u8>>> {
                 self.kept(kind, key)
+            }
+
+            fn last_csn(&self) -> Result<Option<Csn>> {
+                let hi = self.with_meta(|t| Ok(t.get(super::write::CSN_HIGH)?.map(|g| g.value())))?;
+                let lo = self.with_meta(|t| Ok(t.get(super::write::CSN_LOW)?.map(|g| g.value())))?;
+                Ok(hi.map(|hi| Csn((u128::from(hi) << 64) | u128::from(lo.unwrap_or(0)))))
             }
 
             fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, u64)>> {

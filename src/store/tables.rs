@@ -39,3 +39,10 @@ pub const BIN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bin");
 pub const LAST_BIND: TableDefinition<&[u8], &[u8]> = TableDefinition::new("last_bind");
 /// entry id (big-endian) → its previous password hashes, newline-separated, oldest first
 pub const HISTORY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("password_history");
+/// CSN of an entry's last change (see [`super::Csn`]) → entry id: the entries
+/// in the order they last changed, for a replica's refresh from its cookie.
+/// Derived from the records' headers, in the same transaction.
+pub const CSN_INDEX: TableDefinition<u128, u64> = TableDefinition::new("entry_csns");
+/// CSN of a deletion (16 bytes, big-endian) → the deleted entry's entryUUID
+/// (16 bytes) and normalised DN: the deletion log a replica's refresh reads.
+pub const DELETIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("deletions");

@@ -4,11 +4,22 @@ use std::sync::{Arc, Mutex};
 
 use redb::{Durability, ReadableTable};
 
+use super::csn::now_micros;
 use super::deferred::{self, Deferred, MAX_DEFERRED};
 use super::redo::{Op, RedoLog};
 use super::tables::*;
-use super::{ChangeRecord, GateGuard, Kept, Record, Result, SharedSnapshot, StoreError, TokenRecord, lock, postings};
+use super::{
+    ChangeRecord, Csn, GateGuard, Kept, Record, RecordView, Result, SharedSnapshot, StoreError, TokenRecord, lock,
+    postings,
+};
 use crate::fasthash::{FoldMap, FoldState};
+
+/// The meta table's names of the last CSN issued, in two halves.
+pub(super) const CSN_HIGH: &str = "csn_high";
+pub(super) const CSN_LOW: &str = "csn_low";
+/// The CSN up to which the deletion log was pruned, in two halves.
+pub(super) const DELETIONS_PRUNED: &str = "deletions_pruned_high";
+pub(super) const DELETIONS_PRUNED_LOW: &str = "deletions_pruned_low";
 
 /// Room for the keys a group commit posts, reserved up front.
 const DEFERRED_GROUP_KEYS: usize = 512;
@@ -26,6 +37,8 @@ pub struct Txn {
     pub(super) checkpoint_bytes: u64,
     /// The deferred postings, which only this transaction may change.
     pub(super) deferred: Arc<Deferred>,
+    /// The server id this transaction's CSNs carry.
+    pub(super) server_id: u16,
     /// Held until the transaction ends (`None`: its caller holds the gate).
     pub(super) _gate: Option<GateGuard>,
 }
@@ -46,6 +59,8 @@ pub(super) struct Tables<'t> {
     pub(super) bin: redb::Table<'t, &'static [u8], &'static [u8]>,
     pub(super) last_bind: redb::Table<'t, &'static [u8], &'static [u8]>,
     pub(super) history: redb::Table<'t, &'static [u8], &'static [u8]>,
+    pub(super) csns: redb::Table<'t, u128, u64>,
+    pub(super) deletions: redb::Table<'t, &'static [u8], &'static [u8]>,
 }
 
 /// The changes of a write transaction, through its open tables.
@@ -69,6 +84,11 @@ pub struct WriteTx<'t> {
     pub(super) wrote_deferred: bool,
     pub(super) redo: &'t Mutex<RedoLog>,
     pub(super) checkpoint_bytes: u64,
+    /// The last CSN issued (read from the meta table at the first change),
+    /// and whether this transaction issued or followed one.
+    pub(super) csn: Option<Csn>,
+    pub(super) csn_moved: bool,
+    pub(super) server_id: u16,
 }
 
 /// A write transaction's changes, all written to its tables, ready to commit.
@@ -97,7 +117,12 @@ impl Txn {
                 bin: txn.open_table(BIN)?,
                 last_bind: txn.open_table(LAST_BIND)?,
                 history: txn.open_table(HISTORY)?,
+                csns: txn.open_table(CSN_INDEX)?,
+                deletions: txn.open_table(DELETIONS)?,
             },
+            csn: None,
+            csn_moved: false,
+            server_id: self.server_id,
             bulk: None,
             counters: Vec::new(),
             logging: self.logging,
@@ -253,10 +278,8 @@ impl WriteTx<'_> {
     /// Redo one logged operation.
     pub(super) fn apply(&mut self, op: Op) -> Result<()> {
         match op {
-            Op::PutEntry(id, rec) => {
-                self.t.entries.insert(id, rec.as_slice())?;
-            }
-            Op::DeleteEntry(id) => self.delete_entry(id)?,
+            Op::PutEntry(id, rec) => self.store_record(id, &rec)?,
+            Op::DeleteEntry(id) => self.remove_record(id)?,
             Op::PutDn(ndn, id) => self.put_dn(&ndn, id)?,
             Op::DeleteDn(ndn) => self.delete_dn(&ndn)?,
             Op::PutUuid(uuid, id) => self.put_uuid(&uuid, id)?,
@@ -301,16 +324,119 @@ impl WriteTx<'_> {
         self.put_encoded_entry(id, rec.encode())
     }
 
-    /// Store an entry's record already encoded ([`Record::encode`]).
+    /// Store an entry's record already encoded ([`Record::encode`]), with a
+    /// new CSN: every change of an entry, whoever makes it, gets one.
     pub fn put_encoded_entry(&mut self, id: u64, encoded: Vec<u8>) -> Result<()> {
-        self.t.entries.insert(id, encoded.as_slice())?;
-        self.log(|| Op::PutEntry(id, encoded));
+        let csn = self.next_csn()?;
+        self.put_entry_at(id, &encoded, csn)
+    }
+
+    /// Store an entry's record with the CSN it already has (a provider's, an
+    /// import's): later CSNs of this store follow it.
+    pub fn put_encoded_entry_at(&mut self, id: u64, encoded: &[u8], csn: Csn) -> Result<()> {
+        self.follow_csn(csn)?;
+        self.put_entry_at(id, encoded, csn)
+    }
+
+    fn put_entry_at(&mut self, id: u64, encoded: &[u8], csn: Csn) -> Result<()> {
+        let stamped = Record::stamped(encoded, None, csn)?;
+        self.store_record(id, &stamped)?;
+        self.log(|| Op::PutEntry(id, stamped));
         Ok(())
     }
 
-    pub fn delete_entry(&mut self, id: u64) -> Result<()> {
-        self.t.entries.remove(id)?;
+    /// Write a stamped record and move its key in the CSN index: what a
+    /// change and its replay from the redo log both do.
+    fn store_record(&mut self, id: u64, stamped: &[u8]) -> Result<()> {
+        let old = match self.t.entries.insert(id, stamped)? {
+            Some(g) => RecordView::parse(g.value())?.csn,
+            None => None,
+        };
+        if let Some(old) = old {
+            self.t.csns.remove(old.0)?;
+        }
+        if let Some(new) = RecordView::parse(stamped)?.csn {
+            self.t.csns.insert(new.0, id)?;
+        }
+        Ok(())
+    }
+
+    fn remove_record(&mut self, id: u64) -> Result<()> {
+        let old = match self.t.entries.remove(id)? {
+            Some(g) => RecordView::parse(g.value())?.csn,
+            None => None,
+        };
+        if let Some(old) = old {
+            self.t.csns.remove(old.0)?;
+        }
+        Ok(())
+    }
+
+    /// Delete an entry; with its entryUUID, the deletion goes in the deletion
+    /// log under a new CSN, for the replicas that still hold it.
+    pub fn delete_entry(&mut self, id: u64, uuid: Option<&[u8; 16]>) -> Result<()> {
+        let ndn = match uuid {
+            Some(_) => self.entry_with(id, |b| Ok(RecordView::parse(b)?.ndn.to_string()))?,
+            None => None,
+        };
+        self.remove_record(id)?;
         self.log(|| Op::DeleteEntry(id));
+        if let (Some(uuid), Some(ndn)) = (uuid, ndn) {
+            let csn = self.next_csn()?;
+            let mut value = Vec::with_capacity(16 + ndn.len());
+            value.extend_from_slice(uuid);
+            value.extend_from_slice(ndn.as_bytes());
+            self.put_kept(Kept::Deletions, &csn.0.to_be_bytes(), &value)?;
+        }
+        Ok(())
+    }
+
+    /// Forget the deletions logged before `before`, at most `max` of them
+    /// (the oldest); a refresh from a cookie older than what is forgotten
+    /// sends what is present instead. How many went.
+    pub fn prune_deletions(&mut self, before: Csn, max: usize) -> Result<usize> {
+        let mut gone = Vec::new();
+        for item in self.t.deletions.range::<&[u8]>(..&before.0.to_be_bytes()[..])?.take(max) {
+            gone.push(item?.0.value().to_vec());
+        }
+        let Some(last) = gone.last() else { return Ok(0) };
+        let last: [u8; 16] =
+            last.as_slice().try_into().map_err(|_| StoreError::Corrupt("a deletion log key is malformed".into()))?;
+        let last = u128::from_be_bytes(last);
+        for k in &gone {
+            self.delete_kept(Kept::Deletions, k)?;
+        }
+        self.set_meta(DELETIONS_PRUNED, (last >> 64) as u64)?;
+        self.set_meta(DELETIONS_PRUNED_LOW, last as u64)?;
+        Ok(gone.len())
+    }
+
+    /// The last CSN issued, as the meta table has it.
+    fn issued_csn(&mut self) -> Result<Csn> {
+        if let Some(c) = self.csn {
+            return Ok(c);
+        }
+        let hi = self.t.meta.get(CSN_HIGH)?.map_or(0, |g| g.value());
+        let lo = self.t.meta.get(CSN_LOW)?.map_or(0, |g| g.value());
+        let c = Csn((u128::from(hi) << 64) | u128::from(lo));
+        self.csn = Some(c);
+        Ok(c)
+    }
+
+    /// A CSN for a change made now, later than every CSN this store issued
+    /// or followed (the clock may step back; the CSNs never do).
+    pub fn next_csn(&mut self) -> Result<Csn> {
+        let c = Csn::next(self.issued_csn()?, now_micros(), self.server_id);
+        self.csn = Some(c);
+        self.csn_moved = true;
+        Ok(c)
+    }
+
+    fn follow_csn(&mut self, csn: Csn) -> Result<()> {
+        if csn > self.issued_csn()? {
+            self.csn = Some(csn);
+            self.csn_moved = true;
+        }
         Ok(())
     }
 
@@ -487,6 +613,10 @@ impl WriteTx<'_> {
     /// Write what is pending (bulk postings) and close the tables: the
     /// transaction can then be committed ([`Txn::commit`]).
     pub fn finish(mut self) -> Result<Staged> {
+        if let (true, Some(c)) = (self.csn_moved, self.csn) {
+            self.set_meta(CSN_HIGH, (c.0 >> 64) as u64)?;
+            self.set_meta(CSN_LOW, c.0 as u64)?;
+        }
         for (name, next) in std::mem::take(&mut self.counters) {
             self.t.meta.insert(name, next)?;
             self.log(|| Op::SetCounter(name.to_string(), next));
