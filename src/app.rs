@@ -126,6 +126,8 @@ pub fn open_directory(cfg: &Config) -> Result<Directory, AppError> {
         recycle_bin_days: cfg.recycle_bin_days,
         last_bind_interval_secs: cfg.last_bind_interval_secs,
         audit_retention_days: cfg.audit_retention_days,
+        deletion_log_days: cfg.replication.deletion_log_days,
+        deletion_log_max: cfg.replication.deletion_log_max,
     };
     Ok(Directory::new(store, Arc::new(schema), settings)?)
 }

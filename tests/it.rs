@@ -22,6 +22,7 @@ mod personal_data;
 mod policy_parity;
 mod provisioning;
 mod recycle_bin;
+mod replication;
 mod revisions;
 mod scim_behaviour;
 mod scim_roundtrip;

@@ -160,6 +160,8 @@ pub struct LifecycleReport {
     pub purged: Vec<String>,
     /// Audit records purged, their retention over.
     pub audit_purged: usize,
+    /// Deletions forgotten by the deletion log, beyond its days or count.
+    pub deletions_pruned: usize,
 }
 
 impl Directory {
@@ -192,6 +194,7 @@ impl Directory {
         }
         report.purged = self.purge_bin(as_of)?;
         report.audit_purged = self.purge_audit(as_of)?;
+        report.deletions_pruned = self.prune_deletion_log()?;
         if !report.purged.is_empty() {
             tracing::info!(agents = report.purged.len(), "purged from the recycle bin");
         }

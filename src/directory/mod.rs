@@ -78,6 +78,10 @@ pub struct DirectorySettings {
     /// Days audit records are kept (an organisation's
     /// `cigAuditRetentionDays` overrides it).
     pub audit_retention_days: u64,
+    /// Days and count of deletions the deletion log keeps for replicas
+    /// (`replication.deletion_log_days` / `deletion_log_max`).
+    pub deletion_log_days: u64,
+    pub deletion_log_max: usize,
 }
 
 /// Attributes that are always indexed for equality, whatever the
@@ -176,6 +180,8 @@ pub struct Directory {
     recycle_bin_days: u64,
     last_bind_interval: u64,
     audit_retention_days: u64,
+    deletion_log_days: u64,
+    deletion_log_max: usize,
     noted_binds: last_bind::NotedBinds,
     noted_failures: auth::FailureNotes,
     decoy: auth::Decoy,
@@ -259,6 +265,8 @@ impl Directory {
             recycle_bin_days: settings.recycle_bin_days,
             last_bind_interval: settings.last_bind_interval_secs,
             audit_retention_days: settings.audit_retention_days,
+            deletion_log_days: settings.deletion_log_days,
+            deletion_log_max: settings.deletion_log_max,
             noted_binds: Default::default(),
             noted_failures: Default::default(),
             decoy: Default::default(),

@@ -7,6 +7,9 @@
 use super::*;
 use crate::store::{Csn, Reader};
 
+/// Most deletions the deletion log forgets in one lifecycle step.
+const PRUNE_BATCH: usize = 10_000;
+
 /// One thing a refresh or a persist step sends, in order.
 #[derive(Debug)]
 pub enum SyncItem {
@@ -45,6 +48,8 @@ impl Directory {
         batch: usize,
         mut emit: impl FnMut(SyncItem) -> Result<()>,
     ) -> Result<(Option<Csn>, Refresh)> {
+        let (with_uuid, with_csn) = (wants(&req.attrs, "entryUUID"), wants(&req.attrs, "entryCSN"));
+        let req = &replica_request(req);
         let r = self.store.read()?;
         let upto = r.last_csn()?;
         let batch = batch.max(1);
@@ -79,17 +84,11 @@ impl Directory {
         }
         // Without a usable cookie: every entry, the changed ones whole, the
         // others by their UUID alone.
-        let (with_uuid, with_csn) = (wants(&req.attrs, "entryUUID"), wants(&req.attrs, "entryCSN"));
-        let mut full = SearchRequest { size_limit: 0, time_limit: None, ..req.clone() };
-        if full.attrs.is_empty() {
-            full.attrs.push("*".into());
-        }
-        full.attrs.extend(["entryUUID".to_string(), "entryCSN".to_string()]);
         let mut present = Vec::new();
-        self.search(who, &full, |mut entry| {
-            let uuid = entry_uuid(&entry)
-                .ok_or_else(|| DirectoryError::Internal(format!("{} has no entryUUID to replicate it by", entry.dn)))?;
-            let csn = entry.first_str("entryCSN").and_then(Csn::parse).unwrap_or_default();
+        self.search(who, req, |mut entry| {
+            // The UUID and CSN come from the store: they are the protocol's,
+            // sent whether or not the identity may read them as attributes.
+            let Some((uuid, csn)) = self.stamp_of(&r, &entry)? else { return Ok(()) };
             if since.is_some_and(|s| csn <= s) {
                 present.push(uuid);
                 if present.len() >= batch {
@@ -123,6 +122,7 @@ impl Directory {
         batch: usize,
         mut emit: impl FnMut(SyncItem) -> Result<()>,
     ) -> Result<Csn> {
+        let req = &replica_request(req);
         let r = self.store.read()?;
         let batch = batch.max(1);
         let scope = SyncScope::of(self, req)?;
@@ -168,9 +168,57 @@ impl Directory {
         Ok(reached)
     }
 
+    /// Forget the deletions older than `deletion_log_days`, and the oldest
+    /// beyond `deletion_log_max`, at most [`PRUNE_BATCH`] per step; a
+    /// replica whose cookie is older then gets the present phase.
+    pub(super) fn prune_deletion_log(&self) -> Result<usize> {
+        let r = self.store.read()?;
+        let len = r.kept_len(crate::store::Kept::Deletions)?;
+        let excess = usize::try_from(len).unwrap_or(usize::MAX).saturating_sub(self.deletion_log_max);
+        let by_count = match excess {
+            0 => Csn::default(),
+            n => {
+                r.deletions_after(Csn::default(), n.min(PRUNE_BATCH))?.last().map_or(Csn::default(), |d| Csn(d.0.0 + 1))
+            }
+        };
+        let age = self.deletion_log_days.saturating_mul(86_400_000_000);
+        let by_age = Csn::new(crate::store::now_micros().saturating_sub(age), 0, 0, 0);
+        let cutoff = by_count.max(by_age);
+        let oldest = r.deletions_after(Csn::default(), 1)?.first().map(|d| d.0);
+        drop(r);
+        if oldest.is_none_or(|o| o >= cutoff) {
+            return Ok(0);
+        }
+        let pruned = self.store.write_with(|w| w.prune_deletions(cutoff, PRUNE_BATCH))?;
+        if pruned > 0 {
+            tracing::info!(deletions = pruned, "pruned the replicas' deletion log");
+        }
+        Ok(pruned)
+    }
+
+    /// How many deletions the deletion log holds.
+    pub fn deletion_log_len(&self) -> Result<u64> {
+        Ok(self.store.read()?.kept_len(crate::store::Kept::Deletions)?)
+    }
+
+    /// Hears of every commit (see [`crate::store::Store::commits`]).
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.store.commits()
+    }
+
     /// The last CSN committed, if any.
     pub fn last_csn(&self) -> Result<Option<Csn>> {
         Ok(self.store.read()?.last_csn()?)
+    }
+
+    /// The entryUUID and CSN of a returned entry, as stored; `None` when it
+    /// is gone from the snapshot or has no UUID (nothing to replicate it by).
+    fn stamp_of(&self, r: &crate::store::ReadTx, entry: &Entry) -> Result<Option<([u8; 16], Csn)>> {
+        let Some(id) = r.id_of_dn(&self.normalize_dn(&entry.dn)?)? else { return Ok(None) };
+        let Some(rec) = r.entry(id)? else { return Ok(None) };
+        let Some(uuid) = record_uuid(&rec) else { return Ok(None) };
+        let csn = rec.csn.or_else(|| Csn::parse(&super::search::entry_csn(&rec, entry))).unwrap_or_default();
+        Ok(Some((uuid, csn)))
     }
 
     /// One changed entry: sent whole when the replica's search returns it,
@@ -190,15 +238,7 @@ impl Directory {
         if !scope.holds(&rec.ndn) {
             return Ok(());
         }
-        let Some(uuid) = rec
-            .attrs
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("entryUUID"))
-            .and_then(|(_, v)| v.first())
-            .and_then(|v| uuid::Uuid::try_parse_ascii(v).ok())
-        else {
-            return Ok(());
-        };
+        let Some(uuid) = record_uuid(&rec) else { return Ok(()) };
         let dn = Dn::parse(&rec.dn)?;
         let one = SearchRequest {
             base: dn,
@@ -220,9 +260,9 @@ impl Directory {
             Some(entry) => {
                 let stamp = |name: &str| rec.attrs.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v);
                 let added = stamp("createTimestamp").is_some() && stamp("createTimestamp") == stamp("modifyTimestamp");
-                emit(SyncItem::Entry { entry, uuid: *uuid.as_bytes(), csn, added })
+                emit(SyncItem::Entry { entry, uuid, csn, added })
             }
-            None => emit(SyncItem::Gone { uuid: *uuid.as_bytes(), ndn: rec.ndn, csn }),
+            None => emit(SyncItem::Gone { uuid, ndn: rec.ndn, csn }),
         }
     }
 }
@@ -257,13 +297,56 @@ impl SyncScope {
     }
 }
 
+/// What `+` means in a replica's search: the operational attributes the
+/// server stores, not those it computes on read (a replica computes its
+/// own, as slapd's syncprov sends none), and of those the ones a stock
+/// slapd consumer knows (its own, its ppolicy module's); this server's own
+/// are sent when named.
+const REPLICATED_OPERATIONAL: &[&str] = &[
+    "entryUUID",
+    "entryCSN",
+    "createTimestamp",
+    "modifyTimestamp",
+    "creatorsName",
+    "modifiersName",
+    "structuralObjectClass",
+    "pwdChangedTime",
+    "pwdAccountLockedTime",
+    "pwdFailureTime",
+    "pwdReset",
+];
+
+/// A replica's search as the core runs it: no size or time limit (the
+/// replica must end with all of its content), `+` as
+/// [`REPLICATED_OPERATIONAL`], and the entryUUID and entryCSN the messages
+/// need (dropped again when not asked for).
+fn replica_request(req: &SearchRequest) -> SearchRequest {
+    let mut attrs: Vec<String> = Vec::new();
+    if req.attrs.is_empty() {
+        attrs.push("*".into());
+    }
+    for a in &req.attrs {
+        if a == "+" {
+            attrs.extend(REPLICATED_OPERATIONAL.iter().map(|s| s.to_string()));
+        } else {
+            attrs.push(a.clone());
+        }
+    }
+    attrs.extend(["entryUUID".to_string(), "entryCSN".to_string()]);
+    SearchRequest { size_limit: 0, time_limit: None, attrs, ..req.clone() }
+}
+
 /// Whether a search's attribute list returns this operational attribute.
 fn wants(attrs: &[String], name: &str) -> bool {
     attrs.iter().any(|a| a == "+" || a.eq_ignore_ascii_case(name))
 }
 
-fn entry_uuid(entry: &Entry) -> Option<[u8; 16]> {
-    entry.first_str("entryUUID").and_then(|u| uuid::Uuid::try_parse(u).ok()).map(|u| *u.as_bytes())
+fn record_uuid(rec: &crate::store::Record) -> Option<[u8; 16]> {
+    (rec.attrs.iter())
+        .find(|(n, _)| n.eq_ignore_ascii_case("entryUUID"))
+        .and_then(|(_, v)| v.first())
+        .and_then(|v| uuid::Uuid::try_parse_ascii(v).ok())
+        .map(|u| *u.as_bytes())
 }
 
 /// An entry whose last change is its creation (RFC 4533 §3.4: state add

@@ -33,11 +33,11 @@ fn len_len(n: usize) -> usize {
 }
 
 /// Size of a TLV whose content is `n` bytes.
-fn tlv(n: usize) -> usize {
+pub(super) fn tlv(n: usize) -> usize {
     1 + len_len(n) + n
 }
 
-fn put_header(out: &mut Vec<u8>, tag: u8, n: usize) {
+pub(super) fn put_header(out: &mut Vec<u8>, tag: u8, n: usize) {
     out.push(tag);
     match n {
         0..=0x7f => out.push(n as u8),
@@ -58,18 +58,18 @@ fn int_bytes(v: i64) -> ([u8; 8], usize) {
     (b, start)
 }
 
-fn int_len(v: i64) -> usize {
+pub(super) fn int_len(v: i64) -> usize {
     let (_, start) = int_bytes(v);
     8 - start
 }
 
-fn put_int(out: &mut Vec<u8>, tag: u8, v: i64) {
+pub(super) fn put_int(out: &mut Vec<u8>, tag: u8, v: i64) {
     let (b, start) = int_bytes(v);
     put_header(out, tag, 8 - start);
     out.extend_from_slice(&b[start..]);
 }
 
-fn put_octets(out: &mut Vec<u8>, tag: u8, v: &[u8]) {
+pub(super) fn put_octets(out: &mut Vec<u8>, tag: u8, v: &[u8]) {
     put_header(out, tag, v.len());
     out.extend_from_slice(v);
 }
@@ -98,7 +98,7 @@ pub fn entry_op(entry: &Entry) -> Vec<u8> {
     out
 }
 
-fn put_entry_op(out: &mut Vec<u8>, dn: &str, entry: &Entry) {
+pub(super) fn put_entry_op(out: &mut Vec<u8>, dn: &str, entry: &Entry) {
     let (op_len, attrs_len) = entry_lens(dn, entry);
     put_header(out, SEARCH_RESULT_ENTRY, op_len);
     put_octets(out, 0x04, dn.as_bytes());
@@ -148,7 +148,7 @@ fn put_response(out: &mut Vec<u8>, msgid: i32, tag: u8, res: &LdapResult, tail: 
     put_controls(out, controls, &ctrl_items, ctrls_len);
 }
 
-fn put_controls(out: &mut Vec<u8>, controls: &[ResponseControl], items: &[usize], len: usize) {
+pub(super) fn put_controls(out: &mut Vec<u8>, controls: &[ResponseControl], items: &[usize], len: usize) {
     if controls.is_empty() {
         return;
     }

@@ -20,6 +20,7 @@ mod ops;
 mod paging;
 mod result;
 mod rootdse;
+mod syncrepl;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -62,6 +63,11 @@ pub struct Context {
     pub connections: Connections,
     /// One log line per operation (`log_operations`).
     pub log_operations: bool,
+    /// The server id of this server's CSNs, in the cookies it gives replicas.
+    pub server_id: u16,
+    /// Entries between two checks for abandonment in a replica's refresh
+    /// (`replication.batch`).
+    pub sync_batch: usize,
     /// Who SASL EXTERNAL binds as on the ldapi socket.
     pub local: local::LocalIdentities,
 }
@@ -198,6 +204,8 @@ impl Context {
             require_bind: cfg.limits.require_bind,
             connections: Connections::new(cfg.limits.max_connections, cfg.limits.max_connections_per_peer),
             log_operations: cfg.log_operations,
+            server_id: cfg.replication.server_id,
+            sync_batch: cfg.replication.batch.max(1),
             local,
         })
     }
@@ -215,6 +223,9 @@ pub(crate) struct Conn {
     /// Cancellation flags of the operations in flight, by message ID.
     pub outstanding: Mutex<HashMap<i32, Arc<AtomicBool>>>,
     pub cursors: Mutex<paging::Cursors>,
+    /// The connection is ending: operations that would run forever (a
+    /// replica's persist stage) stop.
+    pub closing: std::sync::atomic::AtomicBool,
 }
 
 /// An operation in progress, as its log line will describe it.
@@ -237,6 +248,7 @@ impl Conn {
             ctx,
             out,
             outstanding: Mutex::new(HashMap::new()),
+            closing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -491,6 +503,7 @@ where
         }
     }
     // Let operations still running finish and write their answers, then close or upgrade.
+    conn.closing.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(conn);
     while let Some(buf) = rx.recv().await {
         if healthy && wr.write_all(&buf).await.is_err() {

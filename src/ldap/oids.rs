@@ -16,8 +16,12 @@ pub const PRE_READ: &str = "1.3.6.1.1.13.1";
 pub const POST_READ: &str = "1.3.6.1.1.13.2";
 /// RFC 4525 Modify-Increment: a feature, advertised in `supportedFeatures`.
 pub const MODIFY_INCREMENT: &str = "1.3.6.1.1.14";
-/// RFC 4533 Sync Request: recognised by the codec, not implemented.
+/// RFC 4533 §2.2 Sync Request, §2.3 Sync State, §2.4 Sync Done controls and
+/// §2.5 the Sync Info intermediate response.
 pub const SYNC_REQUEST: &str = "1.3.6.1.4.1.4203.1.9.1.1";
+pub const SYNC_STATE: &str = "1.3.6.1.4.1.4203.1.9.1.2";
+pub const SYNC_DONE: &str = "1.3.6.1.4.1.4203.1.9.1.3";
+pub const SYNC_INFO: &str = "1.3.6.1.4.1.4203.1.9.1.4";
 
 /// draft-behera-ldap-password-policy §6: the Password Policy control.
 pub const PASSWORD_POLICY: &str = "1.3.6.1.4.1.42.2.27.8.5.1";
@@ -39,7 +43,7 @@ pub const FEATURES: &[&str] =
 
 /// The controls the server acts on, as the root DSE lists them.
 pub const CONTROLS: &[&str] =
-    &[PAGED_RESULTS, SORT_REQUEST, MANAGE_DSA_IT, ASSERTION, PRE_READ, POST_READ, PASSWORD_POLICY];
+    &[PAGED_RESULTS, SORT_REQUEST, MANAGE_DSA_IT, ASSERTION, PRE_READ, POST_READ, PASSWORD_POLICY, SYNC_REQUEST];
 
 /// The project's administration command (`crate::commands`).
 pub const COMMAND: &str = crate::commands::OID;

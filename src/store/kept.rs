@@ -161,6 +161,12 @@ impl ReadTx {
         Ok(out)
     }
 
+    /// How many records a kept table holds.
+    pub fn kept_len(&self, kind: Kept) -> Result<u64> {
+        use redb::ReadableTableMetadata;
+        Ok(self.txn.open_table(kind.def())?.len()?)
+    }
+
     /// The first key of a kept table, if any.
     pub fn kept_first(&self, kind: Kept) -> Result<Option<Vec<u8>>> {
         let t = self.txn.open_table(kind.def())?;

@@ -231,6 +231,11 @@ impl Store {
         self.server_id.store(sid.min(MAX_SERVER_ID), std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Hears of every commit, once it is visible to reads.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.snapshot.commits.subscribe()
+    }
+
     /// The store file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -298,8 +303,19 @@ pub struct StoreStats {
 }
 
 /// The read snapshot readers share (see [`Store::read`]).
-#[derive(Default)]
-struct SharedSnapshot(Mutex<Shared>);
+struct SharedSnapshot {
+    shared: Mutex<Shared>,
+    /// Commits so far, for whoever follows them as they land (a replica's
+    /// persist stage): a watch, so that a follower busy when one lands
+    /// still sees it.
+    commits: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for SharedSnapshot {
+    fn default() -> Self {
+        SharedSnapshot { shared: Mutex::default(), commits: tokio::sync::watch::channel(0).0 }
+    }
+}
 
 #[derive(Default)]
 struct Shared {
@@ -312,7 +328,7 @@ struct Shared {
 
 impl SharedSnapshot {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Shared>> {
-        self.0.lock().map_err(|_| StoreError::Corrupt("the snapshot lock is poisoned".into()))
+        self.shared.lock().map_err(|_| StoreError::Corrupt("the snapshot lock is poisoned".into()))
     }
 
     /// A commit landed: later reads must see it. The old snapshot is released
@@ -325,7 +341,7 @@ impl SharedSnapshot {
     /// [`SharedSnapshot::invalidate`], and when the commit wrote the deferred
     /// postings to the table, start a new generation.
     fn committed(&self, wrote_deferred: bool) {
-        let old = match self.0.lock() {
+        let old = match self.shared.lock() {
             Ok(mut shared) => {
                 shared.commits += 1;
                 if wrote_deferred {
@@ -336,6 +352,7 @@ impl SharedSnapshot {
             Err(_) => None,
         };
         drop(old);
+        self.commits.send_modify(|n| *n += 1);
     }
 }
 

@@ -11,9 +11,10 @@ pub const ROOT_DN: &str = "cn=admin,dc=cig,dc=fr";
 pub const ROOT_PASSWORD: &str = "parity-admin-secret";
 
 pub struct Slapd {
-    child: Child,
-    _dir: tempfile::TempDir,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
     pub url: String,
+    port: u16,
 }
 
 fn find(name: &str) -> String {
@@ -79,31 +80,86 @@ impl Slapd {
             .output()
             .unwrap();
         assert!(out.status.success(), "slapadd: {}", String::from_utf8_lossy(&out.stderr));
+        Slapd::run(dir)
+    }
+
+    /// A stock slapd replica of `provider` (RFC 4533 consumer): an empty
+    /// database filled by its `syncrepl` directive, bound to the provider
+    /// as `bind_dn`; `kind` is `refreshAndPersist` or `refreshOnly
+    /// interval=…`. Its schema is what the README tells an operator to load:
+    /// the stock files, ppolicy's module and the project's cig.schema.
+    pub fn replica(provider: &str, bind_dn: &str, password: &str, base: &str, kind: &str) -> Slapd {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        std::fs::create_dir(&db).unwrap();
+        let repo = env!("CARGO_MANIFEST_DIR");
+        let modules = ["/usr/lib/ldap", "/usr/lib/openldap", "/usr/lib64/openldap"]
+            .iter()
+            .find(|d| Path::new(&format!("{d}/back_mdb.so")).exists())
+            .map(|d| format!("modulepath {d}\nmoduleload back_mdb\nmoduleload ppolicy\n"))
+            .unwrap_or_default();
+        let conf = format!(
+            "include /etc/ldap/schema/core.schema\n\
+             include /etc/ldap/schema/cosine.schema\n\
+             include /etc/ldap/schema/inetorgperson.schema\n\
+             include {repo}/schema/cig.schema\n\
+             {modules}\
+             pidfile {d}/slapd.pid\n\
+             database mdb\n\
+             suffix \"dc=cig,dc=fr\"\n\
+             rootdn \"{ROOT_DN}\"\n\
+             rootpw {ROOT_PASSWORD}\n\
+             directory {db}\n\
+             index entryUUID,entryCSN eq\n\
+             syncrepl rid=001 provider={provider} bindmethod=simple binddn=\"{bind_dn}\" credentials={password} \
+             searchbase=\"{base}\" type={kind} retry=\"1 +\" attrs=\"*,+\"\n",
+            d = dir.path().display(),
+            db = db.display(),
+        );
+        std::fs::write(dir.path().join("slapd.conf"), conf).unwrap();
+        Slapd::run(dir)
+    }
+
+    fn run(dir: tempfile::TempDir) -> Slapd {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let url = format!("ldap://127.0.0.1:{port}");
+        let mut s = Slapd { child: None, dir, url: format!("ldap://127.0.0.1:{port}"), port };
+        s.resume();
+        s
+    }
+
+    /// Stop the server (its database stays).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start it again on the same port and database.
+    pub fn resume(&mut self) {
+        self.stop();
         // -d 0: in the foreground, so that the test owns the process.
         let child = Command::new(find("slapd"))
             .arg("-f")
-            .arg(&conf_path)
+            .arg(self.dir.path().join("slapd.conf"))
             .arg("-h")
-            .arg(format!("{url}/"))
+            .arg(format!("{}/", self.url))
             .args(["-d", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "slapd did not start on {url}");
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "slapd did not start on {}", self.url);
             std::thread::sleep(Duration::from_millis(50));
         }
-        Slapd { child, _dir: dir, url }
+        self.child = Some(child);
     }
 }
 
 impl Drop for Slapd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }

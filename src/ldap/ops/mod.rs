@@ -9,6 +9,7 @@ mod compare;
 mod extended;
 mod paged;
 mod search;
+mod sync;
 mod write;
 
 use std::sync::Arc;
@@ -315,7 +316,7 @@ fn unsupported_critical(op: &LdapOp, ctrls: &[LdapControl]) -> Option<LdapResult
             LdapControl::ManageDsaIT { .. } => {}
             // ldap3_proto keeps no criticality for these: honoured on a search, ignored elsewhere.
             LdapControl::SimplePagedResults { .. } | LdapControl::ServerSort { .. } => {}
-            LdapControl::SyncRequest { criticality: true, .. } => return refused(oids::SYNC_REQUEST),
+            LdapControl::SyncRequest { criticality: true, .. } if !search => return refused(oids::SYNC_REQUEST),
             // Honoured on binds and Password Modify (draft-behera §6).
             LdapControl::PasswordPolicyRequest { criticality: true }
                 if !matches!(op, LdapOp::BindRequest(_) | LdapOp::ExtendedRequest(_)) =>

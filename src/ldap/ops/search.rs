@@ -128,6 +128,14 @@ pub fn search(conn: &Arc<Conn>, session: Session, id: i32, req: LdapSearchReques
         }
         Ok(_) => {}
     }
+    let sync = ctrls.iter().find_map(|c| match c {
+        LdapControl::SyncRequest { mode, cookie, .. } => Some((mode.clone(), cookie.clone())),
+        _ => None,
+    });
+    if let Some((mode, cookie)) = sync {
+        op.settle();
+        return super::sync::sync_search(conn, session, id, sreq, mode, cookie);
+    }
     let controls = search_controls(&ctrls);
     if controls.paged.is_some() || controls.sort.is_some() {
         let conn = conn.clone();
