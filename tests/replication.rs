@@ -25,8 +25,11 @@ const COMPARED: &[&str] = &["*", "entryUUID", "entryCSN", "createTimestamp", "mo
 
 /// Every entry of `url` (DN lower-cased → its attribute lines), read by ldapsearch.
 async fn contents(url: &str, bind: &str, password: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let mut args =
-        vec!["-x", "-LLL", "-o", "ldif-wrap=no", "-H", url, "-D", bind, "-w", password, "-b", "dc=cig,dc=fr"];
+    contents_under(url, bind, password, "dc=cig,dc=fr").await
+}
+
+async fn contents_under(url: &str, bind: &str, password: &str, base: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut args = vec!["-x", "-LLL", "-o", "ldif-wrap=no", "-H", url, "-D", bind, "-w", password, "-b", base];
     args.push("(objectClass=*)");
     args.extend(COMPARED);
     let (code, out, err) = run("ldapsearch", &args, None).await;
@@ -42,9 +45,14 @@ async fn contents(url: &str, bind: &str, password: &str) -> BTreeMap<String, BTr
 
 /// Wait until the replica holds exactly what the provider holds; the time it took.
 async fn converged(provider: &str, replica: &Slapd, why: &str) -> Duration {
+    converged_as(provider, (ADMIN, ADMIN_PASSWORD), "dc=cig,dc=fr", replica, why).await
+}
+
+/// Wait until the replica holds exactly what `who` reads under `base` on the provider.
+async fn converged_as(provider: &str, who: (&str, &str), base: &str, replica: &Slapd, why: &str) -> Duration {
     let started = Instant::now();
     loop {
-        let want = contents(provider, ADMIN, ADMIN_PASSWORD).await;
+        let want = contents_under(provider, who.0, who.1, base).await;
         let got = contents(&replica.url, slapd::ROOT_DN, slapd::ROOT_PASSWORD).await;
         if want == got {
             return started.elapsed();
@@ -193,6 +201,38 @@ async fn a_refresh_only_slapd_replica_converges_at_each_poll() {
     .await;
     scim_changes(&srv).await;
     converged(&srv.url, &replica, "after a later poll").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_referents_replica_holds_its_organisation_only_and_loses_an_agent_moved_away() {
+    if !have("ldapsearch") || !slapd::installed() {
+        return;
+    }
+    let srv = TestServer::start().await;
+    add_agents(&srv, 50).await;
+    // slapd needs the suffix entry above what it replicates: a glue it keeps.
+    let mut replica = Slapd::replica(&srv.url, REFERENT, DEMO_PASSWORD, CRETEIL, "refreshAndPersist");
+    let referent = (REFERENT, DEMO_PASSWORD);
+    converged_as(&srv.url, referent, CRETEIL, &replica, "after the référent's full load").await;
+    let other = "ou=agents,o=217500016,ou=organisations,dc=cig,dc=fr";
+    ldapmodify(
+        &srv.url,
+        &format!(
+            "dn: uid=agent00005,{AGENTS}\nchangetype: modrdn\nnewrdn: uid=agent00005\ndeleteoldrdn: 1\n\
+             newsuperior: {other}\n\n\
+             dn: uid=floeuvre,{other}\nchangetype: modify\nreplace: title\ntitle: Hors du périmètre\n"
+        ),
+    )
+    .await;
+    converged_as(&srv.url, referent, CRETEIL, &replica, "after an agent moved to another organisation").await;
+    replica.stop();
+    ldapmodify(
+        &srv.url,
+        &format!("dn: uid=agent00006,{AGENTS}\nchangetype: modrdn\nnewrdn: uid=agent00006\ndeleteoldrdn: 1\nnewsuperior: {other}\n"),
+    )
+    .await;
+    replica.resume();
+    converged_as(&srv.url, referent, CRETEIL, &replica, "after a move while it was stopped").await;
 }
 
 /// ldapsearch's sync client (`-E sync=…`): the entries and the cookie it ends with.

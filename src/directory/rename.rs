@@ -107,6 +107,9 @@ impl Directory {
             w.add_child(new_parent, id)?;
         }
         w.put_encoded_entry(id, self.record(&new, &new_ndn, new_parent))?;
+        // A replica whose search held the old DN and not the new one must
+        // lose the entry (RFC 4533 §3.4: it is gone from its content).
+        log_departure(w, &old, &ndn)?;
         self.update_references(w, &ndn, Some(&new_dn))?;
 
         // Descendants keep their RDNs under the new base.
@@ -124,6 +127,7 @@ impl Directory {
             centry.dn = moved.clone();
             super::request::bump_revision(&mut centry);
             w.put_encoded_entry(child, self.record(&centry, &moved_ndn, crec.parent))?;
+            log_departure(w, &centry, &crec.ndn)?;
             self.update_references(w, &crec.ndn, Some(&moved))?;
         }
         self.log(w, actor, "modrdn", dn, &ndn, vec![new_dn.to_string()])?;
@@ -169,4 +173,13 @@ impl Directory {
         }
         Ok(())
     }
+}
+
+/// Record in the deletion log that the entry left `old_ndn` (see
+/// `WriteTx::log_departure`).
+fn log_departure(w: &mut WriteTx, entry: &Entry, old_ndn: &str) -> Result<()> {
+    if let Some(u) = entry.first_str("entryUUID").and_then(|u| uuid::Uuid::try_parse(u).ok()) {
+        w.log_departure(u.as_bytes(), old_ndn)?;
+    }
+    Ok(())
 }

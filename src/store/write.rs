@@ -382,13 +382,20 @@ impl WriteTx<'_> {
         self.remove_record(id)?;
         self.log(|| Op::DeleteEntry(id));
         if let (Some(uuid), Some(ndn)) = (uuid, ndn) {
-            let csn = self.next_csn()?;
-            let mut value = Vec::with_capacity(16 + ndn.len());
-            value.extend_from_slice(uuid);
-            value.extend_from_slice(ndn.as_bytes());
-            self.put_kept(Kept::Deletions, &csn.0.to_be_bytes(), &value)?;
+            self.log_departure(uuid, &ndn)?;
         }
         Ok(())
+    }
+
+    /// Record in the deletion log, under a new CSN, that the entry of this
+    /// UUID is no longer at `ndn` (deleted, or renamed away): a replica
+    /// whose search held it there loses it.
+    pub fn log_departure(&mut self, uuid: &[u8; 16], ndn: &str) -> Result<()> {
+        let csn = self.next_csn()?;
+        let mut value = Vec::with_capacity(16 + ndn.len());
+        value.extend_from_slice(uuid);
+        value.extend_from_slice(ndn.as_bytes());
+        self.put_kept(Kept::Deletions, &csn.0.to_be_bytes(), &value)
     }
 
     /// Forget the deletions logged before `before`, at most `max` of them
