@@ -252,6 +252,23 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         tasks.push(tokio::spawn(crate::ldap::serve_local(local, ctx.clone(), rx.clone())));
     }
     tasks.push(tokio::spawn(flush_last_binds(directory.clone(), rx.clone())));
+    match cfg.replication.consumer.as_slice() {
+        [] => {}
+        [consumer] => {
+            if !["refreshAndPersist", "refreshOnly"].contains(&consumer.mode.as_str()) {
+                return Err(AppError::Setting(format!(
+                    "replication.consumer.mode '{}': refreshAndPersist or refreshOnly",
+                    consumer.mode
+                )));
+            }
+            consumer.password().map_err(AppError::Setting)?;
+            directory.set_replica_of(Some(consumer.provider.clone()));
+            tracing::info!(provider = %consumer.provider, "following the provider as a replica; client writes are referred to it");
+            let (dir, consumer, max_pdu) = (directory.clone(), consumer.clone(), cfg.limits.max_pdu_bytes);
+            tasks.push(tokio::spawn(crate::replication::follow(dir, consumer, max_pdu, rx.clone())));
+        }
+        _ => return Err(AppError::Setting("replication.consumer: this server follows one provider at most".into())),
+    }
     if cfg.lifecycle_interval_secs > 0 {
         let every = std::time::Duration::from_secs(cfg.lifecycle_interval_secs);
         tasks.push(tokio::spawn(lifecycle(directory.clone(), every, rx.clone())));

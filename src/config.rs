@@ -115,11 +115,73 @@ pub struct Replication {
     /// Most entries a replica's refresh sends between two checks for
     /// abandonment, and identifiers per syncIdSet message.
     pub batch: usize,
+    /// The provider this server follows as a replica (at most one); clients'
+    /// writes are then referred to it.
+    pub consumer: Vec<Consumer>,
 }
 
 impl Default for Replication {
     fn default() -> Self {
-        Replication { server_id: 0, deletion_log_days: 7, deletion_log_max: 1_000_000, batch: 1000 }
+        Replication {
+            server_id: 0,
+            deletion_log_days: 7,
+            deletion_log_max: 1_000_000,
+            batch: 1000,
+            consumer: Vec::new(),
+        }
+    }
+}
+
+/// `[[replication.consumer]]`: a provider to follow (RFC 4533 consumer).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consumer {
+    /// `ldap://host:port` or `ldaps://host:port`.
+    pub provider: String,
+    /// The identity the consumer binds as; it replicates what it may read.
+    pub bind_dn: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// A file holding the password (its first line), rather than the config.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    pub search_base: String,
+    /// `refreshAndPersist` (follow each change as it commits) or `refreshOnly`.
+    #[serde(default = "Consumer::default_mode")]
+    pub mode: String,
+    /// Seconds between two refreshes in refreshOnly mode.
+    #[serde(default = "Consumer::default_interval")]
+    pub interval_secs: u64,
+    /// The CA that signed an ldaps:// provider's certificate.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// Changes applied in one transaction during a refresh.
+    #[serde(default = "Consumer::default_batch")]
+    pub batch: usize,
+}
+
+impl Consumer {
+    fn default_mode() -> String {
+        "refreshAndPersist".into()
+    }
+
+    fn default_interval() -> u64 {
+        60
+    }
+
+    fn default_batch() -> usize {
+        500
+    }
+
+    /// The bind password, from the config or its file.
+    pub fn password(&self) -> Result<String, String> {
+        match (&self.password, &self.password_file) {
+            (Some(p), _) => Ok(p.clone()),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map(|s| s.lines().next().unwrap_or_default().to_string())
+                .map_err(|e| format!("password_file {}: {e}", f.display())),
+            (None, None) => Err("replication.consumer: neither password nor password_file is set".into()),
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 //! ```text
 //! main.rs → app.rs ─┬─► ldap/     (ldap3_proto codec, tokio)  ─┐
 //!                   ├─► scim/     (axum, serde)                ├─► directory/ ─► store/ (redb)
-//!                   └─► console/  (axum, askama)              ─┘
+//!                   ├─► console/  (axum, askama)              ─┤
+//!                   └─► replication/ (a provider's RFC 4533 changes) ─┘
 //! https.rs: the TLS listener both HTTP front ends share
 //! config.rs, ldif.rs, seed.rs: used by app and the command line
 //! ```
@@ -30,6 +31,7 @@ pub mod ldap;
 pub mod ldif;
 pub mod metrics;
 pub mod online;
+pub mod replication;
 pub mod scim;
 pub mod seed;
 pub mod store;

@@ -33,6 +33,15 @@ pub(crate) fn spawn_with(data: &std::path::Path, env: &[(&str, &str)]) -> (Child
 
 /// [`spawn_with`], and the console's plain-HTTP URL.
 pub(crate) fn spawn_all(data: &std::path::Path, env: &[(&str, &str)]) -> (Child, String, String, String) {
+    spawn_args(data, env, &[])
+}
+
+/// [`spawn_all`] with more arguments to `serve` (a `--config` file, say).
+pub(crate) fn spawn_args(
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> (Child, String, String, String) {
     std::fs::create_dir_all(data).unwrap();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join("server.log")).unwrap();
     let mut child = Command::new(BIN)
@@ -53,6 +62,7 @@ pub(crate) fn spawn_all(data: &std::path::Path, env: &[(&str, &str)]) -> (Child,
             "--data",
         ])
         .arg(data)
+        .args(extra)
         .env("CONVERGENCES_ADMIN_PASSWORD", ADMIN_PASSWORD)
         // A small redo log: checkpoints happen during the run as well.
         .env("CONVERGENCES_REDO_LOG_MB", "1")

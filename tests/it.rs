@@ -28,3 +28,4 @@ mod scim_behaviour;
 mod scim_roundtrip;
 mod scim_users;
 mod slapd_parity;
+mod standby;

@@ -47,6 +47,10 @@ pub fn french(e: &DirectoryError) -> String {
             "La fiche a été modifiée entre-temps par quelqu'un d'autre : rechargez la page et recommencez.".into()
         }
         E::Unwilling(d) => format!("Le serveur refuse cette opération ({d})."),
+        E::Referral(_) => {
+            "Ce serveur est une copie en lecture seule de l'annuaire : faites la modification sur le serveur principal."
+                .into()
+        }
         E::Store(_) | E::Internal(_) => {
             "Le serveur n'a pas pu enregistrer la modification ; rien n'a été changé. Réessayez dans un instant.".into()
         }

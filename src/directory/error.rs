@@ -63,6 +63,10 @@ pub enum DirectoryError {
     /// with the draft's error in the Password Policy response control).
     #[error("constraint violation: {1}")]
     PasswordRefused(super::ppolicy::PasswordProblem, String),
+    /// This server is a read replica: writes go to its provider, whose URL
+    /// this is (RFC 4511 §4.1.10 referral).
+    #[error("this server is a read replica: write to {0}")]
+    Referral(String),
     /// The client abandoned the operation (RFC 4511 §4.11): nothing is sent.
     #[error("operation abandoned")]
     Abandoned,

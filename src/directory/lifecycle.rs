@@ -170,6 +170,11 @@ impl Directory {
     /// audit trail as `disabled: end of validity` by the server, and the
     /// purge of deleted agents whose time in the recycle bin is over.
     pub fn lifecycle(&self, as_of: &str) -> Result<LifecycleReport> {
+        if self.replica_of().is_some() {
+            // A replica's entries change with its provider's, which applies
+            // the transitions; only its own deletion log is its to keep.
+            return Ok(LifecycleReport { deletions_pruned: self.prune_deletion_log()?, ..Default::default() });
+        }
         let candidates = {
             let r = self.store.read()?;
             let ids = r.postings(&crate::store::index_key(crate::store::IndexKind::Presence, "pwdendtime", b""))?;

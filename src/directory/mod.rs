@@ -23,6 +23,7 @@ pub mod personal_data;
 pub mod ppolicy;
 pub mod recycle;
 mod rename;
+pub mod replica;
 pub mod request;
 pub mod schema;
 mod search;
@@ -175,6 +176,8 @@ pub struct Directory {
     sirens: access::SirenCache,
     /// Bumped at every commit: a principal resolved earlier may be stale.
     generation: AtomicU64,
+    /// The provider this server follows as a replica, if any.
+    replica_of: replica::ReplicaOf,
     tokens: tokens::TokenCache,
     password_policy: PasswordPolicy,
     recycle_bin_days: u64,
@@ -260,6 +263,7 @@ impl Directory {
             org_cache: RwLock::new(HashMap::new()),
             sirens: Default::default(),
             generation: AtomicU64::new(0),
+            replica_of: replica::ReplicaOf::default(),
             tokens: Default::default(),
             password_policy: settings.password,
             recycle_bin_days: settings.recycle_bin_days,

@@ -189,6 +189,7 @@ impl Directory {
         actor: &Actor,
         write: Write,
     ) -> std::result::Result<(Vec<Queued>, Option<Guard>), (usize, DirectoryError)> {
+        self.refuse_on_replica(actor).map_err(|e| (0, e))?;
         let Write { changes, guard } = write;
         let mut queued = Vec::with_capacity(changes.len());
         // Where an earlier change of the same write renamed an entry: a later

@@ -32,6 +32,14 @@ const VIRTUAL: &[&str] = &[
     "contextCSN",
 ];
 
+/// Drop the computed attributes an entry from elsewhere (an import, a
+/// provider) may carry: they are never stored.
+pub(super) fn strip_virtual(entry: &mut Entry) {
+    for v in VIRTUAL {
+        entry.remove(v);
+    }
+}
+
 /// The member value a group keeps when it has no one: the empty DN.
 pub const EMPTY_GROUP_MEMBER: &str = "";
 

@@ -130,7 +130,10 @@ pub fn result(out: &mut Vec<u8>, msgid: i32, tag: u8, res: &LdapResult, controls
 /// after it, already encoded), then the controls.
 fn put_response(out: &mut Vec<u8>, msgid: i32, tag: u8, res: &LdapResult, tail: &[u8], controls: &[ResponseControl]) {
     let code = res.code.clone() as i64;
-    let op_len = tlv(int_len(code)) + tlv(res.matcheddn.len()) + tlv(res.message.len()) + tail.len();
+    // RFC 4511 §4.1.10: referral [3] SEQUENCE OF URI, after the message.
+    let referral: usize = res.referral.iter().map(|u| tlv(u.len())).sum();
+    let referral_len = if res.referral.is_empty() { 0 } else { tlv(referral) };
+    let op_len = tlv(int_len(code)) + tlv(res.matcheddn.len()) + tlv(res.message.len()) + referral_len + tail.len();
     let ctrl_items: Vec<usize> =
         controls.iter().map(|c| tlv(c.oid.len()) + c.value.as_ref().map(|v| tlv(v.len())).unwrap_or(0)).collect();
     let ctrls_len: usize = ctrl_items.iter().map(|&n| tlv(n)).sum();
@@ -144,6 +147,12 @@ fn put_response(out: &mut Vec<u8>, msgid: i32, tag: u8, res: &LdapResult, tail: 
     put_int(out, 0x0a, code);
     put_octets(out, 0x04, res.matcheddn.as_bytes());
     put_octets(out, 0x04, res.message.as_bytes());
+    if !res.referral.is_empty() {
+        put_header(out, 0xa3, referral);
+        for u in &res.referral {
+            put_octets(out, 0x04, u.as_bytes());
+        }
+    }
     out.extend_from_slice(tail);
     put_controls(out, controls, &ctrl_items, ctrls_len);
 }

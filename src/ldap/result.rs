@@ -25,6 +25,14 @@ pub fn from_error(e: &DirectoryError) -> LdapResult {
                 referral: Vec::new(),
             };
         }
+        DirectoryError::Referral(url) => {
+            return LdapResult {
+                code: C::Referral,
+                matcheddn: String::new(),
+                message: e.to_string(),
+                referral: vec![url.clone()],
+            };
+        }
         DirectoryError::AlreadyExists(_) => C::EntryAlreadyExists,
         DirectoryError::InvalidDn(_) => C::InvalidDNSyntax,
         DirectoryError::UndefinedAttributeType(_) => C::UndefinedAttributeType,

@@ -72,7 +72,7 @@ impl From<DirectoryError> for ScimError {
             E::InvalidCredentials => (StatusCode::UNAUTHORIZED, None),
             E::InsufficientAccess(_) => (StatusCode::FORBIDDEN, None),
             E::SizeLimitExceeded | E::AdminLimitExceeded(_) => (StatusCode::BAD_REQUEST, Some("tooMany")),
-            E::TimeLimitExceeded | E::Abandoned => (StatusCode::SERVICE_UNAVAILABLE, None),
+            E::TimeLimitExceeded | E::Abandoned | E::Referral(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
             E::Store(_) | E::Internal(_) => {
                 tracing::error!("internal error: {e}");
                 (StatusCode::INTERNAL_SERVER_ERROR, None)

@@ -36,6 +36,7 @@ const T_BIN: u8 = 9;
 const T_LAST_BIND: u8 = 10;
 const T_HISTORY: u8 = 11;
 const T_DELETIONS: u8 = 12;
+const T_REPLICATION: u8 = 13;
 
 /// A writer that keeps the CRC and the record count.
 struct Out<W> {
@@ -227,6 +228,7 @@ fn restore_into(path: &Path, input: impl Read) -> Result<u64> {
         let mut last_bind = txn.open_table(LAST_BIND)?;
         let mut history = txn.open_table(HISTORY)?;
         let mut deletions = txn.open_table(DELETIONS)?;
+        let mut replication = txn.open_table(REPLICATION)?;
         // Derived from the records' headers, as the store derives it.
         let mut csns = txn.open_table(CSN_INDEX)?;
         loop {
@@ -260,6 +262,7 @@ fn restore_into(path: &Path, input: impl Read) -> Result<u64> {
                 T_LAST_BIND => insert_bytes(&mut last_bind, &k, &v)?,
                 T_HISTORY => insert_bytes(&mut history, &k, &v)?,
                 T_DELETIONS => insert_bytes(&mut deletions, &k, &v)?,
+                T_REPLICATION => insert_bytes(&mut replication, &k, &v)?,
                 T_CHANGELOG => {
                     changelog.insert(u64_of(&k, false)?, v.as_slice())?;
                 }

@@ -8,7 +8,7 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::codec::{Cursor, put_bytes, put_varint};
 use super::redo::Op;
-use super::tables::{BIN, DELETIONS, HISTORY, LAST_BIND};
+use super::tables::{BIN, DELETIONS, HISTORY, LAST_BIND, REPLICATION};
 use super::{ReadTx, Result, StoreError, WriteTx};
 
 /// The tables of this module, as the redo log names them.
@@ -20,6 +20,8 @@ pub enum Kept {
     History = 3,
     /// deletion CSN → entryUUID and normalised DN (see [`super::Csn`])
     Deletions = 4,
+    /// what this server keeps as a replica (its provider's cookie)
+    Replication = 5,
 }
 
 impl Kept {
@@ -29,6 +31,7 @@ impl Kept {
             2 => Ok(Kept::LastBind),
             3 => Ok(Kept::History),
             4 => Ok(Kept::Deletions),
+            5 => Ok(Kept::Replication),
             other => Err(StoreError::Corrupt(format!("unknown kept table {other}"))),
         }
     }
@@ -39,6 +42,7 @@ impl Kept {
             Kept::LastBind => LAST_BIND,
             Kept::History => HISTORY,
             Kept::Deletions => DELETIONS,
+            Kept::Replication => REPLICATION,
         }
     }
 }
@@ -98,6 +102,7 @@ impl<'t> WriteTx<'t> {
             Kept::LastBind => &mut self.t.last_bind,
             Kept::History => &mut self.t.history,
             Kept::Deletions => &mut self.t.deletions,
+            Kept::Replication => &mut self.t.replication,
         }
     }
 
@@ -119,6 +124,7 @@ impl<'t> WriteTx<'t> {
             Kept::LastBind => &self.t.last_bind,
             Kept::History => &self.t.history,
             Kept::Deletions => &self.t.deletions,
+            Kept::Replication => &self.t.replication,
         };
         Ok(t.get(key)?.map(|g| g.value().to_vec()))
     }
@@ -130,6 +136,7 @@ impl<'t> WriteTx<'t> {
             Kept::LastBind => &self.t.last_bind,
             Kept::History => &self.t.history,
             Kept::Deletions => &self.t.deletions,
+            Kept::Replication => &self.t.replication,
         };
         let mut out = Vec::new();
         for item in t.iter()? {

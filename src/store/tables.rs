@@ -46,3 +46,5 @@ pub const CSN_INDEX: TableDefinition<u128, u64> = TableDefinition::new("entry_cs
 /// CSN of a deletion (16 bytes, big-endian) → the deleted entry's entryUUID
 /// (16 bytes) and normalised DN: the deletion log a replica's refresh reads.
 pub const DELETIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("deletions");
+/// What this server keeps as a replica: the provider's cookie under `cookie`.
+pub const REPLICATION: TableDefinition<&[u8], &[u8]> = TableDefinition::new("replication");

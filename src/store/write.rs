@@ -61,6 +61,7 @@ pub(super) struct Tables<'t> {
     pub(super) history: redb::Table<'t, &'static [u8], &'static [u8]>,
     pub(super) csns: redb::Table<'t, u128, u64>,
     pub(super) deletions: redb::Table<'t, &'static [u8], &'static [u8]>,
+    pub(super) replication: redb::Table<'t, &'static [u8], &'static [u8]>,
 }
 
 /// The changes of a write transaction, through its open tables.
@@ -119,6 +120,7 @@ impl Txn {
                 history: txn.open_table(HISTORY)?,
                 csns: txn.open_table(CSN_INDEX)?,
                 deletions: txn.open_table(DELETIONS)?,
+                replication: txn.open_table(REPLICATION)?,
             },
             csn: None,
             csn_moved: false,

@@ -1,0 +1,195 @@
+//! A standby Convergences (RFC 4533 consumer) following another: it loads
+//! the provider's directory, follows its changes over LDAP and SCIM, refers
+//! clients' writes to it, resumes from its cookie after a restart and after
+//! a kill -9 in the middle of a refresh (nothing lost or doubled, the
+//! store consistent), and takes writes once promoted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::crash_safety::spawn_args;
+
+const ADMIN: &str = "cn=admin,dc=cig,dc=fr";
+const AGENTS: &str = "ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
+const BIN: &str = env!("CARGO_BIN_EXE_convergences");
+
+/// Every entry with what a replica keeps of its provider, by ldapsearch.
+async fn contents(url: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let args = [
+        "-x",
+        "-LLL",
+        "-o",
+        "ldif-wrap=no",
+        "-H",
+        url,
+        "-D",
+        ADMIN,
+        "-w",
+        ADMIN_PASSWORD,
+        "-b",
+        "dc=cig,dc=fr",
+        "-z",
+        "0",
+        "(objectClass=*)",
+        "*",
+        "entryUUID",
+        "entryCSN",
+        "createTimestamp",
+        "modifyTimestamp",
+        "cigRevision",
+    ];
+    let (code, out, err) = run("ldapsearch", &args, None).await;
+    assert_eq!(code, 0, "ldapsearch {url}: {err}");
+    let mut entries = BTreeMap::new();
+    for block in out.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let mut lines = block.lines();
+        entries.insert(lines.next().unwrap_or_default().to_lowercase(), lines.map(str::to_string).collect());
+    }
+    entries
+}
+
+/// How many entries a server holds (0 while it does not answer yet).
+async fn count(url: &str) -> usize {
+    let args = ["-x", "-LLL", "-H", url, "-D", ADMIN, "-w", ADMIN_PASSWORD, "-b", "dc=cig,dc=fr", "-z", "0", "1.1"];
+    let (_, out, _) = run("ldapsearch", &args, None).await;
+    out.lines().filter(|l| l.starts_with("dn:")).count()
+}
+
+async fn converged(provider: &str, standby: &str, why: &str) {
+    let started = Instant::now();
+    loop {
+        let (want, got) = (contents(provider).await, contents(standby).await);
+        if want == got {
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
+            let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).take(5).collect();
+            let differ: Vec<_> = want.iter().filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v)).take(1).collect();
+            panic!(
+                "{why}: the standby holds {} entries, the provider {}; missing {missing:?}, extra {extra:?}, differing \
+                 {differ:?}",
+                got.len(),
+                want.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn ldapmodify(url: &str, ldif: &str) -> (i32, String) {
+    let (code, out, err) = run("ldapmodify", &["-x", "-H", url, "-D", ADMIN, "-w", ADMIN_PASSWORD], Some(ldif)).await;
+    (code, format!("{out}{err}"))
+}
+
+/// The standby as its own process, following `provider` when given.
+fn standby(data: &std::path::Path, provider: Option<&str>) -> (Child, String) {
+    std::fs::create_dir_all(data).unwrap();
+    let conf = data.join("standby.toml");
+    let follow = provider.map_or(String::new(), |p| {
+        format!(
+            "[[replication.consumer]]\nprovider = \"{p}\"\nbind_dn = \"{ADMIN}\"\npassword = \"{ADMIN_PASSWORD}\"\n\
+             search_base = \"dc=cig,dc=fr\"\nbatch = 200\n"
+        )
+    });
+    std::fs::write(&conf, format!("demo = false\n{follow}")).unwrap();
+    let conf = conf.to_string_lossy().into_owned();
+    let (child, ldap, _, _) = spawn_args(data, &[], &["--config", &conf]);
+    (child, ldap)
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_follows_its_provider_refers_writes_resumes_after_a_kill_and_takes_writes_once_promoted() {
+    if !have("ldapsearch") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let mut ldif = String::new();
+    for i in 0..3000 {
+        ldif.push_str(&format!(
+            "dn: uid=agent{i:05},{AGENTS}\nobjectClass: inetOrgPerson\nuid: agent{i:05}\ncn: Agent {i}\nsn: Numéro {i}\n\n"
+        ));
+    }
+    let file = srv.tmp.path().join("agents.ldif");
+    std::fs::write(&file, ldif).unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let (code, _, err) =
+        run("ldapadd", &["-x", "-H", &srv.url, "-D", ADMIN, "-w", ADMIN_PASSWORD, "-f", &file], None).await;
+    assert_eq!(code, 0, "{err}");
+
+    // Killed (SIGKILL) in the middle of its first refresh, then started again.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("standby");
+    let total = contents(&srv.url).await.len();
+    let (child, url) = standby(&data, Some(&srv.url));
+    let mut held = 0;
+    let started = Instant::now();
+    while held == 0 && started.elapsed() < Duration::from_secs(30) {
+        held = count(&url).await;
+    }
+    stop(child);
+    assert!(0 < held && held < total, "killed with {held} of {total} entries: not during the refresh");
+    let (child, url) = standby(&data, Some(&srv.url));
+    converged(&srv.url, &url, "after a kill -9 during the refresh").await;
+
+    // It follows LDAP and SCIM changes as they commit.
+    let (code, out) = ldapmodify(
+        &srv.url,
+        &format!(
+            "dn: uid=agent00001,{AGENTS}\nchangetype: modify\nreplace: title\ntitle: Cheffe de service\n\n\
+             dn: uid=agent00002,{AGENTS}\nchangetype: delete\n\n\
+             dn: uid=agent00003,{AGENTS}\nchangetype: modrdn\nnewrdn: uid=agent03003\ndeleteoldrdn: 1\n"
+        ),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let scim = Scim::new(&srv);
+    let token =
+        token(&srv, convergences::directory::TokenScope::Organisation(dn("o=219400280,ou=organisations,dc=cig,dc=fr")));
+    let user = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "scim.veille", "name": {"givenName": "Vera", "familyName": "Veille"}
+    });
+    let (status, _, body) = scim.call(&token, "POST", "/Users", Some(&user)).await;
+    assert_eq!(status, 201, "{body}");
+    converged(&srv.url, &url, "after changes in the persist stage").await;
+
+    // A client's write is referred to the provider (RFC 4511 §4.1.10).
+    let (code, out) =
+        ldapmodify(&url, &format!("dn: uid=agent00004,{AGENTS}\nchangetype: modify\nreplace: title\ntitle: Ici\n"))
+            .await;
+    assert_eq!(code, 10, "{out}");
+    assert!(out.contains(&srv.url), "the referral names the provider: {out}");
+
+    // Stopped while the provider deletes and changes: it resumes from its cookie.
+    stop(child);
+    let (code, out) = ldapmodify(
+        &srv.url,
+        &format!(
+            "dn: uid=agent00010,{AGENTS}\nchangetype: delete\n\n\
+             dn: uid=agent00011,{AGENTS}\nchangetype: modify\nreplace: title\ntitle: Pendant l'arrêt\n"
+        ),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let (child, url) = standby(&data, Some(&srv.url));
+    converged(&srv.url, &url, "after a restart from its cookie").await;
+    stop(child);
+    let (code, out, err) = run(BIN, &["check", "--data", &data.to_string_lossy()], None).await;
+    assert_eq!(code, 0, "convergences check: {out}{err}");
+
+    // Promoted (started without following): it takes writes.
+    let (child, url) = standby(&data, None);
+    let (code, out) =
+        ldapmodify(&url, &format!("dn: uid=agent00004,{AGENTS}\nchangetype: modify\nreplace: title\ntitle: Ici\n"))
+            .await;
+    assert_eq!(code, 0, "the promoted standby takes writes: {out}");
+    stop(child);
+}
