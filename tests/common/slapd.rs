@@ -41,6 +41,16 @@ pub fn installed() -> bool {
 impl Slapd {
     /// slapd with `ldif` loaded; the caller checked `have("slapd")`.
     pub fn start(ldif: &str) -> Slapd {
+        Slapd::load(ldif, false)
+    }
+
+    /// [`Slapd::start`] as an RFC 4533 provider (the syncprov overlay), as
+    /// the OpenLDAP a CIG migrates from.
+    pub fn provider(ldif: &str) -> Slapd {
+        Slapd::load(ldif, true)
+    }
+
+    fn load(ldif: &str, syncprov: bool) -> Slapd {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
         std::fs::create_dir(&db).unwrap();
@@ -48,8 +58,12 @@ impl Slapd {
         let module = ["/usr/lib/ldap", "/usr/lib/openldap", "/usr/lib64/openldap"]
             .iter()
             .find(|d| Path::new(&format!("{d}/back_mdb.so")).exists())
-            .map(|d| format!("modulepath {d}\nmoduleload back_mdb\n"))
+            .map(|d| {
+                format!("modulepath {d}\nmoduleload back_mdb\n{}", if syncprov { "moduleload syncprov\n" } else { "" })
+            })
             .unwrap_or_default();
+        let overlay =
+            if syncprov { "index entryCSN,entryUUID eq\noverlay syncprov\nsyncprov-sessionlog 1000\n" } else { "" };
         let conf = format!(
             "include /etc/ldap/schema/core.schema\n\
              include /etc/ldap/schema/cosine.schema\n\
@@ -62,6 +76,7 @@ impl Slapd {
              rootdn \"{ROOT_DN}\"\n\
              rootpw {ROOT_PASSWORD}\n\
              directory {db}\n\
+             {overlay}\
              access to attrs=userPassword by self write by anonymous auth by * none\n\
              access to * by self write by users read by * none\n",
             d = dir.path().display(),
