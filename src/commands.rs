@@ -34,6 +34,7 @@ pub enum Command {
         since: Option<String>,
     },
     Check,
+    ReplicationStatus,
     Lifecycle {
         as_of: Option<String>,
     },
@@ -140,6 +141,34 @@ pub fn run(dir: &Directory, actor: &Actor, cmd: &Command) -> Result<Outcome> {
                 }
                 let org = if org.is_empty() { "-" } else { org.as_str() };
                 out.stdout.push_str(&format!("# purged\t{month}\t{org}\t{n} records\n"));
+            }
+        }
+        Command::ReplicationStatus => {
+            let st = dir.replication_status()?;
+            let now = crate::store::now_micros();
+            let behind = |csn: Option<crate::store::Csn>| match (st.context_csn, csn) {
+                (Some(c), Some(a)) if a >= c => "up to date".to_string(),
+                (Some(c), Some(a)) => format!("{:.1} s behind", c.micros().saturating_sub(a.micros()) as f64 / 1e6),
+                (Some(_), None) => "not started".to_string(),
+                (None, _) => "up to date".to_string(),
+            };
+            let context = st.context_csn.map_or("none (nothing written yet)".to_string(), |c| c.to_string());
+            out.stdout.push_str(&format!("contextCSN: {context}\n"));
+            match &st.provider {
+                Some(p) => {
+                    out.stdout.push_str(&format!("replica of {p}: {}\n", st.state));
+                    out.stdout.push_str(&format!("cookie: {}\n", st.cookie.as_deref().unwrap_or("none yet")));
+                    if st.applied_at > 0 {
+                        let ago = (now / 1_000_000).saturating_sub(st.applied_at);
+                        out.stdout.push_str(&format!("last change applied {ago} s ago\n"));
+                    }
+                }
+                None => out.stdout.push_str("provider (no [[replication.consumer]]: clients' writes are taken here)\n"),
+            }
+            out.stdout.push_str(&format!("replicas following: {}\n", st.followers.len()));
+            for f in &st.followers {
+                let who = if f.who.is_empty() { "anonymous" } else { f.who.as_str() };
+                out.stdout.push_str(&format!("  {} as {who} on {}: {}\n", f.peer, f.base, behind(f.at)));
             }
         }
         Command::Check => {

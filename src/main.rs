@@ -118,6 +118,12 @@ enum Command {
         #[command(flatten)]
         online: Online,
     },
+    /// Replication (RFC 4533): where this server stands as a provider (the
+    /// replicas following it) or as a replica (its provider, cookie, state).
+    Replication {
+        #[command(subcommand)]
+        command: ReplicationCommand,
+    },
     /// SCIM bearer tokens: each bound to one organisation or to the CIG. These
     /// and the other administration commands work with the server running
     /// (through its ldapi socket, as root or the server's user) or stopped.
@@ -220,6 +226,18 @@ enum TokenCommand {
         #[command(flatten)]
         common: Common,
         id: String,
+        #[command(flatten)]
+        online: Online,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReplicationCommand {
+    /// The contextCSN; the replicas following now and how far behind they
+    /// are; as a replica, its provider, state, cookie and last change applied.
+    Status {
+        #[command(flatten)]
+        common: Common,
         #[command(flatten)]
         online: Online,
     },
@@ -412,6 +430,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { command: TokenCommand::List { common, online } } => command(&common, &online, Cmd::TokenList),
         Command::Token { command: TokenCommand::Revoke { common, id, online } } => {
             command(&common, &online, Cmd::TokenRevoke { id })
+        }
+        Command::Replication { command: ReplicationCommand::Status { common, online } } => {
+            command(&common, &online, Cmd::ReplicationStatus)
         }
         Command::Audit { common, org, since, online } => command(&common, &online, Cmd::Audit { org, since }),
         Command::Lifecycle { common, as_of, online } => command(&common, &online, Cmd::Lifecycle { as_of }),

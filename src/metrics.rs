@@ -280,12 +280,44 @@ pub fn routes(directory: Arc<Directory>) -> Router {
 }
 
 async fn scrape(State(dir): State<Arc<Directory>>) -> Response {
-    let stats = tokio::task::spawn_blocking(move || dir.stats()).await;
-    let stats = match stats {
-        Ok(Ok(s)) => s,
-        _ => StoreStats::default(),
+    let stats = tokio::task::spawn_blocking(move || (dir.stats(), dir.replication_status())).await;
+    let (stats, replication) = match stats {
+        Ok((Ok(s), r)) => (s, r.ok()),
+        _ => (StoreStats::default(), None),
     };
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], METRICS.render(&stats)).into_response()
+    let mut out = METRICS.render(&stats);
+    if let Some(r) = replication {
+        render_replication(&mut out, &r);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Replication (RFC 4533): the replicas following and their lag behind the
+/// contextCSN; as a replica, whether it follows and the age of its last change.
+fn render_replication(out: &mut String, r: &crate::directory::replica::ReplicationStatus) {
+    let context = r.context_csn.map_or(0, |c| c.micros());
+    out.push_str("# HELP convergences_replication_followers Replicas following this server now (persist stage).\n");
+    out.push_str("# TYPE convergences_replication_followers gauge\n");
+    let _ = writeln!(out, "convergences_replication_followers {}", r.followers.len());
+    out.push_str(
+        "# HELP convergences_replication_follower_lag_seconds How far a replica's last change sent is behind the contextCSN.\n",
+    );
+    out.push_str("# TYPE convergences_replication_follower_lag_seconds gauge\n");
+    for f in &r.followers {
+        let lag = context.saturating_sub(f.at.map_or(0, |c| c.micros())) as f64 / 1e6;
+        let peer = f.peer.replace(['"', '\\'], "");
+        let _ = writeln!(out, "convergences_replication_follower_lag_seconds{{peer=\"{peer}\"}} {lag}");
+    }
+    if r.provider.is_some() {
+        out.push_str(
+            "# HELP convergences_replication_following 1 while this replica follows its provider's changes.\n",
+        );
+        out.push_str("# TYPE convergences_replication_following gauge\n");
+        let _ = writeln!(out, "convergences_replication_following {}", u8::from(r.state == "following"));
+        out.push_str("# HELP convergences_replication_last_applied_seconds When this replica last applied a change (Unix time).\n");
+        out.push_str("# TYPE convergences_replication_last_applied_seconds gauge\n");
+        let _ = writeln!(out, "convergences_replication_last_applied_seconds {}", r.applied_at);
+    }
 }
 
 async fn ready(State(dir): State<Arc<Directory>>) -> Response {

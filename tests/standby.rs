@@ -162,6 +162,15 @@ async fn a_standby_follows_its_provider_refers_writes_resumes_after_a_kill_and_t
     assert_eq!(status, 201, "{body}");
     converged(&srv.url, &url, "after changes in the persist stage").await;
 
+    // Both sides say where replication stands (through their ldapi sockets).
+    let provider_data = srv.tmp.path().to_string_lossy().into_owned();
+    let (code, out, err) = run(BIN, &["replication", "status", "--data", &provider_data], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("replicas following: 1") && out.contains("up to date"), "{out}");
+    let (code, out, err) = run(BIN, &["replication", "status", "--data", &data.to_string_lossy()], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("replica of {}: following", srv.url)) && out.contains("cookie: "), "{out}");
+
     // A client's write is referred to the provider (RFC 4511 §4.1.10).
     let (code, out) =
         ldapmodify(&url, &format!("dn: uid=agent00004,{AGENTS}\nchangetype: modify\nreplace: title\ntitle: Ici\n"))

@@ -178,6 +178,8 @@ pub struct Directory {
     generation: AtomicU64,
     /// The provider this server follows as a replica, if any.
     replica_of: replica::ReplicaOf,
+    /// The replicas following this server.
+    followers: sync::Followers,
     tokens: tokens::TokenCache,
     password_policy: PasswordPolicy,
     recycle_bin_days: u64,
@@ -264,6 +266,7 @@ impl Directory {
             sirens: Default::default(),
             generation: AtomicU64::new(0),
             replica_of: replica::ReplicaOf::default(),
+            followers: sync::Followers::default(),
             tokens: Default::default(),
             password_policy: settings.password,
             recycle_bin_days: settings.recycle_bin_days,

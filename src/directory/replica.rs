@@ -23,21 +23,67 @@ pub enum Replicated {
     Delete([u8; 16]),
 }
 
-/// Whom clients' writes go to while this server follows a provider.
+/// Whom clients' writes go to while this server follows a provider, and
+/// how the following goes.
 #[derive(Default)]
-pub(super) struct ReplicaOf(RwLock<Option<String>>);
+pub(super) struct ReplicaOf(RwLock<Following>);
+
+#[derive(Default, Clone)]
+struct Following {
+    provider: Option<String>,
+    /// `refreshing`, `following`, or why the last attempt failed.
+    state: String,
+    /// When the last change was applied (seconds since the epoch).
+    applied_at: u64,
+}
+
+/// What `convergences replication status` and the metrics say.
+#[derive(Debug, Clone)]
+pub struct ReplicationStatus {
+    /// The last CSN committed here: the suffix's contextCSN.
+    pub context_csn: Option<Csn>,
+    /// As a replica: the provider, how it goes, the cookie, when the last
+    /// change was applied.
+    pub provider: Option<String>,
+    pub state: String,
+    pub cookie: Option<String>,
+    pub applied_at: u64,
+    /// As a provider: the replicas following it now.
+    pub followers: Vec<super::sync::Follower>,
+}
 
 impl Directory {
     /// Follow `provider` (its URL, for the referrals), or stop (promotion).
     pub fn set_replica_of(&self, provider: Option<String>) {
         if let Ok(mut p) = self.replica_of.0.write() {
-            *p = provider;
+            p.provider = provider;
         }
     }
 
     /// The provider this server follows, if it is a replica.
     pub fn replica_of(&self) -> Option<String> {
-        self.replica_of.0.read().ok().and_then(|p| p.clone())
+        self.replica_of.0.read().ok().and_then(|p| p.provider.clone())
+    }
+
+    /// How following the provider goes (`refreshing`, `following`, an error).
+    pub fn set_replica_state(&self, state: impl Into<String>) {
+        if let Ok(mut p) = self.replica_of.0.write() {
+            p.state = state.into();
+        }
+    }
+
+    /// Where replication stands, on either side.
+    pub fn replication_status(&self) -> Result<ReplicationStatus> {
+        let following = self.replica_of.0.read().map(|f| f.clone()).unwrap_or_default();
+        let cookie = self.replication_cookie()?.map(|c| String::from_utf8_lossy(&c).into_owned());
+        Ok(ReplicationStatus {
+            context_csn: self.last_csn()?,
+            provider: following.provider,
+            state: following.state,
+            cookie: cookie.filter(|c| !c.is_empty()),
+            applied_at: following.applied_at,
+            followers: self.followers(),
+        })
     }
 
     /// A client's write on a replica goes to the provider.
@@ -88,6 +134,11 @@ impl Directory {
         let staged = w.finish()?;
         txn.commit(staged)?;
         self.committed(true);
+        if !changes.is_empty()
+            && let Ok(mut f) = self.replica_of.0.write()
+        {
+            f.applied_at = super::lifecycle::now_secs();
+        }
         Ok(changes.len())
     }
 

@@ -7,6 +7,48 @@
 use super::*;
 use crate::store::{Csn, Reader};
 
+/// A replica following this server now (a persist stage in progress).
+#[derive(Debug, Clone)]
+pub struct Follower {
+    pub peer: String,
+    pub who: String,
+    pub base: String,
+    /// The CSN it has been sent up to.
+    pub at: Option<Csn>,
+}
+
+/// The replicas following this server, by the number of their search.
+#[derive(Default)]
+pub(super) struct Followers {
+    next: std::sync::atomic::AtomicU64,
+    now: std::sync::Mutex<std::collections::BTreeMap<u64, Follower>>,
+}
+
+/// A replica's place among the followers, given back when its search ends.
+pub struct Following<'d> {
+    dir: &'d Directory,
+    id: u64,
+}
+
+impl Following<'_> {
+    /// It has been sent everything up to `csn`.
+    pub fn reached(&self, csn: Csn) {
+        if let Ok(mut now) = self.dir.followers.now.lock()
+            && let Some(f) = now.get_mut(&self.id)
+        {
+            f.at = Some(csn);
+        }
+    }
+}
+
+impl Drop for Following<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut now) = self.dir.followers.now.lock() {
+            now.remove(&self.id);
+        }
+    }
+}
+
 /// Most deletions the deletion log forgets in one lifecycle step.
 const PRUNE_BATCH: usize = 10_000;
 
@@ -194,6 +236,21 @@ impl Directory {
             tracing::info!(deletions = pruned, "pruned the replicas' deletion log");
         }
         Ok(pruned)
+    }
+
+    /// A replica starts following (its persist stage).
+    pub fn follow(&self, peer: &str, who: &str, base: &Dn, at: Option<Csn>) -> Following<'_> {
+        let id = self.followers.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let f = Follower { peer: peer.into(), who: who.into(), base: base.to_string(), at };
+        if let Ok(mut now) = self.followers.now.lock() {
+            now.insert(id, f);
+        }
+        Following { dir: self, id }
+    }
+
+    /// The replicas following now.
+    pub fn followers(&self) -> Vec<Follower> {
+        self.followers.now.lock().map(|n| n.values().cloned().collect()).unwrap_or_default()
     }
 
     /// How many deletions the deletion log holds.

@@ -49,6 +49,7 @@ pub async fn follow(dir: Arc<Directory>, cfg: Consumer, max_pdu: usize, mut shut
         if *shutdown.borrow() || dir.replica_of().is_none() {
             return;
         }
+        dir.set_replica_state("connecting");
         let wait = match session(&dir, &cfg, max_pdu, &mut shutdown).await {
             Ok(Ended::Shutdown) => return,
             Ok(Ended::Refreshed) => {
@@ -57,6 +58,7 @@ pub async fn follow(dir: Arc<Directory>, cfg: Consumer, max_pdu: usize, mut shut
             }
             Err(e) => {
                 tracing::warn!(provider = %cfg.provider, "replication: {e}; next attempt in {}s", backoff.as_secs());
+                dir.set_replica_state(format!("retrying: {e}"));
                 let w = backoff;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 w
@@ -173,6 +175,7 @@ async fn session(
     let sync = LdapControl::SyncRequest { criticality: true, mode, cookie, reload_hint: false };
     send(&mut wr, LdapMsg { msgid: 2, op: LdapOp::SearchRequest(search), ctrl: vec![sync] }).await?;
     let base = Dn::parse(&cfg.search_base).map_err(|e| format!("search_base: {e}"))?;
+    dir.set_replica_state("refreshing");
     let mut pending: Vec<Replicated> = Vec::new();
     let mut refresh = Some(Refresh::default());
     let batch = cfg.batch.max(1);
@@ -216,10 +219,12 @@ async fn session(
                 end_refresh(dir, &base, refresh.take(), deletes, &mut pending).await?;
                 apply(dir, &mut pending, cookie).await?;
                 tracing::info!(provider = %cfg.provider, "replication: refreshed, following the provider's changes");
+                dir.set_replica_state("following");
             }
             Response::Done { code: 0, cookie, refresh_deletes, .. } => {
                 end_refresh(dir, &base, refresh.take(), refresh_deletes, &mut pending).await?;
                 apply(dir, &mut pending, cookie).await?;
+                dir.set_replica_state("refreshed, waiting for the next refresh");
                 return Ok(Ended::Refreshed);
             }
             Response::Done { code: SYNC_REFRESH_REQUIRED, .. } => {

@@ -60,6 +60,8 @@ pub(super) fn sync_search(
         }
         conn.send(out);
         let mut after = upto.unwrap_or_default();
+        let dir = conn.ctx.directory.clone();
+        let following = dir.follow(&session.peer, &session.bound_dn, &req.base, upto);
         loop {
             if op.cancelled() || conn.closing.load(Ordering::Relaxed) {
                 return;
@@ -73,6 +75,7 @@ pub(super) fn sync_search(
                 Ok(Ok((out, reached))) => {
                     conn.send(out);
                     after = reached;
+                    following.reached(reached);
                 }
                 Ok(Err(e)) => {
                     op.answer(conn.result_pdu(id, ber::SEARCH_RESULT_DONE, &from_error(&e), &[]));
