@@ -254,6 +254,12 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
     tasks.push(tokio::spawn(flush_last_binds(directory.clone(), rx.clone())));
     match cfg.replication.consumer.as_slice() {
         [] => {}
+        [consumer] if directory.promoted()? => {
+            tracing::warn!(
+                provider = %consumer.provider,
+                "this server was promoted: [[replication.consumer]] is ignored (remove it from the configuration)"
+            );
+        }
         [consumer] => {
             if !["refreshAndPersist", "refreshOnly"].contains(&consumer.mode.as_str()) {
                 return Err(AppError::Setting(format!(

@@ -35,6 +35,7 @@ pub enum Command {
     },
     Check,
     ReplicationStatus,
+    Promote,
     Lifecycle {
         as_of: Option<String>,
     },
@@ -142,6 +143,10 @@ pub fn run(dir: &Directory, actor: &Actor, cmd: &Command) -> Result<Outcome> {
                 let org = if org.is_empty() { "-" } else { org.as_str() };
                 out.stdout.push_str(&format!("# purged\t{month}\t{org}\t{n} records\n"));
             }
+        }
+        Command::Promote => {
+            dir.promote()?;
+            out.stdout.push_str("promoted: clients' writes are taken here, no provider is followed\n");
         }
         Command::ReplicationStatus => {
             let st = dir.replication_status()?;

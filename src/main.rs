@@ -118,6 +118,14 @@ enum Command {
         #[command(flatten)]
         online: Online,
     },
+    /// Make a replica the provider: it stops following and takes clients'
+    /// writes, now (through its ldapi socket) and after every restart.
+    Promote {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        online: Online,
+    },
     /// Replication (RFC 4533): where this server stands as a provider (the
     /// replicas following it) or as a replica (its provider, cookie, state).
     Replication {
@@ -431,6 +439,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { command: TokenCommand::Revoke { common, id, online } } => {
             command(&common, &online, Cmd::TokenRevoke { id })
         }
+        Command::Promote { common, online } => command(&common, &online, Cmd::Promote),
         Command::Replication { command: ReplicationCommand::Status { common, online } } => {
             command(&common, &online, Cmd::ReplicationStatus)
         }

@@ -12,6 +12,8 @@ use crate::store::{Csn, Kept, Reader, WriteTx};
 
 /// The key of the cookie in the replication table.
 const COOKIE: &[u8] = b"cookie";
+/// The key under which a promotion is remembered (its time, seconds since the epoch).
+const PROMOTED: &[u8] = b"promoted";
 
 /// One change a provider sent.
 #[derive(Debug, Clone)]
@@ -63,6 +65,21 @@ impl Directory {
     /// The provider this server follows, if it is a replica.
     pub fn replica_of(&self) -> Option<String> {
         self.replica_of.0.read().ok().and_then(|p| p.provider.clone())
+    }
+
+    /// Stop following the provider and take clients' writes, now and after
+    /// every restart (the configuration's consumer is then ignored).
+    pub fn promote(&self) -> Result<()> {
+        let at = super::lifecycle::now_secs().to_string();
+        self.store.write_with(|w| w.put_kept(Kept::Replication, PROMOTED, at.as_bytes()))?;
+        self.set_replica_of(None);
+        tracing::info!("promoted: this server takes clients' writes and follows no provider");
+        Ok(())
+    }
+
+    /// Whether this server was promoted (see [`Directory::promote`]).
+    pub fn promoted(&self) -> Result<bool> {
+        Ok(self.store.read()?.kept_value(Kept::Replication, PROMOTED)?.is_some())
     }
 
     /// How following the provider goes (`refreshing`, `following`, an error).

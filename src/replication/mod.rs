@@ -179,10 +179,17 @@ async fn session(
     let mut pending: Vec<Replicated> = Vec::new();
     let mut refresh = Some(Refresh::default());
     let batch = cfg.batch.max(1);
+    let mut promoted = tokio::time::interval(Duration::from_secs(1));
     loop {
         let msg = tokio::select! {
             m = wire::read_message(&mut rd, max_pdu) => m.map_err(|e| format!("the provider closed the search: {e}"))?,
             _ = shutdown.changed() => return Ok(Ended::Shutdown),
+            _ = promoted.tick() => {
+                if dir.replica_of().is_none() {
+                    return Ok(Ended::Shutdown);
+                }
+                continue;
+            }
         };
         let Some((_, response)) = wire::decode(&msg) else {
             return Err("the provider sent a message the consumer cannot read".into());
