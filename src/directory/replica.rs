@@ -146,6 +146,11 @@ impl Directory {
             self.delete_subtree_replicated(&mut w, id)?;
         }
         if let Some(c) = cookie {
+            // The first refresh brought the entries whole: replicas of this
+            // replica whose cookies are older get the present phase.
+            if w.kept(Kept::Replication, COOKIE)?.is_none_or(|old| old.is_empty()) {
+                w.deletions_known_from_now()?;
+            }
             w.put_kept(Kept::Replication, COOKIE, c)?;
         }
         let staged = w.finish()?;

@@ -262,6 +262,9 @@ impl Directory {
             n += 1;
             progress(n);
         }
+        // Replicas with cookies from before the import (from the slapd it
+        // came from) get the present phase: its deletions are not in the log.
+        w.deletions_known_from_now().map_err(|e| (n, e.into()))?;
         // An import is one large transaction: written to redb durably, not logged.
         let staged = w.finish().map_err(|e| (n, e.into()))?;
         txn.commit_durable(staged).map_err(|e| (n, e.into()))?;

@@ -400,6 +400,24 @@ impl WriteTx<'_> {
         self.put_kept(Kept::Deletions, &csn.0.to_be_bytes(), &value)
     }
 
+    /// This store's deletion log holds no deletion made before now: entries
+    /// came in whole (an import, a replica's first refresh) rather than one
+    /// change at a time, so a cookie older than them must get the present
+    /// phase, not the deletes since.
+    pub fn deletions_known_from_now(&mut self) -> Result<()> {
+        let now = self.issued_csn()?;
+        let known = {
+            let hi = self.t.meta.get(DELETIONS_PRUNED)?.map_or(0, |g| g.value());
+            let lo = self.t.meta.get(DELETIONS_PRUNED_LOW)?.map_or(0, |g| g.value());
+            Csn((u128::from(hi) << 64) | u128::from(lo))
+        };
+        if now > known {
+            self.set_meta(DELETIONS_PRUNED, (now.0 >> 64) as u64)?;
+            self.set_meta(DELETIONS_PRUNED_LOW, now.0 as u64)?;
+        }
+        Ok(())
+    }
+
     /// Forget the deletions logged before `before`, at most `max` of them
     /// (the oldest); a refresh from a cookie older than what is forgotten
     /// sends what is present instead. How many went.
