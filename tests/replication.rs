@@ -280,3 +280,212 @@ async fn a_sync_search_returns_what_the_identity_may_read_and_a_foreign_cookie_g
         assert_eq!(n, everything, "cookie {foreign:?}");
     }
 }
+
+/// The raw messages of one sync search against `url`, until its
+/// SearchResultDone or, persisting, until `stop` says so: each as (the
+/// protocolOp's application tag, its controls as (OID, value), an
+/// IntermediateResponse's value).
+type Raw = (u64, Vec<(String, Vec<u8>)>, Option<Vec<u8>>);
+
+async fn raw_sync(
+    url: &str,
+    mode: ldap3_proto::proto::SyncRequestMode,
+    cookie: Option<Vec<u8>>,
+    until: usize,
+) -> Vec<Raw> {
+    use ldap3_lber::structure::PL;
+    use ldap3_proto::proto::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio_util::codec::Encoder;
+    let addr = url.trim_start_matches("ldap://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let send = |msg: LdapMsg| {
+        let mut buf = bytes::BytesMut::new();
+        ldap3_proto::LdapCodec::default().encode(msg, &mut buf).unwrap();
+        buf
+    };
+    let bind = LdapBindRequest {
+        version: 3,
+        dn: slapd::ROOT_DN.into(),
+        cred: LdapBindCred::Simple(slapd::ROOT_PASSWORD.into()),
+    };
+    tcp.write_all(&send(LdapMsg { msgid: 1, op: LdapOp::BindRequest(bind), ctrl: vec![] })).await.unwrap();
+    let search = LdapSearchRequest {
+        base: "dc=cig,dc=fr".into(),
+        scope: LdapSearchScope::Subtree,
+        aliases: LdapDerefAliases::Never,
+        sizelimit: 0,
+        timelimit: 0,
+        typesonly: false,
+        filter: LdapFilter::Present("objectClass".into()),
+        attrs: vec!["1.1".into()],
+    };
+    let ctrl = ldap3_proto::control::LdapControl::SyncRequest { criticality: true, mode, cookie, reload_hint: false };
+    tcp.write_all(&send(LdapMsg { msgid: 2, op: LdapOp::SearchRequest(search), ctrl: vec![ctrl] })).await.unwrap();
+    let mut out = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(
+            Duration::from_secs(10),
+            convergences::replication::wire::read_message(&mut tcp, 1 << 20),
+        )
+        .await
+        .expect("the provider went quiet")
+        .unwrap();
+        let (_, tag) = ldap3_lber::parse::parse_tag(&msg, 64).unwrap();
+        let mut items = tag.expect_constructed().unwrap().into_iter();
+        let _id = items.next();
+        let op = items.next().unwrap();
+        let app = op.id;
+        if app == 1 {
+            continue;
+        }
+        let value = match (app, &op.payload) {
+            (25, PL::C(parts)) => parts.iter().find(|p| p.id == 1).and_then(|p| p.clone().expect_primitive()),
+            _ => None,
+        };
+        let controls = items
+            .next()
+            .and_then(|c| c.expect_constructed())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                let parts = c.expect_constructed().unwrap();
+                let oid = String::from_utf8(parts[0].clone().expect_primitive().unwrap()).unwrap();
+                let value = parts.iter().rev().find(|p| p.id == 4).and_then(|p| p.clone().expect_primitive());
+                (oid, value.unwrap_or_default())
+            })
+            .collect();
+        out.push((app, controls, value));
+        if app == 5 || out.len() >= until {
+            return out;
+        }
+    }
+}
+
+/// Re-encode what slapd sent with this server's encoders: the same bytes.
+fn same_bytes(raw: &[Raw]) -> usize {
+    use convergences::ldap::syncrepl::{self, State};
+    let mut checked = 0;
+    for (app, controls, value) in raw {
+        for (oid, v) in controls {
+            let (_, tag) = ldap3_lber::parse::parse_tag(v, 64).unwrap();
+            let parts = tag.expect_constructed().unwrap();
+            let prim = |i: usize| parts.get(i).and_then(|p| p.clone().expect_primitive());
+            let ours = match oid.as_str() {
+                "1.3.6.1.4.1.4203.1.9.1.2" => {
+                    let state = match prim(0).unwrap()[0] {
+                        0 => State::Present,
+                        1 => State::Add,
+                        2 => State::Modify,
+                        _ => State::Delete,
+                    };
+                    let uuid: [u8; 16] = prim(1).unwrap().try_into().unwrap();
+                    syncrepl::state_value(state, &uuid, prim(2).as_deref())
+                }
+                "1.3.6.1.4.1.4203.1.9.1.3" => {
+                    let cookie = parts.iter().find(|p| p.id == 4).and_then(|p| p.clone().expect_primitive());
+                    let deletes = parts.iter().any(|p| p.id == 1);
+                    syncrepl::done_value(cookie.as_deref(), deletes)
+                }
+                _ => continue,
+            };
+            assert_eq!(&ours, v, "control {oid} in message {app}");
+            checked += 1;
+        }
+        if let Some(v) = value {
+            let (_, tag) = ldap3_lber::parse::parse_tag(v, 64).unwrap();
+            let choice = tag.id;
+            let parts = tag.expect_constructed().unwrap_or_default();
+            let cookie = parts.iter().find(|p| p.id == 4).and_then(|p| p.clone().expect_primitive());
+            let ours = match choice {
+                1 | 2 => syncrepl::refresh_done_value(choice == 1, cookie.as_deref()),
+                3 => {
+                    let deletes = parts.iter().any(|p| p.id == 1);
+                    let set = parts.iter().find(|p| p.id == 17).unwrap().clone().expect_constructed().unwrap();
+                    let uuids: Vec<[u8; 16]> =
+                        set.into_iter().map(|u| u.expect_primitive().unwrap().try_into().unwrap()).collect();
+                    syncrepl::id_set_value(&uuids, deletes, cookie.as_deref())
+                }
+                _ => continue,
+            };
+            assert_eq!(&ours, v, "sync info {choice}");
+            checked += 1;
+        }
+    }
+    checked
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_messages_are_encoded_byte_for_byte_as_slapds_syncprov_encodes_them() {
+    use ldap3_proto::proto::SyncRequestMode;
+    if !have("ldapmodify") || !slapd::installed() {
+        return;
+    }
+    let mut ldif = String::from(
+        "dn: dc=cig,dc=fr\nobjectClass: dcObject\nobjectClass: organization\ndc: cig\no: CIG\n\n\
+         dn: ou=Agents,dc=cig,dc=fr\nobjectClass: organizationalUnit\nou: Agents\n\n",
+    );
+    for i in 0..5 {
+        ldif.push_str(&format!(
+            "dn: uid=a{i},ou=Agents,dc=cig,dc=fr\nobjectClass: inetOrgPerson\nuid: a{i}\ncn: A {i}\nsn: A\n\n"
+        ));
+    }
+    let provider = tokio::task::spawn_blocking(move || Slapd::provider(&ldif)).await.unwrap();
+    // refreshOnly from nothing: entries with their state, then the Sync Done control.
+    let first = raw_sync(&provider.url, SyncRequestMode::RefreshOnly, None, usize::MAX).await;
+    let cookie = first.last().unwrap().1.iter().find(|c| c.0 == "1.3.6.1.4.1.4203.1.9.1.3").map(|c| c.1.clone());
+    let (_, tag) = ldap3_lber::parse::parse_tag(cookie.as_deref().unwrap(), 64).unwrap();
+    let cookie = tag.expect_constructed().unwrap().into_iter().find(|p| p.id == 4).and_then(|p| p.expect_primitive());
+    let mut checked = same_bytes(&first);
+    // A delete since the cookie: syncIdSet (deletes) from the session log.
+    let (code, _, err) = run(
+        "ldapmodify",
+        &["-x", "-H", &provider.url, "-D", slapd::ROOT_DN, "-w", slapd::ROOT_PASSWORD],
+        Some("dn: uid=a1,ou=Agents,dc=cig,dc=fr\nchangetype: delete\n"),
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let again = raw_sync(&provider.url, SyncRequestMode::RefreshOnly, cookie.clone(), usize::MAX).await;
+    checked += same_bytes(&again);
+    // refreshAndPersist: the refresh's end as an intermediate message.
+    let persist = raw_sync(&provider.url, SyncRequestMode::RefreshAndPersist, cookie, 2).await;
+    checked += same_bytes(&persist);
+    assert!(checked >= 9, "only {checked} values compared");
+    let kinds: Vec<u64> = again.iter().chain(&persist).map(|m| m.0).collect();
+    assert!(kinds.contains(&25), "slapd sent no Sync Info message to compare: {kinds:?}");
+}
+
+/// The CSN an ldapsearch reads on `dn` (entryCSN, or the suffix's contextCSN).
+async fn csn_of(url: &str, dn: &str, attr: &str) -> String {
+    let args = ["-x", "-LLL", "-H", url, "-D", ADMIN, "-w", ADMIN_PASSWORD, "-b", dn, "-s", "base", attr];
+    let (code, out, err) = run("ldapsearch", &args, None).await;
+    assert_eq!(code, 0, "{err}");
+    let prefix = format!("{attr}: ");
+    out.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn change_sequence_numbers_only_grow_across_a_kill_and_a_restart() {
+    if !have("ldapmodify") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let agent = "uid=hdupre,ou=agents,o=219400280,ou=organisations,dc=cig,dc=fr";
+    let change = |v: &str| format!("dn: {agent}\nchangetype: modify\nreplace: title\ntitle: {v}\n");
+    let (mut child, url, _) = crate::crash_safety::spawn(&data);
+    ldapmodify(&url, &change("avant")).await;
+    let before = csn_of(&url, agent, "entryCSN").await;
+    assert_eq!(before, csn_of(&url, "dc=cig,dc=fr", "contextCSN").await, "the suffix carries the last CSN");
+    assert_eq!(before.len(), 40, "OpenLDAP's fixed-width form: {before}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (mut child, url, _) = crate::crash_safety::spawn(&data);
+    assert_eq!(csn_of(&url, agent, "entryCSN").await, before, "the CSN survived the kill");
+    ldapmodify(&url, &change("après")).await;
+    let after = csn_of(&url, agent, "entryCSN").await;
+    assert!(after > before, "{after} is not after {before}");
+    assert_eq!(after, csn_of(&url, "dc=cig,dc=fr", "contextCSN").await);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -20,7 +20,7 @@ mod ops;
 mod paging;
 mod result;
 mod rootdse;
-mod syncrepl;
+pub mod syncrepl;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;

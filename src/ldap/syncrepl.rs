@@ -61,12 +61,14 @@ impl Cookie {
 /// syncStateValue's state (RFC 4533 §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    Present = 0,
     Add = 1,
     Modify = 2,
     Delete = 3,
 }
 
-fn state_control(state: State, uuid: &[u8; 16], cookie: Option<&[u8]>) -> ResponseControl {
+/// The Sync State control's value (§2.3).
+pub fn state_value(state: State, uuid: &[u8; 16], cookie: Option<&[u8]>) -> Vec<u8> {
     let body = tlv(1) + tlv(16) + cookie.map_or(0, |c| tlv(c.len()));
     let mut v = Vec::with_capacity(tlv(body));
     put_header(&mut v, 0x30, body);
@@ -75,11 +77,15 @@ fn state_control(state: State, uuid: &[u8; 16], cookie: Option<&[u8]>) -> Respon
     if let Some(c) = cookie {
         put_octets(&mut v, 0x04, c);
     }
-    ResponseControl { oid: oids::SYNC_STATE, value: Some(v) }
+    v
 }
 
-/// The Sync Done control of a refreshOnly search's SearchResultDone (§2.4).
-pub fn done_control(cookie: Option<&[u8]>, refresh_deletes: bool) -> ResponseControl {
+fn state_control(state: State, uuid: &[u8; 16], cookie: Option<&[u8]>) -> ResponseControl {
+    ResponseControl { oid: oids::SYNC_STATE, value: Some(state_value(state, uuid, cookie)) }
+}
+
+/// The Sync Done control's value (§2.4).
+pub fn done_value(cookie: Option<&[u8]>, refresh_deletes: bool) -> Vec<u8> {
     let mut body = Vec::new();
     if let Some(c) = cookie {
         put_octets(&mut body, 0x04, c);
@@ -90,7 +96,12 @@ pub fn done_control(cookie: Option<&[u8]>, refresh_deletes: bool) -> ResponseCon
     let mut v = Vec::with_capacity(tlv(body.len()));
     put_header(&mut v, 0x30, body.len());
     v.extend_from_slice(&body);
-    ResponseControl { oid: oids::SYNC_DONE, value: Some(v) }
+    v
+}
+
+/// The Sync Done control of a refreshOnly search's SearchResultDone (§2.4).
+pub fn done_control(cookie: Option<&[u8]>, refresh_deletes: bool) -> ResponseControl {
+    ResponseControl { oid: oids::SYNC_DONE, value: Some(done_value(cookie, refresh_deletes)) }
 }
 
 /// One LDAPMessage: `op` (a whole protocolOp TLV), then the controls.
@@ -135,6 +146,11 @@ fn info(out: &mut Vec<u8>, msgid: i32, value: &[u8]) {
 
 /// syncIdSet (§2.5): UUIDs present (`deletes` false) or deleted.
 pub fn id_set(out: &mut Vec<u8>, msgid: i32, uuids: &[[u8; 16]], deletes: bool, cookie: Option<&[u8]>) {
+    info(out, msgid, &id_set_value(uuids, deletes, cookie));
+}
+
+/// The Sync Info value of a syncIdSet.
+pub fn id_set_value(uuids: &[[u8; 16]], deletes: bool, cookie: Option<&[u8]>) -> Vec<u8> {
     let mut body = Vec::new();
     if let Some(c) = cookie {
         put_octets(&mut body, 0x04, c);
@@ -149,12 +165,17 @@ pub fn id_set(out: &mut Vec<u8>, msgid: i32, uuids: &[[u8; 16]], deletes: bool, 
     let mut v = Vec::with_capacity(tlv(body.len()));
     put_header(&mut v, SYNC_ID_SET, body.len());
     v.extend_from_slice(&body);
-    info(out, msgid, &v);
+    v
 }
 
 /// The end of a refreshAndPersist search's refresh stage (§3.4):
 /// refreshDelete or refreshPresent with the cookie, refreshDone TRUE.
 pub fn refresh_done(out: &mut Vec<u8>, msgid: i32, deletes: bool, cookie: Option<&[u8]>) {
+    info(out, msgid, &refresh_done_value(deletes, cookie));
+}
+
+/// The Sync Info value of a refreshDelete / refreshPresent with refreshDone TRUE.
+pub fn refresh_done_value(deletes: bool, cookie: Option<&[u8]>) -> Vec<u8> {
     let mut body = Vec::new();
     if let Some(c) = cookie {
         put_octets(&mut body, 0x04, c);
@@ -162,7 +183,7 @@ pub fn refresh_done(out: &mut Vec<u8>, msgid: i32, deletes: bool, cookie: Option
     let mut v = Vec::new();
     put_header(&mut v, if deletes { REFRESH_DELETE } else { REFRESH_PRESENT }, body.len());
     v.extend_from_slice(&body);
-    info(out, msgid, &v);
+    v
 }
 
 /// newcookie (§2.5): where the replica stands, with nothing else to send.
