@@ -260,3 +260,105 @@ async fn a_standby_follows_a_stock_slapd_it_migrates_from() {
     same("after slapd's changes in the persist stage").await;
     stop(child);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_follows_over_ldaps_and_refers_scim_writes_to_its_provider() {
+    if !have("ldapsearch") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let ldaps = format!("ldaps://localhost:{}", srv.handle.as_ref().unwrap().ldaps_addr.port());
+    let ca = srv.tmp.path().join("tls").join("ca.pem");
+    assert!(ca.exists(), "the provider's development CA is at {}", ca.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("standby");
+    std::fs::create_dir_all(&data).unwrap();
+    let conf = data.join("standby.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "demo = false\n[[replication.consumer]]\nprovider = \"{ldaps}\"\ntls_ca = \"{}\"\nbind_dn = \"{ADMIN}\"\n\
+             password = \"{ADMIN_PASSWORD}\"\nsearch_base = \"dc=cig,dc=fr\"\n",
+            ca.display()
+        ),
+    )
+    .unwrap();
+    let conf = conf.to_string_lossy().into_owned();
+    let (child, url, scim, _) = spawn_args(&data, &[], &["--config", &conf]);
+    converged(&srv.url, &url, "over ldaps").await;
+
+    // A SCIM client pointed at the standby: its token is the standby's own,
+    // its write goes to the provider.
+    let data_arg = data.to_string_lossy().into_owned();
+    let (code, out, err) =
+        run(BIN, &["token", "create", "--data", &data_arg, "--org", "219400280", "--name", "sirh"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let token = out.lines().last().unwrap().trim().to_string();
+    let standby = Scim { base: scim };
+    let user = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "ecrit.ici", "name": {"givenName": "Eva", "familyName": "Ici"}
+    });
+    let (status, _, body) = standby.call(&token, "POST", "/Users", Some(&user)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["detail"].as_str().unwrap_or_default().contains(&ldaps), "{body}");
+    let (status, _, body) = standby.call(&token, "GET", "/Users?filter=userName%20eq%20%22hdupre%22", None).await;
+    assert_eq!(status, 200, "reads are served: {body}");
+    assert_eq!(body["totalResults"], 1, "{body}");
+    stop(child);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_gone_in_the_middle_of_a_refresh_leaves_the_standby_consistent_until_it_comes_back() {
+    use crate::common::slapd::{self, ROOT_DN, ROOT_PASSWORD, Slapd};
+    if !have("ldapsearch") || !slapd::installed() {
+        return;
+    }
+    let mut ldif = String::from(
+        "dn: dc=cig,dc=fr\nobjectClass: dcObject\nobjectClass: organization\ndc: cig\no: CIG\n\n\
+         dn: ou=Agents,dc=cig,dc=fr\nobjectClass: organizationalUnit\nou: Agents\n\n",
+    );
+    ldif.push_str(&format!(
+        "dn: {ROOT_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: admin\n\
+         userPassword: {ROOT_PASSWORD}\n\n"
+    ));
+    for i in 0..4000 {
+        ldif.push_str(&format!(
+            "dn: uid=agent{i:04},ou=Agents,dc=cig,dc=fr\nobjectClass: inetOrgPerson\nuid: agent{i:04}\ncn: Agent {i}\n\
+             sn: Numéro {i}\n\n"
+        ));
+    }
+    let mut old = tokio::task::spawn_blocking(move || Slapd::provider(&ldif)).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("standby");
+    let (child, url) = standby_of(&data, Some((&old.url, ROOT_DN, ROOT_PASSWORD)));
+    let count_as = |url: String| async move {
+        let args =
+            ["-x", "-LLL", "-H", &url, "-D", ROOT_DN, "-w", ROOT_PASSWORD, "-b", "dc=cig,dc=fr", "-z", "0", "1.1"];
+        let (_, out, _) = run("ldapsearch", &args, None).await;
+        out.lines().filter(|l| l.starts_with("dn:")).count()
+    };
+    let started = Instant::now();
+    let mut held = 0;
+    while held == 0 && started.elapsed() < Duration::from_secs(30) {
+        held = count_as(url.clone()).await;
+    }
+    old.stop();
+    assert!(0 < held && held < 4003, "the provider went away with {held} entries sent: not during the refresh");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Still serving what it committed, consistently, while it retries.
+    let (code, out, err) = run(BIN, &["check", "--data", &data.to_string_lossy()], None).await;
+    assert_eq!(code, 0, "convergences check while the provider is away: {out}{err}");
+    old.resume();
+    let started = Instant::now();
+    loop {
+        let want = contents_as(&old.url, ROOT_DN, ROOT_PASSWORD, "creatorsName").await;
+        let got = contents_as(&url, ROOT_DN, ROOT_PASSWORD, "creatorsName").await;
+        if want == got {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "{} entries against {}", got.len(), want.len());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop(child);
+}
