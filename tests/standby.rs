@@ -191,6 +191,10 @@ async fn a_standby_follows_its_provider_refers_writes_resumes_after_a_kill_and_t
     assert_eq!(code, 0, "{out}");
     let (child, url) = standby(&data, Some(&srv.url));
     converged(&srv.url, &url, "after a restart from its cookie").await;
+    // From its cookie: the two changes, not the directory again.
+    let log = std::fs::read_to_string(data.join("server.log")).unwrap();
+    let last = log.lines().rfind(|l| l.contains("the refresh brought")).unwrap_or_default().to_string();
+    assert!(last.contains("brought 1 entries and 1 deletions"), "{last}");
     stop(child);
     let (code, out, err) = run(BIN, &["check", "--data", &data.to_string_lossy()], None).await;
     assert_eq!(code, 0, "convergences check: {out}{err}");
@@ -360,5 +364,40 @@ async fn a_provider_gone_in_the_middle_of_a_refresh_leaves_the_standby_consisten
         assert!(started.elapsed() < Duration::from_secs(90), "{} entries against {}", got.len(), want.len());
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    stop(child);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_only_standby_catches_up_at_each_interval() {
+    if !have("ldapsearch") {
+        return;
+    }
+    let srv = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("standby");
+    std::fs::create_dir_all(&data).unwrap();
+    let conf = data.join("standby.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "demo = false\n[[replication.consumer]]\nprovider = \"{}\"\nbind_dn = \"{ADMIN}\"\n\
+             password = \"{ADMIN_PASSWORD}\"\nsearch_base = \"dc=cig,dc=fr\"\nmode = \"refreshOnly\"\ninterval_secs = 1\n",
+            srv.url
+        ),
+    )
+    .unwrap();
+    let conf = conf.to_string_lossy().into_owned();
+    let (child, url, _, _) = spawn_args(&data, &[], &["--config", &conf]);
+    converged(&srv.url, &url, "after its first refresh").await;
+    let (code, out) = ldapmodify(
+        &srv.url,
+        &format!(
+            "dn: uid=jdupont,{AGENTS}\nchangetype: delete\n\n\
+             dn: uid=hdupre,{AGENTS}\nchangetype: modify\nreplace: title\ntitle: Entre deux passages\n"
+        ),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    converged(&srv.url, &url, "after the next refresh").await;
     stop(child);
 }

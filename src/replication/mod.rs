@@ -117,10 +117,13 @@ async fn send(w: &mut (impl AsyncWrite + Unpin), msg: LdapMsg) -> Result<(), Str
     w.write_all(&buf).await.map_err(|e| format!("writing to the provider: {e}"))
 }
 
-/// What a refresh has named so far, for the end of a present phase.
+/// What a refresh has named so far, for the end of a present phase, and
+/// how much it brought.
 #[derive(Default)]
 struct Refresh {
     seen: HashSet<[u8; 16]>,
+    entries: usize,
+    deletes: usize,
 }
 
 /// Apply `pending` (and the cookie) on the blocking pool.
@@ -198,6 +201,8 @@ async fn session(
             Response::Entry { entry, state: Some((state, uuid, cookie)) } => {
                 if let Some(r) = refresh.as_mut() {
                     r.seen.insert(uuid);
+                    r.entries += usize::from(state == 1 || state == 2);
+                    r.deletes += usize::from(state == 3);
                 }
                 match state {
                     1 | 2 => pending.push(Replicated::Upsert(entry)),
@@ -214,6 +219,9 @@ async fn session(
             Response::Info(Info::NewCookie(c)) => apply(dir, &mut pending, Some(c)).await?,
             Response::Info(Info::IdSet { cookie, deletes, uuids }) => {
                 if deletes {
+                    if let Some(r) = refresh.as_mut() {
+                        r.deletes += uuids.len();
+                    }
                     pending.extend(uuids.into_iter().map(Replicated::Delete));
                 } else if let Some(r) = refresh.as_mut() {
                     r.seen.extend(uuids);
@@ -257,6 +265,14 @@ async fn end_refresh(
     pending: &mut Vec<Replicated>,
 ) -> Result<(), String> {
     let Some(refresh) = refresh else { return Ok(()) };
+    tracing::info!(
+        entries = refresh.entries,
+        deletes = refresh.deletes,
+        phase = if deletes { "delete" } else { "present" },
+        "replication: the refresh brought {} entries and {} deletions",
+        refresh.entries,
+        refresh.deletes
+    );
     if deletes {
         return Ok(());
     }
