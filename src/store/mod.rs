@@ -15,6 +15,7 @@ mod keys;
 mod postings;
 mod read;
 mod redo;
+mod sequence;
 mod tables;
 mod write;
 

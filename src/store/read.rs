@@ -132,8 +132,8 @@ impl ReadTx {
     /// The CSN before which the deletion log may have forgotten deletions:
     /// a refresh from an older cookie must send what is present instead.
     pub fn deletions_known_since(&self) -> Result<Csn> {
-        let hi = self.with_meta(|t| Ok(t.get(super::write::DELETIONS_PRUNED)?.map(|g| g.value())))?;
-        let lo = self.with_meta(|t| Ok(t.get(super::write::DELETIONS_PRUNED_LOW)?.map(|g| g.value())))?;
+        let hi = self.with_meta(|t| Ok(t.get(super::sequence::DELETIONS_PRUNED)?.map(|g| g.value())))?;
+        let lo = self.with_meta(|t| Ok(t.get(super::sequence::DELETIONS_PRUNED_LOW)?.map(|g| g.value())))?;
         Ok(Csn((u128::from(hi.unwrap_or(0)) << 64) | u128::from(lo.unwrap_or(0))))
     }
 
@@ -410,8 +410,8 @@ macro_rules! impl_reader {
             }
 
             fn last_csn(&self) -> Result<Option<Csn>> {
-                let hi = self.with_meta(|t| Ok(t.get(super::write::CSN_HIGH)?.map(|g| g.value())))?;
-                let lo = self.with_meta(|t| Ok(t.get(super::write::CSN_LOW)?.map(|g| g.value())))?;
+                let hi = self.with_meta(|t| Ok(t.get(super::sequence::CSN_HIGH)?.map(|g| g.value())))?;
+                let lo = self.with_meta(|t| Ok(t.get(super::sequence::CSN_LOW)?.map(|g| g.value())))?;
                 Ok(hi.map(|hi| Csn((u128::from(hi) << 64) | u128::from(lo.unwrap_or(0)))))
             }
 
