@@ -401,3 +401,39 @@ async fn a_refresh_only_standby_catches_up_at_each_interval() {
     converged(&srv.url, &url, "after the next refresh").await;
     stop(child);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_whose_cookie_is_older_than_the_deletion_log_is_refreshed_whole_and_loses_what_was_deleted() {
+    if !have("ldapsearch") {
+        return;
+    }
+    let srv = TestServer::start_with(|c| {
+        c.lifecycle_interval_secs = 1;
+        c.replication.deletion_log_max = 1;
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("standby");
+    let (child, url) = standby(&data, Some(&srv.url));
+    converged(&srv.url, &url, "after its first refresh").await;
+    stop(child);
+    let (code, out) = ldapmodify(
+        &srv.url,
+        &format!("dn: uid=jdupont,{AGENTS}\nchangetype: delete\n\ndn: uid=cmartin,{AGENTS}\nchangetype: delete\n"),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    // The provider's lifecycle step (every second here) keeps one deletion.
+    let dir = srv.directory();
+    let started = Instant::now();
+    while dir.deletion_log_len().unwrap() > 1 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(dir.deletion_log_len().unwrap() <= 1, "the deletion log was not pruned");
+    let (child, url) = standby(&data, Some(&srv.url));
+    converged(&srv.url, &url, "after a restart past the deletion log").await;
+    let log = std::fs::read_to_string(data.join("server.log")).unwrap();
+    let last = log.lines().rfind(|l| l.contains("the refresh brought")).unwrap_or_default().to_string();
+    assert!(last.contains("phase=\"present\"") || last.contains("phase=present"), "{last}");
+    stop(child);
+}
