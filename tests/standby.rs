@@ -434,6 +434,6 @@ async fn a_standby_whose_cookie_is_older_than_the_deletion_log_is_refreshed_whol
     converged(&srv.url, &url, "after a restart past the deletion log").await;
     let log = std::fs::read_to_string(data.join("server.log")).unwrap();
     let last = log.lines().rfind(|l| l.contains("the refresh brought")).unwrap_or_default().to_string();
-    assert!(last.contains("phase=\"present\"") || last.contains("phase=present"), "{last}");
+    assert!(last.contains("and 2 deletions") && last.contains("\"present\""), "{last}");
     stop(child);
 }

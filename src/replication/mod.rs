@@ -265,24 +265,26 @@ async fn end_refresh(
     pending: &mut Vec<Replicated>,
 ) -> Result<(), String> {
     let Some(refresh) = refresh else { return Ok(()) };
+    let mut gone = 0;
+    if !deletes {
+        // What is pending is applied first: an entry named in this refresh is kept.
+        apply(dir, pending, None).await?;
+        let local = {
+            let (dir, base) = (dir.clone(), base.clone());
+            tokio::task::spawn_blocking(move || dir.uuids_under(&base)).await.map_err(|e| e.to_string())?
+        }
+        .map_err(|e| e.to_string())?;
+        let before = pending.len();
+        pending.extend(local.into_iter().filter(|u| !refresh.seen.contains(u)).map(Replicated::Delete));
+        gone = pending.len() - before;
+    }
     tracing::info!(
         entries = refresh.entries,
-        deletes = refresh.deletes,
+        deletes = refresh.deletes + gone,
         phase = if deletes { "delete" } else { "present" },
         "replication: the refresh brought {} entries and {} deletions",
         refresh.entries,
-        refresh.deletes
+        refresh.deletes + gone
     );
-    if deletes {
-        return Ok(());
-    }
-    // What is pending is applied first: an entry named in this refresh is kept.
-    apply(dir, pending, None).await?;
-    let local = {
-        let (dir, base) = (dir.clone(), base.clone());
-        tokio::task::spawn_blocking(move || dir.uuids_under(&base)).await.map_err(|e| e.to_string())?
-    }
-    .map_err(|e| e.to_string())?;
-    pending.extend(local.into_iter().filter(|u| !refresh.seen.contains(u)).map(Replicated::Delete));
     Ok(())
 }
