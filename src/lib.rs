@@ -19,6 +19,7 @@
 #![deny(clippy::unwrap_used, clippy::panic, clippy::todo, clippy::await_holding_lock)]
 
 pub mod app;
+pub mod calendar;
 pub mod commands;
 pub mod config;
 pub mod console;

@@ -87,18 +87,28 @@ fn standby(data: &std::path::Path, provider: Option<&str>) -> (Child, String) {
 
 /// [`standby`] following a provider as this identity.
 fn standby_of(data: &std::path::Path, provider: Option<(&str, &str, &str)>) -> (Child, String) {
+    let follow = provider.map_or(String::new(), |(p, bind, password)| consumer(p, bind, password, "batch = 200\n"));
+    let (child, ldap, _) = spawn_standby(data, &follow);
+    (child, ldap)
+}
+
+/// A `[[replication.consumer]]` section of the whole tree, with `extra` keys.
+fn consumer(provider: &str, bind: &str, password: &str, extra: &str) -> String {
+    format!(
+        "[[replication.consumer]]\nprovider = \"{provider}\"\nbind_dn = \"{bind}\"\npassword = \"{password}\"\n\
+         search_base = \"dc=cig,dc=fr\"\n{extra}"
+    )
+}
+
+/// The standby process with this configuration beside `demo = false`: its
+/// LDAP and SCIM (plain HTTP) URLs.
+fn spawn_standby(data: &std::path::Path, config: &str) -> (Child, String, String) {
     std::fs::create_dir_all(data).unwrap();
     let conf = data.join("standby.toml");
-    let follow = provider.map_or(String::new(), |(p, bind, password)| {
-        format!(
-            "[[replication.consumer]]\nprovider = \"{p}\"\nbind_dn = \"{bind}\"\npassword = \"{password}\"\n\
-             search_base = \"dc=cig,dc=fr\"\nbatch = 200\n"
-        )
-    });
-    std::fs::write(&conf, format!("demo = false\n{follow}")).unwrap();
+    std::fs::write(&conf, format!("demo = false\n{config}")).unwrap();
     let conf = conf.to_string_lossy().into_owned();
-    let (child, ldap, _, _) = spawn_args(data, &[], &["--config", &conf]);
-    (child, ldap)
+    let (child, ldap, scim, _) = spawn_args(data, &[], &["--config", &conf]);
+    (child, ldap, scim)
 }
 
 fn stop(mut child: Child) {
@@ -276,19 +286,8 @@ async fn a_standby_follows_over_ldaps_and_refers_scim_writes_to_its_provider() {
     assert!(ca.exists(), "the provider's development CA is at {}", ca.display());
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("standby");
-    std::fs::create_dir_all(&data).unwrap();
-    let conf = data.join("standby.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "demo = false\n[[replication.consumer]]\nprovider = \"{ldaps}\"\ntls_ca = \"{}\"\nbind_dn = \"{ADMIN}\"\n\
-             password = \"{ADMIN_PASSWORD}\"\nsearch_base = \"dc=cig,dc=fr\"\n",
-            ca.display()
-        ),
-    )
-    .unwrap();
-    let conf = conf.to_string_lossy().into_owned();
-    let (child, url, scim, _) = spawn_args(&data, &[], &["--config", &conf]);
+    let tls = format!("tls_ca = \"{}\"\n", ca.display());
+    let (child, url, scim) = spawn_standby(&data, &consumer(&ldaps, ADMIN, ADMIN_PASSWORD, &tls));
     converged(&srv.url, &url, "over ldaps").await;
 
     // A SCIM client pointed at the standby: its token is the standby's own,
@@ -375,19 +374,8 @@ async fn a_refresh_only_standby_catches_up_at_each_interval() {
     let srv = TestServer::start().await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("standby");
-    std::fs::create_dir_all(&data).unwrap();
-    let conf = data.join("standby.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "demo = false\n[[replication.consumer]]\nprovider = \"{}\"\nbind_dn = \"{ADMIN}\"\n\
-             password = \"{ADMIN_PASSWORD}\"\nsearch_base = \"dc=cig,dc=fr\"\nmode = \"refreshOnly\"\ninterval_secs = 1\n",
-            srv.url
-        ),
-    )
-    .unwrap();
-    let conf = conf.to_string_lossy().into_owned();
-    let (child, url, _, _) = spawn_args(&data, &[], &["--config", &conf]);
+    let polling = "mode = \"refreshOnly\"\ninterval_secs = 1\n";
+    let (child, url, _) = spawn_standby(&data, &consumer(&srv.url, ADMIN, ADMIN_PASSWORD, polling));
     converged(&srv.url, &url, "after its first refresh").await;
     let (code, out) = ldapmodify(
         &srv.url,

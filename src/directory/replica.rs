@@ -172,13 +172,8 @@ impl Directory {
         let Some(root) = r.id_of_dn(&self.normalize_dn(base)?)? else { return Ok(out) };
         let mut stack = vec![root];
         while let Some(id) = stack.pop() {
-            if let Some(rec) = r.entry(id)?
-                && let Some(u) = (rec.attrs.iter())
-                    .find(|(n, _)| n.eq_ignore_ascii_case("entryUUID"))
-                    .and_then(|(_, v)| v.first())
-                    .and_then(|v| uuid::Uuid::try_parse_ascii(v).ok())
-            {
-                out.push(*u.as_bytes());
+            if let Some(u) = r.entry(id)?.as_ref().and_then(super::sync::record_uuid) {
+                out.push(u);
             }
             stack.extend(r.children(id)?);
         }

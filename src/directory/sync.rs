@@ -398,7 +398,7 @@ fn wants(attrs: &[String], name: &str) -> bool {
     attrs.iter().any(|a| a == "+" || a.eq_ignore_ascii_case(name))
 }
 
-fn record_uuid(rec: &crate::store::Record) -> Option<[u8; 16]> {
+pub(super) fn record_uuid(rec: &crate::store::Record) -> Option<[u8; 16]> {
     (rec.attrs.iter())
         .find(|(n, _)| n.eq_ignore_ascii_case("entryUUID"))
         .and_then(|(_, v)| v.first())

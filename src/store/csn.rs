@@ -71,7 +71,7 @@ impl Csn {
         if s.get(0..21)?.bytes().enumerate().any(|(i, c)| i != 14 && !c.is_ascii_digit()) {
             return None;
         }
-        let days = days_from_civil(year as i64, month as i64, day as i64);
+        let days = crate::calendar::days_from_civil(year as i64, month as i64, day as i64);
         let secs = u64::try_from(days).ok()? * 86_400 + hour * 3_600 + minute * 60 + second;
         let sid = u16::try_from(hex(30..33)?).ok()?;
         Some(Csn::new(secs * 1_000_000 + micro, hex(23..29)?, sid, hex(34..40)?))
@@ -82,7 +82,7 @@ impl fmt::Display for Csn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let micros = self.micros();
         let secs = micros / 1_000_000;
-        let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+        let (y, m, d) = crate::calendar::civil_from_days((secs / 86_400) as i64);
         let rem = secs % 86_400;
         write!(
             f,
@@ -96,28 +96,6 @@ impl fmt::Display for Csn {
             self.modn()
         )
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
 }
 
 /// Microseconds since the Unix epoch, now.

@@ -274,7 +274,9 @@ impl WriteTx<'_> {
     pub(super) fn apply(&mut self, op: Op) -> Result<()> {
         match op {
             Op::PutEntry(id, rec) => self.store_record(id, &rec)?,
-            Op::DeleteEntry(id) => self.remove_record(id)?,
+            Op::DeleteEntry(id) => {
+                self.remove_record(id)?;
+            }
             Op::PutDn(ndn, id) => self.put_dn(&ndn, id)?,
             Op::DeleteDn(ndn) => self.delete_dn(&ndn)?,
             Op::PutUuid(uuid, id) => self.put_uuid(&uuid, id)?,
@@ -356,25 +358,26 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    fn remove_record(&mut self, id: u64) -> Result<()> {
+    /// Remove a record and its key in the CSN index; its normalised DN.
+    fn remove_record(&mut self, id: u64) -> Result<Option<String>> {
         let old = match self.t.entries.remove(id)? {
-            Some(g) => RecordView::parse(g.value())?.csn,
+            Some(g) => {
+                let v = RecordView::parse(g.value())?;
+                Some((v.csn, v.ndn.to_string()))
+            }
             None => None,
         };
-        if let Some(old) = old {
-            self.t.csns.remove(old.0)?;
+        let Some((csn, ndn)) = old else { return Ok(None) };
+        if let Some(csn) = csn {
+            self.t.csns.remove(csn.0)?;
         }
-        Ok(())
+        Ok(Some(ndn))
     }
 
     /// Delete an entry; with its entryUUID, the deletion goes in the deletion
     /// log under a new CSN, for the replicas that still hold it.
     pub fn delete_entry(&mut self, id: u64, uuid: Option<&[u8; 16]>) -> Result<()> {
-        let ndn = match uuid {
-            Some(_) => self.entry_with(id, |b| Ok(RecordView::parse(b)?.ndn.to_string()))?,
-            None => None,
-        };
-        self.remove_record(id)?;
+        let ndn = self.remove_record(id)?;
         self.log(|| Op::DeleteEntry(id));
         if let (Some(uuid), Some(ndn)) = (uuid, ndn) {
             self.log_departure(uuid, &ndn)?;

@@ -54,33 +54,16 @@ impl Slapd {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
         std::fs::create_dir(&db).unwrap();
-        let repo = env!("CARGO_MANIFEST_DIR");
-        let module = ["/usr/lib/ldap", "/usr/lib/openldap", "/usr/lib64/openldap"]
-            .iter()
-            .find(|d| Path::new(&format!("{d}/back_mdb.so")).exists())
-            .map(|d| {
-                format!("modulepath {d}\nmoduleload back_mdb\n{}", if syncprov { "moduleload syncprov\n" } else { "" })
-            })
-            .unwrap_or_default();
+        let modules: &[&str] = if syncprov { &["back_mdb", "syncprov"] } else { &["back_mdb"] };
         let overlay =
             if syncprov { "index entryCSN,entryUUID eq\noverlay syncprov\nsyncprov-sessionlog 1000\n" } else { "" };
-        let conf = format!(
-            "include /etc/ldap/schema/core.schema\n\
-             include /etc/ldap/schema/cosine.schema\n\
-             include /etc/ldap/schema/inetorgperson.schema\n\
-             include {repo}/schema/cig.schema\n\
-             {module}\
-             pidfile {d}/slapd.pid\n\
-             database mdb\n\
-             suffix \"dc=cig,dc=fr\"\n\
-             rootdn \"{ROOT_DN}\"\n\
-             rootpw {ROOT_PASSWORD}\n\
-             directory {db}\n\
-             {overlay}\
-             access to attrs=userPassword by self write by anonymous auth by * none\n\
-             access to * by self write by users read by * none\n",
-            d = dir.path().display(),
-            db = db.display(),
+        let conf = config(
+            dir.path(),
+            modules,
+            &format!(
+                "{overlay}access to attrs=userPassword by self write by anonymous auth by * none\n\
+                 access to * by self write by users read by * none\n"
+            ),
         );
         let conf_path = dir.path().join("slapd.conf");
         std::fs::write(&conf_path, conf).unwrap();
@@ -105,31 +88,15 @@ impl Slapd {
     /// the stock files, ppolicy's module and the project's cig.schema.
     pub fn replica(provider: &str, bind_dn: &str, password: &str, base: &str, kind: &str) -> Slapd {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("db");
-        std::fs::create_dir(&db).unwrap();
-        let repo = env!("CARGO_MANIFEST_DIR");
-        let modules = ["/usr/lib/ldap", "/usr/lib/openldap", "/usr/lib64/openldap"]
-            .iter()
-            .find(|d| Path::new(&format!("{d}/back_mdb.so")).exists())
-            .map(|d| format!("modulepath {d}\nmoduleload back_mdb\nmoduleload ppolicy\n"))
-            .unwrap_or_default();
-        let conf = format!(
-            "include /etc/ldap/schema/core.schema\n\
-             include /etc/ldap/schema/cosine.schema\n\
-             include /etc/ldap/schema/inetorgperson.schema\n\
-             include {repo}/schema/cig.schema\n\
-             {modules}\
-             pidfile {d}/slapd.pid\n\
-             database mdb\n\
-             suffix \"dc=cig,dc=fr\"\n\
-             rootdn \"{ROOT_DN}\"\n\
-             rootpw {ROOT_PASSWORD}\n\
-             directory {db}\n\
-             index entryUUID,entryCSN eq\n\
-             syncrepl rid=001 provider={provider} bindmethod=simple binddn=\"{bind_dn}\" credentials={password} \
-             searchbase=\"{base}\" type={kind} retry=\"1 +\" attrs=\"*,+\"\n",
-            d = dir.path().display(),
-            db = db.display(),
+        std::fs::create_dir(dir.path().join("db")).unwrap();
+        let conf = config(
+            dir.path(),
+            &["back_mdb", "ppolicy"],
+            &format!(
+                "index entryUUID,entryCSN eq\n\
+                 syncrepl rid=001 provider={provider} bindmethod=simple binddn=\"{bind_dn}\" credentials={password} \
+                 searchbase=\"{base}\" type={kind} retry=\"1 +\" attrs=\"*,+\"\n"
+            ),
         );
         std::fs::write(dir.path().join("slapd.conf"), conf).unwrap();
         Slapd::run(dir)
@@ -171,6 +138,36 @@ impl Slapd {
         }
         self.child = Some(child);
     }
+}
+
+/// A slapd.conf for a database in `dir` (its `db` directory): the stock
+/// schema and the project's cig.schema, these modules, the suffix and
+/// rootdn, then `database_tail` (indexes, overlays, access, syncrepl).
+fn config(dir: &Path, modules: &[&str], database_tail: &str) -> String {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let modules = ["/usr/lib/ldap", "/usr/lib/openldap", "/usr/lib64/openldap"]
+        .iter()
+        .find(|d| Path::new(&format!("{d}/back_mdb.so")).exists())
+        .map(|d| {
+            let loads: String = modules.iter().map(|m| format!("moduleload {m}\n")).collect();
+            format!("modulepath {d}\n{loads}")
+        })
+        .unwrap_or_default();
+    format!(
+        "include /etc/ldap/schema/core.schema\n\
+         include /etc/ldap/schema/cosine.schema\n\
+         include /etc/ldap/schema/inetorgperson.schema\n\
+         include {repo}/schema/cig.schema\n\
+         {modules}\
+         pidfile {d}/slapd.pid\n\
+         database mdb\n\
+         suffix \"dc=cig,dc=fr\"\n\
+         rootdn \"{ROOT_DN}\"\n\
+         rootpw {ROOT_PASSWORD}\n\
+         directory {d}/db\n\
+         {database_tail}",
+        d = dir.display(),
+    )
 }
 
 impl Drop for Slapd {

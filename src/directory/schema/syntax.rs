@@ -354,7 +354,8 @@ pub fn parse_generalized_time(s: &str) -> Result<String, String> {
     {
         return Err(bad());
     }
-    let epoch = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    let epoch = crate::calendar::days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+        - offset_minutes * 60;
     let fraction = fraction.trim_end_matches('0');
     let mut out = format_epoch(epoch);
     if !fraction.is_empty() {
@@ -372,42 +373,18 @@ fn days_in_month(y: i64, m: i64) -> i64 {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    (y, m, d)
-}
-
 /// Seconds since the Unix epoch of a canonical time (`YYYYMMDDHHMMSS`, what
 /// [`parse_generalized_time`] starts with); `None` when it is not one.
 pub fn epoch_of(t: &str) -> Option<i64> {
     let num =
         |r: std::ops::Range<usize>| t.get(r).filter(|p| p.bytes().all(|c| c.is_ascii_digit()))?.parse::<i64>().ok();
-    let days = days_from_civil(num(0..4)?, num(4..6)?, num(6..8)?);
+    let days = crate::calendar::days_from_civil(num(0..4)?, num(4..6)?, num(6..8)?);
     Some(days * 86400 + num(8..10)? * 3600 + num(10..12)? * 60 + num(12..14)?)
 }
 
 /// `YYYYMMDDHHMMSSZ` for seconds since the Unix epoch.
 pub fn format_epoch(secs: i64) -> String {
-    let (y, m, d) = civil_from_days(secs.div_euclid(86400));
+    let (y, m, d) = crate::calendar::civil_from_days(secs.div_euclid(86400));
     let rem = secs.rem_euclid(86400);
     let (h, min, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
     if !(0..=9999).contains(&y) {

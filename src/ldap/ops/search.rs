@@ -22,7 +22,7 @@ use crate::ldap::{Conn, ber, convert};
 /// on the connection task; a larger one goes to the blocking pool.
 const INLINE_CANDIDATES: usize = 64;
 /// A large search is written in buffers of about this size.
-const FLUSH_BYTES: usize = 64 * 1024;
+pub(super) const FLUSH_BYTES: usize = 64 * 1024;
 
 /// The search request's controls we act on.
 #[derive(Default)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ldap3_proto::proto::SyncRequestMode;
 
+use super::search::FLUSH_BYTES;
 use super::{InFlight, Reply, Session, Shape};
 use crate::directory::sync::{Refresh, SyncItem};
 use crate::directory::{DirectoryError, SearchRequest};
@@ -17,8 +18,6 @@ use crate::ldap::syncrepl::{self, Cookie, State};
 use crate::ldap::{Conn, ber};
 use crate::store::Csn;
 
-/// A replica's refresh is written in buffers of about this size.
-const FLUSH_BYTES: usize = 64 * 1024;
 /// How often an idle persist stage looks whether it was abandoned or its
 /// connection closed.
 const PERSIST_POLL: Duration = Duration::from_secs(1);
