@@ -118,7 +118,7 @@ fn stop(mut child: Child) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standby_follows_its_provider_refers_writes_resumes_after_a_kill_and_takes_writes_once_promoted() {
-    if !have("ldapsearch") {
+    if !have("ldapsearch") || !have("ldapmodify") || !have("ldapadd") {
         return;
     }
     let srv = TestServer::start().await;
@@ -221,7 +221,7 @@ async fn a_standby_follows_its_provider_refers_writes_resumes_after_a_kill_and_t
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standby_follows_a_stock_slapd_it_migrates_from() {
     use crate::common::slapd::{self, ROOT_DN, ROOT_PASSWORD, Slapd};
-    if !have("ldapsearch") || !slapd::installed() {
+    if !have("ldapsearch") || !have("ldapmodify") || !slapd::installed() {
         return;
     }
     let mut ldif = format!(
@@ -368,7 +368,7 @@ async fn a_provider_gone_in_the_middle_of_a_refresh_leaves_the_standby_consisten
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refresh_only_standby_catches_up_at_each_interval() {
-    if !have("ldapsearch") {
+    if !have("ldapsearch") || !have("ldapmodify") {
         return;
     }
     let srv = TestServer::start().await;
@@ -392,7 +392,7 @@ async fn a_refresh_only_standby_catches_up_at_each_interval() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standby_whose_cookie_is_older_than_the_deletion_log_is_refreshed_whole_and_loses_what_was_deleted() {
-    if !have("ldapsearch") {
+    if !have("ldapsearch") || !have("ldapmodify") {
         return;
     }
     let srv = TestServer::start_with(|c| {
