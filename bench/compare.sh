@@ -21,6 +21,9 @@
 #   CACHE_MB        Convergences' redb page cache        default 384 (the 100k store is ~290 MB:
 #                   the cache holds it whole; RSS is counted against slapd's mapped database)
 #   WORK            scratch directory                    default target/bench
+#   LOG_OPERATIONS  Convergences' per-operation log      default false (slapd's kit runs at
+#                   loglevel 0); true: the server's default, written to $WORK/convergences.log
+#                   (emptied after each run)
 #
 # Convergences runs with the configuration that matches slapd's in the kit:
 # the `baseline` access policy (any bound identity reads everything but
@@ -42,6 +45,7 @@ CONNS="${CONNS:-16}"
 REPEAT="${REPEAT:-3}"
 CACHE_MB="${CACHE_MB:-384}"
 WORK="${WORK:-$REPO/target/bench}"
+LOG_OPERATIONS="${LOG_OPERATIONS:-false}"
 SLAPD_PORT="${SLAPD_PORT:-3890}"
 CONV_PORT="${CONV_PORT:-3891}"
 
@@ -84,11 +88,13 @@ t0=$(date +%s.%N)
 "$CONV" import --data "$WORK/convergences-data" "$LDIF"
 t1=$(date +%s.%N)
 CONV_IMPORT=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
-# slapd runs with `loglevel 0`: the per-operation log line is off here too.
+# slapd runs with `loglevel 0`: the per-operation log line is off here too,
+# unless LOG_OPERATIONS=true (appended to a file, as a journal would take it).
+: >"$WORK/convergences.log"
 CONVERGENCES_ACCESS_POLICY=baseline CONVERGENCES_PASSWORD_REHASH=false CONVERGENCES_PASSWORD_MAX_FAILURES=0 \
-CONVERGENCES_CACHE_MB="$CACHE_MB" CONVERGENCES_LOG_OPERATIONS=false \
+CONVERGENCES_CACHE_MB="$CACHE_MB" CONVERGENCES_LOG_OPERATIONS="$LOG_OPERATIONS" \
     "$CONV" serve --data "$WORK/convergences-data" --ldap "127.0.0.1:$CONV_PORT" --ldaps 127.0.0.1:0 \
-    --scim 127.0.0.1:0 --scim-http 127.0.0.1:0 --console 127.0.0.1:0 --console-http 127.0.0.1:0 --no-demo >"$WORK/convergences.log" 2>&1 &
+    --scim 127.0.0.1:0 --scim-http 127.0.0.1:0 --console 127.0.0.1:0 --console-http 127.0.0.1:0 --no-demo >>"$WORK/convergences.log" 2>&1 &
 CONV_PID=$!
 for _ in $(seq 1 100); do
     ldapsearch -x -H "ldap://127.0.0.1:$CONV_PORT" -b "" -s base >/dev/null 2>&1 && break
@@ -102,6 +108,8 @@ run() { # server url pid mode round
     out="$("$BENCH_BIN" "$4" --url "$2" --conns "$CONNS" --duration "$DURATION" --warmup "$WARMUP" \
         --manifest "$MANIFEST" --server-pid "$3" 2>&1 | tail -1)"
     echo -e "$1\t$4\t$5\t$out" >>"$RAW"
+    # The operation lines of a run (a few hundred MB) are not kept.
+    if [ "$1" = convergences ] && [ "$LOG_OPERATIONS" = true ]; then : >"$WORK/convergences.log"; fi
     echo "   $1 $4 #$5: $(echo "$out" | tr ' ' '\n' | grep -E '^(ops_per_sec|p99_us|errors)=' | tr '\n' ' ')"
 }
 echo "== workloads: ${MODES}; $REPEAT rounds, alternating servers"
@@ -114,9 +122,9 @@ done
 SLAPD_RSS=$(rss_kb "$SLAPD_PID")
 CONV_RSS=$(rss_kb "$CONV_PID")
 
-python3 - "$RAW" "$SLAPD_IMPORT" "$CONV_IMPORT" "$SLAPD_RSS" "$CONV_RSS" <<'EOF'
+python3 - "$RAW" "$SLAPD_IMPORT" "$CONV_IMPORT" "$SLAPD_RSS" "$CONV_RSS" "$LOG_OPERATIONS" <<'EOF'
 import statistics, sys
-raw, slapd_import, conv_import, slapd_rss, conv_rss = sys.argv[1:]
+raw, slapd_import, conv_import, slapd_rss, conv_rss, log_operations = sys.argv[1:]
 runs = {}
 for line in open(raw):
     server, mode, _round, kv = line.rstrip("\n").split("\t", 3)
@@ -144,4 +152,5 @@ print(f"| import (s) | {float(slapd_import):.1f} | {float(conv_import):.1f} | {f
 print(f"| RSS after the runs (MB) | {int(slapd_rss) / 1024:.0f} | {int(conv_rss) / 1024:.0f} | {int(conv_rss) / int(slapd_rss):.2f} |")
 print()
 print("medians of", max(len(v) for v in runs.values()), "runs per cell; raw results in", raw)
+print("Convergences' per-operation log:", "on" if log_operations == "true" else "off")
 EOF

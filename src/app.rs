@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::directory::{Actor, AddMode, Directory, DirectorySettings, Dn, Schema};
+use crate::oplog;
 use crate::store::Store;
 
 /// Why the server or a command could not run.
@@ -483,11 +484,18 @@ pub fn init_logging(cfg: &Config) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,ldap3_proto=off".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours for a terminal only: in a file or a journal they are noise.
+    let ansi = cfg.log_format == "text" && std::io::stderr().is_terminal();
     let _ = if cfg.log_format == "json" {
         builder.json().flatten_event(true).try_init()
     } else {
-        builder.with_ansi(cfg.log_format == "text").try_init()
+        builder.with_ansi(ansi).try_init()
     };
+    // The operation lines have their own writer (oplog.rs); RUST_LOG still decides.
+    if cfg.log_operations && tracing::enabled!(target: "convergences::ops", tracing::Level::INFO) {
+        let format = if cfg.log_format == "json" { oplog::Format::Json } else { oplog::Format::Text { ansi } };
+        oplog::start(format, cfg.log_flush_ms, cfg.log_buffer_kb);
+    }
     // A panic ends only the task it happens in (tokio catches it: for a
     // connection, that connection). It is logged like everything else.
     std::panic::set_hook(Box::new(|info| {

@@ -81,6 +81,12 @@ pub struct Config {
     /// One log line per LDAP operation, SCIM request and console page
     /// (connection, identity, operation, target, result, duration; never a password).
     pub log_operations: bool,
+    /// Milliseconds at most between an operation and its log line reaching
+    /// stderr: the lines are written in batches, off the request path.
+    pub log_flush_ms: u64,
+    /// Operation lines, in KiB, held for the writer at most; past it an
+    /// operation waits for stderr rather than a line being dropped.
+    pub log_buffer_kb: usize,
     pub limits: Limits,
     /// Seconds between two lifecycle steps, which apply the transitions
     /// that are due (end of validity); 0: only `convergences lifecycle` applies them.
@@ -474,6 +480,8 @@ impl Default for Config {
             approx_index: ["cn", "sn", "givenName"].map(String::from).to_vec(),
             log_format: "text".into(),
             log_operations: true,
+            log_flush_ms: 100,
+            log_buffer_kb: 4096,
             limits: Limits::default(),
             lifecycle_interval_secs: 60,
             recycle_bin_days: 30,
@@ -677,6 +685,12 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_LOG_OPERATIONS") {
             self.log_operations = parse("CONVERGENCES_LOG_OPERATIONS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_LOG_FLUSH_MS") {
+            self.log_flush_ms = parse("CONVERGENCES_LOG_FLUSH_MS", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_LOG_BUFFER_KB") {
+            self.log_buffer_kb = parse("CONVERGENCES_LOG_BUFFER_KB", &v)?;
         }
         if let Some(v) = get("CONVERGENCES_MAX_PDU_BYTES") {
             self.limits.max_pdu_bytes = parse("CONVERGENCES_MAX_PDU_BYTES", &v)?;

@@ -32,6 +32,7 @@ pub mod ldap;
 pub mod ldif;
 pub mod metrics;
 pub mod online;
+pub mod oplog;
 pub mod replication;
 pub mod scim;
 pub mod seed;

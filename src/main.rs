@@ -378,6 +378,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // The store is closed: work still on the blocking pool (a search past
             // the grace period) is not waited for.
             rt.shutdown_timeout(grace);
+            convergences::oplog::flush();
             served
         }
         Command::Import { common, file } => {

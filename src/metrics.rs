@@ -342,15 +342,13 @@ pub async fn count_scim(log: bool, req: Request, next: Next) -> Response {
     METRICS.scim_request(&method, resp.status().as_u16(), took);
     if log {
         let who = caller.0.lock().map(|c| c.clone()).unwrap_or_default();
-        tracing::info!(
-            target: "convergences::ops",
-            method = %method,
-            path = %path,
-            who = %who,
-            status = resp.status().as_u16(),
-            us = took.as_micros() as u64,
-            "scim"
-        );
+        crate::oplog::Line::new("scim")
+            .text("method", &method)
+            .text("path", &path)
+            .text("who", &who)
+            .unsigned("status", u64::from(resp.status().as_u16()))
+            .unsigned("us", took.as_micros() as u64)
+            .write();
     }
     resp
 }

@@ -57,9 +57,7 @@ async fn every_operation_is_one_json_log_line_without_its_password() {
     ldap.unbind().await.unwrap();
     let page = reqwest::get(format!("{console}/connexion?suite=/accueil")).await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    stop(&mut child);
 
     let log = std::fs::read_to_string(data.join("server.log")).unwrap();
     assert!(!log.contains(ADMIN_PASSWORD), "a password reached the log");
@@ -82,6 +80,47 @@ async fn every_operation_is_one_json_log_line_without_its_password() {
     let page = ops.iter().find(|v| v["message"] == "console").unwrap_or_else(|| panic!("no console line in {ops:?}"));
     assert_eq!((page["path"].as_str(), page["status"].as_u64()), (Some("/connexion"), Some(200)), "{page}");
     assert!(!log.contains("suite=/accueil"), "a page's query reached the log");
+}
+
+/// A clean stop (SIGTERM), waited for.
+fn stop(child: &mut std::process::Child) {
+    let status = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_before_a_stop_has_its_line_and_text_lines_carry_no_colours() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // A long interval: the lines still in the buffer at the stop are written by the shutdown.
+    let env = [("CONVERGENCES_LOG_FORMAT", "text"), ("CONVERGENCES_LOG_FLUSH_MS", "60000")];
+    let (mut child, url, _, _) = crate::crash_safety::spawn_all(&data, &env);
+    let (conn, mut ldap) = LdapConnAsync::new(&url).await.unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind("cn=admin,dc=cig,dc=fr", ADMIN_PASSWORD).await.unwrap().success().unwrap();
+    const SEARCHES: usize = 3000;
+    for i in 0..SEARCHES {
+        let filter = format!("(uid=oplog-{i})");
+        ldap.search(AGENTS, Scope::OneLevel, &filter, vec!["1.1"]).await.unwrap().success().unwrap();
+    }
+    ldap.unbind().await.unwrap();
+    stop(&mut child);
+
+    let log = std::fs::read_to_string(data.join("server.log")).unwrap();
+    let searches: Vec<&str> =
+        log.lines().filter(|l| l.contains("convergences::ops: ldap") && l.contains("op=\"search\"")).collect();
+    for i in 0..SEARCHES {
+        let filter = format!("(uid=oplog-{i}) ");
+        assert!(searches.iter().any(|l| l.contains(&filter)), "no line for search {i}");
+    }
+    assert_eq!(searches.len(), SEARCHES, "one line per search");
+    assert!(!log.contains('\u{1b}'), "a colour escape in a log file");
+    let bind = log.lines().find(|l| l.contains("op=\"bind\"")).unwrap_or_else(|| panic!("no bind line in {log}"));
+    let (time, rest) = bind.split_once(' ').unwrap();
+    assert!(time.len() == 27 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{bind}");
+    assert!(rest.starts_with(" INFO convergences::ops: ldap conn="), "{bind}");
+    assert!(rest.contains(" who= object=cn=admin,dc=cig,dc=fr result=0 diagnostic= us="), "{bind}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -143,14 +143,12 @@ async fn logged(log: bool, req: axum::extract::Request, next: axum::middleware::
     let started = std::time::Instant::now();
     let (method, path) = (req.method().as_str().to_string(), req.uri().path().to_string());
     let resp = next.run(req).await;
-    tracing::info!(
-        target: "convergences::ops",
-        method = %method,
-        path = %path,
-        status = resp.status().as_u16(),
-        us = started.elapsed().as_micros() as u64,
-        "console"
-    );
+    crate::oplog::Line::new("console")
+        .text("method", &method)
+        .text("path", &path)
+        .unsigned("status", u64::from(resp.status().as_u16()))
+        .unsigned("us", started.elapsed().as_micros() as u64)
+        .write();
     resp
 }
 

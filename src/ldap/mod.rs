@@ -260,7 +260,8 @@ impl Conn {
 
     /// Operation `id` starts; `describe` (who, target) is called only when operations are logged.
     pub fn begin(&self, id: i32, op: metrics::LdapOp, describe: impl FnOnce() -> (String, String)) {
-        let (who, target) = if self.ctx.log_operations { describe() } else { Default::default() };
+        let (who, target) =
+            if self.ctx.log_operations && crate::oplog::active() { describe() } else { Default::default() };
         if let Ok(mut s) = self.started.lock() {
             s.insert(id, Started { op, at: Instant::now(), who, target });
         }
@@ -302,18 +303,16 @@ impl Conn {
         let code = res.code.clone() as i64;
         metrics::METRICS.ldap_operation(s.op, u32::try_from(code).unwrap_or(u32::MAX), took);
         if self.ctx.log_operations {
-            tracing::info!(
-                target: "convergences::ops",
-                conn = self.id,
-                msgid = id,
-                op = s.op.name(),
-                who = %s.who,
-                object = %s.target,
-                result = code,
-                diagnostic = %res.message,
-                us = took.as_micros() as u64,
-                "ldap"
-            );
+            crate::oplog::Line::new("ldap")
+                .unsigned("conn", self.id)
+                .signed("msgid", i64::from(id))
+                .quoted("op", s.op.name())
+                .text("who", &s.who)
+                .text("object", &s.target)
+                .signed("result", code)
+                .text("diagnostic", &res.message)
+                .unsigned("us", took.as_micros() as u64)
+                .write();
         }
     }
 }
