@@ -21,6 +21,10 @@
 #   CACHE_MB        Convergences' redb page cache        default 384 (the 100k store is ~290 MB:
 #                   the cache holds it whole; RSS is counted against slapd's mapped database)
 #   WORK            scratch directory                    default target/bench
+#   COLD_START_SECS after the workloads, restart each server and measure ops/s in each of
+#                   the first N seconds after it answers (search-eq, bind)   default 0 (off)
+#   COLD_EVICT      with COLD_START_SECS: also drop each server's files from the kernel's page
+#                   cache before its restart (a reboot, a standby that never served)  default 0
 #   LOG_OPERATIONS  Convergences' per-operation log      default false (slapd's kit runs at
 #                   loglevel 0); true: the server's default, written to $WORK/convergences.log
 #                   (emptied after each run)
@@ -46,6 +50,8 @@ REPEAT="${REPEAT:-3}"
 CACHE_MB="${CACHE_MB:-384}"
 WORK="${WORK:-$REPO/target/bench}"
 LOG_OPERATIONS="${LOG_OPERATIONS:-false}"
+COLD_START_SECS="${COLD_START_SECS:-0}"
+COLD_EVICT="${COLD_EVICT:-0}"
 SLAPD_PORT="${SLAPD_PORT:-3890}"
 CONV_PORT="${CONV_PORT:-3891}"
 
@@ -91,15 +97,25 @@ CONV_IMPORT=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
 # slapd runs with `loglevel 0`: the per-operation log line is off here too,
 # unless LOG_OPERATIONS=true (appended to a file, as a journal would take it).
 : >"$WORK/convergences.log"
-CONVERGENCES_ACCESS_POLICY=baseline CONVERGENCES_PASSWORD_REHASH=false CONVERGENCES_PASSWORD_MAX_FAILURES=0 \
-CONVERGENCES_CACHE_MB="$CACHE_MB" CONVERGENCES_LOG_OPERATIONS="$LOG_OPERATIONS" \
-    "$CONV" serve --data "$WORK/convergences-data" --ldap "127.0.0.1:$CONV_PORT" --ldaps 127.0.0.1:0 \
-    --scim 127.0.0.1:0 --scim-http 127.0.0.1:0 --console 127.0.0.1:0 --console-http 127.0.0.1:0 --no-demo >>"$WORK/convergences.log" 2>&1 &
-CONV_PID=$!
-for _ in $(seq 1 100); do
-    ldapsearch -x -H "ldap://127.0.0.1:$CONV_PORT" -b "" -s base >/dev/null 2>&1 && break
-    sleep 0.1
-done
+# Until it answers: start it, then wait for `url` to answer a rootDSE search.
+answers() {
+    for _ in $(seq 1 600); do
+        ldapsearch -x -H "$1" -b "" -s base >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    echo "compare.sh: $1 does not answer" >&2
+    exit 1
+}
+start_convergences() {
+    CONVERGENCES_ACCESS_POLICY=baseline CONVERGENCES_PASSWORD_REHASH=false CONVERGENCES_PASSWORD_MAX_FAILURES=0 \
+    CONVERGENCES_CACHE_MB="$CACHE_MB" CONVERGENCES_LOG_OPERATIONS="$LOG_OPERATIONS" \
+        "$CONV" serve --data "$WORK/convergences-data" --ldap "127.0.0.1:$CONV_PORT" --ldaps 127.0.0.1:0 \
+        --scim 127.0.0.1:0 --scim-http 127.0.0.1:0 --console 127.0.0.1:0 --console-http 127.0.0.1:0 --no-demo \
+        >>"$WORK/convergences.log" 2>&1 &
+    CONV_PID=$!
+    answers "ldap://127.0.0.1:$CONV_PORT"
+}
+start_convergences
 
 RAW="$WORK/runs.tsv"
 : >"$RAW"
@@ -122,9 +138,51 @@ done
 SLAPD_RSS=$(rss_kb "$SLAPD_PID")
 CONV_RSS=$(rss_kb "$CONV_PID")
 
-python3 - "$RAW" "$SLAPD_IMPORT" "$CONV_IMPORT" "$SLAPD_RSS" "$CONV_RSS" "$LOG_OPERATIONS" <<'EOF'
+# Cold starts: each server stopped and started again, then one-second runs
+# back to back, from the moment it answers.
+COLD="$WORK/cold.tsv"
+: >"$COLD"
+evict() { # files...: out of the kernel's page cache
+    python3 -c 'import os, sys
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "$@"
+}
+restart_slapd() {
+    kill -TERM "$SLAPD_PID"
+    while kill -0 "$SLAPD_PID" 2>/dev/null; do sleep 0.1; done
+    rm -f "$SLAPD_DIR/slapd.pid"
+    if [ "$COLD_EVICT" = 1 ]; then evict "$SLAPD_DIR"/db/*.mdb; fi
+    "$(command -v slapd || echo /usr/sbin/slapd)" -f "$SLAPD_DIR/slapd.conf" -h "$SLAPD_URL/"
+    answers "$SLAPD_URL"
+    SLAPD_PID="$(cat "$SLAPD_DIR/slapd.pid")"
+    sed -i "s/^SLAPD_PID=.*/SLAPD_PID=$SLAPD_PID/" "$KIT/run/slapd.env"
+}
+restart_convergences() {
+    kill -TERM "$CONV_PID"
+    wait "$CONV_PID" 2>/dev/null || true
+    if [ "$COLD_EVICT" = 1 ]; then evict "$WORK/convergences-data/convergences.redb"; fi
+    start_convergences
+}
+if [ "$COLD_START_SECS" -gt 0 ]; then
+    echo "== cold starts: ops/s in each of the first $COLD_START_SECS s$([ "$COLD_EVICT" = 1 ] && echo ', page cache dropped')"
+    for mode in search-eq bind; do
+        for server in slapd convergences; do
+            if [ "$server" = slapd ]; then restart_slapd; url="$SLAPD_URL"; pid="$SLAPD_PID"
+            else restart_convergences; url="ldap://127.0.0.1:$CONV_PORT"; pid="$CONV_PID"; fi
+            for sec in $(seq 1 "$COLD_START_SECS"); do
+                out="$("$BENCH_BIN" "$mode" --url "$url" --conns "$CONNS" --duration 1 --warmup 0 \
+                    --manifest "$MANIFEST" --server-pid "$pid" 2>&1 | tail -1)"
+                echo -e "$server\t$mode\t$sec\t$out" >>"$COLD"
+            done
+            echo "   $server $mode: $(awk -F'\t' -v s="$server" -v m="$mode" '$1 == s && $2 == m' "$COLD" |
+                grep -o 'ops_per_sec=[0-9.]*' | cut -d= -f2 | cut -d. -f1 | tr '\n' ' ')"
+        done
+    done
+fi
+
+python3 - "$RAW" "$SLAPD_IMPORT" "$CONV_IMPORT" "$SLAPD_RSS" "$CONV_RSS" "$LOG_OPERATIONS" "$COLD" <<'EOF'
 import statistics, sys
-raw, slapd_import, conv_import, slapd_rss, conv_rss, log_operations = sys.argv[1:]
+raw, slapd_import, conv_import, slapd_rss, conv_rss, log_operations, cold = sys.argv[1:]
 runs = {}
 for line in open(raw):
     server, mode, _round, kv = line.rstrip("\n").split("\t", 3)
@@ -153,4 +211,16 @@ print(f"| RSS after the runs (MB) | {int(slapd_rss) / 1024:.0f} | {int(conv_rss)
 print()
 print("medians of", max(len(v) for v in runs.values()), "runs per cell; raw results in", raw)
 print("Convergences' per-operation log:", "on" if log_operations == "true" else "off")
+curves = {}
+for line in open(cold):
+    server, mode, sec, kv = line.rstrip("\n").split("\t", 3)
+    d = dict(p.split("=", 1) for p in kv.split() if "=" in p)
+    curves.setdefault(mode, {}).setdefault(int(sec), {})[server] = float(d.get("ops_per_sec", "nan"))
+for mode, secs in curves.items():
+    print()
+    print(f"| {mode}: second after start | slapd ops/s | conv. ops/s | ratio |")
+    print("|---:|---:|---:|---:|")
+    for sec in sorted(secs):
+        s, c = secs[sec].get("slapd", float("nan")), secs[sec].get("convergences", float("nan"))
+        print(f"| {sec} | {s:,.0f} | {c:,.0f} | {c / s:.2f}× |")
 EOF

@@ -253,6 +253,17 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         tasks.push(tokio::spawn(crate::ldap::serve_local(local, ctx.clone(), rx.clone())));
     }
     tasks.push(tokio::spawn(flush_last_binds(directory.clone(), rx.clone())));
+    if cfg.prefetch_on_start {
+        // While the listeners already answer: a start is not delayed, it is fast sooner.
+        let dir = directory.clone();
+        let prefetching = std::thread::Builder::new().name("prefetch".into()).spawn(move || match dir.prefetch() {
+            Ok(p) => tracing::info!(mb = p.bytes / (1024 * 1024), ms = p.millis, "store file read ahead"),
+            Err(e) => tracing::warn!("reading the store file ahead stopped: {e}"),
+        });
+        if let Err(e) = prefetching {
+            tracing::warn!("the store file is not read ahead ({e}): requests bring it in");
+        }
+    }
     match cfg.replication.consumer.as_slice() {
         [] => {}
         [consumer] if directory.promoted()? => {

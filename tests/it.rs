@@ -27,5 +27,6 @@ mod revisions;
 mod scim_behaviour;
 mod scim_roundtrip;
 mod scim_users;
+mod search_limits;
 mod slapd_parity;
 mod standby;

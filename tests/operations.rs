@@ -116,6 +116,7 @@ async fn every_operation_before_a_stop_has_its_line_and_text_lines_carry_no_colo
     }
     assert_eq!(searches.len(), SEARCHES, "one line per search");
     assert!(!log.contains('\u{1b}'), "a colour escape in a log file");
+    assert!(log.contains("store file read ahead"), "no read-ahead at start in {log}");
     let bind = log.lines().find(|l| l.contains("op=\"bind\"")).unwrap_or_else(|| panic!("no bind line in {log}"));
     let (time, rest) = bind.split_once(' ').unwrap();
     assert!(time.len() == 27 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{bind}");

@@ -20,6 +20,7 @@ mod lookup;
 pub mod organisation;
 pub mod password;
 pub mod personal_data;
+mod plan;
 pub mod ppolicy;
 pub mod recycle;
 mod rename;
@@ -296,6 +297,11 @@ impl Directory {
     /// Store size and entry count, for the metrics endpoint.
     pub fn stats(&self) -> Result<crate::store::StoreStats> {
         Ok(self.store.stats()?)
+    }
+
+    /// Have the store file read ahead into the kernel's page cache (at start).
+    pub fn prefetch(&self) -> Result<crate::store::Prefetched> {
+        Ok(self.store.prefetch()?)
     }
 
     /// Ready to serve: a snapshot can be read and writes are accepted.

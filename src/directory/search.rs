@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::filter::{Substrings, Tri, normalize_component};
+use super::filter::Tri;
+use super::plan::{SMALL_SUBTREE, intersect, subtree_ids};
 use super::*;
 
 /// RFC 4511 §4.5.1.2 scopes, plus the subordinate scope of draft-sermersheim-ldap-subordinate-scope.
@@ -105,11 +106,6 @@ impl Selection {
 /// Where the audit trail is published over LDAP (draft-good-ldap-changelog).
 pub const CHANGELOG_NDN: &str = "cn=changelog";
 
-/// Most candidate ids a prefix scan may collect before the planner gives up on it.
-const PREFIX_SCAN_CAP: usize = 200_000;
-/// A subtree this small is examined entry by entry, without the indexes.
-const SMALL_SUBTREE: usize = 16;
-
 impl Directory {
     /// Run a search; each matching entry, with the selected attributes, goes to
     /// `emit`. Returns the number of entries sent. On a size or time limit the
@@ -153,6 +149,11 @@ impl Directory {
             }
         }
 
+        // A size-limited search below the suffix needs only the first
+        // candidates in id order: read more (four times as many, after the
+        // last one examined) only if those did not reach the limit.
+        let mut first = (req.size_limit > 0).then(|| req.size_limit.saturating_add(1));
+        let mut complete = true;
         let candidates: Vec<u64> = match req.scope {
             Scope::Base => vec![base_id],
             Scope::One => {
@@ -164,12 +165,17 @@ impl Directory {
                     None => kids,
                 }
             }
-            Scope::Sub | Scope::Children if base_ndn == self.suffix_ndn => {
-                match self.plan(&r, &req.filter, usize::MAX)? {
+            Scope::Sub | Scope::Children if base_ndn == self.suffix_ndn => match first {
+                Some(n) => {
+                    let (ids, all) = self.plan_first(&r, &req.filter, n)?;
+                    complete = all;
+                    ids
+                }
+                None => match self.plan(&r, &req.filter, usize::MAX)? {
                     Some(ids) => ids,
                     None => r.all_ids()?,
-                }
-            }
+                },
+            },
             Scope::Sub | Scope::Children => match subtree_ids(&r, base_id, SMALL_SUBTREE)? {
                 // A leaf or a small branch (reading an entry back after a write):
                 // its entries are fewer than any index list worth reading.
@@ -208,45 +214,65 @@ impl Directory {
             stored_needed.as_ref().is_none_or(|names| names.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(stored)))
         };
         let mut sent = 0usize;
-        for (i, id) in candidates.into_iter().enumerate() {
-            if i % 256 == 255 {
-                if req.time_limit.is_some_and(|limit| started.elapsed() > limit) {
-                    return Err(DirectoryError::TimeLimitExceeded);
+        let mut examined = 0usize;
+        // In a later round: the last id examined before (those lists ascend).
+        let mut resumed_after: Option<u64> = None;
+        let mut last = None;
+        let mut candidates = candidates;
+        loop {
+            for id in std::mem::take(&mut candidates) {
+                if resumed_after.is_some_and(|before| id <= before) {
+                    continue;
                 }
-                if req.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
-                    return Err(DirectoryError::Abandoned);
+                last = Some(id);
+                examined += 1;
+                if examined % 256 == 255 {
+                    if req.time_limit.is_some_and(|limit| started.elapsed() > limit) {
+                        return Err(DirectoryError::TimeLimitExceeded);
+                    }
+                    if req.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                        return Err(DirectoryError::Abandoned);
+                    }
                 }
-            }
-            let Some(mut rec) = r.entry_keeping(id, &keep)? else { continue };
-            let in_scope = match req.scope {
-                Scope::Base => true,
-                Scope::One => rec.parent == base_id,
-                Scope::Sub => dn::is_under(&rec.ndn, &base_ndn),
-                Scope::Children => id != base_id && dn::is_under(&rec.ndn, &base_ndn),
-            };
-            if !in_scope {
-                continue;
-            }
-            let mut entry = self.take_entry(&mut rec)?;
-            self.add_virtual(&r, id, &rec, &mut entry, &wanted_virtual, &selection)?;
-            let Some(mask) = access.readable(&r, &rec.ndn, &entry)? else { continue };
-            let matched = if mask.is_everything() {
-                req.filter.evaluate(&self.schema, &entry)
-            } else {
-                if filter_spans_all_attributes {
-                    // An extensible match without a type tests every attribute: hide them first.
-                    self.mask(&mut entry, &mask);
+                let Some(mut rec) = r.entry_keeping(id, &keep)? else { continue };
+                let in_scope = match req.scope {
+                    Scope::Base => true,
+                    Scope::One => rec.parent == base_id,
+                    Scope::Sub => dn::is_under(&rec.ndn, &base_ndn),
+                    Scope::Children => id != base_id && dn::is_under(&rec.ndn, &base_ndn),
+                };
+                if !in_scope {
+                    continue;
                 }
-                req.filter.evaluate_masked(&self.schema, &entry, &|a| mask.allows(a))
-            };
-            if matched != Tri::True {
-                continue;
+                let mut entry = self.take_entry(&mut rec)?;
+                self.add_virtual(&r, id, &rec, &mut entry, &wanted_virtual, &selection)?;
+                let Some(mask) = access.readable(&r, &rec.ndn, &entry)? else { continue };
+                let matched = if mask.is_everything() {
+                    req.filter.evaluate(&self.schema, &entry)
+                } else {
+                    if filter_spans_all_attributes {
+                        // An extensible match without a type tests every attribute: hide them first.
+                        self.mask(&mut entry, &mask);
+                    }
+                    req.filter.evaluate_masked(&self.schema, &entry, &|a| mask.allows(a))
+                };
+                if matched != Tri::True {
+                    continue;
+                }
+                if req.size_limit > 0 && sent >= req.size_limit {
+                    return Err(DirectoryError::SizeLimitExceeded);
+                }
+                emit(self.select(entry, &selection, &mask, req.types_only))?;
+                sent += 1;
             }
-            if req.size_limit > 0 && sent >= req.size_limit {
-                return Err(DirectoryError::SizeLimitExceeded);
+            match first {
+                Some(n) if !complete => {
+                    let more = n.saturating_mul(4);
+                    let (ids, all) = self.plan_first(&r, &req.filter, more)?;
+                    (candidates, complete, first, resumed_after) = (ids, all, Some(more), last);
+                }
+                _ => break,
             }
-            emit(self.select(entry, &selection, &mask, req.types_only))?;
-            sent += 1;
         }
         Ok(Some(sent))
     }
@@ -423,274 +449,6 @@ impl Directory {
         }
         out
     }
-
-    /// Candidate ids for a filter from indexes, ascending; `None` when the
-    /// filter cannot be answered from indexes and a scan is needed. Candidates
-    /// are a superset: every one is re-checked against the filter. An index
-    /// list longer than `cap` is not read: it is then as if unindexed.
-    fn plan(&self, r: &impl Reader, f: &Filter, cap: usize) -> Result<Option<Vec<u64>>> {
-        Ok(match f {
-            Filter::And(fs) => {
-                // Most selective first, so that the break below can skip the
-                // long lists (objectClass=person holds every agent).
-                let mut ordered: Vec<&Filter> = fs.iter().collect();
-                ordered.sort_by_key(|sub| self.plan_rank(sub));
-                let mut best: Option<Vec<u64>> = None;
-                for sub in ordered {
-                    // A conjunct is only worth reading if it could narrow what we have.
-                    let sub_cap = best.as_ref().map_or(cap, Vec::len);
-                    if let Some(ids) = self.plan(r, sub, sub_cap)? {
-                        best = Some(match best {
-                            None => ids,
-                            Some(b) => intersect(&b, &ids),
-                        });
-                        // Small enough: evaluating the rest on entries is cheaper than more lookups.
-                        if best.as_ref().is_some_and(|b| b.len() <= 8) {
-                            break;
-                        }
-                    }
-                }
-                best
-            }
-            Filter::Or(fs) => {
-                let mut all = Vec::new();
-                for sub in fs {
-                    match self.plan(r, sub, cap)? {
-                        Some(ids) if all.len() + ids.len() <= cap.saturating_mul(2) => all.extend(ids),
-                        _ => return Ok(None),
-                    }
-                }
-                all.sort_unstable();
-                all.dedup();
-                (all.len() <= cap).then_some(all)
-            }
-            Filter::Equality(a, v) => self.plan_equality(r, a, v, cap)?,
-            Filter::Approx(a, v) => self.plan_approx(r, a, v, cap)?,
-            Filter::Present(a) => {
-                let Some(id) = self.schema.attr_id(a) else {
-                    return Ok(Some(Vec::new()));
-                };
-                if self.schema.attr(id).lname == "objectclass" {
-                    return Ok(None);
-                }
-                self.union_over_subtypes(r, id, cap, |lname| index_key(IndexKind::Presence, lname, b""))?
-            }
-            Filter::Substrings(a, s) => self.plan_substrings(r, a, s, cap)?,
-            _ => None,
-        })
-    }
-
-    /// How selective a conjunct's index lookup usually is (lower first).
-    fn plan_rank(&self, f: &Filter) -> u8 {
-        match f {
-            Filter::Equality(a, _) if a.eq_ignore_ascii_case("objectClass") => 4,
-            Filter::Equality(..) => 0,
-            Filter::Approx(..) | Filter::Substrings(..) => 1,
-            Filter::And(_) | Filter::Or(_) => 2,
-            _ => 3,
-        }
-    }
-
-    /// `~=` on a string attribute: the entries whose folded value is the
-    /// asserted one's, from the approximate list (values that fold to
-    /// something else than their normalised form) and the equality list
-    /// (those that fold to themselves). Other syntaxes match by equality.
-    fn plan_approx(&self, r: &impl Reader, a: &str, v: &[u8], cap: usize) -> Result<Option<Vec<u64>>> {
-        let Some(id) = self.schema.attr_id(a) else {
-            return Ok(Some(Vec::new()));
-        };
-        let attr = self.schema.attr(id);
-        let Some(rule) = attr.equality.filter(|r| schema::approx::folds(*r)) else {
-            return self.plan_equality(r, a, v, cap);
-        };
-        if attr.with_subtypes.len() != 1 || !self.approx_indexed.contains(&attr.lname) {
-            return Ok(None);
-        }
-        let Ok(n) = self.schema.normalize(rule, v) else { return Ok(Some(Vec::new())) };
-        let folded = schema::approx::fold(&n);
-        if folded.is_empty() {
-            return Ok(Some(Vec::new()));
-        }
-        let Some(mut ids) = r.postings_at_most(&index_key(IndexKind::Approx, &attr.lname, &folded), cap)? else {
-            return Ok(None);
-        };
-        if self.eq_indexed.contains(&attr.lname) {
-            let Some(same) = r.postings_at_most(&index_key(IndexKind::Equality, &attr.lname, &folded), cap)? else {
-                return Ok(None);
-            };
-            ids.extend(same);
-            ids.sort_unstable();
-            ids.dedup();
-        }
-        Ok((ids.len() <= cap).then_some(ids))
-    }
-
-    fn plan_equality(&self, r: &impl Reader, a: &str, v: &[u8], cap: usize) -> Result<Option<Vec<u64>>> {
-        let Some(id) = self.schema.attr_id(a) else {
-            return Ok(Some(Vec::new()));
-        };
-        let attr = self.schema.attr(id);
-        match attr.lname.as_str() {
-            "memberof" => {
-                // memberOf=G: the members of G, resolved to ids.
-                let Ok(g) = self.schema.normalize_eq(attr, v) else {
-                    return Ok(Some(Vec::new()));
-                };
-                let Ok(gndn) = String::from_utf8(g) else {
-                    return Ok(Some(Vec::new()));
-                };
-                let Some(gid) = r.id_of_dn(&gndn)? else {
-                    return Ok(Some(Vec::new()));
-                };
-                let Some(grec) = r.entry(gid)? else {
-                    return Ok(Some(Vec::new()));
-                };
-                let mut ids = Vec::new();
-                for (name, values) in &grec.attrs {
-                    if !(name.eq_ignore_ascii_case("member") || name.eq_ignore_ascii_case("uniqueMember")) {
-                        continue;
-                    }
-                    let (_, mattr) = self.schema.attr_of(name)?;
-                    for mv in values {
-                        let Ok(n) = self.schema.normalize_eq(mattr, mv) else {
-                            continue;
-                        };
-                        if let Some(mid) = std::str::from_utf8(&n).ok().map(|s| r.id_of_dn(s)).transpose()?.flatten() {
-                            ids.push(mid);
-                        }
-                    }
-                }
-                ids.sort_unstable();
-                ids.dedup();
-                Ok(Some(ids))
-            }
-            UUID_ATTR => {
-                // The UUID table, not a posting list (format 4).
-                let Ok(n) = self.schema.normalize_eq(attr, v) else {
-                    return Ok(Some(Vec::new()));
-                };
-                let uuid = std::str::from_utf8(&n).ok().and_then(|s| uuid::Uuid::try_parse(s).ok());
-                let id = uuid.map(|u| r.id_of_uuid(u.as_bytes())).transpose()?.flatten();
-                Ok(Some(id.into_iter().collect()))
-            }
-            "entrydn" => {
-                let Ok(n) = self.schema.normalize_eq(attr, v) else {
-                    return Ok(Some(Vec::new()));
-                };
-                let id = std::str::from_utf8(&n).ok().map(|s| r.id_of_dn(s)).transpose()?.flatten();
-                Ok(Some(id.into_iter().collect()))
-            }
-            _ => {
-                let mut all = Vec::new();
-                for &sub in &attr.with_subtypes {
-                    let sattr = self.schema.attr(sub);
-                    if !self.eq_indexed.contains(&sattr.lname) {
-                        return Ok(None);
-                    }
-                    // The asserted value is normalised by the asserted type's rule.
-                    let Ok(n) = self.schema.normalize_eq(attr, v) else {
-                        continue;
-                    };
-                    let Some(ids) = r.postings_at_most(&index_key(IndexKind::Equality, &sattr.lname, &n), cap)? else {
-                        return Ok(None);
-                    };
-                    all.extend(ids);
-                }
-                all.sort_unstable();
-                all.dedup();
-                Ok((all.len() <= cap).then_some(all))
-            }
-        }
-    }
-
-    fn plan_substrings(&self, r: &impl Reader, a: &str, s: &Substrings, cap: usize) -> Result<Option<Vec<u64>>> {
-        let Some(id) = self.schema.attr_id(a) else {
-            return Ok(Some(Vec::new()));
-        };
-        let attr = self.schema.attr(id);
-        if attr.with_subtypes.len() != 1 {
-            return Ok(None);
-        }
-        let Some(rule) = attr.substr.or(attr.equality) else {
-            return Ok(None);
-        };
-        let mut best: Option<Vec<u64>> = None;
-        // The initial component: a range scan over the equality keys.
-        if let Some(init) = &s.initial
-            && self.eq_indexed.contains(&attr.lname)
-            && let Some(n) = normalize_component(&self.schema, rule, init)
-        {
-            let prefix = index_key(IndexKind::Equality, &attr.lname, &n);
-            best = r.postings_with_prefix(&prefix, PREFIX_SCAN_CAP.min(cap))?;
-        }
-        // Any other component of three bytes or more: intersect its trigrams.
-        if self.sub_indexed.contains(&attr.lname) {
-            let comps =
-                s.any.iter().chain(s.final_.iter()).chain(if best.is_none() { s.initial.iter() } else { None.iter() });
-            for c in comps {
-                let Some(n) = normalize_component(&self.schema, rule, c) else {
-                    continue;
-                };
-                for t in trigrams(&n) {
-                    // A trigram list longer than the candidates so far cannot narrow them.
-                    let limit = best.as_ref().map_or(cap, Vec::len);
-                    let Some(ids) = r.postings_at_most(&index_key(IndexKind::Substring, &attr.lname, t), limit)? else {
-                        continue;
-                    };
-                    best = Some(match best {
-                        None => ids,
-                        Some(b) => intersect(&b, &ids),
-                    });
-                }
-            }
-        }
-        Ok(best)
-    }
-
-    fn union_over_subtypes(
-        &self,
-        r: &impl Reader,
-        id: schema::AttrId,
-        cap: usize,
-        key: impl Fn(&str) -> Vec<u8>,
-    ) -> Result<Option<Vec<u64>>> {
-        let mut all = Vec::new();
-        for &sub in &self.schema.attr(id).with_subtypes {
-            let lname = &self.schema.attr(sub).lname;
-            if !self.eq_indexed.contains(lname) && !self.sub_indexed.contains(lname) {
-                return Ok(None);
-            }
-            let Some(ids) = r.postings_at_most(&key(lname), cap)? else { return Ok(None) };
-            all.extend(ids);
-        }
-        all.sort_unstable();
-        all.dedup();
-        Ok((all.len() <= cap).then_some(all))
-    }
-}
-
-/// The ids of `base` and everything below it, ascending; `None` as soon as
-/// there are more than `limit`.
-fn subtree_ids(r: &impl Reader, base: u64, limit: usize) -> Result<Option<Vec<u64>>> {
-    let mut out = vec![base];
-    let mut stack = vec![base];
-    while let Some(id) = stack.pop() {
-        let room = limit.saturating_sub(out.len());
-        let Some(kids) = r.children_at_most(id, room)? else { return Ok(None) };
-        out.extend(&kids);
-        stack.extend(kids);
-    }
-    if out.len() > limit {
-        return Ok(None);
-    }
-    out.sort_unstable();
-    Ok(Some(out))
-}
-
-/// Intersection of two ascending id lists.
-fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
-    let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    small.iter().copied().filter(|x| large.binary_search(x).is_ok()).collect()
 }
 
 /// An entry's `entryCSN`: its record's, or for a record written before CSNs,

@@ -17,6 +17,7 @@ mod read;
 mod redo;
 mod sequence;
 mod tables;
+mod warm;
 mod write;
 
 use std::path::Path;
@@ -33,6 +34,7 @@ pub use keys::{IndexKind, index_key};
 pub use read::{ReadInner, ReadTx, Reader};
 use redo::{Op, RedoLog};
 use tables::*;
+pub use warm::Prefetched;
 pub use write::{Staged, Txn, WriteTx};
 
 /// The database handle. Cheap to share behind an `Arc`.

@@ -130,6 +130,58 @@ pub fn read_prefix(
     Ok(Some(out))
 }
 
+/// The `n` smallest ids under any key starting with `prefix`, ascending and
+/// deduplicated, and whether they are all of them. Each key's list is read
+/// up to its `n` smallest ids and the rest of it skipped: the cost follows
+/// `n` and the number of keys, not how many entries the prefix matches.
+pub fn read_prefix_first(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    prefix: &[u8],
+    n: usize,
+) -> Result<(Vec<u64>, bool)> {
+    let e = escape(prefix);
+    let mut out = Vec::new();
+    let mut complete = true;
+    let mut from = e.clone();
+    'keys: loop {
+        let mut range = t.range::<&[u8]>(from.as_slice()..)?;
+        // The key being read (its escaped form, up to the `00 00` before a chunk's first id).
+        let mut taken = 0usize;
+        let mut current: Option<Vec<u8>> = None;
+        loop {
+            let Some(item) = range.next() else { break 'keys };
+            let (k, v) = item?;
+            let k = k.value();
+            if !k.starts_with(&e) {
+                break 'keys;
+            }
+            let key = k.windows(2).position(|w| w == [0, 0]).map_or(k, |i| &k[..i]);
+            if current.as_deref() != Some(key) {
+                current = Some(key.to_vec());
+                taken = 0;
+            }
+            if taken >= n {
+                // This key has given its `n` smallest: skip its other chunks.
+                complete = false;
+                let mut next = key.to_vec();
+                next.extend_from_slice(&[0, 1]);
+                from = next;
+                continue 'keys;
+            }
+            let before = out.len();
+            out.extend(decode(v.value()));
+            taken += out.len() - before;
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    if out.len() > n {
+        out.truncate(n);
+        complete = false;
+    }
+    Ok((out, complete))
+}
+
 /// Remove every posting list whose index key starts with `prefix`; how many
 /// chunks went.
 pub fn remove_prefix(t: &mut Table<&'static [u8], &'static [u8]>, prefix: &[u8]) -> Result<u64> {

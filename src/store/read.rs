@@ -42,6 +42,10 @@ pub trait Reader {
     /// Ids posted under any key starting with `prefix`, ascending and deduplicated;
     /// `None` when more than `cap` postings were seen (the caller then scans).
     fn postings_with_prefix(&self, prefix: &[u8], cap: usize) -> Result<Option<Vec<u64>>>;
+    /// The `n` smallest ids posted under any key starting with `prefix`,
+    /// ascending, and whether they are all of them (a size-limited search
+    /// reads what it returns, not everything the prefix matches).
+    fn postings_with_prefix_first(&self, prefix: &[u8], n: usize) -> Result<(Vec<u64>, bool)>;
     /// Every entry id, ascending.
     fn all_ids(&self) -> Result<Vec<u64>>;
     fn entry_count(&self) -> Result<u64>;
@@ -367,6 +371,22 @@ macro_rules! impl_reader {
                 out.sort_unstable();
                 out.dedup();
                 Ok(Some(out))
+            }
+
+            fn postings_with_prefix_first(&self, prefix: &[u8], n: usize) -> Result<(Vec<u64>, bool)> {
+                let (mut out, mut complete) = self.with_postings(|t| postings::read_prefix_first(t, prefix, n))?;
+                let extra = self.overlay_prefix(prefix);
+                if !extra.is_empty() {
+                    // Any of the union's n smallest is among the table's n smallest or deferred.
+                    out.extend(extra);
+                    out.sort_unstable();
+                    out.dedup();
+                    if out.len() > n {
+                        out.truncate(n);
+                        complete = false;
+                    }
+                }
+                Ok((out, complete))
             }
 
             fn all_ids(&self) -> Result<Vec<u64>> {

@@ -1,0 +1,123 @@
+//! Size-limited searches read only the first candidates (directory/plan.rs):
+//! what they return must still be exactly the first entries of the same
+//! search without a limit, in the server's order, for whoever asks.
+
+use ldap3::{Ldap, LdapConnAsync, Scope, SearchEntry, SearchOptions};
+use proptest::prelude::*;
+use tokio::runtime::Handle;
+
+use crate::common::*;
+
+const OTHER_AGENTS: &str = "ou=agents,o=217500016,ou=organisations,dc=cig,dc=fr";
+
+/// Surnames sharing prefixes, a few of them common enough to fill several
+/// posting-list chunks (128 ids each).
+fn surname(i: usize) -> String {
+    const COMMON: [&str; 4] = ["Dupont", "Dupont", "Durand", "Martin"];
+    const SYLLABLES: [&str; 6] = ["du", "pon", "ma", "rin", "le", "ro"];
+    if i.is_multiple_of(3) {
+        return COMMON[i / 3 % COMMON.len()].to_string();
+    }
+    let mut s = String::new();
+    let mut n = i;
+    for _ in 0..3 {
+        s.push_str(SYLLABLES[n % SYLLABLES.len()]);
+        n /= SYLLABLES.len();
+    }
+    let mut chars = s.chars();
+    chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+}
+
+fn add_agent(rt: &Handle, ldap: &mut Ldap, parent: &str, uid: &str, sn: &str) {
+    let cn = format!("Agent {sn}");
+    let attrs = vec![
+        ("objectClass", ["inetOrgPerson"].into_iter().collect()),
+        ("uid", [uid].into_iter().collect()),
+        ("cn", [cn.as_str()].into_iter().collect()),
+        ("sn", [sn].into_iter().collect()),
+    ];
+    rt.block_on(ldap.add(&format!("uid={uid},{parent}"), attrs)).unwrap().success().unwrap();
+}
+
+/// The DNs a subtree search of `sn=<prefix>*` returns, in order, and its result code.
+fn search(rt: &Handle, ldap: &mut Ldap, prefix: &str, limit: i32) -> (Vec<String>, u32) {
+    let filter = format!("(sn={prefix}*)");
+    let searched = ldap.with_search_options(SearchOptions::new().sizelimit(limit)).search(
+        SUFFIX,
+        Scope::Subtree,
+        &filter,
+        vec!["1.1"],
+    );
+    let res = rt.block_on(searched).unwrap();
+    let dns = res.0.into_iter().map(|e| SearchEntry::construct(e).dn).collect();
+    (dns, res.1.rc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_size_limited_search_returns_the_first_entries_of_the_unlimited_one() {
+    let srv = TestServer::start().await;
+    let url = srv.url.clone();
+    let rt = Handle::current();
+    let connect = move |dn: String, password: &'static str| {
+        let url = url.clone();
+        async move {
+            let (conn, mut ldap) = LdapConnAsync::new(&url).await.unwrap();
+            ldap3::drive!(conn);
+            ldap.simple_bind(&dn, password).await.unwrap().success().unwrap();
+            ldap
+        }
+    };
+    let mut admin = connect("cn=admin,dc=cig,dc=fr".into(), ADMIN_PASSWORD).await;
+    let mut referent = connect(format!("uid=hdupre,{AGENTS}"), convergences::seed::DEMO_PASSWORD).await;
+    tokio::task::spawn_blocking(move || {
+        // Two organisations interleaved: a référent sees every other candidate.
+        for i in 0..1200 {
+            let parent = if i % 2 == 0 { AGENTS } else { OTHER_AGENTS };
+            add_agent(&rt, &mut admin, parent, &format!("limit-{i}"), &surname(i));
+        }
+        // A removal writes the deferred postings to the table; the adds
+        // after it stay deferred, merged by readers (store/deferred.rs).
+        for i in (0..1200).step_by(7) {
+            let parent = if i % 2 == 0 { AGENTS } else { OTHER_AGENTS };
+            rt.block_on(admin.delete(&format!("uid=limit-{i},{parent}"))).unwrap().success().unwrap();
+        }
+        for i in 1200..1260 {
+            let parent = if i % 2 == 0 { AGENTS } else { OTHER_AGENTS };
+            add_agent(&rt, &mut admin, parent, &format!("limit-{i}"), &surname(i));
+        }
+
+        let prefixes =
+            prop::sample::select(vec!["D", "Du", "Dup", "Dupont", "Dur", "M", "Ma", "Mar", "Ro", "Le", "Zz"]);
+        let mut runner =
+            proptest::test_runner::TestRunner::new(proptest::test_runner::Config { cases: 96, ..Default::default() });
+        runner
+            .run(&(prefixes, 1i32..420, any::<bool>()), |(prefix, limit, as_referent)| {
+                let mut ldap = if as_referent { referent.clone() } else { admin.clone() };
+                let ldap = &mut ldap;
+                let (all, rc) = search(&rt, ldap, prefix, 0);
+                prop_assert_eq!(rc, 0);
+                let (first, rc) = search(&rt, ldap, prefix, limit);
+                let limit = limit as usize;
+                if all.len() > limit {
+                    prop_assert_eq!(rc, 4, "sizeLimitExceeded for {} of {}", limit, all.len());
+                    prop_assert_eq!(&first[..], &all[..limit], "{}* limited to {}", prefix, limit);
+                } else {
+                    prop_assert_eq!(rc, 0);
+                    prop_assert_eq!(&first, &all, "{}* limited to {}", prefix, limit);
+                }
+                Ok(())
+            })
+            .unwrap();
+        // The référent's searches did go through candidates it may not see.
+        let (seen, _) = search(&rt, &mut referent, "Dupont", 0);
+        let (everyone, _) = search(&rt, &mut admin, "Dupont", 0);
+        assert!(
+            everyone.len() > 160 && seen.len() > 60 && seen.len() < everyone.len() - 60,
+            "{} of {}",
+            seen.len(),
+            everyone.len()
+        );
+    })
+    .await
+    .unwrap();
+}
