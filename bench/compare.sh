@@ -189,6 +189,8 @@ for line in open(raw):
     d = dict(p.split("=", 1) for p in kv.split() if "=" in p)
     runs.setdefault((server, mode), []).append(d)
 modes = list(dict.fromkeys(m for (_, m) in runs))
+if not runs:
+    print("(no workloads run: MODES was empty)")
 def med(server, mode, key):
     vals = [float(d[key]) for d in runs.get((server, mode), []) if key in d]
     return statistics.median(vals) if vals else float("nan")
@@ -209,7 +211,7 @@ print(f"|---|---:|---:|---:|")
 print(f"| import (s) | {float(slapd_import):.1f} | {float(conv_import):.1f} | {float(conv_import) / float(slapd_import):.2f} |")
 print(f"| RSS after the runs (MB) | {int(slapd_rss) / 1024:.0f} | {int(conv_rss) / 1024:.0f} | {int(conv_rss) / int(slapd_rss):.2f} |")
 print()
-print("medians of", max(len(v) for v in runs.values()), "runs per cell; raw results in", raw)
+print("medians of", max((len(v) for v in runs.values()), default=0), "runs per cell; raw results in", raw)
 print("Convergences' per-operation log:", "on" if log_operations == "true" else "off")
 curves = {}
 for line in open(cold):

@@ -253,15 +253,29 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, AppError> {
         tasks.push(tokio::spawn(crate::ldap::serve_local(local, ctx.clone(), rx.clone())));
     }
     tasks.push(tokio::spawn(flush_last_binds(directory.clone(), rx.clone())));
-    if cfg.prefetch_on_start {
+    if cfg.prefetch_on_start || cfg.warm_cache_percent > 0 {
         // While the listeners already answer: a start is not delayed, it is fast sooner.
         let dir = directory.clone();
-        let prefetching = std::thread::Builder::new().name("prefetch".into()).spawn(move || match dir.prefetch() {
-            Ok(p) => tracing::info!(mb = p.bytes / (1024 * 1024), ms = p.millis, "store file read ahead"),
-            Err(e) => tracing::warn!("reading the store file ahead stopped: {e}"),
+        let (prefetch, share) = (cfg.prefetch_on_start, cfg.warm_cache_percent.min(100));
+        let budget = (cfg.cache_mb as u64).saturating_mul(1024 * 1024) / 100 * share;
+        let warming = std::thread::Builder::new().name("warm".into()).spawn(move || {
+            if prefetch {
+                match dir.prefetch() {
+                    Ok(p) => tracing::info!(mb = p.bytes / (1024 * 1024), ms = p.millis, "store file read ahead"),
+                    Err(e) => tracing::warn!("reading the store file ahead stopped: {e}"),
+                }
+            }
+            if budget > 0 {
+                match dir.warm_cache(budget) {
+                    Ok(w) => {
+                        tracing::info!(mb = w.bytes / (1024 * 1024), ms = w.millis, whole = w.complete, "cache warmed")
+                    }
+                    Err(e) => tracing::warn!("warming the cache stopped: {e}"),
+                }
+            }
         });
-        if let Err(e) = prefetching {
-            tracing::warn!("the store file is not read ahead ({e}): requests bring it in");
+        if let Err(e) = warming {
+            tracing::warn!("the store is not warmed at start ({e}): requests bring it in");
         }
     }
     match cfg.replication.consumer.as_slice() {

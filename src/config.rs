@@ -70,6 +70,10 @@ pub struct Config {
     /// while serving (store/warm.rs): after a reboot, full speed in a second
     /// or two instead of ten on a 1M-agent store.
     pub prefetch_on_start: bool,
+    /// At start, then read the hot tables into `cache_mb` up to this share
+    /// of it (store/warm.rs; 0: let requests fill it). Their data takes more
+    /// room in pages than in bytes: 60 leaves room for the rest.
+    pub warm_cache_percent: u64,
     /// Redo log size, in MiB, that triggers a checkpoint (a durable redb
     /// commit, after which the log starts over). Larger: fewer checkpoint
     /// pauses, a longer replay after a crash.
@@ -463,6 +467,7 @@ impl Default for Config {
             demo: true,
             cache_mb: 256,
             prefetch_on_start: true,
+            warm_cache_percent: 60,
             redo_log_mb: 64,
             index: [
                 "objectClass",
@@ -660,6 +665,9 @@ impl Config {
         }
         if let Some(v) = get("CONVERGENCES_CACHE_MB") {
             self.cache_mb = parse("CONVERGENCES_CACHE_MB", &v)?;
+        }
+        if let Some(v) = get("CONVERGENCES_WARM_CACHE_PERCENT") {
+            self.warm_cache_percent = parse("CONVERGENCES_WARM_CACHE_PERCENT", &v)?;
         }
         if let Some(v) = get("CONVERGENCES_PREFETCH_ON_START") {
             self.prefetch_on_start = parse("CONVERGENCES_PREFETCH_ON_START", &v)?;

@@ -1,6 +1,7 @@
 //! Size-limited searches read only the first candidates (directory/plan.rs):
 //! what they return must still be exactly the first entries of the same
-//! search without a limit, in the server's order, for whoever asks.
+//! search without a limit, in the server's order, for whoever asks; and a
+//! paged search (RFC 2696) must give the same entries, page after page.
 
 use ldap3::{Ldap, LdapConnAsync, Scope, SearchEntry, SearchOptions};
 use proptest::prelude::*;
@@ -53,8 +54,34 @@ fn search(rt: &Handle, ldap: &mut Ldap, prefix: &str, limit: i32) -> (Vec<String
     (dns, res.1.rc)
 }
 
+/// The DNs of the same search read in pages of `size` (RFC 2696), in order.
+fn paged(rt: &Handle, ldap: &mut Ldap, prefix: &str, size: i32) -> Vec<String> {
+    use ldap3::controls::{Control, ControlType, PagedResults, RawControl};
+    let filter = format!("(sn={prefix}*)");
+    let mut dns = Vec::new();
+    let mut cookie = Vec::new();
+    loop {
+        let page = vec![RawControl::from(PagedResults { size, cookie })];
+        let res = rt.block_on(ldap.with_controls(page).search(SUFFIX, Scope::Subtree, &filter, vec!["1.1"])).unwrap();
+        assert_eq!(res.1.rc, 0, "{:?}", res.1);
+        dns.extend(res.0.into_iter().map(|e| SearchEntry::construct(e).dn));
+        cookie = res
+            .1
+            .ctrls
+            .iter()
+            .find_map(|Control(kind, raw)| match kind {
+                Some(ControlType::PagedResults) => Some(raw.parse::<PagedResults>().cookie),
+                _ => None,
+            })
+            .expect("a paged results control");
+        if cookie.is_empty() {
+            return dns;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_size_limited_search_returns_the_first_entries_of_the_unlimited_one() {
+async fn size_limited_and_paged_searches_return_the_first_entries_of_the_unlimited_one() {
     let srv = TestServer::start().await;
     let url = srv.url.clone();
     let rt = Handle::current();
@@ -105,6 +132,8 @@ async fn a_size_limited_search_returns_the_first_entries_of_the_unlimited_one() 
                     prop_assert_eq!(rc, 0);
                     prop_assert_eq!(&first, &all, "{}* limited to {}", prefix, limit);
                 }
+                let pages = paged(&rt, ldap, prefix, (limit % 97 + 1) as i32);
+                prop_assert_eq!(&pages, &all, "{}* in pages of {}", prefix, limit % 97 + 1);
                 Ok(())
             })
             .unwrap();

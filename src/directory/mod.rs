@@ -304,6 +304,17 @@ impl Directory {
         Ok(self.store.prefetch()?)
     }
 
+    /// Fill the store's cache (see store/warm.rs) up to `budget` bytes,
+    /// the posting lists of the lookups a login makes first (`uid`, `mail`).
+    pub fn warm_cache(&self, budget: u64) -> Result<crate::store::Warmed> {
+        let hot: Vec<Vec<u8>> = ["uid", "mail"]
+            .into_iter()
+            .filter(|a| self.eq_indexed.contains(*a))
+            .map(|a| crate::store::index_key(crate::store::IndexKind::Equality, a, b""))
+            .collect();
+        Ok(self.store.warm(budget, &hot)?)
+    }
+
     /// Ready to serve: a snapshot can be read and writes are accepted.
     pub fn ready(&self) -> Result<()> {
         self.store.read()?;

@@ -34,7 +34,7 @@ pub use keys::{IndexKind, index_key};
 pub use read::{ReadInner, ReadTx, Reader};
 use redo::{Op, RedoLog};
 use tables::*;
-pub use warm::Prefetched;
+pub use warm::{Prefetched, Warmed};
 pub use write::{Staged, Txn, WriteTx};
 
 /// The database handle. Cheap to share behind an `Arc`.
