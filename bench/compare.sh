@@ -13,7 +13,7 @@
 #
 # Environment knobs (all optional):
 #   AGENTS / ORGS   size of the generated directory      default 100000 / 300 (the kit's cig-100k)
-#   MODES           workloads                            default "search-eq search-sub bind search-org mixed"
+#   MODES           workloads (empty: none, for COLD_START_SECS alone)  default "search-eq search-sub bind search-org mixed"
 #   DURATION        measured seconds per run             default 10
 #   WARMUP          warm-up seconds per run              default 2
 #   CONNS           concurrent connections               default 16
@@ -42,7 +42,7 @@ REPO="$(cd "$HERE/.." && pwd)"
 KIT="${BENCH_KIT:-$REPO/../shared/bench}"
 AGENTS="${AGENTS:-100000}"
 ORGS="${ORGS:-300}"
-MODES="${MODES:-search-eq search-sub bind search-org mixed}"
+MODES="${MODES-search-eq search-sub bind search-org mixed}"
 DURATION="${DURATION:-10}"
 WARMUP="${WARMUP:-2}"
 CONNS="${CONNS:-16}"
