@@ -195,12 +195,7 @@ impl<'a> Line<'a> {
                     for part in [" ", italic, name, off, dim, "=", off] {
                         out.extend_from_slice(part.as_bytes());
                     }
-                    match *value {
-                        Value::Text(s) => out.extend_from_slice(s.as_bytes()),
-                        Value::Quoted(s) => debug_str(s, out),
-                        Value::Unsigned(n) => number(n, false, out),
-                        Value::Signed(n) => number(n.unsigned_abs(), n < 0, out),
-                    }
+                    value.write(false, out);
                 }
             }
             Format::Json => {
@@ -212,11 +207,7 @@ impl<'a> Line<'a> {
                     out.push(b',');
                     json_str(name, out);
                     out.push(b':');
-                    match *value {
-                        Value::Text(s) | Value::Quoted(s) => json_str(s, out),
-                        Value::Unsigned(n) => number(n, false, out),
-                        Value::Signed(n) => number(n.unsigned_abs(), n < 0, out),
-                    }
+                    value.write(true, out);
                 }
                 out.extend_from_slice(b",\"target\":\"");
                 out.extend_from_slice(TARGET.as_bytes());
@@ -228,6 +219,18 @@ impl<'a> Line<'a> {
 }
 
 const TARGET: &str = "convergences::ops";
+
+impl Value<'_> {
+    fn write(self, json: bool, out: &mut Vec<u8>) {
+        match self {
+            Value::Text(s) | Value::Quoted(s) if json => json_str(s, out),
+            Value::Text(s) => out.extend_from_slice(s.as_bytes()),
+            Value::Quoted(s) => debug_str(s, out),
+            Value::Unsigned(n) => number(n, false, out),
+            Value::Signed(n) => number(n.unsigned_abs(), n < 0, out),
+        }
+    }
+}
 
 /// RFC 3339 in UTC with microseconds, as tracing-subscriber's `SystemTime` writes it.
 fn timestamp(since_epoch: Duration, out: &mut Vec<u8>) {

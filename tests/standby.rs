@@ -224,18 +224,7 @@ async fn a_standby_follows_a_stock_slapd_it_migrates_from() {
     if !have("ldapsearch") || !have("ldapmodify") || !slapd::installed() {
         return;
     }
-    let mut ldif = format!(
-        "dn: dc=cig,dc=fr\nobjectClass: dcObject\nobjectClass: organization\ndc: cig\no: CIG\n\n\
-         dn: {ROOT_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: admin\n\
-         userPassword: {ROOT_PASSWORD}\n\n\
-         dn: ou=Agents,dc=cig,dc=fr\nobjectClass: organizationalUnit\nou: Agents\n\n"
-    );
-    for i in 0..500 {
-        ldif.push_str(&format!(
-            "dn: uid=agent{i:04},ou=Agents,dc=cig,dc=fr\nobjectClass: inetOrgPerson\nuid: agent{i:04}\ncn: Agent {i}\n\
-             sn: Numéro {i}\n\n"
-        ));
-    }
+    let ldif = slapd::numbered_agents(500);
     let old = tokio::task::spawn_blocking(move || Slapd::provider(&ldif)).await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("standby");
@@ -317,20 +306,7 @@ async fn a_provider_gone_in_the_middle_of_a_refresh_leaves_the_standby_consisten
     if !have("ldapsearch") || !slapd::installed() {
         return;
     }
-    let mut ldif = String::from(
-        "dn: dc=cig,dc=fr\nobjectClass: dcObject\nobjectClass: organization\ndc: cig\no: CIG\n\n\
-         dn: ou=Agents,dc=cig,dc=fr\nobjectClass: organizationalUnit\nou: Agents\n\n",
-    );
-    ldif.push_str(&format!(
-        "dn: {ROOT_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: admin\n\
-         userPassword: {ROOT_PASSWORD}\n\n"
-    ));
-    for i in 0..4000 {
-        ldif.push_str(&format!(
-            "dn: uid=agent{i:04},ou=Agents,dc=cig,dc=fr\nobjectClass: inetOrgPerson\nuid: agent{i:04}\ncn: Agent {i}\n\
-             sn: Numéro {i}\n\n"
-        ));
-    }
+    let ldif = slapd::numbered_agents(4000);
     let mut old = tokio::task::spawn_blocking(move || Slapd::provider(&ldif)).await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("standby");

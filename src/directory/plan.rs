@@ -203,13 +203,15 @@ impl Directory {
         {
             return Ok(r.postings_with_prefix_first(&prefix, n)?);
         }
-        Ok((
-            match self.plan(r, f, usize::MAX)? {
-                Some(ids) => ids,
-                None => r.all_ids()?,
-            },
-            true,
-        ))
+        Ok((self.plan_or_scan(r, f)?, true))
+    }
+
+    /// Every candidate: from the indexes, or every entry when they cannot say.
+    pub(super) fn plan_or_scan(&self, r: &impl Reader, f: &Filter) -> Result<Vec<u64>> {
+        match self.plan(r, f, usize::MAX)? {
+            Some(ids) => Ok(ids),
+            None => Ok(r.all_ids()?),
+        }
     }
 
     /// The equality keys' prefix that a substring filter's initial component

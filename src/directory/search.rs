@@ -152,8 +152,8 @@ impl Directory {
         // A size-limited search below the suffix needs only the first
         // candidates in id order: read more (four times as many, after the
         // last one examined) only if those did not reach the limit.
-        let mut first = (req.size_limit > 0).then(|| req.size_limit.saturating_add(1));
-        let mut complete = true;
+        // `next_round`: how many the next round reads, while some are left.
+        let mut next_round: Option<usize> = None;
         let candidates: Vec<u64> = match req.scope {
             Scope::Base => vec![base_id],
             Scope::One => {
@@ -165,17 +165,13 @@ impl Directory {
                     None => kids,
                 }
             }
-            Scope::Sub | Scope::Children if base_ndn == self.suffix_ndn => match first {
-                Some(n) => {
-                    let (ids, all) = self.plan_first(&r, &req.filter, n)?;
-                    complete = all;
-                    ids
-                }
-                None => match self.plan(&r, &req.filter, usize::MAX)? {
-                    Some(ids) => ids,
-                    None => r.all_ids()?,
-                },
-            },
+            Scope::Sub | Scope::Children if base_ndn == self.suffix_ndn && req.size_limit > 0 => {
+                let n = req.size_limit.saturating_add(1);
+                let (ids, all) = self.plan_first(&r, &req.filter, n)?;
+                next_round = (!all).then(|| n.saturating_mul(4));
+                ids
+            }
+            Scope::Sub | Scope::Children if base_ndn == self.suffix_ndn => self.plan_or_scan(&r, &req.filter)?,
             Scope::Sub | Scope::Children => match subtree_ids(&r, base_id, SMALL_SUBTREE)? {
                 // A leaf or a small branch (reading an entry back after a write):
                 // its entries are fewer than any index list worth reading.
@@ -265,14 +261,10 @@ impl Directory {
                 emit(self.select(entry, &selection, &mask, req.types_only))?;
                 sent += 1;
             }
-            match first {
-                Some(n) if !complete => {
-                    let more = n.saturating_mul(4);
-                    let (ids, all) = self.plan_first(&r, &req.filter, more)?;
-                    (candidates, complete, first, resumed_after) = (ids, all, Some(more), last);
-                }
-                _ => break,
-            }
+            let Some(n) = next_round else { break };
+            let (ids, all) = self.plan_first(&r, &req.filter, n)?;
+            (candidates, resumed_after) = (ids, last);
+            next_round = (!all).then(|| n.saturating_mul(4));
         }
         Ok(Some(sent))
     }

@@ -130,10 +130,11 @@ pub fn read_prefix(
     Ok(Some(out))
 }
 
-/// The `n` smallest ids under any key starting with `prefix`, ascending and
-/// deduplicated, and whether they are all of them. Each key's list is read
-/// up to its `n` smallest ids and the rest of it skipped: the cost follows
-/// `n` and the number of keys, not how many entries the prefix matches.
+/// The ids under any key starting with `prefix`, each key's list read up to
+/// its `n` smallest and the rest of it skipped (unsorted, may repeat), and
+/// whether some list was cut: the caller's `n` smallest of the union are
+/// among them, at a cost that follows `n` and the number of keys, not how
+/// many entries the prefix matches.
 pub fn read_prefix_first(
     t: &impl ReadableTable<&'static [u8], &'static [u8]>,
     prefix: &[u8],
@@ -141,45 +142,36 @@ pub fn read_prefix_first(
 ) -> Result<(Vec<u64>, bool)> {
     let e = escape(prefix);
     let mut out = Vec::new();
-    let mut complete = true;
-    let mut from = e.clone();
-    'keys: loop {
-        let mut range = t.range::<&[u8]>(from.as_slice()..)?;
-        // The key being read (its escaped form, up to the `00 00` before a chunk's first id).
-        let mut taken = 0usize;
-        let mut current: Option<Vec<u8>> = None;
-        loop {
-            let Some(item) = range.next() else { break 'keys };
-            let (k, v) = item?;
-            let k = k.value();
-            if !k.starts_with(&e) {
-                break 'keys;
-            }
-            let key = k.windows(2).position(|w| w == [0, 0]).map_or(k, |i| &k[..i]);
-            if current.as_deref() != Some(key) {
-                current = Some(key.to_vec());
-                taken = 0;
-            }
-            if taken >= n {
-                // This key has given its `n` smallest: skip its other chunks.
-                complete = false;
-                let mut next = key.to_vec();
-                next.extend_from_slice(&[0, 1]);
-                from = next;
-                continue 'keys;
-            }
-            let before = out.len();
-            out.extend(decode(v.value()));
-            taken += out.len() - before;
+    let mut cut = false;
+    let mut range = t.range::<&[u8]>(e.as_slice()..)?;
+    // The key being read, and how many of its ids were taken.
+    let (mut current, mut taken) = (Vec::new(), 0usize);
+    while let Some(item) = range.next() {
+        let (k, v) = item?;
+        let Some(key) = escaped_key(k.value()).filter(|key| key.starts_with(&e)) else { break };
+        if key != current.as_slice() {
+            (current, taken) = (key.to_vec(), 0);
         }
+        if taken >= n {
+            // Past its other chunks (`00 00` + first id): on to the next key.
+            cut = true;
+            let mut next = current.clone();
+            next.extend_from_slice(&[0, 1]);
+            range = t.range::<&[u8]>(next.as_slice()..)?;
+            continue;
+        }
+        let before = out.len();
+        out.extend(decode(v.value()));
+        taken += out.len() - before;
     }
-    out.sort_unstable();
-    out.dedup();
-    if out.len() > n {
-        out.truncate(n);
-        complete = false;
-    }
-    Ok((out, complete))
+    Ok((out, cut))
+}
+
+/// The escaped index key a chunk belongs to: its table key without the
+/// `00 00` and first id that [`chunk_key`] appends.
+fn escaped_key(chunk: &[u8]) -> Option<&[u8]> {
+    let split = chunk.len().checked_sub(10).filter(|&i| chunk[i..i + 2] == [0, 0])?;
+    Some(&chunk[..split])
 }
 
 /// Remove every posting list whose index key starts with `prefix`; how many
@@ -212,11 +204,11 @@ pub fn for_each_list(
     for item in t.iter()? {
         let (k, v) = item?;
         let k = k.value();
-        let Some(split) = k.len().checked_sub(10).filter(|&i| k[i..i + 2] == [0, 0]) else {
+        let Some(escaped) = escaped_key(k) else {
             bad(format!("posting chunk key {k:02x?} has no chunk suffix"));
             continue;
         };
-        let key = unescape(&k[..split]);
+        let key = unescape(escaped);
         let ids: Vec<u64> = decode(v.value()).collect();
         if v.value().len() % 8 != 0 || ids.is_empty() {
             bad(format!("posting chunk of {} is empty or truncated", String::from_utf8_lossy(&key)));

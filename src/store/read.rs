@@ -374,18 +374,13 @@ macro_rules! impl_reader {
             }
 
             fn postings_with_prefix_first(&self, prefix: &[u8], n: usize) -> Result<(Vec<u64>, bool)> {
-                let (mut out, mut complete) = self.with_postings(|t| postings::read_prefix_first(t, prefix, n))?;
-                let extra = self.overlay_prefix(prefix);
-                if !extra.is_empty() {
-                    // Any of the union's n smallest is among the table's n smallest or deferred.
-                    out.extend(extra);
-                    out.sort_unstable();
-                    out.dedup();
-                    if out.len() > n {
-                        out.truncate(n);
-                        complete = false;
-                    }
-                }
+                let (mut out, cut) = self.with_postings(|t| postings::read_prefix_first(t, prefix, n))?;
+                // Any of the union's n smallest is among each list's n smallest or deferred.
+                out.extend(self.overlay_prefix(prefix));
+                out.sort_unstable();
+                out.dedup();
+                let complete = !cut && out.len() <= n;
+                out.truncate(n);
                 Ok((out, complete))
             }
 

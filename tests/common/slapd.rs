@@ -175,3 +175,21 @@ impl Drop for Slapd {
         self.stop();
     }
 }
+
+/// A provider's tree: the suffix, the root DN's entry (to bind as over
+/// LDAP) and `agents` numbered agents under `ou=Agents`.
+pub fn numbered_agents(agents: usize) -> String {
+    let mut ldif = format!(
+        "dn: dc=cig,dc=fr\nobjectClass: dcObject\nobjectClass: organization\ndc: cig\no: CIG\n\n\
+         dn: {ROOT_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: admin\n\
+         userPassword: {ROOT_PASSWORD}\n\n\
+         dn: ou=Agents,dc=cig,dc=fr\nobjectClass: organizationalUnit\nou: Agents\n\n"
+    );
+    for i in 0..agents {
+        ldif.push_str(&format!(
+            "dn: uid=agent{i:04},ou=Agents,dc=cig,dc=fr\nobjectClass: inetOrgPerson\nuid: agent{i:04}\ncn: Agent {i}\n\
+             sn: Numéro {i}\n\n"
+        ));
+    }
+    ldif
+}
