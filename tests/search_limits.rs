@@ -1,7 +1,10 @@
-//! Size-limited searches read only the first candidates (directory/plan.rs):
-//! what they return must still be exactly the first entries of the same
-//! search without a limit, in the server's order, for whoever asks; and a
-//! paged search (RFC 2696) must give the same entries, page after page.
+//! Size-limited searches and pages read their candidates a window at a time
+//! (directory/window.rs): what they return must still be exactly the first
+//! entries of the same search without a limit, in the server's order, for
+//! whoever asks; and a paged search (RFC 2696) must give the same entries,
+//! page after page. Every shape of candidates is tried: an index prefix, an
+//! exact key, a long list, a union, a conjunction, no index at all, the
+//! children of an entry, one organisation's subtree and a larger one.
 
 use ldap3::{Ldap, LdapConnAsync, Scope, SearchEntry, SearchOptions};
 use proptest::prelude::*;
@@ -40,30 +43,61 @@ fn add_agent(rt: &Handle, ldap: &mut Ldap, parent: &str, uid: &str, sn: &str) {
     rt.block_on(ldap.add(&format!("uid={uid},{parent}"), attrs)).unwrap().success().unwrap();
 }
 
-/// The DNs a subtree search of `sn=<prefix>*` returns, in order, and its result code.
-fn search(rt: &Handle, ldap: &mut Ldap, prefix: &str, limit: i32) -> (Vec<String>, u32) {
-    let filter = format!("(sn={prefix}*)");
-    let searched = ldap.with_search_options(SearchOptions::new().sizelimit(limit)).search(
-        SUFFIX,
-        Scope::Subtree,
-        &filter,
-        vec!["1.1"],
-    );
+/// A search's base, scope and filter.
+#[derive(Debug, Clone, Copy)]
+struct Query {
+    base: &'static str,
+    scope: Scope,
+    filter: &'static str,
+}
+
+const ORGANISATIONS: &str = "ou=organisations,dc=cig,dc=fr";
+
+fn queries() -> Vec<Query> {
+    let sub = |base, filter| Query { base, scope: Scope::Subtree, filter };
+    let mut out: Vec<Query> = ["D", "Du", "Dup", "Dupont", "Dur", "M", "Ma", "Mar", "Ro", "Le", "Zz"]
+        .into_iter()
+        .map(|p| sub(SUFFIX, &*format!("(sn={p}*)").leak()))
+        .collect();
+    out.extend([
+        sub(SUFFIX, "(sn=Dupont)"),
+        sub(SUFFIX, "(objectClass=inetOrgPerson)"),
+        sub(SUFFIX, "(|(sn=Durand)(sn=Ma*))"),
+        sub(SUFFIX, "(&(objectClass=inetOrgPerson)(sn=Du*))"),
+        sub(SUFFIX, "(&(objectClass=inetOrgPerson)(cn=*pon*))"),
+        sub(SUFFIX, "(uid=*)"),
+        sub(SUFFIX, "(!(sn=Dupont))"),
+        sub(ORGANISATIONS, "(objectClass=inetOrgPerson)"),
+        sub(ORGANISATIONS, "(sn=M*)"),
+        sub(AGENTS, "(sn=D*)"),
+        sub(AGENTS, "(objectClass=*)"),
+        Query { base: AGENTS, scope: Scope::OneLevel, filter: "(objectClass=inetOrgPerson)" },
+        Query { base: AGENTS, scope: Scope::OneLevel, filter: "(sn=Dupont)" },
+        Query { base: AGENTS, scope: Scope::OneLevel, filter: "(!(sn=Ma*))" },
+    ]);
+    out
+}
+
+/// The DNs a search returns, in order, and its result code.
+fn search(rt: &Handle, ldap: &mut Ldap, q: Query, limit: i32) -> (Vec<String>, u32) {
+    let searched =
+        ldap.with_search_options(SearchOptions::new().sizelimit(limit)).search(q.base, q.scope, q.filter, vec!["1.1"]);
     let res = rt.block_on(searched).unwrap();
     let dns = res.0.into_iter().map(|e| SearchEntry::construct(e).dn).collect();
     (dns, res.1.rc)
 }
 
 /// The DNs of the same search read in pages of `size` (RFC 2696), in order.
-fn paged(rt: &Handle, ldap: &mut Ldap, prefix: &str, size: i32) -> Vec<String> {
+fn paged(rt: &Handle, ldap: &mut Ldap, q: Query, size: i32) -> Vec<String> {
     use ldap3::controls::{Control, ControlType, PagedResults, RawControl};
-    let filter = format!("(sn={prefix}*)");
     let mut dns = Vec::new();
     let mut cookie = Vec::new();
     loop {
         let page = vec![RawControl::from(PagedResults { size, cookie })];
-        let res = rt.block_on(ldap.with_controls(page).search(SUFFIX, Scope::Subtree, &filter, vec!["1.1"])).unwrap();
+        let res = rt.block_on(ldap.with_controls(page).search(q.base, q.scope, q.filter, vec!["1.1"])).unwrap();
         assert_eq!(res.1.rc, 0, "{:?}", res.1);
+        let got = res.0.len();
+        assert!(got <= size as usize, "{got} entries in a page of {size}");
         dns.extend(res.0.into_iter().map(|e| SearchEntry::construct(e).dn));
         cookie = res
             .1
@@ -113,33 +147,33 @@ async fn size_limited_and_paged_searches_return_the_first_entries_of_the_unlimit
             add_agent(&rt, &mut admin, parent, &format!("limit-{i}"), &surname(i));
         }
 
-        let prefixes =
-            prop::sample::select(vec!["D", "Du", "Dup", "Dupont", "Dur", "M", "Ma", "Mar", "Ro", "Le", "Zz"]);
         let mut runner =
-            proptest::test_runner::TestRunner::new(proptest::test_runner::Config { cases: 96, ..Default::default() });
+            proptest::test_runner::TestRunner::new(proptest::test_runner::Config { cases: 128, ..Default::default() });
         runner
-            .run(&(prefixes, 1i32..420, any::<bool>()), |(prefix, limit, as_referent)| {
+            .run(&(prop::sample::select(queries()), 1i32..420, any::<bool>()), |(q, limit, as_referent)| {
                 let mut ldap = if as_referent { referent.clone() } else { admin.clone() };
                 let ldap = &mut ldap;
-                let (all, rc) = search(&rt, ldap, prefix, 0);
+                let (all, rc) = search(&rt, ldap, q, 0);
                 prop_assert_eq!(rc, 0);
-                let (first, rc) = search(&rt, ldap, prefix, limit);
+                let (first, rc) = search(&rt, ldap, q, limit);
                 let limit = limit as usize;
                 if all.len() > limit {
                     prop_assert_eq!(rc, 4, "sizeLimitExceeded for {} of {}", limit, all.len());
-                    prop_assert_eq!(&first[..], &all[..limit], "{}* limited to {}", prefix, limit);
+                    prop_assert_eq!(&first[..], &all[..limit], "{:?} limited to {}", q, limit);
                 } else {
                     prop_assert_eq!(rc, 0);
-                    prop_assert_eq!(&first, &all, "{}* limited to {}", prefix, limit);
+                    prop_assert_eq!(&first, &all, "{:?} limited to {}", q, limit);
                 }
-                let pages = paged(&rt, ldap, prefix, (limit % 97 + 1) as i32);
-                prop_assert_eq!(&pages, &all, "{}* in pages of {}", prefix, limit % 97 + 1);
+                let size = limit % 97 + 1;
+                let pages = paged(&rt, ldap, q, size as i32);
+                prop_assert_eq!(&pages, &all, "{:?} in pages of {}", q, size);
                 Ok(())
             })
             .unwrap();
         // The référent's searches did go through candidates it may not see.
-        let (seen, _) = search(&rt, &mut referent, "Dupont", 0);
-        let (everyone, _) = search(&rt, &mut admin, "Dupont", 0);
+        let dupont = Query { base: SUFFIX, scope: Scope::Subtree, filter: "(sn=Dupont*)" };
+        let (seen, _) = search(&rt, &mut referent, dupont, 0);
+        let (everyone, _) = search(&rt, &mut admin, dupont, 0);
         assert!(
             everyone.len() > 160 && seen.len() > 60 && seen.len() < everyone.len() - 60,
             "{} of {}",

@@ -31,6 +31,7 @@ mod search;
 pub mod sync;
 pub mod tokens;
 mod unique;
+mod window;
 pub mod write;
 
 use std::collections::{HashMap, HashSet};
@@ -49,7 +50,7 @@ pub use error::{DirectoryError, Result};
 pub use filter::Filter;
 pub use request::{Condition, Guard, Write, Written};
 pub use schema::Schema;
-pub use search::{Scope, SearchRequest};
+pub use search::{Page, PageEnd, Scope, SearchRequest};
 pub use tokens::{TokenGrant, TokenInfo, TokenScope};
 pub use write::{AddMode, Change, EMPTY_GROUP_MEMBER, keep_placeholder_member};
 

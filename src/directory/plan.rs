@@ -1,6 +1,5 @@
-//! The search planner: candidate ids for a filter from the indexes, and for
-//! a size-limited search only the first of them (a prefix that matches a
-//! hundred thousand entries costs what the fifty returned cost).
+//! The search planner: candidate ids for a filter from the indexes (a
+//! limited search reads them a window at a time: `window.rs`).
 
 use super::filter::{Substrings, normalize_component};
 use super::*;
@@ -68,7 +67,7 @@ impl Directory {
     }
 
     /// How selective a conjunct's index lookup usually is (lower first).
-    fn plan_rank(&self, f: &Filter) -> u8 {
+    pub(super) fn plan_rank(&self, f: &Filter) -> u8 {
         match f {
             Filter::Equality(a, _) if a.eq_ignore_ascii_case("objectClass") => 4,
             Filter::Equality(..) => 0,
@@ -190,22 +189,6 @@ impl Directory {
         }
     }
 
-    /// Candidates for a search that needs only the `n` first in id order
-    /// (a size limit): ascending, and whether they are all of them. A filter
-    /// that is one indexed prefix (`sn=Dup*`, what a name field's completion
-    /// sends) reads the `n` smallest ids of each matching value; any other
-    /// gives every candidate, as [`Directory::plan`] and a scan do.
-    pub(super) fn plan_first(&self, r: &impl Reader, f: &Filter, n: usize) -> Result<(Vec<u64>, bool)> {
-        if let Filter::Substrings(a, s) = f
-            && s.any.is_empty()
-            && s.final_.is_none()
-            && let Some(prefix) = self.initial_prefix(a, s)
-        {
-            return Ok(r.postings_with_prefix_first(&prefix, n)?);
-        }
-        Ok((self.plan_or_scan(r, f)?, true))
-    }
-
     /// Every candidate: from the indexes, or every entry when they cannot say.
     pub(super) fn plan_or_scan(&self, r: &impl Reader, f: &Filter) -> Result<Vec<u64>> {
         match self.plan(r, f, usize::MAX)? {
@@ -216,7 +199,7 @@ impl Directory {
 
     /// The equality keys' prefix that a substring filter's initial component
     /// selects, when the attribute has an equality index of its own.
-    fn initial_prefix(&self, a: &str, s: &Substrings) -> Option<Vec<u8>> {
+    pub(super) fn initial_prefix(&self, a: &str, s: &Substrings) -> Option<Vec<u8>> {
         let attr = self.schema.attr(self.schema.attr_id(a)?);
         let rule = attr.substr.or(attr.equality)?;
         if attr.with_subtypes.len() != 1 || !self.eq_indexed.contains(&attr.lname) {

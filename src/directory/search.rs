@@ -103,6 +103,24 @@ impl Selection {
     }
 }
 
+/// Where one page of a paged search starts, and how many entries it sends.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// The id the previous page ended on (0 for the first page).
+    pub after: u64,
+    pub size: usize,
+}
+
+/// What a page sent, and where the next one starts (`None`: it was the last).
+#[derive(Debug, Clone, Copy)]
+pub struct PageEnd {
+    pub sent: usize,
+    pub next: Option<u64>,
+}
+
+/// The most candidates a limited search reads in one window.
+const MAX_WINDOW: usize = 1 << 16;
+
 /// Where the audit trail is published over LDAP (draft-good-ldap-changelog).
 pub const CHANGELOG_NDN: &str = "cn=changelog";
 
@@ -122,13 +140,39 @@ impl Directory {
         who: &Principal,
         req: &SearchRequest,
         max_candidates: Option<usize>,
-        mut emit: impl FnMut(Entry) -> Result<()>,
+        emit: impl FnMut(Entry) -> Result<()>,
     ) -> Result<Option<usize>> {
+        Ok(self.run_search(who, req, max_candidates, None, emit)?.map(|end| end.sent))
+    }
+
+    /// One page of a search (RFC 2696): at most `page.size` entries after
+    /// the one a previous page ended on, in the order of [`Directory::search`].
+    /// A page costs what it sends, not what comes before it. A size limit
+    /// counts this page's entries.
+    pub fn search_page(
+        &self,
+        who: &Principal,
+        req: &SearchRequest,
+        page: Page,
+        emit: impl FnMut(Entry) -> Result<()>,
+    ) -> Result<PageEnd> {
+        Ok(self.run_search(who, req, None, Some(page), emit)?.unwrap_or(PageEnd { sent: 0, next: None }))
+    }
+
+    fn run_search(
+        &self,
+        who: &Principal,
+        req: &SearchRequest,
+        max_candidates: Option<usize>,
+        page: Option<Page>,
+        mut emit: impl FnMut(Entry) -> Result<()>,
+    ) -> Result<Option<PageEnd>> {
         let started = Instant::now();
         let r = self.store.read()?;
         let base_ndn = self.normalize_dn(&req.base)?;
         if dn::is_under(&base_ndn, CHANGELOG_NDN) {
-            return self.search_changelog(who, req, emit).map(Some);
+            let sent = self.search_changelog(who, req, emit)?;
+            return Ok(Some(PageEnd { sent, next: None }));
         }
         let access = self.access(who);
         let Some(base_id) = r.id_of_dn(&base_ndn)? else {
@@ -149,44 +193,25 @@ impl Directory {
             }
         }
 
-        // A size-limited search below the suffix needs only the first
-        // candidates in id order: read more (four times as many, after the
-        // last one examined) only if those did not reach the limit.
-        // `next_round`: how many the next round reads, while some are left.
-        let mut next_round: Option<usize> = None;
-        let candidates: Vec<u64> = match req.scope {
-            Scope::Base => vec![base_id],
-            Scope::One => {
-                // An index list longer than the children cannot narrow them
-                // (objectClass=person while listing one organisation): not read.
-                let kids = r.children(base_id)?;
-                match self.plan(&r, &req.filter, kids.len())? {
-                    Some(ids) => intersect(&kids, &ids),
-                    None => kids,
-                }
+        // A limited search (a size limit, a page) reads its candidates a
+        // window at a time, from the last one examined: the first window
+        // holds one more than it may send, the next four times as many.
+        let stop_at = match (page.map(|p| p.size), req.size_limit) {
+            (Some(size), 0) => Some(size),
+            (Some(size), limit) => Some(size.min(limit)),
+            (None, 0) => None,
+            (None, limit) => Some(limit),
+        };
+        let mut after = page.map_or(0, |p| p.after);
+        let mut window = stop_at.map_or(usize::MAX, |n| n.saturating_add(1));
+        let (source, mut candidates, mut more) = match stop_at {
+            Some(_) => {
+                let below_suffix = base_ndn == self.suffix_ndn;
+                let source = self.limited_source(&r, req.scope, base_id, below_suffix, &req.filter, window)?;
+                let (ids, more) = self.window(&r, &source, after, window)?;
+                (Some(source), ids, more)
             }
-            Scope::Sub | Scope::Children if base_ndn == self.suffix_ndn && req.size_limit > 0 => {
-                let n = req.size_limit.saturating_add(1);
-                let (ids, all) = self.plan_first(&r, &req.filter, n)?;
-                next_round = (!all).then(|| n.saturating_mul(4));
-                ids
-            }
-            Scope::Sub | Scope::Children if base_ndn == self.suffix_ndn => self.plan_or_scan(&r, &req.filter)?,
-            Scope::Sub | Scope::Children => match subtree_ids(&r, base_id, SMALL_SUBTREE)? {
-                // A leaf or a small branch (reading an entry back after a write):
-                // its entries are fewer than any index list worth reading.
-                Some(ids) => ids,
-                None => {
-                    // Below a smaller base (one organisation) its subtree may
-                    // be far smaller than what the index gives: take the smaller.
-                    let planned = self.plan(&r, &req.filter, usize::MAX)?;
-                    let limit = planned.as_ref().map_or(usize::MAX, Vec::len);
-                    match subtree_ids(&r, base_id, limit)? {
-                        Some(ids) => ids,
-                        None => planned.unwrap_or_default(),
-                    }
-                }
-            },
+            None => (None, self.candidates(&r, req, base_id, &base_ndn)?, false),
         };
 
         if max_candidates.is_some_and(|m| candidates.len() > m) {
@@ -211,16 +236,10 @@ impl Directory {
         };
         let mut sent = 0usize;
         let mut examined = 0usize;
-        // In a later round: the last id examined before (those lists ascend).
-        let mut resumed_after: Option<u64> = None;
-        let mut last = None;
-        let mut candidates = candidates;
+        let mut last_sent = 0;
         loop {
             for id in std::mem::take(&mut candidates) {
-                if resumed_after.is_some_and(|before| id <= before) {
-                    continue;
-                }
-                last = Some(id);
+                after = id;
                 examined += 1;
                 if examined % 256 == 255 {
                     if req.time_limit.is_some_and(|limit| started.elapsed() > limit) {
@@ -255,18 +274,54 @@ impl Directory {
                 if matched != Tri::True {
                     continue;
                 }
-                if req.size_limit > 0 && sent >= req.size_limit {
+                if stop_at.is_some_and(|n| sent >= n) {
+                    // A page is full and another entry follows it; a size limit is exceeded.
+                    if page.is_some_and(|p| sent >= p.size) {
+                        return Ok(Some(PageEnd { sent, next: Some(last_sent) }));
+                    }
                     return Err(DirectoryError::SizeLimitExceeded);
                 }
                 emit(self.select(entry, &selection, &mask, req.types_only))?;
                 sent += 1;
+                last_sent = id;
             }
-            let Some(n) = next_round else { break };
-            let (ids, all) = self.plan_first(&r, &req.filter, n)?;
-            (candidates, resumed_after) = (ids, last);
-            next_round = (!all).then(|| n.saturating_mul(4));
+            let Some(source) = source.as_ref().filter(|_| more) else { break };
+            window = window.saturating_mul(4).min(MAX_WINDOW);
+            (candidates, more) = self.window(&r, source, after, window)?;
         }
-        Ok(Some(sent))
+        Ok(Some(PageEnd { sent, next: None }))
+    }
+
+    /// Every candidate of an unlimited search, ascending.
+    fn candidates(&self, r: &impl Reader, req: &SearchRequest, base_id: u64, base_ndn: &str) -> Result<Vec<u64>> {
+        Ok(match req.scope {
+            Scope::Base => vec![base_id],
+            Scope::One => {
+                // An index list longer than the children cannot narrow them
+                // (objectClass=person while listing one organisation): not read.
+                let kids = r.children(base_id)?;
+                match self.plan(r, &req.filter, kids.len())? {
+                    Some(ids) => intersect(&kids, &ids),
+                    None => kids,
+                }
+            }
+            Scope::Sub | Scope::Children if base_ndn == self.suffix_ndn => self.plan_or_scan(r, &req.filter)?,
+            Scope::Sub | Scope::Children => match subtree_ids(r, base_id, SMALL_SUBTREE)? {
+                // A leaf or a small branch (reading an entry back after a write):
+                // its entries are fewer than any index list worth reading.
+                Some(ids) => ids,
+                None => {
+                    // Below a smaller base (one organisation) its subtree may
+                    // be far smaller than what the index gives: take the smaller.
+                    let planned = self.plan(r, &req.filter, usize::MAX)?;
+                    let limit = planned.as_ref().map_or(usize::MAX, Vec::len);
+                    match subtree_ids(r, base_id, limit)? {
+                        Some(ids) => ids,
+                        None => planned.unwrap_or_default(),
+                    }
+                }
+            },
+        })
     }
 
     /// Compare (RFC 4511 §4.10): true, false, or an error (noSuchObject,

@@ -1,6 +1,8 @@
-//! Result sets for Simple Paged Results (RFC 2696) and Server Side Sort
-//! (RFC 2891): the matching DNs are gathered once (sorted if asked), then
-//! served page by page, each entry re-read and re-checked when its page is sent.
+//! Paged results (RFC 2696) and Server Side Sort (RFC 2891): an unsorted
+//! paged search is read a page at a time, each page starting after the entry
+//! the last one ended on; a sorted one gathers its DNs once (sorted), then
+//! serves them page by page, each entry re-read and re-checked when its page
+//! is sent.
 
 use std::collections::VecDeque;
 
@@ -11,8 +13,15 @@ use crate::directory::{Dn, Entry, Schema};
 pub struct Cursor {
     /// What the cookie was issued for: a later page must repeat the same search (RFC 2696 §3).
     pub fingerprint: String,
-    pub dns: Vec<Dn>,
-    pub next: usize,
+    pub position: Position,
+}
+
+/// Where a paged search's next page starts.
+pub enum Position {
+    /// In the directory's order: after the entry of this id.
+    After(u64),
+    /// In a sorted result set gathered whole: its DNs, and the next to send.
+    Listed { dns: Vec<Dn>, next: usize },
 }
 
 /// The connection's open cursors, oldest first, bounded.

@@ -130,14 +130,57 @@ pub fn read_prefix(
     Ok(Some(out))
 }
 
-/// The ids under any key starting with `prefix`, each key's list read up to
-/// its `n` smallest and the rest of it skipped (unsorted, may repeat), and
-/// whether some list was cut: the caller's `n` smallest of the union are
-/// among them, at a cost that follows `n` and the number of keys, not how
-/// many entries the prefix matches.
-pub fn read_prefix_first(
+/// The ids posted under `key` after `after`, ascending, at most `n` of
+/// them, and whether more follow: a window of a long list (a paged search's
+/// next page) costs its own ids, not those before it.
+pub fn read_window(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8],
+    after: u64,
+    n: usize,
+) -> Result<(Vec<u64>, bool)> {
+    let (lo, hi) = bounds(key);
+    let escaped = &lo[..lo.len() - 2];
+    let start = window_start(t, escaped, &lo, after)?;
+    let mut out = Vec::new();
+    for item in t.range::<&[u8]>(start.as_slice()..hi.as_slice())? {
+        let (_, v) = item?;
+        out.extend(decode(v.value()).filter(|&id| id > after));
+        if out.len() > n {
+            out.truncate(n);
+            return Ok((out, true));
+        }
+    }
+    Ok((out, false))
+}
+
+/// Where a key's ids after `after` start: the last of its chunks whose first
+/// id is at most `after` (it may hold later ids too), else `lo`, its first.
+fn window_start(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    escaped: &[u8],
+    lo: &[u8],
+    after: u64,
+) -> Result<Vec<u8>> {
+    if after == 0 {
+        return Ok(lo.to_vec());
+    }
+    let upto = chunk_key(escaped, after);
+    Ok(match t.range::<&[u8]>(lo..=upto.as_slice())?.next_back() {
+        Some(item) => item?.0.value().to_vec(),
+        None => lo.to_vec(),
+    })
+}
+
+/// The ids after `after` under any key starting with `prefix`, each key's
+/// list read from its chunk holding `after` up to its `n` next ids and the
+/// rest of it skipped (unsorted, may repeat), and whether some list was cut:
+/// the caller's `n` smallest of the union are among them, at a cost that
+/// follows `n` and the number of keys, not how many entries the prefix matches.
+pub fn read_prefix_window(
     t: &impl ReadableTable<&'static [u8], &'static [u8]>,
     prefix: &[u8],
+    after: u64,
     n: usize,
 ) -> Result<(Vec<u64>, bool)> {
     let e = escape(prefix);
@@ -151,6 +194,16 @@ pub fn read_prefix_first(
         let Some(key) = escaped_key(k.value()).filter(|key| key.starts_with(&e)) else { break };
         if key != current.as_slice() {
             (current, taken) = (key.to_vec(), 0);
+            if after > 0 && first_id(k.value()) < after {
+                // Straight to the chunk holding `after`, past those before it.
+                let mut lo = current.clone();
+                lo.extend_from_slice(&[0, 0]);
+                let start = window_start(t, &current, &lo, after)?;
+                if start.as_slice() != k.value() {
+                    range = t.range::<&[u8]>(start.as_slice()..)?;
+                    continue;
+                }
+            }
         }
         if taken >= n {
             // Past its other chunks (`00 00` + first id): on to the next key.
@@ -161,7 +214,7 @@ pub fn read_prefix_first(
             continue;
         }
         let before = out.len();
-        out.extend(decode(v.value()));
+        out.extend(decode(v.value()).filter(|&id| id > after));
         taken += out.len() - before;
     }
     Ok((out, cut))
@@ -436,6 +489,36 @@ mod tests {
             add_many(t, b"ecn\0new", &[5, 6, 7]).unwrap();
             add_many(t, b"ecn\0new", &[1, 6, 9]).unwrap();
             assert_eq!(read(t, b"ecn\0new").unwrap(), [1, 5, 6, 7, 9]);
+        });
+    }
+
+    #[test]
+    fn a_window_holds_the_smallest_ids_after_a_point_and_says_whether_more_follow() {
+        in_postings_table(|t| {
+            // Several chunks per key, a key that prefixes another, gaps.
+            let long: Vec<u64> = (1..=700).filter(|i| i % 3 != 0).collect();
+            let short: Vec<u64> = (5..=600).step_by(7).collect();
+            add_many(t, b"esn\0dup", &long).unwrap();
+            add_many(t, b"esn\0dupont", &short).unwrap();
+            add_many(t, b"esn\0e", &[1, 2, 3]).unwrap();
+            let mut union: Vec<u64> = long.iter().chain(&short).copied().collect();
+            union.sort_unstable();
+            union.dedup();
+            for after in [0, 1, 2, 3, 127, 128, 129, 300, 599, 699, 700, 10_000] {
+                for n in [1, 2, 50, 128, 129, 1000] {
+                    let expect = |list: &[u64]| {
+                        let rest: Vec<u64> = list.iter().copied().filter(|&id| id > after).collect();
+                        (rest.iter().copied().take(n).collect::<Vec<_>>(), rest.len() > n)
+                    };
+                    assert_eq!(read_window(t, b"esn\0dup", after, n).unwrap(), expect(&long), "{after} {n}");
+                    let (mut ids, cut) = read_prefix_window(t, b"esn\0dup", after, n).unwrap();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    let (first, more) = expect(&union);
+                    assert_eq!(ids[..ids.len().min(n)], first[..], "{after} {n}");
+                    assert_eq!(cut || ids.len() > n, more, "{after} {n}");
+                }
+            }
         });
     }
 

@@ -20,6 +20,22 @@ fn each_child(t: &impl redb::ReadableTable<u128, ()>, parent: u64, mut f: impl F
     Ok(())
 }
 
+/// A window of stored ids (ascending, at most `n`, `more` when cut) merged
+/// with the deferred ones: the union's `n` smallest after `after` are among
+/// the window's and the deferred, since the window holds the stored list's.
+fn with_deferred(stored: Vec<u64>, more: bool, deferred: Vec<u64>, after: u64, n: usize) -> (Vec<u64>, bool) {
+    let mut extra: Vec<u64> = deferred.into_iter().filter(|&id| id > after).collect();
+    if extra.is_empty() {
+        return (stored, more);
+    }
+    extra.sort_unstable();
+    extra.dedup();
+    let mut out = deferred::merge(&stored, &extra);
+    let cut = out.len() > n;
+    out.truncate(n);
+    (out, more || cut)
+}
+
 /// Lookups shared by read and write transactions.
 pub trait Reader {
     fn entry(&self, id: u64) -> Result<Option<Record>>;
@@ -42,12 +58,18 @@ pub trait Reader {
     /// Ids posted under any key starting with `prefix`, ascending and deduplicated;
     /// `None` when more than `cap` postings were seen (the caller then scans).
     fn postings_with_prefix(&self, prefix: &[u8], cap: usize) -> Result<Option<Vec<u64>>>;
-    /// The `n` smallest ids posted under any key starting with `prefix`,
-    /// ascending, and whether they are all of them (a size-limited search
-    /// reads what it returns, not everything the prefix matches).
-    fn postings_with_prefix_first(&self, prefix: &[u8], n: usize) -> Result<(Vec<u64>, bool)>;
+    /// The `n` smallest ids after `after` posted under exactly this key,
+    /// ascending, and whether more follow (a limited search reads what it
+    /// returns, a page what it sends, not the whole list).
+    fn postings_window(&self, key: &[u8], after: u64, n: usize) -> Result<(Vec<u64>, bool)>;
+    /// The same over every key starting with `prefix`.
+    fn postings_with_prefix_window(&self, prefix: &[u8], after: u64, n: usize) -> Result<(Vec<u64>, bool)>;
+    /// The `n` smallest children ids of `id` after `after`, and whether more follow.
+    fn children_window(&self, id: u64, after: u64, n: usize) -> Result<(Vec<u64>, bool)>;
     /// Every entry id, ascending.
     fn all_ids(&self) -> Result<Vec<u64>>;
+    /// The `n` smallest entry ids after `after`, and whether more follow.
+    fn ids_window(&self, after: u64, n: usize) -> Result<(Vec<u64>, bool)>;
     fn entry_count(&self) -> Result<u64>;
     fn changes_since(&self, seq: u64, max: usize) -> Result<Vec<(u64, ChangeRecord)>>;
     /// At most `max` changelog records before `seq` (exclusive), newest first.
@@ -373,15 +395,30 @@ macro_rules! impl_reader {
                 Ok(Some(out))
             }
 
-            fn postings_with_prefix_first(&self, prefix: &[u8], n: usize) -> Result<(Vec<u64>, bool)> {
-                let (mut out, cut) = self.with_postings(|t| postings::read_prefix_first(t, prefix, n))?;
-                // Any of the union's n smallest is among each list's n smallest or deferred.
-                out.extend(self.overlay_prefix(prefix));
+            fn postings_window(&self, key: &[u8], after: u64, n: usize) -> Result<(Vec<u64>, bool)> {
+                let (out, more) = self.with_postings(|t| postings::read_window(t, key, after, n))?;
+                Ok(with_deferred(out, more, self.overlay(key), after, n))
+            }
+
+            fn postings_with_prefix_window(&self, prefix: &[u8], after: u64, n: usize) -> Result<(Vec<u64>, bool)> {
+                let (mut out, cut) = self.with_postings(|t| postings::read_prefix_window(t, prefix, after, n))?;
                 out.sort_unstable();
                 out.dedup();
-                let complete = !cut && out.len() <= n;
-                out.truncate(n);
-                Ok((out, complete))
+                Ok(with_deferred(out, cut, self.overlay_prefix(prefix), after, n))
+            }
+
+            fn children_window(&self, id: u64, after: u64, n: usize) -> Result<(Vec<u64>, bool)> {
+                self.with_children(|t| {
+                    let mut out = Vec::new();
+                    let from = child_link(id, after.saturating_add(1));
+                    for item in t.range(from..=child_link(id, u64::MAX))? {
+                        if out.len() == n {
+                            return Ok((out, true));
+                        }
+                        out.push(link_ends(item?.0.value()).1);
+                    }
+                    Ok((out, false))
+                })
             }
 
             fn all_ids(&self) -> Result<Vec<u64>> {
@@ -391,6 +428,19 @@ macro_rules! impl_reader {
                         out.push(item?.0.value());
                     }
                     Ok(out)
+                })
+            }
+
+            fn ids_window(&self, after: u64, n: usize) -> Result<(Vec<u64>, bool)> {
+                self.with_entries(|t| {
+                    let mut out = Vec::new();
+                    for item in t.range(after.saturating_add(1)..)? {
+                        if out.len() == n {
+                            return Ok((out, true));
+                        }
+                        out.push(item?.0.value());
+                    }
+                    Ok((out, false))
                 })
             }
 

@@ -1,13 +1,15 @@
-//! Paged (RFC 2696) and sorted (RFC 2891) searches: the matching DNs are
-//! gathered once, then served a page at a time from a cursor of the connection.
+//! Paged (RFC 2696) and sorted (RFC 2891) searches, served a page at a time
+//! from a cursor of the connection: in the directory's order, each page read
+//! where the last one ended; sorted (or size-limited), the matching DNs
+//! gathered once.
 
 use ldap3_proto::proto::{LdapResult, LdapResultCode};
 
 use super::Session;
 use super::search::SearchControls;
-use crate::directory::{Directory, DirectoryError, Dn, Entry, Scope, SearchRequest};
+use crate::directory::{Directory, DirectoryError, Dn, Entry, Page, Scope, SearchRequest};
 use crate::ldap::ber::{self, ResponseControl};
-use crate::ldap::paging::Cursor;
+use crate::ldap::paging::{Cursor, Position};
 use crate::ldap::result::{from_error, result, success};
 use crate::ldap::{Conn, oids};
 
@@ -20,7 +22,7 @@ pub(super) fn result_set_search(
     c: SearchControls,
 ) -> Vec<u8> {
     let dir = &conn.ctx.directory;
-    let fingerprint = format!("{}|{:?}|{}|{:?}", sreq.base, sreq.scope, sreq.filter, sreq.attrs);
+    let fingerprint = format!("{}|{:?}|{}|{:?}|{}", sreq.base, sreq.scope, sreq.filter, sreq.attrs, c.sort.is_some());
     let mut response_controls = Vec::new();
     let finish = |res: &LdapResult, ctrls: &[ResponseControl]| conn.result_pdu(id, ber::SEARCH_RESULT_DONE, res, ctrls);
     let (page_size, cookie) = c.paged.clone().unwrap_or((0, Vec::new()));
@@ -46,9 +48,40 @@ pub(super) fn result_set_search(
         let paged = ResponseControl { oid: oids::PAGED_RESULTS, value: Some(ber::paged_value(0, b"")) };
         return finish(&success(), &[paged]);
     }
-    let mut cursor = match cursor {
-        Some(c) => c,
-        None => {
+    // Unsorted and unlimited: one page read from where the last one ended.
+    if c.sort.is_none() && sreq.size_limit == 0 {
+        let after = match cursor.map(|c| c.position) {
+            Some(Position::After(id)) => id,
+            _ => 0,
+        };
+        let size = if page_size == 0 { usize::MAX } else { page_size };
+        let mut out = Vec::new();
+        let r = dir.search_page(&session.principal, &sreq, Page { after, size }, |e| {
+            ber::search_entry(&mut out, id, &e);
+            Ok(())
+        });
+        let end = match r {
+            Ok(end) => end,
+            Err(e) => {
+                out.extend(finish(&from_error(&e), &[]));
+                return out;
+            }
+        };
+        let next_cookie = match end.next {
+            Some(after) => {
+                let cursor = Cursor { fingerprint, position: Position::After(after) };
+                conn.cursors.lock().map(|mut cs| cs.insert(cursor)).unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        // RFC 2696 §2: the size is an estimate, 0 when the server does not know it.
+        let paged = ResponseControl { oid: oids::PAGED_RESULTS, value: Some(ber::paged_value(0, &next_cookie)) };
+        out.extend(finish(&success(), &[paged]));
+        return out;
+    }
+    let (dns, mut next) = match cursor.map(|c| c.position) {
+        Some(Position::Listed { dns, next }) => (dns, next),
+        _ => {
             // Gather the DNs (with the sort keys' values when sorting).
             let wanted_attrs = std::mem::take(&mut sreq.attrs);
             let mut gather = sreq.clone();
@@ -92,20 +125,21 @@ pub(super) fn result_set_search(
                 out.extend(finish(&from_error(&e), &response_controls));
                 return out;
             }
-            Cursor { fingerprint, dns: found.into_iter().map(|e| e.dn).collect(), next: 0 }
+            (found.into_iter().map(|e| e.dn).collect::<Vec<_>>(), 0)
         }
     };
-    let end = if page_size == 0 { cursor.dns.len() } else { (cursor.next + page_size).min(cursor.dns.len()) };
+    let end = if page_size == 0 { dns.len() } else { (next + page_size).min(dns.len()) };
     let mut out = Vec::new();
-    for dn in &cursor.dns[cursor.next..end] {
+    for dn in &dns[next.min(end)..end] {
         if let Some(entry) = reread(dir, session, &sreq, dn) {
             ber::search_entry(&mut out, id, &entry);
         }
     }
-    cursor.next = end;
+    next = end;
     if c.paged.is_some() {
-        let total = cursor.dns.len() as i64;
-        let next_cookie = if cursor.next < cursor.dns.len() {
+        let total = dns.len() as i64;
+        let next_cookie = if next < dns.len() {
+            let cursor = Cursor { fingerprint, position: Position::Listed { dns, next } };
             conn.cursors.lock().map(|mut cs| cs.insert(cursor)).unwrap_or_default()
         } else {
             Vec::new()
