@@ -547,3 +547,81 @@ async fn what_the_big_identity_providers_check_first_holds() {
     let u = f.get(&id).await;
     assert_eq!((u["active"].as_bool(), u["emails"][0]["primary"].as_bool()), (Some(false), Some(true)));
 }
+
+/// The users (`userName`) a list shows, following `startIndex` or cursors in pages of `count`.
+async fn walk(f: &Fixture, query: &str, count: usize, by_cursor: bool) -> (Vec<String>, u64) {
+    let names = |page: &Value| -> Vec<String> {
+        let resources = page["Resources"].as_array().cloned().unwrap_or_default();
+        assert!(resources.len() <= count, "{} in a page of {count}", resources.len());
+        resources.iter().map(|r| r["userName"].as_str().unwrap().to_string()).collect()
+    };
+    let mut seen = Vec::new();
+    let mut at = if by_cursor { "&cursor".to_string() } else { "&startIndex=1".to_string() };
+    loop {
+        let (status, _, page) = f.scim.call(&f.token, "GET", &format!("/Users?{query}{at}&count={count}"), None).await;
+        assert_eq!(status, 200, "{query}: {page}");
+        let total = page["totalResults"].as_u64().unwrap();
+        let got = names(&page);
+        let done = got.is_empty();
+        seen.extend(got);
+        at = match (by_cursor, page["nextCursor"].as_str()) {
+            (true, Some(next)) => format!("&cursor={}", urlencode(next)),
+            (true, None) => return (seen, total),
+            (false, _) if done || seen.len() as u64 >= total => return (seen, total),
+            (false, _) => format!("&startIndex={}", seen.len() + 1),
+        };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_by_index_and_by_cursor_are_slices_of_the_whole_list() {
+    let f = Fixture::new().await;
+    for i in 0..31 {
+        let email = if i % 3 == 0 { "@creteil.fr" } else { "@ailleurs.fr" };
+        f.create(
+            json!({"userName": format!("slice{i:02}"), "emails": [{"type": "work", "value": format!("s{i}{email}")}]}),
+        )
+        .await;
+    }
+    let queries = [
+        String::new(),
+        format!("filter={}", urlencode(r#"userName sw "slice""#)),
+        // Decided on the documents, not by the directory alone.
+        format!("filter={}", urlencode(r#"emails[type eq "work" and value co "@creteil.fr"]"#)),
+        format!("filter={}&sortBy=userName&sortOrder=descending", urlencode(r#"userName sw "slice""#)),
+    ];
+    for query in &queries {
+        let (status, _, whole) = f.scim.call(&f.token, "GET", &format!("/Users?{query}&count=200"), None).await;
+        assert_eq!(status, 200, "{whole}");
+        let all: Vec<String> = whole["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["userName"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(whole["totalResults"].as_u64(), Some(all.len() as u64), "{query}");
+        assert!(all.len() >= 11, "{query}: {all:?}");
+        for count in [1, 4, 7] {
+            let (paged, total) = walk(&f, query, count, false).await;
+            assert_eq!((&paged, total), (&all, all.len() as u64), "{query} by index, {count} a page");
+            // Cursors follow the listing's sort, else the resources' ids: the same set.
+            let (mut by_cursor, total) = walk(&f, query, count, true).await;
+            assert_eq!(total, all.len() as u64);
+            let mut expected = all.clone();
+            if !query.contains("sortBy") {
+                by_cursor.sort();
+                expected.sort();
+            }
+            assert_eq!(by_cursor, expected, "{query} by cursor, {count} a page");
+        }
+        // count=0: the total alone (RFC 7644 §3.4.2.4).
+        let (_, _, none) = f.scim.call(&f.token, "GET", &format!("/Users?{query}&count=0"), None).await;
+        assert_eq!(none["totalResults"].as_u64(), Some(all.len() as u64), "{none}");
+        assert!(none["Resources"].as_array().is_none_or(Vec::is_empty), "{none}");
+    }
+    // A page read whole still honours the projection.
+    let path = format!("/Users?filter={}&attributes=userName&count=2", urlencode(r#"userName sw "slice""#));
+    let (_, _, page) = f.scim.call(&f.token, "GET", &path, None).await;
+    let first = page["Resources"][0].as_object().unwrap();
+    assert!(first.contains_key("userName") && first.contains_key("id") && !first.contains_key("emails"), "{page}");
+}

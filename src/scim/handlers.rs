@@ -466,6 +466,20 @@ pub(super) fn entries<R: ResourceType>(
     caller: &Caller,
     filter: Filter,
 ) -> Result<Vec<Entry>, ScimError> {
-    let f = Filter::And(vec![Filter::Equality("objectClass".into(), R::CLASS.as_bytes().to_vec()), filter]);
-    Ok(lookup::search(dir, caller, f)?.into_iter().filter(R::accepts).collect())
+    entries_with::<R>(dir, caller, filter, &["*", "+"])
+}
+
+/// The same, each entry with only the attributes named.
+pub(super) fn entries_with<R: ResourceType>(
+    dir: &Directory,
+    caller: &Caller,
+    filter: Filter,
+    attrs: &[&str],
+) -> Result<Vec<Entry>, ScimError> {
+    Ok(lookup::search(dir, caller, of_type::<R>(filter), attrs)?.into_iter().filter(R::accepts).collect())
+}
+
+/// `filter` restricted to the resource type's class.
+pub(super) fn of_type<R: ResourceType>(filter: Filter) -> Filter {
+    Filter::And(vec![Filter::Equality("objectClass".into(), R::CLASS.as_bytes().to_vec()), filter])
 }

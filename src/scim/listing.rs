@@ -9,10 +9,10 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::filter::{self, Context, Lowered};
-use super::handlers::{ResourceType, entries};
+use super::handlers::{ResourceType, entries, entries_with, of_type};
 use super::query::{self, ListParams, Listed, Paging};
 use super::{Caller, ScimContext, ScimError, evaluate, lookup, scim_json};
-use crate::directory::{Entry, Filter};
+use crate::directory::{Dn, Filter};
 
 /// Lower a list's filter for a resource type, as the caller sees ids.
 pub(super) fn lowered<R: ResourceType>(
@@ -52,52 +52,77 @@ pub(super) fn list<R: ResourceType>(
         }
         _ => None,
     };
+    let cursor_paging = matches!(params.paging, Paging::Cursor(_));
+    let digest = params.digest(R::MAPPING, &caller.1.dn);
+    if lowered.exact && sort.is_none() {
+        // The directory's answer is the list: its matches are gathered with
+        // their ids alone, and only the page's entries are read whole and
+        // rendered (a page of 100 of 30,000 agents reads 100 entries).
+        let ids_only = entries_with::<R>(dir, caller, lowered.filter.clone(), &["entryUUID"])?;
+        let mut listed: Vec<Listed<Dn>> = ids_only
+            .into_iter()
+            .map(|e| {
+                let id = e.first_str("entryUUID").unwrap_or_default().to_string();
+                Listed { position: (None, id), item: e.dn }
+            })
+            .collect();
+        if cursor_paging {
+            query::sort_positions(&mut listed, params.descending);
+        }
+        let total = listed.len();
+        let (range, next, previous) = page_range(ctx, params, &listed, opened, &digest);
+        let mut page = Vec::with_capacity(range.len());
+        for l in listed.drain(range) {
+            // Gone or changed since it was listed: left out of its page.
+            if let Some(entry) = lookup::reread(dir, caller, &l.item, of_type::<R>(lowered.filter.clone()))? {
+                page.push(params.projection.apply(R::MAPPING, R::render(dir, caller, &entry, &params.projection)));
+            }
+        }
+        return Ok(scim_json(StatusCode::OK, query::list_response(page, &params.paging, total, next, previous)));
+    }
+    // A filter the directory could not decide, or a sort: every document rendered.
     let found = entries::<R>(dir, caller, lowered.filter)?;
-    // The documents are rendered up front only when something needs them all:
-    // a filter the directory could not decide, or a sort.
-    let render_all = !lowered.exact || sort.is_some();
     // A filter evaluated on the documents sees them whole (a filter on members).
     let whole = super::query::Projection::default();
     let render_with = if lowered.exact { &params.projection } else { &whole };
-    let mut listed: Vec<Listed<(Entry, Option<Value>)>> = Vec::with_capacity(found.len());
+    let mut listed: Vec<Listed<Value>> = Vec::with_capacity(found.len());
     for entry in found {
-        let doc = render_all.then(|| R::render(dir, caller, &entry, render_with));
-        if let (false, Some(f), Some(d)) = (lowered.exact, &parsed, &doc)
-            && !evaluate::matches(R::MAPPING, d, f)
+        let doc = R::render(dir, caller, &entry, render_with);
+        if let (false, Some(f)) = (lowered.exact, &parsed)
+            && !evaluate::matches(R::MAPPING, &doc, f)
         {
             continue;
         }
-        let key = match (&sort, &doc) {
-            (Some(p), Some(d)) => evaluate::sort_key(d, p),
-            _ => None,
-        };
+        let key = sort.as_ref().and_then(|p| evaluate::sort_key(&doc, p));
         let id = entry.first_str("entryUUID").unwrap_or_default().to_string();
-        listed.push(Listed { position: (key, id), item: (entry, doc) });
+        listed.push(Listed { position: (key, id), item: doc });
     }
     let total = listed.len();
-    let cursor_paging = matches!(params.paging, Paging::Cursor(_));
     if sort.is_some() || cursor_paging {
         query::sort_positions(&mut listed, params.descending);
     }
-    let (range, next, previous) = match &params.paging {
-        Paging::Index { start } => {
-            let first = (start - 1).min(total);
-            (first..(first + params.count).min(total), None, None)
-        }
-        Paging::Cursor(_) => {
-            let digest = params.digest(R::MAPPING, &caller.1.dn);
-            query::cursor_page(&listed, opened, params.count, params.descending, &ctx.cursors, &digest)
-        }
-    };
-    let page: Vec<Value> = listed
-        .drain(range)
-        .map(|l| {
-            let (entry, doc) = l.item;
-            let doc = doc.unwrap_or_else(|| R::render(dir, caller, &entry, &params.projection));
-            params.projection.apply(R::MAPPING, doc)
-        })
-        .collect();
+    let (range, next, previous) = page_range(ctx, params, &listed, opened, &digest);
+    let page: Vec<Value> = listed.drain(range).map(|l| params.projection.apply(R::MAPPING, l.item)).collect();
     Ok(scim_json(StatusCode::OK, query::list_response(page, &params.paging, total, next, previous)))
+}
+
+/// The part of a listing a page shows: from `startIndex` (RFC 7644
+/// §3.4.2.4), or after a cursor (RFC 9865) with the cursors to the next and
+/// previous pages.
+fn page_range<T>(
+    ctx: &ScimContext,
+    params: &ListParams,
+    listed: &[Listed<T>],
+    opened: Option<(super::cursor::Position, super::cursor::Direction)>,
+    digest: &str,
+) -> (std::ops::Range<usize>, Option<String>, Option<String>) {
+    match &params.paging {
+        Paging::Index { start } => {
+            let first = (start - 1).min(listed.len());
+            (first..(first + params.count).min(listed.len()), None, None)
+        }
+        Paging::Cursor(_) => query::cursor_page(listed, opened, params.count, params.descending, &ctx.cursors, digest),
+    }
 }
 
 /// The documents of one resource type a root search (`POST /.search`)

@@ -14,17 +14,34 @@ pub fn base_of(dir: &Directory, caller: &Caller) -> Dn {
     }
 }
 
-/// The entries under the caller's base matching `filter`, with their stored
-/// and operational attributes.
-pub fn search(dir: &Directory, caller: &Caller, filter: Filter) -> Result<Vec<Entry>, ScimError> {
+/// The entries under the caller's base matching `filter`, with the
+/// attributes named (`*` and `+`: their stored and operational ones).
+pub fn search(dir: &Directory, caller: &Caller, filter: Filter, attrs: &[&str]) -> Result<Vec<Entry>, ScimError> {
     let mut req = SearchRequest::new(base_of(dir, caller), Scope::Sub, filter);
-    req.attrs = vec!["*".into(), "+".into()];
+    req.attrs = attrs.iter().map(|a| a.to_string()).collect();
     let mut out = Vec::new();
     dir.search(&caller.1.principal, &req, |e| {
         out.push(e);
         Ok(())
     })?;
     Ok(out)
+}
+
+/// The entry at `dn` again, with its stored and operational attributes, if it still
+/// matches `filter` for the caller (it may have changed since it was listed).
+pub fn reread(dir: &Directory, caller: &Caller, dn: &Dn, filter: Filter) -> Result<Option<Entry>, ScimError> {
+    let mut req = SearchRequest::new(dn.clone(), Scope::Base, filter);
+    req.attrs = vec!["*".into(), "+".into()];
+    let mut found = None;
+    match dir.search(&caller.1.principal, &req, |e| {
+        found = Some(e);
+        Ok(())
+    }) {
+        Ok(_) => Ok(found),
+        // Deleted since it was listed.
+        Err(crate::directory::DirectoryError::NoSuchObject { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn by_id(id: &str) -> Filter {
