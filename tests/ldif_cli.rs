@@ -112,6 +112,24 @@ fn a_bad_import_names_the_line_and_changes_nothing() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 6"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(export(&tmp.path().join("d")), before);
+
+    // Entries are prepared ahead of the one being stored: a refusal only the
+    // store can see (a missing parent), after many good entries and before
+    // a bad one, is the one reported, and nothing is kept.
+    let mut late = String::new();
+    for i in 0..1500 {
+        late.push_str(&format!("dn: ou=u{i},dc=cig,dc=fr\nobjectClass: organizationalUnit\nou: u{i}\n\n"));
+    }
+    let orphan_line = late.lines().count() + 1;
+    late.push_str("dn: ou=x,ou=nowhere,dc=cig,dc=fr\nobjectClass: organizationalUnit\nou: x\n\n");
+    late.push_str("dn: ou=y,dc=cig,dc=fr\nobjectClass: organizationalUnit\nou: y\nshoeSize: 42\n");
+    let file = tmp.path().join("late.ldif");
+    std::fs::write(&file, late).unwrap();
+    let out = import(&tmp.path().join("d"), &file);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("line {orphan_line}")) && !err.contains("shoeSize"), "{err}");
+    assert_eq!(export(&tmp.path().join("d")), before);
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub mod dn;
 pub mod entry;
 pub mod error;
 pub mod filter;
+mod import;
 mod indexes;
 pub mod last_bind;
 pub mod lifecycle;

@@ -226,52 +226,6 @@ impl Directory {
         Ok(())
     }
 
-    /// Apply many changes in one transaction: all of them, or none when one
-    /// fails (its index and the error are returned). `progress` is called after
-    /// each change. Used by LDIF import.
-    pub fn apply_batch(
-        &self,
-        actor: &Actor,
-        changes: impl IntoIterator<Item = Result<Change, (usize, DirectoryError)>>,
-        mode: AddMode,
-        mut progress: impl FnMut(usize),
-    ) -> Result<usize, (usize, DirectoryError)> {
-        if mode == AddMode::Client {
-            // A client's batch (a SCIM request) is committed with concurrent ones.
-            let changes = changes.into_iter().collect::<Result<Vec<_>, _>>()?;
-            let n = changes.len();
-            self.write(actor, super::request::Write::new(changes))?;
-            progress(n);
-            return Ok(n);
-        }
-        let txn = self.store.write_unlogged().map_err(|e| (0, e.into()))?;
-        let mut w = txn.tables().map_err(|e| (0, e.into()))?;
-        w.bulk();
-        let mut n = 0;
-        for (i, change) in changes.into_iter().enumerate() {
-            let change = change?;
-            let (op, target, attrs) = describe(&change);
-            let r = self.apply_in(&mut w, actor, change, mode);
-            if let Err(e) = r {
-                // Released first: the refusal is recorded in a transaction of its own.
-                drop(w);
-                drop(txn);
-                self.audit_refusal(actor, op, &target, attrs, &e);
-                return Err((i, e));
-            }
-            n += 1;
-            progress(n);
-        }
-        // Replicas with cookies from before the import (from the slapd it
-        // came from) get the present phase: its deletions are not in the log.
-        w.deletions_known_from_now().map_err(|e| (n, e.into()))?;
-        // An import is one large transaction: written to redb durably, not logged.
-        let staged = w.finish().map_err(|e| (n, e.into()))?;
-        txn.commit_durable(staged).map_err(|e| (n, e.into()))?;
-        self.committed(true);
-        Ok(n)
-    }
-
     pub(super) fn add_in(&self, w: &mut WriteTx, actor: &Actor, entry: Entry, mode: AddMode) -> Result<()> {
         let prepared = self.prepare_add(actor, entry, mode)?;
         self.store_add(w, actor, &prepared, mode)
