@@ -170,6 +170,11 @@ async fn size_limited_and_paged_searches_return_the_first_entries_of_the_unlimit
                 Ok(())
             })
             .unwrap();
+        // The audit trail's changelog pages too, in its own order.
+        let changelog = Query { base: "cn=changelog", scope: Scope::OneLevel, filter: "(objectClass=changeLogEntry)" };
+        let (trail, rc) = search(&rt, &mut admin, changelog, 0);
+        assert!(rc == 0 && trail.len() > 1400, "{rc}: {} changes", trail.len());
+        assert_eq!(paged(&rt, &mut admin, changelog, 50), trail);
         // The référent's searches did go through candidates it may not see.
         let dupont = Query { base: SUFFIX, scope: Scope::Subtree, filter: "(sn=Dupont*)" };
         let (seen, _) = search(&rt, &mut referent, dupont, 0);

@@ -52,7 +52,7 @@ impl Directory {
         let changes = changes.into_iter();
         let stored = std::thread::scope(|scope| {
             let (queue, prepared) = mpsc::sync_channel::<Prepared>(IMPORT_QUEUE);
-            scope.spawn(move || self.prepare_all(actor, changes, mode, queue));
+            let preparer = scope.spawn(move || self.prepare_all(actor, changes, mode, queue));
             let mut n = 0;
             for (i, described, staged) in prepared {
                 let r = staged.and_then(|staged| match staged {
@@ -65,6 +65,12 @@ impl Directory {
                 }
                 n += 1;
                 progress(n);
+            }
+            // The queue ended: every change was read, unless the preparing
+            // thread failed, which must not pass for the end of the file.
+            if preparer.join().is_err() {
+                let e = DirectoryError::Internal("the import stopped while preparing an entry".into());
+                return Err(Box::new((n, None, e)));
             }
             Ok(n)
         });

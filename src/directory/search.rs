@@ -125,6 +125,12 @@ const MAX_WINDOW: usize = 1 << 16;
 pub const CHANGELOG_NDN: &str = "cn=changelog";
 
 impl Directory {
+    /// Whether a search of `base` reads the audit trail's changelog, which
+    /// is not paged in the directory's id order.
+    pub fn is_changelog(&self, base: &Dn) -> bool {
+        self.normalize_dn(base).is_ok_and(|n| dn::is_under(&n, CHANGELOG_NDN))
+    }
+
     /// Run a search; each matching entry, with the selected attributes, goes to
     /// `emit`. Returns the number of entries sent. On a size or time limit the
     /// entries found so far have been sent and the error says which limit.
@@ -132,9 +138,11 @@ impl Directory {
         self.search_bounded(who, req, None, emit).map(|n| n.unwrap_or(0))
     }
 
-    /// Like [`Directory::search`], but gives up before sending anything (and
-    /// returns `None`) when the index leaves more than `max_candidates`
-    /// entries to examine: the front end then runs it off its reactor thread.
+    /// Like [`Directory::search`], but gives up (and returns `None`) when it
+    /// would examine more than `max_candidates` entries: when the index leaves
+    /// more, before sending anything; for a limited search, whose candidates
+    /// come a window at a time, as soon as it gets there. The front end then
+    /// discards what was sent and runs the search off its reactor thread.
     pub fn search_bounded(
         &self,
         who: &Principal,
@@ -156,6 +164,7 @@ impl Directory {
         page: Page,
         emit: impl FnMut(Entry) -> Result<()>,
     ) -> Result<PageEnd> {
+        // Without `max_candidates` the search does not give up.
         Ok(self.run_search(who, req, None, Some(page), emit)?.unwrap_or(PageEnd { sent: 0, next: None }))
     }
 
@@ -206,8 +215,8 @@ impl Directory {
         let mut window = stop_at.map_or(usize::MAX, |n| n.saturating_add(1));
         let (source, mut candidates, mut more) = match stop_at {
             Some(_) => {
-                let below_suffix = base_ndn == self.suffix_ndn;
-                let source = self.limited_source(&r, req.scope, base_id, below_suffix, &req.filter, window)?;
+                let at_suffix = base_ndn == self.suffix_ndn;
+                let source = self.limited_source(&r, req.scope, base_id, at_suffix, &req.filter, window)?;
                 let (ids, more) = self.window(&r, &source, after, window)?;
                 (Some(source), ids, more)
             }
@@ -241,6 +250,11 @@ impl Directory {
             for id in std::mem::take(&mut candidates) {
                 after = id;
                 examined += 1;
+                // A limited search whose windows match little (an unindexed
+                // filter under a small size limit) leaves the reactor thread.
+                if max_candidates.is_some_and(|m| examined > m) {
+                    return Ok(None);
+                }
                 if examined % 256 == 255 {
                     if req.time_limit.is_some_and(|limit| started.elapsed() > limit) {
                         return Err(DirectoryError::TimeLimitExceeded);

@@ -35,7 +35,7 @@ impl Directory {
         r: &impl Reader,
         scope: Scope,
         base_id: u64,
-        below_suffix: bool,
+        at_suffix: bool,
         f: &Filter,
         wanted: usize,
     ) -> Result<Source> {
@@ -47,7 +47,7 @@ impl Directory {
                 Some(ids) => Source::Listed(ids),
                 None => Source::Children(base_id),
             },
-            Scope::Sub | Scope::Children if below_suffix => self.filter_source(r, f, listed)?,
+            Scope::Sub | Scope::Children if at_suffix => self.filter_source(r, f, listed)?,
             Scope::Sub | Scope::Children => match subtree_ids(r, base_id, listed)? {
                 // One organisation: its subtree, narrowed by an index no longer than it.
                 Some(ids) if ids.len() <= SMALL_SUBTREE => Source::Listed(ids),
@@ -84,6 +84,8 @@ impl Directory {
     /// The index keys and key prefixes whose lists together hold every entry
     /// `f` may match, when there are such (false: read otherwise). A
     /// conjunction needs only one conjunct's: the most selective that has them.
+    /// An unknown attribute, or a value its rule cannot normalise, matches
+    /// nothing (RFC 4511 §4.5.1.7: Undefined): true, with no key added.
     fn windowed_keys(&self, f: &Filter, keys: &mut Vec<Vec<u8>>, prefixes: &mut Vec<Vec<u8>>) -> bool {
         match f {
             Filter::Equality(a, v) => {

@@ -13,7 +13,9 @@ use crate::ldap::paging::{Cursor, Position};
 use crate::ldap::result::{from_error, result, success};
 use crate::ldap::{Conn, oids};
 
-/// Paged and/or sorted search: gather the matching DNs once, then serve a page.
+/// Paged and/or sorted search: one page read where the last one ended, or
+/// (sorted, size-limited, or the changelog) the matching DNs gathered once
+/// and served a page at a time.
 pub(super) fn result_set_search(
     conn: &Conn,
     session: &Session,
@@ -22,7 +24,16 @@ pub(super) fn result_set_search(
     c: SearchControls,
 ) -> Vec<u8> {
     let dir = &conn.ctx.directory;
-    let fingerprint = format!("{}|{:?}|{}|{:?}|{}", sreq.base, sreq.scope, sreq.filter, sreq.attrs, c.sort.is_some());
+    // The kind of cursor follows from the sort and the size limit: both in it.
+    let fingerprint = format!(
+        "{}|{:?}|{}|{:?}|{}|{}",
+        sreq.base,
+        sreq.scope,
+        sreq.filter,
+        sreq.attrs,
+        c.sort.is_some(),
+        sreq.size_limit
+    );
     let mut response_controls = Vec::new();
     let finish = |res: &LdapResult, ctrls: &[ResponseControl]| conn.result_pdu(id, ber::SEARCH_RESULT_DONE, res, ctrls);
     let (page_size, cookie) = c.paged.clone().unwrap_or((0, Vec::new()));
@@ -49,7 +60,7 @@ pub(super) fn result_set_search(
         return finish(&success(), &[paged]);
     }
     // Unsorted and unlimited: one page read from where the last one ended.
-    if c.sort.is_none() && sreq.size_limit == 0 {
+    if c.sort.is_none() && sreq.size_limit == 0 && !dir.is_changelog(&sreq.base) {
         let after = match cursor.map(|c| c.position) {
             Some(Position::After(id)) => id,
             _ => 0,
