@@ -28,7 +28,7 @@ MANIFEST="$WORK/cig-$AGENTS"
 python3 -c 'import ldap3' 2>/dev/null || { echo "paged.sh: needs python3's ldap3 (pip install ldap3)" >&2; exit 1; }
 
 # The largest organisation, and a SCIM token bound to it (written before the server starts).
-ORG="$(grep -v '^#' "$MANIFEST.orgs.tsv" | sort -t$'\t' -k2 -n -r | head -1 | cut -f1 | sed -e 's/^ou=agents,o=//' -e 's/,.*//')"
+ORG="$(awk -F'\t' '!/^#/ && $2 > max { max = $2; dn = $1 } END { print dn }' "$MANIFEST.orgs.tsv" | sed -e 's/^ou=agents,o=//' -e 's/,.*//')"
 TOKEN="$("$CONV" token create --data "$DATA" --org "$ORG" --name paged-bench | tail -1)"
 
 CONVERGENCES_ACCESS_POLICY=baseline CONVERGENCES_PASSWORD_REHASH=false CONVERGENCES_CACHE_MB="$CACHE_MB" \
