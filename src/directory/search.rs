@@ -205,12 +205,7 @@ impl Directory {
         // A limited search (a size limit, a page) reads its candidates a
         // window at a time, from the last one examined: the first window
         // holds one more than it may send, the next four times as many.
-        let stop_at = match (page.map(|p| p.size), req.size_limit) {
-            (Some(size), 0) => Some(size),
-            (Some(size), limit) => Some(size.min(limit)),
-            (None, 0) => None,
-            (None, limit) => Some(limit),
-        };
+        let stop_at = page.map(|p| p.size).into_iter().chain((req.size_limit > 0).then_some(req.size_limit)).min();
         let mut after = page.map_or(0, |p| p.after);
         let mut window = stop_at.map_or(usize::MAX, |n| n.saturating_add(1));
         let (source, mut candidates, mut more) = match stop_at {

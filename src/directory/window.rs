@@ -64,21 +64,21 @@ impl Directory {
     /// at a time when they can be read so, else what the indexes give when
     /// that is at most `listed` ids, else every entry.
     fn filter_source(&self, r: &impl Reader, f: &Filter, listed: usize) -> Result<Source> {
-        let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+        let postings = || {
+            let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+            self.windowed_keys(f, &mut keys, &mut prefixes).then_some(Source::Postings { keys, prefixes })
+        };
         // A conjunction or a disjunction may narrow to few ids, which one
-        // of its lists read a window at a time would not see.
-        let compound = matches!(f, Filter::And(_) | Filter::Or(_));
-        if !compound && self.windowed_keys(f, &mut keys, &mut prefixes) {
-            return Ok(Source::Postings { keys, prefixes });
+        // of its lists read a window at a time would not see: planned first.
+        if !matches!(f, Filter::And(_) | Filter::Or(_))
+            && let Some(source) = postings()
+        {
+            return Ok(source);
         }
         if let Some(ids) = self.plan(r, f, listed)? {
             return Ok(Source::Listed(ids));
         }
-        let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
-        if compound && self.windowed_keys(f, &mut keys, &mut prefixes) {
-            return Ok(Source::Postings { keys, prefixes });
-        }
-        Ok(Source::All)
+        Ok(postings().unwrap_or(Source::All))
     }
 
     /// The index keys and key prefixes whose lists together hold every entry

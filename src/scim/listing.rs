@@ -72,9 +72,10 @@ pub(super) fn list<R: ResourceType>(
         let total = listed.len();
         let (range, next, previous) = page_range(ctx, params, &listed, opened, &digest);
         let mut page = Vec::with_capacity(range.len());
+        let still_matches = of_type::<R>(lowered.filter);
         for l in listed.drain(range) {
             // Gone or changed since it was listed: left out of its page.
-            if let Some(entry) = lookup::reread(dir, caller, &l.item, of_type::<R>(lowered.filter.clone()))? {
+            if let Some(entry) = lookup::reread(dir, caller, &l.item, still_matches.clone())? {
                 page.push(params.projection.apply(R::MAPPING, R::render(dir, caller, &entry, &params.projection)));
             }
         }

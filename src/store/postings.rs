@@ -139,9 +139,8 @@ pub fn read_window(
     after: u64,
     n: usize,
 ) -> Result<(Vec<u64>, bool)> {
-    let (lo, hi) = bounds(key);
-    let escaped = &lo[..lo.len() - 2];
-    let start = window_start(t, escaped, &lo, after)?;
+    let (_, hi) = bounds(key);
+    let start = window_start(t, &escape(key), after)?;
     let mut out = Vec::new();
     for item in t.range::<&[u8]>(start.as_slice()..hi.as_slice())? {
         let (_, v) = item?;
@@ -154,21 +153,18 @@ pub fn read_window(
     Ok((out, false))
 }
 
-/// Where a key's ids after `after` start: the last of its chunks whose first
-/// id is at most `after` (it may hold later ids too), else `lo`, its first.
-fn window_start(
-    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    escaped: &[u8],
-    lo: &[u8],
-    after: u64,
-) -> Result<Vec<u8>> {
+/// Where an (escaped) key's ids after `after` start: the last of its chunks
+/// whose first id is at most `after` (it may hold later ids too), else the
+/// lowest chunk key it can have.
+fn window_start(t: &impl ReadableTable<&'static [u8], &'static [u8]>, escaped: &[u8], after: u64) -> Result<Vec<u8>> {
+    let lo = chunk_key(escaped, 0);
     if after == 0 {
-        return Ok(lo.to_vec());
+        return Ok(lo);
     }
     let upto = chunk_key(escaped, after);
-    Ok(match t.range::<&[u8]>(lo..=upto.as_slice())?.next_back() {
+    Ok(match t.range::<&[u8]>(lo.as_slice()..=upto.as_slice())?.next_back() {
         Some(item) => item?.0.value().to_vec(),
-        None => lo.to_vec(),
+        None => lo,
     })
 }
 
@@ -196,9 +192,7 @@ pub fn read_prefix_window(
             (current, taken) = (key.to_vec(), 0);
             if after > 0 && first_id(k.value()) < after {
                 // Straight to the chunk holding `after`, past those before it.
-                let mut lo = current.clone();
-                lo.extend_from_slice(&[0, 0]);
-                let start = window_start(t, &current, &lo, after)?;
+                let start = window_start(t, &current, after)?;
                 if start.as_slice() != k.value() {
                     range = t.range::<&[u8]>(start.as_slice()..)?;
                     continue;

@@ -8,10 +8,15 @@ use super::deferred::{self, Deferred};
 use super::tables::*;
 use super::{ChangeRecord, Csn, Kept, Record, RecordView, Result, StoreError, TokenRecord, WriteTx, postings};
 
-/// Hand `f` the ids under `parent` in the links table, ascending, until it
-/// returns `false`.
-fn each_child(t: &impl redb::ReadableTable<u128, ()>, parent: u64, mut f: impl FnMut(u64) -> bool) -> Result<()> {
-    for item in t.range(child_link(parent, 0)..=child_link(parent, u64::MAX))? {
+/// Hand `f` the ids under `parent` in the links table after `after` (0: all
+/// of them; no entry has id 0), ascending, until it returns `false`.
+fn each_child(
+    t: &impl redb::ReadableTable<u128, ()>,
+    parent: u64,
+    after: u64,
+    mut f: impl FnMut(u64) -> bool,
+) -> Result<()> {
+    for item in t.range(child_link(parent, after.saturating_add(1))..=child_link(parent, u64::MAX))? {
         let (k, _) = item?;
         if !f(link_ends(k.value()).1) {
             break;
@@ -322,7 +327,7 @@ macro_rules! impl_reader {
             fn children(&self, id: u64) -> Result<Vec<u64>> {
                 self.with_children(|t| {
                     let mut out = Vec::new();
-                    each_child(t, id, |kid| {
+                    each_child(t, id, 0, |kid| {
                         out.push(kid);
                         true
                     })?;
@@ -333,7 +338,7 @@ macro_rules! impl_reader {
             fn children_at_most(&self, id: u64, max: usize) -> Result<Option<Vec<u64>>> {
                 self.with_children(|t| {
                     let (mut out, mut over) = (Vec::new(), false);
-                    each_child(t, id, |kid| {
+                    each_child(t, id, 0, |kid| {
                         over = out.len() == max;
                         out.push(kid);
                         !over
@@ -345,7 +350,7 @@ macro_rules! impl_reader {
             fn has_children(&self, id: u64) -> Result<bool> {
                 self.with_children(|t| {
                     let mut any = false;
-                    each_child(t, id, |_| {
+                    each_child(t, id, 0, |_| {
                         any = true;
                         false
                     })?;
@@ -356,7 +361,7 @@ macro_rules! impl_reader {
             fn child_count(&self, id: u64) -> Result<u64> {
                 self.with_children(|t| {
                     let mut n = 0;
-                    each_child(t, id, |_| {
+                    each_child(t, id, 0, |_| {
                         n += 1;
                         true
                     })?;
@@ -409,15 +414,15 @@ macro_rules! impl_reader {
 
             fn children_window(&self, id: u64, after: u64, n: usize) -> Result<(Vec<u64>, bool)> {
                 self.with_children(|t| {
-                    let mut out = Vec::new();
-                    let from = child_link(id, after.saturating_add(1));
-                    for item in t.range(from..=child_link(id, u64::MAX))? {
-                        if out.len() == n {
-                            return Ok((out, true));
+                    let (mut out, mut more) = (Vec::new(), false);
+                    each_child(t, id, after, |kid| {
+                        more = out.len() == n;
+                        if !more {
+                            out.push(kid);
                         }
-                        out.push(link_ends(item?.0.value()).1);
-                    }
-                    Ok((out, false))
+                        !more
+                    })?;
+                    Ok((out, more))
                 })
             }
 
